@@ -1,0 +1,117 @@
+/**
+ * The barrier of one batch: one slot per call, filled by the first answer (a worker's result, the
+ * deadline, a cancellation), resolved when every slot is filled. Deadlines are plain timers in
+ * this process, so a batch answers on time whatever Redis and the workers do.
+ */
+import { type CallResult, CONTRACT_VERSION, type FailurePolicy, messages, type Outcome } from '@toolq/shared';
+
+export interface BarrierCall {
+  index: number;
+  toolUseId: string;
+  tool: string;
+  /** Epoch ms. */
+  deadline: number;
+  timeoutMs: number;
+}
+
+export interface SettledCall {
+  result: CallResult;
+  /** Epoch ms when this coordinator learnt the answer. */
+  settledAt: number;
+  /** True when this coordinator answered it (deadline, cancellation) rather than a worker. */
+  byCoordinator: boolean;
+}
+
+export class Barrier {
+  readonly createdAt = Date.now();
+  readonly done: Promise<SettledCall[]>;
+  private readonly slots: (SettledCall | undefined)[];
+  private remaining: number;
+  private resolve!: (calls: SettledCall[]) => void;
+  private readonly timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    readonly batchId: string,
+    private readonly calls: readonly BarrierCall[],
+    private readonly policy: FailurePolicy,
+  ) {
+    this.slots = new Array(calls.length).fill(undefined);
+    this.remaining = calls.length;
+    this.done = new Promise((resolve) => {
+      this.resolve = resolve;
+    });
+    for (const deadline of new Set(calls.map((c) => c.deadline))) {
+      const timer = setTimeout(() => this.expire(deadline), Math.max(0, deadline - Date.now()));
+      this.timers.push(timer);
+    }
+    if (calls.length === 0) this.finish();
+  }
+
+  get isDone(): boolean {
+    return this.remaining === 0;
+  }
+
+  pendingIndexes(): number[] {
+    const out: number[] = [];
+    this.slots.forEach((slot, i) => {
+      if (!slot) out.push(i);
+    });
+    return out;
+  }
+
+  /** First answer wins; returns false when the call already had one. */
+  settle(index: number, result: CallResult, byCoordinator = false): boolean {
+    if (this.slots[index] || index < 0 || index >= this.slots.length) return false;
+    this.slots[index] = { result, settledAt: Date.now(), byCoordinator };
+    this.remaining--;
+    if (this.policy === 'abort' && result.isError && result.outcome !== 'cancelled') {
+      const reason = `${result.tool} (${result.toolUseId}) failed: ${firstLine(result.content)}`;
+      this.cancelPending(`another call in this batch failed: ${reason}`);
+    }
+    if (this.remaining === 0) this.finish();
+    return true;
+  }
+
+  /** Answers every call still waiting as cancelled (abort policy, caller's signal, shutdown). */
+  cancelPending(reason: string): void {
+    for (const index of this.pendingIndexes()) {
+      this.settle(index, this.coordinatorResult(index, 'cancelled', messages.cancelled(reason)), true);
+    }
+  }
+
+  private expire(deadline: number): void {
+    for (const index of this.pendingIndexes()) {
+      const call = this.calls[index];
+      if (call && call.deadline <= deadline) {
+        this.settle(
+          index,
+          this.coordinatorResult(index, 'timeout', messages.timeout(call.tool, call.timeoutMs)),
+          true,
+        );
+      }
+    }
+  }
+
+  coordinatorResult(index: number, outcome: Outcome, content: string): CallResult {
+    const call = this.calls[index];
+    return {
+      v: CONTRACT_VERSION,
+      toolUseId: call?.toolUseId ?? '',
+      tool: call?.tool ?? '',
+      outcome,
+      content,
+      isError: outcome !== 'ok',
+      attempts: 0,
+    };
+  }
+
+  private finish(): void {
+    for (const timer of this.timers) clearTimeout(timer);
+    this.resolve(this.slots as SettledCall[]);
+  }
+}
+
+function firstLine(content: CallResult['content']): string {
+  const text = typeof content === 'string' ? content : JSON.stringify(content);
+  return (text.split('\n')[0] ?? '').slice(0, 300);
+}

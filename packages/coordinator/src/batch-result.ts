@@ -1,0 +1,71 @@
+/** What a dispatch answers: the ordered tool_result blocks and what happened to each call. */
+import { type Outcome, type ToolResultBlock, toToolResultBlock } from '@toolq/shared';
+import type { SettledCall } from './barrier.ts';
+
+export interface CallStats {
+  toolUseId: string;
+  tool: string;
+  /** Pool the call was queued on; absent when it never reached a queue (unknown tool, no worker). */
+  pool?: string;
+  outcome: Outcome;
+  /** Worker that ran it. */
+  worker?: string;
+  attempts: number;
+  /** Enqueue → start on a worker. */
+  queueWaitMs?: number;
+  /** Start → end on the worker. */
+  runMs?: number;
+  /** Dispatch → answer known to the coordinator. */
+  latencyMs: number;
+}
+
+export interface BatchResult {
+  batchId: string;
+  /** In the order of the tool_use blocks, one per block. */
+  toolResults: ToolResultBlock[];
+  calls: CallStats[];
+  wallMs: number;
+  /** Run time of the slowest call on its worker (0 when none ran). */
+  slowestRunMs: number;
+  /** wallMs − slowestRunMs: what the queue, the network and the barrier cost. */
+  overheadMs: number;
+}
+
+export function summarise(input: {
+  batchId: string;
+  startedAt: number;
+  toolUses: readonly { id: string }[];
+  settled: readonly SettledCall[];
+  pools: ReadonlyMap<number, string>;
+}): BatchResult {
+  const endedAt = Math.max(input.startedAt, ...input.settled.map((s) => s.settledAt));
+  const calls: CallStats[] = input.settled.map(({ result, settledAt }, index) => {
+    const stats: CallStats = {
+      toolUseId: result.toolUseId,
+      tool: result.tool,
+      outcome: result.outcome,
+      attempts: result.attempts,
+      latencyMs: settledAt - input.startedAt,
+    };
+    const pool = input.pools.get(index);
+    if (pool) stats.pool = pool;
+    if (result.worker) stats.worker = result.worker;
+    if (result.startedAt && result.enqueuedAt)
+      stats.queueWaitMs = Math.max(0, result.startedAt - result.enqueuedAt);
+    if (result.startedAt && result.finishedAt) stats.runMs = result.finishedAt - result.startedAt;
+    return stats;
+  });
+  const wallMs = endedAt - input.startedAt;
+  const slowestRunMs = Math.max(0, ...calls.map((c) => c.runMs ?? 0));
+  return {
+    batchId: input.batchId,
+    // The caller's ids, not the worker's echo of them: a tool_result must match its tool_use exactly.
+    toolResults: input.settled.map(({ result }, i) =>
+      toToolResultBlock({ ...result, toolUseId: input.toolUses[i]?.id ?? result.toolUseId }),
+    ),
+    calls,
+    wallMs,
+    slowestRunMs,
+    overheadMs: Math.max(0, wallMs - slowestRunMs),
+  };
+}

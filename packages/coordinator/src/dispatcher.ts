@@ -1,0 +1,337 @@
+/**
+ * The Dispatcher turns the tool_use blocks of one model turn into BullMQ jobs and answers with the
+ * ordered tool_result blocks. Results reach it through its own reply stream (ReplyReader); a
+ * periodic sweep reads the batch records of batches still waiting, so a missed notification costs
+ * latency, never correctness; deadlines are enforced here whatever the workers do.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  BATCH_TTL_AFTER_DEADLINE_MS,
+  type CallResult,
+  CONTRACT_VERSION,
+  type CoordinatorMetrics,
+  closeRedis,
+  createCoordinatorMetrics,
+  createKeys,
+  createLogger,
+  createRedis,
+  createRegistry,
+  type FailurePolicy,
+  type JobData,
+  type Keys,
+  type Logger,
+  markAnswered,
+  messages,
+  publishCancel,
+  type Redis,
+  type Registry,
+  readResults,
+  ToolqError,
+} from '@toolq/shared';
+import { Queue } from 'bullmq';
+import { Barrier, type BarrierCall, type SettledCall } from './barrier.ts';
+import { type BatchResult, summarise } from './batch-result.ts';
+import { Catalog } from './catalog.ts';
+import { type Reply, ReplyReader } from './reply-reader.ts';
+
+export interface ToolUse {
+  id: string;
+  name: string;
+  input: unknown;
+}
+
+export interface DispatchOptions {
+  /** Per-call timeout. Default: each tool's own timeout (which defaults to 30 s). A smaller value wins. */
+  timeoutMs?: number;
+  /** Default `continue`. */
+  failurePolicy?: FailurePolicy;
+  /** With `retry`: re-runs per call, for tools that declare `retry`. Default: the tool's own. */
+  maxRetries?: number;
+  /** Aborting answers every unanswered call as cancelled at once. */
+  signal?: AbortSignal;
+}
+
+export interface DispatcherOptions {
+  /** Default `redis://127.0.0.1:6379`. */
+  redisUrl?: string;
+  /** Default `toolq`. */
+  prefix?: string;
+  /** Default: `<host>-<pid>-<random>`; set a stable one to collect a batch after a restart. */
+  coordinatorId?: string;
+  /** How often batches still waiting have their records read from Redis. Default 1000 ms. */
+  sweepIntervalMs?: number;
+  logger?: Logger;
+  /** Default: a new registry. */
+  registry?: Registry;
+}
+
+interface Pending {
+  barrier: Barrier;
+  batchKey: string;
+  pools: Map<number, string>;
+  lastSweep: number;
+}
+
+export class Dispatcher {
+  readonly coordinatorId: string;
+  readonly catalog: Catalog;
+  readonly registry: Registry;
+  readonly metrics: CoordinatorMetrics;
+  private readonly keys: Keys;
+  private readonly logger: Logger;
+  private readonly redis: Redis;
+  private readonly reader: ReplyReader;
+  private readonly queues = new Map<string, Queue>();
+  private readonly pending = new Map<string, Pending>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly options: DispatcherOptions = {}) {
+    this.keys = createKeys(options.prefix ?? 'toolq');
+    this.coordinatorId = options.coordinatorId ?? `${process.pid}-${randomUUID().slice(0, 8)}`;
+    this.logger = (options.logger ?? createLogger({ name: 'toolq-coordinator' })).child({
+      coordinator: this.coordinatorId,
+    });
+    this.registry = options.registry ?? createRegistry({ labels: { component: 'coordinator' } });
+    this.metrics = createCoordinatorMetrics(this.registry);
+    this.redis = createRedis(options.redisUrl);
+    this.redis.on('error', (err) => this.logger.warn({ err: err.message }, 'redis error'));
+    const blocking = createRedis(options.redisUrl);
+    blocking.on('error', () => undefined); // reported by the reader loop
+    this.catalog = new Catalog({ redis: this.redis, keys: this.keys, logger: this.logger });
+    this.reader = new ReplyReader({
+      blocking,
+      redis: this.redis,
+      streamKey: this.keys.replyStream(this.coordinatorId),
+      logger: this.logger,
+      onReplies: (replies) => this.onReplies(replies),
+    });
+  }
+
+  /** Connects, loads the catalog and starts the reply reader; dispatch() may be called right after. */
+  async start(): Promise<void> {
+    await this.catalog.start();
+    this.reader.start();
+    const every = this.options.sweepIntervalMs ?? 1_000;
+    this.sweepTimer = setInterval(() => {
+      this.sweep(every).catch((err: Error) => this.logger.warn({ err: err.message }, 'sweep failed'));
+    }, every);
+    this.sweepTimer.unref();
+  }
+
+  /** Redis answers and the reply reader is reading. */
+  async isReady(): Promise<boolean> {
+    if (this.closing || !this.reader.isHealthy()) return false;
+    try {
+      return (await this.redis.ping()) === 'PONG';
+    } catch {
+      return false;
+    }
+  }
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  async dispatch(toolUses: readonly ToolUse[], options: DispatchOptions = {}): Promise<BatchResult> {
+    if (this.closing) throw new ToolqError('SHUTTING_DOWN', 'the coordinator is shutting down');
+    assertUniqueIds(toolUses);
+    const startedAt = Date.now();
+    const batchId = randomUUID();
+    const batchKey = this.keys.batch(this.coordinatorId, batchId);
+    const policy = options.failurePolicy ?? 'continue';
+    const lookups = await Promise.all(toolUses.map((use) => this.catalog.lookup(use.name)));
+
+    const calls: BarrierCall[] = toolUses.map((use, index) => {
+      const lookup = lookups[index];
+      const toolTimeout = lookup?.kind === 'ok' ? lookup.spec.timeoutMs : 30_000;
+      const timeoutMs = Math.max(1, Math.min(options.timeoutMs ?? toolTimeout, toolTimeout));
+      return { index, toolUseId: use.id, tool: use.name, timeoutMs, deadline: startedAt + timeoutMs };
+    });
+    const barrier = new Barrier(batchId, calls, policy);
+    const entry: Pending = { barrier, batchKey, pools: new Map(), lastSweep: startedAt };
+    this.pending.set(batchId, entry);
+
+    const jobs: { pool: string; data: JobData; index: number }[] = [];
+    lookups.forEach((lookup, index) => {
+      const call = calls[index] as BarrierCall;
+      if (lookup.kind === 'unknown') {
+        barrier.settle(
+          index,
+          barrier.coordinatorResult(index, 'unknown_tool', messages.unknownTool(call.tool)),
+          true,
+        );
+      } else if (lookup.kind === 'no_worker') {
+        barrier.settle(
+          index,
+          barrier.coordinatorResult(index, 'error', messages.noWorker(call.tool, lookup.pool)),
+          true,
+        );
+      } else {
+        entry.pools.set(index, lookup.pool);
+        jobs.push({
+          pool: lookup.pool,
+          index,
+          data: this.jobData(call, toolUses[index]?.input, batchId, batchKey, options),
+        });
+      }
+    });
+
+    const onAbort = () =>
+      barrier.cancelPending(
+        `the caller cancelled the batch (${String(options.signal?.reason ?? 'aborted')})`,
+      );
+    if (options.signal?.aborted) onAbort();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    // Not awaited: the barrier answers by the deadline even if Redis never takes the jobs.
+    if (!barrier.isDone) void this.enqueue(barrier, jobs);
+
+    const settled = await barrier.done;
+    options.signal?.removeEventListener('abort', onAbort);
+    this.pending.delete(batchId);
+    this.afterAnswer(batchId, entry, settled);
+    const result = summarise({ batchId, startedAt, toolUses, settled, pools: entry.pools });
+    this.observe(result);
+    return result;
+  }
+
+  private jobData(
+    call: BarrierCall,
+    input: unknown,
+    batchId: string,
+    batchKey: string,
+    o: DispatchOptions,
+  ): JobData {
+    return {
+      v: CONTRACT_VERSION,
+      tool: call.tool,
+      input,
+      toolUseId: call.toolUseId,
+      deadline: call.deadline,
+      timeoutMs: call.timeoutMs,
+      failurePolicy: o.failurePolicy ?? 'continue',
+      ...(o.maxRetries !== undefined ? { maxRetries: o.maxRetries } : {}),
+      enqueuedAt: Date.now(),
+      reply: { batchId, index: call.index, batchKey, streamKey: this.keys.replyStream(this.coordinatorId) },
+    };
+  }
+
+  private async enqueue(
+    barrier: Barrier,
+    jobs: { pool: string; data: JobData; index: number }[],
+  ): Promise<void> {
+    const byPool = new Map<string, typeof jobs>();
+    for (const job of jobs) byPool.set(job.pool, [...(byPool.get(job.pool) ?? []), job]);
+    await Promise.all(
+      [...byPool].map(async ([pool, poolJobs]) => {
+        try {
+          await this.queue(pool).addBulk(
+            poolJobs.map(({ data, index }) => ({
+              name: data.tool,
+              data,
+              opts: {
+                jobId: jobId(barrier.batchId, index),
+                removeOnComplete: true,
+                removeOnFail: { age: 3600, count: 1000 },
+              },
+            })),
+          );
+        } catch (err) {
+          const message = messages.error(`could not enqueue the call: ${(err as Error).message}`);
+          for (const { index } of poolJobs)
+            barrier.settle(index, barrier.coordinatorResult(index, 'error', message), true);
+        }
+      }),
+    );
+  }
+
+  private queue(pool: string): Queue {
+    let queue = this.queues.get(pool);
+    if (!queue) {
+      queue = new Queue(this.keys.queueName(pool), { connection: this.redis, prefix: this.keys.prefix });
+      queue.on('error', (err) => this.logger.warn({ err: err.message, pool }, 'queue error'));
+      this.queues.set(pool, queue);
+    }
+    return queue;
+  }
+
+  private onReplies(replies: Reply[]): void {
+    for (const { batchId, index, result } of replies) this.accept(batchId, index, result);
+  }
+
+  private accept(batchId: string, index: number, result: CallResult): void {
+    const entry = this.pending.get(batchId);
+    const accepted = entry?.barrier.settle(index, result) ?? false;
+    // The coordinator's own timeout or cancellation echoed back by a worker is not news.
+    if (!accepted && result.outcome !== 'timeout' && result.outcome !== 'cancelled')
+      this.metrics.lateResults.inc();
+  }
+
+  /** Reads the batch records of batches that have waited a while: heals any missed notification. */
+  private async sweep(minAgeMs: number): Promise<void> {
+    const now = Date.now();
+    const due = [...this.pending.values()].filter((e) => !e.barrier.isDone && now - e.lastSweep >= minAgeMs);
+    for (const entry of due) {
+      entry.lastSweep = now;
+      const found = await readResults(this.redis, entry.batchKey, entry.barrier.pendingIndexes());
+      for (const [index, result] of found) entry.barrier.settle(index, result);
+    }
+  }
+
+  /** Marks the batch answered (workers skip its queued calls) and stops work nobody waits for. */
+  private afterAnswer(batchId: string, entry: Pending, settled: readonly SettledCall[]): void {
+    if (entry.pools.size === 0) return; // nothing was enqueued
+    const warn = (what: string) => (err: Error) => this.logger.warn({ err: err.message, batchId }, what);
+    markAnswered(this.redis, entry.batchKey, BATCH_TTL_AFTER_DEADLINE_MS).catch(
+      warn('could not mark batch answered'),
+    );
+    const abandoned = settled.flatMap((call, index) =>
+      call.byCoordinator && entry.pools.has(index) ? [index] : [],
+    );
+    if (abandoned.length === 0) return;
+    publishCancel(this.redis, this.keys.cancelChannel(), {
+      batchId,
+      indexes: abandoned,
+      reason: 'the batch was answered without this call (deadline or cancellation)',
+    }).catch(warn('could not publish cancellation'));
+    for (const index of abandoned) {
+      const pool = entry.pools.get(index) as string;
+      // Removes a call still waiting in the queue; one already running is locked and stopped by the cancel above.
+      this.queue(pool)
+        .remove(jobId(batchId, index))
+        .catch(() => undefined);
+    }
+  }
+
+  private observe(result: BatchResult): void {
+    const m = this.metrics;
+    for (const call of result.calls)
+      m.calls.inc({ tool: call.tool, pool: call.pool ?? 'none', outcome: call.outcome });
+    m.batchSize.observe(result.calls.length);
+    m.batchDuration.observe(result.wallMs / 1000);
+    m.batchOverhead.observe(result.overheadMs / 1000);
+  }
+
+  async close(): Promise<void> {
+    this.closing ??= (async () => {
+      clearInterval(this.sweepTimer);
+      this.catalog.stop();
+      await this.reader.stop();
+      await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));
+      await closeRedis(this.redis);
+    })();
+    return this.closing;
+  }
+}
+
+function jobId(batchId: string, index: number): string {
+  return `${batchId}.${index}`;
+}
+
+function assertUniqueIds(toolUses: readonly ToolUse[]): void {
+  const seen = new Set<string>();
+  for (const [i, use] of toolUses.entries()) {
+    if (seen.has(use.id)) throw new ToolqError('INVALID_INPUT', `tool_uses.${i}.id: duplicate id ${use.id}`);
+    seen.add(use.id);
+  }
+}

@@ -1,0 +1,310 @@
+import { createKeys, createRedis, publishWorker, type Redis } from '@toolq/shared';
+import { startWorker, type ToolqWorker } from '@toolq/worker';
+import { Queue } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testLogger } from '../../../test-support/logger.ts';
+import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
+import testTools from '../../../test-support/test-tools.ts';
+import diagnostics from '../../worker/src/tools/diagnostics.ts';
+import { Dispatcher } from '../src/index.ts';
+
+let server: RedisServer;
+let worker: ToolqWorker;
+let dispatcher: Dispatcher;
+let redis: Redis;
+
+beforeAll(async () => {
+  server = await startRedisServer();
+  redis = createRedis(server.url);
+  worker = await startWorker({
+    tools: [...diagnostics.filter((t) => t.name !== 'diag_crash'), ...testTools],
+    redisUrl: server.url,
+    concurrency: 64,
+    maxResultBytes: 100_000,
+    logger: testLogger(),
+  });
+  dispatcher = new Dispatcher({ redisUrl: server.url, logger: testLogger() });
+  await dispatcher.start();
+});
+
+afterAll(async () => {
+  await dispatcher?.close();
+  await worker?.close();
+  redis?.disconnect();
+  await server?.stop();
+});
+
+const call = (id: string, name: string, input: unknown = {}) => ({ id, name, input });
+
+describe('order and content', () => {
+  it('answers in the order of the tool_use blocks, ids matching, whatever finishes first', async () => {
+    const result = await dispatcher.dispatch([
+      call('toolu_a', 'diag_sleep', { ms: 150 }),
+      call('toolu_b', 'diag_echo', { value: 'plain string' }),
+      call('toolu_c', 'diag_echo', { value: { n: 1 } }),
+      call('toolu_d', 'diag_sleep', { ms: 10 }),
+    ]);
+    expect(result.toolResults).toEqual([
+      { type: 'tool_result', tool_use_id: 'toolu_a', content: '{"slept_ms":150}' },
+      { type: 'tool_result', tool_use_id: 'toolu_b', content: 'plain string' },
+      { type: 'tool_result', tool_use_id: 'toolu_c', content: '{"n":1}' },
+      { type: 'tool_result', tool_use_id: 'toolu_d', content: '{"slept_ms":10}' },
+    ]);
+    expect(result.calls.map((c) => c.outcome)).toEqual(['ok', 'ok', 'ok', 'ok']);
+    expect(result.calls[0]?.worker).toBe(worker.id);
+  });
+
+  it('passes content blocks through', async () => {
+    const { toolResults } = await dispatcher.dispatch([call('toolu_1', 'test_blocks')]);
+    expect(toolResults[0]?.content).toEqual([
+      { type: 'text', text: 'hello' },
+      { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } },
+    ]);
+    expect(toolResults[0]?.is_error).toBeUndefined();
+  });
+
+  it('answers an empty batch at once', async () => {
+    const result = await dispatcher.dispatch([]);
+    expect(result.toolResults).toEqual([]);
+  });
+
+  it('rejects duplicate tool_use ids', async () => {
+    await expect(dispatcher.dispatch([call('x', 'diag_echo'), call('x', 'diag_echo')])).rejects.toThrow(
+      /duplicate id x/,
+    );
+  });
+});
+
+describe('error mapping (promise 2)', () => {
+  it('maps each kind of failure to is_error with a message the model can act on', async () => {
+    const result = await dispatcher.dispatch(
+      [
+        call('t1', 'diag_fail', { message: 'the API said no' }),
+        call('t2', 'no_such_tool', {}),
+        call('t3', 'diag_sleep', { ms: 'soon' }),
+        call('t4', 'diag_sleep', { ms: 5_000 }),
+        call('t5', 'test_unserialisable', { kind: 'bigint' }),
+        call('t6', 'test_unserialisable', { kind: 'circular' }),
+        call('t7', 'test_huge', { bytes: 200_000 }),
+        call('t8', 'test_hang', {}),
+        call('t9', 'diag_echo', { value: 'fine' }),
+      ],
+      { timeoutMs: 400 },
+    );
+    const contents = result.toolResults.map((r) => [r.is_error ?? false, r.content]);
+    expect(contents).toEqual([
+      [true, 'Error: the API said no'],
+      [true, 'Unknown tool: no_such_tool'],
+      [true, 'Invalid input for diag_sleep: ms: Invalid input: expected number, received string'],
+      [true, 'Tool diag_sleep timed out after 0.4s'],
+      [
+        true,
+        expect.stringMatching(
+          /^Error: the result of test_unserialisable cannot be serialised as JSON: .*BigInt/,
+        ),
+      ],
+      [
+        true,
+        expect.stringMatching(
+          /^Error: the result of test_unserialisable cannot be serialised as JSON: .*circular/,
+        ),
+      ],
+      [true, 'Error: the result of test_huge is 200000 bytes, over the limit of 100000 bytes'],
+      [true, 'Tool test_hang timed out after 0.4s'],
+      [false, 'fine'],
+    ]);
+    expect(result.calls.map((c) => c.outcome)).toEqual([
+      'error',
+      'unknown_tool',
+      'invalid_input',
+      'timeout',
+      'error',
+      'error',
+      'error',
+      'timeout',
+      'ok',
+    ]);
+    expect(result.wallMs).toBeLessThan(2_000);
+  });
+
+  it('answers a tool whose workers are all gone at once, without a job', async () => {
+    const keys = createKeys('toolq');
+    await publishWorker(redis, keys, {
+      id: 'gone-worker',
+      pool: 'elsewhere',
+      host: 'h',
+      pid: 1,
+      concurrency: 1,
+      startedAt: Date.now() - 60_000,
+      heartbeatAt: Date.now() - 30_000,
+      tools: [{ name: 'orphan_tool', description: 'd', input_schema: { type: 'object' }, timeoutMs: 1000 }],
+    });
+    const started = Date.now();
+    const result = await dispatcher.dispatch([call('t1', 'orphan_tool', {})], { timeoutMs: 20_000 });
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(result.toolResults[0]).toMatchObject({
+      is_error: true,
+      content: expect.stringMatching(/no live worker serves tool orphan_tool/),
+    });
+    const queue = new Queue('{elsewhere}', { connection: redis, prefix: 'toolq' });
+    expect(await queue.getJobCounts('wait', 'active')).toEqual({ wait: 0, active: 0 });
+    await queue.close();
+  });
+
+  it('drops __proto__ keys at validation and pollutes nothing', async () => {
+    const input = JSON.parse('{"obj": {"__proto__": {"polluted": true}, "a": 1}}');
+    const { toolResults } = await dispatcher.dispatch([call('t1', 'test_keys', input)]);
+    expect(JSON.parse(toolResults[0]?.content as string)).toEqual({ keys: ['a'], polluted: false });
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});
+
+describe('deadlines and parallelism', () => {
+  it('runs calls at once: 8 × 400 ms answer in well under a second', async () => {
+    const result = await dispatcher.dispatch(
+      Array.from({ length: 8 }, (_, i) => call(`t${i}`, 'diag_sleep', { ms: 400 })),
+    );
+    expect(result.calls.every((c) => c.outcome === 'ok')).toBe(true);
+    expect(result.wallMs).toBeLessThan(900);
+  });
+
+  it('answers each call by its own deadline: fast ones succeed, slow ones time out', async () => {
+    const started = Date.now();
+    const result = await dispatcher.dispatch(
+      [call('fast', 'diag_sleep', { ms: 50 }), call('slow', 'diag_sleep', { ms: 10_000 })],
+      { timeoutMs: 500 },
+    );
+    const elapsed = Date.now() - started;
+    expect(result.calls.map((c) => c.outcome)).toEqual(['ok', 'timeout']);
+    expect(elapsed).toBeGreaterThanOrEqual(490);
+    expect(elapsed).toBeLessThan(1_500);
+  });
+
+  it('cancels the call on its worker when the deadline passes', async () => {
+    await dispatcher.dispatch([call('slow', 'diag_sleep', { ms: 3_000 })], { timeoutMs: 200 });
+    // The worker stops the sleep at once instead of holding a slot for 3 s.
+    const deadline = Date.now() + 2_000;
+    let active = 1;
+    const queue = new Queue('{default}', { connection: redis, prefix: 'toolq' });
+    while (Date.now() < deadline && active > 0) {
+      active = (await queue.getJobCounts('active')).active ?? 0;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await queue.close();
+    expect(active).toBe(0);
+  });
+
+  it('cancels every unanswered call when the caller aborts', async () => {
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new Error('user hung up')), 100);
+    const result = await dispatcher.dispatch(
+      [call('a', 'diag_sleep', { ms: 5_000 }), call('b', 'diag_echo', { value: 1 })],
+      {
+        signal: controller.signal,
+      },
+    );
+    expect(result.calls.map((c) => c.outcome)).toEqual(['cancelled', 'ok']);
+    expect(result.toolResults[0]?.content).toMatch(/^Error: cancelled: the caller cancelled the batch/);
+    expect(result.wallMs).toBeLessThan(1_000);
+  });
+});
+
+describe('failure policies', () => {
+  it('continue: partial results, the others still succeed', async () => {
+    const result = await dispatcher.dispatch(
+      [call('a', 'diag_fail', { message: 'boom' }), call('b', 'diag_sleep', { ms: 200 })],
+      { failurePolicy: 'continue' },
+    );
+    expect(result.calls.map((c) => c.outcome)).toEqual(['error', 'ok']);
+  });
+
+  it('abort: the first failure cancels the rest, each naming the failure', async () => {
+    const result = await dispatcher.dispatch(
+      [
+        call('a', 'diag_sleep', { ms: 5_000 }),
+        call('b', 'diag_fail', { message: 'boom' }),
+        call('c', 'diag_sleep', { ms: 5_000 }),
+      ],
+      { failurePolicy: 'abort' },
+    );
+    expect(result.calls.map((c) => c.outcome)).toEqual(['cancelled', 'error', 'cancelled']);
+    expect(result.toolResults[0]?.content).toBe(
+      'Error: cancelled: another call in this batch failed: diag_fail (b) failed: Error: boom',
+    );
+    expect(result.wallMs).toBeLessThan(2_000);
+  });
+
+  it('abort: an unknown tool cancels the batch before anything is enqueued', async () => {
+    const result = await dispatcher.dispatch([call('a', 'diag_sleep', { ms: 100 }), call('b', 'nope')], {
+      failurePolicy: 'abort',
+    });
+    expect(result.calls.map((c) => c.outcome)).toEqual(['cancelled', 'unknown_tool']);
+  });
+
+  it('retry: re-runs a tool that declares retries, with backoff, up to maxRetries', async () => {
+    const ok = await dispatcher.dispatch([call('a', 'test_flaky', { succeed_on: 3 })], {
+      failurePolicy: 'retry',
+    });
+    expect(ok.toolResults[0]).toEqual({ type: 'tool_result', tool_use_id: 'a', content: '{"attempt":3}' });
+    expect(ok.calls[0]?.attempts).toBe(3);
+
+    const capped = await dispatcher.dispatch([call('a', 'test_flaky', { succeed_on: 3 })], {
+      failurePolicy: 'retry',
+      maxRetries: 1,
+    });
+    expect(capped.toolResults[0]).toMatchObject({ is_error: true, content: 'Error: attempt 2 failed' });
+  });
+
+  it('does not retry under continue, nor a NonRetryableError, nor a tool without retry', async () => {
+    const result = await dispatcher.dispatch(
+      [
+        call('a', 'test_flaky', { succeed_on: 2 }),
+        call('b', 'test_fatal'),
+        call('c', 'diag_fail', { message: 'x' }),
+      ],
+      { failurePolicy: 'continue' },
+    );
+    expect(result.calls.map((c) => c.attempts)).toEqual([1, 1, 1]);
+    const retried = await dispatcher.dispatch(
+      [call('b', 'test_fatal'), call('c', 'diag_fail', { message: 'x' })],
+      {
+        failurePolicy: 'retry',
+      },
+    );
+    expect(retried.calls.map((c) => c.attempts)).toEqual([1, 1]);
+    expect(retried.toolResults[0]?.content).toBe('Error: not worth retrying');
+  });
+});
+
+describe('delivery', () => {
+  it('a job delivered twice keeps its first result', async () => {
+    const queue = new Queue('{default}', { connection: redis, prefix: 'toolq' });
+    // Copy every job of the batch as soon as it is enqueued: the same call delivered twice.
+    const copies: Promise<unknown>[] = [];
+    const onWaiting = async () => {
+      const jobs = await queue.getJobs(['wait', 'active']);
+      for (const job of jobs) {
+        if (job.name === 'test_counted' && !String(job.id).endsWith('.dup')) {
+          copies.push(queue.add(job.name, job.data, { jobId: `${job.id}.dup`, removeOnComplete: true }));
+        }
+      }
+    };
+    const pending = dispatcher.dispatch([call('a', 'test_counted', { ms: 300 })]);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await onWaiting();
+    const result = await pending;
+    await Promise.all(copies);
+    expect(copies.length).toBe(1);
+    // Wait for the copy to finish on the worker, then look at the batch record.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const first = JSON.parse(result.toolResults[0]?.content as string) as { run: number };
+    const metrics = await worker.registry.getSingleMetricAsString('toolq_worker_skipped_jobs_total');
+    expect(metrics).toMatch(/reason="(duplicate_delivery|already_answered)"[^}]*} 1/);
+    const stored = await redis.hget(
+      createKeys('toolq').batch(dispatcher.coordinatorId, result.batchId),
+      'r:0',
+    );
+    expect(JSON.parse(JSON.parse(stored as string).content)).toEqual(first);
+    await queue.close();
+  });
+});

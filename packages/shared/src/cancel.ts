@@ -1,0 +1,27 @@
+/**
+ * Cross-process cancellation messages. BullMQ's `worker.cancelJob` only reaches jobs running in
+ * the same process, so coordinators publish on a pub/sub channel that every worker listens to.
+ */
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+
+export const cancelMessageSchema = z.object({
+  batchId: z.string(),
+  /** Calls to cancel; all of the batch's calls when absent. */
+  indexes: z.array(z.number().int()).optional(),
+  reason: z.string().max(1000),
+});
+export type CancelMessage = z.infer<typeof cancelMessageSchema>;
+
+export async function publishCancel(redis: Redis, channel: string, message: CancelMessage): Promise<void> {
+  await redis.publish(channel, JSON.stringify(message));
+}
+
+export function parseCancelMessage(raw: string): CancelMessage | undefined {
+  try {
+    const parsed = cancelMessageSchema.safeParse(JSON.parse(raw));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * Configuration from the environment, parsed once, in one place. Every default is here.
+ */
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import { ToolqError } from './errors.ts';
+import { describeZodIssues } from './result-encoding.ts';
+
+const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const keyPart = z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'use letters, digits, _ . - (at most 100)');
+
+const envSchema = z.object({
+  /** Redis to use. Unset: the demo starts a private redis-server; other commands use localhost:6379. */
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  /** Key prefix of every Redis key. */
+  TOOLQ_PREFIX: keyPart.default('toolq'),
+  /** Queue (pool) a worker serves. */
+  TOOLQ_POOL: keyPart.default('default'),
+  /** Jobs one worker process runs at once. */
+  TOOLQ_CONCURRENCY: intFrom(1, 10_000).default(32),
+  /** Coordinator HTTP listen address. */
+  TOOLQ_HOST: z.string().min(1).default('127.0.0.1'),
+  TOOLQ_PORT: intFrom(0, 65535).default(8080),
+  /** Worker metrics/health port (0 = any free port). */
+  TOOLQ_METRICS_PORT: intFrom(0, 65535).default(9464),
+  /** Bearer token for the HTTP API. Unset: the API listens on loopback only. */
+  TOOLQ_API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Stable coordinator id, so that a restarted coordinator finds its reply stream again. */
+  TOOLQ_COORDINATOR_ID: keyPart.optional(),
+  /** Default per-call timeout. */
+  TOOLQ_DEFAULT_TIMEOUT_MS: intFrom(1, 24 * 3600_000).default(30_000),
+  /** Largest tool result a worker hands back. */
+  TOOLQ_MAX_RESULT_BYTES: intFrom(1, 100_000_000).default(1_000_000),
+  /** Largest HTTP request body. */
+  TOOLQ_BODY_LIMIT_BYTES: intFrom(1, 1_000_000_000).default(10 * 1024 * 1024),
+  /** How long a graceful shutdown waits for running work before forcing. */
+  TOOLQ_SHUTDOWN_TIMEOUT_MS: intFrom(0, 3600_000).default(10_000),
+  TOOLQ_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  TOOLQ_MODEL: z.string().min(1).optional(),
+  ANTHROPIC_API_KEY: z.string().min(1).optional(),
+  ANTHROPIC_BASE_URL: z.url().optional(),
+});
+
+export type ToolqEnv = z.output<typeof envSchema>;
+
+export interface ToolqConfig {
+  redisUrl: string | undefined;
+  prefix: string;
+  pool: string;
+  concurrency: number;
+  host: string;
+  port: number;
+  metricsPort: number;
+  apiToken: string | undefined;
+  coordinatorId: string;
+  defaultTimeoutMs: number;
+  maxResultBytes: number;
+  bodyLimitBytes: number;
+  shutdownTimeoutMs: number;
+  logLevel: ToolqEnv['TOOLQ_LOG_LEVEL'];
+  model: string | undefined;
+  anthropicApiKey: string | undefined;
+  anthropicBaseUrl: string | undefined;
+}
+
+/** Empty strings count as unset, as they do in most shells' `VAR= cmd`. */
+function withoutEmpty(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) if (value !== undefined && value !== '') out[key] = value;
+  return out;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolqConfig {
+  const parsed = envSchema.safeParse(withoutEmpty(env));
+  if (!parsed.success) {
+    throw new ToolqError('CONFIG_INVALID', `invalid environment: ${describeZodIssues(parsed.error, 20)}`);
+  }
+  const e = parsed.data;
+  return {
+    redisUrl: e.REDIS_URL,
+    prefix: e.TOOLQ_PREFIX,
+    pool: e.TOOLQ_POOL,
+    concurrency: e.TOOLQ_CONCURRENCY,
+    host: e.TOOLQ_HOST,
+    port: e.TOOLQ_PORT,
+    metricsPort: e.TOOLQ_METRICS_PORT,
+    apiToken: e.TOOLQ_API_TOKEN,
+    coordinatorId: e.TOOLQ_COORDINATOR_ID ?? defaultCoordinatorId(),
+    defaultTimeoutMs: e.TOOLQ_DEFAULT_TIMEOUT_MS,
+    maxResultBytes: e.TOOLQ_MAX_RESULT_BYTES,
+    bodyLimitBytes: e.TOOLQ_BODY_LIMIT_BYTES,
+    shutdownTimeoutMs: e.TOOLQ_SHUTDOWN_TIMEOUT_MS,
+    logLevel: e.TOOLQ_LOG_LEVEL,
+    model: e.TOOLQ_MODEL,
+    anthropicApiKey: e.ANTHROPIC_API_KEY,
+    anthropicBaseUrl: e.ANTHROPIC_BASE_URL,
+  };
+}
+
+export function defaultCoordinatorId(): string {
+  const host = hostname()
+    .replace(/[^A-Za-z0-9_.-]/g, '-')
+    .slice(0, 40);
+  return `${host}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+}

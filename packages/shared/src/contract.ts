@@ -1,0 +1,121 @@
+/**
+ * The versioned contract between producers (the coordinator, or any BullMQ producer) and workers.
+ * Workers and coordinators meet only in Redis, through these shapes. Bump CONTRACT_VERSION on any
+ * change an old reader could misread.
+ */
+import { z } from 'zod';
+import { TOOL_NAME_PATTERN } from './tool.ts';
+
+export const CONTRACT_VERSION = 1;
+
+export const failurePolicySchema = z.enum(['continue', 'abort', 'retry']);
+export type FailurePolicy = z.infer<typeof failurePolicySchema>;
+
+export const outcomeSchema = z.enum(['ok', 'error', 'timeout', 'invalid_input', 'unknown_tool', 'cancelled']);
+export type Outcome = z.infer<typeof outcomeSchema>;
+
+/** Data of one BullMQ job = one `tool_use` block. The job's name is the tool name. */
+export const jobDataSchema = z.object({
+  v: z.literal(CONTRACT_VERSION),
+  tool: z.string().regex(TOOL_NAME_PATTERN),
+  input: z.unknown(),
+  toolUseId: z.string().min(1).max(256),
+  /** Epoch ms after which the result is no longer wanted; the worker does not start the call after it. */
+  deadline: z.number().int().positive(),
+  /** The timeout the worker enforces on the run itself (the tool's own timeout if smaller). */
+  timeoutMs: z.number().int().positive(),
+  failurePolicy: failurePolicySchema.default('continue'),
+  /** With `failurePolicy: 'retry'`, at most this many re-runs of a tool that declares `retry`. */
+  maxRetries: z.number().int().min(0).max(20).optional(),
+  enqueuedAt: z.number().int().positive(),
+  /**
+   * Where the worker reports the result. Absent for a plain BullMQ producer: the result is then
+   * only the job's return value.
+   */
+  reply: z
+    .object({
+      batchId: z.string().min(1).max(200),
+      index: z.number().int().min(0),
+      /** Redis hash of the batch (one field per call, first write wins). */
+      batchKey: z.string().min(1),
+      /** Redis stream the coordinator reads; a small notification with the result is appended. */
+      streamKey: z.string().min(1),
+    })
+    .optional(),
+});
+export type JobData = z.input<typeof jobDataSchema>;
+export type ParsedJobData = z.output<typeof jobDataSchema>;
+
+const textBlockSchema = z.object({ type: z.literal('text'), text: z.string() }).loose();
+const imageBlockSchema = z
+  .object({ type: z.literal('image'), source: z.record(z.string(), z.unknown()) })
+  .loose();
+export const contentBlockSchema = z.union([textBlockSchema, imageBlockSchema]);
+export type ToolContentBlock = z.infer<typeof contentBlockSchema>;
+
+/** One call's answer, as a worker writes it (also the BullMQ job's return value). */
+export const callResultSchema = z.object({
+  v: z.literal(CONTRACT_VERSION),
+  toolUseId: z.string(),
+  tool: z.string(),
+  outcome: outcomeSchema,
+  content: z.union([z.string(), z.array(contentBlockSchema)]),
+  isError: z.boolean(),
+  worker: z.string().optional(),
+  attempts: z.number().int().min(0),
+  enqueuedAt: z.number().optional(),
+  startedAt: z.number().optional(),
+  finishedAt: z.number().optional(),
+});
+export type CallResult = z.infer<typeof callResultSchema>;
+
+/** The `tool_result` block sent back to the model. */
+export interface ToolResultBlock {
+  type: 'tool_result';
+  tool_use_id: string;
+  content: string | ToolContentBlock[];
+  is_error?: true;
+}
+
+export function toToolResultBlock(
+  result: Pick<CallResult, 'toolUseId' | 'content' | 'isError'>,
+): ToolResultBlock {
+  return {
+    type: 'tool_result',
+    tool_use_id: result.toolUseId,
+    content: result.content,
+    ...(result.isError ? { is_error: true as const } : {}),
+  };
+}
+
+/** What a worker advertises about one tool in the catalog. */
+export const toolSpecSchema = z.object({
+  name: z.string().regex(TOOL_NAME_PATTERN),
+  description: z.string(),
+  input_schema: z.record(z.string(), z.unknown()),
+  timeoutMs: z.number().positive(),
+  retry: z.object({ attempts: z.number().int().min(1), backoffMs: z.number().min(0) }).optional(),
+});
+export type ToolSpec = z.infer<typeof toolSpecSchema>;
+
+/** One worker process's entry in the registry, refreshed by its heartbeat. */
+export const workerInfoSchema = z.object({
+  id: z.string(),
+  pool: z.string(),
+  host: z.string(),
+  pid: z.number().int(),
+  concurrency: z.number().int(),
+  startedAt: z.number(),
+  heartbeatAt: z.number(),
+  tools: z.array(toolSpecSchema),
+});
+export type WorkerInfo = z.infer<typeof workerInfoSchema>;
+
+/** The contract as JSON Schema, for producers in other languages. */
+export function contractJsonSchemas(): Record<string, unknown> {
+  return {
+    version: CONTRACT_VERSION,
+    jobData: z.toJSONSchema(jobDataSchema, { io: 'input' }),
+    callResult: z.toJSONSchema(callResultSchema),
+  };
+}

@@ -1,0 +1,47 @@
+/**
+ * Codes callers must tell apart. Everything else is an ordinary `Error` with a message for people.
+ */
+export type ToolqErrorCode =
+  | 'CONFIG_INVALID'
+  | 'TOOL_DEFINITION_INVALID'
+  | 'UNKNOWN_TOOL'
+  | 'INVALID_INPUT'
+  | 'RESULT_UNSERIALIZABLE'
+  | 'RESULT_TOO_LARGE'
+  | 'TIMEOUT'
+  | 'CANCELLED'
+  | 'JOB_DATA_INVALID'
+  | 'REDIS_UNAVAILABLE'
+  | 'SHUTTING_DOWN'
+  | 'MODEL_ERROR';
+
+export class ToolqError extends Error {
+  override name = 'ToolqError';
+  readonly code: ToolqErrorCode;
+
+  constructor(code: ToolqErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/**
+ * Thrown by a tool to say "retrying will not help" (bad credentials, a 404, a business rule):
+ * the call fails at once even when the tool declares retries.
+ */
+export class NonRetryableError extends Error {
+  override name = 'NonRetryableError';
+}
+
+/** Turns anything thrown (strings, objects, undefined) into an Error, keeping the original as `cause`. */
+export function coerceError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  if (typeof thrown === 'string') return new Error(thrown, { cause: thrown });
+  let text: string;
+  try {
+    text = JSON.stringify(thrown) ?? String(thrown);
+  } catch {
+    text = String(thrown);
+  }
+  return new Error(`non-error thrown: ${text}`, { cause: thrown });
+}

@@ -1,0 +1,72 @@
+export { type CancelMessage, cancelMessageSchema, parseCancelMessage, publishCancel } from './cancel.ts';
+export { defaultCoordinatorId, loadConfig, type ToolqConfig } from './config.ts';
+export {
+  type CallResult,
+  CONTRACT_VERSION,
+  callResultSchema,
+  contentBlockSchema,
+  contractJsonSchemas,
+  type FailurePolicy,
+  failurePolicySchema,
+  type JobData,
+  jobDataSchema,
+  type Outcome,
+  outcomeSchema,
+  type ParsedJobData,
+  type ToolContentBlock,
+  type ToolResultBlock,
+  type ToolSpec,
+  toolSpecSchema,
+  toToolResultBlock,
+  type WorkerInfo,
+  workerInfoSchema,
+} from './contract.ts';
+export { coerceError, NonRetryableError, ToolqError, type ToolqErrorCode } from './errors.ts';
+export { assertKeyPart, createKeys, type Keys } from './keys.ts';
+export { createLogger, type Logger } from './logger.ts';
+export {
+  type CoordinatorMetrics,
+  createCoordinatorMetrics,
+  createRegistry,
+  createWorkerMetrics,
+  type Registry,
+  type WorkerMetrics,
+} from './metrics.ts';
+export { closeRedis, createRedis, describeRedis, type Redis } from './redis.ts';
+export {
+  DEFAULT_MAX_RESULT_BYTES,
+  describeZodIssues,
+  type EncodedContent,
+  encodeToolOutput,
+  messages,
+} from './result-encoding.ts';
+export {
+  ANSWERED_FIELD,
+  BATCH_TTL_AFTER_DEADLINE_MS,
+  isCallStillWanted,
+  markAnswered,
+  parseCallResult,
+  type ResultTarget,
+  readResults,
+  resultField,
+  writeResult,
+} from './result-store.ts';
+export {
+  type AnyTool,
+  defineTool,
+  inputJsonSchema,
+  type JsonSchemaObject,
+  type RetryPolicy,
+  TOOL_NAME_PATTERN,
+  type ToolDefinition,
+  type ToolRunContext,
+  toAnthropicTool,
+} from './tool.ts';
+export {
+  HEARTBEAT_INTERVAL_MS,
+  publishWorker,
+  readWorkers,
+  unpublishWorker,
+  WORKER_STALE_AFTER_MS,
+  type WorkerSnapshot,
+} from './worker-registry.ts';

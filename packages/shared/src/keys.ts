@@ -1,0 +1,39 @@
+/**
+ * Every Redis key toolq uses, in one place. Keys that one Lua script touches together share a
+ * Redis Cluster hash tag: a queue's keys are tagged with its pool (BullMQ's own keys are
+ * `<prefix>:{<pool>}:*`), a batch record and its coordinator's reply stream with the coordinator id.
+ */
+export interface Keys {
+  readonly prefix: string;
+  /** BullMQ queue name for a pool; with BullMQ's `prefix` option set to `prefix`. */
+  queueName(pool: string): string;
+  batch(coordinatorId: string, batchId: string): string;
+  replyStream(coordinatorId: string): string;
+  /** Hash: worker id → WorkerInfo JSON. */
+  workers(): string;
+  /** Pub/sub channel for cross-process cancellation of running calls. */
+  cancelChannel(): string;
+}
+
+const SAFE_PART = /^[A-Za-z0-9_.-]{1,100}$/;
+
+export function assertKeyPart(what: string, value: string): void {
+  if (!SAFE_PART.test(value)) {
+    throw new Error(`${what} ${JSON.stringify(value)} must match ${SAFE_PART} (letters, digits, _ . -)`);
+  }
+}
+
+export function createKeys(prefix: string): Keys {
+  assertKeyPart('prefix', prefix);
+  return {
+    prefix,
+    queueName: (pool) => {
+      assertKeyPart('pool', pool);
+      return `{${pool}}`;
+    },
+    batch: (coordinatorId, batchId) => `${prefix}:{c.${coordinatorId}}:batch:${batchId}`,
+    replyStream: (coordinatorId) => `${prefix}:{c.${coordinatorId}}:replies`,
+    workers: () => `${prefix}:workers`,
+    cancelChannel: () => `${prefix}:cancel`,
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * How a call's outcome becomes `tool_result` content: promise 2 of the design, in one place, so the
+ * worker, the coordinator and the HTTP API all say exactly the same thing to the model.
+ */
+import type { z } from 'zod';
+import { contentBlockSchema, type ToolContentBlock } from './contract.ts';
+
+export const DEFAULT_MAX_RESULT_BYTES = 1_000_000;
+
+export const messages = {
+  error: (message: string) => `Error: ${message}`,
+  timeout: (tool: string, timeoutMs: number) => `Tool ${tool} timed out after ${formatSeconds(timeoutMs)}s`,
+  unknownTool: (tool: string) => `Unknown tool: ${tool}`,
+  invalidInput: (tool: string, problems: string) => `Invalid input for ${tool}: ${problems}`,
+  noWorker: (tool: string, pool: string) =>
+    `Error: no live worker serves tool ${tool} (pool ${pool}); start one with \`pnpm worker\``,
+  cancelled: (reason: string) => `Error: cancelled: ${reason}`,
+};
+
+function formatSeconds(ms: number): string {
+  return String(Number((ms / 1000).toFixed(3)));
+}
+
+/** `path: problem` for every zod issue; the path is dotted (`items.0.name`), `(input)` for the root. */
+export function describeZodIssues(error: z.ZodError, maxIssues = 5): string {
+  const parts = error.issues.slice(0, maxIssues).map((issue) => {
+    const path = issue.path.length === 0 ? '(input)' : issue.path.map(String).join('.');
+    return `${path}: ${issue.message}`;
+  });
+  const more = error.issues.length - parts.length;
+  return parts.join('; ') + (more > 0 ? `; and ${more} more` : '');
+}
+
+export type EncodedContent =
+  | { ok: true; content: string | ToolContentBlock[] }
+  | { ok: false; message: string };
+
+function isContentBlockArray(value: unknown): value is ToolContentBlock[] {
+  return (
+    Array.isArray(value) &&
+    value.length > 0 &&
+    value.every((item) => contentBlockSchema.safeParse(item).success)
+  );
+}
+
+/**
+ * A string passes as returned; an array of text/image content blocks passes through; anything
+ * else is `JSON.stringify`'d. Results that cannot be serialised or are too large become errors
+ * that say so, instead of failing somewhere later in Redis or at the API.
+ */
+export function encodeToolOutput(
+  tool: string,
+  value: unknown,
+  maxBytes = DEFAULT_MAX_RESULT_BYTES,
+): EncodedContent {
+  let content: string | ToolContentBlock[];
+  let serialised: string;
+  try {
+    if (typeof value === 'string') {
+      content = value;
+      serialised = value;
+    } else if (isContentBlockArray(value)) {
+      content = value;
+      serialised = JSON.stringify(value);
+    } else {
+      serialised = JSON.stringify(value === undefined ? null : value);
+      content = serialised;
+    }
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    return {
+      ok: false,
+      message: messages.error(`the result of ${tool} cannot be serialised as JSON: ${reason}`),
+    };
+  }
+  const bytes = Buffer.byteLength(serialised, 'utf8');
+  if (bytes > maxBytes) {
+    return {
+      ok: false,
+      message: messages.error(`the result of ${tool} is ${bytes} bytes, over the limit of ${maxBytes} bytes`),
+    };
+  }
+  return { ok: true, content };
+}

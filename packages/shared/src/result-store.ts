@@ -1,0 +1,104 @@
+/**
+ * The batch record: a Redis hash per batch, one field per call (`r:<index>`), first write wins,
+ * plus the `answered` flag the coordinator sets when it has answered the batch. Workers write a
+ * result and append a notification to the coordinator's reply stream in ONE Lua script, so a result
+ * is never written without its notification (the reconciliation sweep covers a lost read).
+ */
+import type { Redis } from 'ioredis';
+import { type CallResult, callResultSchema } from './contract.ts';
+
+const WRITE_RESULT = `
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+redis.call('XADD', KEYS[2], '*', 'b', ARGV[4], 'i', ARGV[5], 'r', ARGV[2])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[6]) then redis.call('PEXPIRE', KEYS[2], ARGV[6]) end
+return 1
+`;
+
+/** How long a batch record outlives its deadline, so a restarted coordinator can still collect it. */
+export const BATCH_TTL_AFTER_DEADLINE_MS = 10 * 60_000;
+/** A reply stream nobody writes to for this long disappears (a coordinator that went away for good). */
+const REPLY_STREAM_TTL_MS = 24 * 3600_000;
+
+export const resultField = (index: number) => `r:${index}`;
+export const ANSWERED_FIELD = 'answered';
+
+interface WithWriteResult {
+  toolqWriteResult(
+    batchKey: string,
+    streamKey: string,
+    field: string,
+    resultJson: string,
+    ttlMs: number,
+    batchId: string,
+    index: number,
+    streamTtlMs: number,
+  ): Promise<number>;
+}
+
+function withScripts(redis: Redis): Redis & WithWriteResult {
+  const r = redis as Redis & Partial<WithWriteResult>;
+  if (!r.toolqWriteResult) redis.defineCommand('toolqWriteResult', { numberOfKeys: 2, lua: WRITE_RESULT });
+  return r as Redis & WithWriteResult;
+}
+
+export interface ResultTarget {
+  batchId: string;
+  index: number;
+  batchKey: string;
+  streamKey: string;
+  deadline: number;
+}
+
+/** Returns false when a result was already there (a duplicate or retried delivery): it is kept. */
+export async function writeResult(redis: Redis, target: ResultTarget, result: CallResult): Promise<boolean> {
+  const ttl = Math.max(target.deadline - Date.now(), 0) + BATCH_TTL_AFTER_DEADLINE_MS;
+  const written = await withScripts(redis).toolqWriteResult(
+    target.batchKey,
+    target.streamKey,
+    resultField(target.index),
+    JSON.stringify(result),
+    ttl,
+    target.batchId,
+    target.index,
+    REPLY_STREAM_TTL_MS,
+  );
+  return written === 1;
+}
+
+/** Whether a call still wants running: its batch is not yet answered and it has no result yet. */
+export async function isCallStillWanted(redis: Redis, batchKey: string, index: number): Promise<boolean> {
+  const [answered, existing] = await redis.hmget(batchKey, ANSWERED_FIELD, resultField(index));
+  return answered === null && existing === null;
+}
+
+export async function markAnswered(redis: Redis, batchKey: string, ttlMs: number): Promise<void> {
+  await redis.multi().hset(batchKey, ANSWERED_FIELD, String(Date.now())).pexpire(batchKey, ttlMs).exec();
+}
+
+/** Reads the results present for some calls of a batch (the reconciliation sweep). */
+export async function readResults(
+  redis: Redis,
+  batchKey: string,
+  indexes: readonly number[],
+): Promise<Map<number, CallResult>> {
+  const found = new Map<number, CallResult>();
+  if (indexes.length === 0) return found;
+  const values = await redis.hmget(batchKey, ...indexes.map(resultField));
+  values.forEach((raw, i) => {
+    const index = indexes[i];
+    if (raw == null || index === undefined) return;
+    const parsed = parseCallResult(raw);
+    if (parsed) found.set(index, parsed);
+  });
+  return found;
+}
+
+export function parseCallResult(raw: string): CallResult | undefined {
+  try {
+    const parsed = callResultSchema.safeParse(JSON.parse(raw));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,88 @@
+import { z } from 'zod';
+import { ToolqError } from './errors.ts';
+
+/** Anthropic's rule for tool names. */
+export const TOOL_NAME_PATTERN = /^[a-zA-Z0-9_-]{1,64}$/;
+
+export interface ToolRunContext {
+  /** Aborted on timeout, on cancellation by the coordinator, and on forced worker shutdown. */
+  signal: AbortSignal;
+  /** 1 for the first run, 2 for the first retry, ... */
+  attempt: number;
+  toolUseId: string;
+  batchId: string;
+}
+
+export interface RetryPolicy {
+  /** Total runs, including the first. */
+  attempts: number;
+  /** Wait before retry k is `backoffMs * 2^(k-1)`. Default 200. */
+  backoffMs?: number;
+}
+
+export interface ToolDefinition<Input = unknown, Output = unknown> {
+  name: string;
+  description: string;
+  /** zod schema of the input; also the source of the JSON Schema `input_schema` sent to the model. */
+  input: z.ZodType<Input>;
+  /** Per-call timeout; default is the worker's `defaultTimeoutMs` (30 s). */
+  timeoutMs?: number;
+  /** Only for idempotent tools: used when a batch runs with `failurePolicy: 'retry'`. Default: none. */
+  retry?: RetryPolicy;
+  run: (input: Input, ctx: ToolRunContext) => Promise<Output> | Output;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: a list of tools holds tools of different input types.
+export type AnyTool = ToolDefinition<any, unknown>;
+
+/** Checks a tool definition once, where it is written, so that mistakes fail at start-up, not per call. */
+export function defineTool<Input, Output>(def: ToolDefinition<Input, Output>): ToolDefinition<Input, Output> {
+  const where = `tool ${JSON.stringify(def.name)}`;
+  if (typeof def.name !== 'string' || !TOOL_NAME_PATTERN.test(def.name)) {
+    throw new ToolqError('TOOL_DEFINITION_INVALID', `${where}: name must match ${TOOL_NAME_PATTERN}`);
+  }
+  if (typeof def.description !== 'string' || def.description.trim() === '') {
+    throw new ToolqError('TOOL_DEFINITION_INVALID', `${where}: description must be a non-empty string`);
+  }
+  if (!(def.input instanceof z.ZodType)) {
+    throw new ToolqError('TOOL_DEFINITION_INVALID', `${where}: input must be a zod schema`);
+  }
+  if (def.timeoutMs !== undefined && !(Number.isFinite(def.timeoutMs) && def.timeoutMs > 0)) {
+    throw new ToolqError('TOOL_DEFINITION_INVALID', `${where}: timeoutMs must be a positive number`);
+  }
+  if (def.retry && !(Number.isInteger(def.retry.attempts) && def.retry.attempts >= 1)) {
+    throw new ToolqError('TOOL_DEFINITION_INVALID', `${where}: retry.attempts must be an integer >= 1`);
+  }
+  inputJsonSchema(def); // throws here, not at first use, if the schema cannot become JSON Schema
+  return def;
+}
+
+export type JsonSchemaObject = { type: 'object'; [key: string]: unknown };
+
+/** The JSON Schema `input_schema` the Messages API expects (an object schema, draft 2020-12). */
+export function inputJsonSchema(tool: Pick<AnyTool, 'name' | 'input'>): JsonSchemaObject {
+  let schema: Record<string, unknown>;
+  try {
+    schema = z.toJSONSchema(tool.input, { io: 'input', unrepresentable: 'throw' }) as Record<string, unknown>;
+  } catch (err) {
+    throw new ToolqError(
+      'TOOL_DEFINITION_INVALID',
+      `tool ${tool.name}: input schema cannot be expressed as JSON Schema`,
+      { cause: err },
+    );
+  }
+  if (schema.type !== 'object') {
+    throw new ToolqError('TOOL_DEFINITION_INVALID', `tool ${tool.name}: input must be a z.object(...)`);
+  }
+  delete schema.$schema;
+  return schema as JsonSchemaObject;
+}
+
+/** What the Messages API `tools` parameter takes for one tool. */
+export function toAnthropicTool(tool: AnyTool): {
+  name: string;
+  description: string;
+  input_schema: JsonSchemaObject;
+} {
+  return { name: tool.name, description: tool.description, input_schema: inputJsonSchema(tool) };
+}

@@ -1,0 +1,55 @@
+/**
+ * The catalog of live workers and the tools they serve: each worker writes its entry on a
+ * heartbeat; readers keep only entries whose heartbeat is recent, so a killed worker drops out
+ * without anyone cleaning up after it.
+ */
+import type { Redis } from 'ioredis';
+import { type WorkerInfo, workerInfoSchema } from './contract.ts';
+import type { Keys } from './keys.ts';
+
+export const HEARTBEAT_INTERVAL_MS = 2_000;
+/** A worker whose last heartbeat is older than this is treated as gone. */
+export const WORKER_STALE_AFTER_MS = 3 * HEARTBEAT_INTERVAL_MS + 1_000;
+/** Entries this old are deleted by readers, so the hash does not grow with every restart. */
+const PRUNE_AFTER_MS = 3600_000;
+
+export async function publishWorker(redis: Redis, keys: Keys, info: WorkerInfo): Promise<void> {
+  await redis.hset(keys.workers(), info.id, JSON.stringify(info));
+}
+
+export async function unpublishWorker(redis: Redis, keys: Keys, workerId: string): Promise<void> {
+  await redis.hdel(keys.workers(), workerId);
+}
+
+export interface WorkerSnapshot {
+  /** Heartbeat seen within WORKER_STALE_AFTER_MS. */
+  live: WorkerInfo[];
+  /** Seen within the last hour but not lately: their tools exist but have no live worker. */
+  stale: WorkerInfo[];
+}
+
+export async function readWorkers(redis: Redis, keys: Keys, now = Date.now()): Promise<WorkerSnapshot> {
+  const all = await redis.hgetall(keys.workers());
+  const live: WorkerInfo[] = [];
+  const stale: WorkerInfo[] = [];
+  const prune: string[] = [];
+  for (const [id, raw] of Object.entries(all)) {
+    let parsed: ReturnType<typeof workerInfoSchema.safeParse>;
+    try {
+      parsed = workerInfoSchema.safeParse(JSON.parse(raw));
+    } catch {
+      prune.push(id);
+      continue;
+    }
+    if (!parsed.success) {
+      prune.push(id);
+      continue;
+    }
+    const age = now - parsed.data.heartbeatAt;
+    if (age <= WORKER_STALE_AFTER_MS) live.push(parsed.data);
+    else if (age > PRUNE_AFTER_MS) prune.push(id);
+    else stale.push(parsed.data);
+  }
+  if (prune.length > 0) await redis.hdel(keys.workers(), ...prune);
+  return { live, stale };
+}

@@ -1,0 +1,62 @@
+/**
+ * This worker's side of cross-process cancellation: it keeps the AbortController of every call it
+ * runs and aborts the ones a coordinator names. A lost message costs only wasted work: the
+ * coordinator has already answered the call and drops a late result.
+ */
+import { type CancelMessage, type Logger, parseCancelMessage, type Redis } from '@toolq/shared';
+
+export class RunningCalls {
+  private readonly byBatch = new Map<string, Map<number, AbortController>>();
+
+  add(batchId: string, index: number, controller: AbortController): () => void {
+    let calls = this.byBatch.get(batchId);
+    if (!calls) {
+      calls = new Map();
+      this.byBatch.set(batchId, calls);
+    }
+    const own = calls;
+    own.set(index, controller);
+    return () => {
+      own.delete(index);
+      if (own.size === 0) this.byBatch.delete(batchId);
+    };
+  }
+
+  cancel(message: CancelMessage): number {
+    const calls = this.byBatch.get(message.batchId);
+    if (!calls) return 0;
+    let count = 0;
+    for (const [index, controller] of calls) {
+      if (message.indexes && !message.indexes.includes(index)) continue;
+      controller.abort(new Error(message.reason));
+      count++;
+    }
+    return count;
+  }
+
+  abortAll(reason: Error): void {
+    for (const calls of this.byBatch.values())
+      for (const controller of calls.values()) controller.abort(reason);
+  }
+}
+
+export async function listenForCancels(options: {
+  subscriber: Redis;
+  channel: string;
+  running: RunningCalls;
+  logger: Logger;
+}): Promise<void> {
+  const { subscriber, channel, running, logger } = options;
+  subscriber.on('message', (from: string, raw: string) => {
+    if (from !== channel) return;
+    const message = parseCancelMessage(raw);
+    if (!message) {
+      logger.warn({ channel }, 'ignored a malformed cancel message');
+      return;
+    }
+    const n = running.cancel(message);
+    if (n > 0) logger.debug({ batchId: message.batchId, cancelled: n }, 'cancelled running calls');
+  });
+  // ioredis subscribes again by itself after a reconnect.
+  await subscriber.subscribe(channel);
+}

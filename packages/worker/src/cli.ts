@@ -1,0 +1,113 @@
+#!/usr/bin/env node
+import { createLogger, loadConfig, ToolqError } from '@toolq/shared';
+/**
+ * `toolq-worker` / `pnpm worker`: serve a tool module on a pool. The only place in this package that
+ * touches `process`: signals, exit codes, the environment.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { startHealthServer } from './health-server.ts';
+import { BUILT_IN_TOOL_MODULES, loadToolModule } from './tool-modules.ts';
+import { startWorker } from './worker.ts';
+
+const positiveInt = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a whole number >= 0`);
+  return n;
+};
+
+const program = new Command('toolq-worker')
+  .description(
+    'Run tool calls from a toolq queue (BullMQ on Redis). Configuration comes from the environment; flags override it.',
+  )
+  .requiredOption(
+    '-t, --tools <module>',
+    `tools to serve: ${BUILT_IN_TOOL_MODULES.join(', ')}, or a module path whose default export is an array of tools`,
+  )
+  .option('-p, --pool <name>', 'queue (pool) to serve [env TOOLQ_POOL, default "default"]')
+  .option(
+    '-c, --concurrency <n>',
+    'calls run at once [env TOOLQ_CONCURRENCY, default 32]',
+    positiveInt('concurrency'),
+  )
+  .option(
+    '--metrics-port <port>',
+    'port of /metrics, /healthz, /readyz; 0 = any [env TOOLQ_METRICS_PORT, default 9464]',
+    positiveInt('metrics port'),
+  )
+  .option('--metrics-host <host>', 'address of the metrics server', '0.0.0.0')
+  .option('--no-metrics', 'do not start the metrics/health server')
+  .addHelpText(
+    'after',
+    '\nEnvironment: REDIS_URL, TOOLQ_PREFIX, TOOLQ_POOL, TOOLQ_CONCURRENCY, TOOLQ_METRICS_PORT,\n' +
+      'TOOLQ_DEFAULT_TIMEOUT_MS, TOOLQ_MAX_RESULT_BYTES, TOOLQ_SHUTDOWN_TIMEOUT_MS, TOOLQ_LOG_LEVEL.\n' +
+      'SIGTERM/SIGINT: stop taking jobs and finish running ones (up to TOOLQ_SHUTDOWN_TIMEOUT_MS), then give the rest back.\n' +
+      'A second signal gives running calls back at once.',
+  );
+
+async function main(): Promise<void> {
+  program.parse();
+  const flags = program.opts<{
+    tools: string;
+    pool?: string;
+    concurrency?: number;
+    metricsPort?: number;
+    metricsHost: string;
+    metrics: boolean;
+  }>();
+  const config = loadConfig();
+  const logger = createLogger({ name: 'toolq-worker', level: config.logLevel });
+  const tools = await loadToolModule(flags.tools);
+  const worker = await startWorker({
+    tools,
+    redisUrl: config.redisUrl,
+    prefix: config.prefix,
+    pool: flags.pool ?? config.pool,
+    concurrency: flags.concurrency ?? config.concurrency,
+    defaultTimeoutMs: config.defaultTimeoutMs,
+    maxResultBytes: config.maxResultBytes,
+    shutdownTimeoutMs: config.shutdownTimeoutMs,
+    logger,
+  });
+  const health = flags.metrics
+    ? await startHealthServer({
+        worker,
+        host: flags.metricsHost,
+        port: flags.metricsPort ?? config.metricsPort,
+      })
+    : undefined;
+  if (health) logger.info({ url: health.url }, 'metrics and health server listening');
+  // Machine-readable line for supervisors and tests that wait for readiness.
+  process.stdout.write(
+    `${JSON.stringify({ event: 'ready', worker: worker.id, pool: worker.pool, metrics: health?.url })}\n`,
+  );
+
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1) {
+      logger.info({ signal }, 'shutting down (send again to force)');
+      worker
+        .close()
+        .then(() => health?.server.close())
+        .then(() => process.exit(0))
+        .catch((err: Error) => {
+          logger.error({ err: err.message }, 'shutdown failed');
+          process.exit(1);
+        });
+    } else {
+      logger.warn({ signal }, 'forced shutdown: giving running calls back');
+      const timer = setTimeout(() => process.exit(130), 2_000);
+      timer.unref();
+      worker.forceClose().finally(() => process.exit(130));
+    }
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+main().catch((err: unknown) => {
+  const message =
+    err instanceof ToolqError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+  process.stderr.write(`toolq-worker: ${message}\n`);
+  process.exit(2);
+});

@@ -1,0 +1,31 @@
+import {
+  HEARTBEAT_INTERVAL_MS,
+  type Keys,
+  type Logger,
+  publishWorker,
+  type Redis,
+  unpublishWorker,
+  type WorkerInfo,
+} from '@toolq/shared';
+
+/** Keeps this worker's catalog entry fresh; a Redis restart is healed by the next beat. */
+export async function startHeartbeat(options: {
+  redis: Redis;
+  keys: Keys;
+  logger: Logger;
+  info: Omit<WorkerInfo, 'heartbeatAt'>;
+}): Promise<{ stop(): Promise<void> }> {
+  const { redis, keys, logger, info } = options;
+  const beat = () => publishWorker(redis, keys, { ...info, heartbeatAt: Date.now() });
+  await beat();
+  const timer = setInterval(() => {
+    beat().catch((err: Error) => logger.warn({ err: err.message }, 'heartbeat failed'));
+  }, HEARTBEAT_INTERVAL_MS);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await unpublishWorker(redis, keys, info.id).catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,153 @@
+/**
+ * Runs one tool call on this worker: validates the input, runs the tool with an AbortSignal and a
+ * timeout this worker enforces itself, retries when the batch asks for it and the tool allows it,
+ * and turns every outcome into a CallResult. It never throws.
+ */
+import {
+  type AnyTool,
+  type CallResult,
+  CONTRACT_VERSION,
+  coerceError,
+  describeZodIssues,
+  encodeToolOutput,
+  messages,
+  NonRetryableError,
+  type Outcome,
+  type ParsedJobData,
+} from '@toolq/shared';
+
+export interface RunCallOptions {
+  tools: ReadonlyMap<string, AnyTool>;
+  data: ParsedJobData;
+  workerId: string;
+  batchId: string;
+  maxResultBytes: number;
+  /** Aborted when the coordinator cancels the call or the worker is forced to stop. */
+  signal: AbortSignal;
+}
+
+class TimeoutSignalReason extends Error {}
+
+export async function runCall(options: RunCallOptions): Promise<CallResult> {
+  const { data, tools } = options;
+  const startedAt = Date.now();
+  const base: Pick<CallResult, 'v' | 'toolUseId' | 'tool' | 'worker'> = {
+    v: CONTRACT_VERSION,
+    toolUseId: data.toolUseId,
+    tool: data.tool,
+    worker: options.workerId,
+  };
+  const finish = (outcome: Outcome, content: CallResult['content'], attempts: number): CallResult => ({
+    ...base,
+    outcome,
+    content,
+    isError: outcome !== 'ok',
+    attempts,
+    enqueuedAt: data.enqueuedAt,
+    startedAt,
+    finishedAt: Date.now(),
+  });
+
+  const tool = tools.get(data.tool);
+  if (!tool) return finish('unknown_tool', messages.unknownTool(data.tool), 0);
+
+  const input = tool.input.safeParse(data.input);
+  if (!input.success) {
+    return finish('invalid_input', messages.invalidInput(data.tool, describeZodIssues(input.error)), 0);
+  }
+
+  // The job's timeout already includes the tool's own; the deadline bounds time spent in the queue too.
+  const budgetMs = Math.max(0, Math.min(data.timeoutMs, data.deadline - startedAt));
+  const timeout = new AbortController();
+  const timer = setTimeout(() => timeout.abort(new TimeoutSignalReason()), budgetMs);
+  const signal = AbortSignal.any([options.signal, timeout.signal]);
+  const maxAttempts = attemptsFor(tool, data);
+
+  try {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const output = await raceAbort(
+          Promise.resolve().then(() =>
+            tool.run(input.data, { signal, attempt, toolUseId: data.toolUseId, batchId: options.batchId }),
+          ),
+          signal,
+        );
+        const encoded = encodeToolOutput(data.tool, output, options.maxResultBytes);
+        return encoded.ok
+          ? finish('ok', encoded.content, attempt)
+          : finish('error', encoded.message, attempt);
+      } catch (thrown) {
+        if (signal.aborted) return abortedResult(signal, finish, data, attempt);
+        const error = coerceError(thrown);
+        if (attempt >= maxAttempts || error instanceof NonRetryableError) {
+          return finish('error', messages.error(error.message), attempt);
+        }
+        const backoff = (tool.retry?.backoffMs ?? 200) * 2 ** (attempt - 1);
+        try {
+          await sleep(backoff, signal);
+        } catch {
+          return abortedResult(signal, finish, data, attempt);
+        }
+      }
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function abortedResult(
+  signal: AbortSignal,
+  finish: (outcome: Outcome, content: string, attempts: number) => CallResult,
+  data: ParsedJobData,
+  attempt: number,
+): CallResult {
+  if (signal.reason instanceof TimeoutSignalReason) {
+    return finish('timeout', messages.timeout(data.tool, data.timeoutMs), attempt);
+  }
+  const reason =
+    signal.reason instanceof Error ? signal.reason.message : String(signal.reason ?? 'cancelled');
+  return finish('cancelled', messages.cancelled(reason), attempt);
+}
+
+function attemptsFor(tool: AnyTool, data: ParsedJobData): number {
+  if (data.failurePolicy !== 'retry' || !tool.retry) return 1;
+  const maxRetries = data.maxRetries ?? tool.retry.attempts - 1;
+  return 1 + Math.min(maxRetries, tool.retry.attempts - 1);
+}
+
+/**
+ * Settles as soon as the signal aborts, even when the tool ignores its signal: the answer must
+ * not wait for a tool that never returns. Such a tool keeps running in the background until it
+ * returns; nothing waits for it.
+ */
+function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}

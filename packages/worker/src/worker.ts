@@ -1,0 +1,244 @@
+/**
+ * A toolq worker: one BullMQ Worker on a pool's queue that runs tool calls and reports each
+ * result into its batch record and its coordinator's reply stream.
+ */
+import { hostname } from 'node:os';
+import {
+  type AnyTool,
+  type CallResult,
+  CONTRACT_VERSION,
+  closeRedis,
+  createKeys,
+  createLogger,
+  createRedis,
+  createRegistry,
+  createWorkerMetrics,
+  inputJsonSchema,
+  isCallStillWanted,
+  type JobData,
+  jobDataSchema,
+  type Logger,
+  messages,
+  type ParsedJobData,
+  type Registry,
+  ToolqError,
+  type ToolSpec,
+  writeResult,
+} from '@toolq/shared';
+import { type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import { listenForCancels, RunningCalls } from './cancel-listener.ts';
+import { startHeartbeat } from './heartbeat.ts';
+import { runCall } from './run-call.ts';
+
+export interface WorkerOptions {
+  /** The tools this worker serves. */
+  tools: readonly AnyTool[];
+  /** Default: `redis://127.0.0.1:6379`. */
+  redisUrl?: string;
+  /** Key prefix. Default `toolq`. */
+  prefix?: string;
+  /** Queue (pool) to serve. Default `default`. */
+  pool?: string;
+  /** Calls run at once. Default 32. */
+  concurrency?: number;
+  /** Timeout of a tool that declares none. Default 30 000 ms. */
+  defaultTimeoutMs?: number;
+  /** Results larger than this (serialised) become errors. Default 1 000 000 bytes. */
+  maxResultBytes?: number;
+  /** How long `close()` lets running calls finish before giving them back to the queue. Default 10 000 ms. */
+  shutdownTimeoutMs?: number;
+  /** Default: a pino logger named `toolq-worker`. */
+  logger?: Logger;
+  /** Default: a new registry with process metrics. */
+  registry?: Registry;
+  /** Default: `<host>-<pid>-<random>`. */
+  id?: string;
+}
+
+export interface ToolqWorker {
+  readonly id: string;
+  readonly pool: string;
+  readonly registry: Registry;
+  /** True while Redis answers and the BullMQ worker runs. */
+  isReady(): Promise<boolean>;
+  /**
+   * Stage 1: stop taking jobs, let running calls finish within `shutdownTimeoutMs`, then give the
+   * rest back to the queue. Calling it again returns the same promise.
+   */
+  close(): Promise<void>;
+  /** Stage 2 (a second signal): give running calls back at once. */
+  forceClose(): Promise<void>;
+}
+
+class ShutdownAbort extends Error {
+  override name = 'ShutdownAbort';
+}
+
+export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> {
+  const pool = options.pool ?? 'default';
+  const keys = createKeys(options.prefix ?? 'toolq');
+  const queueName = keys.queueName(pool);
+  const id = options.id ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const logger = (options.logger ?? createLogger({ name: 'toolq-worker' })).child({ worker: id, pool });
+  const registry = options.registry ?? createRegistry({ labels: { component: 'worker' } });
+  const metrics = createWorkerMetrics(registry);
+  const defaultTimeoutMs = options.defaultTimeoutMs ?? 30_000;
+  const maxResultBytes = options.maxResultBytes ?? 1_000_000;
+  const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
+  const concurrency = options.concurrency ?? 32;
+
+  const tools = new Map<string, AnyTool>();
+  for (const tool of options.tools) {
+    if (tools.has(tool.name))
+      throw new ToolqError('TOOL_DEFINITION_INVALID', `tool ${tool.name} is listed twice`);
+    tools.set(tool.name, tool);
+  }
+  const specs: ToolSpec[] = [...tools.values()].map((tool) => ({
+    name: tool.name,
+    description: tool.description,
+    input_schema: inputJsonSchema(tool),
+    timeoutMs: tool.timeoutMs ?? defaultTimeoutMs,
+    ...(tool.retry
+      ? { retry: { attempts: tool.retry.attempts, backoffMs: tool.retry.backoffMs ?? 200 } }
+      : {}),
+  }));
+
+  const redis = createRedis(options.redisUrl);
+  const subscriber = createRedis(options.redisUrl);
+  const running = new RunningCalls();
+  for (const conn of [redis, subscriber])
+    conn.on('error', (err) => logger.warn({ err: err.message }, 'redis error'));
+
+  const skip = (reason: string) => metrics.skipped.inc({ pool, reason });
+
+  const processor = async (
+    job: Job<JobData, CallResult | undefined>,
+    token?: string,
+    signal?: AbortSignal,
+  ) => {
+    const parsed = jobDataSchema.safeParse(job.data);
+    if (!parsed.success) {
+      throw new UnrecoverableError(
+        `job ${job.id} does not follow toolq contract v1: ${parsed.error.message}`,
+      );
+    }
+    const data = parsed.data;
+    if (data.reply && !(await isCallStillWanted(redis, data.reply.batchKey, data.reply.index))) {
+      skip('already_answered');
+      return undefined;
+    }
+    if (Date.now() >= data.deadline) {
+      skip('deadline_passed');
+      return report(data, lateTimeout(data, id));
+    }
+    const controller = new AbortController();
+    const onBullAbort = () => controller.abort(signal?.reason ?? new Error('cancelled by BullMQ'));
+    signal?.addEventListener('abort', onBullAbort, { once: true });
+    const forget = running.add(data.reply?.batchId ?? String(job.id), data.reply?.index ?? 0, controller);
+    try {
+      metrics.queueWait.observe({ pool }, Math.max(0, Date.now() - data.enqueuedAt) / 1000);
+      const result = await runCall({
+        tools,
+        data,
+        workerId: id,
+        batchId: data.reply?.batchId ?? String(job.id),
+        maxResultBytes,
+        signal: controller.signal,
+      });
+      if (controller.signal.reason instanceof ShutdownAbort && result.outcome === 'cancelled') {
+        // Give the call back: another worker runs it, within the same deadline.
+        await job.moveToWait(token);
+        throw new WaitingError();
+      }
+      metrics.jobs.inc({ tool: data.tool, pool, outcome: result.outcome });
+      if (result.startedAt && result.finishedAt) {
+        metrics.duration.observe({ tool: data.tool, pool }, (result.finishedAt - result.startedAt) / 1000);
+      }
+      return report(data, result);
+    } finally {
+      forget();
+      signal?.removeEventListener('abort', onBullAbort);
+    }
+  };
+
+  async function report(data: ParsedJobData, result: CallResult): Promise<CallResult> {
+    if (data.reply && !(await writeResult(redis, { ...data.reply, deadline: data.deadline }, result))) {
+      skip('duplicate_delivery');
+    }
+    return result;
+  }
+
+  const worker = new Worker<JobData, CallResult | undefined>(queueName, processor, {
+    connection: createRedis(options.redisUrl),
+    prefix: keys.prefix,
+    concurrency,
+    // A killed worker's jobs come back after this long; its calls are answered by their deadline anyway.
+    lockDuration: 30_000,
+    maxStalledCount: 1,
+  });
+  worker.on('error', (err) => logger.warn({ err: err.message }, 'bullmq worker error'));
+
+  await Promise.all([
+    worker.waitUntilReady(),
+    listenForCancels({ subscriber, channel: keys.cancelChannel(), running, logger }),
+  ]);
+  const heartbeat = await startHeartbeat({
+    redis,
+    keys,
+    logger,
+    info: { id, pool, host: hostname(), pid: process.pid, concurrency, startedAt: Date.now(), tools: specs },
+  });
+  logger.info({ tools: [...tools.keys()], concurrency }, 'worker started');
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      logger.info('stopping: no new jobs, letting running calls finish');
+      await heartbeat.stop();
+      const graceful = worker.close();
+      const timer = setTimeout(() => {
+        logger.warn({ shutdownTimeoutMs }, 'running calls did not finish in time: giving them back');
+        running.abortAll(new ShutdownAbort('worker shutting down'));
+      }, shutdownTimeoutMs);
+      timer.unref();
+      await graceful;
+      clearTimeout(timer);
+      await Promise.all([closeRedis(redis), closeRedis(subscriber)]);
+      logger.info('worker stopped');
+    })();
+    return closing;
+  };
+
+  return {
+    id,
+    pool,
+    registry,
+    isReady: async () => {
+      if (closing || !worker.isRunning()) return false;
+      try {
+        return (await redis.ping()) === 'PONG';
+      } catch {
+        return false;
+      }
+    },
+    close,
+    forceClose: async () => {
+      running.abortAll(new ShutdownAbort('worker shutting down (forced)'));
+      await close();
+    },
+  };
+}
+
+function lateTimeout(data: ParsedJobData, workerId: string): CallResult {
+  return {
+    v: CONTRACT_VERSION,
+    toolUseId: data.toolUseId,
+    tool: data.tool,
+    outcome: 'timeout',
+    content: messages.timeout(data.tool, data.timeoutMs),
+    isError: true,
+    worker: workerId,
+    attempts: 0,
+    enqueuedAt: data.enqueuedAt,
+  };
+}

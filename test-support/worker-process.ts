@@ -1,0 +1,62 @@
+/** Worker processes for tests: the real CLI, started as a child process, so it can be SIGKILLed. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const WORKER_CLI = fileURLToPath(new URL('../packages/worker/src/cli.ts', import.meta.url));
+
+export interface WorkerProcess {
+  readonly id: string;
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export async function startWorkerProcess(options: {
+  redisUrl: string;
+  prefix?: string;
+  tools?: string;
+  pool?: string;
+  concurrency?: number;
+  env?: Record<string, string>;
+}): Promise<WorkerProcess> {
+  const args = ['--import', 'tsx', WORKER_CLI, '--tools', options.tools ?? 'diagnostics', '--no-metrics'];
+  if (options.pool) args.push('--pool', options.pool);
+  if (options.concurrency) args.push('--concurrency', String(options.concurrency));
+  const child = spawn(process.execPath, args, {
+    env: {
+      ...process.env,
+      REDIS_URL: options.redisUrl,
+      TOOLQ_PREFIX: options.prefix ?? 'toolq',
+      TOOLQ_LOG_LEVEL: process.env.TOOLQ_TEST_LOG_LEVEL ?? 'warn',
+      ...options.env,
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const id = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('worker did not become ready in 30 s')), 30_000);
+    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+    lines.on('line', (line) => {
+      try {
+        const event = JSON.parse(line) as { event?: string; worker?: string };
+        if (event.event === 'ready' && event.worker) {
+          clearTimeout(timer);
+          resolve(event.worker);
+        }
+      } catch {
+        // other output
+      }
+    });
+    exited.then((code) => reject(new Error(`worker exited with ${code} before it was ready`)));
+  });
+  return {
+    id,
+    child,
+    exited,
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
