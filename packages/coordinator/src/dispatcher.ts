@@ -83,6 +83,8 @@ export class Dispatcher {
   private readonly reader: ReplyReader;
   private readonly queues = new Map<string, Queue>();
   private readonly pending = new Map<string, Pending>();
+  /** Calls this coordinator answered itself (deadline, cancellation), so a worker's result for them is late. */
+  private readonly abandoned = new RecentSet(10_000);
   private sweepTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
 
@@ -289,6 +291,7 @@ export class Dispatcher {
       call.byCoordinator && entry.pools.has(index) ? [index] : [],
     );
     if (abandoned.length === 0) return;
+    for (const index of abandoned) this.abandoned.add(jobId(batchId, index));
     publishCancel(this.redis, this.keys.cancelChannel(), {
       batchId,
       indexes: abandoned,
@@ -321,6 +324,19 @@ export class Dispatcher {
       await closeRedis(this.redis);
     })();
     return this.closing;
+  }
+}
+
+/** A set that forgets its oldest entries beyond a bound. */
+class RecentSet {
+  private readonly items = new Set<string>();
+  constructor(private readonly max: number) {}
+  add(item: string): void {
+    this.items.add(item);
+    if (this.items.size > this.max) this.items.delete(this.items.values().next().value as string);
+  }
+  delete(item: string): boolean {
+    return this.items.delete(item);
   }
 }
 

@@ -1,0 +1,104 @@
+/**
+ * Workers and Redis dying mid-batch: every batch still answers by its deadline, and the service
+ * recovers without a restart. Workers are real CLI processes so they can be SIGKILLed.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { testLogger } from '../../../test-support/logger.ts';
+import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
+import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
+import { Dispatcher } from '../src/index.ts';
+
+let server: RedisServer;
+let dispatcher: Dispatcher;
+let workers: WorkerProcess[] = [];
+
+beforeAll(async () => {
+  server = await startRedisServer();
+  dispatcher = new Dispatcher({ redisUrl: server.url, logger: testLogger(), sweepIntervalMs: 250 });
+  await dispatcher.start();
+});
+
+afterEach(async () => {
+  await Promise.all(workers.map((w) => w.stop('SIGKILL')));
+  workers = [];
+});
+
+afterAll(async () => {
+  await dispatcher?.close();
+  await server?.stop();
+});
+
+const sleeps = (n: number, ms: number) =>
+  Array.from({ length: n }, (_, i) => ({ id: `toolu_${i}`, name: 'diag_sleep', input: { ms } }));
+
+async function startWorkers(n: number): Promise<void> {
+  workers = await Promise.all(Array.from({ length: n }, () => startWorkerProcess({ redisUrl: server.url })));
+  await dispatcher.catalog.refresh();
+}
+
+describe('a worker killed mid-batch', () => {
+  it('by diag_crash: the crashed call times out at its deadline, the others succeed', async () => {
+    await startWorkers(2);
+    const started = Date.now();
+    const result = await dispatcher.dispatch(
+      [{ id: 'crash', name: 'diag_crash', input: {} }, ...sleeps(6, 300)],
+      { timeoutMs: 2_500 },
+    );
+    const elapsed = Date.now() - started;
+    expect(result.toolResults[0]).toMatchObject({
+      is_error: true,
+      content: 'Tool diag_crash timed out after 2.5s',
+    });
+    // The crash takes down whatever else ran on that worker; those time out too, nothing hangs.
+    const outcomes = result.calls.slice(1).map((c) => c.outcome);
+    expect(outcomes.every((o) => o === 'ok' || o === 'timeout')).toBe(true);
+    expect(outcomes.filter((o) => o === 'ok').length).toBeGreaterThan(0);
+    expect(elapsed).toBeLessThan(2_500 + 1_000);
+    expect(workers.some((w) => w.child.signalCode === 'SIGKILL')).toBe(true);
+  });
+
+  it('from outside (SIGKILL): its calls time out at the deadline, the other worker’s succeed', async () => {
+    await startWorkers(2);
+    const pending = dispatcher.dispatch(sleeps(16, 1_000), { timeoutMs: 3_000 });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await workers[0]?.stop('SIGKILL');
+    const result = await pending;
+    const outcomes = result.calls.map((c) => c.outcome);
+    expect(outcomes.every((o) => o === 'ok' || o === 'timeout')).toBe(true);
+    expect(outcomes.filter((o) => o === 'ok').length).toBeGreaterThan(0);
+    expect(result.wallMs).toBeLessThan(3_000 + 1_000);
+    // The survivor keeps serving.
+    const after = await dispatcher.dispatch(sleeps(4, 50), { timeoutMs: 5_000 });
+    expect(after.calls.every((c) => c.outcome === 'ok')).toBe(true);
+  });
+});
+
+describe('Redis killed and restarted mid-batch', () => {
+  it('answers every batch by its deadline and recovers without a restart', async () => {
+    await startWorkers(2);
+    const batches = Array.from({ length: 5 }, () =>
+      dispatcher.dispatch(sleeps(5, 800), { timeoutMs: 3_000 }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await server.kill();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await server.start();
+    const started = Date.now();
+    const results = await Promise.all(batches);
+    expect(Date.now() - started).toBeLessThan(3_000 + 1_000);
+    for (const result of results) {
+      expect(result.toolResults).toHaveLength(5);
+      expect(result.calls.every((c) => c.outcome === 'ok' || c.outcome === 'timeout')).toBe(true);
+    }
+    // Recovery: the same dispatcher and workers serve new batches once the workers' heartbeats are back.
+    const deadline = Date.now() + 20_000;
+    let ok = false;
+    while (!ok && Date.now() < deadline) {
+      const probe = await dispatcher.dispatch(sleeps(3, 10), { timeoutMs: 2_000 });
+      ok = probe.calls.every((c) => c.outcome === 'ok');
+      if (!ok) await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    expect(ok).toBe(true);
+    expect(await dispatcher.isReady()).toBe(true);
+  });
+});
