@@ -131,6 +131,11 @@ export class Dispatcher {
     }
   }
 
+  /** Answers every call still waiting as cancelled (forced shutdown). */
+  cancelAll(reason: string): void {
+    for (const { barrier } of this.pending.values()) barrier.cancelPending(reason);
+  }
+
   get inFlight(): number {
     return this.pending.size;
   }
@@ -227,7 +232,7 @@ export class Dispatcher {
     await Promise.all(
       [...byPool].map(async ([pool, poolJobs]) => {
         try {
-          await this.queue(pool).addBulk(
+          await this.queueFor(pool).addBulk(
             poolJobs.map(({ data, index }) => ({
               name: data.tool,
               data,
@@ -247,7 +252,8 @@ export class Dispatcher {
     );
   }
 
-  private queue(pool: string): Queue {
+  /** The BullMQ queue of a pool (for gauges and admin); created on first use. */
+  queueFor(pool: string): Queue {
     let queue = this.queues.get(pool);
     if (!queue) {
       queue = new Queue(this.keys.queueName(pool), { connection: this.redis, prefix: this.keys.prefix });
@@ -300,7 +306,7 @@ export class Dispatcher {
     for (const index of abandoned) {
       const pool = entry.pools.get(index) as string;
       // Removes a call still waiting in the queue; one already running is locked and stopped by the cancel above.
-      this.queue(pool)
+      this.queueFor(pool)
         .remove(jobId(batchId, index))
         .catch(() => undefined);
     }
@@ -319,6 +325,8 @@ export class Dispatcher {
     this.closing ??= (async () => {
       clearInterval(this.sweepTimer);
       this.catalog.stop();
+      for (const { barrier } of this.pending.values())
+        barrier.cancelPending('the coordinator is shutting down');
       await this.reader.stop();
       await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));
       await closeRedis(this.redis);

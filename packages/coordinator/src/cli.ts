@@ -1,0 +1,99 @@
+#!/usr/bin/env node
+/**
+ * `toolq-coordinator` / `pnpm coordinator`: the HTTP API in front of a Dispatcher. The only place
+ * in this package's server side that touches `process`: signals, exit codes, the environment.
+ */
+import { createLogger, describeRedis, loadConfig, ToolqError } from '@toolq/shared';
+import { Command, InvalidArgumentError } from 'commander';
+import { Dispatcher } from './dispatcher.ts';
+import { assertSafeListen } from './http/auth.ts';
+import { buildHttpServer, listen } from './http/server.ts';
+
+const port = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('port must be 0-65535');
+  return n;
+};
+
+const program = new Command('toolq-coordinator')
+  .description('Serve the toolq HTTP API: run tool batches on toolq workers through Redis.')
+  .option(
+    '--host <host>',
+    'listen address [env TOOLQ_HOST, default 127.0.0.1]; beyond loopback needs TOOLQ_API_TOKEN',
+  )
+  .option('--port <port>', 'listen port, 0 = any [env TOOLQ_PORT, default 8080]', port)
+  .addHelpText(
+    'after',
+    '\nEndpoints: POST /v1/tool-batches, GET /v1/tools, GET /metrics, GET /healthz, GET /readyz.\n' +
+      'Environment: REDIS_URL, TOOLQ_PREFIX, TOOLQ_HOST, TOOLQ_PORT, TOOLQ_API_TOKEN, TOOLQ_COORDINATOR_ID,\n' +
+      'TOOLQ_BODY_LIMIT_BYTES, TOOLQ_SHUTDOWN_TIMEOUT_MS, TOOLQ_LOG_LEVEL.\n' +
+      'SIGTERM/SIGINT: stop accepting, let in-flight batches finish (up to TOOLQ_SHUTDOWN_TIMEOUT_MS), then\n' +
+      'answer what is left as cancelled. A second signal exits at once.',
+  );
+
+async function main(): Promise<void> {
+  program.parse();
+  const flags = program.opts<{ host?: string; port?: number }>();
+  const config = loadConfig();
+  const logger = createLogger({ name: 'toolq-coordinator', level: config.logLevel });
+  const host = flags.host ?? config.host;
+  const listenPort = flags.port ?? config.port;
+
+  const dispatcher = new Dispatcher({
+    redisUrl: config.redisUrl,
+    prefix: config.prefix,
+    coordinatorId: config.coordinatorId,
+    logger,
+  });
+  const app = buildHttpServer({
+    dispatcher,
+    bodyLimitBytes: config.bodyLimitBytes,
+    logger,
+    ...(config.apiToken ? { apiToken: config.apiToken } : {}),
+  });
+  // Checked before connecting anywhere, so a misconfiguration fails fast with its own message.
+  assertSafeListen(host, config.apiToken);
+  await dispatcher.start();
+  const url = await listen(app, {
+    host,
+    port: listenPort,
+    ...(config.apiToken ? { apiToken: config.apiToken } : {}),
+  });
+  logger.info(
+    { url, redis: describeRedis(config.redisUrl), auth: Boolean(config.apiToken) },
+    'coordinator listening',
+  );
+  process.stdout.write(`${JSON.stringify({ event: 'ready', url, coordinator: dispatcher.coordinatorId })}\n`);
+
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(130);
+    }
+    stopping = true;
+    logger.info({ signal, inFlight: dispatcher.inFlight }, 'shutting down: letting in-flight batches finish');
+    const force = setTimeout(() => {
+      logger.warn('in-flight batches did not finish in time: answering them as cancelled');
+      dispatcher.cancelAll('the coordinator is shutting down');
+    }, config.shutdownTimeoutMs);
+    force.unref();
+    app
+      .close()
+      .then(() => dispatcher.close())
+      .then(() => process.exit(0))
+      .catch((err: Error) => {
+        logger.error({ err: err.message }, 'shutdown failed');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+main().catch((err: unknown) => {
+  const message =
+    err instanceof ToolqError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+  process.stderr.write(`toolq-coordinator: ${message}\n`);
+  process.exit(2);
+});

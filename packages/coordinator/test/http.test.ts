@@ -1,0 +1,196 @@
+import { startWorker, type ToolqWorker } from '@toolq/worker';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testLogger } from '../../../test-support/logger.ts';
+import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
+import diagnostics from '../../worker/src/tools/diagnostics.ts';
+import { buildHttpServer, listen } from '../src/http/server.ts';
+import { Dispatcher } from '../src/index.ts';
+
+const TOKEN = 'test-token-0123456789abcdef';
+let server: RedisServer;
+let worker: ToolqWorker;
+let dispatcher: Dispatcher;
+let open: { app: FastifyInstance; url: string };
+let guarded: { app: FastifyInstance; url: string };
+
+async function serve(apiToken?: string) {
+  const app = buildHttpServer({ dispatcher, bodyLimitBytes: 64 * 1024, ...(apiToken ? { apiToken } : {}) });
+  const url = await listen(app, { host: '127.0.0.1', port: 0, ...(apiToken ? { apiToken } : {}) });
+  return { app, url };
+}
+
+beforeAll(async () => {
+  server = await startRedisServer();
+  worker = await startWorker({ tools: diagnostics, redisUrl: server.url, logger: testLogger() });
+  dispatcher = new Dispatcher({ redisUrl: server.url, logger: testLogger() });
+  await dispatcher.start();
+  open = await serve();
+  guarded = await serve(TOKEN);
+});
+
+afterAll(async () => {
+  await open?.app.close();
+  await guarded?.app.close();
+  await dispatcher?.close();
+  await worker?.close();
+  await server?.stop();
+});
+
+const post = (url: string, body: string, headers: Record<string, string> = {}) =>
+  fetch(`${url}/v1/tool-batches`, {
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/json', ...headers },
+  });
+
+describe('POST /v1/tool-batches', () => {
+  it('answers results in request order with stats', async () => {
+    const res = await post(
+      open.url,
+      JSON.stringify({
+        tool_uses: [
+          { id: 'toolu_1', name: 'diag_sleep', input: { ms: 100 } },
+          { id: 'toolu_2', name: 'diag_fail', input: { message: 'nope' } },
+          { id: 'toolu_3', name: 'mystery', input: {} },
+        ],
+        timeout_ms: 5_000,
+      }),
+    );
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as {
+      tool_results: unknown[];
+      stats: { calls: unknown[]; wall_ms: number };
+    };
+    expect(body.tool_results).toEqual([
+      { type: 'tool_result', tool_use_id: 'toolu_1', content: '{"slept_ms":100}' },
+      { type: 'tool_result', tool_use_id: 'toolu_2', content: 'Error: nope', is_error: true },
+      { type: 'tool_result', tool_use_id: 'toolu_3', content: 'Unknown tool: mystery', is_error: true },
+    ]);
+    expect(body.stats.calls).toHaveLength(3);
+    expect(body.stats.wall_ms).toBeGreaterThanOrEqual(100);
+  });
+
+  it.each([
+    ['malformed JSON', '{"tool_uses": [', /not valid JSON: .*JSON/],
+    ['an empty body', '', /not valid JSON: the body is empty/],
+    ['a missing tool_uses', '{}', /tool_uses: Invalid input: expected array/],
+    [
+      'a wrong type',
+      '{"tool_uses": [{"id": 1, "name": "diag_echo", "input": {}}]}',
+      /tool_uses\.0\.id: Invalid input: expected string/,
+    ],
+    ['a missing input', '{"tool_uses": [{"id": "a", "name": "diag_echo"}]}', /tool_uses\.0\.input: Required/],
+    ['an unknown field', '{"tool_uses": [], "timeoutMs": 5}', /Unrecognized key: "timeoutMs"/],
+    [
+      'duplicate ids',
+      '{"tool_uses": [{"id":"a","name":"x","input":{}},{"id":"a","name":"x","input":{}}]}',
+      /ids must be unique/,
+    ],
+    [
+      'a bad failure policy',
+      '{"tool_uses": [], "failure_policy": "panic"}',
+      /failure_policy: Invalid option/,
+    ],
+    ['a negative timeout', '{"tool_uses": [], "timeout_ms": -1}', /timeout_ms: Too small/],
+    [
+      'a __proto__ key',
+      '{"tool_uses": [{"id":"a","name":"x","input":{"__proto__": {"polluted": true}}}]}',
+      /"__proto__" key is not allowed/,
+    ],
+    ['a top-level array', '[1,2]', /expected object/],
+  ])('answers 400 with a JSON error for %s', async (_what, body, message) => {
+    const res = await post(open.url, body);
+    expect(res.status).toBe(400);
+    const json = (await res.json()) as { error: { message: string } };
+    expect(json.error.message).toMatch(message);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('answers 413 for a body over the limit', async () => {
+    const big = JSON.stringify({
+      tool_uses: [{ id: 'a', name: 'diag_echo', input: { value: 'x'.repeat(100_000) } }],
+    });
+    const res = await post(open.url, big);
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(
+      /larger than the limit/,
+    );
+  });
+
+  it('answers 415 for a body that is not JSON', async () => {
+    const res = await post(open.url, 'hello', { 'content-type': 'text/plain' });
+    expect(res.status).toBe(415);
+  });
+});
+
+describe('auth', () => {
+  const body = JSON.stringify({ tool_uses: [{ id: 'a', name: 'diag_echo', input: { value: 'hi' } }] });
+
+  it('answers 401 without a token, or with a wrong one', async () => {
+    for (const headers of [
+      {},
+      { authorization: 'Bearer wrong' },
+      { authorization: TOKEN },
+      { authorization: 'Basic x' },
+    ]) {
+      const res = await post(guarded.url, body, headers);
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toBe('Bearer');
+    }
+    expect((await fetch(`${guarded.url}/v1/tools`)).status).toBe(401);
+  });
+
+  it('serves with the right token; health stays open for probes', async () => {
+    const res = await post(guarded.url, body, { authorization: `Bearer ${TOKEN}` });
+    expect(res.status).toBe(200);
+    expect((await fetch(`${guarded.url}/healthz`)).status).toBe(200);
+  });
+
+  it('refuses to listen beyond loopback without a token', async () => {
+    const app = buildHttpServer({ dispatcher });
+    await expect(listen(app, { host: '0.0.0.0', port: 0 })).rejects.toThrow(
+      /refusing to listen on 0.0.0.0 without a token/,
+    );
+    await app.close();
+  });
+});
+
+describe('catalog, health, metrics', () => {
+  it('lists the tools of live workers with their JSON Schema', async () => {
+    const res = await fetch(`${open.url}/v1/tools`);
+    const { tools } = (await res.json()) as {
+      tools: { name: string; input_schema: unknown; liveWorkers: number }[];
+    };
+    expect(tools.map((t) => t.name)).toEqual(['diag_crash', 'diag_echo', 'diag_fail', 'diag_sleep']);
+    expect(tools.find((t) => t.name === 'diag_sleep')).toMatchObject({
+      liveWorkers: 1,
+      input_schema: { type: 'object', properties: { ms: { type: 'integer' } }, required: ['ms'] },
+    });
+  });
+
+  it('is ready when Redis answers and the reader runs', async () => {
+    const res = await fetch(`${open.url}/readyz`);
+    expect(res.status).toBe(200);
+  });
+
+  it('exposes the core metrics', async () => {
+    const text = await (await fetch(`${open.url}/metrics`)).text();
+    for (const name of [
+      'toolq_tool_calls_total',
+      'toolq_batch_overhead_seconds',
+      'toolq_queue_jobs',
+      'toolq_workers',
+    ]) {
+      expect(text).toContain(name);
+    }
+    expect(text).toMatch(/toolq_tool_calls_total\{tool="diag_fail",pool="default",outcome="error"[^}]*\} 1/);
+    expect(text).toMatch(/toolq_workers\{pool="default"[^}]*\} 1/);
+  });
+
+  it('answers 404 as JSON for an unknown route', async () => {
+    const res = await fetch(`${open.url}/v2/nothing`);
+    expect(res.status).toBe(404);
+    expect(await res.json()).toMatchObject({ error: { code: 'NOT_FOUND' } });
+  });
+});

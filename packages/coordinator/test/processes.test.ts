@@ -1,0 +1,90 @@
+/**
+ * The commands as operators run them: `pnpm coordinator` and `pnpm worker --tools diagnostics` as
+ * separate processes, and the workers' two-stage shutdown.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
+import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
+import { startWorkerProcess } from '../../../test-support/worker-process.ts';
+
+let server: RedisServer;
+let coordinator: Awaited<ReturnType<typeof startCoordinatorProcess>>;
+
+beforeAll(async () => {
+  server = await startRedisServer();
+  coordinator = await startCoordinatorProcess({ REDIS_URL: server.url });
+});
+
+afterAll(async () => {
+  coordinator?.child.kill('SIGTERM');
+  await coordinator?.exited;
+  await server?.stop();
+});
+
+async function batch(toolUses: { id: string; name: string; input: unknown }[], timeoutMs = 10_000) {
+  const res = await fetch(`${coordinator.url}/v1/tool-batches`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ tool_uses: toolUses, timeout_ms: timeoutMs }),
+  });
+  expect(res.status).toBe(200);
+  return (await res.json()) as {
+    tool_results: { content: string; is_error?: true }[];
+    stats: { wall_ms: number; calls: { worker?: string; outcome: string }[] };
+  };
+}
+
+const sleeps = (n: number, ms: number) =>
+  Array.from({ length: n }, (_, i) => ({ id: `t${i}`, name: 'diag_sleep', input: { ms } }));
+
+describe('coordinator and workers as processes', () => {
+  it('two workers answer eight 400 ms sleeps in parallel', async () => {
+    const workers = await Promise.all([1, 2].map(() => startWorkerProcess({ redisUrl: server.url })));
+    try {
+      await batch(sleeps(2, 1)); // warm-up: connections, catalog
+      const started = Date.now();
+      const body = await batch(sleeps(8, 400));
+      const elapsed = Date.now() - started;
+      expect(body.tool_results.every((r) => r.content === '{"slept_ms":400}')).toBe(true);
+      expect(elapsed).toBeLessThan(1_000);
+      console.info(
+        `8 x 400 ms through HTTP, 2 worker processes: ${elapsed} ms (batch wall ${body.stats.wall_ms} ms)`,
+      );
+    } finally {
+      await Promise.all(workers.map((w) => w.stop()));
+    }
+  });
+
+  it('SIGTERM lets a running call finish, then the worker exits 0', async () => {
+    const worker = await startWorkerProcess({ redisUrl: server.url });
+    const pending = batch([{ id: 'a', name: 'diag_sleep', input: { ms: 800 } }]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    worker.child.kill('SIGTERM');
+    const body = await pending;
+    expect(body.tool_results[0]?.content).toBe('{"slept_ms":800}');
+    expect(await worker.exited).toBe(0);
+  });
+
+  it('a call still running at the shutdown bound goes back to the queue and another worker runs it', async () => {
+    const first = await startWorkerProcess({
+      redisUrl: server.url,
+      env: { TOOLQ_SHUTDOWN_TIMEOUT_MS: '300' },
+    });
+    const pending = batch([{ id: 'a', name: 'diag_sleep', input: { ms: 1_500 } }], 15_000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    first.child.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+    const second = await startWorkerProcess({ redisUrl: server.url });
+    try {
+      const body = await pending;
+      expect(body.tool_results[0]).toEqual({
+        type: 'tool_result',
+        tool_use_id: 'a',
+        content: '{"slept_ms":1500}',
+      });
+      expect(body.stats.calls[0]?.worker).toBe(second.id);
+    } finally {
+      await second.stop();
+    }
+  });
+});
