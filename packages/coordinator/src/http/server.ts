@@ -82,11 +82,9 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
   app.post('/v1/tool-batches', async (request, reply) => {
     const parsed = toolBatchRequestSchema.safeParse(request.body);
     if (!parsed.success) {
-      return reply
-        .code(400)
-        .send({
-          error: { code: 'INVALID_REQUEST', message: `invalid body: ${describeZodIssues(parsed.error, 10)}` },
-        });
+      return reply.code(400).send({
+        error: { code: 'INVALID_REQUEST', message: `invalid body: ${describeZodIssues(parsed.error, 10)}` },
+      });
     }
     const body = parsed.data;
     const controller = new AbortController();
