@@ -128,12 +128,13 @@ describe('auth', () => {
   const body = JSON.stringify({ tool_uses: [{ id: 'a', name: 'diag_echo', input: { value: 'hi' } }] });
 
   it('answers 401 without a token, or with a wrong one', async () => {
-    for (const headers of [
+    const cases: Record<string, string>[] = [
       {},
       { authorization: 'Bearer wrong' },
       { authorization: TOKEN },
       { authorization: 'Basic x' },
-    ]) {
+    ];
+    for (const headers of cases) {
       const res = await post(guarded.url, body, headers);
       expect(res.status).toBe(401);
       expect(res.headers.get('www-authenticate')).toBe('Bearer');
