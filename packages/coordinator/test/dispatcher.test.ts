@@ -1,6 +1,6 @@
-import { createKeys, createRedis, publishWorker, type Redis } from '@toolq/shared';
+import { contractJsonSchemas, createKeys, createRedis, publishWorker, type Redis } from '@toolq/shared';
 import { startWorker, type ToolqWorker } from '@toolq/worker';
-import { Queue } from 'bullmq';
+import { Job, Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
@@ -306,5 +306,54 @@ describe('delivery', () => {
     );
     expect(JSON.parse(JSON.parse(stored as string).content)).toEqual(first);
     await queue.close();
+  });
+});
+
+describe('raw BullMQ producers', () => {
+  it('runs a job added with a plain Queue and returns the result as the job return value', async () => {
+    const queue = new Queue('{default}', { connection: redis, prefix: 'toolq' });
+    const now = Date.now();
+    const job = await queue.add('diag_echo', {
+      v: 1,
+      tool: 'diag_echo',
+      input: { value: 'hi' },
+      toolUseId: 'toolu_raw',
+      deadline: now + 10_000,
+      timeoutMs: 10_000,
+      enqueuedAt: now,
+    });
+    let state = await job.getState();
+    for (let i = 0; i < 100 && state !== 'completed'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      state = await job.getState();
+    }
+    const done = await Job.fromId(queue, job.id as string);
+    expect(done?.returnvalue).toMatchObject({
+      toolUseId: 'toolu_raw',
+      outcome: 'ok',
+      content: 'hi',
+      isError: false,
+    });
+    await queue.close();
+  });
+
+  it('fails a job that breaks the contract, saying why, without running anything', async () => {
+    const queue = new Queue('{default}', { connection: redis, prefix: 'toolq' });
+    const job = await queue.add('diag_echo', { tool: 'diag_echo' });
+    let state = await job.getState();
+    for (let i = 0; i < 100 && state !== 'failed'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      state = await job.getState();
+    }
+    const failed = await Job.fromId(queue, job.id as string);
+    expect(failed?.failedReason).toMatch(/does not follow toolq contract v1/);
+    await queue.close();
+  });
+
+  it('publishes the contract as JSON Schema', () => {
+    const schemas = contractJsonSchemas() as { jobData: { required: string[] } };
+    expect(schemas.jobData.required).toEqual(
+      expect.arrayContaining(['v', 'tool', 'toolUseId', 'deadline', 'timeoutMs', 'enqueuedAt']),
+    );
   });
 });
