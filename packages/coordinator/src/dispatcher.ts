@@ -269,9 +269,14 @@ export class Dispatcher {
 
   private accept(batchId: string, index: number, result: CallResult): void {
     const entry = this.pending.get(batchId);
-    const accepted = entry?.barrier.settle(index, result) ?? false;
-    // The coordinator's own timeout or cancellation echoed back by a worker is not news.
-    if (!accepted && result.outcome !== 'timeout' && result.outcome !== 'cancelled')
+    if (entry) {
+      entry.barrier.settle(index, result);
+      return;
+    }
+    // A duplicate of a result the sweep already took is not late, and a worker's echo of the
+    // coordinator's own timeout or cancellation is not news.
+    const abandoned = this.abandoned.delete(jobId(batchId, index));
+    if (abandoned && result.outcome !== 'timeout' && result.outcome !== 'cancelled')
       this.metrics.lateResults.inc();
   }
 

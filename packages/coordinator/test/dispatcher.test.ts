@@ -1,4 +1,11 @@
-import { contractJsonSchemas, createKeys, createRedis, publishWorker, type Redis } from '@toolq/shared';
+import {
+  contractJsonSchemas,
+  createKeys,
+  createRedis,
+  publishWorker,
+  type Redis,
+  writeResult,
+} from '@toolq/shared';
 import { startWorker, type ToolqWorker } from '@toolq/worker';
 import { Job, Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -277,6 +284,39 @@ describe('failure policies', () => {
 });
 
 describe('delivery', () => {
+  it('drops and counts a result that arrives after its call was answered', async () => {
+    const late = () => dispatcher.registry.getSingleMetricAsString('toolq_late_results_total');
+    const before = Number(/} (\d+)/.exec(await late())?.[1] ?? 0);
+    const result = await dispatcher.dispatch([call('a', 'test_hang')], { timeoutMs: 150 });
+    expect(result.calls[0]?.outcome).toBe('timeout');
+    // A worker that never heard the cancellation writes its result after the deadline.
+    const keys = createKeys('toolq');
+    const target = {
+      batchId: result.batchId,
+      index: 0,
+      batchKey: keys.batch(dispatcher.coordinatorId, result.batchId),
+      streamKey: keys.replyStream(dispatcher.coordinatorId),
+      deadline: Date.now(),
+    };
+    const lateResult = {
+      v: 1 as const,
+      toolUseId: 'a',
+      tool: 'test_hang',
+      outcome: 'ok' as const,
+      content: 'late',
+      isError: false,
+      attempts: 1,
+    };
+    expect(await writeResult(redis, target, lateResult)).toBe(true);
+    const deadline = Date.now() + 3_000;
+    let after = before;
+    while (after === before && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      after = Number(/} (\d+)/.exec(await late())?.[1] ?? 0);
+    }
+    expect(after).toBe(before + 1);
+  });
+
   it('a job delivered twice keeps its first result', async () => {
     const queue = new Queue('{default}', { connection: redis, prefix: 'toolq' });
     // Copy every job of the batch as soon as it is enqueued: the same call delivered twice.
@@ -289,6 +329,14 @@ describe('delivery', () => {
         }
       }
     };
+    const skipped = async () => {
+      const text = await worker.registry.getSingleMetricAsString('toolq_worker_skipped_jobs_total');
+      return [...text.matchAll(/reason="(?:duplicate_delivery|already_answered)"[^}]*} (\d+)/g)].reduce(
+        (sum, m) => sum + Number(m[1]),
+        0,
+      );
+    };
+    const skippedBefore = await skipped();
     const pending = dispatcher.dispatch([call('a', 'test_counted', { ms: 300 })]);
     await new Promise((resolve) => setTimeout(resolve, 50));
     await onWaiting();
@@ -298,8 +346,7 @@ describe('delivery', () => {
     // Wait for the copy to finish on the worker, then look at the batch record.
     await new Promise((resolve) => setTimeout(resolve, 500));
     const first = JSON.parse(result.toolResults[0]?.content as string) as { run: number };
-    const metrics = await worker.registry.getSingleMetricAsString('toolq_worker_skipped_jobs_total');
-    expect(metrics).toMatch(/reason="(duplicate_delivery|already_answered)"[^}]*} 1/);
+    expect(await skipped()).toBe(skippedBefore + 1);
     const stored = await redis.hget(
       createKeys('toolq').batch(dispatcher.coordinatorId, result.batchId),
       'r:0',
