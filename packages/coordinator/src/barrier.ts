@@ -94,15 +94,7 @@ export class Barrier {
 
   coordinatorResult(index: number, outcome: Outcome, content: string): CallResult {
     const call = this.calls[index];
-    return {
-      v: CONTRACT_VERSION,
-      toolUseId: call?.toolUseId ?? '',
-      tool: call?.tool ?? '',
-      outcome,
-      content,
-      isError: outcome !== 'ok',
-      attempts: 0,
-    };
+    return coordinatorResult({ toolUseId: call?.toolUseId ?? '', tool: call?.tool ?? '' }, outcome, content);
   }
 
   private finish(): void {
@@ -114,4 +106,21 @@ export class Barrier {
 function firstLine(content: CallResult['content']): string {
   const text = typeof content === 'string' ? content : JSON.stringify(content);
   return (text.split('\n')[0] ?? '').slice(0, 300);
+}
+
+/** An answer the coordinator gives itself: unknown tool, no worker, deadline, cancellation. */
+export function coordinatorResult(
+  call: { toolUseId: string; tool: string },
+  outcome: Outcome,
+  content: string,
+): CallResult {
+  return {
+    v: CONTRACT_VERSION,
+    toolUseId: call.toolUseId,
+    tool: call.tool,
+    outcome,
+    content,
+    isError: outcome !== 'ok',
+    attempts: 0,
+  };
 }

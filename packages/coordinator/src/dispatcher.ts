@@ -6,10 +6,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import {
+  assertKeyPart,
   BATCH_TTL_AFTER_DEADLINE_MS,
+  type BatchMeta,
   type CallResult,
   CONTRACT_VERSION,
   type CoordinatorMetrics,
+  claimBatch,
   closeRedis,
   createCoordinatorMetrics,
   createKeys,
@@ -25,11 +28,12 @@ import {
   publishCancel,
   type Redis,
   type Registry,
+  readBatchMeta,
   readResults,
   ToolqError,
 } from '@toolq/shared';
 import { Queue } from 'bullmq';
-import { Barrier, type BarrierCall, type SettledCall } from './barrier.ts';
+import { Barrier, type BarrierCall, coordinatorResult, type SettledCall } from './barrier.ts';
 import { type BatchResult, summarise } from './batch-result.ts';
 import { Catalog } from './catalog.ts';
 import { type Reply, ReplyReader } from './reply-reader.ts';
@@ -49,6 +53,11 @@ export interface DispatchOptions {
   maxRetries?: number;
   /** Aborting answers every unanswered call as cancelled at once. */
   signal?: AbortSignal;
+  /**
+   * Your own id for the batch (letters, digits, `_.-`), so that you can `collect()` it after a
+   * coordinator restart. A batch id can be used once. Default: a random UUID.
+   */
+  batchId?: string;
 }
 
 export interface DispatcherOptions {
@@ -144,7 +153,9 @@ export class Dispatcher {
     if (this.closing) throw new ToolqError('SHUTTING_DOWN', 'the coordinator is shutting down');
     assertUniqueIds(toolUses);
     const startedAt = Date.now();
-    const batchId = randomUUID();
+    const batchId = options.batchId ?? randomUUID();
+    if (options.batchId !== undefined) assertKeyPart('batchId', options.batchId);
+    if (this.pending.has(batchId)) throw batchExists(batchId);
     const batchKey = this.keys.batch(this.coordinatorId, batchId);
     const policy = options.failurePolicy ?? 'continue';
     const lookups = await Promise.all(toolUses.map((use) => this.catalog.lookup(use.name)));
@@ -155,29 +166,37 @@ export class Dispatcher {
       const timeoutMs = Math.max(1, Math.min(options.timeoutMs ?? toolTimeout, toolTimeout));
       return { index, toolUseId: use.id, tool: use.name, timeoutMs, deadline: startedAt + timeoutMs };
     });
+    const meta: BatchMeta = {
+      createdAt: startedAt,
+      calls: calls.map(({ index, ...call }) => {
+        const lookup = lookups[index];
+        if (lookup?.kind === 'ok') return { ...call, pool: lookup.pool };
+        const answer =
+          lookup?.kind === 'no_worker'
+            ? coordinatorResult(call, 'error', messages.noWorker(call.tool, lookup.pool))
+            : coordinatorResult(call, 'unknown_tool', messages.unknownTool(call.tool));
+        return { ...call, answer };
+      }),
+    };
+    const ttl =
+      Math.max(...calls.map((c) => c.deadline), startedAt) - startedAt + BATCH_TTL_AFTER_DEADLINE_MS;
+    const claimed = claimBatch(this.redis, batchKey, meta, ttl);
+    if (options.batchId !== undefined && !(await claimed)) throw batchExists(batchId);
+    claimed.catch((err: Error) =>
+      this.logger.warn({ err: err.message, batchId }, 'could not record the batch'),
+    );
     const barrier = new Barrier(batchId, calls, policy);
     const entry: Pending = { barrier, batchKey, pools: new Map(), lastSweep: startedAt };
     this.pending.set(batchId, entry);
 
     const jobs: { pool: string; data: JobData; index: number }[] = [];
-    lookups.forEach((lookup, index) => {
+    meta.calls.forEach(({ pool, answer }, index) => {
       const call = calls[index] as BarrierCall;
-      if (lookup.kind === 'unknown') {
-        barrier.settle(
-          index,
-          barrier.coordinatorResult(index, 'unknown_tool', messages.unknownTool(call.tool)),
-          true,
-        );
-      } else if (lookup.kind === 'no_worker') {
-        barrier.settle(
-          index,
-          barrier.coordinatorResult(index, 'error', messages.noWorker(call.tool, lookup.pool)),
-          true,
-        );
-      } else {
-        entry.pools.set(index, lookup.pool);
+      if (answer) barrier.settle(index, answer, true);
+      else if (pool) {
+        entry.pools.set(index, pool);
         jobs.push({
-          pool: lookup.pool,
+          pool,
           index,
           data: this.jobData(call, toolUses[index]?.input, batchId, batchKey, options),
         });
@@ -200,6 +219,38 @@ export class Dispatcher {
     const result = summarise({ batchId, startedAt, toolUses, settled, pools: entry.pools });
     this.observe(result);
     return result;
+  }
+
+  /**
+   * Answers a batch this coordinator (or an earlier process with the same coordinator id)
+   * dispatched, from its record in Redis: results already written come back at once, the rest by
+   * their deadlines. Undefined when no such batch is recorded (never dispatched, or expired).
+   */
+  async collect(batchId: string): Promise<BatchResult | undefined> {
+    assertKeyPart('batchId', batchId);
+    const batchKey = this.keys.batch(this.coordinatorId, batchId);
+    const meta = await readBatchMeta(this.redis, batchKey);
+    if (!meta) return undefined;
+    const calls = meta.calls.map((call, index) => ({ ...call, index }));
+    const barrier = new Barrier(batchId, calls, 'continue');
+    const entry: Pending = { barrier, batchKey, pools: new Map(), lastSweep: 0 };
+    for (const call of calls) {
+      if (call.answer) barrier.settle(call.index, call.answer, true);
+      else if (call.pool) entry.pools.set(call.index, call.pool);
+    }
+    this.pending.set(batchId, entry);
+    const found = await readResults(this.redis, batchKey, barrier.pendingIndexes());
+    for (const [index, result] of found) barrier.settle(index, result);
+    const settled = await barrier.done;
+    this.pending.delete(batchId);
+    this.afterAnswer(batchId, entry, settled);
+    return summarise({
+      batchId,
+      startedAt: meta.createdAt,
+      toolUses: calls.map((c) => ({ id: c.toolUseId })),
+      settled,
+      pools: entry.pools,
+    });
   }
 
   private jobData(
@@ -351,6 +402,13 @@ class RecentSet {
   delete(item: string): boolean {
     return this.items.delete(item);
   }
+}
+
+function batchExists(batchId: string): ToolqError {
+  return new ToolqError(
+    'BATCH_EXISTS',
+    `batch ${batchId} was dispatched already; use collect() to get its results`,
+  );
 }
 
 function jobId(batchId: string, index: number): string {

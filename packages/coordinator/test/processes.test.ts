@@ -4,8 +4,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
+import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import { startWorkerProcess } from '../../../test-support/worker-process.ts';
+import { Dispatcher } from '../src/index.ts';
 
 let server: RedisServer;
 let coordinator: Awaited<ReturnType<typeof startCoordinatorProcess>>;
@@ -85,6 +87,87 @@ describe('coordinator and workers as processes', () => {
       expect(body.stats.calls[0]?.worker).toBe(second.id);
     } finally {
       await second.stop();
+    }
+  });
+});
+
+describe('a coordinator killed mid-batch', () => {
+  it('a new one with the same id collects the results the workers wrote (promise 3)', async () => {
+    const worker = await startWorkerProcess({ redisUrl: server.url });
+    const doomed = await startCoordinatorProcess({
+      REDIS_URL: server.url,
+      TOOLQ_COORDINATOR_ID: 'coord-fixed',
+    });
+    try {
+      const request = fetch(`${doomed.url}/v1/tool-batches`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          batch_id: 'turn-42',
+          tool_uses: [
+            { id: 'a', name: 'diag_sleep', input: { ms: 600 } },
+            { id: 'b', name: 'diag_echo', input: { value: 'kept' } },
+            { id: 'c', name: 'not_a_tool', input: {} },
+          ],
+          timeout_ms: 5_000,
+        }),
+      }).catch((err: Error) => err);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      doomed.child.kill('SIGKILL');
+      expect(await request).toBeInstanceOf(Error);
+
+      const successor = new Dispatcher({
+        redisUrl: server.url,
+        coordinatorId: 'coord-fixed',
+        logger: testLogger(),
+      });
+      await successor.start();
+      try {
+        const result = await successor.collect('turn-42');
+        expect(result?.toolResults).toEqual([
+          { type: 'tool_result', tool_use_id: 'a', content: '{"slept_ms":600}' },
+          { type: 'tool_result', tool_use_id: 'b', content: 'kept' },
+          { type: 'tool_result', tool_use_id: 'c', content: 'Unknown tool: not_a_tool', is_error: true },
+        ]);
+        expect(await successor.collect('never-dispatched')).toBeUndefined();
+        await expect(
+          successor.dispatch([{ id: 'x', name: 'diag_echo', input: { value: 1 } }], { batchId: 'turn-42' }),
+        ).rejects.toThrow(/batch turn-42 was dispatched already/);
+      } finally {
+        await successor.close();
+      }
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it('GET /v1/tool-batches/:id collects over HTTP', async () => {
+    const worker = await startWorkerProcess({ redisUrl: server.url });
+    try {
+      const res = await fetch(`${coordinator.url}/v1/tool-batches`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          batch_id: 'http-1',
+          tool_uses: [{ id: 'a', name: 'diag_echo', input: { value: 'v' } }],
+        }),
+      });
+      expect(res.status).toBe(200);
+      const again = await fetch(`${coordinator.url}/v1/tool-batches/http-1`);
+      expect(again.status).toBe(200);
+      expect(((await again.json()) as { tool_results: unknown[] }).tool_results).toEqual([
+        { type: 'tool_result', tool_use_id: 'a', content: 'v' },
+      ]);
+      const reused = await fetch(`${coordinator.url}/v1/tool-batches`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ batch_id: 'http-1', tool_uses: [] }),
+      });
+      expect(reused.status).toBe(409);
+      expect((await fetch(`${coordinator.url}/v1/tool-batches/nope`)).status).toBe(404);
+      expect((await fetch(`${coordinator.url}/v1/tool-batches/bad%20id`)).status).toBe(400);
+    } finally {
+      await worker.stop();
     }
   });
 });

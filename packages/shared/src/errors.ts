@@ -13,6 +13,7 @@ export type ToolqErrorCode =
   | 'JOB_DATA_INVALID'
   | 'REDIS_UNAVAILABLE'
   | 'SHUTTING_DOWN'
+  | 'BATCH_EXISTS'
   | 'MODEL_ERROR';
 
 export class ToolqError extends Error {

@@ -5,6 +5,7 @@
  * is never written without its notification (the reconciliation sweep covers a lost read).
  */
 import type { Redis } from 'ioredis';
+import { z } from 'zod';
 import { type CallResult, callResultSchema } from './contract.ts';
 
 const WRITE_RESULT = `
@@ -22,6 +23,50 @@ const REPLY_STREAM_TTL_MS = 24 * 3600_000;
 
 export const resultField = (index: number) => `r:${index}`;
 export const ANSWERED_FIELD = 'answered';
+export const META_FIELD = 'meta';
+
+/** What a batch asked for, so that a restarted coordinator can collect it. */
+export const batchMetaSchema = z.object({
+  createdAt: z.number(),
+  calls: z.array(
+    z.object({
+      toolUseId: z.string(),
+      tool: z.string(),
+      deadline: z.number(),
+      timeoutMs: z.number(),
+      /** Where the call was queued; absent when it was answered at dispatch (`answer`). */
+      pool: z.string().optional(),
+      answer: callResultSchema.optional(),
+    }),
+  ),
+});
+export type BatchMeta = z.infer<typeof batchMetaSchema>;
+
+/** Writes the batch's meta unless the batch exists; false when it does (a reused batch id). */
+export async function claimBatch(
+  redis: Redis,
+  batchKey: string,
+  meta: BatchMeta,
+  ttlMs: number,
+): Promise<boolean> {
+  const replies = await redis
+    .multi()
+    .hsetnx(batchKey, META_FIELD, JSON.stringify(meta))
+    .pexpire(batchKey, ttlMs)
+    .exec();
+  return replies?.[0]?.[1] === 1;
+}
+
+export async function readBatchMeta(redis: Redis, batchKey: string): Promise<BatchMeta | undefined> {
+  const raw = await redis.hget(batchKey, META_FIELD);
+  if (raw === null) return undefined;
+  try {
+    const parsed = batchMetaSchema.safeParse(JSON.parse(raw));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 interface WithWriteResult {
   toolqWriteResult(

@@ -4,6 +4,8 @@ import { z } from 'zod';
 
 export const MAX_TOOL_USES_PER_BATCH = 1_000;
 
+export const batchIdSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'use 1-100 letters, digits, _ . -');
+
 export const toolBatchRequestSchema = z
   .object({
     tool_uses: z
@@ -22,6 +24,8 @@ export const toolBatchRequestSchema = z
     timeout_ms: z.number().int().min(1).max(3_600_000).optional(),
     failure_policy: failurePolicySchema.optional(),
     max_retries: z.number().int().min(0).max(20).optional(),
+    /** Your id for the batch, to collect it with GET /v1/tool-batches/:id after a coordinator restart. */
+    batch_id: batchIdSchema.optional(),
   })
   .strict();
 

@@ -4,10 +4,11 @@
  */
 import { describeZodIssues, type Logger, ToolqError } from '@toolq/shared';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import type { BatchResult } from '../batch-result.ts';
 import type { Dispatcher } from '../dispatcher.ts';
 import { refreshGauges } from '../queue-gauges.ts';
 import { assertSafeListen, bearerMatches } from './auth.ts';
-import { toolBatchRequestSchema } from './schemas.ts';
+import { batchIdSchema, toolBatchRequestSchema } from './schemas.ts';
 
 export interface HttpServerOptions {
   dispatcher: Dispatcher;
@@ -97,24 +98,38 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
         ...(body.timeout_ms !== undefined ? { timeoutMs: body.timeout_ms } : {}),
         ...(body.failure_policy ? { failurePolicy: body.failure_policy } : {}),
         ...(body.max_retries !== undefined ? { maxRetries: body.max_retries } : {}),
+        ...(body.batch_id ? { batchId: body.batch_id } : {}),
         signal: controller.signal,
       });
-      return {
-        batch_id: result.batchId,
-        tool_results: result.toolResults,
-        stats: {
-          wall_ms: result.wallMs,
-          slowest_run_ms: result.slowestRunMs,
-          overhead_ms: result.overheadMs,
-          calls: result.calls,
-        },
-      };
+      return batchResponse(result);
     } catch (err) {
-      if (err instanceof ToolqError && err.code === 'SHUTTING_DOWN') {
-        return reply.code(503).send({ error: { code: err.code, message: err.message } });
+      const status = err instanceof ToolqError ? ERROR_STATUS[err.code] : undefined;
+      if (err instanceof ToolqError && status) {
+        return reply.code(status).send({ error: { code: err.code, message: err.message } });
       }
       throw err;
     }
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/tool-batches/:id', async (request, reply) => {
+    const id = batchIdSchema.safeParse(request.params.id);
+    if (!id.success) {
+      return reply
+        .code(400)
+        .send({ error: { code: 'INVALID_REQUEST', message: `batch id: ${describeZodIssues(id.error)}` } });
+    }
+    const result = await dispatcher.collect(id.data);
+    if (!result) {
+      return reply
+        .code(404)
+        .send({
+          error: {
+            code: 'NOT_FOUND',
+            message: `no batch ${id.data} is recorded (never dispatched here, or expired)`,
+          },
+        });
+    }
+    return batchResponse(result);
   });
 
   return app;
@@ -131,6 +146,21 @@ function describeFastifyError(error: FastifyError): string {
     default:
       return error.message;
   }
+}
+
+const ERROR_STATUS: Partial<Record<ToolqError['code'], number>> = { SHUTTING_DOWN: 503, BATCH_EXISTS: 409 };
+
+function batchResponse(result: BatchResult) {
+  return {
+    batch_id: result.batchId,
+    tool_results: result.toolResults,
+    stats: {
+      wall_ms: result.wallMs,
+      slowest_run_ms: result.slowestRunMs,
+      overhead_ms: result.overheadMs,
+      calls: result.calls,
+    },
+  };
 }
 
 /** JSON.parse, refusing `__proto__` keys anywhere (they pollute objects downstream). */
