@@ -1,7 +1,7 @@
 /** The real coordinator CLI as a child process. */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { waitForReadyLine } from './ready-line.ts';
 
 const CLI = fileURLToPath(new URL('../packages/coordinator/src/cli.ts', import.meta.url));
 
@@ -15,20 +15,6 @@ export async function startCoordinatorProcess(env: Record<string, string>): Prom
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('coordinator did not become ready in 30 s')), 30_000);
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-      try {
-        const event = JSON.parse(line) as { event?: string; url?: string };
-        if (event.event === 'ready' && event.url) {
-          clearTimeout(timer);
-          resolve(event.url);
-        }
-      } catch {
-        // log lines
-      }
-    });
-    exited.then((code) => reject(new Error(`coordinator exited with ${code} before it was ready`)));
-  });
+  const { url } = await waitForReadyLine<{ event: 'ready'; url: string }>(child, exited, 'coordinator');
   return { url, child, exited };
 }

@@ -1,7 +1,7 @@
 /** Worker processes for tests: the real CLI, started as a child process, so it can be SIGKILLed. */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { waitForReadyLine } from './ready-line.ts';
 
 const WORKER_CLI = fileURLToPath(new URL('../packages/worker/src/cli.ts', import.meta.url));
 
@@ -34,22 +34,7 @@ export async function startWorkerProcess(options: {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const id = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('worker did not become ready in 30 s')), 30_000);
-    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-    lines.on('line', (line) => {
-      try {
-        const event = JSON.parse(line) as { event?: string; worker?: string };
-        if (event.event === 'ready' && event.worker) {
-          clearTimeout(timer);
-          resolve(event.worker);
-        }
-      } catch {
-        // other output
-      }
-    });
-    exited.then((code) => reject(new Error(`worker exited with ${code} before it was ready`)));
-  });
+  const { worker: id } = await waitForReadyLine<{ event: 'ready'; worker: string }>(child, exited, 'worker');
   return {
     id,
     child,

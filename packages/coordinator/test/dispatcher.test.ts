@@ -287,7 +287,19 @@ describe('delivery', () => {
   it('drops and counts a result that arrives after its call was answered', async () => {
     const late = () => dispatcher.registry.getSingleMetricAsString('toolq_late_results_total');
     const before = Number(/} (\d+)/.exec(await late())?.[1] ?? 0);
-    const result = await dispatcher.dispatch([call('a', 'test_hang')], { timeoutMs: 150 });
+    // A pool that looks alive but whose worker never takes the job: nothing else writes the result.
+    await publishWorker(redis, createKeys('toolq'), {
+      id: 'silent-worker',
+      pool: 'silent',
+      host: 'h',
+      pid: 1,
+      concurrency: 1,
+      startedAt: Date.now(),
+      heartbeatAt: Date.now(),
+      tools: [{ name: 'silent_tool', description: 'd', input_schema: { type: 'object' }, timeoutMs: 10_000 }],
+    });
+    await dispatcher.catalog.refresh();
+    const result = await dispatcher.dispatch([call('a', 'silent_tool')], { timeoutMs: 150 });
     expect(result.calls[0]?.outcome).toBe('timeout');
     // A worker that never heard the cancellation writes its result after the deadline.
     const keys = createKeys('toolq');
@@ -301,7 +313,7 @@ describe('delivery', () => {
     const lateResult = {
       v: 1 as const,
       toolUseId: 'a',
-      tool: 'test_hang',
+      tool: 'silent_tool',
       outcome: 'ok' as const,
       content: 'late',
       isError: false,

@@ -4,6 +4,7 @@
  */
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { parseJsonAs } from './json.ts';
 
 export const cancelMessageSchema = z.object({
   batchId: z.string(),
@@ -18,10 +19,5 @@ export async function publishCancel(redis: Redis, channel: string, message: Canc
 }
 
 export function parseCancelMessage(raw: string): CancelMessage | undefined {
-  try {
-    const parsed = cancelMessageSchema.safeParse(JSON.parse(raw));
-    return parsed.success ? parsed.data : undefined;
-  } catch {
-    return undefined;
-  }
+  return parseJsonAs(cancelMessageSchema, raw);
 }

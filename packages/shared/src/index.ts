@@ -22,6 +22,7 @@ export {
   workerInfoSchema,
 } from './contract.ts';
 export { coerceError, NonRetryableError, ToolqError, type ToolqErrorCode } from './errors.ts';
+export { parseJsonAs } from './json.ts';
 export { assertKeyPart, createKeys, type Keys } from './keys.ts';
 export { createLogger, type Logger } from './logger.ts';
 export {

@@ -7,6 +7,7 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { type CallResult, callResultSchema } from './contract.ts';
+import { parseJsonAs } from './json.ts';
 
 const WRITE_RESULT = `
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
@@ -59,13 +60,7 @@ export async function claimBatch(
 
 export async function readBatchMeta(redis: Redis, batchKey: string): Promise<BatchMeta | undefined> {
   const raw = await redis.hget(batchKey, META_FIELD);
-  if (raw === null) return undefined;
-  try {
-    const parsed = batchMetaSchema.safeParse(JSON.parse(raw));
-    return parsed.success ? parsed.data : undefined;
-  } catch {
-    return undefined;
-  }
+  return raw === null ? undefined : parseJsonAs(batchMetaSchema, raw);
 }
 
 interface WithWriteResult {
@@ -140,10 +135,5 @@ export async function readResults(
 }
 
 export function parseCallResult(raw: string): CallResult | undefined {
-  try {
-    const parsed = callResultSchema.safeParse(JSON.parse(raw));
-    return parsed.success ? parsed.data : undefined;
-  } catch {
-    return undefined;
-  }
+  return parseJsonAs(callResultSchema, raw);
 }

@@ -5,6 +5,7 @@
  */
 import type { Redis } from 'ioredis';
 import { type WorkerInfo, workerInfoSchema } from './contract.ts';
+import { parseJsonAs } from './json.ts';
 import type { Keys } from './keys.ts';
 
 export const HEARTBEAT_INTERVAL_MS = 2_000;
@@ -34,21 +35,15 @@ export async function readWorkers(redis: Redis, keys: Keys, now = Date.now()): P
   const stale: WorkerInfo[] = [];
   const prune: string[] = [];
   for (const [id, raw] of Object.entries(all)) {
-    let parsed: ReturnType<typeof workerInfoSchema.safeParse>;
-    try {
-      parsed = workerInfoSchema.safeParse(JSON.parse(raw));
-    } catch {
+    const info = parseJsonAs(workerInfoSchema, raw);
+    if (!info) {
       prune.push(id);
       continue;
     }
-    if (!parsed.success) {
-      prune.push(id);
-      continue;
-    }
-    const age = now - parsed.data.heartbeatAt;
-    if (age <= WORKER_STALE_AFTER_MS) live.push(parsed.data);
+    const age = now - info.heartbeatAt;
+    if (age <= WORKER_STALE_AFTER_MS) live.push(info);
     else if (age > PRUNE_AFTER_MS) prune.push(id);
-    else stale.push(parsed.data);
+    else stale.push(info);
   }
   if (prune.length > 0) await redis.hdel(keys.workers(), ...prune);
   return { live, stale };

@@ -1,0 +1,25 @@
+import type { ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+/** Waits for the `{"event":"ready", ...}` line the toolq CLIs print on stdout once they serve. */
+export function waitForReadyLine<T extends { event: 'ready' }>(
+  child: ChildProcess,
+  exited: Promise<number | null>,
+  what: string,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} did not become ready in 30 s`)), 30_000);
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      try {
+        const event = JSON.parse(line) as T;
+        if (event.event === 'ready') {
+          clearTimeout(timer);
+          resolve(event);
+        }
+      } catch {
+        // a log line
+      }
+    });
+    exited.then((code) => reject(new Error(`${what} exited with ${code} before it was ready`)));
+  });
+}
