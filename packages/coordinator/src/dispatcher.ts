@@ -335,12 +335,18 @@ export class Dispatcher {
   private async sweep(minAgeMs: number): Promise<void> {
     const now = Date.now();
     const due = [...this.pending.values()].filter((e) => !e.barrier.isDone && now - e.lastSweep >= minAgeMs);
-    for (const entry of due) {
-      entry.lastSweep = now;
-      const found = await readResults(this.redis, entry.batchKey, entry.barrier.pendingIndexes());
-      for (const [index, result] of found) entry.barrier.settle(index, result);
+    // Chunks of concurrent reads: one round trip per chunk instead of one per batch.
+    for (let i = 0; i < due.length; i += SWEEP_CHUNK) {
+      await Promise.all(
+        due.slice(i, i + SWEEP_CHUNK).map(async (entry) => {
+          entry.lastSweep = now;
+          const found = await readResults(this.redis, entry.batchKey, entry.barrier.pendingIndexes());
+          for (const [index, result] of found) entry.barrier.settle(index, result);
+        }),
+      );
     }
   }
+
 
   /** Marks the batch answered (workers skip its queued calls) and stops work nobody waits for. */
   private afterAnswer(batchId: string, entry: Pending, settled: readonly SettledCall[]): void {
@@ -390,6 +396,8 @@ export class Dispatcher {
     return this.closing;
   }
 }
+
+const SWEEP_CHUNK = 500;
 
 /** A set that forgets its oldest entries beyond a bound. */
 class RecentSet {

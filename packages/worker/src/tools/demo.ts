@@ -23,7 +23,11 @@ function latency(key: string, minMs: number, maxMs: number, signal: AbortSignal)
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(signal.reason);
     const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(timer), reject(signal.reason)), { once: true });
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
   });
 }
 
@@ -36,7 +40,12 @@ const COMPLAINTS = ['Slow loading', 'Pricing changes', 'Repetitive output', 'Log
 
 /** `Jasper`, `jasper.ai`, `https://www.jasper.ai/` all name the same company. */
 function companyOf(name: string) {
-  const key = name.toLowerCase().trim().replace(/^https?:\/\//, '').replace(/^www\./, '').replace(/\/.*$/, '');
+  const key = name
+    .toLowerCase()
+    .trim()
+    .replace(/^https?:\/\//, '')
+    .replace(/^www\./, '')
+    .replace(/\/.*$/, '');
   return COMPANIES[key] ?? COMPANIES[key.replace(/\.(ai|com|io)$/, '')];
 }
 
@@ -206,7 +215,8 @@ export const createOrder = defineTool({
   run: async ({ product_id, quantity, user_id }, { signal }) => {
     await latency(`order:${product_id}:${user_id}`, 80, 180, signal);
     const price = PRICES[product_id];
-    if (price === undefined) throw new Error(`unknown product_id ${product_id}; known: ${Object.keys(PRICES).join(', ')}`);
+    if (price === undefined)
+      throw new Error(`unknown product_id ${product_id}; known: ${Object.keys(PRICES).join(', ')}`);
     const orderId = `ord_${createHash('sha256').update(`${product_id}|${quantity}|${user_id}`).digest('hex').slice(0, 10)}`;
     return { order_id: orderId, total_usd: price * quantity, status: 'created' };
   },
