@@ -1,5 +1,10 @@
 /** What a dispatch answers: the ordered tool_result blocks and what happened to each call. */
-import { type Outcome, type ToolResultBlock, toToolResultBlock } from '@toolq/shared';
+import {
+  type CoordinatorMetrics,
+  type Outcome,
+  type ToolResultBlock,
+  toToolResultBlock,
+} from '@toolq/shared';
 import type { SettledCall } from './barrier.ts';
 
 export interface CallStats {
@@ -68,4 +73,13 @@ export function summarise(input: {
     slowestRunMs,
     overheadMs: Math.max(0, wallMs - slowestRunMs),
   };
+}
+
+export function observeBatch(metrics: CoordinatorMetrics, result: BatchResult): void {
+  for (const call of result.calls) {
+    metrics.calls.inc({ tool: call.tool, pool: call.pool ?? 'none', outcome: call.outcome });
+  }
+  metrics.batchSize.observe(result.calls.length);
+  metrics.batchDuration.observe(result.wallMs / 1000);
+  metrics.batchOverhead.observe(result.overheadMs / 1000);
 }

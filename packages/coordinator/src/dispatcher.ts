@@ -8,9 +8,7 @@ import { randomUUID } from 'node:crypto';
 import {
   assertKeyPart,
   BATCH_TTL_AFTER_DEADLINE_MS,
-  type BatchMeta,
   type CallResult,
-  CONTRACT_VERSION,
   type CoordinatorMetrics,
   claimBatch,
   closeRedis,
@@ -20,7 +18,6 @@ import {
   createRedis,
   createRegistry,
   type FailurePolicy,
-  type JobData,
   type Keys,
   type Logger,
   markAnswered,
@@ -32,10 +29,13 @@ import {
   readResults,
   ToolqError,
 } from '@toolq/shared';
-import { Queue } from 'bullmq';
-import { Barrier, type BarrierCall, coordinatorResult, type SettledCall } from './barrier.ts';
-import { type BatchResult, summarise } from './batch-result.ts';
+import type { Queue } from 'bullmq';
+import { Barrier, type BarrierCall, type SettledCall } from './barrier.ts';
+import { planBatch } from './batch-plan.ts';
+import { type BatchResult, observeBatch, summarise } from './batch-result.ts';
 import { Catalog } from './catalog.ts';
+import { buildJobData, JobQueues, jobId, type PlannedJob } from './job-queues.ts';
+import { RecentSet } from './recent-set.ts';
 import { type Reply, ReplyReader } from './reply-reader.ts';
 
 export interface ToolUse {
@@ -90,7 +90,7 @@ export class Dispatcher {
   private readonly logger: Logger;
   private readonly redis: Redis;
   private readonly reader: ReplyReader;
-  private readonly queues = new Map<string, Queue>();
+  private readonly jobs: JobQueues;
   private readonly pending = new Map<string, Pending>();
   /** Calls this coordinator answered itself (deadline, cancellation), so a worker's result for them is late. */
   private readonly abandoned = new RecentSet(10_000);
@@ -110,6 +110,7 @@ export class Dispatcher {
     const blocking = createRedis(options.redisUrl);
     blocking.on('error', () => undefined); // reported by the reader loop
     this.catalog = new Catalog({ redis: this.redis, keys: this.keys, logger: this.logger });
+    this.jobs = new JobQueues({ redis: this.redis, keys: this.keys, logger: this.logger });
     this.reader = new ReplyReader({
       blocking,
       redis: this.redis,
@@ -157,49 +158,30 @@ export class Dispatcher {
     if (options.batchId !== undefined) assertKeyPart('batchId', options.batchId);
     if (this.pending.has(batchId)) throw batchExists(batchId);
     const batchKey = this.keys.batch(this.coordinatorId, batchId);
-    const policy = options.failurePolicy ?? 'continue';
+    const _policy = options.failurePolicy ?? 'continue';
     const lookups = await Promise.all(toolUses.map((use) => this.catalog.lookup(use.name)));
-
-    const calls: BarrierCall[] = toolUses.map((use, index) => {
-      const lookup = lookups[index];
-      const toolTimeout = lookup?.kind === 'ok' ? lookup.spec.timeoutMs : 30_000;
-      const timeoutMs = Math.max(1, Math.min(options.timeoutMs ?? toolTimeout, toolTimeout));
-      return { index, toolUseId: use.id, tool: use.name, timeoutMs, deadline: startedAt + timeoutMs };
-    });
-    const meta: BatchMeta = {
-      createdAt: startedAt,
-      calls: calls.map(({ index, ...call }) => {
-        const lookup = lookups[index];
-        if (lookup?.kind === 'ok') return { ...call, pool: lookup.pool };
-        const answer =
-          lookup?.kind === 'no_worker'
-            ? coordinatorResult(call, 'error', messages.noWorker(call.tool, lookup.pool))
-            : coordinatorResult(call, 'unknown_tool', messages.unknownTool(call.tool));
-        return { ...call, answer };
-      }),
-    };
-    const ttl =
-      Math.max(...calls.map((c) => c.deadline), startedAt) - startedAt + BATCH_TTL_AFTER_DEADLINE_MS;
-    const claimed = claimBatch(this.redis, batchKey, meta, ttl);
+    const { calls, meta, ttlMs } = planBatch({ toolUses, lookups, startedAt, timeoutMs: options.timeoutMs });
+    const claimed = claimBatch(this.redis, batchKey, meta, ttlMs + BATCH_TTL_AFTER_DEADLINE_MS);
     if (options.batchId !== undefined && !(await claimed)) throw batchExists(batchId);
     claimed.catch((err: Error) =>
       this.logger.warn({ err: err.message, batchId }, 'could not record the batch'),
     );
-    const barrier = new Barrier(batchId, calls, policy);
+
+    const barrier = new Barrier(batchId, calls, options.failurePolicy ?? 'continue');
     const entry: Pending = { barrier, batchKey, pools: new Map(), lastSweep: startedAt };
     this.pending.set(batchId, entry);
-
-    const jobs: { pool: string; data: JobData; index: number }[] = [];
+    const jobs: PlannedJob[] = [];
     meta.calls.forEach(({ pool, answer }, index) => {
-      const call = calls[index] as BarrierCall;
       if (answer) barrier.settle(index, answer, true);
       else if (pool) {
         entry.pools.set(index, pool);
-        jobs.push({
-          pool,
-          index,
-          data: this.jobData(call, toolUses[index]?.input, batchId, batchKey, options),
+        const data = buildJobData({
+          call: calls[index] as BarrierCall,
+          input: toolUses[index]?.input,
+          reply: { batchId, index, batchKey, streamKey: this.keys.replyStream(this.coordinatorId) },
+          options,
         });
+        jobs.push({ pool, index, data });
       }
     });
 
@@ -210,14 +192,17 @@ export class Dispatcher {
     if (options.signal?.aborted) onAbort();
     options.signal?.addEventListener('abort', onAbort, { once: true });
     // Not awaited: the barrier answers by the deadline even if Redis never takes the jobs.
-    if (!barrier.isDone) void this.enqueue(barrier, jobs);
-
-    const settled = await barrier.done;
+    if (!barrier.isDone) {
+      void this.jobs.enqueue(batchId, jobs).then((failures) => {
+        for (const { index, error } of failures) {
+          const message = messages.error(`could not enqueue the call: ${error.message}`);
+          barrier.settle(index, barrier.coordinatorResult(index, 'error', message), true);
+        }
+      });
+    }
+    const result = await this.answer(batchId, entry, startedAt, toolUses);
     options.signal?.removeEventListener('abort', onAbort);
-    this.pending.delete(batchId);
-    this.afterAnswer(batchId, entry, settled);
-    const result = summarise({ batchId, startedAt, toolUses, settled, pools: entry.pools });
-    this.observe(result);
+    observeBatch(this.metrics, result);
     return result;
   }
 
@@ -241,77 +226,30 @@ export class Dispatcher {
     this.pending.set(batchId, entry);
     const found = await readResults(this.redis, batchKey, barrier.pendingIndexes());
     for (const [index, result] of found) barrier.settle(index, result);
-    const settled = await barrier.done;
-    this.pending.delete(batchId);
-    this.afterAnswer(batchId, entry, settled);
-    return summarise({
+    return this.answer(
       batchId,
-      startedAt: meta.createdAt,
-      toolUses: calls.map((c) => ({ id: c.toolUseId })),
-      settled,
-      pools: entry.pools,
-    });
-  }
-
-  private jobData(
-    call: BarrierCall,
-    input: unknown,
-    batchId: string,
-    batchKey: string,
-    o: DispatchOptions,
-  ): JobData {
-    return {
-      v: CONTRACT_VERSION,
-      tool: call.tool,
-      input,
-      toolUseId: call.toolUseId,
-      deadline: call.deadline,
-      timeoutMs: call.timeoutMs,
-      failurePolicy: o.failurePolicy ?? 'continue',
-      ...(o.maxRetries !== undefined ? { maxRetries: o.maxRetries } : {}),
-      enqueuedAt: Date.now(),
-      reply: { batchId, index: call.index, batchKey, streamKey: this.keys.replyStream(this.coordinatorId) },
-    };
-  }
-
-  private async enqueue(
-    barrier: Barrier,
-    jobs: { pool: string; data: JobData; index: number }[],
-  ): Promise<void> {
-    const byPool = new Map<string, typeof jobs>();
-    for (const job of jobs) byPool.set(job.pool, [...(byPool.get(job.pool) ?? []), job]);
-    await Promise.all(
-      [...byPool].map(async ([pool, poolJobs]) => {
-        try {
-          await this.queueFor(pool).addBulk(
-            poolJobs.map(({ data, index }) => ({
-              name: data.tool,
-              data,
-              opts: {
-                jobId: jobId(barrier.batchId, index),
-                removeOnComplete: true,
-                removeOnFail: { age: 3600, count: 1000 },
-              },
-            })),
-          );
-        } catch (err) {
-          const message = messages.error(`could not enqueue the call: ${(err as Error).message}`);
-          for (const { index } of poolJobs)
-            barrier.settle(index, barrier.coordinatorResult(index, 'error', message), true);
-        }
-      }),
+      entry,
+      meta.createdAt,
+      calls.map((c) => ({ id: c.toolUseId })),
     );
   }
 
-  /** The BullMQ queue of a pool (for gauges and admin); created on first use. */
+  /** Waits for the barrier, then cleans up after it: the end of both dispatch() and collect(). */
+  private async answer(
+    batchId: string,
+    entry: Pending,
+    startedAt: number,
+    toolUses: readonly { id: string }[],
+  ): Promise<BatchResult> {
+    const settled = await entry.barrier.done;
+    this.pending.delete(batchId);
+    this.afterAnswer(batchId, entry, settled);
+    return summarise({ batchId, startedAt, toolUses, settled, pools: entry.pools });
+  }
+
+  /** The BullMQ queue of a pool (for gauges and admin). */
   queueFor(pool: string): Queue {
-    let queue = this.queues.get(pool);
-    if (!queue) {
-      queue = new Queue(this.keys.queueName(pool), { connection: this.redis, prefix: this.keys.prefix });
-      queue.on('error', (err) => this.logger.warn({ err: err.message, pool }, 'queue error'));
-      this.queues.set(pool, queue);
-    }
-    return queue;
+    return this.jobs.queueFor(pool);
   }
 
   private onReplies(replies: Reply[]): void {
@@ -347,7 +285,6 @@ export class Dispatcher {
     }
   }
 
-
   /** Marks the batch answered (workers skip its queued calls) and stops work nobody waits for. */
   private afterAnswer(batchId: string, entry: Pending, settled: readonly SettledCall[]): void {
     if (entry.pools.size === 0) return; // nothing was enqueued
@@ -365,22 +302,7 @@ export class Dispatcher {
       indexes: abandoned,
       reason: 'the batch was answered without this call (deadline or cancellation)',
     }).catch(warn('could not publish cancellation'));
-    for (const index of abandoned) {
-      const pool = entry.pools.get(index) as string;
-      // Removes a call still waiting in the queue; one already running is locked and stopped by the cancel above.
-      this.queueFor(pool)
-        .remove(jobId(batchId, index))
-        .catch(() => undefined);
-    }
-  }
-
-  private observe(result: BatchResult): void {
-    const m = this.metrics;
-    for (const call of result.calls)
-      m.calls.inc({ tool: call.tool, pool: call.pool ?? 'none', outcome: call.outcome });
-    m.batchSize.observe(result.calls.length);
-    m.batchDuration.observe(result.wallMs / 1000);
-    m.batchOverhead.observe(result.overheadMs / 1000);
+    for (const index of abandoned) this.jobs.remove(batchId, index, entry.pools.get(index) as string);
   }
 
   async close(): Promise<void> {
@@ -390,7 +312,7 @@ export class Dispatcher {
       for (const { barrier } of this.pending.values())
         barrier.cancelPending('the coordinator is shutting down');
       await this.reader.stop();
-      await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));
+      await this.jobs.close();
       await closeRedis(this.redis);
     })();
     return this.closing;
@@ -399,28 +321,11 @@ export class Dispatcher {
 
 const SWEEP_CHUNK = 500;
 
-/** A set that forgets its oldest entries beyond a bound. */
-class RecentSet {
-  private readonly items = new Set<string>();
-  constructor(private readonly max: number) {}
-  add(item: string): void {
-    this.items.add(item);
-    if (this.items.size > this.max) this.items.delete(this.items.values().next().value as string);
-  }
-  delete(item: string): boolean {
-    return this.items.delete(item);
-  }
-}
-
 function batchExists(batchId: string): ToolqError {
   return new ToolqError(
     'BATCH_EXISTS',
     `batch ${batchId} was dispatched already; use collect() to get its results`,
   );
-}
-
-function jobId(batchId: string, index: number): string {
-  return `${batchId}.${index}`;
 }
 
 function assertUniqueIds(toolUses: readonly ToolUse[]): void {
