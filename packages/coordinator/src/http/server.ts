@@ -25,7 +25,6 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
   const { dispatcher, apiToken } = options;
   const app = Fastify({
     logger: false,
-    disableRequestLogging: true,
     bodyLimit: options.bodyLimitBytes ?? 10 * 1024 * 1024,
     // Let in-flight batches finish on close; idle keep-alive sockets need not hold shutdown up.
     forceCloseConnections: 'idle',
