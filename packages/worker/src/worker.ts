@@ -168,8 +168,10 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     return result;
   }
 
+  const bullConnection = createRedis(options.redisUrl);
+  bullConnection.on('error', () => undefined); // BullMQ reports it through the worker's 'error' event
   const worker = new Worker<JobData, CallResult | undefined>(queueName, processor, {
-    connection: createRedis(options.redisUrl),
+    connection: bullConnection,
     prefix: keys.prefix,
     concurrency,
     // A killed worker's jobs come back after this long; its calls are answered by their deadline anyway.
@@ -203,7 +205,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
       timer.unref();
       await graceful;
       clearTimeout(timer);
-      await Promise.all([closeRedis(redis), closeRedis(subscriber)]);
+      await Promise.all([closeRedis(redis), closeRedis(subscriber), closeRedis(bullConnection)]);
       logger.info('worker stopped');
     })();
     return closing;

@@ -119,14 +119,12 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
     }
     const result = await dispatcher.collect(id.data);
     if (!result) {
-      return reply
-        .code(404)
-        .send({
-          error: {
-            code: 'NOT_FOUND',
-            message: `no batch ${id.data} is recorded (never dispatched here, or expired)`,
-          },
-        });
+      return reply.code(404).send({
+        error: {
+          code: 'NOT_FOUND',
+          message: `no batch ${id.data} is recorded (never dispatched here, or expired)`,
+        },
+      });
     }
     return batchResponse(result);
   });

@@ -1,0 +1,32 @@
+export { ADVISOR_BETA, ADVISOR_TOOL_TYPE, advisorTool } from './advisor.ts';
+export {
+  DEFAULT_MAX_ITERATIONS,
+  DEFAULT_MAX_TOKENS,
+  DEFAULT_MODEL,
+  MAX_ITERATIONS_TEXT,
+} from './options.ts';
+export {
+  callMs,
+  type PerformanceReport,
+  percentile,
+  performanceReport,
+  type ToolPerformance,
+} from './performance.ts';
+export { runAgent } from './run-agent.ts';
+export type {
+  AdvisorOptions,
+  AgentDispatcher,
+  AgentEvent,
+  AgentEventType,
+  AgentOptions,
+  AgentResult,
+  AgentStatus,
+  IterationAction,
+  IterationStats,
+  ModelRole,
+  ModelUsage,
+  RunStats,
+  TokenCounts,
+  ToolCallRecord,
+  UsageReport,
+} from './types.ts';

@@ -1,0 +1,192 @@
+/**
+ * The tool calls of one model turn. With streaming, each `tool_use` block is dispatched on its own
+ * the moment it is complete (its own small batch); without, all blocks go out as one batch. Either
+ * way `settle()` answers in the order of the blocks, one result per block, which is what the next
+ * user message must hold.
+ *
+ * The `abort` failure policy spans the per-block batches through one AbortController: the first
+ * failure cancels every other call of the turn, including calls dispatched after it.
+ */
+
+import type { ToolResultBlock } from '@toolq/shared';
+import type { BatchResult, CallStats } from '../batch-result.ts';
+import type { DispatchOptions, ToolUse } from '../dispatcher.ts';
+import type { AgentDispatcher, AgentEvent, ToolCallRecord } from './types.ts';
+
+export interface TurnDispatchOptions {
+  dispatcher: AgentDispatcher;
+  iteration: number;
+  /** Epoch ms the run started; event and record times are relative to it. */
+  runStartedAt: number;
+  dispatch: Pick<DispatchOptions, 'timeoutMs' | 'failurePolicy' | 'maxRetries'>;
+  /** The run's signal: aborting it cancels every call of the turn. */
+  signal?: AbortSignal;
+  emit: (event: AgentEvent) => void;
+}
+
+interface Answer {
+  block: ToolResultBlock;
+  record: ToolCallRecord;
+  settledAt: number;
+}
+
+export interface TurnToolResults {
+  /** In the order asked for, one per tool_use. */
+  toolResults: ToolResultBlock[];
+  calls: ToolCallRecord[];
+  /** Epoch ms of the first dispatch and of the last answer (both undefined without calls). */
+  firstDispatchAt?: number;
+  lastAnswerAt?: number;
+}
+
+export class TurnDispatch {
+  private readonly answers = new Map<string, Promise<Answer>>();
+  private readonly cancel = new AbortController();
+  private readonly signal: AbortSignal;
+  private firstDispatchAt: number | undefined;
+
+  constructor(private readonly options: TurnDispatchOptions) {
+    this.signal = options.signal ? AbortSignal.any([this.cancel.signal, options.signal]) : this.cancel.signal;
+  }
+
+  has(toolUseId: string): boolean {
+    return this.answers.has(toolUseId);
+  }
+
+  get size(): number {
+    return this.answers.size;
+  }
+
+  /** Dispatches one call now, as its own batch (streaming early dispatch). */
+  add(use: ToolUse, early: boolean): void {
+    if (this.answers.has(use.id)) return;
+    const batch = this.start([use], early);
+    this.track(
+      use,
+      early,
+      batch.then((result) => ({ result, index: 0 })),
+    );
+  }
+
+  /** Dispatches calls together as one batch. */
+  addBatch(uses: readonly ToolUse[]): void {
+    const fresh = uses.filter((u) => !this.answers.has(u.id));
+    if (fresh.length === 0) return;
+    const batch = this.start(fresh, false);
+    fresh.forEach((use, index) => {
+      this.track(
+        use,
+        false,
+        batch.then((result) => ({ result, index })),
+      );
+    });
+  }
+
+  /** Answers every call still running as cancelled (the turn was dropped or the run stopped). */
+  cancelAll(reason: string): void {
+    if (!this.cancel.signal.aborted) this.cancel.abort(reason);
+  }
+
+  async settle(order: readonly { id: string }[]): Promise<TurnToolResults> {
+    const answers = await Promise.all(
+      order.map((use) => {
+        const answer = this.answers.get(use.id);
+        if (!answer) throw new Error(`tool_use ${use.id} was never dispatched`);
+        return answer;
+      }),
+    );
+    return {
+      toolResults: answers.map((a) => a.block),
+      calls: answers.map((a) => a.record),
+      ...(this.firstDispatchAt === undefined ? {} : { firstDispatchAt: this.firstDispatchAt }),
+      ...(answers.length === 0 ? {} : { lastAnswerAt: Math.max(...answers.map((a) => a.settledAt)) }),
+    };
+  }
+
+  /** Waits for everything dispatched, ignoring results and errors (before dropping a turn). */
+  async drain(): Promise<void> {
+    await Promise.allSettled(this.answers.values());
+  }
+
+  private start(uses: readonly ToolUse[], early: boolean): Promise<BatchResult> {
+    const now = Date.now();
+    this.firstDispatchAt ??= now;
+    for (const use of uses) {
+      this.options.emit({
+        type: 'tool_start',
+        iteration: this.options.iteration,
+        atMs: now - this.options.runStartedAt,
+        toolUseId: use.id,
+        name: use.name,
+        input: use.input,
+        early,
+      });
+    }
+    return this.options.dispatcher.dispatch(uses, { ...this.options.dispatch, signal: this.signal });
+  }
+
+  private track(
+    use: ToolUse,
+    early: boolean,
+    pending: Promise<{ result: BatchResult; index: number }>,
+  ): void {
+    const dispatchedAtMs = Date.now() - this.options.runStartedAt;
+    const answer = pending.then(({ result, index }) => {
+      const block = result.toolResults[index];
+      const stats = result.calls[index];
+      if (!block || !stats) throw new Error(`the dispatcher returned no result for ${use.id}`);
+      const record = toRecord(this.options.iteration, use, stats, block, dispatchedAtMs, early);
+      const settledAt = Date.now();
+      this.afterAnswer(record, block);
+      return { block, record, settledAt };
+    });
+    // Observed in settle(); without this a turn dropped before settle() would leave a rejection unhandled.
+    answer.catch(() => undefined);
+    this.answers.set(use.id, answer);
+  }
+
+  private afterAnswer(record: ToolCallRecord, block: ToolResultBlock): void {
+    this.options.emit({
+      type: 'tool_finish',
+      iteration: this.options.iteration,
+      atMs: Date.now() - this.options.runStartedAt,
+      call: record,
+    });
+    if (this.options.dispatch.failurePolicy === 'abort' && record.isError && record.outcome !== 'cancelled') {
+      this.cancelAll(
+        `another call in this turn failed: ${record.name} (${record.toolUseId}) failed: ${firstLine(block.content)}`,
+      );
+    }
+  }
+}
+
+function toRecord(
+  iteration: number,
+  use: ToolUse,
+  stats: CallStats,
+  block: ToolResultBlock,
+  dispatchedAtMs: number,
+  early: boolean,
+): ToolCallRecord {
+  return {
+    iteration,
+    toolUseId: use.id,
+    name: use.name,
+    input: use.input,
+    outcome: stats.outcome,
+    isError: block.is_error === true,
+    ...(stats.worker === undefined ? {} : { worker: stats.worker }),
+    ...(stats.pool === undefined ? {} : { pool: stats.pool }),
+    attempts: stats.attempts,
+    ...(stats.queueWaitMs === undefined ? {} : { queueWaitMs: stats.queueWaitMs }),
+    ...(stats.runMs === undefined ? {} : { runMs: stats.runMs }),
+    latencyMs: stats.latencyMs,
+    dispatchedAtMs,
+    early,
+  };
+}
+
+function firstLine(content: ToolResultBlock['content']): string {
+  const text = typeof content === 'string' ? content : JSON.stringify(content);
+  return (text.split('\n')[0] ?? '').slice(0, 300);
+}

@@ -1,0 +1,53 @@
+/**
+ * The `tools` of a request: the catalog's tools (advertised by live workers, so the coordinator
+ * never imports their code), then any server tools and the advisor, which the API runs itself.
+ */
+import { ToolqError } from '@toolq/shared';
+import type { CatalogTool } from '../catalog.ts';
+import { advisorTool } from './advisor.ts';
+import type { AdvisorOptions, AgentDispatcher, BetaToolUnion } from './types.ts';
+
+export interface ToolSelection {
+  tools: 'all' | readonly string[];
+  serverTools: readonly BetaToolUnion[];
+  advisor: AdvisorOptions | undefined;
+}
+
+export async function buildToolsParam(
+  dispatcher: AgentDispatcher,
+  selection: ToolSelection,
+): Promise<BetaToolUnion[]> {
+  const catalogTools = await selectCatalogTools(dispatcher, selection.tools);
+  const tools: BetaToolUnion[] = catalogTools.map((tool) => ({
+    name: tool.name,
+    description: tool.description,
+    input_schema: { ...tool.input_schema, type: 'object' },
+  }));
+  tools.push(...selection.serverTools);
+  if (selection.advisor) tools.push(advisorTool(selection.advisor));
+  return tools;
+}
+
+async function selectCatalogTools(
+  dispatcher: AgentDispatcher,
+  wanted: 'all' | readonly string[],
+): Promise<CatalogTool[]> {
+  if (wanted !== 'all' && wanted.length === 0) return [];
+  let listed = dispatcher.catalog.list();
+  const missing = () => (wanted === 'all' ? [] : wanted.filter((n) => !listed.some((t) => t.name === n)));
+  // A worker that has just started may not be in the cached catalog yet.
+  if (missing().length > 0 || listed.length === 0) {
+    await dispatcher.catalog.refresh();
+    listed = dispatcher.catalog.list();
+  }
+  if (wanted === 'all') return listed.filter((t) => t.liveWorkers > 0);
+  const absent = missing();
+  if (absent.length > 0) {
+    throw new ToolqError(
+      'UNKNOWN_TOOL',
+      `no worker has advertised ${absent.map((n) => JSON.stringify(n)).join(', ')}; ` +
+        `known tools: ${listed.map((t) => t.name).join(', ') || '(none: start a worker with `pnpm worker --tools <module>`)'}`,
+    );
+  }
+  return wanted.map((name) => listed.find((t) => t.name === name) as CatalogTool);
+}

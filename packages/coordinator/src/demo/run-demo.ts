@@ -1,0 +1,154 @@
+/**
+ * One demo run, end to end: Redis (private unless REDIS_URL is set), worker processes serving the
+ * demo tools, a Dispatcher, the model (the scripted one offline, the real API when a key is set),
+ * runAgent, and the report. Everything started here is stopped here, on success, error or abort.
+ */
+import Anthropic from '@anthropic-ai/sdk';
+import { createLogger, loadConfig, ToolqError } from '@toolq/shared';
+import {
+  type AgentEvent,
+  type AgentStatus,
+  DEFAULT_MODEL,
+  type IterationStats,
+  type PerformanceReport,
+  performanceReport,
+  type RunStats,
+  runAgent,
+  type ToolCallRecord,
+  type UsageReport,
+} from '../agent/index.ts';
+import { Dispatcher } from '../dispatcher.ts';
+import { startScriptedModel } from '../model/scripted-server.ts';
+import { startPrivateRedis, startWorkerProcess } from './environment.ts';
+import { SCENARIOS, type ScenarioName } from './scenarios.ts';
+
+export interface DemoOptions {
+  /** Default `competitors`. */
+  scenario?: ScenarioName;
+  /** Default: the environment (REDIS_URL, ANTHROPIC_API_KEY, TOOLQ_MODEL, …). */
+  env?: NodeJS.ProcessEnv;
+  /** `auto` (default): the real API when ANTHROPIC_API_KEY is set, else the offline scripted model. */
+  model?: 'auto' | 'scripted' | 'api';
+  /** Worker processes to start. Default 2. */
+  workers?: number;
+  /** Default true (early dispatch). */
+  stream?: boolean;
+  onEvent?: (event: AgentEvent) => void;
+  /** A line of setup progress (starting Redis, workers, …). */
+  onSetup?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface DemoReport {
+  scenario: ScenarioName;
+  title: string;
+  prompt: string;
+  model: string;
+  offline: boolean;
+  redis: 'private' | 'external';
+  workers: string[];
+  status: AgentStatus;
+  answer: string;
+  iterations: IterationStats[];
+  calls: ToolCallRecord[];
+  stats: RunStats;
+  usage: UsageReport;
+  performance: PerformanceReport;
+  /** Setup (Redis, workers) excluded. */
+  runMs: number;
+}
+
+export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
+  const scenario = SCENARIOS[options.scenario ?? 'competitors'];
+  const config = loadConfig(options.env ?? process.env);
+  const setup = options.onSetup ?? (() => undefined);
+  const offline = options.model === 'scripted' || (options.model !== 'api' && !config.anthropicApiKey);
+  const stops: (() => Promise<void>)[] = [];
+  // Ctrl-C during setup: stop at the next step instead of finishing a setup nobody wants.
+  const checkpoint = () => {
+    if (options.signal?.aborted) {
+      throw new ToolqError('CANCELLED', `the demo was cancelled (${String(options.signal.reason)})`);
+    }
+  };
+  try {
+    checkpoint();
+    let redisUrl = config.redisUrl;
+    if (!redisUrl) {
+      setup('starting a private redis-server');
+      const redis = await startPrivateRedis();
+      stops.push(redis.stop);
+      redisUrl = redis.url;
+    }
+    const count = options.workers ?? 2;
+    setup(`starting ${count} worker processes (--tools demo) on ${redisUrl}`);
+    // allSettled: a worker that started must be stopped even when its sibling failed to.
+    const started = await Promise.allSettled(
+      Array.from({ length: count }, () =>
+        startWorkerProcess({ redisUrl: redisUrl as string, prefix: config.prefix, tools: 'demo' }),
+      ),
+    );
+    const workers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    for (const worker of workers) stops.push(worker.stop);
+    const failed = started.find((s) => s.status === 'rejected');
+    if (failed) throw failed.reason;
+    checkpoint();
+    const logger = createLogger({
+      name: 'toolq-demo',
+      level: config.logLevel === 'info' ? 'warn' : config.logLevel,
+    });
+    const dispatcher = new Dispatcher({ redisUrl, prefix: config.prefix, logger });
+    stops.push(() => dispatcher.close());
+    await dispatcher.start();
+
+    let client: Anthropic;
+    let model: string;
+    if (offline) {
+      const scripted = await startScriptedModel({ script: scenario.script });
+      stops.push(() => scripted.close());
+      client = new Anthropic({ apiKey: 'offline-demo', baseURL: scripted.url, maxRetries: 0 });
+      model = config.model ?? DEFAULT_MODEL;
+      setup(`offline: scripted model at ${scripted.url} (set ANTHROPIC_API_KEY for the real API)`);
+    } else {
+      client = new Anthropic({
+        apiKey: config.anthropicApiKey ?? null,
+        ...(config.anthropicBaseUrl ? { baseURL: config.anthropicBaseUrl } : {}),
+      });
+      model = config.model ?? DEFAULT_MODEL;
+      setup(`online: ${model} on the Messages API`);
+    }
+
+    const startedAt = Date.now();
+    const result = await runAgent({
+      dispatcher,
+      client,
+      model,
+      system: scenario.system,
+      prompt: scenario.prompt,
+      tools: scenario.tools,
+      stream: options.stream ?? true,
+      logger,
+      ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    return {
+      scenario: scenario.name,
+      title: scenario.title,
+      prompt: scenario.prompt,
+      model,
+      offline,
+      redis: config.redisUrl ? 'external' : 'private',
+      workers: workers.map((w) => w.id),
+      status: result.status,
+      answer: result.text,
+      iterations: result.iterations,
+      calls: result.calls,
+      stats: result.stats,
+      usage: result.usage,
+      performance: performanceReport(result.calls),
+      runMs: Date.now() - startedAt,
+    };
+  } finally {
+    // Reverse order: the dispatcher before the workers, the workers before their Redis.
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+  }
+}
