@@ -3,71 +3,42 @@
  * the opaque redacted result), never enqueued, its usage kept apart from the executor's, and a 400
  * for a pairing the API refuses surfaced with both model names.
  */
-import Anthropic from '@anthropic-ai/sdk';
+import type Anthropic from '@anthropic-ai/sdk';
 import { ToolqError } from '@toolq/shared';
-import { startWorker, type ToolqWorker } from '@toolq/worker';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
-import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
-import diagnostics from '../../worker/src/tools/diagnostics.ts';
 import { ADVISOR_BETA, type AgentOptions, runAgent } from '../src/agent/index.ts';
-import { Dispatcher } from '../src/dispatcher.ts';
 import {
   advisorIteration,
   executorIteration,
   passthrough,
   type Script,
-  type ScriptedModel,
   serverToolUse,
-  startScriptedModel,
   text,
   toolTurnsScript,
   toolUse,
 } from '../src/model/scripted-server.ts';
+import { useAgentHarness } from './agent-harness.ts';
 
 const EXECUTOR = 'claude-sonnet-4-6';
 const ADVISOR = 'claude-opus-4-6';
 
-let redis: RedisServer;
-let worker: ToolqWorker;
-let dispatcher: Dispatcher;
-const models: ScriptedModel[] = [];
+const harness = useAgentHarness();
 const dispatched: string[] = [];
-
-beforeAll(async () => {
-  redis = await startRedisServer();
-  worker = await startWorker({
-    tools: diagnostics.filter((t) => t.name !== 'diag_crash'),
-    redisUrl: redis.url,
-    logger: testLogger(),
-  });
-  dispatcher = new Dispatcher({ redisUrl: redis.url, logger: testLogger() });
-  await dispatcher.start();
-});
-
-afterEach(async () => {
+afterEach(() => {
   dispatched.length = 0;
-  await Promise.all(models.splice(0).map((m) => m.close()));
-});
-
-afterAll(async () => {
-  await dispatcher?.close();
-  await worker?.close();
-  await redis?.stop();
 });
 
 async function run(script: Script, options: Partial<AgentOptions> = {}) {
-  const model = await startScriptedModel(script);
-  models.push(model);
-  const client = new Anthropic({ apiKey: 'test', baseURL: model.url, maxRetries: 0 });
+  const { model, client } = await harness.model(script);
   const result = await runAgent({
     // The real dispatcher, watched: every tool name that reaches a queue is recorded.
     dispatcher: {
-      catalog: dispatcher.catalog,
-      metrics: dispatcher.metrics,
+      catalog: harness.dispatcher.catalog,
+      metrics: harness.dispatcher.metrics,
       dispatch: (uses, o) => {
         dispatched.push(...uses.map((u) => u.name));
-        return dispatcher.dispatch(uses, o);
+        return harness.dispatcher.dispatch(uses, o);
       },
     },
     client,
@@ -113,7 +84,7 @@ for (const stream of [false, true]) {
       // Only the client tool was run; the advisor's call is the API's.
       expect(result.calls.map((c) => c.name)).toEqual(['diag_echo']);
       expect(dispatched).toEqual(['diag_echo']);
-      const answered = (await dispatcher.metrics.calls.get()).values.map((v) => v.labels.tool);
+      const answered = (await harness.dispatcher.metrics.calls.get()).values.map((v) => v.labels.tool);
       expect(answered).not.toContain('advisor');
       const user = result.messages[2]?.content as Anthropic.Beta.BetaToolResultBlockParam[];
       expect(user.map((b) => b.tool_use_id)).toEqual([result.calls[0]?.toolUseId]);
@@ -147,7 +118,7 @@ for (const stream of [false, true]) {
         expect.objectContaining({ model: ADVISOR, role: 'advisor', calls: 1, outputTokens: 300 }),
       ]);
       expect(result.advisorModel).toBe(ADVISOR);
-      const advisorTokens = (await dispatcher.metrics.modelTokens.get()).values.filter(
+      const advisorTokens = (await harness.dispatcher.metrics.modelTokens.get()).values.filter(
         (v) => v.labels.role === 'advisor' && v.labels.model === ADVISOR,
       );
       expect(advisorTokens.length).toBeGreaterThan(0);

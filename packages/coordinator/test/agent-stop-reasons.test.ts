@@ -4,58 +4,28 @@
  * pairing like the real API, so a run that gets the order or the single user message wrong fails
  * with a 400 here.
  */
-import Anthropic from '@anthropic-ai/sdk';
-import { startWorker, type ToolqWorker } from '@toolq/worker';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type Anthropic from '@anthropic-ai/sdk';
+import { describe, expect, it } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
-import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
-import diagnostics from '../../worker/src/tools/diagnostics.ts';
 import { type AgentOptions, MAX_ITERATIONS_TEXT, runAgent } from '../src/agent/index.ts';
-import { Dispatcher } from '../src/dispatcher.ts';
 import {
   passthrough,
   type Script,
   type ScriptedModel,
   sequenceScript,
   serverToolUse,
-  startScriptedModel,
   text,
   toolTurnsScript,
   toolUse,
 } from '../src/model/scripted-server.ts';
+import { useAgentHarness } from './agent-harness.ts';
 
-let redis: RedisServer;
-let worker: ToolqWorker;
-let dispatcher: Dispatcher;
-const models: ScriptedModel[] = [];
-
-beforeAll(async () => {
-  redis = await startRedisServer();
-  worker = await startWorker({
-    tools: diagnostics.filter((t) => t.name !== 'diag_crash'),
-    redisUrl: redis.url,
-    logger: testLogger(),
-  });
-  dispatcher = new Dispatcher({ redisUrl: redis.url, logger: testLogger() });
-  await dispatcher.start();
-});
-
-afterEach(async () => {
-  await Promise.all(models.splice(0).map((m) => m.close()));
-});
-
-afterAll(async () => {
-  await dispatcher?.close();
-  await worker?.close();
-  await redis?.stop();
-});
+const harness = useAgentHarness();
 
 async function run(script: Script, options: Partial<AgentOptions> = {}) {
-  const model = await startScriptedModel(script);
-  models.push(model);
-  const client = new Anthropic({ apiKey: 'test', baseURL: model.url, maxRetries: 0 });
+  const { model, client } = await harness.model(script);
   const result = await runAgent({
-    dispatcher,
+    dispatcher: harness.dispatcher,
     client,
     model: 'claude-sonnet-4-6',
     prompt: 'Do the thing.',
@@ -144,7 +114,7 @@ for (const stream of [false, true]) {
       expect(result.text).toContain('I received 4 tool results (2 errors).');
       expect(result.text).toContain('ERROR: Tool diag_sleep timed out after 0.4s');
       expect(result.calls.map((c) => c.outcome)).toEqual(['ok', 'ok', 'error', 'timeout']);
-      expect(result.calls[0]?.worker).toBe(worker.id);
+      expect(result.calls[0]?.worker).toBe(harness.worker.id);
       expect(result.iterations.map((it) => it.action)).toEqual(['tools', 'final']);
     });
 

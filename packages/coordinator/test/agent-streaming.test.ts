@@ -3,57 +3,21 @@
  * still writing, and the results still come back in block order. Also: the abort policy across the
  * per-block batches, cancellation, listener errors, token metrics.
  */
-import Anthropic from '@anthropic-ai/sdk';
+import type Anthropic from '@anthropic-ai/sdk';
 import { ToolqError } from '@toolq/shared';
-import { startWorker, type ToolqWorker } from '@toolq/worker';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
-import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
-import diagnostics from '../../worker/src/tools/diagnostics.ts';
 import { type AgentEvent, type AgentOptions, runAgent } from '../src/agent/index.ts';
-import { Dispatcher } from '../src/dispatcher.ts';
-import {
-  type Script,
-  type ScriptedModel,
-  startScriptedModel,
-  text,
-  toolTurnsScript,
-  toolUse,
-} from '../src/model/scripted-server.ts';
+import { type Script, text, toolTurnsScript, toolUse } from '../src/model/scripted-server.ts';
+import { useAgentHarness } from './agent-harness.ts';
 
-let redis: RedisServer;
-let worker: ToolqWorker;
-let dispatcher: Dispatcher;
-const models: ScriptedModel[] = [];
-
-beforeAll(async () => {
-  redis = await startRedisServer();
-  worker = await startWorker({
-    tools: diagnostics.filter((t) => t.name !== 'diag_crash'),
-    redisUrl: redis.url,
-    logger: testLogger(),
-  });
-  dispatcher = new Dispatcher({ redisUrl: redis.url, logger: testLogger() });
-  await dispatcher.start();
-});
-
-afterEach(async () => {
-  await Promise.all(models.splice(0).map((m) => m.close()));
-});
-
-afterAll(async () => {
-  await dispatcher?.close();
-  await worker?.close();
-  await redis?.stop();
-});
+const harness = useAgentHarness();
 
 async function run(script: Script, options: Partial<AgentOptions> = {}) {
-  const model = await startScriptedModel(script);
-  models.push(model);
-  const client = new Anthropic({ apiKey: 'test', baseURL: model.url, maxRetries: 0 });
+  const { model, client } = await harness.model(script);
   const events: AgentEvent[] = [];
   const result = await runAgent({
-    dispatcher,
+    dispatcher: harness.dispatcher,
     client,
     model: 'claude-sonnet-4-6',
     prompt: 'Go.',
@@ -228,7 +192,7 @@ describe('token usage', () => {
 });
 
 async function tokenMetric(model: string): Promise<number> {
-  const metric = await dispatcher.metrics.modelTokens.get();
+  const metric = await harness.dispatcher.metrics.modelTokens.get();
   return metric.values
     .filter((v) => v.labels.model === model && v.labels.role === 'executor')
     .reduce((n, v) => n + v.value, 0);

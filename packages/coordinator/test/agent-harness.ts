@@ -1,0 +1,64 @@
+/**
+ * What the agent-loop tests share: a real Redis, an in-process worker serving the diagnostics
+ * tools, a started Dispatcher, and scripted models reached through the real SDK.
+ */
+import Anthropic from '@anthropic-ai/sdk';
+import { startWorker, type ToolqWorker } from '@toolq/worker';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { testLogger } from '../../../test-support/logger.ts';
+import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
+import diagnostics from '../../worker/src/tools/diagnostics.ts';
+import { Dispatcher } from '../src/dispatcher.ts';
+import { type Script, type ScriptedModel, startScriptedModel } from '../src/model/scripted-server.ts';
+
+export interface AgentHarness {
+  readonly dispatcher: Dispatcher;
+  readonly worker: ToolqWorker;
+  /** A scripted model, closed after the test, and an SDK client pointed at it (no retries). */
+  model(script: Script): Promise<{ model: ScriptedModel; client: Anthropic }>;
+}
+
+/** Registers the suite's hooks; use inside a test file, at the top level. */
+export function useAgentHarness(): AgentHarness {
+  let redis: RedisServer | undefined;
+  let worker: ToolqWorker | undefined;
+  let dispatcher: Dispatcher | undefined;
+  const models: ScriptedModel[] = [];
+
+  beforeAll(async () => {
+    redis = await startRedisServer();
+    worker = await startWorker({
+      tools: diagnostics.filter((t) => t.name !== 'diag_crash'),
+      redisUrl: redis.url,
+      logger: testLogger(),
+    });
+    dispatcher = new Dispatcher({ redisUrl: redis.url, logger: testLogger() });
+    await dispatcher.start();
+  });
+  afterEach(async () => {
+    await Promise.all(models.splice(0).map((m) => m.close()));
+  });
+  afterAll(async () => {
+    await dispatcher?.close();
+    await worker?.close();
+    await redis?.stop();
+  });
+
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('the agent harness is used before beforeAll ran');
+    return value;
+  };
+  return {
+    get dispatcher() {
+      return started(dispatcher);
+    },
+    get worker() {
+      return started(worker);
+    },
+    async model(script) {
+      const model = await startScriptedModel(script);
+      models.push(model);
+      return { model, client: new Anthropic({ apiKey: 'test', baseURL: model.url, maxRetries: 0 }) };
+    },
+  };
+}
