@@ -75,9 +75,13 @@ export function summarise(input: {
   };
 }
 
+export const UNKNOWN_TOOL_LABEL = '_unknown';
+
 export function observeBatch(metrics: CoordinatorMetrics, result: BatchResult): void {
   for (const call of result.calls) {
-    metrics.calls.inc({ tool: call.tool, pool: call.pool ?? 'none', outcome: call.outcome });
+    // Unknown names come from callers: one label value for all of them keeps the series bounded.
+    const tool = call.outcome === 'unknown_tool' ? UNKNOWN_TOOL_LABEL : call.tool;
+    metrics.calls.inc({ tool, pool: call.pool ?? 'none', outcome: call.outcome });
   }
   metrics.batchSize.observe(result.calls.length);
   metrics.batchDuration.observe(result.wallMs / 1000);

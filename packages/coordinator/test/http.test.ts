@@ -187,6 +187,11 @@ describe('catalog, health, metrics', () => {
     }
     expect(text).toMatch(/toolq_tool_calls_total\{tool="diag_fail",pool="default",outcome="error"[^}]*\} 1/);
     expect(text).toMatch(/toolq_workers\{pool="default"[^}]*\} 1/);
+    // Unknown names come from callers and must not create a series each.
+    expect(text).toMatch(
+      /toolq_tool_calls_total\{tool="_unknown",pool="none",outcome="unknown_tool"[^}]*\} 1/,
+    );
+    expect(text).not.toContain('tool="mystery"');
   });
 
   it('answers 404 as JSON for an unknown route', async () => {

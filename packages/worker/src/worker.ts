@@ -150,9 +150,11 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
         await job.moveToWait(token);
         throw new WaitingError();
       }
-      metrics.jobs.inc({ tool: data.tool, pool, outcome: result.outcome });
+      // Names come from producers: tools this worker does not serve share one label value.
+      const tool = tools.has(data.tool) ? data.tool : '_unknown';
+      metrics.jobs.inc({ tool, pool, outcome: result.outcome });
       if (result.startedAt && result.finishedAt) {
-        metrics.duration.observe({ tool: data.tool, pool }, (result.finishedAt - result.startedAt) / 1000);
+        metrics.duration.observe({ tool, pool }, (result.finishedAt - result.startedAt) / 1000);
       }
       return report(data, result);
     } finally {
