@@ -91,6 +91,60 @@ describe('coordinator and workers as processes', () => {
   });
 });
 
+describe('coordinator shutdown', () => {
+  it('SIGTERM lets an in-flight batch finish, refuses new work, then exits 0', async () => {
+    const worker = await startWorkerProcess({ redisUrl: server.url });
+    const draining = await startCoordinatorProcess({ REDIS_URL: server.url });
+    try {
+      const request = fetch(`${draining.url}/v1/tool-batches`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ tool_uses: [{ id: 'a', name: 'diag_sleep', input: { ms: 800 } }] }),
+      });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      draining.child.kill('SIGTERM');
+      const res = await request;
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as { tool_results: unknown[] }).tool_results).toEqual([
+        { type: 'tool_result', tool_use_id: 'a', content: '{"slept_ms":800}' },
+      ]);
+      expect(await draining.exited).toBe(0);
+      await expect(fetch(`${draining.url}/healthz`)).rejects.toThrow();
+    } finally {
+      draining.child.kill('SIGKILL');
+      await worker.stop();
+    }
+  });
+
+  it('answers what is still running as cancelled when the drain bound passes', async () => {
+    const worker = await startWorkerProcess({ redisUrl: server.url });
+    const draining = await startCoordinatorProcess({
+      REDIS_URL: server.url,
+      TOOLQ_SHUTDOWN_TIMEOUT_MS: '300',
+    });
+    try {
+      const request = fetch(`${draining.url}/v1/tool-batches`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ tool_uses: [{ id: 'a', name: 'diag_sleep', input: { ms: 10_000 } }] }),
+      });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const signalled = Date.now();
+      draining.child.kill('SIGTERM');
+      const body = (await (await request).json()) as { tool_results: { content: string; is_error?: true }[] };
+      expect(body.tool_results[0]).toMatchObject({
+        is_error: true,
+        content: 'Error: cancelled: the coordinator is shutting down',
+      });
+      expect(Date.now() - signalled).toBeLessThan(3_000);
+      expect(await draining.exited).toBe(0);
+    } finally {
+      draining.child.kill('SIGKILL');
+      await worker.stop();
+    }
+  });
+});
+
 describe('a coordinator killed mid-batch', () => {
   it('a new one with the same id collects the results the workers wrote (promise 3)', async () => {
     const worker = await startWorkerProcess({ redisUrl: server.url });

@@ -39,6 +39,16 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
     }
   });
 
+  // While closing, answers end their connection: a kept-alive socket would otherwise hold the
+  // shutdown for Fastify's keep-alive timeout (72 s) after the last in-flight batch.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
+
   app.setErrorHandler((error: FastifyError, _request, reply) => {
     const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
     if (status >= 500) options.logger?.error({ err: error.message }, 'request failed');
