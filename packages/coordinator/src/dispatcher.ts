@@ -23,6 +23,7 @@ import {
   markAnswered,
   messages,
   publishCancel,
+  RecentSet,
   type Redis,
   type Registry,
   readBatchMeta,
@@ -35,7 +36,6 @@ import { planBatch } from './batch-plan.ts';
 import { type BatchResult, observeBatch, summarise } from './batch-result.ts';
 import { Catalog } from './catalog.ts';
 import { buildJobData, JobQueues, jobId, type PlannedJob } from './job-queues.ts';
-import { RecentSet } from './recent-set.ts';
 import { type Reply, ReplyReader } from './reply-reader.ts';
 
 export interface ToolUse {
@@ -287,15 +287,15 @@ export class Dispatcher {
 
   /** Marks the batch answered (workers skip its queued calls) and stops work nobody waits for. */
   private afterAnswer(batchId: string, entry: Pending, settled: readonly SettledCall[]): void {
-    if (entry.pools.size === 0) return; // nothing was enqueued
+    const abandoned = settled.flatMap((call, index) =>
+      call.byCoordinator && entry.pools.has(index) ? [index] : [],
+    );
+    // Every queued call has a worker's result: no job of this batch is left for anyone to stop.
+    if (abandoned.length === 0) return;
     const warn = (what: string) => (err: Error) => this.logger.warn({ err: err.message, batchId }, what);
     markAnswered(this.redis, entry.batchKey, BATCH_TTL_AFTER_DEADLINE_MS).catch(
       warn('could not mark batch answered'),
     );
-    const abandoned = settled.flatMap((call, index) =>
-      call.byCoordinator && entry.pools.has(index) ? [index] : [],
-    );
-    if (abandoned.length === 0) return;
     for (const index of abandoned) this.abandoned.add(jobId(batchId, index));
     publishCancel(this.redis, this.keys.cancelChannel(), {
       batchId,

@@ -6,6 +6,8 @@
  */
 import { type CallResult, type Logger, parseCallResult, type Redis } from '@toolq/shared';
 
+const TRIM_EVERY_MS = 100;
+
 export interface Reply {
   batchId: string;
   index: number;
@@ -31,6 +33,8 @@ export class ReplyReader {
   private running = false;
   private loop: Promise<void> | undefined;
   private lastReadOkAt = 0;
+  private lastTrimAt = 0;
+  private trimmedTo = '0-0';
 
   constructor(private readonly options: ReplyReaderOptions) {}
 
@@ -69,7 +73,10 @@ export class ReplyReader {
         );
         this.lastReadOkAt = Date.now();
         const entries = response?.[0]?.[1];
-        if (!entries || entries.length === 0) continue;
+        if (!entries || entries.length === 0) {
+          this.trim(); // what the last busy reads left, once traffic stops
+          continue;
+        }
         const replies: Reply[] = [];
         for (const [id, fields] of entries) {
           this.lastId = id;
@@ -88,6 +95,11 @@ export class ReplyReader {
   }
 
   private trim(): void {
+    // At most every TRIM_EVERY_MS: trimming after every read costs a command per read under load.
+    const now = Date.now();
+    if (this.trimmedTo === this.lastId || now - this.lastTrimAt < TRIM_EVERY_MS) return;
+    this.lastTrimAt = now;
+    this.trimmedTo = this.lastId;
     // MINID keeps the entry at lastId itself; one entry left behind is harmless and keeps this cheap.
     this.options.redis.xtrim(this.options.streamKey, 'MINID', this.lastId).catch((err: Error) => {
       this.options.logger.debug({ err: err.message }, 'reply stream trim failed');

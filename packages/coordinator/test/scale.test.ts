@@ -2,6 +2,7 @@
  * The two failure modes measured with a QueueEvents barrier (design.md): completions lost right
  * after start-up, and batches hung forever in a burst. Here every call must come back.
  */
+import { createKeys, createRedis } from '@toolq/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
@@ -69,6 +70,16 @@ describe('no lost completions', () => {
     expectAllEchoed(results, ids);
     const late = await dispatcher.registry.getSingleMetricAsString('toolq_late_results_total');
     expect(late).toMatch(/toolq_late_results_total\{[^}]*\} 0/);
+    // The reader trims what it has read: 20,000 notifications do not stay in Redis.
+    const redis = createRedis(server.url);
+    const stream = createKeys('toolq').replyStream(dispatcher.coordinatorId);
+    let length = await redis.xlen(stream);
+    for (let i = 0; i < 40 && length > 1; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      length = await redis.xlen(stream);
+    }
+    expect(length).toBeLessThanOrEqual(1);
+    redis.disconnect();
     await dispatcher.close();
   });
 });

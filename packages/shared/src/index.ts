@@ -33,6 +33,7 @@ export {
   type Registry,
   type WorkerMetrics,
 } from './metrics.ts';
+export { RecentSet } from './recent-set.ts';
 export { closeRedis, createRedis, describeRedis, type Redis } from './redis.ts';
 export {
   DEFAULT_MAX_RESULT_BYTES,

@@ -3,10 +3,12 @@
  * runs and aborts the ones a coordinator names. A lost message costs only wasted work: the
  * coordinator has already answered the call and drops a late result.
  */
-import { type CancelMessage, type Logger, parseCancelMessage, type Redis } from '@toolq/shared';
+import { type CancelMessage, type Logger, parseCancelMessage, RecentSet, type Redis } from '@toolq/shared';
 
 export class RunningCalls {
   private readonly byBatch = new Map<string, Map<number, AbortController>>();
+  /** Batches a coordinator cancelled lately: it has answered them, so their queued calls need not run. */
+  private readonly cancelled = new RecentSet(10_000);
 
   add(batchId: string, index: number, controller: AbortController): () => void {
     let calls = this.byBatch.get(batchId);
@@ -22,7 +24,12 @@ export class RunningCalls {
     };
   }
 
+  wasCancelled(batchId: string): boolean {
+    return this.cancelled.has(batchId);
+  }
+
   cancel(message: CancelMessage): number {
+    this.cancelled.add(message.batchId);
     const calls = this.byBatch.get(message.batchId);
     if (!calls) return 0;
     let count = 0;

@@ -58,9 +58,13 @@ export async function runCall(options: RunCallOptions): Promise<CallResult> {
 
   // The job's timeout already includes the tool's own; the deadline bounds time spent in the queue too.
   const budgetMs = Math.max(0, Math.min(data.timeoutMs, data.deadline - startedAt));
-  const timeout = new AbortController();
-  const timer = setTimeout(() => timeout.abort(new TimeoutSignalReason()), budgetMs);
-  const signal = AbortSignal.any([options.signal, timeout.signal]);
+  // One controller for the timeout and the outer signal: AbortSignal.any costs ~5% of a worker's CPU.
+  const combined = new AbortController();
+  const timer = setTimeout(() => combined.abort(new TimeoutSignalReason()), budgetMs);
+  const onOuterAbort = () => combined.abort(options.signal.reason);
+  if (options.signal.aborted) onOuterAbort();
+  else options.signal.addEventListener('abort', onOuterAbort, { once: true });
+  const signal = combined.signal;
   const maxAttempts = attemptsFor(tool, data);
 
   try {
@@ -92,6 +96,7 @@ export async function runCall(options: RunCallOptions): Promise<CallResult> {
     }
   } finally {
     clearTimeout(timer);
+    options.signal.removeEventListener('abort', onOuterAbort);
   }
 }
 

@@ -70,6 +70,9 @@ export interface ToolqWorker {
   forceClose(): Promise<void>;
 }
 
+/** Younger jobs skip the batch-record check (one Redis round trip per call); see stillWanted(). */
+const FRESH_JOB_MS = 1_000;
+
 class ShutdownAbort extends Error {
   override name = 'ShutdownAbort';
 }
@@ -123,7 +126,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
       );
     }
     const data = parsed.data;
-    if (data.reply && !(await isCallStillWanted(redis, data.reply.batchKey, data.reply.index))) {
+    if (data.reply && !(await stillWanted(data.reply, data.enqueuedAt))) {
       skip('already_answered');
       return undefined;
     }
@@ -156,12 +159,28 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
       if (result.startedAt && result.finishedAt) {
         metrics.duration.observe({ tool, pool }, (result.finishedAt - result.startedAt) / 1000);
       }
-      return report(data, result);
+      await report(data, result);
+      // With a reply target the result is in the batch record already; BullMQ need not store and
+      // broadcast it a second time. Plain producers (no reply) get it as the job's return value.
+      return data.reply ? undefined : result;
     } finally {
       forget();
       signal?.removeEventListener('abort', onBullAbort);
     }
   };
+
+  /**
+   * Whether a call still wants running. A batch answered early (deadline, abort) is announced on
+   * the cancel channel; only a call that waited long enough to have missed that asks Redis.
+   */
+  async function stillWanted(
+    reply: NonNullable<ParsedJobData['reply']>,
+    enqueuedAt: number,
+  ): Promise<boolean> {
+    if (running.wasCancelled(reply.batchId)) return false;
+    if (Date.now() - enqueuedAt < FRESH_JOB_MS) return true;
+    return isCallStillWanted(redis, reply.batchKey, reply.index);
+  }
 
   async function report(data: ParsedJobData, result: CallResult): Promise<CallResult> {
     if (data.reply && !(await writeResult(redis, { ...data.reply, deadline: data.deadline }, result))) {

@@ -9,6 +9,10 @@ export class RecentSet {
     if (this.items.size > this.max) this.items.delete(this.items.values().next().value as string);
   }
 
+  has(item: string): boolean {
+    return this.items.has(item);
+  }
+
   delete(item: string): boolean {
     return this.items.delete(item);
   }
