@@ -41,7 +41,7 @@ export function summarise(input: {
   startedAt: number;
   toolUses: readonly { id: string }[];
   settled: readonly SettledCall[];
-  pools: ReadonlyMap<number, string>;
+  poolOf: (index: number) => string | undefined;
 }): BatchResult {
   const endedAt = Math.max(input.startedAt, ...input.settled.map((s) => s.settledAt));
   const calls: CallStats[] = input.settled.map(({ result, settledAt }, index) => {
@@ -52,7 +52,7 @@ export function summarise(input: {
       attempts: result.attempts,
       latencyMs: settledAt - input.startedAt,
     };
-    const pool = input.pools.get(index);
+    const pool = input.poolOf(index);
     if (pool) stats.pool = pool;
     if (result.worker) stats.worker = result.worker;
     if (result.startedAt && result.enqueuedAt)

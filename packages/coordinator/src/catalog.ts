@@ -12,7 +12,7 @@ import {
 } from '@toolq/shared';
 
 export type ToolLookup =
-  | { kind: 'ok'; spec: ToolSpec; pool: string }
+  | { kind: 'ok'; spec: ToolSpec; pool: string /** live workers serving it there */; workers: number }
   | { kind: 'unknown' }
   | { kind: 'no_worker'; pool: string };
 
@@ -89,7 +89,7 @@ export class Catalog {
     let best: [string, number] | undefined;
     for (const [pool, count] of entry.pools) if (!best || count > best[1]) best = [pool, count];
     if (!best || best[1] === 0) return { kind: 'no_worker', pool: best?.[0] ?? 'default' };
-    return { kind: 'ok', spec: entry.spec, pool: best[0] };
+    return { kind: 'ok', spec: entry.spec, pool: best[0], workers: best[1] };
   }
 
   list(): CatalogTool[] {

@@ -35,7 +35,7 @@ import { Barrier, type BarrierCall, type SettledCall } from './barrier.ts';
 import { planBatch } from './batch-plan.ts';
 import { type BatchResult, observeBatch, summarise } from './batch-result.ts';
 import { Catalog } from './catalog.ts';
-import { buildJobData, JobQueues, jobId, type PlannedJob } from './job-queues.ts';
+import { buildJobData, groupJobs, JobQueues, type PlannedJob } from './job-queues.ts';
 import { type Reply, ReplyReader } from './reply-reader.ts';
 
 export interface ToolUse {
@@ -77,8 +77,31 @@ export interface DispatcherOptions {
 interface Pending {
   barrier: Barrier;
   batchKey: string;
-  pools: Map<number, string>;
+  /** The BullMQ job of each queued call (several calls may share one). */
+  jobs: Map<number, JobRef>;
   lastSweep: number;
+  /** Stops listening to the caller's AbortSignal. */
+  detach?: () => void;
+}
+
+interface JobRef {
+  pool: string;
+  jobId: string;
+}
+
+function jobRefs(jobs: readonly (JobRef & { indexes: readonly number[] })[]): Map<number, JobRef> {
+  const refs = new Map<number, JobRef>();
+  for (const { pool, jobId, indexes } of jobs) for (const index of indexes) refs.set(index, { pool, jobId });
+  return refs;
+}
+
+function cancelOnAbort(barrier: Barrier, signal: AbortSignal | undefined): (() => void) | undefined {
+  if (!signal) return undefined;
+  const onAbort = () =>
+    barrier.cancelPending(`the caller cancelled the batch (${String(signal.reason ?? 'aborted')})`);
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  return () => signal.removeEventListener('abort', onAbort);
 }
 
 export class Dispatcher {
@@ -157,10 +180,43 @@ export class Dispatcher {
     const batchId = options.batchId ?? randomUUID();
     if (options.batchId !== undefined) assertKeyPart('batchId', options.batchId);
     if (this.pending.has(batchId)) throw batchExists(batchId);
+    const entry = await this.prepare(batchId, startedAt, toolUses, options);
+    const result = await this.answer(batchId, entry, startedAt, toolUses);
+    observeBatch(this.metrics, result);
+    return result;
+  }
+
+  /**
+   * Plans the batch, records it and starts it. Its own frame, so that the planning data (lookups,
+   * job data, the record) is garbage once the jobs are sent, not kept while the batch waits.
+   */
+  private async prepare(
+    batchId: string,
+    startedAt: number,
+    toolUses: readonly ToolUse[],
+    options: DispatchOptions,
+  ): Promise<Pending> {
     const batchKey = this.keys.batch(this.coordinatorId, batchId);
-    const _policy = options.failurePolicy ?? 'continue';
     const lookups = await Promise.all(toolUses.map((use) => this.catalog.lookup(use.name)));
     const { calls, meta, ttlMs } = planBatch({ toolUses, lookups, startedAt, timeoutMs: options.timeoutMs });
+    const planned: PlannedJob[] = [];
+    const workersIn = new Map<string, number>();
+    meta.calls.forEach(({ pool }, index) => {
+      const lookup = lookups[index];
+      if (!pool || lookup?.kind !== 'ok') return;
+      workersIn.set(pool, Math.max(workersIn.get(pool) ?? 0, lookup.workers));
+      const reply = { batchId, index, batchKey, streamKey: this.keys.replyStream(this.coordinatorId) };
+      const call = calls[index] as BarrierCall;
+      planned.push({
+        pool,
+        index,
+        data: buildJobData({ call, input: toolUses[index]?.input, reply, options }),
+      });
+    });
+    const queued = groupJobs(batchId, planned, (pool) => workersIn.get(pool) ?? 1);
+    for (const job of queued)
+      for (const index of job.indexes) (meta.calls[index] as { job?: string }).job = job.jobId;
+
     const claimed = claimBatch(this.redis, batchKey, meta, ttlMs + BATCH_TTL_AFTER_DEADLINE_MS);
     if (options.batchId !== undefined && !(await claimed)) throw batchExists(batchId);
     claimed.catch((err: Error) =>
@@ -168,42 +224,22 @@ export class Dispatcher {
     );
 
     const barrier = new Barrier(batchId, calls, options.failurePolicy ?? 'continue');
-    const entry: Pending = { barrier, batchKey, pools: new Map(), lastSweep: startedAt };
-    this.pending.set(batchId, entry);
-    const jobs: PlannedJob[] = [];
-    meta.calls.forEach(({ pool, answer }, index) => {
+    meta.calls.forEach(({ answer }, index) => {
       if (answer) barrier.settle(index, answer, true);
-      else if (pool) {
-        entry.pools.set(index, pool);
-        const data = buildJobData({
-          call: calls[index] as BarrierCall,
-          input: toolUses[index]?.input,
-          reply: { batchId, index, batchKey, streamKey: this.keys.replyStream(this.coordinatorId) },
-          options,
-        });
-        jobs.push({ pool, index, data });
-      }
     });
-
-    const onAbort = () =>
-      barrier.cancelPending(
-        `the caller cancelled the batch (${String(options.signal?.reason ?? 'aborted')})`,
-      );
-    if (options.signal?.aborted) onAbort();
-    options.signal?.addEventListener('abort', onAbort, { once: true });
+    const entry: Pending = { barrier, batchKey, jobs: jobRefs(queued), lastSweep: startedAt };
+    this.pending.set(batchId, entry);
+    entry.detach = cancelOnAbort(barrier, options.signal);
     // Not awaited: the barrier answers by the deadline even if Redis never takes the jobs.
     if (!barrier.isDone) {
-      void this.jobs.enqueue(batchId, jobs).then((failures) => {
+      void this.jobs.enqueue(queued).then((failures) => {
         for (const { index, error } of failures) {
           const message = messages.error(`could not enqueue the call: ${error.message}`);
           barrier.settle(index, barrier.coordinatorResult(index, 'error', message), true);
         }
       });
     }
-    const result = await this.answer(batchId, entry, startedAt, toolUses);
-    options.signal?.removeEventListener('abort', onAbort);
-    observeBatch(this.metrics, result);
-    return result;
+    return entry;
   }
 
   /**
@@ -218,11 +254,11 @@ export class Dispatcher {
     if (!meta) return undefined;
     const calls = meta.calls.map((call, index) => ({ ...call, index }));
     const barrier = new Barrier(batchId, calls, 'continue');
-    const entry: Pending = { barrier, batchKey, pools: new Map(), lastSweep: 0 };
-    for (const call of calls) {
-      if (call.answer) barrier.settle(call.index, call.answer, true);
-      else if (call.pool) entry.pools.set(call.index, call.pool);
-    }
+    const refs = calls.flatMap(({ pool, job, index }) =>
+      pool && job ? [{ pool, jobId: job, indexes: [index] }] : [],
+    );
+    const entry: Pending = { barrier, batchKey, jobs: jobRefs(refs), lastSweep: 0 };
+    for (const call of calls) if (call.answer) barrier.settle(call.index, call.answer, true);
     this.pending.set(batchId, entry);
     const found = await readResults(this.redis, batchKey, barrier.pendingIndexes());
     for (const [index, result] of found) barrier.settle(index, result);
@@ -242,9 +278,11 @@ export class Dispatcher {
     toolUses: readonly { id: string }[],
   ): Promise<BatchResult> {
     const settled = await entry.barrier.done;
+    entry.detach?.();
     this.pending.delete(batchId);
     this.afterAnswer(batchId, entry, settled);
-    return summarise({ batchId, startedAt, toolUses, settled, pools: entry.pools });
+    const poolOf = (index: number) => entry.jobs.get(index)?.pool;
+    return summarise({ batchId, startedAt, toolUses, settled, poolOf });
   }
 
   /** The BullMQ queue of a pool (for gauges and admin). */
@@ -264,7 +302,7 @@ export class Dispatcher {
     }
     // A duplicate of a result the sweep already took is not late, and a worker's echo of the
     // coordinator's own timeout or cancellation is not news.
-    const abandoned = this.abandoned.delete(jobId(batchId, index));
+    const abandoned = this.abandoned.delete(callKey(batchId, index));
     if (abandoned && result.outcome !== 'timeout' && result.outcome !== 'cancelled')
       this.metrics.lateResults.inc();
   }
@@ -288,7 +326,7 @@ export class Dispatcher {
   /** Marks the batch answered (workers skip its queued calls) and stops work nobody waits for. */
   private afterAnswer(batchId: string, entry: Pending, settled: readonly SettledCall[]): void {
     const abandoned = settled.flatMap((call, index) =>
-      call.byCoordinator && entry.pools.has(index) ? [index] : [],
+      call.byCoordinator && entry.jobs.has(index) ? [index] : [],
     );
     // Every queued call has a worker's result: no job of this batch is left for anyone to stop.
     if (abandoned.length === 0) return;
@@ -296,13 +334,17 @@ export class Dispatcher {
     markAnswered(this.redis, entry.batchKey, BATCH_TTL_AFTER_DEADLINE_MS).catch(
       warn('could not mark batch answered'),
     );
-    for (const index of abandoned) this.abandoned.add(jobId(batchId, index));
+    for (const index of abandoned) this.abandoned.add(callKey(batchId, index));
     publishCancel(this.redis, this.keys.cancelChannel(), {
       batchId,
       indexes: abandoned,
       reason: 'the batch was answered without this call (deadline or cancellation)',
     }).catch(warn('could not publish cancellation'));
-    for (const index of abandoned) this.jobs.remove(batchId, index, entry.pools.get(index) as string);
+    // A job still waiting holds only unanswered calls; one already running is locked and left alone.
+    const jobs = new Map(
+      abandoned.map((index) => entry.jobs.get(index)).flatMap((j) => (j ? [[j.jobId, j]] : [])),
+    );
+    for (const { pool, jobId } of jobs.values()) this.jobs.remove(pool, jobId);
   }
 
   async close(): Promise<void> {
@@ -320,6 +362,10 @@ export class Dispatcher {
 }
 
 const SWEEP_CHUNK = 500;
+
+function callKey(batchId: string, index: number): string {
+  return `${batchId}.${index}`;
+}
 
 function batchExists(batchId: string): ToolqError {
   return new ToolqError(

@@ -1,10 +1,16 @@
-/** The BullMQ side of the coordinator: one Queue per pool, enqueueing a batch and removing calls. */
+/**
+ * The BullMQ side of the coordinator: one Queue per pool; a batch's calls grouped into jobs (a call
+ * alone, or a chunk of calls, so that each live worker of a pool fetches one job per batch instead
+ * of one per call); enqueueing them, and removing them.
+ */
 import {
   CONTRACT_VERSION,
   type FailurePolicy,
+  type JobChunk,
   type JobData,
   type Keys,
   type Logger,
+  MAX_CALLS_PER_JOB,
   type Redis,
 } from '@toolq/shared';
 import { Queue } from 'bullmq';
@@ -13,6 +19,14 @@ export interface PlannedJob {
   pool: string;
   index: number;
   data: JobData;
+}
+
+/** One BullMQ job: the calls (batch indexes) it carries. */
+export interface QueuedJob {
+  pool: string;
+  jobId: string;
+  indexes: number[];
+  data: JobData | JobChunk;
 }
 
 /** The job of one call, as the contract in @toolq/shared defines it. */
@@ -37,8 +51,41 @@ export function buildJobData(input: {
   };
 }
 
-export function jobId(batchId: string, index: number): string {
-  return `${batchId}.${index}`;
+/**
+ * Groups a batch's calls into jobs: per pool, as many chunks as the pool has live workers (so the
+ * calls still spread over the workers), at most MAX_CALLS_PER_JOB calls each.
+ */
+export function groupJobs(
+  batchId: string,
+  planned: readonly PlannedJob[],
+  liveWorkers: (pool: string) => number,
+): QueuedJob[] {
+  const byPool = new Map<string, PlannedJob[]>();
+  for (const job of planned) byPool.set(job.pool, [...(byPool.get(job.pool) ?? []), job]);
+  const queued: QueuedJob[] = [];
+  for (const [pool, jobs] of byPool) {
+    const chunks = Math.max(
+      Math.min(jobs.length, liveWorkers(pool)),
+      Math.ceil(jobs.length / MAX_CALLS_PER_JOB),
+      1,
+    );
+    const size = Math.ceil(jobs.length / chunks);
+    for (let start = 0, k = 0; start < jobs.length; start += size, k++) {
+      const slice = jobs.slice(start, start + size);
+      const [only] = slice;
+      queued.push(
+        slice.length === 1 && only
+          ? { pool, jobId: `${batchId}.${only.index}`, indexes: [only.index], data: only.data }
+          : {
+              pool,
+              jobId: `${batchId}.${pool}.c${k}`,
+              indexes: slice.map((j) => j.index),
+              data: { v: CONTRACT_VERSION, chunk: slice.map((j) => j.data) },
+            },
+      );
+    }
+  }
+  return queued;
 }
 
 export class JobQueues {
@@ -59,36 +106,32 @@ export class JobQueues {
   }
 
   /** One addBulk per pool. Resolves with the calls that could not be enqueued and why. */
-  async enqueue(batchId: string, jobs: readonly PlannedJob[]): Promise<{ index: number; error: Error }[]> {
-    const byPool = new Map<string, PlannedJob[]>();
+  async enqueue(jobs: readonly QueuedJob[]): Promise<{ index: number; error: Error }[]> {
+    const byPool = new Map<string, QueuedJob[]>();
     for (const job of jobs) byPool.set(job.pool, [...(byPool.get(job.pool) ?? []), job]);
     const failures = await Promise.all(
       [...byPool].map(async ([pool, poolJobs]) => {
         try {
           await this.queueFor(pool).addBulk(
-            poolJobs.map(({ data, index }) => ({
-              name: data.tool,
+            poolJobs.map(({ data, jobId }) => ({
+              name: 'chunk' in data ? 'chunk' : data.tool,
               data,
-              opts: {
-                jobId: jobId(batchId, index),
-                removeOnComplete: true,
-                removeOnFail: { age: 3600, count: 1000 },
-              },
+              opts: { jobId, removeOnComplete: true, removeOnFail: { age: 3600, count: 1000 } },
             })),
           );
           return [];
         } catch (err) {
-          return poolJobs.map(({ index }) => ({ index, error: err as Error }));
+          return poolJobs.flatMap(({ indexes }) => indexes.map((index) => ({ index, error: err as Error })));
         }
       }),
     );
     return failures.flat();
   }
 
-  /** Removes a call still waiting in its queue; a running one is locked and left to the cancel channel. */
-  remove(batchId: string, index: number, pool: string): void {
+  /** Removes a job still waiting in its queue; a running one is locked and left to the cancel channel. */
+  remove(pool: string, jobId: string): void {
     this.queueFor(pool)
-      .remove(jobId(batchId, index))
+      .remove(jobId)
       .catch(() => undefined);
   }
 

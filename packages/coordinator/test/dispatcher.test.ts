@@ -368,6 +368,28 @@ describe('delivery', () => {
   });
 });
 
+describe('jobs per batch', () => {
+  it('sends a batch as one job per live worker (chunks of at most 16 calls), each call answered on its own', async () => {
+    const queue = new Queue('{default}', { connection: redis, prefix: 'toolq' });
+    const seen = new Map<string, number>();
+    const pending = dispatcher.dispatch(
+      Array.from({ length: 20 }, (_, i) => call(`t${i}`, 'diag_sleep', { ms: 300 })),
+    );
+    for (let i = 0; i < 20; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      for (const job of await queue.getJobs(['wait', 'active'])) {
+        seen.set(String(job.id), ((job.data as { chunk?: unknown[] }).chunk ?? [job.data]).length);
+      }
+    }
+    const result = await pending;
+    await queue.close();
+    expect(result.calls.every((c) => c.outcome === 'ok')).toBe(true);
+    // One live worker: 20 calls → ceil(20 / 16) = 2 jobs of 10.
+    expect([...seen.values()]).toEqual([10, 10]);
+    expect([...seen.keys()].every((id) => id.startsWith(`${result.batchId}.default.c`))).toBe(true);
+  });
+});
+
 describe('raw BullMQ producers', () => {
   it('runs a job added with a plain Queue and returns the result as the job return value', async () => {
     const queue = new Queue('{default}', { connection: redis, prefix: 'toolq' });

@@ -91,6 +91,38 @@ describe('coordinator and workers as processes', () => {
   });
 });
 
+describe('chunks and worker shutdown', () => {
+  it('a chunk given back at the shutdown bound runs its unfinished calls on another worker, not its finished ones', async () => {
+    const first = await startWorkerProcess({
+      redisUrl: server.url,
+      env: { TOOLQ_SHUTDOWN_TIMEOUT_MS: '400' },
+    });
+    const pending = batch(
+      [
+        { id: 'quick', name: 'diag_sleep', input: { ms: 50 } },
+        { id: 'slow1', name: 'diag_sleep', input: { ms: 1_500 } },
+        { id: 'slow2', name: 'diag_sleep', input: { ms: 1_500 } },
+      ],
+      15_000,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    first.child.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+    const second = await startWorkerProcess({ redisUrl: server.url });
+    try {
+      const body = await pending;
+      expect(body.tool_results.map((r) => r.content)).toEqual([
+        '{"slept_ms":50}',
+        '{"slept_ms":1500}',
+        '{"slept_ms":1500}',
+      ]);
+      expect(body.stats.calls.map((c) => c.worker)).toEqual([first.id, second.id, second.id]);
+    } finally {
+      await second.stop();
+    }
+  });
+});
+
 describe('coordinator shutdown', () => {
   it('SIGTERM lets an in-flight batch finish, refuses new work, then exits 0', async () => {
     const worker = await startWorkerProcess({ redisUrl: server.url });

@@ -46,6 +46,20 @@ export const jobDataSchema = z.object({
 export type JobData = z.input<typeof jobDataSchema>;
 export type ParsedJobData = z.output<typeof jobDataSchema>;
 
+/** Most calls one BullMQ job carries (a chunk of a batch). */
+export const MAX_CALLS_PER_JOB = 16;
+
+/**
+ * Several calls of one batch in one BullMQ job (the job's name is `chunk`): a worker fetches one
+ * job instead of one per call, which is most of BullMQ's per-call cost. Each element is checked
+ * as a JobData on its own, and each reports its own result.
+ */
+export const jobChunkSchema = z.object({
+  v: z.literal(CONTRACT_VERSION),
+  chunk: z.array(z.unknown()).min(1).max(MAX_CALLS_PER_JOB),
+});
+export type JobChunk = { v: typeof CONTRACT_VERSION; chunk: JobData[] };
+
 const textBlockSchema = z.object({ type: z.literal('text'), text: z.string() }).loose();
 const imageBlockSchema = z
   .object({ type: z.literal('image'), source: z.record(z.string(), z.unknown()) })
@@ -116,6 +130,12 @@ export function contractJsonSchemas(): Record<string, unknown> {
   return {
     version: CONTRACT_VERSION,
     jobData: z.toJSONSchema(jobDataSchema, { io: 'input' }),
+    jobChunk: z.toJSONSchema(
+      jobChunkSchema.extend({ chunk: z.array(jobDataSchema).min(1).max(MAX_CALLS_PER_JOB) }),
+      {
+        io: 'input',
+      },
+    ),
     callResult: z.toJSONSchema(callResultSchema),
   };
 }

@@ -15,7 +15,9 @@ import {
   createWorkerMetrics,
   inputJsonSchema,
   isCallStillWanted,
+  type JobChunk,
   type JobData,
+  jobChunkSchema,
   jobDataSchema,
   type Logger,
   messages,
@@ -73,6 +75,8 @@ export interface ToolqWorker {
 /** Younger jobs skip the batch-record check (one Redis round trip per call); see stillWanted(). */
 const FRESH_JOB_MS = 1_000;
 
+const GIVEN_BACK: unique symbol = Symbol('given back');
+
 class ShutdownAbort extends Error {
   override name = 'ShutdownAbort';
 }
@@ -114,19 +118,45 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
 
   const skip = (reason: string) => metrics.skipped.inc({ pool, reason });
 
+  /**
+   * One BullMQ job: a call, or a chunk of calls of one batch run at once, each reporting its own
+   * result. Calls given back at a forced shutdown put the whole job back in the queue; calls of it
+   * that did finish are skipped when it runs again (their results are in the batch record).
+   */
   const processor = async (
-    job: Job<JobData, CallResult | undefined>,
+    job: Job<JobData | JobChunk, CallResult | undefined>,
     token?: string,
     signal?: AbortSignal,
   ) => {
-    const parsed = jobDataSchema.safeParse(job.data);
+    const chunk = jobChunkSchema.safeParse(job.data);
+    const outcomes = chunk.success
+      ? await Promise.all(chunk.data.chunk.map((raw) => processCall(job, raw, signal)))
+      : [await processCall(job, job.data, signal)];
+    if (outcomes.includes(GIVEN_BACK)) {
+      await job.moveToWait(token);
+      throw new WaitingError();
+    }
+    const [only] = outcomes;
+    if (chunk.success || typeof only === 'symbol') return undefined;
+    return only;
+  };
+
+  /** Runs one call; its result is reported before this returns (and returned for plain producers). */
+  const processCall = async (
+    job: Job<JobData | JobChunk, CallResult | undefined>,
+    raw: unknown,
+    signal?: AbortSignal,
+  ): Promise<CallResult | undefined | typeof GIVEN_BACK> => {
+    const parsed = jobDataSchema.safeParse(raw);
     if (!parsed.success) {
       throw new UnrecoverableError(
         `job ${job.id} does not follow toolq contract v1: ${parsed.error.message}`,
       );
     }
     const data = parsed.data;
-    if (data.reply && !(await stillWanted(data.reply, data.enqueuedAt))) {
+    // A job that ran before (given back, or stalled on a dead worker) always asks Redis.
+    const retried = job.attemptsStarted > 1 || job.stalledCounter > 0;
+    if (data.reply && !(await stillWanted(data.reply, retried ? 0 : data.enqueuedAt))) {
       skip('already_answered');
       return undefined;
     }
@@ -148,11 +178,9 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
         maxResultBytes,
         signal: controller.signal,
       });
-      if (controller.signal.reason instanceof ShutdownAbort && result.outcome === 'cancelled') {
-        // Give the call back: another worker runs it, within the same deadline.
-        await job.moveToWait(token);
-        throw new WaitingError();
-      }
+      // Given back: another worker runs it, within the same deadline.
+      if (controller.signal.reason instanceof ShutdownAbort && result.outcome === 'cancelled')
+        return GIVEN_BACK;
       // Names come from producers: tools this worker does not serve share one label value.
       const tool = tools.has(data.tool) ? data.tool : '_unknown';
       metrics.jobs.inc({ tool, pool, outcome: result.outcome });
@@ -178,7 +206,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     enqueuedAt: number,
   ): Promise<boolean> {
     if (running.wasCancelled(reply.batchId)) return false;
-    if (Date.now() - enqueuedAt < FRESH_JOB_MS) return true;
+    if (Date.now() - enqueuedAt < FRESH_JOB_MS) return true; // enqueuedAt 0: always ask
     return isCallStillWanted(redis, reply.batchKey, reply.index);
   }
 
@@ -191,7 +219,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
 
   const bullConnection = createRedis(options.redisUrl);
   bullConnection.on('error', () => undefined); // BullMQ reports it through the worker's 'error' event
-  const worker = new Worker<JobData, CallResult | undefined>(queueName, processor, {
+  const worker = new Worker<JobData | JobChunk, CallResult | undefined>(queueName, processor, {
     connection: bullConnection,
     prefix: keys.prefix,
     concurrency,
