@@ -30,8 +30,10 @@ interface Entry {
 export class Catalog {
   private tools = new Map<string, Entry>();
   private workers: WorkerInfo[] = [];
-  private lastRefresh = 0;
   private refreshing: Promise<void> | undefined;
+  private refreshStartedAt = 0;
+  /** Start time of the last read that completed. */
+  private lastRefreshStartedAt = 0;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: { redis: Redis; keys: Keys; logger: Logger; refreshMs?: number }) {}
@@ -51,10 +53,21 @@ export class Catalog {
   }
 
   refresh(): Promise<void> {
-    this.refreshing ??= this.load().finally(() => {
-      this.refreshing = undefined;
-    });
+    if (!this.refreshing) {
+      const startedAt = Date.now();
+      this.refreshing = this.load().finally(() => {
+        this.refreshing = undefined;
+      });
+      this.refreshStartedAt = startedAt;
+    }
     return this.refreshing;
+  }
+
+  /** Waits for a read of the workers that started at `since` or later (one shared by concurrent callers). */
+  private async refreshSince(since: number): Promise<void> {
+    if (this.refreshing && this.refreshStartedAt >= since) return this.refreshing;
+    await this.refreshing?.catch(() => undefined);
+    if (this.lastRefreshStartedAt < since) await this.refresh();
   }
 
   private async load(): Promise<void> {
@@ -74,12 +87,16 @@ export class Catalog {
     }
     this.tools = tools;
     this.workers = live;
-    this.lastRefresh = Date.now();
+    this.lastRefreshStartedAt = Math.max(this.lastRefreshStartedAt, this.refreshStartedAt);
   }
 
-  /** Looks a tool up; an unknown name triggers one fresh read (a worker may have just started). */
+  /** Looks a tool up; a miss waits for a read of the workers that began after it (shared by concurrent misses). */
   async lookup(name: string): Promise<ToolLookup> {
-    if (!this.tools.has(name) && Date.now() - this.lastRefresh > 50) await this.refresh();
+    const since = Date.now();
+    const cached = this.lookupCached(name);
+    if (cached.kind === 'ok') return cached;
+    // Unknown, or known without a live worker: a worker may have started since the last read.
+    await this.refreshSince(since);
     return this.lookupCached(name);
   }
 

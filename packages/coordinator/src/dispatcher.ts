@@ -217,11 +217,10 @@ export class Dispatcher {
     for (const job of queued)
       for (const index of job.indexes) (meta.calls[index] as { job?: string }).job = job.jobId;
 
-    const claimed = claimBatch(this.redis, batchKey, meta, ttlMs + BATCH_TTL_AFTER_DEADLINE_MS);
-    if (options.batchId !== undefined && !(await claimed)) throw batchExists(batchId);
-    claimed.catch((err: Error) =>
-      this.logger.warn({ err: err.message, batchId }, 'could not record the batch'),
-    );
+    const claim = () => claimBatch(this.redis, batchKey, meta, ttlMs + BATCH_TTL_AFTER_DEADLINE_MS);
+    // A caller's own batch id must be new before anything runs; a random one is, so its record is
+    // written after the jobs are sent, off the batch's critical path.
+    if (options.batchId !== undefined && !(await claim())) throw batchExists(batchId);
 
     const barrier = new Barrier(batchId, calls, options.failurePolicy ?? 'continue');
     meta.calls.forEach(({ answer }, index) => {
@@ -238,6 +237,11 @@ export class Dispatcher {
           barrier.settle(index, barrier.coordinatorResult(index, 'error', message), true);
         }
       });
+    }
+    if (options.batchId === undefined) {
+      claim().catch((err: Error) =>
+        this.logger.warn({ err: err.message, batchId }, 'could not record the batch'),
+      );
     }
     return entry;
   }

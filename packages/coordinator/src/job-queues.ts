@@ -111,14 +111,16 @@ export class JobQueues {
     for (const job of jobs) byPool.set(job.pool, [...(byPool.get(job.pool) ?? []), job]);
     const failures = await Promise.all(
       [...byPool].map(async ([pool, poolJobs]) => {
+        const bulk = poolJobs.map(({ data, jobId }) => ({
+          name: 'chunk' in data ? 'chunk' : data.tool,
+          data,
+          opts: { jobId, removeOnComplete: true, removeOnFail: { age: 3600, count: 1000 } },
+        }));
         try {
-          await this.queueFor(pool).addBulk(
-            poolJobs.map(({ data, jobId }) => ({
-              name: 'chunk' in data ? 'chunk' : data.tool,
-              data,
-              opts: { jobId, removeOnComplete: true, removeOnFail: { age: 3600, count: 1000 } },
-            })),
-          );
+          const [only] = bulk;
+          // One job: add() skips the MULTI that addBulk wraps around its scripts.
+          if (bulk.length === 1 && only) await this.queueFor(pool).add(only.name, only.data, only.opts);
+          else await this.queueFor(pool).addBulk(bulk);
           return [];
         } catch (err) {
           return poolJobs.flatMap(({ indexes }) => indexes.map((index) => ({ index, error: err as Error })));
