@@ -1,7 +1,8 @@
 /**
  * The barrier of one batch: one slot per call, filled by the first answer (a worker's result, the
- * deadline, a cancellation), resolved when every slot is filled. Deadlines are plain timers in
- * this process, so a batch answers on time whatever Redis and the workers do.
+ * deadline, a cancellation), resolved when every slot is filled. Deadlines are a timer in this
+ * process, so a batch answers on time whatever Redis and the workers do. Thousands of batches wait
+ * at once, so a barrier keeps little: one timer, armed for its earliest unanswered deadline.
  */
 import { type CallResult, CONTRACT_VERSION, type FailurePolicy, messages, type Outcome } from '@toolq/shared';
 
@@ -23,12 +24,11 @@ export interface SettledCall {
 }
 
 export class Barrier {
-  readonly createdAt = Date.now();
   readonly done: Promise<SettledCall[]>;
   private readonly slots: (SettledCall | undefined)[];
   private remaining: number;
   private resolve!: (calls: SettledCall[]) => void;
-  private readonly timers: NodeJS.Timeout[] = [];
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly batchId: string,
@@ -40,11 +40,8 @@ export class Barrier {
     this.done = new Promise((resolve) => {
       this.resolve = resolve;
     });
-    for (const deadline of new Set(calls.map((c) => c.deadline))) {
-      const timer = setTimeout(() => this.expire(deadline), Math.max(0, deadline - Date.now()));
-      this.timers.push(timer);
-    }
     if (calls.length === 0) this.finish();
+    else this.arm();
   }
 
   get isDone(): boolean {
@@ -79,10 +76,20 @@ export class Barrier {
     }
   }
 
-  private expire(deadline: number): void {
+  private arm(): void {
+    let next = Number.POSITIVE_INFINITY;
+    for (const index of this.pendingIndexes()) next = Math.min(next, this.calls[index]?.deadline ?? next);
+    if (next === Number.POSITIVE_INFINITY) return;
+    // A module-level callback with `this` as argument: no closure per batch.
+    this.timer = setTimeout(expireBarrier, Math.max(0, next - Date.now()), this);
+  }
+
+  /** Answers the calls whose deadline has passed, then waits for the next one. */
+  expire(): void {
+    const now = Date.now();
     for (const index of this.pendingIndexes()) {
       const call = this.calls[index];
-      if (call && call.deadline <= deadline) {
+      if (call && call.deadline <= now) {
         this.settle(
           index,
           this.coordinatorResult(index, 'timeout', messages.timeout(call.tool, call.timeoutMs)),
@@ -90,6 +97,7 @@ export class Barrier {
         );
       }
     }
+    if (!this.isDone) this.arm();
   }
 
   coordinatorResult(index: number, outcome: Outcome, content: string): CallResult {
@@ -98,9 +106,13 @@ export class Barrier {
   }
 
   private finish(): void {
-    for (const timer of this.timers) clearTimeout(timer);
+    clearTimeout(this.timer);
     this.resolve(this.slots as SettledCall[]);
   }
+}
+
+function expireBarrier(barrier: Barrier): void {
+  barrier.expire();
 }
 
 function firstLine(content: CallResult['content']): string {

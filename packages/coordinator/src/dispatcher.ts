@@ -76,9 +76,9 @@ export interface DispatcherOptions {
 
 interface Pending {
   barrier: Barrier;
-  batchKey: string;
   /** The BullMQ job of each queued call (several calls may share one). */
-  jobs: Map<number, JobRef>;
+  /** By call index; a plain array is far smaller than a Map for the few calls of a batch. */
+  jobs: (JobRef | undefined)[];
   lastSweep: number;
   /** Stops listening to the caller's AbortSignal. */
   detach?: () => void;
@@ -89,9 +89,12 @@ interface JobRef {
   jobId: string;
 }
 
-function jobRefs(jobs: readonly (JobRef & { indexes: readonly number[] })[]): Map<number, JobRef> {
-  const refs = new Map<number, JobRef>();
-  for (const { pool, jobId, indexes } of jobs) for (const index of indexes) refs.set(index, { pool, jobId });
+function jobRefs(jobs: readonly (JobRef & { indexes: readonly number[] })[]): (JobRef | undefined)[] {
+  const refs: (JobRef | undefined)[] = [];
+  for (const { pool, jobId, indexes } of jobs) {
+    const ref = { pool, jobId }; // one per job, shared by its calls
+    for (const index of indexes) refs[index] = ref;
+  }
   return refs;
 }
 
@@ -226,7 +229,7 @@ export class Dispatcher {
     meta.calls.forEach(({ answer }, index) => {
       if (answer) barrier.settle(index, answer, true);
     });
-    const entry: Pending = { barrier, batchKey, jobs: jobRefs(queued), lastSweep: startedAt };
+    const entry: Pending = { barrier, jobs: jobRefs(queued), lastSweep: startedAt };
     this.pending.set(batchId, entry);
     entry.detach = cancelOnAbort(barrier, options.signal);
     // Not awaited: the barrier answers by the deadline even if Redis never takes the jobs.
@@ -261,7 +264,7 @@ export class Dispatcher {
     const refs = calls.flatMap(({ pool, job, index }) =>
       pool && job ? [{ pool, jobId: job, indexes: [index] }] : [],
     );
-    const entry: Pending = { barrier, batchKey, jobs: jobRefs(refs), lastSweep: 0 };
+    const entry: Pending = { barrier, jobs: jobRefs(refs), lastSweep: 0 };
     for (const call of calls) if (call.answer) barrier.settle(call.index, call.answer, true);
     this.pending.set(batchId, entry);
     const found = await readResults(this.redis, batchKey, barrier.pendingIndexes());
@@ -285,7 +288,7 @@ export class Dispatcher {
     entry.detach?.();
     this.pending.delete(batchId);
     this.afterAnswer(batchId, entry, settled);
-    const poolOf = (index: number) => entry.jobs.get(index)?.pool;
+    const poolOf = (index: number) => entry.jobs[index]?.pool;
     return summarise({ batchId, startedAt, toolUses, settled, poolOf });
   }
 
@@ -320,7 +323,8 @@ export class Dispatcher {
       await Promise.all(
         due.slice(i, i + SWEEP_CHUNK).map(async (entry) => {
           entry.lastSweep = now;
-          const found = await readResults(this.redis, entry.batchKey, entry.barrier.pendingIndexes());
+          const batchKey = this.keys.batch(this.coordinatorId, entry.barrier.batchId);
+          const found = await readResults(this.redis, batchKey, entry.barrier.pendingIndexes());
           for (const [index, result] of found) entry.barrier.settle(index, result);
         }),
       );
@@ -330,12 +334,12 @@ export class Dispatcher {
   /** Marks the batch answered (workers skip its queued calls) and stops work nobody waits for. */
   private afterAnswer(batchId: string, entry: Pending, settled: readonly SettledCall[]): void {
     const abandoned = settled.flatMap((call, index) =>
-      call.byCoordinator && entry.jobs.has(index) ? [index] : [],
+      call.byCoordinator && entry.jobs[index] ? [index] : [],
     );
     // Every queued call has a worker's result: no job of this batch is left for anyone to stop.
     if (abandoned.length === 0) return;
     const warn = (what: string) => (err: Error) => this.logger.warn({ err: err.message, batchId }, what);
-    markAnswered(this.redis, entry.batchKey, BATCH_TTL_AFTER_DEADLINE_MS).catch(
+    markAnswered(this.redis, this.keys.batch(this.coordinatorId, batchId), BATCH_TTL_AFTER_DEADLINE_MS).catch(
       warn('could not mark batch answered'),
     );
     for (const index of abandoned) this.abandoned.add(callKey(batchId, index));
@@ -346,7 +350,7 @@ export class Dispatcher {
     }).catch(warn('could not publish cancellation'));
     // A job still waiting holds only unanswered calls; one already running is locked and left alone.
     const jobs = new Map(
-      abandoned.map((index) => entry.jobs.get(index)).flatMap((j) => (j ? [[j.jobId, j]] : [])),
+      abandoned.map((index) => entry.jobs[index]).flatMap((j) => (j ? [[j.jobId, j]] : [])),
     );
     for (const { pool, jobId } of jobs.values()) this.jobs.remove(pool, jobId);
   }
