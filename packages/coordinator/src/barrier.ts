@@ -2,9 +2,11 @@
  * The barrier of one batch: one slot per call, filled by the first answer (a worker's result, the
  * deadline, a cancellation), resolved when every slot is filled. Deadlines are a timer in this
  * process, so a batch answers on time whatever Redis and the workers do. Thousands of batches wait
- * at once, so a barrier keeps little: one timer, armed for its earliest unanswered deadline.
+ * at once, so a barrier keeps little: one entry in the process's deadline clock, for its earliest
+ * unanswered deadline.
  */
 import { type CallResult, CONTRACT_VERSION, type FailurePolicy, messages, type Outcome } from '@toolq/shared';
+import { deadlineClock, type Expirable } from './deadline-clock.ts';
 
 export interface BarrierCall {
   index: number;
@@ -23,12 +25,13 @@ export interface SettledCall {
   byCoordinator: boolean;
 }
 
-export class Barrier {
+export class Barrier implements Expirable {
   readonly done: Promise<SettledCall[]>;
   private readonly slots: (SettledCall | undefined)[];
   private remaining: number;
   private resolve!: (calls: SettledCall[]) => void;
-  private timer: NodeJS.Timeout | undefined;
+  /** The deadline this barrier waits on in the clock (its earliest unanswered one). */
+  private armedAt: number | undefined;
 
   constructor(
     readonly batchId: string,
@@ -80,12 +83,13 @@ export class Barrier {
     let next = Number.POSITIVE_INFINITY;
     for (const index of this.pendingIndexes()) next = Math.min(next, this.calls[index]?.deadline ?? next);
     if (next === Number.POSITIVE_INFINITY) return;
-    // A module-level callback with `this` as argument: no closure per batch.
-    this.timer = setTimeout(expireBarrier, Math.max(0, next - Date.now()), this);
+    this.armedAt = next;
+    deadlineClock.add(next, this);
   }
 
   /** Answers the calls whose deadline has passed, then waits for the next one. */
   expire(): void {
+    this.armedAt = undefined;
     const now = Date.now();
     for (const index of this.pendingIndexes()) {
       const call = this.calls[index];
@@ -106,13 +110,10 @@ export class Barrier {
   }
 
   private finish(): void {
-    clearTimeout(this.timer);
+    if (this.armedAt !== undefined) deadlineClock.delete(this.armedAt, this);
+    this.armedAt = undefined;
     this.resolve(this.slots as SettledCall[]);
   }
-}
-
-function expireBarrier(barrier: Barrier): void {
-  barrier.expire();
 }
 
 function firstLine(content: CallResult['content']): string {
