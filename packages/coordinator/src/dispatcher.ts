@@ -67,7 +67,10 @@ export interface DispatcherOptions {
   prefix?: string;
   /** Default: `<host>-<pid>-<random>`; set a stable one to collect a batch after a restart. */
   coordinatorId?: string;
-  /** How often batches still waiting have their records read from Redis. Default 1000 ms. */
+  /**
+   * A batch still waiting this long has its record read from Redis (healing a lost notification),
+   * then again at doubling intervals up to 8 s. Default 1000 ms.
+   */
   sweepIntervalMs?: number;
   logger?: Logger;
   /** Default: a new registry. */
@@ -79,7 +82,10 @@ interface Pending {
   /** The BullMQ job of each queued call (several calls may share one). */
   /** By call index; a plain array is far smaller than a Map for the few calls of a batch. */
   jobs: (JobRef | undefined)[];
-  lastSweep: number;
+  /** When the sweep may next read this batch's record (epoch ms). */
+  sweepAt: number;
+  /** Wait before the next read: doubles after each sweep that finds it still waiting. */
+  sweepEvery: number;
   /** Stops listening to the caller's AbortSignal. */
   detach?: () => void;
 }
@@ -152,7 +158,7 @@ export class Dispatcher {
     this.reader.start();
     const every = this.options.sweepIntervalMs ?? 1_000;
     this.sweepTimer = setInterval(() => {
-      this.sweep(every).catch((err: Error) => this.logger.warn({ err: err.message }, 'sweep failed'));
+      this.sweep().catch((err: Error) => this.logger.warn({ err: err.message }, 'sweep failed'));
     }, every);
     this.sweepTimer.unref();
   }
@@ -238,7 +244,8 @@ export class Dispatcher {
     meta.calls.forEach(({ answer }, index) => {
       if (answer) barrier.settle(index, answer, true);
     });
-    const entry: Pending = { barrier, jobs: jobRefs(queued), lastSweep: startedAt };
+    const every = this.options.sweepIntervalMs ?? 1_000;
+    const entry: Pending = { barrier, jobs: jobRefs(queued), sweepAt: startedAt + every, sweepEvery: every };
     this.pending.set(batchId, entry);
     entry.detach = cancelOnAbort(barrier, options.signal);
     // Not awaited: the barrier answers by the deadline even if Redis never takes the jobs.
@@ -273,7 +280,12 @@ export class Dispatcher {
     const refs = calls.flatMap(({ pool, job, index }) =>
       pool && job ? [{ pool, jobId: job, indexes: [index] }] : [],
     );
-    const entry: Pending = { barrier, jobs: jobRefs(refs), lastSweep: 0 };
+    const entry: Pending = {
+      barrier,
+      jobs: jobRefs(refs),
+      sweepAt: 0,
+      sweepEvery: this.options.sweepIntervalMs ?? 1_000,
+    };
     for (const call of calls) if (call.answer) barrier.settle(call.index, call.answer, true);
     this.pending.set(batchId, entry);
     const found = await readResults(this.redis, batchKey, barrier.pendingIndexes());
@@ -325,14 +337,16 @@ export class Dispatcher {
   }
 
   /** Reads the batch records of batches that have waited a while: heals any missed notification. */
-  private async sweep(minAgeMs: number): Promise<void> {
+  private async sweep(): Promise<void> {
     const now = Date.now();
-    const due = [...this.pending.values()].filter((e) => !e.barrier.isDone && now - e.lastSweep >= minAgeMs);
+    const due = [...this.pending.values()].filter((e) => !e.barrier.isDone && now >= e.sweepAt);
     // Chunks of concurrent reads: one round trip per chunk instead of one per batch.
     for (let i = 0; i < due.length; i += SWEEP_CHUNK) {
       await Promise.all(
         due.slice(i, i + SWEEP_CHUNK).map(async (entry) => {
-          entry.lastSweep = now;
+          // Backs off per batch: long calls need not have their record read every second.
+          entry.sweepEvery = Math.min(entry.sweepEvery * 2, MAX_SWEEP_EVERY_MS);
+          entry.sweepAt = now + entry.sweepEvery;
           const batchKey = this.keys.batch(this.coordinatorId, entry.barrier.batchId);
           const found = await readResults(this.redis, batchKey, entry.barrier.pendingIndexes());
           for (const [index, result] of found) entry.barrier.settle(index, result);
@@ -380,6 +394,7 @@ export class Dispatcher {
 }
 
 const SWEEP_CHUNK = 500;
+const MAX_SWEEP_EVERY_MS = 8_000;
 
 function callKey(batchId: string, index: number): string {
   return `${batchId}.${index}`;

@@ -43,6 +43,21 @@ afterAll(async () => {
 
 const call = (id: string, name: string, input: unknown = {}) => ({ id, name, input });
 
+/** A pool that looks alive but whose worker never takes a job: only the test writes results. */
+async function publishSilentWorker(): Promise<void> {
+  await publishWorker(redis, createKeys('toolq'), {
+    id: 'silent-worker',
+    pool: 'silent',
+    host: 'h',
+    pid: 1,
+    concurrency: 1,
+    startedAt: Date.now(),
+    heartbeatAt: Date.now(),
+    tools: [{ name: 'silent_tool', description: 'd', input_schema: { type: 'object' }, timeoutMs: 10_000 }],
+  });
+  await dispatcher.catalog.refresh();
+}
+
 describe('order and content', () => {
   it('answers in the order of the tool_use blocks, ids matching, whatever finishes first', async () => {
     const result = await dispatcher.dispatch([
@@ -287,18 +302,7 @@ describe('delivery', () => {
   it('drops and counts a result that arrives after its call was answered', async () => {
     const late = () => dispatcher.registry.getSingleMetricAsString('toolq_late_results_total');
     const before = Number(/} (\d+)/.exec(await late())?.[1] ?? 0);
-    // A pool that looks alive but whose worker never takes the job: nothing else writes the result.
-    await publishWorker(redis, createKeys('toolq'), {
-      id: 'silent-worker',
-      pool: 'silent',
-      host: 'h',
-      pid: 1,
-      concurrency: 1,
-      startedAt: Date.now(),
-      heartbeatAt: Date.now(),
-      tools: [{ name: 'silent_tool', description: 'd', input_schema: { type: 'object' }, timeoutMs: 10_000 }],
-    });
-    await dispatcher.catalog.refresh();
+    await publishSilentWorker();
     const result = await dispatcher.dispatch([call('a', 'silent_tool')], { timeoutMs: 150 });
     expect(result.calls[0]?.outcome).toBe('timeout');
     // A worker that never heard the cancellation writes its result after the deadline.
@@ -327,6 +331,32 @@ describe('delivery', () => {
       after = Number(/} (\d+)/.exec(await late())?.[1] ?? 0);
     }
     expect(after).toBe(before + 1);
+  });
+
+  it('heals a lost notification: the sweep finds a result written without one', async () => {
+    await publishSilentWorker();
+    const pending = dispatcher.dispatch([call('a', 'silent_tool')], {
+      timeoutMs: 10_000,
+      batchId: 'sweep-heal',
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const stored = {
+      v: 1,
+      toolUseId: 'a',
+      tool: 'silent_tool',
+      outcome: 'ok',
+      content: 'healed',
+      isError: false,
+      attempts: 1,
+    };
+    await redis.hset(
+      createKeys('toolq').batch(dispatcher.coordinatorId, 'sweep-heal'),
+      'r:0',
+      JSON.stringify(stored),
+    );
+    const result = await pending;
+    expect(result.toolResults[0]).toEqual({ type: 'tool_result', tool_use_id: 'a', content: 'healed' });
+    expect(result.wallMs).toBeLessThan(3_000);
   });
 
   it('a job delivered twice keeps its first result', async () => {
