@@ -55,9 +55,10 @@ export function checkTargets(r: SuiteResult): TargetCheck[] {
       const t1 = row(1, 'toolq');
       const p1 = row(1, 'plain');
       return (
-        'both barriers pay one BullMQ job per call, and a worker fetches jobs one round trip at a time; ' +
-        `batch of 1: toolq ${fmtMs(t1?.overhead.p50 ?? Number.NaN)} ms vs plain ${fmtMs(p1?.overhead.p50 ?? Number.NaN)} ms. ` +
-        'See the analysis (fix S1: one job per chunk of a batch)'
+        'toolq sends a batch as one job per live worker (chunks); what is left is the enqueue round trip and ' +
+        'BullMQ fetching a job (marker wake-up, then moveToActive); ' +
+        `batch of 1 (one job for both): toolq ${fmtMs(t1?.overhead.p50 ?? Number.NaN)} ms vs plain ${fmtMs(p1?.overhead.p50 ?? Number.NaN)} ms. ` +
+        'See the analysis'
       );
     })(),
   });
@@ -67,7 +68,7 @@ export function checkTargets(r: SuiteResult): TargetCheck[] {
       ? `${fmtX(p99x)} (toolq ${fmtMs(t10?.overhead.p99 ?? Number.NaN)} ms vs plain ${fmtMs(p10?.overhead.p99 ?? Number.NaN)} ms)`
       : '—',
     met: measured10 ? p99x <= 1.0 : undefined,
-    why: 'tail of the same per-job path; see the analysis',
+    why: 'tail of the same fetch path, plus CPU contention on 2 cores; see the analysis',
   });
 
   const toolqLost = toolqLostTotal(r);
@@ -95,7 +96,7 @@ export function checkTargets(r: SuiteResult): TargetCheck[] {
       tputRatios
         .map(({ n, tq, raw }) => `${n} proc ${fmtInt(cpuTotal(tq))} vs ${fmtInt(cpuTotal(raw))}`)
         .join('; ') +
-      '. See the analysis (fixes P1–P5, S1)',
+      '. See the analysis',
   });
 
   const comp = r.competitor.find((c) => c.system === 'toolq');
@@ -117,7 +118,7 @@ export function checkTargets(r: SuiteResult): TargetCheck[] {
     met: Number.isFinite(m.bytesPerPendingCall) ? m.bytesPerPendingCall <= 2048 : undefined,
     why:
       `heapUsed after gc: ${(m.heapBaseline / 2 ** 20).toFixed(1)} MiB idle → ${(m.heapPending / 2 ** 20).toFixed(1)} MiB ` +
-      'with every call pending. See the analysis (fixes M1–M4)',
+      'with every call pending (the caller\'s own tool_use objects included). See the analysis',
   });
   return checks;
 }

@@ -196,12 +196,9 @@ export class Dispatcher {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.prepare(batchId, startedAt, toolUses, options)
-      .then((entry) => this.answer(batchId, entry, startedAt, toolUses))
-      .then((result) => {
-        observeBatch(this.metrics, result);
-        return result;
-      });
+    return this.prepare(batchId, startedAt, toolUses, options).then((entry) =>
+      this.answer(batchId, entry, startedAt, toolUses, true),
+    );
   }
 
   /**
@@ -304,13 +301,17 @@ export class Dispatcher {
     entry: Pending,
     startedAt: number,
     toolUses: readonly { id: string }[],
+    /** Count it in the batch metrics (a collected batch was counted when dispatched). */
+    observe = false,
   ): Promise<BatchResult> {
     return entry.barrier.done.then((settled) => {
       entry.detach?.();
       this.pending.delete(batchId);
       this.afterAnswer(batchId, entry, settled);
       const poolOf = (index: number) => entry.jobs[index]?.pool;
-      return summarise({ batchId, startedAt, toolUses, settled, poolOf });
+      const result = summarise({ batchId, startedAt, toolUses, settled, poolOf });
+      if (observe) observeBatch(this.metrics, result);
+      return result;
     });
   }
 
