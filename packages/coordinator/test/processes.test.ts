@@ -23,12 +23,15 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function batch(toolUses: { id: string; name: string; input: unknown }[], timeoutMs = 10_000) {
-  const res = await fetch(`${coordinator.url}/v1/tool-batches`, {
+const postBatch = (url: string, body: object) =>
+  fetch(`${url}/v1/tool-batches`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ tool_uses: toolUses, timeout_ms: timeoutMs }),
+    body: JSON.stringify(body),
   });
+
+async function batch(toolUses: { id: string; name: string; input: unknown }[], timeoutMs = 10_000) {
+  const res = await postBatch(coordinator.url, { tool_uses: toolUses, timeout_ms: timeoutMs });
   expect(res.status).toBe(200);
   return (await res.json()) as {
     tool_results: { content: string; is_error?: true }[];
@@ -128,10 +131,8 @@ describe('coordinator shutdown', () => {
     const worker = await startWorkerProcess({ redisUrl: server.url });
     const draining = await startCoordinatorProcess({ REDIS_URL: server.url });
     try {
-      const request = fetch(`${draining.url}/v1/tool-batches`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ tool_uses: [{ id: 'a', name: 'diag_sleep', input: { ms: 800 } }] }),
+      const request = postBatch(draining.url, {
+        tool_uses: [{ id: 'a', name: 'diag_sleep', input: { ms: 800 } }],
       });
       await new Promise((resolve) => setTimeout(resolve, 200));
       draining.child.kill('SIGTERM');
@@ -155,10 +156,8 @@ describe('coordinator shutdown', () => {
       TOOLQ_SHUTDOWN_TIMEOUT_MS: '300',
     });
     try {
-      const request = fetch(`${draining.url}/v1/tool-batches`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ tool_uses: [{ id: 'a', name: 'diag_sleep', input: { ms: 10_000 } }] }),
+      const request = postBatch(draining.url, {
+        tool_uses: [{ id: 'a', name: 'diag_sleep', input: { ms: 10_000 } }],
       });
       await new Promise((resolve) => setTimeout(resolve, 200));
       const signalled = Date.now();
@@ -185,18 +184,14 @@ describe('a coordinator killed mid-batch', () => {
       TOOLQ_COORDINATOR_ID: 'coord-fixed',
     });
     try {
-      const request = fetch(`${doomed.url}/v1/tool-batches`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          batch_id: 'turn-42',
-          tool_uses: [
-            { id: 'a', name: 'diag_sleep', input: { ms: 600 } },
-            { id: 'b', name: 'diag_echo', input: { value: 'kept' } },
-            { id: 'c', name: 'not_a_tool', input: {} },
-          ],
-          timeout_ms: 5_000,
-        }),
+      const request = postBatch(doomed.url, {
+        batch_id: 'turn-42',
+        tool_uses: [
+          { id: 'a', name: 'diag_sleep', input: { ms: 600 } },
+          { id: 'b', name: 'diag_echo', input: { value: 'kept' } },
+          { id: 'c', name: 'not_a_tool', input: {} },
+        ],
+        timeout_ms: 5_000,
       }).catch((err: Error) => err);
       await new Promise((resolve) => setTimeout(resolve, 200));
       doomed.child.kill('SIGKILL');
@@ -230,13 +225,9 @@ describe('a coordinator killed mid-batch', () => {
   it('GET /v1/tool-batches/:id collects over HTTP', async () => {
     const worker = await startWorkerProcess({ redisUrl: server.url });
     try {
-      const res = await fetch(`${coordinator.url}/v1/tool-batches`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          batch_id: 'http-1',
-          tool_uses: [{ id: 'a', name: 'diag_echo', input: { value: 'v' } }],
-        }),
+      const res = await postBatch(coordinator.url, {
+        batch_id: 'http-1',
+        tool_uses: [{ id: 'a', name: 'diag_echo', input: { value: 'v' } }],
       });
       expect(res.status).toBe(200);
       const again = await fetch(`${coordinator.url}/v1/tool-batches/http-1`);
@@ -244,11 +235,7 @@ describe('a coordinator killed mid-batch', () => {
       expect(((await again.json()) as { tool_results: unknown[] }).tool_results).toEqual([
         { type: 'tool_result', tool_use_id: 'a', content: 'v' },
       ]);
-      const reused = await fetch(`${coordinator.url}/v1/tool-batches`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ batch_id: 'http-1', tool_uses: [] }),
-      });
+      const reused = await postBatch(coordinator.url, { batch_id: 'http-1', tool_uses: [] });
       expect(reused.status).toBe(409);
       expect((await fetch(`${coordinator.url}/v1/tool-batches/nope`)).status).toBe(404);
       expect((await fetch(`${coordinator.url}/v1/tool-batches/bad%20id`)).status).toBe(400);
