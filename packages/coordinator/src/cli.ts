@@ -3,7 +3,7 @@
  * `toolq-coordinator` / `pnpm coordinator`: the HTTP API in front of a Dispatcher. The only place
  * in this package's server side that touches `process`: signals, exit codes, the environment.
  */
-import { createLogger, describeRedis, loadConfig, ToolqError } from '@toolq/shared';
+import { createLogger, describeRedis, describeStartupError, loadConfig } from '@toolq/shared';
 import { Command, InvalidArgumentError } from 'commander';
 import { Dispatcher } from './dispatcher.ts';
 import { assertSafeListen } from './http/auth.ts';
@@ -92,8 +92,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  const message =
-    err instanceof ToolqError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
-  process.stderr.write(`toolq-coordinator: ${message}\n`);
+  process.stderr.write(`toolq-coordinator: ${describeStartupError(err)}\n`);
   process.exit(2);
 });

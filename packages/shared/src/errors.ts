@@ -46,3 +46,12 @@ export function coerceError(thrown: unknown): Error {
   }
   return new Error(`non-error thrown: ${text}`, { cause: thrown });
 }
+
+/**
+ * What a CLI prints when it cannot start: a ToolqError's message is written for the reader (bad
+ * configuration, missing tool module), anything else is a bug and keeps its stack.
+ */
+export function describeStartupError(err: unknown): string {
+  if (err instanceof ToolqError) return err.message;
+  return err instanceof Error ? (err.stack ?? err.message) : String(err);
+}

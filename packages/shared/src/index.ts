@@ -24,7 +24,13 @@ export {
   type WorkerInfo,
   workerInfoSchema,
 } from './contract.ts';
-export { coerceError, NonRetryableError, ToolqError, type ToolqErrorCode } from './errors.ts';
+export {
+  coerceError,
+  describeStartupError,
+  NonRetryableError,
+  ToolqError,
+  type ToolqErrorCode,
+} from './errors.ts';
 export { parseJsonAs } from './json.ts';
 export { assertKeyPart, createKeys, type Keys } from './keys.ts';
 export { createLogger, type Logger } from './logger.ts';

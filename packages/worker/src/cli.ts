@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { createLogger, loadConfig, ToolqError } from '@toolq/shared';
+import { createLogger, describeStartupError, loadConfig } from '@toolq/shared';
 /**
  * `toolq-worker` / `pnpm worker`: serve a tool module on a pool. The only place in this package that
  * touches `process`: signals, exit codes, the environment.
@@ -106,8 +106,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  const message =
-    err instanceof ToolqError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
-  process.stderr.write(`toolq-worker: ${message}\n`);
+  process.stderr.write(`toolq-worker: ${describeStartupError(err)}\n`);
   process.exit(2);
 });
