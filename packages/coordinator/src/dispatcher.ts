@@ -12,6 +12,7 @@ import {
   type CoordinatorMetrics,
   claimBatch,
   closeRedis,
+  coerceError,
   createCoordinatorMetrics,
   createKeys,
   createLogger,
@@ -88,6 +89,8 @@ interface Pending {
   sweepEvery: number;
   /** Stops listening to the caller's AbortSignal. */
   detach?: () => void;
+  /** Set when the caller's batch id turned out to be taken: the dispatch rejects with it. */
+  conflict?: ToolqError;
 }
 
 interface JobRef {
@@ -232,11 +235,6 @@ export class Dispatcher {
     for (const job of queued)
       for (const index of job.indexes) (meta.calls[index] as { job?: string }).job = job.jobId;
 
-    const claim = () => claimBatch(this.redis, batchKey, meta, ttlMs + BATCH_TTL_AFTER_DEADLINE_MS);
-    // A caller's own batch id must be new before anything runs; a random one is, so its record is
-    // written after the jobs are sent, off the batch's critical path.
-    if (options.batchId !== undefined && !(await claim())) throw batchExists(batchId);
-
     const barrier = new Barrier(batchId, calls, options.failurePolicy ?? 'continue');
     meta.calls.forEach(({ answer }, index) => {
       if (answer) barrier.settle(index, answer, true);
@@ -245,19 +243,34 @@ export class Dispatcher {
     const entry: Pending = { barrier, jobs: jobRefs(queued), sweepAt: startedAt + every, sweepEvery: every };
     this.pending.set(batchId, entry);
     entry.detach = cancelOnAbort(barrier, options.signal);
-    // Not awaited: the barrier answers by the deadline even if Redis never takes the jobs.
-    if (!barrier.isDone) {
+
+    // Nothing below is awaited: the barrier answers by its deadlines even if Redis never does.
+    const enqueue = () => {
+      if (barrier.isDone) return;
       void this.jobs.enqueue(queued).then((failures) => {
         for (const { index, error } of failures) {
           const message = messages.error(`could not enqueue the call: ${error.message}`);
           barrier.settle(index, barrier.coordinatorResult(index, 'error', message), true);
         }
       });
-    }
+    };
+    const claim = claimBatch(this.redis, batchKey, meta, ttlMs + BATCH_TTL_AFTER_DEADLINE_MS);
     if (options.batchId === undefined) {
-      claim().catch((err: Error) =>
+      // A random id is new: its record is written beside the jobs, off the batch's critical path.
+      enqueue();
+      claim.catch((err: Error) =>
         this.logger.warn({ err: err.message, batchId }, 'could not record the batch'),
       );
+    } else {
+      // A caller's own id must be new before anything runs. The deadlines are armed already, so
+      // waiting here (at most as long as the batch's longest timeout) cannot outlast them.
+      // (A batch without calls has no deadline: it waits up to 1 s for the record.)
+      const claimed = await settleWithin(claim, ttlMs > 0 ? ttlMs : 1_000);
+      if (claimed === true) enqueue();
+      else if (claimed === false) {
+        entry.conflict = batchExists(batchId);
+        barrier.cancelPending(entry.conflict.message);
+      } else barrier.cancelPending(`could not record the batch: ${claimed.message}`);
     }
     return entry;
   }
@@ -307,6 +320,8 @@ export class Dispatcher {
     return entry.barrier.done.then((settled) => {
       entry.detach?.();
       this.pending.delete(batchId);
+      // The id belongs to another batch: stopping "its" calls would stop that batch's.
+      if (entry.conflict) throw entry.conflict;
       this.afterAnswer(batchId, entry, settled);
       const poolOf = (index: number) => entry.jobs[index]?.pool;
       const result = summarise({ batchId, startedAt, toolUses, settled, poolOf });
@@ -396,6 +411,23 @@ export class Dispatcher {
 
 const SWEEP_CHUNK = 500;
 const MAX_SWEEP_EVERY_MS = 8_000;
+
+/** The promise's value, or the Error it failed with, or a timeout Error after `ms`. */
+function settleWithin<T>(promise: Promise<T>, ms: number): Promise<T | Error> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(new Error(`Redis did not answer within ${ms} ms`)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        resolve(coerceError(err));
+      },
+    );
+  });
+}
 
 function callKey(batchId: string, index: number): string {
   return `${batchId}.${index}`;

@@ -53,7 +53,8 @@ export class ReplyReader {
     this.running = false;
     // An XREAD BLOCK cannot be interrupted politely; dropping the connection ends it at once.
     this.options.blocking.disconnect();
-    await this.loop;
+    // A read queued while Redis was away may never settle after disconnect(): bound the wait.
+    await Promise.race([this.loop, new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
   }
 
   private async run(): Promise<void> {

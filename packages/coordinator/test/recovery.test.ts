@@ -101,4 +101,17 @@ describe('Redis killed and restarted mid-batch', () => {
     expect(ok).toBe(true);
     expect(await dispatcher.isReady()).toBe(true);
   });
+
+  it('answers a batch with its own id by the deadline while Redis is down', async () => {
+    await startWorkers(1);
+    await server.kill();
+    try {
+      const started = Date.now();
+      const result = await dispatcher.dispatch(sleeps(2, 10), { timeoutMs: 800, batchId: 'during-outage' });
+      expect(Date.now() - started).toBeLessThan(800 + 1_000);
+      expect(result.calls.map((c) => c.outcome)).toEqual(['timeout', 'timeout']);
+    } finally {
+      await server.start();
+    }
+  });
 });
