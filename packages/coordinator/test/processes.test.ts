@@ -30,6 +30,21 @@ const postBatch = (url: string, body: object) =>
     body: JSON.stringify(body),
   });
 
+/** A worker and a coordinator of the test's own (to signal or kill), stopped afterwards whatever happens. */
+async function withOwnCoordinator(
+  env: Record<string, string>,
+  test: (coordinator: Awaited<ReturnType<typeof startCoordinatorProcess>>) => Promise<void>,
+): Promise<void> {
+  const worker = await startWorkerProcess({ redisUrl: server.url });
+  const own = await startCoordinatorProcess({ REDIS_URL: server.url, ...env });
+  try {
+    await test(own);
+  } finally {
+    own.child.kill('SIGKILL');
+    await worker.stop();
+  }
+}
+
 async function batch(toolUses: { id: string; name: string; input: unknown }[], timeoutMs = 10_000) {
   const res = await postBatch(coordinator.url, { tool_uses: toolUses, timeout_ms: timeoutMs });
   expect(res.status).toBe(200);
@@ -128,9 +143,7 @@ describe('chunks and worker shutdown', () => {
 
 describe('coordinator shutdown', () => {
   it('SIGTERM lets an in-flight batch finish, refuses new work, then exits 0', async () => {
-    const worker = await startWorkerProcess({ redisUrl: server.url });
-    const draining = await startCoordinatorProcess({ REDIS_URL: server.url });
-    try {
+    await withOwnCoordinator({}, async (draining) => {
       const request = postBatch(draining.url, {
         tool_uses: [{ id: 'a', name: 'diag_sleep', input: { ms: 800 } }],
       });
@@ -143,19 +156,11 @@ describe('coordinator shutdown', () => {
       ]);
       expect(await draining.exited).toBe(0);
       await expect(fetch(`${draining.url}/healthz`)).rejects.toThrow();
-    } finally {
-      draining.child.kill('SIGKILL');
-      await worker.stop();
-    }
+    });
   });
 
   it('answers what is still running as cancelled when the drain bound passes', async () => {
-    const worker = await startWorkerProcess({ redisUrl: server.url });
-    const draining = await startCoordinatorProcess({
-      REDIS_URL: server.url,
-      TOOLQ_SHUTDOWN_TIMEOUT_MS: '300',
-    });
-    try {
+    await withOwnCoordinator({ TOOLQ_SHUTDOWN_TIMEOUT_MS: '300' }, async (draining) => {
       const request = postBatch(draining.url, {
         tool_uses: [{ id: 'a', name: 'diag_sleep', input: { ms: 10_000 } }],
       });
@@ -169,21 +174,13 @@ describe('coordinator shutdown', () => {
       });
       expect(Date.now() - signalled).toBeLessThan(3_000);
       expect(await draining.exited).toBe(0);
-    } finally {
-      draining.child.kill('SIGKILL');
-      await worker.stop();
-    }
+    });
   });
 });
 
 describe('a coordinator killed mid-batch', () => {
   it('a new one with the same id collects the results the workers wrote (promise 3)', async () => {
-    const worker = await startWorkerProcess({ redisUrl: server.url });
-    const doomed = await startCoordinatorProcess({
-      REDIS_URL: server.url,
-      TOOLQ_COORDINATOR_ID: 'coord-fixed',
-    });
-    try {
+    await withOwnCoordinator({ TOOLQ_COORDINATOR_ID: 'coord-fixed' }, async (doomed) => {
       const request = postBatch(doomed.url, {
         batch_id: 'turn-42',
         tool_uses: [
@@ -217,9 +214,7 @@ describe('a coordinator killed mid-batch', () => {
       } finally {
         await successor.close();
       }
-    } finally {
-      await worker.stop();
-    }
+    });
   });
 
   it('GET /v1/tool-batches/:id collects over HTTP', async () => {
