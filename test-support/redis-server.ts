@@ -9,8 +9,6 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from '../packages/coordinator/src/demo/environment.ts';
 
-export { freePort };
-
 export interface RedisServer {
   readonly port: number;
   readonly url: string;

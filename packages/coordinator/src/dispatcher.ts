@@ -232,8 +232,12 @@ export class Dispatcher {
       });
     });
     const queued = groupJobs(batchId, planned, (pool) => workersIn.get(pool) ?? 1);
-    for (const job of queued)
-      for (const index of job.indexes) (meta.calls[index] as { job?: string }).job = job.jobId;
+    for (const job of queued) {
+      for (const index of job.indexes) {
+        const call = meta.calls[index];
+        if (call) call.job = job.jobId; // so that a restarted coordinator can find the job
+      }
+    }
 
     const barrier = new Barrier(batchId, calls, options.failurePolicy ?? 'continue');
     meta.calls.forEach(({ answer }, index) => {
