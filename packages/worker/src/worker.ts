@@ -129,9 +129,13 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     signal?: AbortSignal,
   ) => {
     const chunk = jobChunkSchema.safeParse(job.data);
-    const outcomes = chunk.success
-      ? await Promise.all(chunk.data.chunk.map((raw) => processCall(job, raw, signal)))
-      : [await processCall(job, job.data, signal)];
+    const calls: unknown[] = chunk.success ? chunk.data.chunk : [job.data];
+    // allSettled: a malformed call fails the job only once every other call has reported.
+    const settled = await Promise.allSettled(calls.map((raw) => processCall(job, raw, signal)));
+    const outcomes = settled.map((s) => {
+      if (s.status === 'rejected') throw s.reason;
+      return s.value;
+    });
     if (outcomes.includes(GIVEN_BACK)) {
       await job.moveToWait(token);
       throw new WaitingError();
