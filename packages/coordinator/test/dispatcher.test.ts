@@ -448,6 +448,32 @@ describe('raw BullMQ producers', () => {
     await queue.close();
   });
 
+  it('runs a chunk job from a plain producer and returns the results in chunk order', async () => {
+    const queue = new Queue('{default}', { connection: redis, prefix: 'toolq' });
+    const now = Date.now();
+    const data = (toolUseId: string, value: string) => ({
+      v: 1,
+      tool: 'diag_echo',
+      input: { value },
+      toolUseId,
+      deadline: now + 10_000,
+      timeoutMs: 10_000,
+      enqueuedAt: now,
+    });
+    const job = await queue.add('chunk', { v: 1, chunk: [data('t1', 'one'), data('t2', 'two')] });
+    let state = await job.getState();
+    for (let i = 0; i < 100 && state !== 'completed'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      state = await job.getState();
+    }
+    const done = await Job.fromId(queue, job.id as string);
+    expect(done?.returnvalue).toMatchObject([
+      { toolUseId: 't1', content: 'one' },
+      { toolUseId: 't2', content: 'two' },
+    ]);
+    await queue.close();
+  });
+
   it('fails a job that breaks the contract, saying why, without running anything', async () => {
     const queue = new Queue('{default}', { connection: redis, prefix: 'toolq' });
     const job = await queue.add('diag_echo', { tool: 'diag_echo' });

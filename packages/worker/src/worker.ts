@@ -75,6 +75,9 @@ export interface ToolqWorker {
 /** Younger jobs skip the batch-record check (one Redis round trip per call); see stillWanted(). */
 const FRESH_JOB_MS = 1_000;
 
+/** A call's result (plain producers), one per call of a chunk, or nothing (results went to the batch record). */
+type JobReturn = CallResult | (CallResult | undefined)[] | undefined;
+
 const GIVEN_BACK: unique symbol = Symbol('given back');
 
 class ShutdownAbort extends Error {
@@ -123,11 +126,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
    * result. Calls given back at a forced shutdown put the whole job back in the queue; calls of it
    * that did finish are skipped when it runs again (their results are in the batch record).
    */
-  const processor = async (
-    job: Job<JobData | JobChunk, CallResult | undefined>,
-    token?: string,
-    signal?: AbortSignal,
-  ) => {
+  const processor = async (job: Job<JobData | JobChunk, JobReturn>, token?: string, signal?: AbortSignal) => {
     const chunk = jobChunkSchema.safeParse(job.data);
     const calls: unknown[] = chunk.success ? chunk.data.chunk : [job.data];
     // allSettled: a malformed call fails the job only once every other call has reported.
@@ -140,14 +139,15 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
       await job.moveToWait(token);
       throw new WaitingError();
     }
-    const [only] = outcomes;
-    if (chunk.success || typeof only === 'symbol') return undefined;
-    return only;
+    // Calls without a reply target (plain producers) answer through the job's return value.
+    const results = outcomes.map((o) => (typeof o === 'symbol' ? undefined : o));
+    if (chunk.success) return results.some((r) => r !== undefined) ? results : undefined;
+    return results[0];
   };
 
   /** Runs one call; its result is reported before this returns (and returned for plain producers). */
   const processCall = async (
-    job: Job<JobData | JobChunk, CallResult | undefined>,
+    job: Job<JobData | JobChunk, JobReturn>,
     raw: unknown,
     signal?: AbortSignal,
   ): Promise<CallResult | undefined | typeof GIVEN_BACK> => {
@@ -223,7 +223,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
 
   const bullConnection = createRedis(options.redisUrl);
   bullConnection.on('error', () => undefined); // BullMQ reports it through the worker's 'error' event
-  const worker = new Worker<JobData | JobChunk, CallResult | undefined>(queueName, processor, {
+  const worker = new Worker<JobData | JobChunk, JobReturn>(queueName, processor, {
     connection: bullConnection,
     prefix: keys.prefix,
     concurrency,
