@@ -24,7 +24,8 @@ const program = new Command('toolq-coordinator')
   .option('--port <port>', 'listen port, 0 = any [env TOOLQ_PORT, default 8080]', port)
   .addHelpText(
     'after',
-    '\nEndpoints: POST /v1/tool-batches, GET /v1/tools, GET /metrics, GET /healthz, GET /readyz.\n' +
+    '\nEndpoints: POST /v1/tool-batches, GET /v1/tool-batches/:id, GET /v1/tools, GET /v1/report,\n' +
+      'GET /metrics, GET /healthz, GET /readyz.\n' +
       'Environment: REDIS_URL, TOOLQ_PREFIX, TOOLQ_HOST, TOOLQ_PORT, TOOLQ_API_TOKEN, TOOLQ_COORDINATOR_ID,\n' +
       'TOOLQ_BODY_LIMIT_BYTES, TOOLQ_SHUTDOWN_TIMEOUT_MS, TOOLQ_LOG_LEVEL.\n' +
       'SIGTERM/SIGINT: stop accepting, let in-flight batches finish (up to TOOLQ_SHUTDOWN_TIMEOUT_MS), then\n' +

@@ -37,6 +37,7 @@ import { planBatch } from './batch-plan.ts';
 import { type BatchResult, observeBatch, summarise } from './batch-result.ts';
 import { Catalog } from './catalog.ts';
 import { buildJobData, groupJobs, JobQueues, type PlannedJob } from './job-queues.ts';
+import { RecentCalls } from './recent-calls.ts';
 import { type Reply, ReplyReader } from './reply-reader.ts';
 
 export interface ToolUse {
@@ -121,6 +122,8 @@ export class Dispatcher {
   readonly catalog: Catalog;
   readonly registry: Registry;
   readonly metrics: CoordinatorMetrics;
+  /** The last calls answered, for the performance report. */
+  readonly recentCalls = new RecentCalls();
   private readonly keys: Keys;
   private readonly logger: Logger;
   private readonly redis: Redis;
@@ -329,7 +332,10 @@ export class Dispatcher {
       this.afterAnswer(batchId, entry, settled);
       const poolOf = (index: number) => entry.jobs[index]?.pool;
       const result = summarise({ batchId, startedAt, toolUses, settled, poolOf });
-      if (observe) observeBatch(this.metrics, result);
+      if (observe) {
+        observeBatch(this.metrics, result);
+        this.recentCalls.addBatch(result);
+      }
       return result;
     });
   }

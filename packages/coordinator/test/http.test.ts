@@ -170,6 +170,22 @@ describe('catalog, health, metrics', () => {
     });
   });
 
+  it('serves the performance report of the recent calls', async () => {
+    const report = (await (await fetch(`${open.url}/v1/report`)).json()) as {
+      window: { calls: number };
+      tools: { tool: string; calls: number; ok: number; avgMs: number; p95Ms: number; maxMs: number }[];
+      successRate: number;
+    };
+    expect(report.window.calls).toBeGreaterThan(0);
+    const sleep = report.tools.find((t) => t.tool === 'diag_sleep');
+    expect(sleep).toMatchObject({ calls: 1, ok: 1 });
+    expect(sleep?.maxMs).toBeGreaterThanOrEqual(100);
+    expect(report.tools.find((t) => t.tool === '_unknown')).toMatchObject({ ok: 0 });
+    expect(report.tools.some((t) => t.tool === 'mystery')).toBe(false);
+    expect(report.successRate).toBeGreaterThan(0);
+    expect(report.successRate).toBeLessThan(1);
+  });
+
   it('is ready when Redis answers and the reader runs', async () => {
     const res = await fetch(`${open.url}/readyz`);
     expect(res.status).toBe(200);

@@ -10,6 +10,7 @@ export {
   type PerformanceReport,
   percentile,
   performanceReport,
+  type ReportedCall,
   type ToolPerformance,
 } from './performance.ts';
 export { runAgent } from './run-agent.ts';

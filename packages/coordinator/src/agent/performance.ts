@@ -21,13 +21,16 @@ export interface PerformanceReport {
   successRate: number;
 }
 
+/** What the report needs of a call (a run's ToolCallRecord, or the dispatcher's recent calls). */
+export type ReportedCall = Pick<ToolCallRecord, 'name' | 'isError' | 'runMs' | 'latencyMs'>;
+
 /** A call's own time: its run time on the worker, or how long it took to answer when it never ran. */
-export function callMs(call: ToolCallRecord): number {
+export function callMs(call: ReportedCall): number {
   return call.runMs ?? call.latencyMs;
 }
 
-export function performanceReport(calls: readonly ToolCallRecord[]): PerformanceReport {
-  const byTool = new Map<string, ToolCallRecord[]>();
+export function performanceReport(calls: readonly ReportedCall[]): PerformanceReport {
+  const byTool = new Map<string, ReportedCall[]>();
   for (const call of calls) byTool.set(call.name, [...(byTool.get(call.name) ?? []), call]);
   const tools = [...byTool].map(([tool, list]) => {
     const durations = list.map(callMs).sort((a, b) => a - b);

@@ -4,6 +4,7 @@
  */
 import { describeZodIssues, type Logger, ToolqError } from '@toolq/shared';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { performanceReport } from '../agent/performance.ts';
 import type { BatchResult } from '../batch-result.ts';
 import type { Dispatcher } from '../dispatcher.ts';
 import { refreshGauges } from '../queue-gauges.ts';
@@ -87,6 +88,11 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
   app.get('/v1/tools', async () => {
     await dispatcher.catalog.refresh();
     return { tools: dispatcher.catalog.list() };
+  });
+
+  app.get('/v1/report', async () => {
+    const calls = dispatcher.recentCalls.list();
+    return { window: { calls: calls.length }, ...performanceReport(calls) };
   });
 
   app.post('/v1/tool-batches', async (request, reply) => {
