@@ -24,9 +24,11 @@ const program = new Command('toolq-coordinator')
   .option('--port <port>', 'listen port, 0 = any [env TOOLQ_PORT, default 8080]', port)
   .addHelpText(
     'after',
-    '\nEndpoints: POST /v1/tool-batches, GET /v1/tool-batches/:id, GET /v1/tools, GET /v1/report,\n' +
+    '\nEndpoints: POST /v1/tool-batches, GET /v1/tool-batches/:id, POST /v1/runs, GET /v1/runs/:id,\n' +
+      'GET /v1/tools, GET /v1/report, ' +
       'GET /metrics, GET /healthz, GET /readyz.\n' +
       'Environment: REDIS_URL, TOOLQ_PREFIX, TOOLQ_HOST, TOOLQ_PORT, TOOLQ_API_TOKEN, TOOLQ_COORDINATOR_ID,\n' +
+      'ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, TOOLQ_MODEL (agent runs), ' +
       'TOOLQ_BODY_LIMIT_BYTES, TOOLQ_SHUTDOWN_TIMEOUT_MS, TOOLQ_LOG_LEVEL.\n' +
       'SIGTERM/SIGINT: stop accepting, let in-flight batches finish (up to TOOLQ_SHUTDOWN_TIMEOUT_MS), then\n' +
       'answer what is left as cancelled. A second signal exits at once.',
@@ -51,6 +53,15 @@ async function main(): Promise<void> {
     bodyLimitBytes: config.bodyLimitBytes,
     logger,
     ...(config.apiToken ? { apiToken: config.apiToken } : {}),
+    ...(config.anthropicApiKey || config.anthropicBaseUrl
+      ? {
+          model: {
+            ...(config.anthropicApiKey ? { apiKey: config.anthropicApiKey } : {}),
+            ...(config.anthropicBaseUrl ? { baseURL: config.anthropicBaseUrl } : {}),
+            ...(config.model ? { defaultModel: config.model } : {}),
+          },
+        }
+      : {}),
   });
   // Checked before connecting anywhere, so a misconfiguration fails fast with its own message.
   assertSafeListen(host, config.apiToken);

@@ -6,6 +6,7 @@ import { type RedisServer, startRedisServer } from '../../../test-support/redis-
 import diagnostics from '../../worker/src/tools/diagnostics.ts';
 import { buildHttpServer, listen } from '../src/http/server.ts';
 import { Dispatcher } from '../src/index.ts';
+import { startScriptedModel, toolTurnsScript } from '../src/model/scripted-server.ts';
 
 const TOKEN = 'test-token-0123456789abcdef';
 let server: RedisServer;
@@ -214,5 +215,61 @@ describe('catalog, health, metrics', () => {
     const res = await fetch(`${open.url}/v2/nothing`);
     expect(res.status).toBe(404);
     expect(await res.json()).toMatchObject({ error: { code: 'NOT_FOUND' } });
+  });
+});
+
+describe('agent runs over HTTP', () => {
+  it('starts a run (202), then answers its status and result', async () => {
+    const model = await startScriptedModel(
+      toolTurnsScript([{ calls: [{ name: 'diag_echo', input: { value: 'from the run' } }] }]),
+    );
+    const app = buildHttpServer({
+      dispatcher,
+      model: { apiKey: 'test', baseURL: model.url, defaultModel: 'claude-sonnet-4-6' },
+    });
+    const url = await listen(app, { host: '127.0.0.1', port: 0 });
+    try {
+      const started = await fetch(`${url}/v1/runs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ prompt: 'Echo something.', tools: ['diag_echo'] }),
+      });
+      expect(started.status).toBe(202);
+      const { run_id } = (await started.json()) as { run_id: string };
+      let run: { status: string; result?: { status: string; text: string; calls: { name: string }[] } } = {
+        status: 'running',
+      };
+      for (let i = 0; i < 100 && run.status === 'running'; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        run = (await (await fetch(`${url}/v1/runs/${run_id}`)).json()) as typeof run;
+      }
+      expect(run.status).toBe('done');
+      expect(run.result?.status).toBe('end_turn');
+      expect(run.result?.calls.map((c) => c.name)).toEqual(['diag_echo']);
+      expect(run.result?.text).toContain('from the run');
+      expect((await fetch(`${url}/v1/runs/nope`)).status).toBe(404);
+      const bad = await fetch(`${url}/v1/runs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ prompt: 'a', messages: [{ role: 'user', content: 'b' }] }),
+      });
+      expect(bad.status).toBe(400);
+      expect(((await bad.json()) as { error: { message: string } }).error.message).toMatch(
+        /exactly one of prompt and messages/,
+      );
+    } finally {
+      await app.close();
+      await model.close();
+    }
+  });
+
+  it('answers 503 when no model is configured', async () => {
+    const res = await fetch(`${open.url}/v1/runs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'hi' }),
+    });
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/ANTHROPIC_API_KEY/);
   });
 });

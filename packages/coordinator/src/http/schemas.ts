@@ -30,3 +30,32 @@ export const toolBatchRequestSchema = z
   .strict();
 
 export type ToolBatchRequest = z.infer<typeof toolBatchRequestSchema>;
+
+const messageSchema = z
+  .object({
+    role: z.enum(['user', 'assistant']),
+    content: z.union([z.string(), z.array(z.record(z.string(), z.unknown()))]),
+  })
+  .strict();
+
+/** POST /v1/runs: an agent run on the coordinator's tools; the model comes from the server's configuration. */
+export const runRequestSchema = z
+  .object({
+    prompt: z.string().min(1).max(1_000_000).optional(),
+    messages: z.array(messageSchema).min(1).max(1_000).optional(),
+    system: z.string().max(1_000_000).optional(),
+    model: z.string().min(1).max(200).optional(),
+    /** Tool names from the catalog; default: every tool with a live worker. */
+    tools: z.array(z.string().min(1).max(256)).max(1_000).optional(),
+    max_iterations: z.number().int().min(1).max(100).optional(),
+    max_tokens: z.number().int().min(1).max(200_000).optional(),
+    stream: z.boolean().optional(),
+    timeout_ms: z.number().int().min(1).max(3_600_000).optional(),
+    failure_policy: failurePolicySchema.optional(),
+  })
+  .strict()
+  .refine(
+    (r) => (r.prompt === undefined) !== (r.messages === undefined),
+    'give exactly one of prompt and messages',
+  );
+export type RunRequest = z.infer<typeof runRequestSchema>;

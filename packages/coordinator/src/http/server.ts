@@ -9,6 +9,7 @@ import type { BatchResult } from '../batch-result.ts';
 import type { Dispatcher } from '../dispatcher.ts';
 import { refreshGauges } from '../queue-gauges.ts';
 import { assertSafeListen, bearerMatches } from './auth.ts';
+import { type RunsOptions, registerRuns } from './runs.ts';
 import { batchIdSchema, toolBatchRequestSchema } from './schemas.ts';
 
 export interface HttpServerOptions {
@@ -18,6 +19,8 @@ export interface HttpServerOptions {
   /** Largest request body. Default 10 MiB. */
   bodyLimitBytes?: number;
   logger?: Logger;
+  /** The model of agent runs (POST /v1/runs); without it that endpoint answers 503. */
+  model?: RunsOptions['model'];
 }
 
 const OPEN_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
@@ -88,6 +91,12 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
   app.get('/v1/tools', async () => {
     await dispatcher.catalog.refresh();
     return { tools: dispatcher.catalog.list() };
+  });
+
+  registerRuns(app, {
+    dispatcher,
+    ...(options.model ? { model: options.model } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
   });
 
   app.get('/v1/report', async () => {
