@@ -5,7 +5,14 @@
  * at once, so a barrier keeps little: one entry in the process's deadline clock, for its earliest
  * unanswered deadline.
  */
-import { type CallResult, CONTRACT_VERSION, type FailurePolicy, messages, type Outcome } from '@toolq/shared';
+import {
+  type CallResult,
+  CONTRACT_VERSION,
+  type FailurePolicy,
+  firstLineOf,
+  messages,
+  type Outcome,
+} from '@toolq/shared';
 import { deadlineClock, type Expirable } from './deadline-clock.ts';
 
 export interface BarrierCall {
@@ -65,7 +72,7 @@ export class Barrier implements Expirable {
     this.slots[index] = { result, settledAt: Date.now(), byCoordinator };
     this.remaining--;
     if (this.policy === 'abort' && result.isError && result.outcome !== 'cancelled') {
-      const reason = `${result.tool} (${result.toolUseId}) failed: ${firstLine(result.content)}`;
+      const reason = `${result.tool} (${result.toolUseId}) failed: ${firstLineOf(result.content)}`;
       this.cancelPending(`another call in this batch failed: ${reason}`);
     }
     if (this.remaining === 0) this.finish();
@@ -114,11 +121,6 @@ export class Barrier implements Expirable {
     this.armedAt = undefined;
     this.resolve(this.slots as SettledCall[]);
   }
-}
-
-function firstLine(content: CallResult['content']): string {
-  const text = typeof content === 'string' ? content : JSON.stringify(content);
-  return (text.split('\n')[0] ?? '').slice(0, 300);
 }
 
 /** An answer the coordinator gives itself: unknown tool, no worker, deadline, cancellation. */

@@ -49,6 +49,7 @@ export {
   describeZodIssues,
   type EncodedContent,
   encodeToolOutput,
+  firstLineOf,
   messages,
 } from './result-encoding.ts';
 export {

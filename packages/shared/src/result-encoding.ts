@@ -82,3 +82,9 @@ export function encodeToolOutput(
   }
   return { ok: true, content };
 }
+
+/** The first line of a result (at most 300 characters): how a failure is named in another call's message. */
+export function firstLineOf(content: string | readonly unknown[]): string {
+  const text = typeof content === 'string' ? content : JSON.stringify(content);
+  return (text.split('\n')[0] ?? '').slice(0, 300);
+}

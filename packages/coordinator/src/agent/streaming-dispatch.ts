@@ -8,7 +8,7 @@
  * failure cancels every other call of the turn, including calls dispatched after it.
  */
 
-import type { ToolResultBlock } from '@toolq/shared';
+import { firstLineOf, type ToolResultBlock } from '@toolq/shared';
 import type { BatchResult, CallStats } from '../batch-result.ts';
 import type { DispatchOptions, ToolUse } from '../dispatcher.ts';
 import type { AgentDispatcher, AgentEvent, ToolCallRecord } from './types.ts';
@@ -154,7 +154,7 @@ export class TurnDispatch {
     });
     if (this.options.dispatch.failurePolicy === 'abort' && record.isError && record.outcome !== 'cancelled') {
       this.cancelAll(
-        `another call in this turn failed: ${record.name} (${record.toolUseId}) failed: ${firstLine(block.content)}`,
+        `another call in this turn failed: ${record.name} (${record.toolUseId}) failed: ${firstLineOf(block.content)}`,
       );
     }
   }
@@ -184,9 +184,4 @@ function toRecord(
     dispatchedAtMs,
     early,
   };
-}
-
-function firstLine(content: ToolResultBlock['content']): string {
-  const text = typeof content === 'string' ? content : JSON.stringify(content);
-  return (text.split('\n')[0] ?? '').slice(0, 300);
 }
