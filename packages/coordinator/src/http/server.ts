@@ -9,6 +9,7 @@ import type { BatchResult } from '../batch-result.ts';
 import type { Dispatcher } from '../dispatcher.ts';
 import { refreshGauges } from '../queue-gauges.ts';
 import { assertSafeListen, bearerMatches } from './auth.ts';
+import { registerOpenApi } from './openapi.ts';
 import { type RunsOptions, registerRuns } from './runs.ts';
 import { batchIdSchema, toolBatchRequestSchema } from './schemas.ts';
 
@@ -98,6 +99,8 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
     ...(options.model ? { model: options.model } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
   });
+
+  registerOpenApi(app);
 
   app.get('/v1/report', async () => {
     const calls = dispatcher.recentCalls.list();
