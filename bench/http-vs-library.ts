@@ -161,7 +161,7 @@ export async function measureWith(
       if (path === 'http') {
         const t0 = performance.now();
         const res = await coordinator.post('/v1/tool-batches', {
-          tool_uses: uses.map(({ id, name, input }) => ({ id, name, input })),
+          tool_uses: uses,
           timeout_ms: cfg.timeoutMs,
         });
         wall = performance.now() - t0;

@@ -126,18 +126,17 @@ describe('the OpenAPI document', () => {
 
   it('describes requests with the schemas that validate them: a documented constraint is enforced', async () => {
     const document = buildOpenApiDocument() as {
-      components: { schemas: Record<string, { properties: Record<string, { maxItems?: number }> }> };
+      components: { schemas: Record<string, { properties: Record<string, { maximum?: number }> }> };
     };
-    const maxItems = document.components.schemas.ToolBatchRequest?.properties.tool_uses?.maxItems;
-    expect(maxItems).toBe(1_000);
-    const tooMany = Array.from({ length: (maxItems ?? 0) + 1 }, (_, i) => ({
-      id: `toolu_${i}`,
-      name: 'diag_echo',
-      input: { value: i },
-    }));
-    const res = await call('POST', '/v1/tool-batches', { tool_uses: tooMany });
-    expect(res.status).toBe(400);
-    expectMatches(responseSchema('post', '/v1/tool-batches', 400), res.body);
+    const maximum = document.components.schemas.ToolBatchRequest?.properties.timeout_ms?.maximum;
+    expect(maximum).toBe(3_600_000);
+    const tool_uses = [{ type: 'tool_use', id: 'toolu_1', name: 'diag_echo', input: { value: 1 } }];
+    const over = await call('POST', '/v1/tool-batches', { tool_uses, timeout_ms: (maximum ?? 0) + 1 });
+    expect(over.status).toBe(400);
+    expectMatches(responseSchema('post', '/v1/tool-batches', 400), over.body);
+    expect((over.body as { error: { message: string } }).error.message).toMatch(/timeout_ms/);
+    const at = await call('POST', '/v1/tool-batches', { tool_uses, timeout_ms: maximum });
+    expect(at.status).toBe(200);
   });
 });
 
@@ -145,8 +144,14 @@ describe('real answers match the response schemas', () => {
   it('POST /v1/tool-batches (200, 400, 409) and GET /v1/tool-batches/:id (200, 404)', async () => {
     const batch = {
       tool_uses: [
-        { id: 'toolu_1', name: 'diag_echo', input: { value: { a: 1 } } },
-        { id: 'toolu_2', name: 'diag_fail', input: { message: 'no' } },
+        { type: 'tool_use', id: 'toolu_1', name: 'diag_echo', input: { value: { a: 1 } } },
+        {
+          type: 'tool_use',
+          id: 'toolu_2',
+          name: 'diag_fail',
+          input: { message: 'no' },
+          caller: { type: 'direct' },
+        },
         { id: 'toolu_3', name: 'mystery', input: {} },
       ],
       batch_id: 'openapi-test-1',
