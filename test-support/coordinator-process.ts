@@ -5,12 +5,16 @@ import { waitForReadyLine } from './ready-line.ts';
 
 const CLI = fileURLToPath(new URL('../packages/coordinator/src/cli.ts', import.meta.url));
 
-export async function startCoordinatorProcess(env: Record<string, string>): Promise<{
+export async function startCoordinatorProcess(
+  env: Record<string, string>,
+  /** Default port 0: any free one. */
+  options: { port?: number } = {},
+): Promise<{
   url: string;
   child: ChildProcess;
   exited: Promise<number | null>;
 }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, '--port', '0'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, '--port', String(options.port ?? 0)], {
     env: { ...process.env, TOOLQ_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -1,0 +1,25 @@
+export {
+  type CallOptions,
+  type ToolBatchOptions,
+  ToolqClient,
+  type ToolqClientOptions,
+} from './client.ts';
+export { ToolqClientError, ToolqConnectionError, ToolqHttpError, ToolqTimeoutError } from './errors.ts';
+export { RETRY_DEFAULTS, type RetryEvent, type RetryOptions } from './retry.ts';
+export type {
+  AgentStatus,
+  CallStats,
+  CatalogTool,
+  FailurePolicy,
+  ImageBlock,
+  MessageParam,
+  Outcome,
+  PerformanceReport,
+  Run,
+  RunCreated,
+  RunRequest,
+  TextBlock,
+  ToolBatch,
+  ToolResultBlock,
+  ToolUseLike,
+} from './types.ts';
