@@ -237,6 +237,49 @@ describe('retries', () => {
     }
   });
 
+  it('a batch with its own id survives its coordinator dying mid-batch: the repeat gets 409 and collects it', async () => {
+    const port = await freePort();
+    const env = { REDIS_URL: redis.url, TOOLQ_COORDINATOR_ID: 'client-test-restart' };
+    let first: Awaited<ReturnType<typeof startCoordinatorProcess>> | undefined =
+      await startCoordinatorProcess(env, {
+        port,
+      });
+    let second: Awaited<ReturnType<typeof startCoordinatorProcess>> | undefined;
+    const retries: RetryEvent[] = [];
+    const c = new ToolqClient({
+      baseUrl: first.url,
+      retry: { attempts: 200, initialDelayMs: 100, maxDelayMs: 300 },
+      onRetry: (e) => retries.push(e),
+    });
+    try {
+      const postedAt = Date.now();
+      const pending = c.createToolBatch([{ id: 'toolu_1', name: 'diag_sleep', input: { ms: 2_000 } }], {
+        batchId: 'client-survives-restart',
+        batchTimeoutMs: 30_000,
+      });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      first.child.kill('SIGKILL'); // mid-batch: the request was received, no answer will come
+      await first.exited;
+      first = undefined;
+      second = await startCoordinatorProcess(env, { port });
+      const batch = await pending;
+      const elapsed = Date.now() - postedAt;
+      expect(batch.batch_id).toBe('client-survives-restart');
+      // Collected, not run again: the batch's wall time counts from the first POST (a second run
+      // would have started after the restart, seconds later).
+      expect(elapsed - batch.stats.wall_ms).toBeLessThan(1_000);
+      expect(batch.tool_results).toEqual([
+        { type: 'tool_result', tool_use_id: 'toolu_1', content: '{"slept_ms":2000}' },
+      ]);
+      // The broken connection first (the POST may have been received), then refusals while it restarted.
+      expect(retries[0]?.reason).not.toBe('ECONNREFUSED');
+      expect(retries.map((r) => r.method)).not.toContain('GET');
+    } finally {
+      if (first) await stop(first.child, first.exited);
+      if (second) await stop(second.child, second.exited);
+    }
+  });
+
   it('gives up with a ToolqConnectionError when nothing ever listens', async () => {
     const port = await freePort();
     const c = new ToolqClient({
