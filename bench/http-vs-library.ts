@@ -1,12 +1,14 @@
 /**
  * Benchmark 6: what the HTTP front door costs over the library it wraps. The same batches of
- * no-op calls, on the same Redis and worker processes, go alternately through
- * `POST /v1/tool-batches` of a real coordinator process (the CLI, over one kept-alive
- * connection) and through `Dispatcher.dispatch()` in this process.
+ * no-op calls, on the same Redis and worker processes, take turns through
+ * `POST /v1/tool-batches` of a real coordinator process (the CLI) over one kept-alive `node:http`
+ * connection, through @toolq/client (fetch) to the same process, and through
+ * `Dispatcher.dispatch()` in this process.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { fileURLToPath } from 'node:url';
+import { ToolqClient } from '@toolq/client';
 import type { Dispatcher } from '@toolq/coordinator';
 import { waitForReadyLine } from '../test-support/ready-line.ts';
 import { REPO_ROOT, stopChild } from './processes.ts';
@@ -20,14 +22,15 @@ export interface HttpConfig {
   /** Measured batches per path and size (after warm-up). */
   iterations: Record<number, number>;
   warmup: number;
-  /** The two paths take turns in blocks of this many batches. */
+  /** The paths take turns in blocks of this many batches. */
   block: number;
   timeoutMs: number;
 }
 
-export type HttpPath = 'http' | 'library';
+export type HttpPath = 'http' | 'client' | 'library';
 export const HTTP_PATH_LABEL: Record<HttpPath, string> = {
-  http: 'POST /v1/tool-batches (keep-alive)',
+  http: 'POST /v1/tool-batches (node:http, keep-alive)',
+  client: '@toolq/client createToolBatch() (fetch)',
   library: 'Dispatcher.dispatch() in process',
 };
 
@@ -143,10 +146,12 @@ export async function measureWith(
 ): Promise<HttpResult> {
   const rows: HttpRow[] = [];
   const healthz: number[] = [];
+  const client = new ToolqClient({ baseUrl: coordinator.url, retry: { attempts: 1 } });
   for (const size of cfg.batchSizes) {
     const iterations = cfg.iterations[size] ?? 100;
     const samples: Record<HttpPath, { wall: number[]; inner: number[]; errors: number }> = {
       http: { wall: [], inner: [], errors: 0 },
+      client: { wall: [], inner: [], errors: 0 },
       library: { wall: [], inner: [], errors: 0 },
     };
     const once = async (path: HttpPath, record: boolean, tag: number) => {
@@ -175,6 +180,12 @@ export async function measureWith(
           await coordinator.get('/healthz');
           healthz.push(performance.now() - h0);
         }
+      } else if (path === 'client') {
+        const t0 = performance.now();
+        const body = await client.createToolBatch(uses, { batchTimeoutMs: cfg.timeoutMs });
+        wall = performance.now() - t0;
+        inner = body.stats.wall_ms;
+        errors = body.tool_results.filter((r) => r.is_error).length;
       } else {
         const t0 = performance.now();
         const result = await dispatcher.dispatch(uses, { timeoutMs: cfg.timeoutMs });
@@ -188,13 +199,14 @@ export async function measureWith(
       s.wall.push(wall);
       s.inner.push(inner);
     };
-    const paths: HttpPath[] = ['http', 'library'];
+    const paths: HttpPath[] = ['http', 'client', 'library'];
     for (const path of paths) for (let i = 0; i < cfg.warmup; i++) await once(path, false, i);
     let done = 0;
     let round = 0;
     while (done < iterations) {
       const n = Math.min(cfg.block, iterations - done);
-      const order = round % 2 === 0 ? paths : [...paths].reverse();
+      // Rotate who goes first, so none always runs right after another's burst of work.
+      const order = paths.map((_, i) => paths[(i + round) % paths.length] as HttpPath);
       for (const path of order) for (let i = 0; i < n; i++) await once(path, true, done + i);
       done += n;
       round++;

@@ -504,12 +504,13 @@ function httpSection(r: SuiteResult): string[] {
   const out = ['## 6. HTTP front door vs the library', ''];
   out.push(
     'The same batches of no-op `diag_echo` calls (`"type": "tool_use"` blocks), on the same redis-server and worker ' +
-      `processes, sent alternately (blocks of ${c.block}, who goes first alternating) through \`POST /v1/tool-batches\` of a real ` +
-      'coordinator process (the CLI) over one kept-alive `node:http` connection, and through `Dispatcher.dispatch()` in the ' +
-      `bench process. Measured batches per path: ${c.batchSizes.map((s) => `${s}: ${c.iterations[s] ?? 100}`).join(', ')} ` +
-      `(after ${c.warmup} warm-up). Wall = from the caller's side (request written → JSON answer parsed); dispatcher wall = ` +
+      `processes, taking turns (blocks of ${c.block}, who goes first rotating): through \`POST /v1/tool-batches\` of a real ` +
+      'coordinator process (the CLI) over one kept-alive `node:http` connection, through `@toolq/client` (global `fetch`, ' +
+      'undici) to the same process, and through `Dispatcher.dispatch()` in the bench process. ' +
+      `Measured batches per path: ${c.batchSizes.map((s) => `${s}: ${c.iterations[s] ?? 100}`).join(', ')} ` +
+      `(after ${c.warmup} warm-up). Wall = from the caller's side (request sent → JSON answer parsed); dispatcher wall = ` +
       "the Dispatcher's own `stats.wall_ms` (whole milliseconds), inside the coordinator process for HTTP. " +
-      'Added = HTTP p50 − library p50 of the same batch size.',
+      'Added = p50 − library p50 of the same batch size. The target is checked on the `node:http` row.',
     '',
   );
   const rows = r.http.rows.map((x) => {
