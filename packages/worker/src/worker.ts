@@ -138,7 +138,16 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     const chunk = jobChunkSchema.safeParse(job.data);
     const calls: unknown[] = chunk.success ? chunk.data.chunk : [job.data];
     // allSettled: a malformed call fails the job only once every other call has reported.
-    const settled = await Promise.allSettled(calls.map((raw) => processCall(job, raw, signal)));
+    // One listener on BullMQ's signal for the whole job: a chunk's 16 calls each listening would
+    // trip Node's MaxListenersExceededWarning.
+    const callControllers = new Set<AbortController>();
+    const onBullAbort = () => {
+      for (const c of callControllers) c.abort(signal?.reason ?? new Error('cancelled by BullMQ'));
+    };
+    signal?.addEventListener('abort', onBullAbort, { once: true });
+    const settled = await Promise.allSettled(
+      calls.map((raw) => processCall(job, raw, callControllers)),
+    ).finally(() => signal?.removeEventListener('abort', onBullAbort));
     const outcomes = settled.map((s) => {
       if (s.status === 'rejected') throw s.reason;
       return s.value;
@@ -162,7 +171,8 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
   const processCall = async (
     job: Job<JobData | JobChunk, JobReturn>,
     raw: unknown,
-    signal?: AbortSignal,
+    /** The job's calls' controllers, aborted together when BullMQ aborts the job. */
+    jobCalls: Set<AbortController>,
   ): Promise<CallResult | undefined | typeof GIVEN_BACK | typeof NOT_SERVED> => {
     const parsed = jobDataSchema.safeParse(raw);
     if (!parsed.success) {
@@ -186,8 +196,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
       return NOT_SERVED;
     }
     const controller = new AbortController();
-    const onBullAbort = () => controller.abort(signal?.reason ?? new Error('cancelled by BullMQ'));
-    signal?.addEventListener('abort', onBullAbort, { once: true });
+    jobCalls.add(controller);
     const forget = running.add(data.reply?.batchId ?? String(job.id), data.reply?.index ?? 0, controller);
     try {
       metrics.queueWait.observe({ pool }, Math.max(0, Date.now() - data.enqueuedAt) / 1000);
@@ -214,7 +223,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
       return data.reply ? undefined : result;
     } finally {
       forget();
-      signal?.removeEventListener('abort', onBullAbort);
+      jobCalls.delete(controller);
     }
   };
 
