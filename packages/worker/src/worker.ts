@@ -13,6 +13,7 @@ import {
   createRedis,
   createRegistry,
   createWorkerMetrics,
+  DEFAULTS,
   inputJsonSchema,
   isCallStillWanted,
   type JobChunk,
@@ -43,7 +44,7 @@ export interface WorkerOptions {
   prefix?: string;
   /** Queue (pool) to serve. Default `default`. */
   pool?: string;
-  /** Calls run at once. Default 32. */
+  /** BullMQ jobs run at once, per queue consumed (the pool's and the lane). Default 32. */
   concurrency?: number;
   /** Timeout of a tool that declares none. Default 30 000 ms. */
   defaultTimeoutMs?: number;
@@ -93,17 +94,17 @@ class ShutdownAbort extends Error {
 }
 
 export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> {
-  const pool = options.pool ?? 'default';
-  const keys = createKeys(options.prefix ?? 'toolq');
+  const pool = options.pool ?? DEFAULTS.pool;
+  const keys = createKeys(options.prefix ?? DEFAULTS.prefix);
   const queueName = keys.queueName(pool);
   const id = options.id ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const logger = (options.logger ?? createLogger({ name: 'toolq-worker' })).child({ worker: id, pool });
   const registry = options.registry ?? createRegistry({ labels: { component: 'worker' } });
   const metrics = createWorkerMetrics(registry);
-  const defaultTimeoutMs = options.defaultTimeoutMs ?? 30_000;
-  const maxResultBytes = options.maxResultBytes ?? 1_000_000;
-  const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
-  const concurrency = options.concurrency ?? 32;
+  const defaultTimeoutMs = options.defaultTimeoutMs ?? DEFAULTS.defaultTimeoutMs;
+  const maxResultBytes = options.maxResultBytes ?? DEFAULTS.maxResultBytes;
+  const shutdownTimeoutMs = options.shutdownTimeoutMs ?? DEFAULTS.shutdownTimeoutMs;
+  const concurrency = options.concurrency ?? DEFAULTS.concurrency;
 
   const tools = new Map<string, AnyTool>();
   for (const tool of options.tools) {
