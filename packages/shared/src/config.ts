@@ -41,7 +41,7 @@ const envSchema = z.object({
   TOOLQ_BODY_LIMIT_BYTES: intFrom(1, 1_000_000_000).default(DEFAULTS.bodyLimitBytes),
   /**
    * How long a batch's record stays in Redis after the batch was answered (for
-   * GET /v1/tool-batches/:id and collect()). Costs about the results' size plus 200 bytes a call.
+   * GET /v1/tool-batches/:id and collect()). Costs the results' size plus about 650 bytes a call.
    */
   TOOLQ_BATCH_RETENTION_MS: intFrom(1, 24 * 3600_000).default(DEFAULTS.batchRetentionMs),
   /** Most bytes of result content one batch answers with; results past it become errors. */
