@@ -14,7 +14,12 @@ export type ToolqErrorCode =
   | 'REDIS_UNAVAILABLE'
   | 'SHUTTING_DOWN'
   | 'BATCH_EXISTS'
-  | 'MODEL_ERROR';
+  | 'MODEL_ERROR'
+  /** A run's lease passed to another coordinator: this one must stop writing into it. */
+  | 'LEASE_LOST'
+  | 'NOT_FOUND'
+  /** An Idempotency-Key reused with a different request. */
+  | 'IDEMPOTENCY_CONFLICT';
 
 export class ToolqError extends Error {
   override name = 'ToolqError';

@@ -1,5 +1,5 @@
 export { type CancelMessage, cancelMessageSchema, parseCancelMessage, publishCancel } from './cancel.ts';
-export { defaultCoordinatorId, loadConfig, type ToolqConfig } from './config.ts';
+export { defaultCoordinatorId, loadConfig, parseApiTokens, type ToolqConfig } from './config.ts';
 export {
   type CallResult,
   CONTRACT_VERSION,

@@ -8,25 +8,27 @@ import { performanceReport } from '../agent/performance.ts';
 import type { BatchResult } from '../batch-result.ts';
 import type { Dispatcher } from '../dispatcher.ts';
 import { refreshGauges } from '../queue-gauges.ts';
-import { assertSafeListen, bearerMatches } from './auth.ts';
+import { AppTokens, assertSafeListen, registerAuth } from './auth.ts';
 import { type RunsOptions, registerRuns } from './runs.ts';
 import { batchIdSchema, toolBatchRequestSchema } from './schemas.ts';
 
 export interface HttpServerOptions {
   dispatcher: Dispatcher;
-  /** Bearer token; required for /v1/* when set. Default: none (loopback only). */
+  /** Bearer token (the app `default`); required for /v1/* when set. Default: none (loopback only). */
   apiToken?: string;
+  /** App name → bearer token (TOOLQ_API_TOKENS); each app sees only its own runs and batches. */
+  apiTokens?: ReadonlyMap<string, string>;
   /** Largest request body. Default 10 MiB. */
   bodyLimitBytes?: number;
   logger?: Logger;
-  /** The model of agent runs (POST /v1/runs); without it that endpoint answers 503. */
-  model?: RunsOptions['model'];
+  /** Durable agent runs (/v1/runs*); without it those routes answer 503. */
+  runs?: RunsOptions['runs'];
 }
 
 const OPEN_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 
 export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
-  const { dispatcher, apiToken } = options;
+  const { dispatcher } = options;
   const app = Fastify({
     logger: false,
     bodyLimit: options.bodyLimitBytes ?? 10 * 1024 * 1024,
@@ -65,17 +67,7 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
       .send({ error: { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}` } }),
   );
 
-  if (apiToken) {
-    app.addHook('onRequest', async (request, reply) => {
-      if (OPEN_PATHS.has(request.url.split('?')[0] ?? '')) return;
-      if (!bearerMatches(request.headers.authorization, apiToken)) {
-        reply.header('www-authenticate', 'Bearer');
-        return reply
-          .code(401)
-          .send({ error: { code: 'UNAUTHORIZED', message: 'missing or wrong bearer token' } });
-      }
-    });
-  }
+  registerAuth(app, new AppTokens(options), OPEN_PATHS);
 
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_request, reply) => {
@@ -93,11 +85,7 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
     return { tools: dispatcher.catalog.list() };
   });
 
-  registerRuns(app, {
-    dispatcher,
-    ...(options.model ? { model: options.model } : {}),
-    ...(options.logger ? { logger: options.logger } : {}),
-  });
+  registerRuns(app, { runs: options.runs, logger: options.logger });
 
   app.get('/v1/report', async () => {
     const calls = dispatcher.recentCalls.list();
@@ -196,8 +184,8 @@ function parseJsonBody(body: string): unknown {
 
 export async function listen(
   app: FastifyInstance,
-  options: { host: string; port: number; apiToken?: string },
+  options: { host: string; port: number; apiToken?: string; apiTokens?: ReadonlyMap<string, string> },
 ) {
-  assertSafeListen(options.host, options.apiToken);
+  assertSafeListen(options.host, Boolean(options.apiToken) || (options.apiTokens?.size ?? 0) > 0);
   return app.listen({ host: options.host, port: options.port });
 }
