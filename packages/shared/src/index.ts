@@ -1,3 +1,4 @@
+export { type BatchOwner, claimBatchName, readBatchOwner } from './batch-names.ts';
 export { type CancelMessage, cancelMessageSchema, parseCancelMessage, publishCancel } from './cancel.ts';
 export { defaultCoordinatorId, loadConfig, parseApiTokens, type ToolqConfig } from './config.ts';
 export {
