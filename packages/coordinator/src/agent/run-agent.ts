@@ -79,6 +79,7 @@ export async function runAgent(options: AgentOptions): Promise<AgentResult> {
       signal,
       emit: o.emit,
       ...(persistence ? { batchId: (n: number) => persistence.batchId(iteration, n) } : {}),
+      ...(persistence?.app === undefined ? {} : { app: persistence.app }),
     });
     let response: TurnResponse;
     let turnUsage: IterationStats['usage'];

@@ -24,6 +24,8 @@ export interface TurnDispatchOptions {
   emit: (event: AgentEvent) => void;
   /** Durable runs: the id of the turn's n-th batch, so that a successor can collect it. */
   batchId?: (n: number) => string;
+  /** The app the batches belong to (durable runs: the run's app). */
+  app?: string;
 }
 
 interface Answer {
@@ -110,7 +112,8 @@ export class TurnDispatch {
     }
     for (const [batchId, uses] of byBatch) {
       const { dispatcher } = this.options;
-      const collected = dispatcher.collect ? dispatcher.collect(batchId) : Promise.resolve(undefined);
+      const app = this.options.app === undefined ? {} : { app: this.options.app };
+      const collected = dispatcher.collect ? dispatcher.collect(batchId, app) : Promise.resolve(undefined);
       const batch = collected.then((found) => found ?? this.start(uses, false, batchId));
       uses.forEach((use, index) => {
         this.track(
@@ -201,6 +204,7 @@ export class TurnDispatch {
       ...this.options.dispatch,
       signal: this.signal,
       ...(batchId === undefined ? {} : { batchId }),
+      ...(this.options.app === undefined ? {} : { app: this.options.app }),
     });
   }
 

@@ -119,6 +119,8 @@ export interface AgentPersistence {
   save(checkpoint: AgentCheckpoint): Promise<void>;
   /** The id of the n-th batch (0-based) of an iteration's calls; must be new for every call. */
   batchId(iteration: number, n: number): string;
+  /** The app the run's batches belong to. Default `default`. */
+  app?: string;
 }
 
 /** How a run ended. */

@@ -47,7 +47,7 @@ export function registerRuns(app: FastifyInstance, options: RunsOptions): void {
   const badParams = (reply: FastifyReply, params: unknown) => {
     const parsed = runParamsSchema.safeParse(params);
     if (parsed.success) return parsed.data.id;
-    fail(reply, 400, 'INVALID_REQUEST', `run id: ${describeZodIssues(parsed.error)}`);
+    fail(reply, 400, 'INVALID_REQUEST', `run id: ${valueIssue(parsed.error)}`);
     return undefined;
   };
 
@@ -76,12 +76,7 @@ export function registerRuns(app: FastifyInstance, options: RunsOptions): void {
     if (header !== undefined) {
       const checked = idempotencyKeySchema.safeParse(header);
       if (!checked.success) {
-        return fail(
-          reply,
-          400,
-          'INVALID_REQUEST',
-          `Idempotency-Key header: ${describeZodIssues(checked.error)}`,
-        );
+        return fail(reply, 400, 'INVALID_REQUEST', `Idempotency-Key header: ${valueIssue(checked.error)}`);
       }
       key = checked.data;
     }
@@ -151,12 +146,7 @@ export function registerRuns(app: FastifyInstance, options: RunsOptions): void {
     const header = request.headers['last-event-id'];
     const fromHeader = header === undefined ? undefined : eventIdSchema.safeParse(header);
     if (fromHeader && !fromHeader.success) {
-      return fail(
-        reply,
-        400,
-        'INVALID_REQUEST',
-        `Last-Event-ID header: ${describeZodIssues(fromHeader.error)}`,
-      );
+      return fail(reply, 400, 'INVALID_REQUEST', `Last-Event-ID header: ${valueIssue(fromHeader.error)}`);
     }
     if (!(await runs.get(appOf(request), id))) return notFound(reply, id);
     reply.hijack();
@@ -240,6 +230,11 @@ function view(r: RunRecord): z.input<typeof runResponseSchema> {
     ...(r.result ? { result: r.result as z.input<typeof runResponseSchema>['result'] } : {}),
     ...(r.error ? { error: r.error } : {}),
   };
+}
+
+/** The problems of a single value (a header, a path parameter), without zod's path in front. */
+function valueIssue(error: z.ZodError): string {
+  return error.issues.map((issue) => issue.message).join('; ');
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();

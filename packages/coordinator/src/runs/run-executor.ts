@@ -74,6 +74,7 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
       },
       save: (cp) => writer.write({ events: compact([textOfCheckpoint(cp)]), checkpoint: cp }),
       batchId: (iteration, n) => `run.${runId}.${iteration}.${claim.epoch}.${n}`,
+      app: claim.app,
     };
     const result = await runAgent({
       ...agentOptions(request, o.model),
@@ -109,6 +110,7 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
     await writer
       .write({ events: [failedEvent(error)], finish: { status: 'failed', error } })
       .catch(() => undefined);
+    await o.store.touchIndex(claim.app).catch(() => undefined);
     return 'finished';
   }
 }

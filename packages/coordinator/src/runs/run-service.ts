@@ -4,9 +4,12 @@
  * that dies stops renewing its locks; BullMQ's stalled-job check moves the job back to the queue,
  * another coordinator picks it up and carries on from the last saved step (run-executor.ts).
  *
- * Takeover bound: the lock lasts 2/3 of `takeoverMs` and the stalled check runs every 1/3, so a
- * dead owner's run is back in the queue at most lockDuration + stalledInterval = takeoverMs after
- * its last lock renewal (which is at most lockDuration/2 before the death), then picked up at once.
+ * Takeover bound: the lock lasts takeoverMs/2 and the stalled check runs every takeoverMs/4. A
+ * dead owner's lock lapses at most lockDuration after the death; the check moves a job only when
+ * it is both unlocked and was seen active by the check before, and one coordinator's check can
+ * skip a beat behind the dead one's (the fleet shares one check slot of stalledInterval), so the
+ * job is back in the queue within lockDuration + 2 × stalledInterval = takeoverMs, and a waiting
+ * coordinator picks it up at once (BullMQ's marker wakes it).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import {
@@ -16,6 +19,7 @@ import {
   type Logger,
   publishCancel,
   type Redis,
+  readBatchOwner,
   ToolqError,
 } from '@toolq/shared';
 import { type Job, Queue, WaitingError, Worker } from 'bullmq';
@@ -118,8 +122,8 @@ export class RunService {
       connection,
       prefix: this.prefix,
       concurrency: this.options.concurrency ?? RUN_DEFAULTS.concurrency,
-      lockDuration: Math.round((takeoverMs * 2) / 3),
-      stalledInterval: Math.round(takeoverMs / 3),
+      lockDuration: Math.round(takeoverMs / 2),
+      stalledInterval: Math.round(takeoverMs / 4),
       // A run is recovered however often its coordinators die; executeRun gives up after MAX_OWNERS.
       maxStalledCount: 1_000_000,
       removeOnComplete: { count: 0 },
@@ -196,12 +200,19 @@ export class RunService {
     if (outcome.kind === 'missing') return outcome;
     if (outcome.kind === 'finished') return { kind: 'finished', status: outcome.status };
     await this.redis.publish(runCancelChannel(this.prefix), runId);
+    // Workers know a batch by the uid of its dispatch; the batch's name says which one that was.
     const refs = Object.values(outcome.checkpoint?.pending?.refs ?? {});
-    const channel = createKeys(this.prefix).cancelChannel();
+    const keys = createKeys(this.prefix);
     await Promise.all(
-      [...new Set(refs.map((r) => r.batchId))].map((batchId) =>
-        publishCancel(this.redis, channel, { batchId, reason: `the run was ${reason}` }),
-      ),
+      [...new Set(refs.map((r) => r.batchId))].map(async (batchId) => {
+        const owner = await readBatchOwner(this.redis, keys.batchName(app, batchId));
+        if (owner) {
+          await publishCancel(this.redis, keys.cancelChannel(), {
+            batchId: owner.uid,
+            reason: `the run was ${reason}`,
+          });
+        }
+      }),
     );
     await this.store.touchIndex(app);
     return { kind: 'cancelled', status: 'cancelled' };
