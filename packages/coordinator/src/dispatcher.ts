@@ -126,10 +126,7 @@ export class Dispatcher {
 
   constructor(private readonly options: DispatcherOptions = {}) {
     this.settings = {
-      sweepIntervalMs: positiveMs(
-        'sweepIntervalMs',
-        options.sweepIntervalMs ?? DISPATCHER_DEFAULTS.sweepIntervalMs,
-      ),
+      sweepIntervalMs: positiveMs('sweepIntervalMs', options.sweepIntervalMs ?? DISPATCHER_DEFAULTS.sweepIntervalMs),
       batchRetentionMs: positiveMs(
         'batchRetentionMs',
         options.batchRetentionMs ?? DISPATCHER_DEFAULTS.batchRetentionMs,
@@ -295,12 +292,7 @@ export class Dispatcher {
     // The record first, then the name, then the jobs: one connection keeps them in that order.
     const keepMs = ttlMs + this.settings.batchRetentionMs;
     const recorded = claimBatch(this.redis, batchKey, meta, keepMs);
-    const named = claimBatchName(
-      this.redis,
-      nameKey,
-      { coordinatorId: this.coordinatorId, uid: batchId },
-      keepMs,
-    );
+    const named = claimBatchName(this.redis, nameKey, { coordinatorId: this.coordinatorId, uid: batchId }, keepMs);
     let claimed: Promise<unknown>;
     if (options.batchId === undefined) {
       // A random id is new: its record and name are written beside the jobs, off the critical path.
@@ -510,10 +502,7 @@ const SWEEP_CHUNK = 500;
 
 function positiveMs(what: string, value: number): number {
   if (!Number.isFinite(value) || value <= 0 || value > MAX_TIMEOUT_MS)
-    throw new ToolqError(
-      'CONFIG_INVALID',
-      `${what} must be a number of ms from 1 to ${MAX_TIMEOUT_MS}, got ${value}`,
-    );
+    throw new ToolqError('CONFIG_INVALID', `${what} must be a number of ms from 1 to ${MAX_TIMEOUT_MS}, got ${value}`);
   return value;
 }
 
