@@ -31,7 +31,8 @@ const program = new Command('toolq-coordinator')
       'Environment: REDIS_URL, TOOLQ_PREFIX, TOOLQ_HOST, TOOLQ_PORT, TOOLQ_API_TOKEN, TOOLQ_API_TOKENS,\n' +
       'TOOLQ_COORDINATOR_ID, TOOLQ_RUN_RETENTION_MS, TOOLQ_RUN_TAKEOVER_MS, ' +
       'ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, TOOLQ_MODEL (agent runs), ' +
-      'TOOLQ_BODY_LIMIT_BYTES, TOOLQ_SHUTDOWN_TIMEOUT_MS, TOOLQ_LOG_LEVEL.\n' +
+      'TOOLQ_BODY_LIMIT_BYTES, TOOLQ_REQUEST_TIMEOUT_MS, TOOLQ_BATCH_RETENTION_MS, TOOLQ_MAX_BATCH_RESULT_BYTES,\n' +
+      'TOOLQ_SHUTDOWN_TIMEOUT_MS, TOOLQ_LOG_LEVEL.\n' +
       'SIGTERM/SIGINT: stop accepting, let in-flight batches finish (up to TOOLQ_SHUTDOWN_TIMEOUT_MS), then\n' +
       'answer what is left as cancelled. A second signal exits at once.',
   );
@@ -48,6 +49,8 @@ async function main(): Promise<void> {
     redisUrl: config.redisUrl,
     prefix: config.prefix,
     coordinatorId: config.coordinatorId,
+    batchRetentionMs: config.batchRetentionMs,
+    maxBatchResultBytes: config.maxBatchResultBytes,
     logger,
   });
   const runs = new RunService({
@@ -70,7 +73,14 @@ async function main(): Promise<void> {
     ...(config.apiToken ? { apiToken: config.apiToken } : {}),
     apiTokens: config.apiTokens,
   };
-  const app = buildHttpServer({ dispatcher, bodyLimitBytes: config.bodyLimitBytes, logger, runs, ...auth });
+  const app = buildHttpServer({
+    dispatcher,
+    bodyLimitBytes: config.bodyLimitBytes,
+    requestTimeoutMs: config.requestTimeoutMs,
+    logger,
+    runs,
+    ...auth,
+  });
   // Checked before connecting anywhere, so a misconfiguration fails fast with its own message.
   assertSafeListen(host, Boolean(config.apiToken) || config.apiTokens.size > 0);
   await dispatcher.start();

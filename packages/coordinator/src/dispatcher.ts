@@ -329,19 +329,34 @@ export class Dispatcher {
    * waiting here is joined, not replaced: its dispatch and every collector get the same answer.
    * Undefined when no such batch is recorded for the app (never dispatched, or expired).
    */
-  async collect(batchId: string, options: { app?: string } = {}): Promise<BatchResult | undefined> {
+  async collect(
+    batchId: string,
+    options: {
+      app?: string;
+      /** Bound on finding the batch in Redis (a `REDIS_UNAVAILABLE` error past it). Default: none. */
+      lookupTimeoutMs?: number;
+    } = {},
+  ): Promise<BatchResult | undefined> {
     const app = options.app ?? DISPATCHER_DEFAULTS.app;
     assertKeyPart('batchId', batchId);
     assertKeyPart('app', app);
     const nameKey = this.keys.batchName(app, batchId);
     const local = this.joinable(this.names.get(nameKey));
     if (local) return local;
-    const owner = await readBatchOwner(this.redis, nameKey);
+    const lookup = async <T>(work: Promise<T>): Promise<T> => {
+      if (options.lookupTimeoutMs === undefined) return work;
+      const outcome = await settleWithin(work, options.lookupTimeoutMs);
+      if (outcome instanceof NoAnswer)
+        throw new ToolqError('REDIS_UNAVAILABLE', `Redis did not answer within ${options.lookupTimeoutMs} ms`);
+      if (outcome instanceof Error) throw outcome;
+      return outcome;
+    };
+    const owner = await lookup(readBatchOwner(this.redis, nameKey));
     if (!owner) return undefined;
     const joined = this.joinable(owner.uid);
     if (joined) return joined;
     const recordKey = this.keys.batch(owner.coordinatorId, owner.uid);
-    const meta = await readBatchMeta(this.redis, recordKey);
+    const meta = await lookup(readBatchMeta(this.redis, recordKey));
     // The record belongs to that app only (the name key is per app already; this guards old records).
     if (!meta || (meta.app !== undefined && meta.app !== app)) return undefined;
     const again = this.joinable(owner.uid); // another collector may have got here meanwhile
@@ -371,8 +386,13 @@ export class Dispatcher {
       meta.createdAt,
       calls.map((c) => ({ id: c.toolUseId })),
     );
-    const found = await readResults(this.redis, recordKey, barrier.pendingIndexes());
-    for (const [index, settled] of found) barrier.settle(index, settled);
+    // Results already written come back at once; the sweep reads again if this read fails.
+    readResults(this.redis, recordKey, barrier.pendingIndexes()).then(
+      (found) => {
+        for (const [index, settled] of found) barrier.settle(index, settled);
+      },
+      (err: Error) => this.logger.warn({ err: err.message, batchId }, 'could not read the batch record'),
+    );
     return result;
   }
 

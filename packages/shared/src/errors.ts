@@ -15,11 +15,20 @@ export type ToolqErrorCode =
   | 'SHUTTING_DOWN'
   | 'BATCH_EXISTS'
   | 'MODEL_ERROR'
+  | 'NO_MODEL'
+  | 'INVALID_REQUEST'
+  | 'INVALID_JSON'
+  | 'NOT_FOUND'
+  | 'UNAUTHORIZED'
+  | 'BODY_TOO_LARGE'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'INTERNAL'
   /** A run's lease passed to another coordinator: this one must stop writing into it. */
   | 'LEASE_LOST'
-  | 'NOT_FOUND'
   /** An Idempotency-Key reused with a different request. */
-  | 'IDEMPOTENCY_CONFLICT';
+  | 'IDEMPOTENCY_CONFLICT'
+  /** A finished run cannot be cancelled. */
+  | 'RUN_FINISHED';
 
 export class ToolqError extends Error {
   override name = 'ToolqError';

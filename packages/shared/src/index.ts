@@ -45,6 +45,7 @@ export {
 } from './metrics.ts';
 export { RecentSet } from './recent-set.ts';
 export { closeRedis, createRedis, describeRedis, type Redis } from './redis.ts';
+export { isRedisFailure } from './redis-errors.ts';
 export {
   DEFAULT_MAX_RESULT_BYTES,
   describeZodIssues,

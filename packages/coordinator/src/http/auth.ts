@@ -4,15 +4,21 @@
  * and the server listens on loopback only. Tokens are compared in constant time and never logged.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { isIPv4 } from 'node:net';
 import { ToolqError } from '@toolq/shared';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 
 export const DEFAULT_APP = 'default';
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost', '::ffff:127.0.0.1']);
-
+/**
+ * A listen address that only this machine can reach: `localhost`, `::1`, or an IPv4 address in
+ * 127.0.0.0/8 (also IPv4-mapped). A name such as `127.0.0.1.nip.io` is resolved through DNS and
+ * may point anywhere, so only literal addresses count.
+ */
 export function isLoopback(host: string): boolean {
-  return LOOPBACK.has(host) || host.startsWith('127.');
+  if (host === 'localhost' || host === '::1') return true;
+  const v4 = host.startsWith('::ffff:') ? host.slice('::ffff:'.length) : host;
+  return isIPv4(v4) && v4.split('.')[0] === '127';
 }
 
 /** Without a token the API may only be reached from this machine. `auth`: a token, or whether any is set. */
@@ -87,10 +93,9 @@ export function registerAuth(app: FastifyInstance, tokens: AppTokens, openPaths:
     if (openPaths.has(request.url.split('?')[0] ?? '')) return;
     const name = tokens.appFor(request.headers.authorization);
     if (name === undefined) {
-      reply.header('www-authenticate', 'Bearer');
-      return reply
-        .code(401)
-        .send({ error: { code: 'UNAUTHORIZED', message: 'missing or wrong bearer token' } });
+      // The body is not read: closing the socket stops a slow sender from holding it.
+      reply.header('www-authenticate', 'Bearer').header('connection', 'close');
+      throw new ToolqError('UNAUTHORIZED', 'missing or wrong bearer token');
     }
     apps.set(request, name);
   });

@@ -6,8 +6,8 @@
  * app it does not exist (404).
  */
 import type { ServerResponse } from 'node:http';
-import { describeZodIssues, type Logger, ToolqError } from '@toolq/shared';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import { describeZodIssues, type Logger, ToolqError, type ToolqErrorCode } from '@toolq/shared';
+import type { FastifyInstance } from 'fastify';
 import type { z } from 'zod';
 import type { RunService } from '../runs/run-service.ts';
 import { FINAL_EVENTS, type RunRecord } from '../runs/run-store.ts';
@@ -31,8 +31,10 @@ export interface RunsOptions {
 /** How long an SSE stream waits on Redis before it sends a keep-alive comment. */
 const SSE_KEEPALIVE_MS = 15_000;
 
-const fail = (reply: FastifyReply, status: number, code: string, message: string) =>
-  reply.code(status).send({ error: { code, message } });
+/** Thrown to the server's error handler, which answers with the code's status (errors.ts). */
+const fail = (code: ToolqErrorCode, message: string): never => {
+  throw new ToolqError(code, message);
+};
 
 export function registerRuns(app: FastifyInstance, options: RunsOptions): void {
   const { runs } = options;
@@ -42,64 +44,49 @@ export function registerRuns(app: FastifyInstance, options: RunsOptions): void {
     for (const res of streams) res.end();
   });
 
-  const notFound = (reply: FastifyReply, id: string) =>
-    fail(reply, 404, 'NOT_FOUND', `no run ${id} (unknown, expired, or another app's)`);
-  const badParams = (reply: FastifyReply, params: unknown) => {
+  const notFound = (id: string) => fail('NOT_FOUND', `no run ${id} (unknown, expired, or another app's)`);
+  const runIdOf = (params: unknown): string => {
     const parsed = runParamsSchema.safeParse(params);
-    if (parsed.success) return parsed.data.id;
-    fail(reply, 400, 'INVALID_REQUEST', `run id: ${valueIssue(parsed.error)}`);
-    return undefined;
+    return parsed.success ? parsed.data.id : fail('INVALID_REQUEST', `run id: ${valueIssue(parsed.error)}`);
   };
 
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', async (request) => {
     if (!runs && request.url.startsWith('/v1/runs')) {
-      return fail(reply, 503, 'NO_RUNS', 'agent runs are not set up on this coordinator');
+      return fail('NO_MODEL', 'agent runs are not set up on this coordinator (no model is configured)');
     }
   });
   if (!runs) return;
 
   app.post('/v1/runs', async (request, reply) => {
     if (!runs.hasModel) {
-      return fail(
-        reply,
-        503,
-        'NO_MODEL',
-        'no model is configured: set ANTHROPIC_API_KEY (or ANTHROPIC_BASE_URL)',
-      );
+      return fail('NO_MODEL', 'no model is configured: set ANTHROPIC_API_KEY (or ANTHROPIC_BASE_URL)');
     }
     const parsed = runRequestSchema.safeParse(request.body);
     if (!parsed.success) {
-      return fail(reply, 400, 'INVALID_REQUEST', `invalid body: ${describeZodIssues(parsed.error, 10)}`);
+      return fail('INVALID_REQUEST', `invalid body: ${describeZodIssues(parsed.error, 10)}`);
     }
     const header = request.headers['idempotency-key'];
     let key: string | undefined;
     if (header !== undefined) {
       const checked = idempotencyKeySchema.safeParse(header);
       if (!checked.success) {
-        return fail(reply, 400, 'INVALID_REQUEST', `Idempotency-Key header: ${valueIssue(checked.error)}`);
+        return fail('INVALID_REQUEST', `Idempotency-Key header: ${valueIssue(checked.error)}`);
       }
       key = checked.data;
     }
-    try {
-      const created = await runs.create(appOf(request), parsed.data, key);
-      if (created.replayed) reply.header('idempotent-replayed', 'true');
-      return reply.code(202).send({ run_id: created.runId, status: created.status });
-    } catch (err) {
-      if (err instanceof ToolqError && err.code === 'IDEMPOTENCY_CONFLICT') {
-        return fail(reply, 409, err.code, err.message);
-      }
-      throw err;
-    }
+    // A reused key with another request throws IDEMPOTENCY_CONFLICT (409).
+    const created = await runs.create(appOf(request), parsed.data, key);
+    if (created.replayed) reply.header('idempotent-replayed', 'true');
+    return reply.code(202).send({ run_id: created.runId, status: created.status });
   });
 
-  app.get('/v1/runs', async (request, reply) => {
+  app.get('/v1/runs', async (request) => {
     const query = runListQuerySchema.safeParse(request.query);
-    if (!query.success)
-      return fail(reply, 400, 'INVALID_REQUEST', `query: ${describeZodIssues(query.error)}`);
+    if (!query.success) return fail('INVALID_REQUEST', `query: ${describeZodIssues(query.error)}`);
     const { limit, cursor } = query.data;
     const after = cursor === undefined ? undefined : decodeCursor(cursor);
     if (cursor !== undefined && after === undefined) {
-      return fail(reply, 400, 'INVALID_REQUEST', 'query: cursor: use the next_cursor of the page before');
+      return fail('INVALID_REQUEST', 'query: cursor: use the next_cursor of the page before');
     }
     const list = await runs.list(appOf(request), { limit, ...(after ? { after } : {}) });
     const last = list.at(-1);
@@ -114,41 +101,32 @@ export function registerRuns(app: FastifyInstance, options: RunsOptions): void {
     };
   });
 
-  app.get('/v1/runs/:id', async (request, reply) => {
-    const id = badParams(reply, request.params);
-    if (id === undefined) return reply;
+  app.get('/v1/runs/:id', async (request) => {
+    const id = runIdOf(request.params);
     const record = await runs.get(appOf(request), id);
-    return record ? view(record) : notFound(reply, id);
+    return record ? view(record) : notFound(id);
   });
 
-  app.delete('/v1/runs/:id', async (request, reply) => {
-    const id = badParams(reply, request.params);
-    if (id === undefined) return reply;
+  app.delete('/v1/runs/:id', async (request) => {
+    const id = runIdOf(request.params);
     const outcome = await runs.cancel(appOf(request), id);
-    if (outcome.kind === 'missing') return notFound(reply, id);
+    if (outcome.kind === 'missing') return notFound(id);
     if (outcome.kind === 'finished' && outcome.status !== 'cancelled') {
-      return fail(
-        reply,
-        409,
-        'RUN_FINISHED',
-        `run ${id} has finished already (${outcome.status}): nothing to cancel`,
-      );
+      return fail('RUN_FINISHED', `run ${id} has finished already (${outcome.status}): nothing to cancel`);
     }
     return { run_id: id, status: 'cancelled' };
   });
 
   app.get('/v1/runs/:id/events', async (request, reply) => {
-    const id = badParams(reply, request.params);
-    if (id === undefined) return reply;
+    const id = runIdOf(request.params);
     const query = runEventsQuerySchema.safeParse(request.query);
-    if (!query.success)
-      return fail(reply, 400, 'INVALID_REQUEST', `query: ${describeZodIssues(query.error)}`);
+    if (!query.success) return fail('INVALID_REQUEST', `query: ${describeZodIssues(query.error)}`);
     const header = request.headers['last-event-id'];
     const fromHeader = header === undefined ? undefined : eventIdSchema.safeParse(header);
     if (fromHeader && !fromHeader.success) {
-      return fail(reply, 400, 'INVALID_REQUEST', `Last-Event-ID header: ${valueIssue(fromHeader.error)}`);
+      return fail('INVALID_REQUEST', `Last-Event-ID header: ${valueIssue(fromHeader.error)}`);
     }
-    if (!(await runs.get(appOf(request), id))) return notFound(reply, id);
+    if (!(await runs.get(appOf(request), id))) return notFound(id);
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {
