@@ -149,7 +149,9 @@ describe('a run on one coordinator, served by another', () => {
     }
     const finished = events.find((e) => e.event === 'turn_finished');
     expect(finished?.data).toMatchObject({ iteration: 1, stop_reason: 'tool_use' });
-    expect((finished?.data.usage as { output_tokens: number }).output_tokens).toBeGreaterThan(0);
+    expect((finished?.data.usage as { output_tokens?: number } | undefined)?.output_tokens).toBeGreaterThan(
+      0,
+    );
     const done = events.at(-1);
     const run = await getRun(b.url, body.run_id, ALPHA);
     expect(run.status).toBe('done');
@@ -305,7 +307,7 @@ describe('a run on one coordinator, served by another', () => {
 
 describe('a coordinator killed in the middle of a run', () => {
   it('another takes the run over, waits for the running call instead of running it again, and ends as an undisturbed run does', async () => {
-    const prompt = 'slow:takeover:6000';
+    const prompt = 'slow:takeover:4500';
     const undisturbed = await startRun(a.url, prompt);
     const steady = await waitForRun(a.url, undisturbed.body.run_id, ALPHA);
     expect(steady.status).toBe('done');
