@@ -305,6 +305,85 @@ describe('a run on one coordinator, served by another', () => {
   });
 });
 
+describe('a coordinator frozen in the middle of a run', () => {
+  it('is taken over; revived, it writes nothing into the run and never asks the model', async () => {
+    const prompt = 'slow:frozen:5000';
+    const { body } = await startRun(a.url, prompt);
+    await waitFor('the slow call to start', () => count('start frozen') === 1 || undefined);
+    const owner = (await getRun(a.url, body.run_id, ALPHA)).coordinator;
+    const [frozen, survivor] = owner === a.id ? [a, b] : [b, a];
+    frozen.child.kill('SIGSTOP');
+    try {
+      await waitFor(
+        'the takeover',
+        async () => (await getRun(survivor.url, body.run_id, ALPHA)).takeovers === 1 || undefined,
+      );
+    } finally {
+      // Back while the call it was waiting for still runs: it will see the answer too.
+      frozen.child.kill('SIGCONT');
+    }
+    const run = await waitForRun(survivor.url, body.run_id, ALPHA);
+    expect(run).toMatchObject({ status: 'done', coordinator: survivor.id, takeovers: 1 });
+    // The revived owner's own dispatch of the call was answered: its loop ran on, and was refused.
+    await waitFor('the revived owner to get the answer', async () => {
+      const metrics = await (await fetch(`${frozen.url}/metrics`)).text();
+      return (
+        /toolq_tool_calls_total\{[^}]*tool="test_slow"[^}]*outcome="ok"[^}]*\} 1/.test(metrics) || undefined
+      );
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const turns = requestsFor(prompt).map((r) => (r.body as { messages: unknown[] }).messages.length);
+    expect(turns).toEqual([1, 3]);
+    expect(count('start frozen')).toBe(1);
+    const { events } = await readSse(frozen.url, `/v1/runs/${body.run_id}/events`, { token: ALPHA });
+    expect(events.map((e) => e.event)).toEqual([
+      'run_started',
+      'turn_started',
+      'tool_started',
+      'turn_finished',
+      'run_resumed',
+      'tool_finished',
+      'turn_started',
+      'turn_finished',
+      'text',
+      'done',
+    ]);
+    const after = events.slice(events.findIndex((e) => e.event === 'run_resumed'));
+    expect(after.filter((e) => 'coordinator' in e.data).map((e) => e.data.coordinator)).toEqual([
+      survivor.id,
+    ]);
+    expect((await getRun(frozen.url, body.run_id, ALPHA)).status).toBe('done');
+  }, 40_000);
+});
+
+describe('a coordinator shut down in the middle of a run', () => {
+  it('SIGTERM: the running step finishes and is saved, the run goes to another coordinator at once, the process exits 0', async () => {
+    const prompt = 'slow:handover:2000';
+    const { body } = await startRun(a.url, prompt);
+    await waitFor('the slow call to start', () => count('start handover') === 1 || undefined);
+    const owner = (await getRun(a.url, body.run_id, ALPHA)).coordinator;
+    const [leaving, staying] = owner === a.id ? [a, b] : [b, a];
+    leaving.child.kill('SIGTERM');
+    expect(await leaving.exited).toBe(0);
+    const run = await waitForRun(staying.url, body.run_id, ALPHA);
+    expect(run).toMatchObject({ status: 'done', coordinator: staying.id, takeovers: 1 });
+    expect(run.result?.text).toContain('"slept_ms":2000');
+    expect(count('start handover')).toBe(1);
+    expect(requestsFor(prompt).map((r) => (r.body as { messages: unknown[] }).messages.length)).toEqual([
+      1, 3,
+    ]);
+    const { events } = await readSse(staying.url, `/v1/runs/${body.run_id}/events`, { token: ALPHA });
+    const resumed = events.find((e) => e.event === 'run_resumed');
+    // Handed over, not waited for: well inside the takeover bound after the step was saved.
+    expect(resumed?.data).toMatchObject({ coordinator: staying.id, pending_calls: 0, saved_iterations: 1 });
+    expect(Number(resumed?.data.idle_ms)).toBeLessThan(TAKEOVER_MS);
+    // A fresh coordinator in its place, for the tests after this one.
+    const replacement = await startCoordinator();
+    if (leaving === a) a = replacement;
+    else b = replacement;
+  }, 40_000);
+});
+
 describe('a coordinator killed in the middle of a run', () => {
   it('another takes the run over, waits for the running call instead of running it again, and ends as an undisturbed run does', async () => {
     const prompt = 'slow:takeover:4500';
