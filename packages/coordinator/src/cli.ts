@@ -108,6 +108,7 @@ async function main(): Promise<void> {
     logger.info({ signal, inFlight: dispatcher.inFlight }, 'shutting down: letting in-flight batches finish');
     const force = setTimeout(() => {
       logger.warn('in-flight batches did not finish in time: answering them as cancelled');
+      runs.handOverNow();
       dispatcher.cancelAll('the coordinator is shutting down');
     }, config.shutdownTimeoutMs);
     force.unref();

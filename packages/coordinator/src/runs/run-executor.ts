@@ -36,6 +36,12 @@ export interface ExecuteOptions {
   handingOver: () => boolean;
 }
 
+/** The abort reason of a run handed over mid-step at the shutdown bound (not a user's cancel). */
+export const HAND_OVER_NOW = new ToolqError(
+  'SHUTTING_DOWN',
+  'the coordinator is shutting down: handing the run over',
+);
+
 export type ExecuteOutcome = 'finished' | 'not_running' | 'lost' | 'handed_over';
 
 export async function executeRun(runId: string, o: ExecuteOptions): Promise<ExecuteOutcome> {
@@ -102,7 +108,8 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
       log.warn('another coordinator took the run over: this one stops');
       return 'lost';
     }
-    if (code === 'SHUTTING_DOWN' && o.handingOver()) return 'handed_over';
+    const forced = code === 'CANCELLED' && o.signal.reason === HAND_OVER_NOW;
+    if (o.handingOver() && (code === 'SHUTTING_DOWN' || forced)) return 'handed_over';
     // Cancelled by DELETE: the status and the `cancelled` event are written already.
     if (code === 'CANCELLED' && (o.signal.aborted || writer.failure)) return 'not_running';
     const error = { code: code ?? 'ERROR', message: err.message };

@@ -25,7 +25,7 @@ import {
 import { type Job, Queue, WaitingError, Worker } from 'bullmq';
 import type { Dispatcher } from '../dispatcher.ts';
 import type { RunRequest } from '../http/schemas.ts';
-import { executeRun, type RunModel } from './run-executor.ts';
+import { executeRun, HAND_OVER_NOW, type RunModel } from './run-executor.ts';
 import { RUNS_QUEUE, runCancelChannel } from './run-keys.ts';
 import { type RunRecord, RunStore, type RunSummary } from './run-store.ts';
 
@@ -235,6 +235,15 @@ export class RunService {
     ids.forEach((id, i) => {
       if (statuses[i] !== 'running') this.active.get(id)?.abort(new Error('the run is no longer running'));
     });
+  }
+
+  /**
+   * At the shutdown bound: hands every run here over now, mid-step (its model request and calls
+   * are abandoned; the next owner asks again what was not saved).
+   */
+  handOverNow(): void {
+    this.handingOver = true;
+    for (const controller of this.active.values()) controller.abort(HAND_OVER_NOW);
   }
 
   /**
