@@ -69,7 +69,7 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
       ],
     });
     if (claim.epoch > MAX_OWNERS) {
-      throw new ToolqError('MODEL_ERROR', `the run was taken over ${claim.epoch - 1} times; giving up`);
+      throw new ToolqError('INTERNAL', `the run was taken over ${claim.epoch - 1} times; giving up`);
     }
     const request = runRequestSchema.parse(claim.request);
     const persistence: AgentPersistence = {
