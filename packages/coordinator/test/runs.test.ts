@@ -356,6 +356,36 @@ describe('a coordinator frozen in the middle of a run', () => {
   }, 40_000);
 });
 
+describe('cancelling a run whose coordinator is not answering', () => {
+  it('DELETE on another coordinator aborts the call on its worker and ends the run; the owner, back, adds nothing', async () => {
+    const prompt = 'slow:orphan:60000';
+    const { body } = await startRun(a.url, prompt);
+    await waitFor('the slow call to start', () => count('start orphan') === 1 || undefined);
+    const owner = (await getRun(a.url, body.run_id, ALPHA)).coordinator;
+    const [frozen, other] = owner === a.id ? [a, b] : [b, a];
+    frozen.child.kill('SIGSTOP');
+    try {
+      const res = await api(other.url, `/v1/runs/${body.run_id}`, { method: 'DELETE', token: ALPHA });
+      expect(await res.json()).toEqual({ run_id: body.run_id, status: 'cancelled' });
+      // From the DELETE itself: the owner is frozen and cannot pass the cancellation on.
+      await waitFor('the worker to abort the call', () => count('aborted orphan') === 1 || undefined, 5_000);
+    } finally {
+      frozen.child.kill('SIGCONT');
+    }
+    await new Promise((resolve) => setTimeout(resolve, TAKEOVER_MS));
+    const { events } = await readSse(other.url, `/v1/runs/${body.run_id}/events`, { token: ALPHA });
+    expect(events.map((e) => e.event)).toEqual([
+      'run_started',
+      'turn_started',
+      'tool_started',
+      'turn_finished',
+      'cancelled',
+    ]);
+    expect((await getRun(frozen.url, body.run_id, ALPHA)).status).toBe('cancelled');
+    expect(requestsFor(prompt)).toHaveLength(1);
+  }, 30_000);
+});
+
 describe('a coordinator shut down in the middle of a run', () => {
   it('SIGTERM: the running step finishes and is saved, the run goes to another coordinator at once, the process exits 0', async () => {
     const prompt = 'slow:handover:2000';
