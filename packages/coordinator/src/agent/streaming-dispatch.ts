@@ -198,6 +198,7 @@ export class TurnDispatch {
         name: use.name,
         input: use.input,
         early,
+        ...(batchId === undefined ? {} : { batchId }),
       });
     }
     return this.options.dispatcher.dispatch(uses, {

@@ -258,7 +258,15 @@ export type AgentEvent =
       usage: { executor: TokenCounts; advisor: TokenCounts };
     })
   | (EventBase & { type: 'server_tool'; id: string; name: string })
-  | (EventBase & { type: 'tool_start'; toolUseId: string; name: string; input: unknown; early: boolean })
+  | (EventBase & {
+      type: 'tool_start';
+      toolUseId: string;
+      name: string;
+      input: unknown;
+      early: boolean;
+      /** The batch it went in, when the run names its batches (durable runs). */
+      batchId?: string;
+    })
   | (EventBase & { type: 'tool_finish'; call: ToolCallRecord })
   | (EventBase & { type: 'max_tokens_retry'; maxTokens: number });
 

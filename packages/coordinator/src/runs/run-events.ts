@@ -73,7 +73,13 @@ export function fromAgentEvent(e: AgentEvent): RunEventInput | undefined {
     case 'tool_start':
       return event(
         'tool_started',
-        { iteration: e.iteration, tool_use_id: e.toolUseId, tool: e.name, early: e.early },
+        {
+          iteration: e.iteration,
+          tool_use_id: e.toolUseId,
+          tool: e.name,
+          early: e.early,
+          ...(e.batchId === undefined ? {} : { batch_id: e.batchId }),
+        },
         `tool_started:${e.toolUseId}`,
       );
     case 'tool_finish':

@@ -23,6 +23,7 @@ import {
   ToolqError,
 } from '@toolq/shared';
 import { type Job, Queue, WaitingError, Worker } from 'bullmq';
+import type { AgentCheckpoint } from '../agent/types.ts';
 import type { Dispatcher } from '../dispatcher.ts';
 import type { RunRequest } from '../http/schemas.ts';
 import { executeRun, HAND_OVER_NOW, type RunModel } from './run-executor.ts';
@@ -201,10 +202,9 @@ export class RunService {
     if (outcome.kind === 'finished') return { kind: 'finished', status: outcome.status };
     await this.redis.publish(runCancelChannel(this.prefix), runId);
     // Workers know a batch by the uid of its dispatch; the batch's name says which one that was.
-    const refs = Object.values(outcome.checkpoint?.pending?.refs ?? {});
     const keys = createKeys(this.prefix);
     await Promise.all(
-      [...new Set(refs.map((r) => r.batchId))].map(async (batchId) => {
+      [...(await this.unfinishedBatches(runId, outcome.checkpoint))].map(async (batchId) => {
         const owner = await readBatchOwner(this.redis, keys.batchName(app, batchId));
         if (owner) {
           await publishCancel(this.redis, keys.cancelChannel(), {
@@ -216,6 +216,33 @@ export class RunService {
     );
     await this.store.touchIndex(app);
     return { kind: 'cancelled', status: 'cancelled' };
+  }
+
+  /**
+   * The batches of a run with calls not yet answered: those of its saved unfinished turn, and
+   * those its log shows started but not finished (calls sent early, before the response was saved).
+   */
+  private async unfinishedBatches(
+    runId: string,
+    checkpoint: AgentCheckpoint | undefined,
+  ): Promise<Set<string>> {
+    const batches = new Set(Object.values(checkpoint?.pending?.refs ?? {}).map((r) => r.batchId));
+    const started = new Map<string, string>();
+    let after = '0';
+    for (;;) {
+      const events = await this.store.readEvents(runId, after, 500);
+      if (events.length === 0) break;
+      for (const event of events) {
+        if (event.type !== 'tool_started' && event.type !== 'tool_finished') continue;
+        const data = JSON.parse(event.data) as { tool_use_id?: string; batch_id?: string };
+        if (!data.tool_use_id) continue;
+        if (event.type === 'tool_finished') started.delete(data.tool_use_id);
+        else if (data.batch_id) started.set(data.tool_use_id, data.batch_id);
+      }
+      after = events.at(-1)?.id ?? after;
+    }
+    for (const batchId of started.values()) batches.add(batchId);
+    return batches;
   }
 
   /** A connection of its own for one reader blocking on a run's events; the caller closes it. */
