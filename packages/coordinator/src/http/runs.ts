@@ -164,7 +164,7 @@ async function streamEvents(
   try {
     while (open && !res.writableEnded) {
       // Status first: a finished run has its final event in the log already, so an empty read after it means the end.
-      const status = await runs.store.get(runId).then((r) => r?.status);
+      const status = await runs.store.status(runId);
       let events = await runs.store.readEvents(runId, cursor);
       if (events.length === 0) {
         if (status !== 'running') break;

@@ -256,9 +256,7 @@ export class RunService {
   private async pollStatuses(): Promise<void> {
     const ids = [...this.active.keys()];
     if (ids.length === 0) return;
-    const statuses = await Promise.all(
-      ids.map((id) => this.redis.hget(this.store.keys(id).record, 'status')),
-    );
+    const statuses = await Promise.all(ids.map((id) => this.store.status(id)));
     ids.forEach((id, i) => {
       if (statuses[i] !== 'running') this.active.get(id)?.abort(new Error('the run is no longer running'));
     });

@@ -125,6 +125,11 @@ export class RunStore {
     };
   }
 
+  /** Just the status (undefined once the run expired): cheap enough to ask often. */
+  async status(runId: string): Promise<RunStatus | undefined> {
+    return ((await this.redis.hget(this.keys(runId).record, 'status')) ?? undefined) as RunStatus | undefined;
+  }
+
   /** The app's runs, newest first; `after` is the last run id of the page before. */
   async list(app: string, options: { limit: number; after?: string }): Promise<RunSummary[]> {
     const index = runIndexKey(this.prefix, app);
