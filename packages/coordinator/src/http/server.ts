@@ -2,7 +2,7 @@
  * The coordinator's HTTP API (Fastify): tool batches for apps that do not speak BullMQ, the tool
  * catalog, Prometheus metrics, health and readiness.
  */
-import { describeZodIssues, type Logger, ToolqError } from '@toolq/shared';
+import { DEFAULTS, describeZodIssues, type Logger, ToolqError } from '@toolq/shared';
 import Fastify, { type FastifyInstance } from 'fastify';
 import secureJson from 'secure-json-parse';
 import { performanceReport } from '../agent/performance.ts';
@@ -31,8 +31,8 @@ export interface HttpServerOptions {
 }
 
 export const HTTP_DEFAULTS = {
-  bodyLimitBytes: 10 * 1024 * 1024,
-  requestTimeoutMs: 30_000,
+  bodyLimitBytes: DEFAULTS.bodyLimitBytes,
+  requestTimeoutMs: DEFAULTS.requestTimeoutMs,
   /** Deeper bodies are refused before parsing: JSON.stringify and validators recurse. */
   maxBodyDepth: 200,
   /** How long a route waits for Redis before answering 503. */
