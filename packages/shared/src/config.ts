@@ -29,9 +29,9 @@ const envSchema = z.object({
   /** `name:token,...`: one bearer token per app; each app sees only its own runs and batches. */
   TOOLQ_API_TOKENS: z.string().min(1).optional(),
   /** How long a run's record and events are kept after its last change. */
-  TOOLQ_RUN_RETENTION_MS: intFrom(1_000, 365 * 24 * 3600_000).default(24 * 3600_000),
+  TOOLQ_RUN_RETENTION_MS: intFrom(1_000, 365 * 24 * 3600_000).default(DEFAULTS.runRetentionMs),
   /** A run whose coordinator died is taken over by another within this long. */
-  TOOLQ_RUN_TAKEOVER_MS: intFrom(1_500, 3600_000).default(15_000),
+  TOOLQ_RUN_TAKEOVER_MS: intFrom(1_500, 3600_000).default(DEFAULTS.runTakeoverMs),
   /** Stable coordinator id, so that a restarted coordinator finds its reply stream again. */
   TOOLQ_COORDINATOR_ID: keyPart.optional(),
   /** Default per-call timeout. */

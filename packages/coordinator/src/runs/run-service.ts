@@ -16,6 +16,7 @@ import {
   closeRedis,
   createKeys,
   createRedis,
+  DEFAULTS,
   type Logger,
   publishCancel,
   type Redis,
@@ -32,9 +33,9 @@ import { type RunRecord, RunStore, type RunSummary } from './run-store.ts';
 
 export const RUN_DEFAULTS = {
   /** TOOLQ_RUN_RETENTION_MS */
-  retentionMs: 24 * 3600_000,
+  retentionMs: DEFAULTS.runRetentionMs,
   /** TOOLQ_RUN_TAKEOVER_MS */
-  takeoverMs: 15_000,
+  takeoverMs: DEFAULTS.runTakeoverMs,
   concurrency: 100,
   /** How often an owner re-reads the status of its runs, in case a cancel message was missed. */
   statusPollMs: 2_000,
