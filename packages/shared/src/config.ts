@@ -17,6 +17,11 @@ const envSchema = z.object({
   TOOLQ_PREFIX: keyPart.default(DEFAULTS.prefix),
   /** Queue (pool) a worker serves. */
   TOOLQ_POOL: keyPart.default(DEFAULTS.pool),
+  /**
+   * A worker of this pool says: its calls may wait in the queue (within their deadlines) while no
+   * worker is alive, for one to start (KEDA scaling from zero). Default: answered is_error at once.
+   */
+  TOOLQ_WAIT_FOR_WORKERS: z.enum(['true', 'false', '1', '0']).optional(),
   /** Jobs one worker process runs at once. */
   TOOLQ_CONCURRENCY: intFrom(1, 10_000).default(DEFAULTS.concurrency),
   /** Coordinator HTTP listen address. */
@@ -42,7 +47,7 @@ const envSchema = z.object({
   TOOLQ_BODY_LIMIT_BYTES: intFrom(1, 1_000_000_000).default(DEFAULTS.bodyLimitBytes),
   /**
    * How long a batch's record stays in Redis after the batch was answered (for
-   * GET /v1/tool-batches/:id and collect()). Costs about the results' size plus 200 bytes a call.
+   * GET /v1/tool-batches/:id and collect()). Costs the results' size plus about 650 bytes a call.
    */
   TOOLQ_BATCH_RETENTION_MS: intFrom(1, 24 * 3600_000).default(DEFAULTS.batchRetentionMs),
   /** Most bytes of result content one batch answers with; results past it become errors. */
@@ -63,6 +68,7 @@ export interface ToolqConfig {
   redisUrl: string | undefined;
   prefix: string;
   pool: string;
+  waitForWorkers: boolean;
   concurrency: number;
   host: string;
   port: number;
@@ -103,6 +109,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolqConfig {
     redisUrl: e.REDIS_URL,
     prefix: e.TOOLQ_PREFIX,
     pool: e.TOOLQ_POOL,
+    waitForWorkers: e.TOOLQ_WAIT_FOR_WORKERS === 'true' || e.TOOLQ_WAIT_FOR_WORKERS === '1',
     concurrency: e.TOOLQ_CONCURRENCY,
     host: e.TOOLQ_HOST,
     port: e.TOOLQ_PORT,

@@ -21,7 +21,7 @@ export const DEFAULTS = {
   /** Most result content one batch answers with (the Messages API takes at most 32 MB a request). */
   maxBatchResultBytes: 16 * 1024 * 1024,
   /** How long an answered batch stays collectable. */
-  batchRetentionMs: 120_000,
+  batchRetentionMs: 60_000,
   bodyLimitBytes: 10 * 1024 * 1024,
   /** Time a client has to send a request's headers and body. */
   requestTimeoutMs: 30_000,

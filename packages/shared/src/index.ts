@@ -84,9 +84,12 @@ export {
 } from './tool.ts';
 export {
   HEARTBEAT_INTERVAL_MS,
+  publishPoolMode,
   publishWorker,
+  readWaitingPools,
   readWorkers,
   unpublishWorker,
+  type WaitingPool,
   WORKER_STALE_AFTER_MS,
   type WorkerSnapshot,
 } from './worker-registry.ts';
