@@ -27,4 +27,8 @@ export const DEFAULTS = {
   requestTimeoutMs: 30_000,
   /** Graceful-shutdown bound for workers and coordinators. */
   shutdownTimeoutMs: 10_000,
+  /** How long a run's record and events are kept after its last change. */
+  runRetentionMs: 24 * 3600_000,
+  /** A dead coordinator's runs are taken over within this. */
+  runTakeoverMs: 15_000,
 } as const;

@@ -1,6 +1,6 @@
 export { type BatchOwner, claimBatchName, readBatchOwner } from './batch-names.ts';
 export { type CancelMessage, cancelMessageSchema, parseCancelMessage, publishCancel } from './cancel.ts';
-export { defaultCoordinatorId, loadConfig, type ToolqConfig } from './config.ts';
+export { defaultCoordinatorId, loadConfig, parseApiTokens, type ToolqConfig } from './config.ts';
 export {
   type CallResult,
   CONTRACT_VERSION,
