@@ -246,6 +246,28 @@ describe('a run on one coordinator, served by another', () => {
     expect((await api(a.url, path, { token: ALPHA })).status).toBe(200);
   });
 
+  it("keeps apps' tool batches apart too: the same batch id per app, another app's 404, from any coordinator", async () => {
+    const batch = (value: string) => ({
+      batch_id: 'shared-id',
+      tool_uses: [{ type: 'tool_use', id: 'e', name: 'test_echo', input: { value } }],
+    });
+    const mine = await api(a.url, '/v1/tool-batches', { method: 'POST', token: ALPHA, body: batch('alpha') });
+    expect(mine.status).toBe(200);
+    expect((await api(b.url, '/v1/tool-batches/shared-id', { token: BETA })).status).toBe(404);
+    const theirs = await api(b.url, '/v1/tool-batches', { method: 'POST', token: BETA, body: batch('beta') });
+    expect(theirs.status).toBe(200);
+    const again = await api(b.url, '/v1/tool-batches', {
+      method: 'POST',
+      token: ALPHA,
+      body: batch('again'),
+    });
+    expect(again.status).toBe(409); // taken for alpha, whichever coordinator is asked
+    const collected = (await (await api(b.url, '/v1/tool-batches/shared-id', { token: ALPHA })).json()) as {
+      tool_results: { content: string }[];
+    };
+    expect(collected.tool_results[0]?.content).toBe('alpha');
+  });
+
   it("lists the app's runs newest first, page by page with a cursor", async () => {
     const ids: string[] = [];
     for (const n of [1, 2, 3]) ids.push((await startRun(a.url, `plain:list-${n}`, BETA)).body.run_id);
