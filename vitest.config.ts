@@ -2,7 +2,12 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['packages/*/test/**/*.test.ts', 'deploy/test/**/*.test.ts', 'bench/test/**/*.test.ts'],
+    include: [
+      'packages/*/test/**/*.test.ts',
+      'examples/*/test/**/*.test.ts',
+      'deploy/test/**/*.test.ts',
+      'bench/test/**/*.test.ts',
+    ],
     // Tests start real redis-server and worker processes; generous deadlines, not timing claims.
     testTimeout: 120_000,
     hookTimeout: 60_000,

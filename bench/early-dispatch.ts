@@ -6,8 +6,8 @@
  * the first tool dispatch, the message's end, and the turn's answer (the last tool result in).
  */
 import type { Dispatcher } from '@toolq/coordinator';
+import { startScriptedModel, toolTurnsScript } from '@toolq/scripted-model';
 import type { Logger } from '@toolq/shared';
-import { startScriptedModel, toolTurnsScript } from '../packages/coordinator/src/model/scripted-server.ts';
 import { type Summary, summarize } from './stats.ts';
 
 export interface EarlyDispatchScenario {

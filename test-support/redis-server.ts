@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort } from '../packages/coordinator/src/demo/environment.ts';
+import { freePort } from '../examples/demo/environment.ts';
 
 export interface RedisServer {
   readonly port: number;

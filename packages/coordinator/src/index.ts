@@ -32,9 +32,3 @@ export type { BatchResult, CallStats } from './batch-result.ts';
 export { Catalog, type CatalogTool, type ToolLookup } from './catalog.ts';
 export { Dispatcher, type DispatcherOptions, type DispatchOptions, type ToolUse } from './dispatcher.ts';
 export { buildHttpServer, type HttpServerOptions, listen } from './http/server.ts';
-export {
-  type ScriptedModel,
-  type ScriptedModelOptions,
-  startScriptedModel,
-  toolTurnsScript,
-} from './model/scripted-server.ts';

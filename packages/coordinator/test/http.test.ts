@@ -1,3 +1,4 @@
+import { startScriptedModel, toolTurnsScript } from '@toolq/scripted-model';
 import { startWorker, type ToolqWorker } from '@toolq/worker';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,7 +7,6 @@ import { type RedisServer, startRedisServer } from '../../../test-support/redis-
 import diagnostics from '../../worker/src/tools/diagnostics.ts';
 import { buildHttpServer, listen } from '../src/http/server.ts';
 import { Dispatcher } from '../src/index.ts';
-import { startScriptedModel, toolTurnsScript } from '../src/model/scripted-server.ts';
 
 const TOKEN = 'test-token-0123456789abcdef';
 let server: RedisServer;

@@ -4,9 +4,9 @@
  */
 import { describeZodIssues, type Logger, ToolqError } from '@toolq/shared';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { performanceReport } from '../agent/performance.ts';
 import type { BatchResult } from '../batch-result.ts';
 import type { Dispatcher } from '../dispatcher.ts';
+import { performanceReport } from '../performance-report.ts';
 import { refreshGauges } from '../queue-gauges.ts';
 import { assertSafeListen, bearerMatches } from './auth.ts';
 import { type RunsOptions, registerRuns } from './runs.ts';

@@ -3,12 +3,13 @@
  * demo tools, a Dispatcher, the model (the scripted one offline, the real API when a key is set),
  * runAgent, and the report. Everything started here is stopped here, on success, error or abort.
  */
+import { fileURLToPath } from 'node:url';
 import Anthropic from '@anthropic-ai/sdk';
-import { createLogger, loadConfig, ToolqError } from '@toolq/shared';
 import {
   type AgentEvent,
   type AgentStatus,
   DEFAULT_MODEL,
+  Dispatcher,
   type IterationStats,
   type PerformanceReport,
   performanceReport,
@@ -16,11 +17,13 @@ import {
   runAgent,
   type ToolCallRecord,
   type UsageReport,
-} from '../agent/index.ts';
-import { Dispatcher } from '../dispatcher.ts';
-import { startScriptedModel } from '../model/scripted-server.ts';
+} from '@toolq/coordinator';
+import { startScriptedModel } from '@toolq/scripted-model';
+import { createLogger, loadConfig, ToolqError } from '@toolq/shared';
 import { startPrivateRedis, startWorkerProcess } from './environment.ts';
 import { SCENARIOS, type ScenarioName } from './scenarios.ts';
+
+const DEMO_TOOLS = fileURLToPath(new URL('./tools.ts', import.meta.url));
 
 export interface DemoOptions {
   /** Default `competitors`. */
@@ -80,11 +83,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       redisUrl = redis.url;
     }
     const count = options.workers ?? 2;
-    setup(`starting ${count} worker processes (--tools demo) on ${redisUrl}`);
+    setup(`starting ${count} worker processes (--tools examples/demo/tools.ts) on ${redisUrl}`);
     // allSettled: a worker that started must be stopped even when its sibling failed to.
     const started = await Promise.allSettled(
       Array.from({ length: count }, () =>
-        startWorkerProcess({ redisUrl: redisUrl as string, prefix: config.prefix, tools: 'demo' }),
+        startWorkerProcess({ redisUrl: redisUrl as string, prefix: config.prefix, tools: DEMO_TOOLS }),
       ),
     );
     const workers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));

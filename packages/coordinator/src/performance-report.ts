@@ -2,7 +2,7 @@
  * The seed's performance report (per tool: calls, average, p95, max; overall success rate) and the
  * run's parallel speed-up, computed from the calls of a run.
  */
-import type { IterationStats, RunStats, ToolCallRecord } from './types.ts';
+import type { IterationStats, RunStats, ToolCallRecord } from './agent/types.ts';
 
 export interface ToolPerformance {
   tool: string;
