@@ -5,10 +5,10 @@
  */
 import type Anthropic from '@anthropic-ai/sdk';
 import { ToolqError } from '@toolq/shared';
-import { runStats } from '../performance-report.ts';
 import { ADVISOR_BETA, modelError, serverToolCalls } from './advisor.ts';
 import { requestTurn, type TurnParams, type TurnResponse } from './model-turn.ts';
 import { MAX_ITERATIONS_TEXT, type ResolvedOptions, resolveOptions } from './options.ts';
+import { runStats } from './run-stats.ts';
 import { decide, textOf } from './stop-reasons.ts';
 import { TurnDispatch, type TurnToolResults } from './streaming-dispatch.ts';
 import { buildToolsParam } from './tools-param.ts';
