@@ -2,6 +2,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { waitForReadyLine } from './ready-line.ts';
+import { stopChild } from './stop-child.ts';
 
 const WORKER_CLI = fileURLToPath(new URL('../packages/worker/src/cli.ts', import.meta.url));
 
@@ -40,7 +41,7 @@ export async function startWorkerProcess(options: {
     child,
     exited,
     stop: async (signal = 'SIGTERM') => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await stopChild(child, signal);
       return exited;
     },
   };

@@ -20,7 +20,8 @@ import {
 } from '@toolq/coordinator';
 import { startScriptedModel } from '@toolq/scripted-model';
 import { createLogger, loadConfig, ToolqError } from '@toolq/shared';
-import { startPrivateRedis, startWorkerProcess } from './environment.ts';
+import { startRedisServer } from '../../test-support/redis-server.ts';
+import { startWorkerProcess } from '../../test-support/worker-process.ts';
 import { SCENARIOS, type ScenarioName } from './scenarios.ts';
 
 const DEMO_TOOLS = fileURLToPath(new URL('./tools.ts', import.meta.url));
@@ -78,7 +79,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     let redisUrl = config.redisUrl;
     if (!redisUrl) {
       setup('starting a private redis-server');
-      const redis = await startPrivateRedis();
+      const redis = await startRedisServer();
       stops.push(redis.stop);
       redisUrl = redis.url;
     }
@@ -87,11 +88,16 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     // allSettled: a worker that started must be stopped even when its sibling failed to.
     const started = await Promise.allSettled(
       Array.from({ length: count }, () =>
-        startWorkerProcess({ redisUrl: redisUrl as string, prefix: config.prefix, tools: DEMO_TOOLS }),
+        startWorkerProcess({
+          redisUrl: redisUrl as string,
+          prefix: config.prefix,
+          tools: DEMO_TOOLS,
+          env: { TOOLQ_LOG_LEVEL: process.env.TOOLQ_LOG_LEVEL ?? 'warn' },
+        }),
       ),
     );
     const workers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-    for (const worker of workers) stops.push(worker.stop);
+    for (const worker of workers) stops.push(async () => void (await worker.stop()));
     const failed = started.find((s) => s.status === 'rejected');
     if (failed) throw failed.reason;
     checkpoint();

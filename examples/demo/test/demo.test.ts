@@ -13,7 +13,6 @@ import { startWorker, type ToolqWorker } from '@toolq/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
-import { startPrivateRedis } from '../environment.ts';
 import type { DemoReport } from '../run-demo.ts';
 import { SCENARIOS } from '../scenarios.ts';
 import demoTools from '../tools.ts';
@@ -59,7 +58,7 @@ describe('pnpm demo', () => {
     const path = process.env.PATH;
     process.env.PATH = '/nonexistent';
     try {
-      const error = await startPrivateRedis().catch((err: unknown) => err);
+      const error = await startRedisServer().catch((err: unknown) => err);
       expect(error).toBeInstanceOf(ToolqError);
       expect((error as ToolqError).message).toMatch(
         /redis-server is not installed or not on the PATH.*REDIS_URL/,
