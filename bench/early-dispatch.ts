@@ -32,12 +32,12 @@ export interface EarlyDispatchRow {
   errors: number;
 }
 
-type RunAgent = typeof import('../packages/coordinator/src/agent/index.ts').runAgent;
+type RunAgent = typeof import('@toolq/coordinator').runAgent;
 
 /** runAgent when the agent loop exists in this checkout; undefined otherwise. */
 export async function loadRunAgent(): Promise<RunAgent | undefined> {
   try {
-    const mod = await import('../packages/coordinator/src/agent/index.ts');
+    const mod = await import('@toolq/coordinator');
     return typeof mod.runAgent === 'function' ? mod.runAgent : undefined;
   } catch {
     return undefined;

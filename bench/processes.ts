@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { waitForReadyLine } from '../test-support/ready-line.ts';
 import { type RedisServer, startRedisServer } from '../test-support/redis-server.ts';
+import { RUN_SOURCES } from '../test-support/run-sources.ts';
 import { stopChild } from '../test-support/stop-child.ts';
 import { startWorkerProcess, type WorkerProcess } from '../test-support/worker-process.ts';
 
@@ -43,15 +44,7 @@ export async function startPlainWorker(options: {
 }): Promise<ChildWorker> {
   const child = spawn(
     process.execPath,
-    [
-      '--import',
-      'tsx',
-      PLAIN_WORKER,
-      options.redisUrl,
-      PLAIN_QUEUE,
-      PLAIN_PREFIX,
-      String(options.concurrency),
-    ],
+    [...RUN_SOURCES, PLAIN_WORKER, options.redisUrl, PLAIN_QUEUE, PLAIN_PREFIX, String(options.concurrency)],
     { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

@@ -13,6 +13,7 @@ import { startWorker, type ToolqWorker } from '@toolq/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
+import { RUN_SOURCES } from '../../../test-support/run-sources.ts';
 import type { DemoReport } from '../run-demo.ts';
 import { SCENARIOS } from '../scenarios.ts';
 import demoTools from '../tools.ts';
@@ -28,7 +29,7 @@ describe('pnpm demo', () => {
     // What `pnpm demo --json` runs (`tsx examples/demo/cli.ts`), without needing pnpm on the PATH.
     const { code, stdout, stderr } = await exec(
       process.execPath,
-      ['--import', 'tsx', 'examples/demo/cli.ts', '--json'],
+      [...RUN_SOURCES, 'examples/demo/cli.ts', '--json'],
       { cwd: ROOT, env },
     );
     expect(code, stderr).toBe(0);

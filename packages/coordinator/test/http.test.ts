@@ -1,10 +1,10 @@
 import { startScriptedModel, toolTurnsScript } from '@toolq/scripted-model';
 import { startWorker, type ToolqWorker } from '@toolq/worker';
+import diagnostics from '@toolq/worker/diagnostics';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
-import diagnostics from '../../worker/src/tools/diagnostics.ts';
 import { buildHttpServer, listen } from '../src/http/server.ts';
 import { Dispatcher } from '../src/index.ts';
 
