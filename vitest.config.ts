@@ -16,6 +16,7 @@ export default defineConfig({
     include: [
       'packages/*/test/**/*.test.ts',
       'examples/*/test/**/*.test.ts',
+      'test/**/*.test.ts',
       'deploy/test/**/*.test.ts',
       'bench/test/**/*.test.ts',
     ],
