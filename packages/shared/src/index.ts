@@ -34,6 +34,7 @@ export {
 } from './errors.ts';
 export { parseJsonAs } from './json.ts';
 export { assertKeyPart, createKeys, type Keys } from './keys.ts';
+export { laneOf } from './lanes.ts';
 export { createLogger, type Logger } from './logger.ts';
 export {
   type CoordinatorMetrics,

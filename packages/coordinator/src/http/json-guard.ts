@@ -45,7 +45,8 @@ export class JsonShapeScanner {
     for (let i = 0; i < chunk.length; i++) {
       const c = chunk[i] as number;
       if (this.inString) {
-        if (this.readingKey && this.keyBytes.length < 64 && !(c === QUOTE && !this.escaped)) this.keyBytes.push(c);
+        if (this.readingKey && this.keyBytes.length < 64 && !(c === QUOTE && !this.escaped))
+          this.keyBytes.push(c);
         if (this.escaped) this.escaped = false;
         else if (c === BACKSLASH) this.escaped = true;
         else if (c === QUOTE) {

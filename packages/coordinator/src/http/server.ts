@@ -163,13 +163,17 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
 }
 
 function parseJsonBody(body: string): unknown {
-  if (body.trim() === '') throw new ToolqError('INVALID_JSON', 'the body is not valid JSON: the body is empty');
+  if (body.trim() === '')
+    throw new ToolqError('INVALID_JSON', 'the body is not valid JSON: the body is empty');
   try {
     return secureJson.parse(body, undefined, { protoAction: 'error', constructorAction: 'error' });
   } catch (err) {
     const message = (err as Error).message
       .replace('Object contains forbidden prototype property', 'a "__proto__" key is not allowed')
-      .replace('Object contains forbidden constructor property', 'a "constructor.prototype" key is not allowed');
+      .replace(
+        'Object contains forbidden constructor property',
+        'a "constructor.prototype" key is not allowed',
+      );
     throw new ToolqError('INVALID_JSON', `the body is not valid JSON: ${message}`);
   }
 }
