@@ -23,34 +23,24 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildablePackages, buildPackages, REPO_ROOT as REPO } from '../../test-support/built-packages.ts';
 import { waitForReadyLine } from '../../test-support/ready-line.ts';
 import { type RedisServer, startRedisServer } from '../../test-support/redis-server.ts';
 import { stopChild } from '../../test-support/stop-child.ts';
 
 const run = promisify(execFile);
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const APP = fileURLToPath(new URL('./app/', import.meta.url));
 const APP_FILES = ['tools.mjs', 'dispatch.mjs', 'agent.mjs', 'consumer.ts'];
 const PREFIX = 'consumer';
 
-/** The workspace packages users install: those that build (a tsconfig.build.json) and are not private. */
-function publishablePackages(): { dir: string; name: string; version: string }[] {
-  return readdirSync(join(REPO, 'packages'))
-    .map((entry) => join(REPO, 'packages', entry))
-    .filter((dir) => existsSync(join(dir, 'tsconfig.build.json')))
-    .map((dir) => ({ dir, ...(JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as PackageJson) }))
-    .filter((pkg) => !pkg.private)
-    .map(({ dir, name, version }) => ({ dir, name, version }));
-}
+/** The workspace packages users install: those that build and are not private. */
+const publishablePackages = () => buildablePackages().filter((pkg) => !pkg.private);
 
 interface PackageJson {
   name: string;
   version: string;
-  private?: boolean;
   bin?: Record<string, string>;
-  exports?: Record<string, unknown>;
   dependencies?: Record<string, string>;
-  devDependencies?: Record<string, string>;
   peerDependencies?: Record<string, string>;
 }
 
@@ -77,12 +67,7 @@ beforeAll(async () => {
   mkdirSync(project);
   mkdirSync(tarballs);
   packages = publishablePackages();
-  // Incremental (a no-op after .ci/run's `pnpm build`); `pnpm build` itself also clears dist/ first.
-  const projects = packages.map((p) => join(p.dir, 'tsconfig.build.json'));
-  await run(process.execPath, [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', ...projects], {
-    cwd: REPO,
-    env: bareEnv(),
-  });
+  await buildPackages();
   await Promise.all(
     packages.map((pkg) =>
       run('pnpm', ['pack', '--pack-destination', tarballs], { cwd: pkg.dir, env: bareEnv() }),
