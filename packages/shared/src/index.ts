@@ -25,6 +25,7 @@ export {
   type WorkerInfo,
   workerInfoSchema,
 } from './contract.ts';
+export { DEFAULTS } from './defaults.ts';
 export {
   coerceError,
   describeStartupError,

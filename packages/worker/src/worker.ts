@@ -13,6 +13,7 @@ import {
   createRedis,
   createRegistry,
   createWorkerMetrics,
+  DEFAULTS,
   inputJsonSchema,
   isCallStillWanted,
   type JobChunk,
@@ -43,7 +44,7 @@ export interface WorkerOptions {
   prefix?: string;
   /** Queue (pool) to serve. Default `default`. */
   pool?: string;
-  /** Calls run at once. Default 32. */
+  /** BullMQ jobs run at once, per queue consumed (the pool's and the lane). Default 32. */
   concurrency?: number;
   /** Timeout of a tool that declares none. Default 30 000 ms. */
   defaultTimeoutMs?: number;
@@ -93,17 +94,17 @@ class ShutdownAbort extends Error {
 }
 
 export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> {
-  const pool = options.pool ?? 'default';
-  const keys = createKeys(options.prefix ?? 'toolq');
+  const pool = options.pool ?? DEFAULTS.pool;
+  const keys = createKeys(options.prefix ?? DEFAULTS.prefix);
   const queueName = keys.queueName(pool);
   const id = options.id ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const logger = (options.logger ?? createLogger({ name: 'toolq-worker' })).child({ worker: id, pool });
   const registry = options.registry ?? createRegistry({ labels: { component: 'worker' } });
   const metrics = createWorkerMetrics(registry);
-  const defaultTimeoutMs = options.defaultTimeoutMs ?? 30_000;
-  const maxResultBytes = options.maxResultBytes ?? 1_000_000;
-  const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
-  const concurrency = options.concurrency ?? 32;
+  const defaultTimeoutMs = options.defaultTimeoutMs ?? DEFAULTS.defaultTimeoutMs;
+  const maxResultBytes = options.maxResultBytes ?? DEFAULTS.maxResultBytes;
+  const shutdownTimeoutMs = options.shutdownTimeoutMs ?? DEFAULTS.shutdownTimeoutMs;
+  const concurrency = options.concurrency ?? DEFAULTS.concurrency;
 
   const tools = new Map<string, AnyTool>();
   for (const tool of options.tools) {
@@ -138,7 +139,16 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     const chunk = jobChunkSchema.safeParse(job.data);
     const calls: unknown[] = chunk.success ? chunk.data.chunk : [job.data];
     // allSettled: a malformed call fails the job only once every other call has reported.
-    const settled = await Promise.allSettled(calls.map((raw) => processCall(job, raw, signal)));
+    // One listener on BullMQ's signal for the whole job: a chunk's 16 calls each listening would
+    // trip Node's MaxListenersExceededWarning.
+    const callControllers = new Set<AbortController>();
+    const onBullAbort = () => {
+      for (const c of callControllers) c.abort(signal?.reason ?? new Error('cancelled by BullMQ'));
+    };
+    signal?.addEventListener('abort', onBullAbort, { once: true });
+    const settled = await Promise.allSettled(
+      calls.map((raw) => processCall(job, raw, callControllers)),
+    ).finally(() => signal?.removeEventListener('abort', onBullAbort));
     const outcomes = settled.map((s) => {
       if (s.status === 'rejected') throw s.reason;
       return s.value;
@@ -162,7 +172,8 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
   const processCall = async (
     job: Job<JobData | JobChunk, JobReturn>,
     raw: unknown,
-    signal?: AbortSignal,
+    /** The job's calls' controllers, aborted together when BullMQ aborts the job. */
+    jobCalls: Set<AbortController>,
   ): Promise<CallResult | undefined | typeof GIVEN_BACK | typeof NOT_SERVED> => {
     const parsed = jobDataSchema.safeParse(raw);
     if (!parsed.success) {
@@ -186,8 +197,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
       return NOT_SERVED;
     }
     const controller = new AbortController();
-    const onBullAbort = () => controller.abort(signal?.reason ?? new Error('cancelled by BullMQ'));
-    signal?.addEventListener('abort', onBullAbort, { once: true });
+    jobCalls.add(controller);
     const forget = running.add(data.reply?.batchId ?? String(job.id), data.reply?.index ?? 0, controller);
     try {
       metrics.queueWait.observe({ pool }, Math.max(0, Date.now() - data.enqueuedAt) / 1000);
@@ -214,7 +224,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
       return data.reply ? undefined : result;
     } finally {
       forget();
-      signal?.removeEventListener('abort', onBullAbort);
+      jobCalls.delete(controller);
     }
   };
 
