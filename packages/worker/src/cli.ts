@@ -40,6 +40,10 @@ const program = new Command('toolq-worker')
     DEFAULTS.metricsHost,
   )
   .option('--no-metrics', 'do not start the metrics/health server')
+  .option(
+    '--wait-for-workers',
+    'this pool may scale to zero: its calls wait in the queue for a worker instead of failing at once [env TOOLQ_WAIT_FOR_WORKERS]',
+  )
   .addHelpText(
     'after',
     '\nEnvironment: REDIS_URL, TOOLQ_PREFIX, TOOLQ_POOL, TOOLQ_CONCURRENCY, TOOLQ_METRICS_PORT,\n' +
@@ -57,6 +61,7 @@ async function main(): Promise<void> {
     metricsPort?: number;
     metricsHost: string;
     metrics: boolean;
+    waitForWorkers?: boolean;
   }>();
   const config = loadConfig();
   const logger = createLogger({ name: 'toolq-worker', level: config.logLevel });
@@ -66,6 +71,7 @@ async function main(): Promise<void> {
     redisUrl: config.redisUrl,
     prefix: config.prefix,
     pool: flags.pool ?? config.pool,
+    waitForWorkers: flags.waitForWorkers ?? config.waitForWorkers,
     concurrency: flags.concurrency ?? config.concurrency,
     defaultTimeoutMs: config.defaultTimeoutMs,
     maxResultBytes: config.maxResultBytes,
