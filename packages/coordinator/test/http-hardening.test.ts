@@ -5,18 +5,18 @@
  */
 import { connect } from 'node:net';
 import Anthropic from '@anthropic-ai/sdk';
+import { startScriptedModel, toolTurnsScript } from '@toolq/scripted-model';
 import { createRedis, type Redis } from '@toolq/shared';
 import { startWorker, type ToolqWorker } from '@toolq/worker';
+import diagnostics from '@toolq/worker/diagnostics';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import testTools from '../../../test-support/test-tools.ts';
-import diagnostics from '../../worker/src/tools/diagnostics.ts';
 import { isLoopback } from '../src/http/auth.ts';
 import { buildHttpServer, listen } from '../src/http/server.ts';
 import { Dispatcher, type ToolUse } from '../src/index.ts';
-import { startScriptedModel, toolTurnsScript } from '../src/model/scripted-server.ts';
 
 const TOKEN = 'hardening-token-0123456789';
 let server: RedisServer;

@@ -7,11 +7,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type ScriptedModel, startScriptedModel } from '@toolq/scripted-model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
-import { type ScriptedModel, startScriptedModel } from '../src/model/scripted-server.ts';
 import {
   api,
   executions,

@@ -5,9 +5,9 @@
 import { DEFAULTS, describeZodIssues, type Logger, ToolqError } from '@toolq/shared';
 import Fastify, { type FastifyInstance } from 'fastify';
 import secureJson from 'secure-json-parse';
-import { performanceReport } from '../agent/performance.ts';
 import type { BatchResult } from '../batch-result.ts';
 import type { Dispatcher } from '../dispatcher.ts';
+import { performanceReport } from '../performance-report.ts';
 import { refreshGauges } from '../queue-gauges.ts';
 import { AppTokens, appOf, assertSafeListen, registerAuth } from './auth.ts';
 import { toHttpError } from './errors.ts';
