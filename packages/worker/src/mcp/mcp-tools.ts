@@ -101,8 +101,10 @@ export async function startMcpTools(options: McpToolsOptions): Promise<McpTools>
     }
     adapted.set(conn.name, next);
     served.set(conn.name, tools);
+    metrics.tools.set({ server: conn.name }, tools.length);
   }
 
+  for (const c of connections) metrics.tools.set({ server: c.name }, 0);
   await Promise.all(connections.map((c) => c.start()));
   startingUp = false;
   if (startupClashes.length > 0) {

@@ -199,7 +199,7 @@ export class McpServerConnection {
       return true;
     } catch (err) {
       if (generation !== this.generation || this.closed) return false;
-      const spawnFailed = transport instanceof ProcessGroupStdioTransport && transport.pid === undefined;
+      const spawnFailed = transport instanceof ProcessGroupStdioTransport && transport.couldNotStart;
       const reason = spawnFailed
         ? (transport.exitReason ?? (err as Error).message)
         : `failed to start: ${this.describeStartFailure(err, transport)}`;
@@ -293,7 +293,6 @@ export class McpServerConnection {
 
   private setTools(tools: Tool[], why: string): void {
     this.toolsValue = tools;
-    this.options.metrics.tools.set({ server: this.name }, tools.length);
     this.logger.debug({ tools: tools.map((t) => t.name), why }, 'MCP tool list');
     this.options.onToolsChanged();
   }

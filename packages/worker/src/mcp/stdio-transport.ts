@@ -12,6 +12,16 @@ import { getDefaultEnvironment } from '@modelcontextprotocol/client/stdio';
 
 const STDERR_TAIL_BYTES = 2_000;
 
+/**
+ * Runs the server through `sh` with a guard: a background shell holds a pipe from the worker (fd
+ * 3) and kills the whole group when that pipe closes, which happens however the worker ends,
+ * SIGKILL and OOM included. Many servers never exit on stdin EOF, so without it a killed worker
+ * leaves its servers running. `exec` keeps the server's pid the one the worker spawned.
+ */
+const GUARD = '(read -r _ <&3; kill -KILL 0) </dev/null >/dev/null 2>&1 & exec "$0" "$@" 3<&-';
+/** What `sh` exits with when the command is missing or not executable. */
+const NOT_FOUND_CODES = new Set([126, 127]);
+
 export interface StdioTransportOptions {
   command: string;
   args: readonly string[];
@@ -38,6 +48,11 @@ export class ProcessGroupStdioTransport implements Transport {
 
   constructor(private readonly options: StdioTransportOptions) {}
 
+  /** True once the command turned out not to exist (or not to be executable). */
+  get couldNotStart(): boolean {
+    return this.exitReason?.startsWith('could not be started') ?? false;
+  }
+
   get pid(): number | undefined {
     return this.child?.pid;
   }
@@ -50,10 +65,10 @@ export class ProcessGroupStdioTransport implements Transport {
   async start(): Promise<void> {
     if (this.child) throw new Error('transport already started');
     const { command, args, env, cwd } = this.options;
-    const child = spawn(command, [...args], {
+    const child = spawn('/bin/sh', ['-c', GUARD, command, ...args], {
       env: { ...getDefaultEnvironment(), ...env },
       cwd,
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
       // Its own process group, so that stopping it stops everything it started.
       detached: true,
       shell: false,
@@ -69,7 +84,11 @@ export class ProcessGroupStdioTransport implements Transport {
       });
     });
     child.once('exit', (code, signal) => {
-      this.exitReason ??= signal ? `killed by ${signal}` : `exited with code ${code}`;
+      this.exitReason ??= signal
+        ? `killed by ${signal}`
+        : code !== null && NOT_FOUND_CODES.has(code)
+          ? `could not be started: ${command} was not found or is not executable`
+          : `exited with code ${code}`;
       this.killGroup('SIGKILL'); // anything it left behind
       this.reportClosed();
     });
@@ -140,6 +159,7 @@ export class ProcessGroupStdioTransport implements Transport {
     if (this.closedReported) return;
     this.closedReported = true;
     this.buffer.clear();
+    this.child?.stdio[3]?.destroy(); // the guard's pipe
     this.onclose?.();
   }
 }

@@ -36,10 +36,26 @@ export function adaptMcpTool(options: {
     timeoutMs: settings.timeoutMs,
     ...(isSafeToRetry(tool) ? { retry: settings.retry } : {}),
     run: async (input, ctx) => {
-      const result = await connection.call(tool.name, input, { signal: ctx.signal, deadline: ctx.deadline });
+      const signal = withReadableReason(ctx.signal, ctx.deadline);
+      const result = await connection.call(tool.name, input, { signal, deadline: ctx.deadline });
       // The tool ran and said it failed: retrying is the model's decision, not toolq's.
       if (result.isError) throw new NonRetryableError(errorTextOf(result));
       return mapToolResultContent(result);
     },
   });
+}
+
+/**
+ * The SDK sends `String(signal.reason)` to the server in `notifications/cancelled`; the worker's
+ * own reasons are internal objects, so the server is told plainly why instead.
+ */
+function withReadableReason(signal: AbortSignal, deadline: number | undefined): AbortSignal {
+  const controller = new AbortController();
+  const onAbort = () => {
+    const timedOut = deadline !== undefined && Date.now() >= deadline - 5;
+    controller.abort(timedOut ? "toolq: the call's deadline passed" : 'toolq: the call was cancelled');
+  };
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  return controller.signal;
 }
