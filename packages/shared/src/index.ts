@@ -1,3 +1,4 @@
+export { type BatchOwner, claimBatchName, readBatchOwner } from './batch-names.ts';
 export { type CancelMessage, cancelMessageSchema, parseCancelMessage, publishCancel } from './cancel.ts';
 export { defaultCoordinatorId, loadConfig, type ToolqConfig } from './config.ts';
 export {
@@ -44,6 +45,7 @@ export {
 } from './metrics.ts';
 export { RecentSet } from './recent-set.ts';
 export { closeRedis, createRedis, describeRedis, type Redis } from './redis.ts';
+export { isRedisFailure } from './redis-errors.ts';
 export {
   DEFAULT_MAX_RESULT_BYTES,
   describeZodIssues,

@@ -29,6 +29,9 @@ export const META_FIELD = 'meta';
 /** What a batch asked for, so that a restarted coordinator can collect it. */
 export const batchMetaSchema = z.object({
   createdAt: z.number(),
+  /** The caller's name for the batch and its app (absent in records written before names existed). */
+  id: z.string().optional(),
+  app: z.string().optional(),
   calls: z.array(
     z.object({
       toolUseId: z.string(),
