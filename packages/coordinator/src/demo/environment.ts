@@ -64,7 +64,9 @@ export interface WorkerProcessOptions {
   redisUrl: string;
   prefix: string;
   /** A built-in tool module name or a module path. */
-  tools: string;
+  tools?: string;
+  /** An MCP config file (`--mcp`). */
+  mcp?: string;
   /** Default: the worker's own (32). */
   concurrency?: number;
 }
@@ -78,7 +80,9 @@ export async function startWorkerProcess(options: WorkerProcessOptions): Promise
   const require = createRequire(import.meta.url);
   const cli = join(dirname(require.resolve('@toolq/worker')), 'cli.ts');
   const tsx = pathToFileURL(require.resolve('tsx')).href;
-  const args = ['--import', tsx, cli, '--tools', options.tools, '--no-metrics'];
+  const args = ['--import', tsx, cli, '--no-metrics'];
+  if (options.tools) args.push('--tools', options.tools);
+  if (options.mcp) args.push('--mcp', options.mcp);
   if (options.concurrency) args.push('--concurrency', String(options.concurrency));
   const child = spawn(process.execPath, args, {
     env: {

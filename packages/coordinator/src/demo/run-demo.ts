@@ -20,6 +20,7 @@ import {
 import { Dispatcher } from '../dispatcher.ts';
 import { startScriptedModel } from '../model/scripted-server.ts';
 import { startPrivateRedis, startWorkerProcess } from './environment.ts';
+import { prepareFilesWorkspace } from './mcp-files.ts';
 import { SCENARIOS, type ScenarioName } from './scenarios.ts';
 
 export interface DemoOptions {
@@ -80,11 +81,20 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       redisUrl = redis.url;
     }
     const count = options.workers ?? 2;
-    setup(`starting ${count} worker processes (--tools demo) on ${redisUrl}`);
+    let source: { tools: string } | { mcp: string } = { tools: 'demo' };
+    if (scenario.source === 'mcp-files') {
+      const workspace = prepareFilesWorkspace();
+      stops.push(workspace.stop);
+      source = { mcp: workspace.configPath };
+      setup(`MCP: the filesystem server on ${workspace.dir}, its tools served as fs__<tool>`);
+    }
+    setup(
+      `starting ${count} worker processes (${'mcp' in source ? '--mcp' : '--tools demo'}) on ${redisUrl}`,
+    );
     // allSettled: a worker that started must be stopped even when its sibling failed to.
     const started = await Promise.allSettled(
       Array.from({ length: count }, () =>
-        startWorkerProcess({ redisUrl: redisUrl as string, prefix: config.prefix, tools: 'demo' }),
+        startWorkerProcess({ redisUrl: redisUrl as string, prefix: config.prefix, ...source }),
       ),
     );
     const workers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
