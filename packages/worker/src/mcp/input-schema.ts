@@ -17,6 +17,8 @@ export interface CompiledInputSchema {
   /** The schema sent to the model (`input_schema`), without `$schema`. */
   jsonSchema: JsonObjectSchema;
   zod: z.ZodType<Record<string, unknown>>;
+  /** Drops the compiled validator from Ajv's cache (a tool the server no longer lists). */
+  release(): void;
 }
 
 /** Throws with the reason when the schema is not an object schema Ajv can compile. */
@@ -39,7 +41,13 @@ export function compileInputSchema(schema: unknown): CompiledInputSchema {
       ctx.addIssue({ code: 'custom', message: describe(error), path: pathOf(error) });
     }
   });
-  return { jsonSchema: jsonSchema as JsonObjectSchema, zod: zodSchema };
+  return {
+    jsonSchema: jsonSchema as JsonObjectSchema,
+    zod: zodSchema,
+    release: () => {
+      ajv.removeSchema(jsonSchema);
+    },
+  };
 }
 
 /** `/items/0/name` → `['items', 0, 'name']`; a missing property is named in the path itself. */

@@ -48,7 +48,7 @@ export async function startMcpTools(options: McpToolsOptions): Promise<McpTools>
   const listeners = new Set<() => void>();
   const served = new Map<string, AnyTool[]>();
   /** Adapted tools by server and MCP definition, so an unchanged tool is not recompiled on reconnect. */
-  const adapted = new Map<string, Map<string, AnyTool>>();
+  const adapted = new Map<string, Map<string, ReturnType<typeof adaptMcpTool>>>();
   let startingUp = true;
   const startupClashes: string[] = [];
 
@@ -68,8 +68,8 @@ export async function startMcpTools(options: McpToolsOptions): Promise<McpTools>
 
   function rebuild(conn: McpServerConnection, config: McpServerConfig): void {
     names.releaseSource(conn.name);
-    const previous = adapted.get(conn.name) ?? new Map<string, AnyTool>();
-    const next = new Map<string, AnyTool>();
+    const previous = adapted.get(conn.name) ?? new Map<string, ReturnType<typeof adaptMcpTool>>();
+    const next = new Map<string, ReturnType<typeof adaptMcpTool>>();
     const tools: AnyTool[] = [];
     for (const tool of conn.tools) {
       if (!isAllowed(tool, config)) continue;
@@ -97,9 +97,13 @@ export async function startMcpTools(options: McpToolsOptions): Promise<McpTools>
         }
       }
       next.set(key, adaptedTool);
-      tools.push(adaptedTool);
+      tools.push(adaptedTool.tool);
     }
-    adapted.set(conn.name, next);
+    // While a server is down its tools stay compiled for its return; a changed list frees the old.
+    if (conn.state === 'connected') {
+      for (const [key, old] of previous) if (!next.has(key)) old.release();
+      adapted.set(conn.name, next);
+    }
     served.set(conn.name, tools);
     metrics.tools.set({ server: conn.name }, tools.length);
   }

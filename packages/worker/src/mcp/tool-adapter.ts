@@ -20,7 +20,7 @@ export function adaptMcpTool(options: {
   tool: Tool;
   connection: McpServerConnection;
   settings: McpToolqSettings;
-}): AnyTool {
+}): { tool: AnyTool; release(): void } {
   const { fleetName, tool, connection, settings } = options;
   const schema = compileInputSchema(tool.inputSchema);
   const description =
@@ -28,7 +28,7 @@ export function adaptMcpTool(options: {
     tool.annotations?.title ||
     tool.title ||
     `${tool.name} (MCP server ${connection.name})`;
-  return defineTool({
+  const adapted = defineTool({
     name: fleetName,
     description,
     input: schema.zod,
@@ -43,6 +43,7 @@ export function adaptMcpTool(options: {
       return mapToolResultContent(result);
     },
   });
+  return { tool: adapted, release: schema.release };
 }
 
 /**
