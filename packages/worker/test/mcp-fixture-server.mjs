@@ -158,6 +158,30 @@ for (const [name, annotations] of [
   );
 }
 
+server.registerTool(
+  'ask_client',
+  {
+    description: 'Sends the client a sampling, elicitation or roots request and answers with what came back.',
+    inputSchema: z.object({ kind: z.enum(['sampling', 'elicitation', 'roots']) }),
+  },
+  async ({ kind }, ctx) => {
+    if (kind === 'sampling') {
+      await ctx.mcpReq.requestSampling({
+        messages: [{ role: 'user', content: { type: 'text', text: 'hi' } }],
+        maxTokens: 10,
+      });
+    } else if (kind === 'elicitation') {
+      await ctx.mcpReq.elicitInput({
+        message: 'Your name?',
+        requestedSchema: { type: 'object', properties: {} },
+      });
+    } else {
+      await server.server.listRoots();
+    }
+    return text('the client answered');
+  },
+);
+
 for (const name of (process.env.FIXTURE_TOOLS ?? '').split(',').filter(Boolean)) {
   server.registerTool(name, { description: `Echo tool ${name}`, inputSchema: z.object({}) }, async () =>
     text(name),

@@ -181,6 +181,19 @@ describe('MCP calls over stdio', () => {
     await waitFor('fx__late_tool gone', async () => !(await env.liveTools()).includes('fx__late_tool'));
   });
 
+  it('sampling, elicitation and roots requests from a server are refused, and the call answers is_error at once', async () => {
+    const started = Date.now();
+    const { toolResults } = await env.call(
+      ['sampling', 'elicitation', 'roots'].map((kind) => use(kind, 'fx__ask_client', { kind })),
+    );
+    expect(Date.now() - started).toBeLessThan(5_000);
+    for (const r of toolResults) {
+      expect(r.is_error).toBe(true);
+      expect(r.content).toMatch(/^Error: /);
+    }
+    console.info(`server-to-client requests: ${toolResults.map((r) => r.content).join(' | ')}`);
+  });
+
   it('per-server state and tool counts are metrics on the worker', async () => {
     const metrics = await (await fetch(`${worker.metricsUrl}/metrics`)).text();
     expect(metrics).toMatch(
