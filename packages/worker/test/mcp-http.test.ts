@@ -76,7 +76,14 @@ beforeAll(async () => {
       type: 'http',
       url: `http://127.0.0.1:${port}/mcp`,
       headers: { Authorization: 'Bearer ${TEST_MCP_TOKEN}' },
-      toolq: { restart: { initialBackoffMs: 100, maxBackoffMs: 500 } },
+      // No pings here: the tests below want calls, not pings, to meet the dropped session.
+      toolq: { restart: { initialBackoffMs: 100, maxBackoffMs: 500 }, pingIntervalMs: 0 },
+    },
+    pinged: {
+      type: 'http',
+      url: `http://127.0.0.1:${port}/mcp`,
+      headers: { Authorization: 'Bearer ${TEST_MCP_TOKEN}' },
+      toolq: { restart: { initialBackoffMs: 100, maxBackoffMs: 500 }, pingIntervalMs: 300, allow: ['echo'] },
     },
   });
   process.env.TEST_MCP_TOKEN = 'token-from-the-environment';
@@ -130,6 +137,19 @@ describe('a Streamable HTTP MCP server', () => {
       content: 'Echo: after the restart',
     });
     expect(await failures('session_lost')).toBe(1);
+  });
+
+  it('a server that goes away while nobody calls it leaves the catalog (ping) and comes back', async () => {
+    await waitFor('pinged__echo in the catalog', async () =>
+      (await env.liveTools()).includes('pinged__echo'),
+    );
+    await stopUpstream();
+    await waitFor(
+      'pinged__echo to leave the catalog',
+      async () => !(await env.liveTools()).includes('pinged__echo'),
+    );
+    await startUpstream();
+    await waitFor('pinged__echo back', async () => (await env.liveTools()).includes('pinged__echo'));
   });
 
   it('an unreachable server answers is_error, its tools leave the catalog, and come back with it', async () => {

@@ -33,6 +33,11 @@ const toolqSettingsSchema = z
       .default({ attempts: 3, backoffMs: 200 }),
     /** How long connecting (spawn + initialize + tools/list) may take. Default 20 000 ms. */
     startupTimeoutMs: positiveInt.max(600_000).default(20_000),
+    /**
+     * HTTP servers only: a `ping` this often while idle or busy, so a server that went away leaves
+     * the catalog before a call finds out. 0 turns it off. Default 15 000 ms.
+     */
+    pingIntervalMs: z.number().int().min(0).default(15_000),
     /** Restart (stdio) or reconnect (http) after a failure, waiting 500 ms doubling up to maxBackoffMs. */
     restart: z
       .object({

@@ -57,6 +57,7 @@ export class McpServerConnection {
   private backoffMs: number;
   private connectedAt = 0;
   private retryTimer: NodeJS.Timeout | undefined;
+  private pingTimer: NodeJS.Timeout | undefined;
   private connecting: Promise<boolean> | undefined;
   private closed = false;
 
@@ -108,6 +109,7 @@ export class McpServerConnection {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.retryTimer);
+    clearInterval(this.pingTimer);
     this.generation++;
     await this.connecting?.catch(() => undefined);
     await this.disconnect();
@@ -196,6 +198,7 @@ export class McpServerConnection {
       this.setState('connected', '');
       this.setTools(tools, 'connected');
       this.logger.info({ tools: tools.length }, 'MCP server connected');
+      this.startPinging(client, generation);
       return true;
     } catch (err) {
       if (generation !== this.generation || this.closed) return false;
@@ -217,6 +220,27 @@ export class McpServerConnection {
       this.scheduleRetry(reason);
       return false;
     }
+  }
+
+  /**
+   * An HTTP server has no process to watch: a failed ping is how an idle worker learns it is gone.
+   * (stdio servers are watched through their process; a busy one must not be killed for a slow ping.)
+   */
+  private startPinging(client: Client, generation: number): void {
+    const every = this.config.toolq.pingIntervalMs;
+    if (this.config.transport !== 'http' || every === 0) return;
+    clearInterval(this.pingTimer);
+    this.pingTimer = setInterval(() => {
+      if (generation !== this.generation) return clearInterval(this.pingTimer);
+      client.ping({ timeout: Math.min(every, 5_000) }).catch((err: unknown) => {
+        if (generation !== this.generation) return;
+        if (isSessionLost(err)) {
+          this.options.metrics.failures.inc({ server: this.name, reason: 'session_lost' });
+          void this.reconnectNow('session lost');
+        } else this.connectionLost('unreachable', `unreachable: ${causeText(err)}`);
+      });
+    }, every);
+    this.pingTimer.unref();
   }
 
   /** The connection died under us: answer in-flight calls (the SDK rejects them), withdraw the tools, restart. */
