@@ -4,21 +4,26 @@
  * HTTP server forgets its session. Its tool list is kept current (`notifications/tools/list_changed`)
  * and is empty while it is down, so the catalog only offers tools that can run.
  */
-import {
-  type CallToolResult,
-  Client,
-  SdkError,
-  SdkErrorCode,
-  SdkHttpError,
-  StreamableHTTPClientTransport,
-  type Tool,
-  type Transport,
-} from '@modelcontextprotocol/client';
+import { type CallToolResult, Client, type Tool, type Transport } from '@modelcontextprotocol/client';
 import type { Logger } from '@toolq/shared';
+import {
+  causeText,
+  describeCallError,
+  isSessionLost,
+  isUnreachable,
+  McpUnavailableError,
+} from './call-errors.ts';
 import type { McpServerConfig } from './config.ts';
 import { InFlightLimit } from './in-flight-limit.ts';
 import { type ConnectionState, type FailureReason, type McpMetrics, recordState } from './metrics.ts';
 import { ProcessGroupStdioTransport } from './stdio-transport.ts';
+import {
+  createTransport,
+  describeStartFailure,
+  exitReason,
+  stderrOf,
+  transportClosed,
+} from './transports.ts';
 
 /**
  * The MCP request's timeout is the time left to the call's deadline plus this: the call's own
@@ -28,11 +33,6 @@ import { ProcessGroupStdioTransport } from './stdio-transport.ts';
 const REQUEST_TIMEOUT_GRACE_MS = 1_000;
 /** A connection that stayed up this long starts its next restart from the initial backoff. */
 const STABLE_AFTER_MS = 30_000;
-
-/** A call that could not reach the server; retryable under the `retry` policy. */
-export class McpUnavailableError extends Error {
-  override name = 'McpUnavailableError';
-}
 
 export interface ServerConnectionOptions {
   config: McpServerConfig;
@@ -162,7 +162,7 @@ export class McpServerConnection {
     const generation = ++this.generation;
     this.setState('connecting', this.reasonValue);
     const { startupTimeoutMs } = this.config.toolq;
-    const transport = this.makeTransport();
+    const transport = createTransport(this.config, this.logger);
     const client = new Client(
       { name: 'toolq-worker', version: '0.1.0' },
       {
@@ -190,9 +190,9 @@ export class McpServerConnection {
       }
       // Only now: a close during the handshake is a failed start, handled below.
       client.onclose = () => {
-        if (generation === this.generation) this.connectionLost('exited', this.exitReason(transport));
+        if (generation === this.generation) this.connectionLost('exited', exitReason(transport));
       };
-      if (this.transportClosed(transport)) throw new Error(this.exitReason(transport));
+      if (transportClosed(transport)) throw new Error(exitReason(transport));
       this.client = client;
       this.connectedAt = Date.now();
       this.setState('connected', '');
@@ -205,7 +205,7 @@ export class McpServerConnection {
       const spawnFailed = transport instanceof ProcessGroupStdioTransport && transport.couldNotStart;
       const reason = spawnFailed
         ? (transport.exitReason ?? (err as Error).message)
-        : `failed to start: ${this.describeStartFailure(err, transport)}`;
+        : `failed to start: ${describeStartFailure(err, transport, this.config.toolq.startupTimeoutMs)}`;
       await client.close().catch(() => undefined);
       await transport.close().catch(() => undefined);
       this.logger.error({ reason, stderr: stderrOf(transport) || undefined }, 'MCP server failed to start');
@@ -299,22 +299,6 @@ export class McpServerConnection {
     await transport?.close().catch(() => undefined);
   }
 
-  private makeTransport(): Transport {
-    const config = this.config;
-    if (config.transport === 'http') {
-      return new StreamableHTTPClientTransport(new URL(config.url), {
-        requestInit: { headers: config.headers },
-      });
-    }
-    return new ProcessGroupStdioTransport({
-      command: config.command,
-      args: config.args,
-      env: config.env,
-      cwd: config.cwd,
-      onStderrLine: (line) => this.logger.debug({ stderr: line }, 'MCP server stderr'),
-    });
-  }
-
   private setTools(tools: Tool[], why: string): void {
     this.toolsValue = tools;
     this.logger.debug({ tools: tools.map((t) => t.name), why }, 'MCP tool list');
@@ -326,65 +310,4 @@ export class McpServerConnection {
     this.reasonValue = reason;
     recordState(this.options.metrics, this.name, state);
   }
-
-  private transportClosed(transport: Transport): boolean {
-    return transport instanceof ProcessGroupStdioTransport && transport.exitReason !== undefined;
-  }
-
-  private exitReason(transport: Transport): string {
-    if (transport instanceof ProcessGroupStdioTransport) {
-      return `the server process ${transport.exitReason ?? 'closed its connection'}`;
-    }
-    return 'the connection closed';
-  }
-
-  private describeStartFailure(err: unknown, transport: Transport): string {
-    if (transport instanceof ProcessGroupStdioTransport && transport.exitReason) {
-      return `the server process ${transport.exitReason} before it finished the MCP handshake`;
-    }
-    if (err instanceof SdkError && err.code === SdkErrorCode.RequestTimeout) {
-      return `no answer to the MCP handshake within ${this.config.toolq.startupTimeoutMs} ms`;
-    }
-    return causeText(err);
-  }
-}
-
-function stderrOf(transport: Transport | undefined): string {
-  return transport instanceof ProcessGroupStdioTransport ? transport.stderr.slice(-500) : '';
-}
-
-function causeText(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
-  return `${err.message}${cause}`;
-}
-
-function isSessionLost(err: unknown): boolean {
-  if (!(err instanceof SdkHttpError)) return false;
-  // 404 is the spec's answer for an unknown session; several servers answer 400 "No valid session ID".
-  return err.status === 404 || (err.status === 400 && /session/i.test(err.message));
-}
-
-function isUnreachable(err: unknown): boolean {
-  return err instanceof TypeError || (err instanceof SdkError && err.code === SdkErrorCode.SendFailed);
-}
-
-/** A message the model can act on, instead of the SDK's internals. */
-function describeCallError(server: string, err: unknown, reason: string): Error {
-  if (err instanceof SdkError) {
-    switch (err.code) {
-      case SdkErrorCode.ConnectionClosed:
-        return new McpUnavailableError(
-          `MCP server ${server} went away while the call ran (${reason || 'connection closed'}); the worker is restarting it`,
-        );
-      case SdkErrorCode.RequestTimeout:
-        return new Error(`MCP server ${server} did not answer in time`);
-      default:
-        return new McpUnavailableError(`MCP server ${server}: ${causeText(err)}`);
-    }
-  }
-  if (err instanceof TypeError)
-    return new McpUnavailableError(`MCP server ${server} is unreachable: ${causeText(err)}`);
-  // A JSON-RPC error from the server (unknown tool, invalid params, internal error): its message.
-  return new Error(`MCP server ${server}: ${causeText(err)}`);
 }
