@@ -127,15 +127,18 @@ describe('a Streamable HTTP MCP server', () => {
     });
   });
 
-  it('reconnects when the server has dropped the session, and the call still succeeds', async () => {
+  it('reconnects once when the server has dropped the session, and the calls still succeed', async () => {
     await stopUpstream();
     await startUpstream(); // a new process: it knows no session
-    const { toolResults } = await env.call([use('a', 'remote__echo', { message: 'after the restart' })]);
-    expect(toolResults[0]).toEqual({
-      type: 'tool_result',
-      tool_use_id: 'a',
-      content: 'Echo: after the restart',
-    });
+    const { toolResults } = await env.call(
+      ['a', 'b', 'c'].map((id) => use(id, 'remote__echo', { message: `after the restart ${id}` })),
+    );
+    // Three calls met the lost session at once: one reconnect, each sent again on the new session.
+    expect(toolResults.map((r) => r.content)).toEqual([
+      'Echo: after the restart a',
+      'Echo: after the restart b',
+      'Echo: after the restart c',
+    ]);
     expect(await failures('session_lost')).toBe(1);
   });
 

@@ -21,6 +21,10 @@ export function isSessionLost(err: unknown): boolean {
   return err.status === 404 || (err.status === 400 && /session/i.test(err.message));
 }
 
+export function isConnectionClosed(err: unknown): boolean {
+  return err instanceof SdkError && err.code === SdkErrorCode.ConnectionClosed;
+}
+
 export function isUnreachable(err: unknown): boolean {
   return err instanceof TypeError || (err instanceof SdkError && err.code === SdkErrorCode.SendFailed);
 }

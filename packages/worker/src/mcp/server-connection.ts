@@ -9,6 +9,7 @@ import type { Logger } from '@toolq/shared';
 import {
   causeText,
   describeCallError,
+  isConnectionClosed,
   isSessionLost,
   isUnreachable,
   McpUnavailableError,
@@ -59,6 +60,9 @@ export class McpServerConnection {
   private retryTimer: NodeJS.Timeout | undefined;
   private pingTimer: NodeJS.Timeout | undefined;
   private connecting: Promise<boolean> | undefined;
+  private reconnecting: Promise<void> | undefined;
+  /** The connection whose session was found lost (its other calls are sent again too). */
+  private sessionLostGeneration = -1;
   private closed = false;
 
   constructor(private readonly options: ServerConnectionOptions) {
@@ -138,11 +142,12 @@ export class McpServerConnection {
       )) as CallToolResult;
     } catch (err) {
       if (options.signal.aborted) throw err;
-      if (this.config.transport === 'http' && isSessionLost(err)) {
-        // The server forgot the session (restarted, expired): it never saw this request.
-        this.logger.warn({ err: (err as Error).message }, 'MCP session lost: reconnecting');
-        this.options.metrics.failures.inc({ server: this.name, reason: 'session_lost' });
-        if (generation === this.generation) await this.reconnectNow('session lost');
+      // The server forgot the session, or this call was cut off by the reconnect another call's
+      // lost session started: either way the server could not run it on that session.
+      const sessionGone =
+        isSessionLost(err) || (isConnectionClosed(err) && this.sessionLostGeneration === generation);
+      if (this.config.transport === 'http' && sessionGone) {
+        await this.reconnectAfterSessionLoss(generation, err);
         if (mayResend) return this.callConnected(tool, args, options, false);
       } else if (this.config.transport === 'http' && isUnreachable(err) && generation === this.generation) {
         this.connectionLost('unreachable', `unreachable: ${causeText(err)}`);
@@ -234,10 +239,8 @@ export class McpServerConnection {
       if (generation !== this.generation) return clearInterval(this.pingTimer);
       client.ping({ timeout: Math.min(every, 5_000) }).catch((err: unknown) => {
         if (generation !== this.generation) return;
-        if (isSessionLost(err)) {
-          this.options.metrics.failures.inc({ server: this.name, reason: 'session_lost' });
-          void this.reconnectNow('session lost');
-        } else this.connectionLost('unreachable', `unreachable: ${causeText(err)}`);
+        if (isSessionLost(err)) void this.reconnectAfterSessionLoss(generation, err);
+        else this.connectionLost('unreachable', `unreachable: ${causeText(err)}`);
       });
     }, every);
     this.pingTimer.unref();
@@ -262,12 +265,26 @@ export class McpServerConnection {
     this.scheduleRetry(detail);
   }
 
-  private async reconnectNow(reason: string): Promise<void> {
-    this.generation++;
-    await this.disconnect();
-    this.reasonValue = reason;
-    this.setTools([], 'down');
-    await this.connect();
+  /**
+   * One reconnect for all the calls (and pings) of a connection that met the lost session; each
+   * waits for it, so every one of them can be sent again on the new session.
+   */
+  private reconnectAfterSessionLoss(generation: number, err: unknown): Promise<void> {
+    if (generation === this.generation && !this.reconnecting) {
+      this.sessionLostGeneration = generation;
+      this.logger.warn({ err: (err as Error).message }, 'MCP session lost: reconnecting');
+      this.options.metrics.failures.inc({ server: this.name, reason: 'session_lost' });
+      this.generation++;
+      this.reconnecting = (async () => {
+        await this.disconnect();
+        this.reasonValue = 'session lost';
+        this.setTools([], 'down');
+        await this.connect();
+      })().finally(() => {
+        this.reconnecting = undefined;
+      });
+    }
+    return this.reconnecting ?? this.connecting?.then(() => undefined) ?? Promise.resolve();
   }
 
   private scheduleRetry(reason: string): void {
