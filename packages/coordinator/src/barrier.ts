@@ -38,7 +38,10 @@ export interface SettledCall {
  * process could not read its notification in time (a GC pause, a stopped process, a busy loop).
  * Resolves within a short bound whatever Redis does.
  */
-export type LastLook = (barrier: Barrier, indexes: readonly number[]) => Promise<ReadonlyMap<number, CallResult>>;
+export type LastLook = (
+  barrier: Barrier,
+  indexes: readonly number[],
+) => Promise<ReadonlyMap<number, CallResult>>;
 
 export interface BarrierLimits {
   /** Most bytes of result content one batch answers with; later results become errors. */
@@ -168,7 +171,9 @@ export class Barrier implements Expirable {
 }
 
 function contentBytes(content: CallResult['content']): number {
-  return typeof content === 'string' ? Buffer.byteLength(content) : Buffer.byteLength(JSON.stringify(content));
+  return typeof content === 'string'
+    ? Buffer.byteLength(content)
+    : Buffer.byteLength(JSON.stringify(content));
 }
 
 /** An answer the coordinator gives itself: unknown tool, no worker, deadline, cancellation. */

@@ -77,14 +77,20 @@ interface Pending {
 }
 
 interface JobRef {
+  /** For metrics. */
   pool: string;
+  /** Where the job waits: the pool's queue or a lane of it. */
+  queue: string;
   jobId: string;
 }
 
-function jobRefs(jobs: readonly (JobRef & { indexes: readonly number[] })[]): (JobRef | undefined)[] {
+function jobRefs(
+  jobs: readonly { queue: string; jobId: string; indexes: readonly number[] }[],
+  poolOf: (index: number) => string | undefined,
+): (JobRef | undefined)[] {
   const refs: (JobRef | undefined)[] = [];
-  for (const { pool, jobId, indexes } of jobs) {
-    const ref = { pool, jobId }; // one per job, shared by its calls
+  for (const { queue, jobId, indexes } of jobs) {
+    const ref = { pool: poolOf(indexes[0] ?? 0) ?? queue, queue, jobId }; // one per job, shared by its calls
     for (const index of indexes) refs[index] = ref;
   }
   return refs;
@@ -124,9 +130,12 @@ export class Dispatcher {
   private sweepTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
 
-  constructor(private readonly options: DispatcherOptions = {}) {
+  constructor(options: DispatcherOptions = {}) {
     this.settings = {
-      sweepIntervalMs: positiveMs('sweepIntervalMs', options.sweepIntervalMs ?? DISPATCHER_DEFAULTS.sweepIntervalMs),
+      sweepIntervalMs: positiveMs(
+        'sweepIntervalMs',
+        options.sweepIntervalMs ?? DISPATCHER_DEFAULTS.sweepIntervalMs,
+      ),
       batchRetentionMs: positiveMs(
         'batchRetentionMs',
         options.batchRetentionMs ?? DISPATCHER_DEFAULTS.batchRetentionMs,
@@ -240,19 +249,24 @@ export class Dispatcher {
     meta.app = name.app;
     const planned: PlannedJob[] = [];
     const workersIn = new Map<string, number>();
-    meta.calls.forEach(({ pool }, index) => {
+    meta.calls.forEach((call, index) => {
       const lookup = lookups[index];
-      if (!pool || lookup?.kind !== 'ok') return;
-      workersIn.set(pool, Math.max(workersIn.get(pool) ?? 0, lookup.workers));
+      if (!call.pool || lookup?.kind !== 'ok') return;
+      workersIn.set(lookup.queue, Math.max(workersIn.get(lookup.queue) ?? 0, lookup.workers));
+      if (lookup.queue !== call.pool) call.queue = lookup.queue;
       const reply = { batchId, index, batchKey, streamKey: this.keys.replyStream(this.coordinatorId) };
-      const call = calls[index] as BarrierCall;
       planned.push({
-        pool,
+        queue: lookup.queue,
         index,
-        data: buildJobData({ call, input: toolUses[index]?.input, reply, options }),
+        data: buildJobData({
+          call: calls[index] as BarrierCall,
+          input: toolUses[index]?.input,
+          reply,
+          options,
+        }),
       });
     });
-    const queued = groupJobs(batchId, planned, (pool) => workersIn.get(pool) ?? 1);
+    const queued = groupJobs(batchId, planned, (queue) => workersIn.get(queue) ?? 1);
     for (const job of queued) {
       for (const index of job.indexes) {
         const call = meta.calls[index];
@@ -271,7 +285,7 @@ export class Dispatcher {
     const entry: Pending = {
       barrier,
       name,
-      jobs: jobRefs(queued),
+      jobs: jobRefs(queued, (index) => meta.calls[index]?.pool),
       sweepAt: startedAt + every,
       sweepEvery: every,
     };
@@ -292,7 +306,12 @@ export class Dispatcher {
     // The record first, then the name, then the jobs: one connection keeps them in that order.
     const keepMs = ttlMs + this.settings.batchRetentionMs;
     const recorded = claimBatch(this.redis, batchKey, meta, keepMs);
-    const named = claimBatchName(this.redis, nameKey, { coordinatorId: this.coordinatorId, uid: batchId }, keepMs);
+    const named = claimBatchName(
+      this.redis,
+      nameKey,
+      { coordinatorId: this.coordinatorId, uid: batchId },
+      keepMs,
+    );
     let claimed: Promise<unknown>;
     if (options.batchId === undefined) {
       // A random id is new: its record and name are written beside the jobs, off the critical path.
@@ -347,7 +366,10 @@ export class Dispatcher {
       if (options.lookupTimeoutMs === undefined) return work;
       const outcome = await settleWithin(work, options.lookupTimeoutMs);
       if (outcome instanceof NoAnswer)
-        throw new ToolqError('REDIS_UNAVAILABLE', `Redis did not answer within ${options.lookupTimeoutMs} ms`);
+        throw new ToolqError(
+          'REDIS_UNAVAILABLE',
+          `Redis did not answer within ${options.lookupTimeoutMs} ms`,
+        );
       if (outcome instanceof Error) throw outcome;
       return outcome;
     };
@@ -366,14 +388,14 @@ export class Dispatcher {
       maxResultBytes: this.settings.maxBatchResultBytes,
       lastLook: this.lastLook,
     });
-    const refs = calls.flatMap(({ pool, job, index }) =>
-      pool && job ? [{ pool, jobId: job, indexes: [index] }] : [],
+    const refs = calls.flatMap(({ pool, queue, job, index }) =>
+      pool && job ? [{ queue: queue ?? pool, jobId: job, indexes: [index] }] : [],
     );
     const foreign = owner.coordinatorId !== this.coordinatorId;
     const entry: Pending = {
       barrier,
       name: { app, id: batchId },
-      jobs: jobRefs(refs),
+      jobs: jobRefs(refs, (index) => calls[index]?.pool),
       sweepAt: 0,
       sweepEvery: foreign ? DISPATCHER_DEFAULTS.foreignSweepMs : this.settings.sweepIntervalMs,
       ...(foreign ? { foreignKey: recordKey } : {}),
@@ -430,7 +452,7 @@ export class Dispatcher {
     return entry.result;
   }
 
-  /** The BullMQ queue of a pool (for gauges and admin). */
+  /** The BullMQ queue of a pool or one of its lanes (for gauges and admin). */
   queueFor(pool: string): Queue {
     return this.jobs.queueFor(pool);
   }
@@ -501,7 +523,7 @@ export class Dispatcher {
     const jobs = new Map(
       abandoned.map((index) => entry.jobs[index]).flatMap((j) => (j ? [[j.jobId, j]] : [])),
     );
-    for (const { pool, jobId } of jobs.values()) this.jobs.remove(pool, jobId);
+    for (const { queue, jobId } of jobs.values()) this.jobs.remove(queue, jobId);
   }
 
   async close(): Promise<void> {
@@ -522,7 +544,10 @@ const SWEEP_CHUNK = 500;
 
 function positiveMs(what: string, value: number): number {
   if (!Number.isFinite(value) || value <= 0 || value > MAX_TIMEOUT_MS)
-    throw new ToolqError('CONFIG_INVALID', `${what} must be a number of ms from 1 to ${MAX_TIMEOUT_MS}, got ${value}`);
+    throw new ToolqError(
+      'CONFIG_INVALID',
+      `${what} must be a number of ms from 1 to ${MAX_TIMEOUT_MS}, got ${value}`,
+    );
   return value;
 }
 

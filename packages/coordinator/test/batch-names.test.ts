@@ -26,8 +26,18 @@ beforeAll(async () => {
     redisUrl: server.url,
     logger: testLogger(),
   });
-  a = new Dispatcher({ redisUrl: server.url, coordinatorId: 'coord-a', logger: testLogger(), batchRetentionMs: 400 });
-  b = new Dispatcher({ redisUrl: server.url, coordinatorId: 'coord-b', logger: testLogger(), batchRetentionMs: 400 });
+  a = new Dispatcher({
+    redisUrl: server.url,
+    coordinatorId: 'coord-a',
+    logger: testLogger(),
+    batchRetentionMs: 400,
+  });
+  b = new Dispatcher({
+    redisUrl: server.url,
+    coordinatorId: 'coord-b',
+    logger: testLogger(),
+    batchRetentionMs: 400,
+  });
   await Promise.all([a.start(), b.start()]);
 });
 
@@ -46,12 +56,16 @@ describe('one name, one batch', () => {
   it('a second coordinator cannot dispatch a taken id, and cannot cancel the first batch', async () => {
     const first = b.dispatch([sleep('s', 1_500)], { batchId: 'order-42', timeoutMs: 10_000 });
     await wait(300);
-    await expect(a.dispatch([sleep('s', 10)], { batchId: 'order-42', timeoutMs: 1_000 })).rejects.toMatchObject({
+    await expect(
+      a.dispatch([sleep('s', 10)], { batchId: 'order-42', timeoutMs: 1_000 }),
+    ).rejects.toMatchObject({
       code: 'BATCH_EXISTS',
     });
     await wait(1_200); // past the refused batch's deadline: nothing of it may touch the first
     const result = await first;
-    expect(result.toolResults).toEqual([{ type: 'tool_result', tool_use_id: 's', content: '{"slept_ms":1500}' }]);
+    expect(result.toolResults).toEqual([
+      { type: 'tool_result', tool_use_id: 's', content: '{"slept_ms":1500}' },
+    ]);
   });
 
   it('an id whose record expired runs again, although workers saw the old batch cancelled', async () => {
@@ -84,7 +98,9 @@ describe('collecting', () => {
     const result = await dispatched;
     expect(Date.now() - started).toBeLessThan(3_000);
     for (const r of [result, collected]) {
-      expect(r?.toolResults).toEqual([{ type: 'tool_result', tool_use_id: 's', content: '{"slept_ms":800}' }]);
+      expect(r?.toolResults).toEqual([
+        { type: 'tool_result', tool_use_id: 's', content: '{"slept_ms":800}' },
+      ]);
       expect(r?.batchId).toBe('join-1');
     }
   });

@@ -219,7 +219,7 @@ describe('deadlines and parallelism', () => {
 
   it('cancels every unanswered call when the caller aborts', async () => {
     const controller = new AbortController();
-    setTimeout(() => controller.abort(new Error('user hung up')), 100);
+    setTimeout(() => controller.abort(new Error('user hung up')), 400);
     const result = await dispatcher.dispatch(
       [call('a', 'diag_sleep', { ms: 5_000 }), call('b', 'diag_echo', { value: 1 })],
       {
@@ -228,7 +228,7 @@ describe('deadlines and parallelism', () => {
     );
     expect(result.calls.map((c) => c.outcome)).toEqual(['cancelled', 'ok']);
     expect(result.toolResults[0]?.content).toMatch(/^Error: cancelled: the caller cancelled the batch/);
-    expect(result.wallMs).toBeLessThan(1_000);
+    expect(result.wallMs).toBeLessThan(2_000);
   });
 });
 

@@ -25,6 +25,7 @@ export {
   type WorkerInfo,
   workerInfoSchema,
 } from './contract.ts';
+export { DEFAULTS } from './defaults.ts';
 export {
   coerceError,
   describeStartupError,
@@ -34,6 +35,7 @@ export {
 } from './errors.ts';
 export { parseJsonAs } from './json.ts';
 export { assertKeyPart, createKeys, type Keys } from './keys.ts';
+export { laneOf } from './lanes.ts';
 export { createLogger, type Logger } from './logger.ts';
 export {
   type CoordinatorMetrics,

@@ -4,7 +4,14 @@
  * cluster that cannot route.
  */
 const REDIS_REPLY = /^(NOAUTH|WRONGPASS|OOM|READONLY|CLUSTERDOWN|LOADING|MASTERDOWN|TRYAGAIN|BUSY|MISCONF)\b/;
-const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE', 'EHOSTUNREACH']);
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EPIPE',
+  'EHOSTUNREACH',
+]);
 
 export function isRedisFailure(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
@@ -14,7 +21,7 @@ export function isRedisFailure(err: unknown): boolean {
   return (
     err.name === 'MaxRetriesPerRequestError' ||
     err.message === 'Connection is closed.' ||
-    err.message.startsWith('Stream isn\'t writeable') ||
+    err.message.startsWith("Stream isn't writeable") ||
     err.name === 'ClusterAllFailedError'
   );
 }

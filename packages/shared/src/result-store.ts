@@ -40,6 +40,8 @@ export const batchMetaSchema = z.object({
       timeoutMs: z.number(),
       /** Where the call was queued; absent when it was answered at dispatch (`answer`). */
       pool: z.string().optional(),
+      /** The lane of that pool it was sent to, when not the pool's own queue. */
+      queue: z.string().optional(),
       /** The BullMQ job that carries it (one job may carry several calls). */
       job: z.string().optional(),
       answer: callResultSchema.optional(),

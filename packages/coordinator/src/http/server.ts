@@ -2,7 +2,7 @@
  * The coordinator's HTTP API (Fastify): tool batches for apps that do not speak BullMQ, the tool
  * catalog, Prometheus metrics, health and readiness.
  */
-import { describeZodIssues, type Logger, ToolqError } from '@toolq/shared';
+import { DEFAULTS, describeZodIssues, type Logger, ToolqError } from '@toolq/shared';
 import Fastify, { type FastifyInstance } from 'fastify';
 import secureJson from 'secure-json-parse';
 import { performanceReport } from '../agent/performance.ts';
@@ -11,7 +11,7 @@ import type { Dispatcher } from '../dispatcher.ts';
 import { refreshGauges } from '../queue-gauges.ts';
 import { assertSafeListen, bearerMatches } from './auth.ts';
 import { toHttpError } from './errors.ts';
-import { jsonGuard } from './json-guard.ts';
+import { JsonShapeScanner } from './json-shape.ts';
 import { type RunsOptions, registerRuns } from './runs.ts';
 import { batchIdSchema, MAX_TOOL_USES_PER_BATCH, toolBatchRequestSchema } from './schemas.ts';
 
@@ -29,8 +29,8 @@ export interface HttpServerOptions {
 }
 
 export const HTTP_DEFAULTS = {
-  bodyLimitBytes: 10 * 1024 * 1024,
-  requestTimeoutMs: 30_000,
+  bodyLimitBytes: DEFAULTS.bodyLimitBytes,
+  requestTimeoutMs: DEFAULTS.requestTimeoutMs,
   /** Deeper bodies are refused before parsing: JSON.stringify and validators recurse. */
   maxBodyDepth: 200,
   /** How long a route waits for Redis before answering 503. */
@@ -55,18 +55,19 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
 
   // The JSON parser Fastify itself uses (secure-json-parse, refusing prototype poisoning), called
   // here so that its message (where the JSON breaks, which key is refused) reaches the client;
-  // behind a guard that refuses absurd shapes while the body streams in.
+  // after a scan that refuses absurd shapes before anything is parsed.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {
     try {
-      done(null, parseJsonBody(body as string));
+      // Stops at the first byte that breaks a limit: a refused body costs no parsing at all.
+      new JsonShapeScanner({ maxDepth: HTTP_DEFAULTS.maxBodyDepth, maxItems: MAX_TOOL_USES_PER_BATCH }).scan(
+        body as Buffer,
+      );
+      done(null, parseJsonBody((body as Buffer).toString('utf8')));
     } catch (err) {
       done(err as Error, undefined);
     }
   });
-  app.addHook('preParsing', async (_request, _reply, payload) =>
-    payload.pipe(jsonGuard({ maxDepth: HTTP_DEFAULTS.maxBodyDepth, maxItems: MAX_TOOL_USES_PER_BATCH })),
-  );
 
   // While closing, answers end their connection: a kept-alive socket would otherwise hold the
   // shutdown for Fastify's keep-alive timeout (72 s) after the last in-flight batch.
@@ -163,13 +164,17 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
 }
 
 function parseJsonBody(body: string): unknown {
-  if (body.trim() === '') throw new ToolqError('INVALID_JSON', 'the body is not valid JSON: the body is empty');
+  if (body.trim() === '')
+    throw new ToolqError('INVALID_JSON', 'the body is not valid JSON: the body is empty');
   try {
     return secureJson.parse(body, undefined, { protoAction: 'error', constructorAction: 'error' });
   } catch (err) {
     const message = (err as Error).message
       .replace('Object contains forbidden prototype property', 'a "__proto__" key is not allowed')
-      .replace('Object contains forbidden constructor property', 'a "constructor.prototype" key is not allowed');
+      .replace(
+        'Object contains forbidden constructor property',
+        'a "constructor.prototype" key is not allowed',
+      );
     throw new ToolqError('INVALID_JSON', `the body is not valid JSON: ${message}`);
   }
 }
