@@ -186,15 +186,4 @@ describe('configurations the worker refuses', () => {
       /^toolq-worker: MCP config .*bad\.json: server "fs": toolq\.maxInFlight: Too small/,
     );
   });
-
-  it('two MCP tools with one fleet name are refused at start-up, naming both', async () => {
-    const path = env.writeConfig('clash.json', {
-      fx: { command: NODE, args: [FIXTURE], env: { FIXTURE_TOOLS: 'read.file,read_file' } },
-    });
-    const { code, stderr } = await refusedStart(path);
-    expect(code).toBe(2);
-    expect(stderr).toMatch(
-      /MCP tool names clash: tool "read_file" of MCP server "fx" would be served as fx__read_file, which is already tool "read\.file" of MCP server "fx"/,
-    );
-  });
 });

@@ -59,4 +59,15 @@ describe('MCP tool names on a real server', () => {
       /tool "pid" of MCP server "fx" would be served as fx__pid, which is already tool module tool fx__pid/,
     );
   });
+
+  it('two tools of one server that would share a name are refused at start-up, naming both', async () => {
+    const started = startMcpTools({
+      servers: fixture('fx', 'read.file,read_file'),
+      registry: createRegistry({ defaultMetrics: false }),
+      logger: testLogger(),
+    });
+    await expect(started).rejects.toThrow(
+      /tool "read_file" of MCP server "fx" would be served as fx__read_file, which is already tool "read\.file" of MCP server "fx"/,
+    );
+  });
 });
