@@ -35,6 +35,11 @@ beforeAll(async () => {
     },
     broken: { command: '/nonexistent/mcp-server', toolq: FAST_RESTART },
     exits: { command: NODE, args: ['-e', 'process.stderr.write("no licence key\\n"); process.exit(3)'] },
+    silent: {
+      command: NODE,
+      args: ['-e', 'setInterval(() => {}, 1000)'], // never answers the handshake
+      toolq: { startupTimeoutMs: 1_000, restart: { initialBackoffMs: 5_000, maxBackoffMs: 5_000 } },
+    },
   });
   worker = await env.startWorker(config, { metrics: true });
 });
@@ -127,15 +132,22 @@ describe('a server that never starts', () => {
   it('keeps the worker alive and its tools out of the catalog, with the reason in a metric', async () => {
     const live = await env.liveTools();
     expect(live.some((t) => t.startsWith('everything__'))).toBe(true);
-    expect(live.some((t) => t.startsWith('broken__') || t.startsWith('exits__'))).toBe(false);
+    expect(live.some((t) => /^(broken|exits|silent)__/.test(t))).toBe(false);
     expect(
       await metric(/^toolq_mcp_server_failures_total\{server="broken",reason="spawn_failed"/),
     ).toBeGreaterThanOrEqual(1);
     expect(
       await metric(/^toolq_mcp_server_failures_total\{server="exits",reason="initialize_failed"/),
     ).toBeGreaterThanOrEqual(1);
-    expect(await metric(/^toolq_mcp_server_state\{server="broken",state="reconnecting"/)).toBe(1);
+    expect(await metric(/^toolq_mcp_server_state\{server="broken",state="connected"/)).toBe(0);
     expect(await metric(/^toolq_mcp_server_tools\{server="exits"/)).toBe(0);
+    expect(
+      await metric(/^toolq_mcp_server_failures_total\{server="silent",reason="initialize_failed"/),
+    ).toBeGreaterThanOrEqual(1);
+    // The silent server was stopped after its handshake timed out (its retry is 5 s away).
+    expect(
+      childPids(worker.child.pid as number).filter((p) => commandOf(p)?.includes('setInterval')),
+    ).toEqual([]);
     expect(worker.child.exitCode).toBeNull();
   });
 });
