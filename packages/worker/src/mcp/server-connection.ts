@@ -115,8 +115,9 @@ export class McpServerConnection {
     clearTimeout(this.retryTimer);
     clearInterval(this.pingTimer);
     this.generation++;
-    await this.connecting?.catch(() => undefined);
+    // Stop the server first: a handshake in progress (up to startupTimeoutMs) then fails at once.
     await this.disconnect();
+    await this.connecting?.catch(() => undefined);
     this.setState('closed', 'worker stopped');
   }
 
