@@ -53,6 +53,10 @@ const program = new Command('toolq-worker')
     DEFAULTS.metricsHost,
   )
   .option('--no-metrics', 'do not start the metrics/health server')
+  .option(
+    '--wait-for-workers',
+    'this pool may scale to zero: its calls wait in the queue for a worker instead of failing at once [env TOOLQ_WAIT_FOR_WORKERS]',
+  )
   .addHelpText(
     'after',
     '\nEnvironment: REDIS_URL, TOOLQ_PREFIX, TOOLQ_POOL, TOOLQ_CONCURRENCY, TOOLQ_METRICS_PORT,\n' +
@@ -71,6 +75,7 @@ async function main(): Promise<void> {
     metricsPort?: number;
     metricsHost: string;
     metrics: boolean;
+    waitForWorkers?: boolean;
   }>();
   if (!flags.tools && !flags.mcp) program.error('error: give --tools <module>, --mcp <config.json>, or both');
   const config = loadConfig();
@@ -90,6 +95,7 @@ async function main(): Promise<void> {
     redisUrl: config.redisUrl,
     prefix: config.prefix,
     pool: flags.pool ?? config.pool,
+    waitForWorkers: flags.waitForWorkers ?? config.waitForWorkers,
     concurrency: flags.concurrency ?? config.concurrency,
     defaultTimeoutMs: config.defaultTimeoutMs,
     maxResultBytes: config.maxResultBytes,
