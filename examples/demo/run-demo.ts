@@ -22,6 +22,7 @@ import { startScriptedModel } from '@toolq/scripted-model';
 import { createLogger, loadConfig, ToolqError } from '@toolq/shared';
 import { startRedisServer } from '../../test-support/redis-server.ts';
 import { startWorkerProcess } from '../../test-support/worker-process.ts';
+import { prepareFilesWorkspace } from './mcp-files.ts';
 import { SCENARIOS, type ScenarioName } from './scenarios.ts';
 
 const DEMO_TOOLS = fileURLToPath(new URL('./tools.ts', import.meta.url));
@@ -84,14 +85,23 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       redisUrl = redis.url;
     }
     const count = options.workers ?? 2;
-    setup(`starting ${count} worker processes (--tools examples/demo/tools.ts) on ${redisUrl}`);
+    let source: { tools: string } | { mcp: string } = { tools: DEMO_TOOLS };
+    if (scenario.source === 'mcp-files') {
+      const workspace = prepareFilesWorkspace();
+      stops.push(workspace.stop);
+      source = { mcp: workspace.configPath };
+      setup(`MCP: the filesystem server on ${workspace.dir}, its tools served as fs__<tool>`);
+    }
+    setup(
+      `starting ${count} worker processes (${'mcp' in source ? '--mcp' : '--tools examples/demo/tools.ts'}) on ${redisUrl}`,
+    );
     // allSettled: a worker that started must be stopped even when its sibling failed to.
     const started = await Promise.allSettled(
       Array.from({ length: count }, () =>
         startWorkerProcess({
           redisUrl: redisUrl as string,
           prefix: config.prefix,
-          tools: DEMO_TOOLS,
+          ...source,
           env: { TOOLQ_LOG_LEVEL: process.env.TOOLQ_LOG_LEVEL ?? 'warn' },
         }),
       ),
