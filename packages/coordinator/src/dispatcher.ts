@@ -47,10 +47,17 @@ import { buildJobData, groupJobs, JobQueues, type PlannedJob } from './job-queue
 import { RecentCalls } from './recent-calls.ts';
 import { type Reply, ReplyReader } from './reply-reader.ts';
 
+/**
+ * A `tool_use` block as the Messages API (and the SDK's `ToolUseBlock`) has it: `type`, `caller`
+ * and whatever the API adds later are welcome, also in an object literal; only id, name and input
+ * are used.
+ */
 export interface ToolUse {
   id: string;
   name: string;
   input: unknown;
+  type?: 'tool_use';
+  [field: string]: unknown;
 }
 
 export type { DispatcherOptions, DispatchOptions } from './dispatcher-options.ts';

@@ -96,6 +96,11 @@ describe('tool_use blocks as the Messages API returns them', () => {
       expect(body.tool_results.map((r) => r.content)).toEqual(['one', '{"slept_ms":50}']);
       // The library takes the SDK's blocks as they are, too.
       expectTypeOf(blocks).toExtend<readonly ToolUse[]>();
+      // A block written by hand as the API would send it type-checks as a literal too.
+      const literal: ToolUse[] = [
+        { type: 'tool_use', id: 'x', name: 'diag_echo', input: {}, caller: { type: 'direct' } },
+      ];
+      expect(literal).toHaveLength(1);
       const direct = await dispatcher.dispatch(blocks);
       expect(direct.toolResults.map((r) => r.content)).toEqual(['one', '{"slept_ms":50}']);
     } finally {
