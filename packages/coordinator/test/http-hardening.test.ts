@@ -97,10 +97,17 @@ describe('tool_use blocks as the Messages API returns them', () => {
       // The library takes the SDK's blocks as they are, too.
       expectTypeOf(blocks).toExtend<readonly ToolUse[]>();
       // A block written by hand as the API would send it type-checks as a literal too.
-      const literal: ToolUse[] = [
-        { type: 'tool_use', id: 'x', name: 'diag_echo', input: {}, caller: { type: 'direct' } },
-      ];
-      expect(literal).toHaveLength(1);
+      const literal = await dispatcher.dispatch([
+        {
+          type: 'tool_use',
+          id: 'x',
+          name: 'diag_echo',
+          input: { value: 'lit' },
+          caller: { type: 'direct' },
+          later: 1,
+        },
+      ]);
+      expect(literal.toolResults[0]?.content).toBe('lit');
       const direct = await dispatcher.dispatch(blocks);
       expect(direct.toolResults.map((r) => r.content)).toEqual(['one', '{"slept_ms":50}']);
     } finally {
