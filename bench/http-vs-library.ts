@@ -11,7 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { ToolqClient } from '@toolq/client';
 import type { Dispatcher } from '@toolq/coordinator';
 import { waitForReadyLine } from '../test-support/ready-line.ts';
-import { REPO_ROOT, stopChild } from './processes.ts';
+import { RUN_SOURCES } from '../test-support/run-sources.ts';
+import { stopChild } from '../test-support/stop-child.ts';
+import { REPO_ROOT } from './processes.ts';
 import { type Summary, summarize } from './stats.ts';
 import { echoBatch } from './toolq-runner.ts';
 
@@ -64,7 +66,7 @@ export async function startHttpCoordinator(
 ): Promise<HttpCoordinator> {
   const child: ChildProcess = spawn(
     process.execPath,
-    [...(options.execArgv ?? []), '--import', 'tsx', COORDINATOR_CLI, '--port', '0'],
+    [...(options.execArgv ?? []), ...RUN_SOURCES, COORDINATOR_CLI, '--port', '0'],
     {
       cwd: REPO_ROOT,
       env: {

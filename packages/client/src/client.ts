@@ -18,6 +18,7 @@ import type {
   PerformanceReport,
   Run,
   RunCreated,
+  RunList,
   RunRequest,
   ToolBatch,
   ToolUseLike,
@@ -74,6 +75,7 @@ interface Request {
   path: string;
   body?: unknown;
   replay: Replay;
+  headers?: Record<string, string>;
   /** Extends the call's deadline so that the server's own wait fits in it. */
   minTimeoutMs?: number;
 }
@@ -146,8 +148,39 @@ export class ToolqClient {
   }
 
   /** Starts an agent run on the coordinator's tools; poll it with getRun(). */
-  createRun(request: RunRequest, options: CallOptions = {}): Promise<RunCreated> {
-    return this.send({ method: 'POST', path: '/v1/runs', body: request, replay: 'unsafe' }, options);
+  createRun(
+    request: RunRequest,
+    options: CallOptions & { idempotencyKey?: string } = {},
+  ): Promise<RunCreated> {
+    // With a key the server answers a repeat with the same run, so any attempt may be repeated.
+    const key = options.idempotencyKey;
+    return this.send(
+      {
+        method: 'POST',
+        path: '/v1/runs',
+        body: request,
+        replay: key === undefined ? 'unsafe' : 'idempotent',
+        ...(key === undefined ? {} : { headers: { 'idempotency-key': key } }),
+      },
+      options,
+    );
+  }
+
+  /** The caller's runs, newest first; pass `next_cursor` as `cursor` for the next page. */
+  listRuns(query: { limit?: number; cursor?: string } = {}, options: CallOptions = {}): Promise<RunList> {
+    const params = new URLSearchParams();
+    if (query.limit !== undefined) params.set('limit', String(query.limit));
+    if (query.cursor !== undefined) params.set('cursor', query.cursor);
+    const qs = params.size ? `?${params}` : '';
+    return this.send({ method: 'GET', path: `/v1/runs${qs}`, replay: 'idempotent' }, options);
+  }
+
+  /** Cancels a run (a 409 RUN_FINISHED when it has finished already). Cancelling twice is harmless. */
+  cancelRun(runId: string, options: CallOptions = {}): Promise<{ run_id: string; status: 'cancelled' }> {
+    return this.send(
+      { method: 'DELETE', path: `/v1/runs/${encodeURIComponent(runId)}`, replay: 'idempotent' },
+      options,
+    );
   }
 
   getRun(runId: string, options: CallOptions = {}): Promise<Run> {
@@ -195,7 +228,7 @@ export class ToolqClient {
         try {
           response = await this.fetch(`${this.baseUrl}${path}`, {
             method,
-            headers: this.headers(request.body !== undefined),
+            headers: { ...this.headers(request.body !== undefined), ...request.headers },
             ...(request.body !== undefined ? { body: JSON.stringify(request.body) } : {}),
             signal: controller.signal,
           });

@@ -65,6 +65,7 @@ export interface CatalogTool {
   retry?: { attempts: number; backoffMs: number };
   pools: string[];
   liveWorkers: number;
+  waitsForWorkers: boolean;
 }
 
 export interface PerformanceReport {
@@ -95,9 +96,11 @@ export interface RunRequest {
   failure_policy?: FailurePolicy;
 }
 
+export type RunStatus = 'running' | 'done' | 'failed' | 'cancelled';
+
 export interface RunCreated {
   run_id: string;
-  status: 'running';
+  status: RunStatus;
 }
 
 export type AgentStatus =
@@ -108,21 +111,36 @@ export type AgentStatus =
   | 'model_context_window_exceeded'
   | 'max_iterations';
 
-export type Run =
-  | { run_id: string; status: 'running'; elapsed_ms: number }
-  | {
-      run_id: string;
-      status: 'done';
-      elapsed_ms: number;
-      result: {
-        status: AgentStatus;
-        text: string;
-        model: string;
-        iterations: number;
-        calls: Record<string, unknown>[];
-        usage: Record<string, unknown>;
-        stats: Record<string, unknown>;
-        messages: MessageParam[];
-      };
-    }
-  | { run_id: string; status: 'failed'; elapsed_ms: number; error: { code: string; message: string } };
+/** GET /v1/runs/{id}. */
+export interface Run {
+  run_id: string;
+  status: RunStatus;
+  /** ISO 8601. */
+  created_at: string;
+  updated_at: string;
+  finished_at?: string;
+  elapsed_ms: number;
+  /** The coordinator running it (or that ran it last). */
+  coordinator?: string;
+  /** Times another coordinator took it over. */
+  takeovers: number;
+  saved_iterations?: number;
+  result?: {
+    status: AgentStatus | (string & {});
+    text: string;
+    model: string;
+    iterations: number;
+    calls: Record<string, unknown>[];
+    usage: Record<string, unknown>;
+    stats: Record<string, unknown>;
+    messages: MessageParam[];
+  };
+  error?: { code: string; message: string };
+}
+
+/** GET /v1/runs: newest first. */
+export interface RunList {
+  runs: { run_id: string; status: RunStatus; created_at: string; updated_at: string }[];
+  /** Pass as `cursor` for the next page; null on the last page. */
+  next_cursor: string | null;
+}

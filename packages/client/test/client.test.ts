@@ -13,12 +13,12 @@ import {
   ToolqTimeoutError,
   type ToolUseLike,
 } from '@toolq/client';
+import { startScriptedModel, toolTurnsScript } from '@toolq/scripted-model';
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
+import { freePort } from '../../../test-support/free-port.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
-import { freePort } from '../../coordinator/src/demo/environment.ts';
-import { startScriptedModel, toolTurnsScript } from '../../coordinator/src/model/scripted-server.ts';
 
 const TOKEN = 'client-test-token-0123456789';
 let redis: RedisServer;
@@ -130,7 +130,7 @@ describe('the happy path', () => {
     expect(err).toBeInstanceOf(ToolqHttpError);
     expect(err).toMatchObject({ status: 503, code: 'NO_MODEL', attempts: 1 });
     expect(retries).toEqual([]);
-    const missing = await rejection(client.getRun('no-such-run'));
+    const missing = await rejection(client.getRun('run_000000000000000000000000'));
     expect(missing).toMatchObject({ status: 404, code: 'NOT_FOUND' });
   });
 });

@@ -6,17 +6,18 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Validator } from '@seriousme/openapi-schema-validator';
+import { startScriptedModel, toolTurnsScript } from '@toolq/scripted-model';
 import { startWorker, type ToolqWorker } from '@toolq/worker';
+import diagnostics from '@toolq/worker/diagnostics';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ZodType } from 'zod';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
-import diagnostics from '../../worker/src/tools/diagnostics.ts';
 import { API_ROUTES, type ApiRoute, buildOpenApiDocument, openApiText } from '../src/http/openapi.ts';
 import { buildHttpServer, listen } from '../src/http/server.ts';
 import { Dispatcher } from '../src/index.ts';
-import { startScriptedModel, toolTurnsScript } from '../src/model/scripted-server.ts';
+import { RunService } from '../src/runs/run-service.ts';
 
 const DOCS_FILE = fileURLToPath(new URL('../../../docs/openapi.json', import.meta.url));
 
@@ -24,6 +25,7 @@ let redis: RedisServer;
 let worker: ToolqWorker;
 let dispatcher: Dispatcher;
 let model: Awaited<ReturnType<typeof startScriptedModel>>;
+let runs: RunService;
 let app: FastifyInstance;
 let url: string;
 
@@ -35,15 +37,20 @@ beforeAll(async () => {
   model = await startScriptedModel(
     toolTurnsScript([{ calls: [{ name: 'diag_echo', input: { value: 'from the run' } }] }]),
   );
-  app = buildHttpServer({
+  runs = new RunService({
+    redisUrl: redis.url,
     dispatcher,
+    logger: testLogger(),
     model: { apiKey: 'test', baseURL: model.url, defaultModel: 'claude-sonnet-4-6' },
   });
+  await runs.start();
+  app = buildHttpServer({ dispatcher, runs });
   url = await listen(app, { host: '127.0.0.1', port: 0 });
 });
 
 afterAll(async () => {
   await app?.close();
+  await runs?.close();
   await model?.close();
   await dispatcher?.close();
   await worker?.close();
@@ -202,7 +209,7 @@ describe('real answers match the response schemas', () => {
       if (run.status === 'running') await new Promise((resolve) => setTimeout(resolve, 50));
     }
     expect(run.status).toBe('done');
-    const missing = await call('GET', '/v1/runs/nope');
+    const missing = await call('GET', '/v1/runs/run_000000000000000000000000');
     expect(missing.status).toBe(404);
     expectMatches(responseSchema('get', '/v1/runs/:id', 404), missing.body);
   });

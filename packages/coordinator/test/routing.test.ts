@@ -4,12 +4,12 @@
  */
 import { createRedis, type Redis } from '@toolq/shared';
 import { startWorker, type ToolqWorker } from '@toolq/worker';
+import diagnostics from '@toolq/worker/diagnostics';
 import { Job, Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import testTools from '../../../test-support/test-tools.ts';
-import diagnostics from '../../worker/src/tools/diagnostics.ts';
 import { Dispatcher } from '../src/index.ts';
 
 let server: RedisServer;
@@ -44,7 +44,7 @@ describe('routing by tool within a pool', () => {
   it('sends each call only to workers that serve its tool', async () => {
     expect(dispatcher.catalog.liveWorkers().map((w) => w.pool)).toEqual(['default', 'default']);
     for (let round = 0; round < 5; round++) {
-      const uses = Array.from({ length: 10 }, (_, i) => ({
+      const uses: { id: string; name: string; input: unknown }[] = Array.from({ length: 10 }, (_, i) => ({
         id: `e${i}`,
         name: 'diag_echo',
         input: { value: i },

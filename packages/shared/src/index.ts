@@ -1,6 +1,6 @@
 export { type BatchOwner, claimBatchName, readBatchOwner } from './batch-names.ts';
 export { type CancelMessage, cancelMessageSchema, parseCancelMessage, publishCancel } from './cancel.ts';
-export { defaultCoordinatorId, loadConfig, type ToolqConfig } from './config.ts';
+export { defaultCoordinatorId, loadConfig, parseApiTokens, type ToolqConfig } from './config.ts';
 export {
   type CallResult,
   CONTRACT_VERSION,
@@ -25,6 +25,7 @@ export {
   type WorkerInfo,
   workerInfoSchema,
 } from './contract.ts';
+export { DEFAULTS } from './defaults.ts';
 export {
   coerceError,
   describeStartupError,
@@ -83,9 +84,12 @@ export {
 } from './tool.ts';
 export {
   HEARTBEAT_INTERVAL_MS,
+  publishPoolMode,
   publishWorker,
+  readWaitingPools,
   readWorkers,
   unpublishWorker,
+  type WaitingPool,
   WORKER_STALE_AFTER_MS,
   type WorkerSnapshot,
 } from './worker-registry.ts';

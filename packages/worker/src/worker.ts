@@ -13,6 +13,7 @@ import {
   createRedis,
   createRegistry,
   createWorkerMetrics,
+  DEFAULTS,
   inputJsonSchema,
   isCallStillWanted,
   type JobChunk,
@@ -23,6 +24,7 @@ import {
   laneOf,
   messages,
   type ParsedJobData,
+  publishPoolMode,
   type Registry,
   readWorkers,
   ToolqError,
@@ -33,6 +35,7 @@ import { DelayedError, type Job, UnrecoverableError, WaitingError, Worker } from
 import { listenForCancels, RunningCalls } from './cancel-listener.ts';
 import { startHeartbeat } from './heartbeat.ts';
 import { runCall } from './run-call.ts';
+import type { ToolSource } from './tool-source.ts';
 
 export interface WorkerOptions {
   /** The tools this worker serves. */
@@ -43,7 +46,13 @@ export interface WorkerOptions {
   prefix?: string;
   /** Queue (pool) to serve. Default `default`. */
   pool?: string;
-  /** Calls run at once. Default 32. */
+  /**
+   * Calls for this pool's tools wait in the queue (within their deadlines) when no worker is alive,
+   * for one to start, instead of being answered is_error at once: for pools scaled to zero.
+   * Default false.
+   */
+  waitForWorkers?: boolean;
+  /** BullMQ jobs run at once, per queue consumed (the pool's and the lane). Default 32. */
   concurrency?: number;
   /** Timeout of a tool that declares none. Default 30 000 ms. */
   defaultTimeoutMs?: number;
@@ -57,6 +66,8 @@ export interface WorkerOptions {
   registry?: Registry;
   /** Default: `<host>-<pid>-<random>`. */
   id?: string;
+  /** Tools that change at run time (MCP servers), served beside `tools` and re-advertised on change. */
+  toolSource?: ToolSource;
 }
 
 export interface ToolqWorker {
@@ -93,17 +104,17 @@ class ShutdownAbort extends Error {
 }
 
 export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> {
-  const pool = options.pool ?? 'default';
-  const keys = createKeys(options.prefix ?? 'toolq');
+  const pool = options.pool ?? DEFAULTS.pool;
+  const keys = createKeys(options.prefix ?? DEFAULTS.prefix);
   const queueName = keys.queueName(pool);
   const id = options.id ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const logger = (options.logger ?? createLogger({ name: 'toolq-worker' })).child({ worker: id, pool });
   const registry = options.registry ?? createRegistry({ labels: { component: 'worker' } });
   const metrics = createWorkerMetrics(registry);
-  const defaultTimeoutMs = options.defaultTimeoutMs ?? 30_000;
-  const maxResultBytes = options.maxResultBytes ?? 1_000_000;
-  const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
-  const concurrency = options.concurrency ?? 32;
+  const defaultTimeoutMs = options.defaultTimeoutMs ?? DEFAULTS.defaultTimeoutMs;
+  const maxResultBytes = options.maxResultBytes ?? DEFAULTS.maxResultBytes;
+  const shutdownTimeoutMs = options.shutdownTimeoutMs ?? DEFAULTS.shutdownTimeoutMs;
+  const concurrency = options.concurrency ?? DEFAULTS.concurrency;
 
   const tools = new Map<string, AnyTool>();
   for (const tool of options.tools) {
@@ -111,7 +122,8 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
       throw new ToolqError('TOOL_DEFINITION_INVALID', `tool ${tool.name} is listed twice`);
     tools.set(tool.name, tool);
   }
-  const specs: ToolSpec[] = [...tools.values()].map((tool) => ({
+  const fixedTools = new Map(tools);
+  const specOf = (tool: AnyTool): ToolSpec => ({
     name: tool.name,
     description: tool.description,
     input_schema: inputJsonSchema(tool),
@@ -119,7 +131,19 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     ...(tool.retry
       ? { retry: { attempts: tool.retry.attempts, backoffMs: tool.retry.backoffMs ?? 200 } }
       : {}),
-  }));
+  });
+  // The served set changes in place (`tools` is read per call), so the processor needs no hook.
+  const refreshSourceTools = (): ToolSpec[] => {
+    tools.clear();
+    for (const [name, tool] of fixedTools) tools.set(name, tool);
+    for (const tool of options.toolSource?.tools() ?? []) {
+      if (tools.has(tool.name))
+        logger.error({ tool: tool.name }, 'tool source offers a name already served: not served');
+      else tools.set(tool.name, tool);
+    }
+    return [...tools.values()].map(specOf);
+  };
+  const specs = refreshSourceTools();
 
   const redis = createRedis(options.redisUrl);
   const subscriber = createRedis(options.redisUrl);
@@ -138,7 +162,16 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     const chunk = jobChunkSchema.safeParse(job.data);
     const calls: unknown[] = chunk.success ? chunk.data.chunk : [job.data];
     // allSettled: a malformed call fails the job only once every other call has reported.
-    const settled = await Promise.allSettled(calls.map((raw) => processCall(job, raw, signal)));
+    // One listener on BullMQ's signal for the whole job: a chunk's 16 calls each listening would
+    // trip Node's MaxListenersExceededWarning.
+    const callControllers = new Set<AbortController>();
+    const onBullAbort = () => {
+      for (const c of callControllers) c.abort(signal?.reason ?? new Error('cancelled by BullMQ'));
+    };
+    signal?.addEventListener('abort', onBullAbort, { once: true });
+    const settled = await Promise.allSettled(
+      calls.map((raw) => processCall(job, raw, callControllers)),
+    ).finally(() => signal?.removeEventListener('abort', onBullAbort));
     const outcomes = settled.map((s) => {
       if (s.status === 'rejected') throw s.reason;
       return s.value;
@@ -162,7 +195,8 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
   const processCall = async (
     job: Job<JobData | JobChunk, JobReturn>,
     raw: unknown,
-    signal?: AbortSignal,
+    /** The job's calls' controllers, aborted together when BullMQ aborts the job. */
+    jobCalls: Set<AbortController>,
   ): Promise<CallResult | undefined | typeof GIVEN_BACK | typeof NOT_SERVED> => {
     const parsed = jobDataSchema.safeParse(raw);
     if (!parsed.success) {
@@ -186,8 +220,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
       return NOT_SERVED;
     }
     const controller = new AbortController();
-    const onBullAbort = () => controller.abort(signal?.reason ?? new Error('cancelled by BullMQ'));
-    signal?.addEventListener('abort', onBullAbort, { once: true });
+    jobCalls.add(controller);
     const forget = running.add(data.reply?.batchId ?? String(job.id), data.reply?.index ?? 0, controller);
     try {
       metrics.queueWait.observe({ pool }, Math.max(0, Date.now() - data.enqueuedAt) / 1000);
@@ -214,7 +247,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
       return data.reply ? undefined : result;
     } finally {
       forget();
-      signal?.removeEventListener('abort', onBullAbort);
+      jobCalls.delete(controller);
     }
   };
 
@@ -270,6 +303,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     ...consumers.map((c) => c.waitUntilReady()),
     listenForCancels({ subscriber, channel: keys.cancelChannel(), running, logger }),
   ]);
+  await publishPoolMode(redis, keys, pool, options.waitForWorkers ?? false, specs);
   const heartbeat = await startHeartbeat({
     redis,
     keys,
@@ -286,6 +320,11 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     },
   });
   logger.info({ tools: [...tools.keys()], concurrency }, 'worker started');
+  const stopWatchingSource = options.toolSource?.onChange(() => {
+    heartbeat.update(refreshSourceTools());
+    logger.info({ tools: [...tools.keys()] }, 'served tools changed');
+  });
+  if (options.toolSource) heartbeat.update(refreshSourceTools()); // a change while BullMQ connected
 
   let closing: Promise<void> | undefined;
   /** A full Redis answers PING but refuses the result writes: probe with a write. */
@@ -308,6 +347,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
   const close = (): Promise<void> => {
     closing ??= (async () => {
       logger.info('stopping: no new jobs, letting running calls finish');
+      stopWatchingSource?.();
       await heartbeat.stop();
       const graceful = worker.close();
       const timer = setTimeout(() => {

@@ -12,11 +12,21 @@ import {
   healthResponseSchema,
   readyResponseSchema,
   reportResponseSchema,
-  runCreatedResponseSchema,
-  runStatusResponseSchema,
   toolsResponseSchema,
 } from './responses.ts';
-import { batchIdSchema, runRequestSchema, toolBatchRequestSchema } from './schemas.ts';
+import {
+  eventIdSchema,
+  idempotencyKeySchema,
+  runCancelResponseSchema,
+  runCreatedResponseSchema,
+  runEventSchema,
+  runIdSchema,
+  runListQuerySchema,
+  runListResponseSchema,
+  runRequestSchema,
+  runResponseSchema,
+} from './run-schemas.ts';
+import { batchIdSchema, toolBatchRequestSchema } from './schemas.ts';
 
 /** A schema that becomes a named component (`#/components/schemas/<name>`). */
 export interface NamedSchema {
@@ -44,6 +54,7 @@ export interface ApiRoute {
   open?: boolean;
   params?: Record<string, { description: string; schema: ZodType }>;
   query?: Record<string, { description: string; schema: ZodType; required?: boolean }>;
+  headers?: Record<string, { description: string; schema: ZodType; required?: boolean }>;
   body?: NamedSchema;
   responses: Record<number, ApiResponse>;
 }
@@ -115,12 +126,41 @@ export const API_ROUTES: ApiRoute[] = [
     path: '/v1/runs',
     operationId: 'createRun',
     tag: 'runs',
-    summary: "Start an agent run on the coordinator's tools",
+    summary: "Start a durable agent run on the fleet's tools",
+    description:
+      'Answers 202 with the run id at once; the run goes on on any coordinator. A repeated ' +
+      '`Idempotency-Key` with the same body answers the same run (header `idempotent-replayed: true`).',
+    headers: {
+      'idempotency-key': {
+        description:
+          'Your key for this request (printable ASCII, e.g. a UUID): a retry creates no second run.',
+        schema: idempotencyKeySchema,
+      },
+    },
     body: json('RunRequest', runRequestSchema),
     responses: {
       202: { description: 'Started.', body: json('RunCreated', runCreatedResponseSchema) },
       400: BAD_REQUEST,
+      409: error('The Idempotency-Key was used with another request.'),
       503: error('No model is configured (ANTHROPIC_API_KEY or ANTHROPIC_BASE_URL).'),
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/runs',
+    operationId: 'listRuns',
+    tag: 'runs',
+    summary: "The caller's runs, newest first",
+    query: {
+      limit: { description: 'Runs per page (1-100, default 20).', schema: runListQuerySchema.shape.limit },
+      cursor: {
+        description: 'The `next_cursor` of the page before.',
+        schema: runListQuerySchema.shape.cursor,
+      },
+    },
+    responses: {
+      200: { description: 'A page of runs.', body: json('RunList', runListResponseSchema) },
+      400: BAD_REQUEST,
     },
   },
   {
@@ -129,10 +169,52 @@ export const API_ROUTES: ApiRoute[] = [
     operationId: 'getRun',
     tag: 'runs',
     summary: 'How a run is going, and its result once it has one',
-    params: { id: { description: 'The `run_id` POST /v1/runs answered.', schema: z.string() } },
+    params: { id: { description: 'The `run_id` POST /v1/runs answered.', schema: runIdSchema } },
     responses: {
-      200: { description: 'The run.', body: json('Run', runStatusResponseSchema) },
-      404: error('No such run (unknown, or forgotten).'),
+      200: { description: 'The run.', body: json('Run', runResponseSchema) },
+      400: BAD_REQUEST,
+      404: error("No such run (unknown, expired, or another app's)."),
+    },
+  },
+  {
+    method: 'delete',
+    path: '/v1/runs/:id',
+    operationId: 'cancelRun',
+    tag: 'runs',
+    summary: 'Cancel a run',
+    params: { id: { description: 'The run to cancel.', schema: runIdSchema } },
+    responses: {
+      200: { description: 'Cancelled.', body: json('RunCancelled', runCancelResponseSchema) },
+      400: BAD_REQUEST,
+      404: error("No such run (unknown, expired, or another app's)."),
+      409: error('The run has finished already.'),
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/runs/:id/events',
+    operationId: 'streamRunEvents',
+    tag: 'runs',
+    summary: "The run's event log, then its live events (Server-Sent Events)",
+    description:
+      'Each event: `id:` (send it back as `Last-Event-ID` to resume), `event:` its type, `data:` a RunEvent as JSON. ' +
+      'The stream ends after `done`, `failed` or `cancelled`.',
+    params: { id: { description: 'The run.', schema: runIdSchema } },
+    query: { last_event_id: { description: 'Resume after this event id.', schema: eventIdSchema } },
+    headers: {
+      'last-event-id': {
+        description: 'Resume after this event id (wins over the query).',
+        schema: eventIdSchema,
+      },
+    },
+    responses: {
+      200: {
+        description: 'An SSE stream whose `data:` lines are RunEvent objects.',
+        body: json('RunEvent', runEventSchema),
+        contentType: 'text/event-stream',
+      },
+      400: BAD_REQUEST,
+      404: error("No such run (unknown, expired, or another app's)."),
     },
   },
   {
@@ -218,13 +300,15 @@ function operation(route: ApiRoute): JsonObject {
       description: p.description,
       schema: inlineSchema(p.schema),
     })),
-    ...Object.entries(route.query ?? {}).map(([name, p]) => ({
-      name,
-      in: 'query',
-      required: p.required ?? false,
-      description: p.description,
-      schema: inlineSchema(p.schema),
-    })),
+    ...(['query', 'header'] as const).flatMap((where) =>
+      Object.entries((where === 'query' ? route.query : route.headers) ?? {}).map(([name, p]) => ({
+        name,
+        in: where,
+        required: p.required ?? false,
+        description: p.description,
+        schema: inlineSchema(p.schema),
+      })),
+    ),
   ];
   const responses: Record<string, JsonObject> = {};
   const all: Record<number, ApiResponse> = route.open

@@ -51,6 +51,8 @@ export const batchResponseSchema = z.object({
 export const catalogToolSchema = toolSpecSchema.extend({
   pools: z.array(z.string()),
   liveWorkers: z.number().int(),
+  /** Its pool lets calls wait for a worker to start (scale from zero). */
+  waitsForWorkers: z.boolean(),
 });
 
 export const toolsResponseSchema = z.object({ tools: z.array(catalogToolSchema) });
@@ -72,49 +74,6 @@ export const reportResponseSchema = z.object({
   /** 0..1. */
   successRate: z.number(),
 });
-
-export const runCreatedResponseSchema = z.object({
-  run_id: z.string(),
-  status: z.literal('running'),
-});
-
-const agentStatusSchema = z.enum([
-  'end_turn',
-  'stop_sequence',
-  'max_tokens',
-  'refusal',
-  'model_context_window_exceeded',
-  'max_iterations',
-]);
-
-const jsonObject = z.record(z.string(), z.unknown());
-
-/** GET /v1/runs/{id}: how a run is going, and its result once it has one. */
-export const runStatusResponseSchema = z.discriminatedUnion('status', [
-  z.object({ run_id: z.string(), status: z.literal('running'), elapsed_ms: z.number() }),
-  z.object({
-    run_id: z.string(),
-    status: z.literal('done'),
-    elapsed_ms: z.number(),
-    result: z.object({
-      status: agentStatusSchema,
-      text: z.string(),
-      model: z.string(),
-      iterations: z.number().int(),
-      calls: z.array(jsonObject),
-      usage: jsonObject,
-      stats: jsonObject,
-      /** The whole conversation, as Messages API message params. */
-      messages: z.array(jsonObject),
-    }),
-  }),
-  z.object({
-    run_id: z.string(),
-    status: z.literal('failed'),
-    elapsed_ms: z.number(),
-    error: errorResponseSchema.shape.error,
-  }),
-]);
 
 export const healthResponseSchema = z.object({ ok: z.literal(true) });
 export const readyResponseSchema = z.object({ ready: z.boolean() });
