@@ -27,7 +27,8 @@ const program = new Command('toolq-coordinator')
     '\nEndpoints: POST /v1/tool-batches, GET /v1/tool-batches/:id, POST /v1/runs, GET /v1/runs/:id,\n' +
       'GET /v1/tools, GET /v1/report, ' +
       'GET /metrics, GET /healthz, GET /readyz.\n' +
-      'Environment: REDIS_URL, TOOLQ_PREFIX, TOOLQ_HOST, TOOLQ_PORT, TOOLQ_API_TOKEN, TOOLQ_COORDINATOR_ID,\n' +
+      'Environment: REDIS_URL (or REDIS_CLUSTER_NODES, or REDIS_SENTINELS + REDIS_SENTINEL_MASTER; REDIS_USERNAME,\n' +
+      'REDIS_PASSWORD, REDIS_TLS), TOOLQ_PREFIX, TOOLQ_HOST, TOOLQ_PORT, TOOLQ_API_TOKEN, TOOLQ_COORDINATOR_ID,\n' +
       'ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, TOOLQ_MODEL (agent runs), ' +
       'TOOLQ_BODY_LIMIT_BYTES, TOOLQ_SHUTDOWN_TIMEOUT_MS, TOOLQ_LOG_LEVEL.\n' +
       'SIGTERM/SIGINT: stop accepting, let in-flight batches finish (up to TOOLQ_SHUTDOWN_TIMEOUT_MS), then\n' +
@@ -43,7 +44,7 @@ async function main(): Promise<void> {
   const listenPort = flags.port ?? config.port;
 
   const dispatcher = new Dispatcher({
-    redisUrl: config.redisUrl,
+    redis: config.redis,
     prefix: config.prefix,
     coordinatorId: config.coordinatorId,
     logger,
@@ -72,7 +73,7 @@ async function main(): Promise<void> {
     ...(config.apiToken ? { apiToken: config.apiToken } : {}),
   });
   logger.info(
-    { url, redis: describeRedis(config.redisUrl), auth: Boolean(config.apiToken) },
+    { url, redis: describeRedis(config.redis), auth: Boolean(config.apiToken) },
     'coordinator listening',
   );
   process.stdout.write(`${JSON.stringify({ event: 'ready', url, coordinator: dispatcher.coordinatorId })}\n`);

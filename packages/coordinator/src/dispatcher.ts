@@ -18,14 +18,18 @@ import {
   createLogger,
   createRedis,
   createRegistry,
+  duplicateConnection,
   type FailurePolicy,
+  isClusterConnection,
   type Keys,
   type Logger,
   markAnswered,
   messages,
+  probeRedis,
   publishCancel,
   RecentSet,
   type Redis,
+  type RedisConnectionConfig,
   type Registry,
   readBatchMeta,
   readResults,
@@ -65,6 +69,8 @@ export interface DispatchOptions {
 export interface DispatcherOptions {
   /** Default `redis://127.0.0.1:6379`. */
   redisUrl?: string;
+  /** Redis Cluster, Sentinel or standalone (`loadConfig().redis`); wins over `redisUrl`. */
+  redis?: RedisConnectionConfig;
   /** Default `toolq`. */
   prefix?: string;
   /** Default: `<host>-<pid>-<random>`; set a stable one to collect a batch after a restart. */
@@ -143,9 +149,9 @@ export class Dispatcher {
     });
     this.registry = options.registry ?? createRegistry({ labels: { component: 'coordinator' } });
     this.metrics = createCoordinatorMetrics(this.registry);
-    this.redis = createRedis(options.redisUrl);
+    this.redis = createRedis(options.redis ?? options.redisUrl);
     this.redis.on('error', (err) => this.logger.warn({ err: err.message }, 'redis error'));
-    const blocking = createRedis(options.redisUrl);
+    const blocking = duplicateConnection(this.redis);
     blocking.on('error', () => undefined); // reported by the reader loop
     this.catalog = new Catalog({ redis: this.redis, keys: this.keys, logger: this.logger });
     this.jobs = new JobQueues({ redis: this.redis, keys: this.keys, logger: this.logger });
@@ -169,14 +175,11 @@ export class Dispatcher {
     this.sweepTimer.unref();
   }
 
-  /** Redis answers and the reply reader is reading. */
+  /** Redis takes writes in this coordinator's slot and the catalog's, and the reply reader is reading. */
   async isReady(): Promise<boolean> {
     if (this.closing || !this.reader.isHealthy()) return false;
-    try {
-      return (await this.redis.ping()) === 'PONG';
-    } catch {
-      return false;
-    }
+    const probe = [this.keys.coordinatorProbe(this.coordinatorId), this.keys.workers()];
+    return (await probeRedis(this.redis, probe)).ready;
   }
 
   /** Answers every call still waiting as cancelled (forced shutdown). */
@@ -262,8 +265,12 @@ export class Dispatcher {
       });
     };
     const claim = claimBatch(this.redis, batchKey, meta, ttlMs + BATCH_TTL_AFTER_DEADLINE_MS);
-    if (options.batchId === undefined) {
-      // A random id is new: its record is written beside the jobs, off the batch's critical path.
+    // On a cluster the record and the queue live on different masters: a fast worker could see a
+    // job before its record and, finding none, drop the result. There the record comes first.
+    const ownId = options.batchId === undefined;
+    if (ownId && !isClusterConnection(this.redis)) {
+      // A random id is new: its record is written beside the jobs, off the batch's critical path
+      // (one connection: Redis runs the claim before the jobs' addBulk).
       enqueue();
       claim.catch((err: Error) =>
         this.logger.warn({ err: err.message, batchId }, 'could not record the batch'),
@@ -273,7 +280,8 @@ export class Dispatcher {
       // waiting here (at most as long as the batch's longest timeout) cannot outlast them.
       // (A batch without calls has no deadline: it waits up to 1 s for the record.)
       const claimed = await settleWithin(claim, ttlMs > 0 ? ttlMs : 1_000);
-      if (claimed === true) enqueue();
+      // A random id taken is our own claim, re-sent after a reconnect: the id is still ours.
+      if (claimed === true || (claimed === false && ownId)) enqueue();
       else if (claimed === false) {
         entry.conflict = batchExists(batchId);
         barrier.cancelPending(entry.conflict.message);

@@ -42,8 +42,20 @@ export {
   type Registry,
   type WorkerMetrics,
 } from './metrics.ts';
+export { probeRedis, type Readiness } from './readiness.ts';
 export { RecentSet } from './recent-set.ts';
-export { closeRedis, createRedis, describeRedis, type Redis } from './redis.ts';
+export {
+  closeRedis,
+  createRedis,
+  describeRedis,
+  duplicateConnection,
+  isClusterConnection,
+  type Redis,
+  type RedisAddress,
+  type RedisConnectionConfig,
+  type RedisCredentials,
+  type RedisTarget,
+} from './redis.ts';
 export {
   DEFAULT_MAX_RESULT_BYTES,
   describeZodIssues,
@@ -65,6 +77,8 @@ export {
   readBatchMeta,
   readResults,
   resultField,
+  type StoreOutcome,
+  storeResult,
   writeResult,
 } from './result-store.ts';
 export {

@@ -13,6 +13,9 @@ export interface Keys {
   workers(): string;
   /** Pub/sub channel for cross-process cancellation of running calls. */
   cancelChannel(): string;
+  /** Keys nobody creates, in a coordinator's and a pool's slot: readiness probes write to them. */
+  coordinatorProbe(coordinatorId: string): string;
+  poolProbe(pool: string): string;
 }
 
 const SAFE_PART = /^[A-Za-z0-9_.-]{1,100}$/;
@@ -35,5 +38,8 @@ export function createKeys(prefix: string): Keys {
     replyStream: (coordinatorId) => `${prefix}:{c.${coordinatorId}}:replies`,
     workers: () => `${prefix}:workers`,
     cancelChannel: () => `${prefix}:cancel`,
+    coordinatorProbe: (coordinatorId) => `${prefix}:{c.${coordinatorId}}:probe`,
+    // A colon after the tag's first part: BullMQ job ids cannot contain one, so no job owns it.
+    poolProbe: (pool) => `${prefix}:{${pool}}:probe:ready`,
   };
 }

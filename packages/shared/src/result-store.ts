@@ -4,12 +4,16 @@
  * result and append a notification to the coordinator's reply stream in ONE Lua script, so a result
  * is never written without its notification (the reconciliation sweep covers a lost read).
  */
-import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { type CallResult, callResultSchema } from './contract.ts';
 import { parseJsonAs } from './json.ts';
+import type { Redis } from './redis.ts';
 
+// -1: the record is gone (expired, or lost with a failed-over master): writing would leave a
+// fragment without meta that nobody collects. 0: a result is there already (a duplicate delivery,
+// or this very command re-sent after a reconnect): no second notification.
 const WRITE_RESULT = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 redis.call('XADD', KEYS[2], '*', 'b', ARGV[4], 'i', ARGV[5], 'r', ARGV[2])
@@ -92,8 +96,20 @@ export interface ResultTarget {
   deadline: number;
 }
 
-/** Returns false when a result was already there (a duplicate or retried delivery): it is kept. */
+/** What became of a result: `duplicate` keeps the first one; `batch_gone` writes nothing. */
+export type StoreOutcome = 'written' | 'duplicate' | 'batch_gone';
+
+/** Returns false when the result was not written (a duplicate delivery, or the batch record is gone). */
 export async function writeResult(redis: Redis, target: ResultTarget, result: CallResult): Promise<boolean> {
+  return (await storeResult(redis, target, result)) === 'written';
+}
+
+/** Writes a result into its batch record and notifies the coordinator, both or neither. */
+export async function storeResult(
+  redis: Redis,
+  target: ResultTarget,
+  result: CallResult,
+): Promise<StoreOutcome> {
   const ttl = Math.max(target.deadline - Date.now(), 0) + BATCH_TTL_AFTER_DEADLINE_MS;
   const written = await withScripts(redis).toolqWriteResult(
     target.batchKey,
@@ -105,7 +121,7 @@ export async function writeResult(redis: Redis, target: ResultTarget, result: Ca
     target.index,
     REPLY_STREAM_TTL_MS,
   );
-  return written === 1;
+  return written === 1 ? 'written' : written === 0 ? 'duplicate' : 'batch_gone';
 }
 
 /** Whether a call still wants running: its batch is not yet answered and it has no result yet. */

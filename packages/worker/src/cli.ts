@@ -38,7 +38,8 @@ const program = new Command('toolq-worker')
   .option('--no-metrics', 'do not start the metrics/health server')
   .addHelpText(
     'after',
-    '\nEnvironment: REDIS_URL, TOOLQ_PREFIX, TOOLQ_POOL, TOOLQ_CONCURRENCY, TOOLQ_METRICS_PORT,\n' +
+    '\nEnvironment: REDIS_URL (or REDIS_CLUSTER_NODES, or REDIS_SENTINELS + REDIS_SENTINEL_MASTER;\n' +
+      'REDIS_USERNAME, REDIS_PASSWORD, REDIS_TLS), TOOLQ_PREFIX, TOOLQ_POOL, TOOLQ_CONCURRENCY, TOOLQ_METRICS_PORT,\n' +
       'TOOLQ_DEFAULT_TIMEOUT_MS, TOOLQ_MAX_RESULT_BYTES, TOOLQ_SHUTDOWN_TIMEOUT_MS, TOOLQ_LOG_LEVEL.\n' +
       'SIGTERM/SIGINT: stop taking jobs and finish running ones (up to TOOLQ_SHUTDOWN_TIMEOUT_MS), then give the rest back.\n' +
       'A second signal gives running calls back at once.',
@@ -59,7 +60,7 @@ async function main(): Promise<void> {
   const tools = await loadToolModule(flags.tools);
   const worker = await startWorker({
     tools,
-    redisUrl: config.redisUrl,
+    redis: config.redis,
     prefix: config.prefix,
     pool: flags.pool ?? config.pool,
     concurrency: flags.concurrency ?? config.concurrency,

@@ -13,6 +13,7 @@ import {
   createRedis,
   createRegistry,
   createWorkerMetrics,
+  duplicateConnection,
   inputJsonSchema,
   isCallStillWanted,
   type JobChunk,
@@ -22,10 +23,12 @@ import {
   type Logger,
   messages,
   type ParsedJobData,
+  probeRedis,
+  type RedisConnectionConfig,
   type Registry,
+  storeResult,
   ToolqError,
   type ToolSpec,
-  writeResult,
 } from '@toolq/shared';
 import { type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import { listenForCancels, RunningCalls } from './cancel-listener.ts';
@@ -37,6 +40,8 @@ export interface WorkerOptions {
   tools: readonly AnyTool[];
   /** Default: `redis://127.0.0.1:6379`. */
   redisUrl?: string;
+  /** Redis Cluster, Sentinel or standalone (`loadConfig().redis`); wins over `redisUrl`. */
+  redis?: RedisConnectionConfig;
   /** Key prefix. Default `toolq`. */
   prefix?: string;
   /** Queue (pool) to serve. Default `default`. */
@@ -113,8 +118,8 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
       : {}),
   }));
 
-  const redis = createRedis(options.redisUrl);
-  const subscriber = createRedis(options.redisUrl);
+  const redis = createRedis(options.redis ?? options.redisUrl);
+  const subscriber = duplicateConnection(redis);
   const running = new RunningCalls();
   for (const conn of [redis, subscriber])
     conn.on('error', (err) => logger.warn({ err: err.message }, 'redis error'));
@@ -215,13 +220,13 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
   }
 
   async function report(data: ParsedJobData, result: CallResult): Promise<CallResult> {
-    if (data.reply && !(await writeResult(redis, { ...data.reply, deadline: data.deadline }, result))) {
-      skip('duplicate_delivery');
-    }
+    if (!data.reply) return result;
+    const stored = await storeResult(redis, { ...data.reply, deadline: data.deadline }, result);
+    if (stored !== 'written') skip(stored === 'duplicate' ? 'duplicate_delivery' : 'batch_gone');
     return result;
   }
 
-  const bullConnection = createRedis(options.redisUrl);
+  const bullConnection = duplicateConnection(redis);
   bullConnection.on('error', () => undefined); // BullMQ reports it through the worker's 'error' event
   const worker = new Worker<JobData | JobChunk, JobReturn>(queueName, processor, {
     connection: bullConnection,
@@ -270,11 +275,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     registry,
     isReady: async () => {
       if (closing || !worker.isRunning()) return false;
-      try {
-        return (await redis.ping()) === 'PONG';
-      } catch {
-        return false;
-      }
+      return (await probeRedis(redis, [keys.poolProbe(pool), keys.workers()])).ready;
     },
     close,
     forceClose: async () => {
