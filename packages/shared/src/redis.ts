@@ -110,8 +110,9 @@ export function createRedis(target: RedisTarget, options: RedisOptions = {}): Re
         retryDelayOnClusterDown: CLUSTER_RETRY_DELAY_MS,
         retryDelayOnTryAgain: CLUSTER_RETRY_DELAY_MS,
         maxRedirections: CLUSTER_MAX_REDIRECTIONS,
-        // A node that comes back (a restarted replica) is used again without waiting for a MOVED.
-        clusterNodeRetryStrategy: (times) => Math.min(100 * times, 2000),
+        // No clusterNodeRetryStrategy: a node connection that closes must fail its commands (the
+        // cluster client then refreshes the slots and re-sends them to the promoted replica);
+        // reconnecting to a dead master held them in that node's offline queue forever (measured).
       };
       return new Cluster(
         config.nodes.map(({ host, port }) => ({ host, port })),
