@@ -41,6 +41,7 @@ import { planBatch } from './batch-plan.ts';
 import { type BatchResult, observeBatch, summarise } from './batch-result.ts';
 import { Catalog } from './catalog.ts';
 import { buildJobData, groupJobs, JobQueues, type PlannedJob } from './job-queues.ts';
+import { callsWithoutJob, LOST_CALL_MESSAGE } from './lost-calls.ts';
 import { RecentCalls } from './recent-calls.ts';
 import { type Reply, ReplyReader } from './reply-reader.ts';
 
@@ -98,6 +99,8 @@ interface Pending {
   detach?: () => void;
   /** Set when the caller's batch id turned out to be taken: the dispatch rejects with it. */
   conflict?: ToolqError;
+  /** The jobs are in their queues: from then on a job that is gone means a lost call. */
+  enqueued?: boolean;
 }
 
 interface JobRef {
@@ -258,6 +261,7 @@ export class Dispatcher {
     const enqueue = () => {
       if (barrier.isDone) return;
       void this.jobs.enqueue(queued).then((failures) => {
+        entry.enqueued = true;
         for (const { index, error } of failures) {
           const message = messages.error(`could not enqueue the call: ${error.message}`);
           barrier.settle(index, barrier.coordinatorResult(index, 'error', message), true);
@@ -310,6 +314,7 @@ export class Dispatcher {
       jobs: jobRefs(refs),
       sweepAt: 0,
       sweepEvery: this.options.sweepIntervalMs ?? 1_000,
+      enqueued: true, // by the process that dispatched it, or never: either way a missing job is lost
     };
     for (const call of calls) if (call.answer) barrier.settle(call.index, call.answer, true);
     this.pending.set(batchId, entry);
@@ -382,8 +387,16 @@ export class Dispatcher {
           entry.sweepEvery = Math.min(entry.sweepEvery * 2, MAX_SWEEP_EVERY_MS);
           entry.sweepAt = now + entry.sweepEvery;
           const batchKey = this.keys.batch(this.coordinatorId, entry.barrier.batchId);
-          const found = await readResults(this.redis, batchKey, entry.barrier.pendingIndexes());
+          const pending = entry.barrier.pendingIndexes();
+          // Jobs first, then the record: a worker writes the result before its job goes away.
+          const withoutJob = entry.enqueued ? await callsWithoutJob(this.jobs, entry.jobs, pending) : [];
+          const found = await readResults(this.redis, batchKey, pending);
           for (const [index, result] of found) entry.barrier.settle(index, result);
+          for (const index of withoutJob) {
+            if (found.has(index)) continue;
+            const lost = entry.barrier.coordinatorResult(index, 'error', messages.error(LOST_CALL_MESSAGE));
+            entry.barrier.settle(index, lost, true);
+          }
         }),
       );
     }
