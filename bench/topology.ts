@@ -31,20 +31,27 @@ const QUICK: Mode = { calls: 1_000, runs: 1, batchSize: 10, inFlight: 32, worker
 interface Node {
   port: number;
   password?: string;
+  /** What lives on it: `pool A`, `pool B`, `coordinator`, `replica`, or all of them. */
+  holds: string;
 }
 
 interface RunResult {
   callsPerSec: number;
   batchMs: number[];
   errors: number;
-  /** Masters only: a replica re-executes every write it receives, which would count them twice. */
-  commandsPerCall: number;
-  commandUsecPerCall: number;
+  /**
+   * Masters only (a replica re-executes every write it receives). Commands a script runs are
+   * counted twice by commandstats, on their own line and inside `evalsha`, so they are listed,
+   * not summed.
+   */
+  commands: Map<string, { calls: number; usec: number }>;
   /** Every redis-server process (masters and replicas): what the topology costs in CPU. */
   cpuUsecPerCall: number;
   masterCpuUsecPerCall: number;
   /** Share of the commandstats µs on the busiest node: where one shard saturates first. */
   busiestShare: number;
+  /** Redis CPU µs per call of the workload, by what the node holds. */
+  cpuByRole: Map<string, number>;
 }
 
 interface Row {
@@ -64,16 +71,15 @@ async function cpuSeconds(node: Node): Promise<number> {
   return Number(info.get('used_cpu_user')) + Number(info.get('used_cpu_sys'));
 }
 
-async function commandStats(node: Node): Promise<{ calls: number; usec: number }> {
+async function commandStats(node: Node): Promise<Map<string, { calls: number; usec: number }>> {
   const text = String(await adminCommand(node.port, node.password, ['info', 'commandstats']));
-  let calls = 0;
-  let usec = 0;
+  const stats = new Map<string, { calls: number; usec: number }>();
   for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
-    if (m[1] === 'info' || m[1]?.startsWith('config')) continue; // this measurement's own
-    calls += Number(m[2]);
-    usec += Number(m[3]);
+    const name = m[1] ?? '';
+    if (name === 'info' || name.startsWith('config')) continue; // this measurement's own
+    stats.set(name, { calls: Number(m[2]), usec: Number(m[3]) });
   }
-  return { calls, usec };
+  return stats;
 }
 
 async function measure(dispatcher: Dispatcher, nodes: readonly Node[], mode: Mode): Promise<RunResult> {
@@ -106,17 +112,28 @@ async function measure(dispatcher: Dispatcher, nodes: readonly Node[], mode: Mod
   const cpuAfter = await Promise.all(nodes.map(cpuSeconds));
   const stats = (await Promise.all(nodes.map(commandStats))).filter((_, i) => isMaster[i]);
   const calls = batches * mode.batchSize;
-  const usec = stats.reduce((s, x) => s + x.usec, 0);
+  const commands = new Map<string, { calls: number; usec: number }>();
+  for (const node of stats)
+    for (const [name, { calls: n, usec }] of node) {
+      const sum = commands.get(name) ?? { calls: 0, usec: 0 };
+      commands.set(name, { calls: sum.calls + n / calls, usec: sum.usec + usec / calls });
+    }
   const cpuDelta = cpuAfter.map((after, i) => after - (cpuBefore[i] ?? 0));
+  const masterCpu = cpuDelta.filter((_, i) => isMaster[i]);
   return {
     callsPerSec: calls / elapsedS,
     batchMs,
     errors,
-    commandsPerCall: stats.reduce((s, x) => s + x.calls, 0) / calls,
-    commandUsecPerCall: usec / calls,
+    commands,
     cpuUsecPerCall: (cpuDelta.reduce((s, x) => s + x, 0) * 1e6) / calls,
-    masterCpuUsecPerCall: (cpuDelta.filter((_, i) => isMaster[i]).reduce((s, x) => s + x, 0) * 1e6) / calls,
-    busiestShare: Math.max(...stats.map((x) => x.usec)) / Math.max(usec, 1),
+    masterCpuUsecPerCall: (masterCpu.reduce((s, x) => s + x, 0) * 1e6) / calls,
+    busiestShare:
+      Math.max(...masterCpu) /
+      Math.max(
+        masterCpu.reduce((s, x) => s + x, 0),
+        1e-9,
+      ),
+    cpuByRole: new Map(nodes.map((n, i) => [n.holds, ((cpuDelta[i] ?? 0) * 1e6) / calls])),
   };
 }
 
@@ -169,7 +186,7 @@ const standalone = async () => {
   return {
     config: { mode: 'standalone', url: server.url } as RedisConnectionConfig,
     env: { REDIS_URL: server.url },
-    nodes: [{ port: server.port }],
+    nodes: [{ port: server.port, holds: 'pool A + pool B + coordinator' }],
     pools: ['bench-a', 'bench-b'] as [string, string],
     coordinatorId: 'bench-coordinator',
     stop: () => server.stop(),
@@ -193,10 +210,20 @@ const cluster = async () => {
   };
   const pools: [string, string] = [await pick((i) => `bench-a${i}`), await pick((i) => `bench-b${i}`)];
   const coordinatorId = (await pick((i) => `c.bench${i}`)).slice(2);
+  const holds = new Map([
+    [await masterOf(pools[0]), 'pool A'],
+    [await masterOf(pools[1]), 'pool B'],
+    [await masterOf(`c.${coordinatorId}`), 'coordinator'],
+  ]);
+  let replicas = 0;
   return {
     config: c.config,
     env: c.env,
-    nodes: c.nodes.map((n) => ({ port: n.port, password: c.password })),
+    nodes: c.nodes.map((n) => ({
+      port: n.port,
+      password: c.password,
+      holds: holds.get(n.port) ?? `replica ${++replicas}`,
+    })),
     pools,
     coordinatorId,
     stop: () => c.stop(),
@@ -206,28 +233,52 @@ const cluster = async () => {
 function table(rows: Row[], mode: Mode): string {
   const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
   const lines = [
-    "| topology | calls/s (runs) | p50 / p99 batch ms | commands / call (masters) | µs in commands / call (masters) | CPU µs / call: masters / all redis-servers | busiest master's share of command µs | is_error |",
+    "| topology | calls/s (runs) | p50 / p99 batch ms | Redis CPU µs / call, masters (INFO cpu) | … all redis-servers, replicas included | busiest master's share of master CPU | `evalsha` calls and µs / call (commandstats) | is_error |",
     '|---|---|---|---|---|---|---|---|',
   ];
+  const breakdown: string[] = [];
   for (const { topology, runs } of rows) {
     const all = runs.flatMap((r) => r.batchMs).sort((a, b) => a - b);
+    const merged = new Map<string, { calls: number; usec: number }>();
+    for (const r of runs)
+      for (const [name, v] of r.commands) {
+        const sum = merged.get(name) ?? { calls: 0, usec: 0 };
+        merged.set(name, { calls: sum.calls + v.calls / runs.length, usec: sum.usec + v.usec / runs.length });
+      }
+    const evalsha = merged.get('evalsha') ?? { calls: 0, usec: 0 };
     lines.push(
       `| ${topology} | ${Math.round(avg(runs.map((r) => r.callsPerSec)))} (${runs.map((r) => Math.round(r.callsPerSec)).join(', ')}) ` +
         `| ${percentile(all, 50).toFixed(1)} / ${percentile(all, 99).toFixed(1)} ` +
-        `| ${avg(runs.map((r) => r.commandsPerCall)).toFixed(2)} | ${avg(runs.map((r) => r.commandUsecPerCall)).toFixed(1)} ` +
-        `| ${avg(runs.map((r) => r.masterCpuUsecPerCall)).toFixed(0)} / ${avg(runs.map((r) => r.cpuUsecPerCall)).toFixed(0)} | ${(avg(runs.map((r) => r.busiestShare)) * 100).toFixed(0)} % ` +
+        `| ${avg(runs.map((r) => r.masterCpuUsecPerCall)).toFixed(0)} | ${avg(runs.map((r) => r.cpuUsecPerCall)).toFixed(0)} ` +
+        `| ${(avg(runs.map((r) => r.busiestShare)) * 100).toFixed(0)} % ` +
+        `| ${evalsha.calls.toFixed(2)} × ${(evalsha.usec / Math.max(evalsha.calls, 1e-9)).toFixed(1)} µs = ${evalsha.usec.toFixed(1)} µs ` +
         `| ${runs.reduce((s, r) => s + r.errors, 0)} |`,
+    );
+    const roles = new Map<string, number>();
+    for (const r of runs)
+      for (const [role, usec] of r.cpuByRole) roles.set(role, (roles.get(role) ?? 0) + usec / runs.length);
+    breakdown.push(
+      `- ${topology}, Redis CPU µs per call by what each node holds: ${[...roles].map(([role, usec]) => `${role} ${usec.toFixed(0)}`).join(', ')}`,
+    );
+    const top = [...merged]
+      .sort((a, b) => b[1].usec - a[1].usec)
+      .slice(0, 8)
+      .map(([name, v]) => `\`${name}\` ${v.calls.toFixed(2)}× ${v.usec.toFixed(1)} µs`);
+    breakdown.push(
+      `- ${topology}, masters' \`INFO commandstats\` per tool call (commands run inside scripts are counted on their own line and inside \`evalsha\`): ${top.join(', ')}`,
     );
   }
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, load average ${loadavg()
     .map((l) => l.toFixed(2))
     .join(' ')}`;
   return [
-    `${mode.runs} run(s) of ${mode.calls} calls per topology, batches of ${mode.batchSize} (half diag_echo on pool A, ` +
+    `${mode.runs} run(s) of ${mode.calls} calls per topology after a warm-up, batches of ${mode.batchSize} (half diag_echo on pool A, ` +
       `half test_counted on pool B), ${mode.inFlight} batches in flight, ${mode.workersPerPool} worker process(es) ` +
       `per pool (concurrency 64), one in-process coordinator. ${new Date().toISOString()}, ${machine}.`,
     '',
     ...lines,
+    '',
+    ...breakdown,
     '',
   ].join('\n');
 }
