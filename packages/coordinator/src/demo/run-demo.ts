@@ -4,7 +4,7 @@
  * runAgent, and the report. Everything started here is stopped here, on success, error or abort.
  */
 import Anthropic from '@anthropic-ai/sdk';
-import { createLogger, loadConfig, ToolqError } from '@toolq/shared';
+import { createLogger, describeRedis, loadConfig, ToolqError } from '@toolq/shared';
 import {
   type AgentEvent,
   type AgentStatus,
@@ -73,18 +73,25 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   try {
     checkpoint();
     let redisUrl = config.redisUrl;
-    if (!redisUrl) {
+    // REDIS_CLUSTER_NODES / REDIS_SENTINELS reach the worker processes through the environment.
+    let target = config.redis;
+    if (!redisUrl && target.mode === 'standalone') {
       setup('starting a private redis-server');
       const redis = await startPrivateRedis();
       stops.push(redis.stop);
       redisUrl = redis.url;
+      target = { mode: 'standalone', url: redisUrl };
     }
     const count = options.workers ?? 2;
-    setup(`starting ${count} worker processes (--tools demo) on ${redisUrl}`);
+    setup(`starting ${count} worker processes (--tools demo) on ${describeRedis(target)}`);
     // allSettled: a worker that started must be stopped even when its sibling failed to.
     const started = await Promise.allSettled(
       Array.from({ length: count }, () =>
-        startWorkerProcess({ redisUrl: redisUrl as string, prefix: config.prefix, tools: 'demo' }),
+        startWorkerProcess({
+          redisUrl: redisUrl ?? 'redis://127.0.0.1:6379',
+          prefix: config.prefix,
+          tools: 'demo',
+        }),
       ),
     );
     const workers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
@@ -96,7 +103,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       name: 'toolq-demo',
       level: config.logLevel === 'info' ? 'warn' : config.logLevel,
     });
-    const dispatcher = new Dispatcher({ redisUrl, prefix: config.prefix, logger });
+    const dispatcher = new Dispatcher({ redis: target, prefix: config.prefix, logger });
     stops.push(() => dispatcher.close());
     await dispatcher.start();
 
