@@ -30,7 +30,8 @@ const program = new Command('toolq-coordinator')
       'Environment: REDIS_URL (or REDIS_CLUSTER_NODES, or REDIS_SENTINELS + REDIS_SENTINEL_MASTER; REDIS_USERNAME,\n' +
       'REDIS_PASSWORD, REDIS_TLS), TOOLQ_PREFIX, TOOLQ_HOST, TOOLQ_PORT, TOOLQ_API_TOKEN, TOOLQ_COORDINATOR_ID,\n' +
       'ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, TOOLQ_MODEL (agent runs), ' +
-      'TOOLQ_BODY_LIMIT_BYTES, TOOLQ_SHUTDOWN_TIMEOUT_MS, TOOLQ_LOG_LEVEL.\n' +
+      'TOOLQ_BODY_LIMIT_BYTES, TOOLQ_REQUEST_TIMEOUT_MS, TOOLQ_BATCH_RETENTION_MS, TOOLQ_MAX_BATCH_RESULT_BYTES,\n' +
+      'TOOLQ_SHUTDOWN_TIMEOUT_MS, TOOLQ_LOG_LEVEL.\n' +
       'SIGTERM/SIGINT: stop accepting, let in-flight batches finish (up to TOOLQ_SHUTDOWN_TIMEOUT_MS), then\n' +
       'answer what is left as cancelled. A second signal exits at once.',
   );
@@ -47,11 +48,14 @@ async function main(): Promise<void> {
     redis: config.redis,
     prefix: config.prefix,
     coordinatorId: config.coordinatorId,
+    batchRetentionMs: config.batchRetentionMs,
+    maxBatchResultBytes: config.maxBatchResultBytes,
     logger,
   });
   const app = buildHttpServer({
     dispatcher,
     bodyLimitBytes: config.bodyLimitBytes,
+    requestTimeoutMs: config.requestTimeoutMs,
     logger,
     ...(config.apiToken ? { apiToken: config.apiToken } : {}),
     ...(config.anthropicApiKey || config.anthropicBaseUrl

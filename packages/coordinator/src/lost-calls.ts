@@ -8,7 +8,8 @@
 import type { JobQueues } from './job-queues.ts';
 
 export interface JobRef {
-  pool: string;
+  /** The queue the job waits in (a pool's, or a lane of it). */
+  queue: string;
   jobId: string;
 }
 
@@ -28,7 +29,7 @@ export async function callsWithoutJob(
   }
   const gone = await Promise.all(
     [...byJob.values()].map(async ({ ref, indexes }) =>
-      (await queues.queueFor(ref.pool).getJobState(ref.jobId)) === 'unknown' ? indexes : [],
+      (await queues.queueFor(ref.queue).getJobState(ref.jobId)) === 'unknown' ? indexes : [],
     ),
   );
   return gone.flat();

@@ -1,8 +1,9 @@
 /**
- * Configuration from the environment, parsed once, in one place. Every default is here.
+ * Configuration from the environment, parsed once, in one place. The defaults are in defaults.ts.
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { DEFAULTS } from './defaults.ts';
 import { ToolqError } from './errors.ts';
 import type { RedisAddress, RedisConnectionConfig } from './redis.ts';
 import { describeZodIssues } from './result-encoding.ts';
@@ -45,28 +46,37 @@ const envSchema = z.object({
   /** TLS to every node (`rediss://` turns it on for REDIS_URL by itself). */
   REDIS_TLS: flag.optional(),
   /** Key prefix of every Redis key. */
-  TOOLQ_PREFIX: keyPart.default('toolq'),
+  TOOLQ_PREFIX: keyPart.default(DEFAULTS.prefix),
   /** Queue (pool) a worker serves. */
-  TOOLQ_POOL: keyPart.default('default'),
+  TOOLQ_POOL: keyPart.default(DEFAULTS.pool),
   /** Jobs one worker process runs at once. */
-  TOOLQ_CONCURRENCY: intFrom(1, 10_000).default(32),
+  TOOLQ_CONCURRENCY: intFrom(1, 10_000).default(DEFAULTS.concurrency),
   /** Coordinator HTTP listen address. */
-  TOOLQ_HOST: z.string().min(1).default('127.0.0.1'),
-  TOOLQ_PORT: intFrom(0, 65535).default(8080),
+  TOOLQ_HOST: z.string().min(1).default(DEFAULTS.host),
+  TOOLQ_PORT: intFrom(0, 65535).default(DEFAULTS.port),
   /** Worker metrics/health port (0 = any free port). */
-  TOOLQ_METRICS_PORT: intFrom(0, 65535).default(9464),
+  TOOLQ_METRICS_PORT: intFrom(0, 65535).default(DEFAULTS.metricsPort),
   /** Bearer token for the HTTP API. Unset: the API listens on loopback only. */
   TOOLQ_API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Stable coordinator id, so that a restarted coordinator finds its reply stream again. */
   TOOLQ_COORDINATOR_ID: keyPart.optional(),
   /** Default per-call timeout. */
-  TOOLQ_DEFAULT_TIMEOUT_MS: intFrom(1, 24 * 3600_000).default(30_000),
+  TOOLQ_DEFAULT_TIMEOUT_MS: intFrom(1, 24 * 3600_000).default(DEFAULTS.defaultTimeoutMs),
   /** Largest tool result a worker hands back. */
-  TOOLQ_MAX_RESULT_BYTES: intFrom(1, 100_000_000).default(1_000_000),
+  TOOLQ_MAX_RESULT_BYTES: intFrom(1, 100_000_000).default(DEFAULTS.maxResultBytes),
   /** Largest HTTP request body. */
-  TOOLQ_BODY_LIMIT_BYTES: intFrom(1, 1_000_000_000).default(10 * 1024 * 1024),
+  TOOLQ_BODY_LIMIT_BYTES: intFrom(1, 1_000_000_000).default(DEFAULTS.bodyLimitBytes),
+  /**
+   * How long a batch's record stays in Redis after the batch was answered (for
+   * GET /v1/tool-batches/:id and collect()). Costs about the results' size plus 200 bytes a call.
+   */
+  TOOLQ_BATCH_RETENTION_MS: intFrom(1, 24 * 3600_000).default(DEFAULTS.batchRetentionMs),
+  /** Most bytes of result content one batch answers with; results past it become errors. */
+  TOOLQ_MAX_BATCH_RESULT_BYTES: intFrom(1, 1_000_000_000).default(DEFAULTS.maxBatchResultBytes),
+  /** How long a client may take to send a request's headers and body. */
+  TOOLQ_REQUEST_TIMEOUT_MS: intFrom(1_000, 3600_000).default(DEFAULTS.requestTimeoutMs),
   /** How long a graceful shutdown waits for running work before forcing. */
-  TOOLQ_SHUTDOWN_TIMEOUT_MS: intFrom(0, 3600_000).default(10_000),
+  TOOLQ_SHUTDOWN_TIMEOUT_MS: intFrom(0, 3600_000).default(DEFAULTS.shutdownTimeoutMs),
   TOOLQ_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   TOOLQ_MODEL: z.string().min(1).optional(),
   ANTHROPIC_API_KEY: z.string().min(1).optional(),
@@ -92,6 +102,9 @@ export interface ToolqConfig {
   maxResultBytes: number;
   bodyLimitBytes: number;
   shutdownTimeoutMs: number;
+  batchRetentionMs: number;
+  maxBatchResultBytes: number;
+  requestTimeoutMs: number;
   logLevel: ToolqEnv['TOOLQ_LOG_LEVEL'];
   model: string | undefined;
   anthropicApiKey: string | undefined;
@@ -126,6 +139,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolqConfig {
     maxResultBytes: e.TOOLQ_MAX_RESULT_BYTES,
     bodyLimitBytes: e.TOOLQ_BODY_LIMIT_BYTES,
     shutdownTimeoutMs: e.TOOLQ_SHUTDOWN_TIMEOUT_MS,
+    batchRetentionMs: e.TOOLQ_BATCH_RETENTION_MS,
+    maxBatchResultBytes: e.TOOLQ_MAX_BATCH_RESULT_BYTES,
+    requestTimeoutMs: e.TOOLQ_REQUEST_TIMEOUT_MS,
     logLevel: e.TOOLQ_LOG_LEVEL,
     model: e.TOOLQ_MODEL,
     anthropicApiKey: e.ANTHROPIC_API_KEY,

@@ -1,3 +1,4 @@
+export { type BatchOwner, claimBatchName, readBatchOwner } from './batch-names.ts';
 export { type CancelMessage, cancelMessageSchema, parseCancelMessage, publishCancel } from './cancel.ts';
 export { defaultCoordinatorId, loadConfig, type ToolqConfig } from './config.ts';
 export {
@@ -24,6 +25,7 @@ export {
   type WorkerInfo,
   workerInfoSchema,
 } from './contract.ts';
+export { DEFAULTS } from './defaults.ts';
 export {
   coerceError,
   describeStartupError,
@@ -33,6 +35,7 @@ export {
 } from './errors.ts';
 export { parseJsonAs } from './json.ts';
 export { assertKeyPart, createKeys, type Keys } from './keys.ts';
+export { laneOf } from './lanes.ts';
 export { createLogger, type Logger } from './logger.ts';
 export {
   type CoordinatorMetrics,
@@ -56,6 +59,7 @@ export {
   type RedisCredentials,
   type RedisTarget,
 } from './redis.ts';
+export { isRedisFailure } from './redis-errors.ts';
 export {
   DEFAULT_MAX_RESULT_BYTES,
   describeZodIssues,

@@ -7,15 +7,20 @@ export interface Keys {
   readonly prefix: string;
   /** BullMQ queue name for a pool; with BullMQ's `prefix` option set to `prefix`. */
   queueName(pool: string): string;
-  batch(coordinatorId: string, batchId: string): string;
+  /** The record of one dispatch, by its internal uid (see batch-names.ts). */
+  batch(coordinatorId: string, uid: string): string;
+  /** A batch's fleet-wide name: which coordinator dispatched `(app, batchId)` under which uid. */
+  batchName(app: string, batchId: string): string;
   replyStream(coordinatorId: string): string;
   /** Hash: worker id → WorkerInfo JSON. */
   workers(): string;
   /** Pub/sub channel for cross-process cancellation of running calls. */
   cancelChannel(): string;
-  /** Keys nobody creates, in a coordinator's and a pool's slot: readiness probes write to them. */
+  /** Keys of their own in a coordinator's and a pool's slot, which readiness probes write (10 s TTL). */
   coordinatorProbe(coordinatorId: string): string;
   poolProbe(pool: string): string;
+  /** In the catalog hash's slot: its hash tag is the catalog's whole key name. */
+  workersProbe(): string;
 }
 
 const SAFE_PART = /^[A-Za-z0-9_.-]{1,100}$/;
@@ -34,12 +39,14 @@ export function createKeys(prefix: string): Keys {
       assertKeyPart('pool', pool);
       return `{${pool}}`;
     },
-    batch: (coordinatorId, batchId) => `${prefix}:{c.${coordinatorId}}:batch:${batchId}`,
+    batch: (coordinatorId, uid) => `${prefix}:{c.${coordinatorId}}:batch:${uid}`,
+    batchName: (app, batchId) => `${prefix}:batch-name:${app}:${batchId}`,
     replyStream: (coordinatorId) => `${prefix}:{c.${coordinatorId}}:replies`,
     workers: () => `${prefix}:workers`,
     cancelChannel: () => `${prefix}:cancel`,
     coordinatorProbe: (coordinatorId) => `${prefix}:{c.${coordinatorId}}:probe`,
     // A colon after the tag's first part: BullMQ job ids cannot contain one, so no job owns it.
     poolProbe: (pool) => `${prefix}:{${pool}}:probe:ready`,
+    workersProbe: () => `{${prefix}:workers}:probe`,
   };
 }

@@ -1,8 +1,8 @@
 /**
  * Whether Redis takes toolq's writes where toolq writes them. A PING answers on a cluster node
- * that does not own toolq's keys (MOVED), on a cluster that lost a shard (CLUSTERDOWN) and on a
- * demoted master (READONLY): all of them fail every call. So the probe is a write to the slot in
- * question: PEXPIRE of a key nobody creates, which changes nothing when it succeeds.
+ * that does not own toolq's keys (MOVED), on a cluster that lost a shard (CLUSTERDOWN), on a
+ * demoted master (READONLY) and on a full one (OOM): all of them fail every call. So the probe is
+ * a write to each slot in question: a SET of a key of its own that expires in 10 s.
  */
 import { coerceError } from './errors.ts';
 import type { Redis } from './redis.ts';
@@ -28,7 +28,7 @@ export async function probeRedis(
     );
     timer.unref();
   });
-  const probes = Promise.all(probeKeys.map((key) => redis.pexpire(key, 60_000))).then(
+  const probes = Promise.all(probeKeys.map((key) => redis.set(key, '1', 'PX', 10_000))).then(
     (): Readiness => ({ ready: true }),
     // A cluster client follows MOVED and retries CLUSTERDOWN itself; what reaches here it could not.
     (err: unknown): Readiness => ({ ready: false, reason: firstLineOf(coerceError(err).message) }),

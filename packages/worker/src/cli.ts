@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { createLogger, describeStartupError, loadConfig } from '@toolq/shared';
+import { createLogger, DEFAULTS, describeStartupError, loadConfig } from '@toolq/shared';
 /**
  * `toolq-worker` / `pnpm worker`: serve a tool module on a pool. The only place in this package that
  * touches `process`: signals, exit codes, the environment.
@@ -23,18 +23,22 @@ const program = new Command('toolq-worker')
     '-t, --tools <module>',
     `tools to serve: ${BUILT_IN_TOOL_MODULES.join(', ')}, or a module path whose default export is an array of tools`,
   )
-  .option('-p, --pool <name>', 'queue (pool) to serve [env TOOLQ_POOL, default "default"]')
+  .option('-p, --pool <name>', `queue (pool) to serve [env TOOLQ_POOL, default "${DEFAULTS.pool}"]`)
   .option(
     '-c, --concurrency <n>',
-    'calls run at once [env TOOLQ_CONCURRENCY, default 32]',
+    `BullMQ jobs run at once, per queue consumed [env TOOLQ_CONCURRENCY, default ${DEFAULTS.concurrency}]`,
     positiveInt('concurrency'),
   )
   .option(
     '--metrics-port <port>',
-    'port of /metrics, /healthz, /readyz; 0 = any [env TOOLQ_METRICS_PORT, default 9464]',
+    `port of /metrics, /healthz, /readyz; 0 = any [env TOOLQ_METRICS_PORT, default ${DEFAULTS.metricsPort}]`,
     positiveInt('metrics port'),
   )
-  .option('--metrics-host <host>', 'address of the metrics server', '0.0.0.0')
+  .option(
+    '--metrics-host <host>',
+    'address the metrics server binds; the default serves every interface, for Prometheus on another machine',
+    DEFAULTS.metricsHost,
+  )
   .option('--no-metrics', 'do not start the metrics/health server')
   .addHelpText(
     'after',
@@ -76,7 +80,7 @@ async function main(): Promise<void> {
         port: flags.metricsPort ?? config.metricsPort,
       })
     : undefined;
-  if (health) logger.info({ url: health.url }, 'metrics and health server listening');
+  if (health) logger.info({ listen: health.listen, url: health.url }, 'metrics and health server listening');
   // Machine-readable line for supervisors and tests that wait for readiness.
   process.stdout.write(
     `${JSON.stringify({ event: 'ready', worker: worker.id, pool: worker.pool, metrics: health?.url })}\n`,

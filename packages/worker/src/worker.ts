@@ -13,6 +13,7 @@ import {
   createRedis,
   createRegistry,
   createWorkerMetrics,
+  DEFAULTS,
   duplicateConnection,
   inputJsonSchema,
   isCallStillWanted,
@@ -21,16 +22,18 @@ import {
   jobChunkSchema,
   jobDataSchema,
   type Logger,
+  laneOf,
   messages,
   type ParsedJobData,
   probeRedis,
   type RedisConnectionConfig,
   type Registry,
+  readWorkers,
   storeResult,
   ToolqError,
   type ToolSpec,
 } from '@toolq/shared';
-import { type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import { DelayedError, type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import { listenForCancels, RunningCalls } from './cancel-listener.ts';
 import { startHeartbeat } from './heartbeat.ts';
 import { runCall } from './run-call.ts';
@@ -46,7 +49,7 @@ export interface WorkerOptions {
   prefix?: string;
   /** Queue (pool) to serve. Default `default`. */
   pool?: string;
-  /** Calls run at once. Default 32. */
+  /** BullMQ jobs run at once, per queue consumed (the pool's and the lane). Default 32. */
   concurrency?: number;
   /** Timeout of a tool that declares none. Default 30 000 ms. */
   defaultTimeoutMs?: number;
@@ -66,8 +69,10 @@ export interface ToolqWorker {
   readonly id: string;
   readonly pool: string;
   readonly registry: Registry;
-  /** True while Redis answers and the BullMQ worker runs. */
+  /** True while Redis takes writes and the BullMQ worker runs. */
   isReady(): Promise<boolean>;
+  /** Why the worker is not ready, or undefined when it is. */
+  readiness(): Promise<string | undefined>;
   /**
    * Stage 1: stop taking jobs, let running calls finish within `shutdownTimeoutMs`, then give the
    * rest back to the queue. Calling it again returns the same promise.
@@ -84,23 +89,27 @@ const FRESH_JOB_MS = 1_000;
 type JobReturn = CallResult | (CallResult | undefined)[] | undefined;
 
 const GIVEN_BACK: unique symbol = Symbol('given back');
+/** A call for a tool this worker does not serve, while another live worker of the pool does. */
+const NOT_SERVED: unique symbol = Symbol('not served');
+/** A job given back for a tool this worker lacks waits this long, so that another worker takes it. */
+const NOT_SERVED_DELAY_MS = 100;
 
 class ShutdownAbort extends Error {
   override name = 'ShutdownAbort';
 }
 
 export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> {
-  const pool = options.pool ?? 'default';
-  const keys = createKeys(options.prefix ?? 'toolq');
+  const pool = options.pool ?? DEFAULTS.pool;
+  const keys = createKeys(options.prefix ?? DEFAULTS.prefix);
   const queueName = keys.queueName(pool);
   const id = options.id ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const logger = (options.logger ?? createLogger({ name: 'toolq-worker' })).child({ worker: id, pool });
   const registry = options.registry ?? createRegistry({ labels: { component: 'worker' } });
   const metrics = createWorkerMetrics(registry);
-  const defaultTimeoutMs = options.defaultTimeoutMs ?? 30_000;
-  const maxResultBytes = options.maxResultBytes ?? 1_000_000;
-  const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
-  const concurrency = options.concurrency ?? 32;
+  const defaultTimeoutMs = options.defaultTimeoutMs ?? DEFAULTS.defaultTimeoutMs;
+  const maxResultBytes = options.maxResultBytes ?? DEFAULTS.maxResultBytes;
+  const shutdownTimeoutMs = options.shutdownTimeoutMs ?? DEFAULTS.shutdownTimeoutMs;
+  const concurrency = options.concurrency ?? DEFAULTS.concurrency;
 
   const tools = new Map<string, AnyTool>();
   for (const tool of options.tools) {
@@ -135,7 +144,16 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     const chunk = jobChunkSchema.safeParse(job.data);
     const calls: unknown[] = chunk.success ? chunk.data.chunk : [job.data];
     // allSettled: a malformed call fails the job only once every other call has reported.
-    const settled = await Promise.allSettled(calls.map((raw) => processCall(job, raw, signal)));
+    // One listener on BullMQ's signal for the whole job: a chunk's 16 calls each listening would
+    // trip Node's MaxListenersExceededWarning.
+    const callControllers = new Set<AbortController>();
+    const onBullAbort = () => {
+      for (const c of callControllers) c.abort(signal?.reason ?? new Error('cancelled by BullMQ'));
+    };
+    signal?.addEventListener('abort', onBullAbort, { once: true });
+    const settled = await Promise.allSettled(
+      calls.map((raw) => processCall(job, raw, callControllers)),
+    ).finally(() => signal?.removeEventListener('abort', onBullAbort));
     const outcomes = settled.map((s) => {
       if (s.status === 'rejected') throw s.reason;
       return s.value;
@@ -143,6 +161,11 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     if (outcomes.includes(GIVEN_BACK)) {
       await job.moveToWait(token);
       throw new WaitingError();
+    }
+    if (outcomes.includes(NOT_SERVED)) {
+      // Calls of it that did run here have their results in the batch record and are skipped.
+      await job.moveToDelayed(Date.now() + NOT_SERVED_DELAY_MS, token);
+      throw new DelayedError();
     }
     // Calls without a reply target (plain producers) answer through the job's return value.
     const results = outcomes.map((o) => (typeof o === 'symbol' ? undefined : o));
@@ -154,8 +177,9 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
   const processCall = async (
     job: Job<JobData | JobChunk, JobReturn>,
     raw: unknown,
-    signal?: AbortSignal,
-  ): Promise<CallResult | undefined | typeof GIVEN_BACK> => {
+    /** The job's calls' controllers, aborted together when BullMQ aborts the job. */
+    jobCalls: Set<AbortController>,
+  ): Promise<CallResult | undefined | typeof GIVEN_BACK | typeof NOT_SERVED> => {
     const parsed = jobDataSchema.safeParse(raw);
     if (!parsed.success) {
       throw new UnrecoverableError(
@@ -173,9 +197,12 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
       skip('deadline_passed');
       return report(data, lateTimeout(data, id));
     }
+    if (!tools.has(data.tool) && (await servedElsewhere(data.tool))) {
+      skip('tool_not_served');
+      return NOT_SERVED;
+    }
     const controller = new AbortController();
-    const onBullAbort = () => controller.abort(signal?.reason ?? new Error('cancelled by BullMQ'));
-    signal?.addEventListener('abort', onBullAbort, { once: true });
+    jobCalls.add(controller);
     const forget = running.add(data.reply?.batchId ?? String(job.id), data.reply?.index ?? 0, controller);
     try {
       metrics.queueWait.observe({ pool }, Math.max(0, Date.now() - data.enqueuedAt) / 1000);
@@ -202,7 +229,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
       return data.reply ? undefined : result;
     } finally {
       forget();
-      signal?.removeEventListener('abort', onBullAbort);
+      jobCalls.delete(controller);
     }
   };
 
@@ -219,6 +246,12 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     return isCallStillWanted(redis, reply.batchKey, reply.index);
   }
 
+  /** Whether another live worker of this pool serves the tool (else the call is `Unknown tool`). */
+  async function servedElsewhere(tool: string): Promise<boolean> {
+    const { live } = await readWorkers(redis, keys);
+    return live.some((w) => w.pool === pool && w.id !== id && w.tools.some((t) => t.name === tool));
+  }
+
   async function report(data: ParsedJobData, result: CallResult): Promise<CallResult> {
     if (!data.reply) return result;
     const stored = await storeResult(redis, { ...data.reply, deadline: data.deadline }, result);
@@ -226,31 +259,58 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     return result;
   }
 
+  // Two consumers: the pool's shared queue and this tool set's lane (lanes.ts explains the routing).
+  const lane = laneOf(pool, [...tools.keys()]);
   const bullConnection = duplicateConnection(redis);
   bullConnection.on('error', () => undefined); // BullMQ reports it through the worker's 'error' event
-  const worker = new Worker<JobData | JobChunk, JobReturn>(queueName, processor, {
-    connection: bullConnection,
-    prefix: keys.prefix,
-    concurrency,
-    // A killed worker's jobs come back after this long; its calls are answered by their deadline anyway.
-    lockDuration: 30_000,
-    maxStalledCount: 1,
-  });
-  worker.on('error', (err) => logger.warn({ err: err.message }, 'bullmq worker error'));
+  const consume = (name: string) => {
+    const consumer = new Worker<JobData | JobChunk, JobReturn>(name, processor, {
+      connection: bullConnection,
+      prefix: keys.prefix,
+      concurrency,
+      // A killed worker's jobs come back after this long; its calls are answered by their deadline anyway.
+      lockDuration: 30_000,
+      maxStalledCount: 1,
+    });
+    consumer.on('error', (err) => logger.warn({ err: err.message, queue: name }, 'bullmq worker error'));
+    return consumer;
+  };
+  const consumers = [consume(queueName), consume(keys.queueName(lane))];
+  const worker = {
+    isRunning: () => consumers.every((c) => c.isRunning()),
+    close: () => Promise.all(consumers.map((c) => c.close())).then(() => undefined),
+  };
 
   await Promise.all([
-    worker.waitUntilReady(),
+    ...consumers.map((c) => c.waitUntilReady()),
     listenForCancels({ subscriber, channel: keys.cancelChannel(), running, logger }),
   ]);
   const heartbeat = await startHeartbeat({
     redis,
     keys,
     logger,
-    info: { id, pool, host: hostname(), pid: process.pid, concurrency, startedAt: Date.now(), tools: specs },
+    info: {
+      id,
+      pool,
+      lane,
+      host: hostname(),
+      pid: process.pid,
+      concurrency,
+      startedAt: Date.now(),
+      tools: specs,
+    },
   });
   logger.info({ tools: [...tools.keys()], concurrency }, 'worker started');
 
   let closing: Promise<void> | undefined;
+  /** A full Redis answers PING but refuses the result writes: probe with a write. */
+  const readiness = async (): Promise<string | undefined> => {
+    if (closing) return 'the worker is shutting down';
+    if (!worker.isRunning()) return 'the BullMQ worker is not running';
+    // A write in each slot this worker depends on: on a cluster they may be on different masters.
+    const probe = await probeRedis(redis, [keys.poolProbe(pool), keys.poolProbe(lane), keys.workersProbe()]);
+    return probe.ready ? undefined : `Redis refuses writes: ${probe.reason}`;
+  };
   const close = (): Promise<void> => {
     closing ??= (async () => {
       logger.info('stopping: no new jobs, letting running calls finish');
@@ -273,10 +333,8 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     id,
     pool,
     registry,
-    isReady: async () => {
-      if (closing || !worker.isRunning()) return false;
-      return (await probeRedis(redis, [keys.poolProbe(pool), keys.workers()])).ready;
-    },
+    isReady: async () => (await readiness()) === undefined,
+    readiness,
     close,
     forceClose: async () => {
       running.abortAll(new ShutdownAbort('worker shutting down (forced)'));
