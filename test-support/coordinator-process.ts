@@ -7,6 +7,8 @@ const CLI = fileURLToPath(new URL('../packages/coordinator/src/cli.ts', import.m
 
 export async function startCoordinatorProcess(env: Record<string, string>): Promise<{
   url: string;
+  /** Its coordinator id (TOOLQ_COORDINATOR_ID, or the one it made up). */
+  id: string;
   child: ChildProcess;
   exited: Promise<number | null>;
 }> {
@@ -15,6 +17,10 @@ export async function startCoordinatorProcess(env: Record<string, string>): Prom
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const { url } = await waitForReadyLine<{ event: 'ready'; url: string }>(child, exited, 'coordinator');
-  return { url, child, exited };
+  const { url, coordinator: id } = await waitForReadyLine<{
+    event: 'ready';
+    url: string;
+    coordinator: string;
+  }>(child, exited, 'coordinator');
+  return { url, id, child, exited };
 }

@@ -45,7 +45,8 @@ export interface DispatcherOptions {
   sweepIntervalMs?: number;
   /**
    * How long a batch's record stays in Redis after it was answered, for `collect()` and
-   * `GET /v1/tool-batches/:id`. Default 120 000 ms (TOOLQ_BATCH_RETENTION_MS).
+   * `GET /v1/tool-batches/:id`. Default 60 000 ms (TOOLQ_BATCH_RETENTION_MS). Costs the results'
+   * size plus about 650 bytes a call in Redis.
    */
   batchRetentionMs?: number;
   /**

@@ -2,10 +2,12 @@ export {
   ADVISOR_BETA,
   ADVISOR_TOOL_TYPE,
   type AdvisorOptions,
+  type AgentCheckpoint,
   type AgentDispatcher,
   type AgentEvent,
   type AgentEventType,
   type AgentOptions,
+  type AgentPersistence,
   type AgentResult,
   type AgentStatus,
   advisorTool,
@@ -31,6 +33,7 @@ export {
 export type { BatchResult, CallStats } from './batch-result.ts';
 export { Catalog, type CatalogTool, type ToolLookup } from './catalog.ts';
 export { Dispatcher, type DispatcherOptions, type DispatchOptions, type ToolUse } from './dispatcher.ts';
+export { appOf } from './http/auth.ts';
 export { buildHttpServer, type HttpServerOptions, listen } from './http/server.ts';
 export {
   type ScriptedModel,
@@ -38,3 +41,6 @@ export {
   startScriptedModel,
   toolTurnsScript,
 } from './model/scripted-server.ts';
+export type { RunModel } from './runs/run-executor.ts';
+export { type CreatedRun, RUN_DEFAULTS, RunService, type RunServiceOptions } from './runs/run-service.ts';
+export type { RunRecord, RunStatus, RunSummary } from './runs/run-store.ts';

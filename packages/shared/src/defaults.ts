@@ -21,10 +21,14 @@ export const DEFAULTS = {
   /** Most result content one batch answers with (the Messages API takes at most 32 MB a request). */
   maxBatchResultBytes: 16 * 1024 * 1024,
   /** How long an answered batch stays collectable. */
-  batchRetentionMs: 120_000,
+  batchRetentionMs: 60_000,
   bodyLimitBytes: 10 * 1024 * 1024,
   /** Time a client has to send a request's headers and body. */
   requestTimeoutMs: 30_000,
   /** Graceful-shutdown bound for workers and coordinators. */
   shutdownTimeoutMs: 10_000,
+  /** How long a run's record and events are kept after its last change. */
+  runRetentionMs: 24 * 3600_000,
+  /** A dead coordinator's runs are taken over within this. */
+  runTakeoverMs: 15_000,
 } as const;

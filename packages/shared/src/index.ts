@@ -1,6 +1,6 @@
 export { type BatchOwner, claimBatchName, readBatchOwner } from './batch-names.ts';
 export { type CancelMessage, cancelMessageSchema, parseCancelMessage, publishCancel } from './cancel.ts';
-export { defaultCoordinatorId, loadConfig, type ToolqConfig } from './config.ts';
+export { defaultCoordinatorId, loadConfig, parseApiTokens, type ToolqConfig } from './config.ts';
 export {
   type CallResult,
   CONTRACT_VERSION,
@@ -98,9 +98,12 @@ export {
 } from './tool.ts';
 export {
   HEARTBEAT_INTERVAL_MS,
+  publishPoolMode,
   publishWorker,
+  readWaitingPools,
   readWorkers,
   unpublishWorker,
+  type WaitingPool,
   WORKER_STALE_AFTER_MS,
   type WorkerSnapshot,
 } from './worker-registry.ts';

@@ -14,6 +14,8 @@ export interface Keys {
   replyStream(coordinatorId: string): string;
   /** Hash: worker id → WorkerInfo JSON. */
   workers(): string;
+  /** Hash: pool → WaitingPool JSON, for pools whose calls wait for a worker to start. */
+  waitingPools(): string;
   /** Pub/sub channel for cross-process cancellation of running calls. */
   cancelChannel(): string;
   /** Keys of their own in a coordinator's and a pool's slot, which readiness probes write (10 s TTL). */
@@ -43,6 +45,7 @@ export function createKeys(prefix: string): Keys {
     batchName: (app, batchId) => `${prefix}:batch-name:${app}:${batchId}`,
     replyStream: (coordinatorId) => `${prefix}:{c.${coordinatorId}}:replies`,
     workers: () => `${prefix}:workers`,
+    waitingPools: () => `${prefix}:waiting-pools`,
     cancelChannel: () => `${prefix}:cancel`,
     coordinatorProbe: (coordinatorId) => `${prefix}:{c.${coordinatorId}}:probe`,
     // A colon after the tag's first part: BullMQ job ids cannot contain one, so no job owns it.

@@ -40,6 +40,10 @@ const program = new Command('toolq-worker')
     DEFAULTS.metricsHost,
   )
   .option('--no-metrics', 'do not start the metrics/health server')
+  .option(
+    '--wait-for-workers',
+    'this pool may scale to zero: its calls wait in the queue for a worker instead of failing at once [env TOOLQ_WAIT_FOR_WORKERS]',
+  )
   .addHelpText(
     'after',
     '\nEnvironment: REDIS_URL (or REDIS_CLUSTER_NODES, or REDIS_SENTINELS + REDIS_SENTINEL_MASTER;\n' +
@@ -58,6 +62,7 @@ async function main(): Promise<void> {
     metricsPort?: number;
     metricsHost: string;
     metrics: boolean;
+    waitForWorkers?: boolean;
   }>();
   const config = loadConfig();
   const logger = createLogger({ name: 'toolq-worker', level: config.logLevel });
@@ -67,6 +72,7 @@ async function main(): Promise<void> {
     redis: config.redis,
     prefix: config.prefix,
     pool: flags.pool ?? config.pool,
+    waitForWorkers: flags.waitForWorkers ?? config.waitForWorkers,
     concurrency: flags.concurrency ?? config.concurrency,
     defaultTimeoutMs: config.defaultTimeoutMs,
     maxResultBytes: config.maxResultBytes,

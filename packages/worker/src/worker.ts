@@ -26,6 +26,7 @@ import {
   messages,
   type ParsedJobData,
   probeRedis,
+  publishPoolMode,
   type RedisConnectionConfig,
   type Registry,
   readWorkers,
@@ -49,6 +50,12 @@ export interface WorkerOptions {
   prefix?: string;
   /** Queue (pool) to serve. Default `default`. */
   pool?: string;
+  /**
+   * Calls for this pool's tools wait in the queue (within their deadlines) when no worker is alive,
+   * for one to start, instead of being answered is_error at once: for pools scaled to zero.
+   * Default false.
+   */
+  waitForWorkers?: boolean;
   /** BullMQ jobs run at once, per queue consumed (the pool's and the lane). Default 32. */
   concurrency?: number;
   /** Timeout of a tool that declares none. Default 30 000 ms. */
@@ -285,6 +292,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     ...consumers.map((c) => c.waitUntilReady()),
     listenForCancels({ subscriber, channel: keys.cancelChannel(), running, logger }),
   ]);
+  await publishPoolMode(redis, keys, pool, options.waitForWorkers ?? false, specs);
   const heartbeat = await startHeartbeat({
     redis,
     keys,

@@ -9,7 +9,7 @@ import { performanceReport } from '../agent/performance.ts';
 import type { BatchResult } from '../batch-result.ts';
 import type { Dispatcher } from '../dispatcher.ts';
 import { refreshGauges } from '../queue-gauges.ts';
-import { assertSafeListen, bearerMatches } from './auth.ts';
+import { AppTokens, assertSafeListen, registerAuth } from './auth.ts';
 import { toHttpError } from './errors.ts';
 import { JsonShapeScanner } from './json-shape.ts';
 import { type RunsOptions, registerRuns } from './runs.ts';
@@ -17,15 +17,17 @@ import { batchIdSchema, MAX_TOOL_USES_PER_BATCH, toolBatchRequestSchema } from '
 
 export interface HttpServerOptions {
   dispatcher: Dispatcher;
-  /** Bearer token; required for /v1/* when set. Default: none (loopback only). */
+  /** Bearer token (the app `default`); required for /v1/* when set. Default: none (loopback only). */
   apiToken?: string;
+  /** App name → bearer token (TOOLQ_API_TOKENS); each app sees only its own runs and batches. */
+  apiTokens?: ReadonlyMap<string, string>;
   /** Largest request body. Default 10 MiB. */
   bodyLimitBytes?: number;
   /** How long a client may take to send a request's headers and body (slow senders hold sockets). Default 30 s. */
   requestTimeoutMs?: number;
   logger?: Logger;
-  /** The model of agent runs (POST /v1/runs); without it that endpoint answers 503. */
-  model?: RunsOptions['model'];
+  /** Durable agent runs (/v1/runs*); without it those routes answer 503. */
+  runs?: RunsOptions['runs'];
 }
 
 export const HTTP_DEFAULTS = {
@@ -40,7 +42,7 @@ export const HTTP_DEFAULTS = {
 const OPEN_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 
 export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
-  const { dispatcher, apiToken } = options;
+  const { dispatcher } = options;
   const requestTimeout = options.requestTimeoutMs ?? HTTP_DEFAULTS.requestTimeoutMs;
   const app = Fastify({
     logger: false,
@@ -90,16 +92,7 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
     throw new ToolqError('NOT_FOUND', `no route ${request.method} ${request.url}`);
   });
 
-  if (apiToken) {
-    app.addHook('onRequest', async (request, reply) => {
-      if (OPEN_PATHS.has(request.url.split('?')[0] ?? '')) return;
-      if (!bearerMatches(request.headers.authorization, apiToken)) {
-        // The body is not read: closing the socket stops a slow sender from holding it.
-        reply.header('www-authenticate', 'Bearer').header('connection', 'close');
-        throw new ToolqError('UNAUTHORIZED', 'missing or wrong bearer token');
-      }
-    });
-  }
+  registerAuth(app, new AppTokens(options), OPEN_PATHS);
 
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_request, reply) => {
@@ -117,11 +110,7 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
     return { tools: dispatcher.catalog.list() };
   });
 
-  registerRuns(app, {
-    dispatcher,
-    ...(options.model ? { model: options.model } : {}),
-    ...(options.logger ? { logger: options.logger } : {}),
-  });
+  registerRuns(app, { runs: options.runs, logger: options.logger });
 
   app.get('/v1/report', async () => {
     const calls = dispatcher.recentCalls.list();
@@ -214,8 +203,8 @@ function batchResponse(result: BatchResult) {
 
 export async function listen(
   app: FastifyInstance,
-  options: { host: string; port: number; apiToken?: string },
+  options: { host: string; port: number; apiToken?: string; apiTokens?: ReadonlyMap<string, string> },
 ) {
-  assertSafeListen(options.host, options.apiToken);
+  assertSafeListen(options.host, Boolean(options.apiToken) || (options.apiTokens?.size ?? 0) > 0);
   return app.listen({ host: options.host, port: options.port });
 }
