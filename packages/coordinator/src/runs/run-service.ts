@@ -122,7 +122,7 @@ export class RunService {
 
   private startWorker(): void {
     const takeoverMs = this.options.takeoverMs ?? RUN_DEFAULTS.takeoverMs;
-    const connection = createRedis(this.options.redisUrl);
+    const connection = duplicateConnection(this.redis);
     connection.on('error', () => undefined); // BullMQ reports it through the worker's 'error' event
     const worker = new Worker(RUNS_QUEUE, (job: Job, token?: string) => this.process(job, token), {
       connection,
