@@ -179,9 +179,12 @@ describe('hash slots of everything toolq touches', () => {
       expect(scripts.some((u) => u.commands.some((c) => c[0]?.toLowerCase() === 'xadd'))).toBe(true);
       expect(crossSlot).toEqual([]);
 
-      // Every key is tagged with its pool or its coordinator, except the one catalog hash.
-      const untagged = allKeys.filter((k) => !/^toolq:\{(alpha|beta|c\.coord-a|c\.coord-b)\}:/.test(k));
-      expect(untagged).toEqual(['toolq:workers']);
+      // Every key is tagged with its pool (or a lane of it) or its coordinator, except the keys
+      // that stand alone (one key per command, checked above): the catalog and batch names.
+      const tagged = /^toolq:\{(alpha|beta)(\.t[0-9a-f]+)?\}:|^toolq:\{c\.coord-[ab]\}:/;
+      const alone = /^toolq:(workers|waiting-pools|batch-name:[^:]+:[^:]+)$/;
+      expect(allKeys.filter((k) => !tagged.test(k) && !alone.test(k))).toEqual([]);
+      expect(allKeys).toContain('toolq:workers');
       // Different pools and different coordinators land in different slots.
       const slotsOfTag = (tag: string) =>
         new Set(allKeys.filter((k) => k.startsWith(`toolq:{${tag}}:`)).map((k) => slotOf.get(k)));
