@@ -37,6 +37,14 @@ afterAll(async () => {
   await server?.stop();
 });
 
+/** A dispatch's own uid (its record and jobs use it; the caller's batch id is only its name). */
+async function uidOf(batchId: string): Promise<string> {
+  const owner = await admin.get(`toolq:batch-name:default:${batchId}`);
+  const uid = owner?.split(' ')[1];
+  if (!uid) throw new Error(`batch ${batchId} has no name record`);
+  return uid;
+}
+
 const LOST = /^Error: the call was lost by Redis \(a failover or a restart without persistence\)/;
 
 describe('writes a failover lost', () => {
@@ -51,7 +59,8 @@ describe('writes a failover lost', () => {
     );
     // The fast result is in; then the record vanishes, as on a replica promoted before it synced.
     await new Promise((resolve) => setTimeout(resolve, 250));
-    expect(await admin.del('toolq:{c.lost}:batch:lost-record')).toBe(1);
+    const record = `toolq:{c.lost}:batch:${await uidOf('lost-record')}`;
+    expect(await admin.del(record)).toBe(1);
     const result = await pending;
     expect(result.toolResults[0]).toMatchObject({ tool_use_id: 'fast', content: 'kept' });
     expect(result.toolResults[1]).toMatchObject({ tool_use_id: 'slow', is_error: true });
@@ -60,7 +69,7 @@ describe('writes a failover lost', () => {
     // No fragment: the worker wrote nothing into the vanished record (the coordinator's own
     // `answered` mark, with its TTL, is all there is).
     await new Promise((resolve) => setTimeout(resolve, 800));
-    expect(await admin.hkeys('toolq:{c.lost}:batch:lost-record')).toEqual(['answered']);
+    expect(await admin.hkeys(record)).toEqual(['answered']);
   });
 
   it('a lost job: answered is_error at the next sweep', async () => {
@@ -83,9 +92,12 @@ describe('writes a failover lost', () => {
     const started = Date.now();
     const pending = dispatcher.dispatch([{ id: 'x', name: 'idle_tool', input: {} }], { batchId: 'lost-job' });
     await new Promise((resolve) => setTimeout(resolve, 250));
-    expect(await admin.exists('toolq:{idle}:lost-job.0')).toBe(1);
-    await admin.del('toolq:{idle}:lost-job.0');
-    await admin.lrem('toolq:{idle}:wait', 0, 'lost-job.0');
+    const jobId = `${await uidOf('lost-job')}.0`;
+    const [jobKey] = await admin.keys(`toolq:{idle*}:${jobId}`);
+    expect(jobKey).toBeDefined();
+    const queue = (jobKey ?? '').slice(0, -(jobId.length + 1));
+    await admin.del(jobKey ?? '');
+    expect(await admin.lrem(`${queue}:wait`, 0, jobId)).toBe(1);
     const result = await pending;
     expect(result.toolResults[0]?.is_error).toBe(true);
     expect(result.toolResults[0]?.content).toMatch(LOST);
