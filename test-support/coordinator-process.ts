@@ -2,6 +2,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { waitForReadyLine } from './ready-line.ts';
+import { RUN_SOURCES } from './run-sources.ts';
 
 const CLI = fileURLToPath(new URL('../packages/coordinator/src/cli.ts', import.meta.url));
 
@@ -12,7 +13,7 @@ export async function startCoordinatorProcess(env: Record<string, string>): Prom
   child: ChildProcess;
   exited: Promise<number | null>;
 }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, '--port', '0'], {
+  const child = spawn(process.execPath, [...RUN_SOURCES, CLI, '--port', '0'], {
     env: { ...process.env, TOOLQ_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RedisConnectionConfig } from '@toolq/shared';
-import { freePort } from '../packages/coordinator/src/demo/environment.ts';
+import { freePort } from './free-port.ts';
 import { adminCommand, infoFields, type RedisProcess, redisProcess, waitFor } from './redis-processes.ts';
 
 export const SENTINEL_MASTER = 'toolq-test';

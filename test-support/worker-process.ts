@@ -2,6 +2,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { waitForReadyLine } from './ready-line.ts';
+import { SOURCE_CONDITION } from './run-sources.ts';
+import { stopChild } from './stop-child.ts';
 
 const WORKER_CLI = fileURLToPath(new URL('../packages/worker/src/cli.ts', import.meta.url));
 
@@ -9,6 +11,8 @@ export interface WorkerProcess {
   readonly id: string;
   readonly child: ChildProcess;
   readonly exited: Promise<number | null>;
+  /** Set when started with `metrics: true`. */
+  readonly metricsUrl?: string;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -16,14 +20,22 @@ export async function startWorkerProcess(options: {
   redisUrl: string;
   prefix?: string;
   tools?: string;
+  /** An MCP config file (`--mcp`); without `tools`, the worker serves only its MCP servers. */
+  mcp?: string;
+  /** Serve /metrics on a free loopback port instead of `--no-metrics`. */
+  metrics?: boolean;
   pool?: string;
   concurrency?: number;
   env?: Record<string, string>;
 }): Promise<WorkerProcess> {
-  const args = ['--import', 'tsx', WORKER_CLI, '--tools', options.tools ?? 'diagnostics', '--no-metrics'];
+  const args = ['--import', 'tsx', WORKER_CLI];
+  const tools = options.tools ?? (options.mcp ? undefined : 'diagnostics');
+  if (tools) args.push('--tools', tools);
+  if (options.mcp) args.push('--mcp', options.mcp);
+  args.push(...(options.metrics ? ['--metrics-port', '0', '--metrics-host', '127.0.0.1'] : ['--no-metrics']));
   if (options.pool) args.push('--pool', options.pool);
   if (options.concurrency) args.push('--concurrency', String(options.concurrency));
-  const child = spawn(process.execPath, args, {
+  const child = spawn(process.execPath, [`--conditions=${SOURCE_CONDITION}`, ...args], {
     env: {
       ...process.env,
       REDIS_URL: options.redisUrl,
@@ -34,13 +46,18 @@ export async function startWorkerProcess(options: {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const { worker: id } = await waitForReadyLine<{ event: 'ready'; worker: string }>(child, exited, 'worker');
+  const { worker: id, metrics } = await waitForReadyLine<{
+    event: 'ready';
+    worker: string;
+    metrics?: string;
+  }>(child, exited, 'worker');
   return {
     id,
+    metricsUrl: metrics,
     child,
     exited,
     stop: async (signal = 'SIGTERM') => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await stopChild(child, signal);
       return exited;
     },
   };

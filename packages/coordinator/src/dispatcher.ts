@@ -51,10 +51,17 @@ import { callsWithoutJob, LOST_CALL_MESSAGE } from './lost-calls.ts';
 import { RecentCalls } from './recent-calls.ts';
 import { type Reply, ReplyReader } from './reply-reader.ts';
 
+/**
+ * A `tool_use` block as the Messages API (and the SDK's `ToolUseBlock`) has it; only id, name and
+ * input are used. `dispatch()` is generic over it, so a literal block with fields the API adds
+ * later type-checks as well.
+ */
 export interface ToolUse {
   id: string;
   name: string;
   input: unknown;
+  type?: 'tool_use';
+  caller?: unknown;
 }
 
 export type { DispatcherOptions, DispatchOptions } from './dispatcher-options.ts';
@@ -221,7 +228,7 @@ export class Dispatcher {
     return this.pending.size;
   }
 
-  dispatch(toolUses: readonly ToolUse[], options: DispatchOptions = {}): Promise<BatchResult> {
+  dispatch<T extends ToolUse>(toolUses: readonly T[], options: DispatchOptions = {}): Promise<BatchResult> {
     // A promise chain, not an async function: thousands of batches wait at once, and a suspended
     // async frame costs a few hundred bytes more than the closures below.
     const uid = randomUUID();

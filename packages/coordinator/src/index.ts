@@ -35,12 +35,6 @@ export { Catalog, type CatalogTool, type ToolLookup } from './catalog.ts';
 export { Dispatcher, type DispatcherOptions, type DispatchOptions, type ToolUse } from './dispatcher.ts';
 export { appOf } from './http/auth.ts';
 export { buildHttpServer, type HttpServerOptions, listen } from './http/server.ts';
-export {
-  type ScriptedModel,
-  type ScriptedModelOptions,
-  startScriptedModel,
-  toolTurnsScript,
-} from './model/scripted-server.ts';
 export type { RunModel } from './runs/run-executor.ts';
 export { type CreatedRun, RUN_DEFAULTS, RunService, type RunServiceOptions } from './runs/run-service.ts';
 export type { RunRecord, RunStatus, RunSummary } from './runs/run-store.ts';

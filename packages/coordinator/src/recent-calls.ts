@@ -2,9 +2,10 @@
  * The last calls this coordinator answered, for the performance report over HTTP (GET /v1/report):
  * a fixed-size ring, so the report covers a recent window and memory stays bounded.
  */
-import type { ReportedCall } from './agent/performance.ts';
+
 import type { BatchResult } from './batch-result.ts';
 import { UNKNOWN_TOOL_LABEL } from './batch-result.ts';
+import type { ReportedCall } from './performance-report.ts';
 
 export class RecentCalls {
   private readonly ring: ReportedCall[] = [];

@@ -11,14 +11,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startWorker } from '@toolq/worker';
+import diagnostics from '@toolq/worker/diagnostics';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../../test-support/free-port.ts';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisProcess, redisProcess } from '../../../test-support/redis-processes.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import testTools from '../../../test-support/test-tools.ts';
-import diagnostics from '../../worker/src/tools/diagnostics.ts';
-import { freePort } from '../src/demo/environment.ts';
 import { Dispatcher } from '../src/index.ts';
 
 interface Logged {

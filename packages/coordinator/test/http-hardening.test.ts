@@ -5,18 +5,18 @@
  */
 import { connect } from 'node:net';
 import Anthropic from '@anthropic-ai/sdk';
+import { startScriptedModel, toolTurnsScript } from '@toolq/scripted-model';
 import { createRedis, type Redis } from '@toolq/shared';
 import { startWorker, type ToolqWorker } from '@toolq/worker';
+import diagnostics from '@toolq/worker/diagnostics';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import testTools from '../../../test-support/test-tools.ts';
-import diagnostics from '../../worker/src/tools/diagnostics.ts';
 import { isLoopback } from '../src/http/auth.ts';
 import { buildHttpServer, listen } from '../src/http/server.ts';
 import { Dispatcher, type ToolUse } from '../src/index.ts';
-import { startScriptedModel, toolTurnsScript } from '../src/model/scripted-server.ts';
 
 const TOKEN = 'hardening-token-0123456789';
 let server: RedisServer;
@@ -96,6 +96,18 @@ describe('tool_use blocks as the Messages API returns them', () => {
       expect(body.tool_results.map((r) => r.content)).toEqual(['one', '{"slept_ms":50}']);
       // The library takes the SDK's blocks as they are, too.
       expectTypeOf(blocks).toExtend<readonly ToolUse[]>();
+      // A block written by hand as the API would send it type-checks as a literal too.
+      const literal = await dispatcher.dispatch([
+        {
+          type: 'tool_use',
+          id: 'x',
+          name: 'diag_echo',
+          input: { value: 'lit' },
+          caller: { type: 'direct' },
+          later: 1,
+        },
+      ]);
+      expect(literal.toolResults[0]?.content).toBe('lit');
       const direct = await dispatcher.dispatch(blocks);
       expect(direct.toolResults.map((r) => r.content)).toEqual(['one', '{"slept_ms":50}']);
     } finally {

@@ -2,13 +2,14 @@
  * A run's records expire with its retention: the record, the event log, the index entry and the
  * BullMQ job are all gone from Redis, and every route answers as if the run had never been.
  */
+
+import { type ScriptedModel, startScriptedModel } from '@toolq/scripted-model';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import { buildHttpServer, listen } from '../src/http/server.ts';
 import { Dispatcher } from '../src/index.ts';
-import { type ScriptedModel, startScriptedModel } from '../src/model/scripted-server.ts';
 import { RunService } from '../src/runs/run-service.ts';
 import { api, readSse, runsScript, waitForRun } from './runs-support.ts';
 

@@ -3,8 +3,8 @@
  * stream as a client sees it, and a scripted model that picks its conversation by the prompt.
  */
 import { readFileSync } from 'node:fs';
-import type { ReceivedRequest, Script, ScriptContext } from '../src/model/scripted-server.ts';
-import { toolTurnsScript } from '../src/model/scripted-server.ts';
+import type { ReceivedRequest, Script, ScriptContext } from '@toolq/scripted-model';
+import { toolTurnsScript } from '@toolq/scripted-model';
 
 export interface SseEvent {
   id: string;

@@ -7,11 +7,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type ScriptedModel, startScriptedModel } from '@toolq/scripted-model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
-import { type ScriptedModel, startScriptedModel } from '../src/model/scripted-server.ts';
 import {
   api,
   executions,
@@ -244,6 +244,28 @@ describe('a run on one coordinator, served by another', () => {
       }
     }
     expect((await api(a.url, path, { token: ALPHA })).status).toBe(200);
+  });
+
+  it("keeps apps' tool batches apart too: the same batch id per app, another app's 404, from any coordinator", async () => {
+    const batch = (value: string) => ({
+      batch_id: 'shared-id',
+      tool_uses: [{ type: 'tool_use', id: 'e', name: 'test_echo', input: { value } }],
+    });
+    const mine = await api(a.url, '/v1/tool-batches', { method: 'POST', token: ALPHA, body: batch('alpha') });
+    expect(mine.status).toBe(200);
+    expect((await api(b.url, '/v1/tool-batches/shared-id', { token: BETA })).status).toBe(404);
+    const theirs = await api(b.url, '/v1/tool-batches', { method: 'POST', token: BETA, body: batch('beta') });
+    expect(theirs.status).toBe(200);
+    const again = await api(b.url, '/v1/tool-batches', {
+      method: 'POST',
+      token: ALPHA,
+      body: batch('again'),
+    });
+    expect(again.status).toBe(409); // taken for alpha, whichever coordinator is asked
+    const collected = (await (await api(b.url, '/v1/tool-batches/shared-id', { token: ALPHA })).json()) as {
+      tool_results: { content: string }[];
+    };
+    expect(collected.tool_results[0]?.content).toBe('alpha');
   });
 
   it("lists the app's runs newest first, page by page with a cursor", async () => {

@@ -4,11 +4,11 @@
  * is gone, and its calls wait in the queue, within their deadlines, for one to start.
  */
 import { startWorker } from '@toolq/worker';
+import diagnostics from '@toolq/worker/diagnostics';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import testTools from '../../../test-support/test-tools.ts';
-import diagnostics from '../../worker/src/tools/diagnostics.ts';
 import { Dispatcher } from '../src/index.ts';
 
 let server: RedisServer;

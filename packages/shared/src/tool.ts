@@ -14,6 +14,8 @@ export interface ToolRunContext {
   attempt: number;
   toolUseId: string;
   batchId: string;
+  /** Epoch ms at which `signal` aborts for the timeout: the call's deadline or its own timeout. */
+  deadline?: number;
 }
 
 export interface RetryPolicy {
@@ -28,6 +30,11 @@ export interface ToolDefinition<Input = unknown, Output = unknown> {
   description: string;
   /** zod schema of the input; also the source of the JSON Schema `input_schema` sent to the model. */
   input: z.ZodType<Input>;
+  /**
+   * The JSON Schema sent to the model, for a tool whose `input` validates through something zod
+   * cannot express as JSON Schema (an MCP server's tool, checked against the server's own schema).
+   */
+  inputSchema?: JsonSchemaObject;
   /** Per-call timeout; default is the worker's `defaultTimeoutMs` (30 s). */
   timeoutMs?: number;
   /** Only for idempotent tools: used when a batch runs with `failurePolicy: 'retry'`. Default: none. */
@@ -70,7 +77,16 @@ export function defineTool<Input, Output>(def: ToolDefinition<Input, Output>): T
 export type JsonSchemaObject = { type: 'object'; [key: string]: unknown };
 
 /** The JSON Schema `input_schema` the Messages API expects (an object schema, draft 2020-12). */
-export function inputJsonSchema(tool: Pick<AnyTool, 'name' | 'input'>): JsonSchemaObject {
+export function inputJsonSchema(tool: Pick<AnyTool, 'name' | 'input' | 'inputSchema'>): JsonSchemaObject {
+  if (tool.inputSchema) {
+    if (tool.inputSchema.type !== 'object') {
+      throw new ToolqError(
+        'TOOL_DEFINITION_INVALID',
+        `tool ${tool.name}: inputSchema must have "type": "object"`,
+      );
+    }
+    return tool.inputSchema;
+  }
   let schema: Record<string, unknown>;
   try {
     schema = z.toJSONSchema(tool.input, { io: 'input', unrepresentable: 'throw' }) as Record<string, unknown>;

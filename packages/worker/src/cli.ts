@@ -1,11 +1,20 @@
 #!/usr/bin/env node
-import { createLogger, DEFAULTS, describeStartupError, loadConfig } from '@toolq/shared';
+import {
+  type AnyTool,
+  createLogger,
+  createRegistry,
+  DEFAULTS,
+  describeStartupError,
+  loadConfig,
+} from '@toolq/shared';
 /**
  * `toolq-worker` / `pnpm worker`: serve a tool module on a pool. The only place in this package that
  * touches `process`: signals, exit codes, the environment.
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { startHealthServer } from './health-server.ts';
+import { loadMcpConfig } from './mcp/config.ts';
+import { type McpTools, startMcpTools } from './mcp/mcp-tools.ts';
 import { BUILT_IN_TOOL_MODULES, loadToolModule } from './tool-modules.ts';
 import { startWorker } from './worker.ts';
 
@@ -19,9 +28,13 @@ const program = new Command('toolq-worker')
   .description(
     'Run tool calls from a toolq queue (BullMQ on Redis). Configuration comes from the environment; flags override it.',
   )
-  .requiredOption(
+  .option(
     '-t, --tools <module>',
     `tools to serve: ${BUILT_IN_TOOL_MODULES.join(', ')}, or a module path whose default export is an array of tools`,
+  )
+  .option(
+    '--mcp <config.json>',
+    'serve the tools of the MCP servers in this file ("mcpServers" format), as <server>__<tool>',
   )
   .option('-p, --pool <name>', `queue (pool) to serve [env TOOLQ_POOL, default "${DEFAULTS.pool}"]`)
   .option(
@@ -56,7 +69,8 @@ const program = new Command('toolq-worker')
 async function main(): Promise<void> {
   program.parse();
   const flags = program.opts<{
-    tools: string;
+    tools?: string;
+    mcp?: string;
     pool?: string;
     concurrency?: number;
     metricsPort?: number;
@@ -64,11 +78,21 @@ async function main(): Promise<void> {
     metrics: boolean;
     waitForWorkers?: boolean;
   }>();
+  if (!flags.tools && !flags.mcp) program.error('error: give --tools <module>, --mcp <config.json>, or both');
   const config = loadConfig();
   const logger = createLogger({ name: 'toolq-worker', level: config.logLevel });
-  const tools = await loadToolModule(flags.tools);
+  const tools: AnyTool[] = flags.tools ? await loadToolModule(flags.tools) : [];
+  const registry = createRegistry({ labels: { component: 'worker' } });
+  let mcp: McpTools | undefined;
+  if (flags.mcp) {
+    const servers = await loadMcpConfig(flags.mcp);
+    mcp = await startMcpTools({ servers, reservedNames: tools.map((t) => t.name), logger, registry });
+  }
+  // The MCP servers run in their own process groups: stop them if the worker cannot start.
   const worker = await startWorker({
     tools,
+    toolSource: mcp,
+    registry,
     redis: config.redis,
     prefix: config.prefix,
     pool: flags.pool ?? config.pool,
@@ -78,6 +102,9 @@ async function main(): Promise<void> {
     maxResultBytes: config.maxResultBytes,
     shutdownTimeoutMs: config.shutdownTimeoutMs,
     logger,
+  }).catch(async (err: unknown) => {
+    await mcp?.close();
+    throw err;
   });
   const health = flags.metrics
     ? await startHealthServer({
@@ -99,6 +126,7 @@ async function main(): Promise<void> {
       logger.info({ signal }, 'shutting down (send again to force)');
       worker
         .close()
+        .then(() => mcp?.close())
         .then(() => health?.server.close())
         .then(() => process.exit(0))
         .catch((err: Error) => {
@@ -109,7 +137,10 @@ async function main(): Promise<void> {
       logger.warn({ signal }, 'forced shutdown: giving running calls back');
       const timer = setTimeout(() => process.exit(130), 2_000);
       timer.unref();
-      worker.forceClose().finally(() => process.exit(130));
+      worker
+        .forceClose()
+        .then(() => mcp?.close())
+        .finally(() => process.exit(130));
     }
   };
   process.on('SIGTERM', onSignal);

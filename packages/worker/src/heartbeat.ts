@@ -14,16 +14,25 @@ export async function startHeartbeat(options: {
   keys: Keys;
   logger: Logger;
   info: Omit<WorkerInfo, 'heartbeatAt'>;
-}): Promise<{ stop(): Promise<void> }> {
-  const { redis, keys, logger, info } = options;
+}): Promise<{ stop(): Promise<void>; update(tools: WorkerInfo['tools']): void }> {
+  const { redis, keys, logger } = options;
+  let info = options.info;
   const beat = () => publishWorker(redis, keys, { ...info, heartbeatAt: Date.now() });
   await beat();
   const timer = setInterval(() => {
     beat().catch((err: Error) => logger.warn({ err: err.message }, 'heartbeat failed'));
   }, HEARTBEAT_INTERVAL_MS);
   timer.unref();
+  let stopped = false;
   return {
+    /** A changed tool set is published at once, not at the next beat. */
+    update(tools) {
+      info = { ...info, tools };
+      if (stopped) return;
+      beat().catch((err: Error) => logger.warn({ err: err.message }, 'heartbeat failed'));
+    },
     async stop() {
+      stopped = true;
       clearInterval(timer);
       await unpublishWorker(redis, keys, info.id).catch(() => undefined);
     },

@@ -72,7 +72,13 @@ export async function runCall(options: RunCallOptions): Promise<CallResult> {
       try {
         const output = await raceAbort(
           Promise.resolve().then(() =>
-            tool.run(input.data, { signal, attempt, toolUseId: data.toolUseId, batchId: options.batchId }),
+            tool.run(input.data, {
+              signal,
+              attempt,
+              toolUseId: data.toolUseId,
+              batchId: options.batchId,
+              deadline: startedAt + budgetMs,
+            }),
           ),
           signal,
         );

@@ -38,6 +38,7 @@ import { DelayedError, type Job, UnrecoverableError, WaitingError, Worker } from
 import { listenForCancels, RunningCalls } from './cancel-listener.ts';
 import { startHeartbeat } from './heartbeat.ts';
 import { runCall } from './run-call.ts';
+import type { ToolSource } from './tool-source.ts';
 
 export interface WorkerOptions {
   /** The tools this worker serves. */
@@ -70,6 +71,8 @@ export interface WorkerOptions {
   registry?: Registry;
   /** Default: `<host>-<pid>-<random>`. */
   id?: string;
+  /** Tools that change at run time (MCP servers), served beside `tools` and re-advertised on change. */
+  toolSource?: ToolSource;
 }
 
 export interface ToolqWorker {
@@ -124,7 +127,8 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
       throw new ToolqError('TOOL_DEFINITION_INVALID', `tool ${tool.name} is listed twice`);
     tools.set(tool.name, tool);
   }
-  const specs: ToolSpec[] = [...tools.values()].map((tool) => ({
+  const fixedTools = new Map(tools);
+  const specOf = (tool: AnyTool): ToolSpec => ({
     name: tool.name,
     description: tool.description,
     input_schema: inputJsonSchema(tool),
@@ -132,7 +136,19 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     ...(tool.retry
       ? { retry: { attempts: tool.retry.attempts, backoffMs: tool.retry.backoffMs ?? 200 } }
       : {}),
-  }));
+  });
+  // The served set changes in place (`tools` is read per call), so the processor needs no hook.
+  const refreshSourceTools = (): ToolSpec[] => {
+    tools.clear();
+    for (const [name, tool] of fixedTools) tools.set(name, tool);
+    for (const tool of options.toolSource?.tools() ?? []) {
+      if (tools.has(tool.name))
+        logger.error({ tool: tool.name }, 'tool source offers a name already served: not served');
+      else tools.set(tool.name, tool);
+    }
+    return [...tools.values()].map(specOf);
+  };
+  const specs = refreshSourceTools();
 
   const redis = createRedis(options.redis ?? options.redisUrl);
   const subscriber = duplicateConnection(redis);
@@ -309,6 +325,11 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     },
   });
   logger.info({ tools: [...tools.keys()], concurrency }, 'worker started');
+  const stopWatchingSource = options.toolSource?.onChange(() => {
+    heartbeat.update(refreshSourceTools());
+    logger.info({ tools: [...tools.keys()] }, 'served tools changed');
+  });
+  if (options.toolSource) heartbeat.update(refreshSourceTools()); // a change while BullMQ connected
 
   let closing: Promise<void> | undefined;
   /** A full Redis answers PING but refuses the result writes: probe with a write. */
@@ -322,6 +343,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
   const close = (): Promise<void> => {
     closing ??= (async () => {
       logger.info('stopping: no new jobs, letting running calls finish');
+      stopWatchingSource?.();
       await heartbeat.stop();
       const graceful = worker.close();
       const timer = setTimeout(() => {

@@ -8,7 +8,7 @@ import { ToolqError } from '@toolq/shared';
 import { ADVISOR_BETA, modelError, serverToolCalls } from './advisor.ts';
 import { requestTurn, type TurnParams, type TurnResponse } from './model-turn.ts';
 import { MAX_ITERATIONS_TEXT, type ResolvedOptions, resolveOptions } from './options.ts';
-import { runStats } from './performance.ts';
+import { runStats } from './run-stats.ts';
 import { type Decision, decide, textOf } from './stop-reasons.ts';
 import { TurnDispatch, type TurnToolResults } from './streaming-dispatch.ts';
 import { buildToolsParam } from './tools-param.ts';

@@ -5,11 +5,11 @@
 import { DEFAULTS, describeZodIssues, type Logger, ToolqError } from '@toolq/shared';
 import Fastify, { type FastifyInstance } from 'fastify';
 import secureJson from 'secure-json-parse';
-import { performanceReport } from '../agent/performance.ts';
 import type { BatchResult } from '../batch-result.ts';
 import type { Dispatcher } from '../dispatcher.ts';
+import { performanceReport } from '../performance-report.ts';
 import { refreshGauges } from '../queue-gauges.ts';
-import { AppTokens, assertSafeListen, registerAuth } from './auth.ts';
+import { AppTokens, appOf, assertSafeListen, registerAuth } from './auth.ts';
 import { toHttpError } from './errors.ts';
 import { JsonShapeScanner } from './json-shape.ts';
 import { type RunsOptions, registerRuns } from './runs.ts';
@@ -133,6 +133,8 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
       failurePolicy: body.failure_policy,
       maxRetries: body.max_retries,
       batchId: body.batch_id,
+      // Batch ids are the app's own: another app may use the same id and never sees this batch.
+      app: appOf(request),
       signal: controller.signal,
     });
     return batchResponse(result);
@@ -142,7 +144,10 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
     const id = batchIdSchema.safeParse(request.params.id);
     if (!id.success) throw new ToolqError('INVALID_REQUEST', `batch id: ${describeZodIssues(id.error)}`);
     // Only the lookup waits on Redis here; once found, the batch answers by its own deadlines.
-    const result = await dispatcher.collect(id.data, { lookupTimeoutMs: HTTP_DEFAULTS.redisWaitMs });
+    const result = await dispatcher.collect(id.data, {
+      app: appOf(request),
+      lookupTimeoutMs: HTTP_DEFAULTS.redisWaitMs,
+    });
     if (!result) {
       throw new ToolqError('NOT_FOUND', `no batch ${id.data} is recorded (never dispatched, or expired)`);
     }

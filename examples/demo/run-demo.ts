@@ -3,12 +3,13 @@
  * demo tools, a Dispatcher, the model (the scripted one offline, the real API when a key is set),
  * runAgent, and the report. Everything started here is stopped here, on success, error or abort.
  */
+import { fileURLToPath } from 'node:url';
 import Anthropic from '@anthropic-ai/sdk';
-import { createLogger, describeRedis, loadConfig, ToolqError } from '@toolq/shared';
 import {
   type AgentEvent,
   type AgentStatus,
   DEFAULT_MODEL,
+  Dispatcher,
   type IterationStats,
   type PerformanceReport,
   performanceReport,
@@ -16,11 +17,15 @@ import {
   runAgent,
   type ToolCallRecord,
   type UsageReport,
-} from '../agent/index.ts';
-import { Dispatcher } from '../dispatcher.ts';
-import { startScriptedModel } from '../model/scripted-server.ts';
-import { startPrivateRedis, startWorkerProcess } from './environment.ts';
+} from '@toolq/coordinator';
+import { startScriptedModel } from '@toolq/scripted-model';
+import { createLogger, describeRedis, loadConfig, ToolqError } from '@toolq/shared';
+import { startRedisServer } from '../../test-support/redis-server.ts';
+import { startWorkerProcess } from '../../test-support/worker-process.ts';
+import { prepareFilesWorkspace } from './mcp-files.ts';
 import { SCENARIOS, type ScenarioName } from './scenarios.ts';
+
+const DEMO_TOOLS = fileURLToPath(new URL('./tools.ts', import.meta.url));
 
 export interface DemoOptions {
   /** Default `competitors`. */
@@ -77,25 +82,35 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     let target = config.redis;
     if (!redisUrl && target.mode === 'standalone') {
       setup('starting a private redis-server');
-      const redis = await startPrivateRedis();
+      const redis = await startRedisServer();
       stops.push(redis.stop);
       redisUrl = redis.url;
       target = { mode: 'standalone', url: redisUrl };
     }
     const count = options.workers ?? 2;
-    setup(`starting ${count} worker processes (--tools demo) on ${describeRedis(target)}`);
+    let source: { tools: string } | { mcp: string } = { tools: DEMO_TOOLS };
+    if (scenario.source === 'mcp-files') {
+      const workspace = prepareFilesWorkspace();
+      stops.push(workspace.stop);
+      source = { mcp: workspace.configPath };
+      setup(`MCP: the filesystem server on ${workspace.dir}, its tools served as fs__<tool>`);
+    }
+    setup(
+      `starting ${count} worker processes (${'mcp' in source ? '--mcp' : '--tools examples/demo/tools.ts'}) on ${describeRedis(target)}`,
+    );
     // allSettled: a worker that started must be stopped even when its sibling failed to.
     const started = await Promise.allSettled(
       Array.from({ length: count }, () =>
         startWorkerProcess({
           redisUrl: redisUrl ?? 'redis://127.0.0.1:6379',
           prefix: config.prefix,
-          tools: 'demo',
+          ...source,
+          env: { TOOLQ_LOG_LEVEL: process.env.TOOLQ_LOG_LEVEL ?? 'warn' },
         }),
       ),
     );
     const workers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-    for (const worker of workers) stops.push(worker.stop);
+    for (const worker of workers) stops.push(async () => void (await worker.stop()));
     const failed = started.find((s) => s.status === 'rejected');
     if (failed) throw failed.reason;
     checkpoint();

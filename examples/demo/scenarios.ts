@@ -4,16 +4,11 @@
  * independent calls in one turn; a dependency chain over two turns) and writes its final answer
  * from the tool results it actually received.
  */
-import {
-  type ReceivedToolResult,
-  type Script,
-  text,
-  toolTurnsScript,
-  toolUse,
-} from '../model/scripted-server.ts';
+import { type ReceivedToolResult, type Script, text, toolTurnsScript, toolUse } from '@toolq/scripted-model';
 import { COMPETITORS, competitorsAnswer, parseResult } from './answers.ts';
+import { FILES_TOOLS, filesScript } from './mcp-files.ts';
 
-export const SCENARIO_NAMES = ['competitors', 'city', 'stocks', 'order'] as const;
+export const SCENARIO_NAMES = ['competitors', 'city', 'stocks', 'order', 'files'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export interface Scenario {
@@ -24,6 +19,8 @@ export interface Scenario {
   tools: string[];
   /** The offline model. */
   script: Script;
+  /** Where the tools come from: the demo tool module (default) or MCP servers (`--mcp`). */
+  source?: 'demo' | 'mcp-files';
 }
 
 /** Streaming: the pause before each tool_use block, as a model writing its calls one by one. */
@@ -177,7 +174,19 @@ const order: Scenario = {
   script: orderScript,
 };
 
-export const SCENARIOS: Record<ScenarioName, Scenario> = { competitors, city, stocks, order };
+const files: Scenario = {
+  name: 'files',
+  title: 'Meeting notes through a real MCP server (filesystem) on the fleet',
+  system:
+    'You are an assistant with access to a folder of files through MCP tools. Run independent calls in parallel.',
+  prompt:
+    'Read the meeting notes in your folder and write a summary of their decisions and actions to summary.md.',
+  tools: FILES_TOOLS,
+  script: filesScript,
+  source: 'mcp-files',
+};
+
+export const SCENARIOS: Record<ScenarioName, Scenario> = { competitors, city, stocks, order, files };
 
 export function isScenarioName(value: string): value is ScenarioName {
   return (SCENARIO_NAMES as readonly string[]).includes(value);

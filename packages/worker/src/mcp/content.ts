@@ -1,0 +1,87 @@
+/**
+ * An MCP `CallToolResult` as `tool_result` content: text stays text, images the Messages API
+ * takes become image blocks, embedded text resources become text (with their URI), and anything
+ * else becomes a short text saying what was dropped, so the model knows something was there.
+ */
+import type { CallToolResult } from '@modelcontextprotocol/client';
+import type { ToolContentBlock } from '@toolq/shared';
+
+/** Image types a `tool_result` image block may carry. */
+const API_IMAGE_TYPES = new Set(['image/jpeg', 'image/png', 'image/gif', 'image/webp']);
+
+type McpBlock = CallToolResult['content'][number];
+
+/** A result's content: one text block alone as a plain string, otherwise the blocks. */
+export function mapToolResultContent(
+  result: Pick<CallToolResult, 'content' | 'structuredContent'>,
+): string | ToolContentBlock[] {
+  const blocks = (result.content ?? []).map(mapBlock);
+  // A tool with only structured output (allowed by the spec): its JSON is the answer.
+  if (blocks.length === 0 && result.structuredContent !== undefined) {
+    return JSON.stringify(result.structuredContent);
+  }
+  if (blocks.length === 0) return '';
+  const only = blocks[0];
+  if (blocks.length === 1 && only?.type === 'text') return only.text as string;
+  return blocks;
+}
+
+/** The text of an `isError` result, for the `Error: …` message (non-text parts are named). */
+export function errorTextOf(result: Pick<CallToolResult, 'content'>): string {
+  const parts = (result.content ?? []).map(mapBlock).map((b) => (b.type === 'text' ? b.text : '[image]'));
+  const text = parts.join('\n').trim();
+  return text === '' ? 'the tool reported an error without a message' : text;
+}
+
+function mapBlock(block: McpBlock): ToolContentBlock {
+  switch (block.type) {
+    case 'text':
+      return { type: 'text', text: block.text };
+    case 'image':
+      if (API_IMAGE_TYPES.has(block.mimeType)) {
+        return { type: 'image', source: { type: 'base64', media_type: block.mimeType, data: block.data } };
+      }
+      return dropped(
+        `an image of type ${block.mimeType}`,
+        'tool results take JPEG, PNG, GIF and WebP images',
+      );
+    case 'audio':
+      return dropped(`audio of type ${block.mimeType}`, 'tool results cannot carry audio');
+    case 'resource_link': {
+      const about = [block.mimeType, block.description].filter(Boolean).join(', ');
+      return {
+        type: 'text',
+        text: `Resource link: ${block.name} <${block.uri}>${about ? ` (${about})` : ''}`,
+      };
+    }
+    case 'resource': {
+      const resource = block.resource;
+      if ('text' in resource && typeof resource.text === 'string') {
+        return { type: 'text', text: `Resource <${resource.uri}>:\n${resource.text}` };
+      }
+      const mime = resource.mimeType ?? 'application/octet-stream';
+      if ('blob' in resource && typeof resource.blob === 'string' && API_IMAGE_TYPES.has(mime)) {
+        return { type: 'image', source: { type: 'base64', media_type: mime, data: resource.blob } };
+      }
+      const size =
+        'blob' in resource && typeof resource.blob === 'string'
+          ? ` (${base64Bytes(resource.blob)} bytes)`
+          : '';
+      return dropped(
+        `the binary resource <${resource.uri}> of type ${mime}${size}`,
+        'tool results cannot carry it',
+      );
+    }
+    default:
+      return dropped(`a content block of type ${(block as { type: string }).type}`, 'toolq does not know it');
+  }
+}
+
+function dropped(what: string, why: string): ToolContentBlock {
+  return { type: 'text', text: `[toolq dropped ${what}: ${why}]` };
+}
+
+function base64Bytes(data: string): number {
+  const padding = data.endsWith('==') ? 2 : data.endsWith('=') ? 1 : 0;
+  return Math.floor((data.length * 3) / 4) - padding;
+}

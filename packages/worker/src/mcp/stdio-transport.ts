@@ -1,0 +1,165 @@
+/**
+ * The stdio transport for MCP servers the worker starts. Unlike the SDK's StdioClientTransport it
+ * starts the server in its own process group and stops the whole group (servers are often
+ * `npx`/`uvx`/shell wrappers whose real process is a grandchild), reports the connection closed
+ * when the server process exits (not when every holder of its pipes has gone, which an orphaned
+ * grandchild can delay forever), and keeps the end of the server's stderr to say why it died.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import type { JSONRPCMessage, Transport } from '@modelcontextprotocol/client';
+import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/client';
+import { getDefaultEnvironment } from '@modelcontextprotocol/client/stdio';
+
+const STDERR_TAIL_BYTES = 2_000;
+
+/**
+ * Runs the server through `sh` with a guard: a background shell holds a pipe from the worker (fd
+ * 3) and kills the whole group when that pipe closes, which happens however the worker ends,
+ * SIGKILL and OOM included. Many servers never exit on stdin EOF, so without it a killed worker
+ * leaves its servers running. `exec` keeps the server's pid the one the worker spawned.
+ */
+const GUARD = '(read -r _ <&3; kill -KILL 0) </dev/null >/dev/null 2>&1 & exec "$0" "$@" 3<&-';
+/** What `sh` exits with when the command is missing or not executable. */
+const NOT_FOUND_CODES = new Set([126, 127]);
+
+export interface StdioTransportOptions {
+  command: string;
+  args: readonly string[];
+  env: Record<string, string>;
+  cwd?: string;
+  /** Each line the server writes to stderr (its log). */
+  onStderrLine?: (line: string) => void;
+  /** How long close() waits after SIGTERM before SIGKILL. Default 2 000 ms. */
+  killAfterMs?: number;
+}
+
+export class ProcessGroupStdioTransport implements Transport {
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: (message: JSONRPCMessage) => void;
+
+  private child: ChildProcess | undefined;
+  private readonly buffer = new ReadBuffer();
+  private stderrTail = '';
+  private exitedPromise: Promise<void> | undefined;
+  private closedReported = false;
+  /** How the process ended, once it has: `exit code 1`, `signal SIGKILL`, `spawn failed: ENOENT`. */
+  exitReason: string | undefined;
+
+  constructor(private readonly options: StdioTransportOptions) {}
+
+  /** True once the command turned out not to exist (or not to be executable). */
+  get couldNotStart(): boolean {
+    return this.exitReason?.startsWith('could not be started') ?? false;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** The last lines the server wrote to stderr (for the log when it fails). */
+  get stderr(): string {
+    return this.stderrTail.trim();
+  }
+
+  async start(): Promise<void> {
+    if (this.child) throw new Error('transport already started');
+    const { command, args, env, cwd } = this.options;
+    const child = spawn('/bin/sh', ['-c', GUARD, command, ...args], {
+      env: { ...getDefaultEnvironment(), ...env },
+      cwd,
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+      // Its own process group, so that stopping it stops everything it started.
+      detached: true,
+      shell: false,
+    });
+    this.child = child;
+    this.exitedPromise = new Promise((resolve) => child.once('exit', () => resolve()));
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', (err) => {
+        this.exitReason = `could not be started: ${err.message}`;
+        reject(new Error(`cannot start ${command}: ${err.message}`));
+        this.reportClosed();
+      });
+    });
+    child.once('exit', (code, signal) => {
+      this.exitReason ??= signal
+        ? `killed by ${signal}`
+        : code !== null && NOT_FOUND_CODES.has(code)
+          ? `could not be started: ${command} was not found or is not executable`
+          : `exited with code ${code}`;
+      this.killGroup('SIGKILL'); // anything it left behind
+      this.reportClosed();
+    });
+    child.stdout?.on('data', (chunk: Buffer) => {
+      try {
+        this.buffer.append(chunk);
+        for (;;) {
+          const message = this.buffer.readMessage();
+          if (message === null) break;
+          this.onmessage?.(message);
+        }
+      } catch (err) {
+        this.onerror?.(err as Error);
+      }
+    });
+    let partial = '';
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (text: string) => {
+      this.stderrTail = (this.stderrTail + text).slice(-STDERR_TAIL_BYTES);
+      const lines = (partial + text).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) if (line.trim() !== '') this.options.onStderrLine?.(line);
+    });
+    for (const stream of [child.stdin, child.stdout, child.stderr]) {
+      stream?.on('error', (err) => this.onerror?.(err));
+    }
+  }
+
+  send(message: JSONRPCMessage): Promise<void> {
+    const stdin = this.child?.stdin;
+    if (!stdin || this.closedReported || !stdin.writable) {
+      return Promise.reject(new Error('the server process is not running'));
+    }
+    return new Promise((resolve) => {
+      if (stdin.write(serializeMessage(message))) resolve();
+      else stdin.once('drain', () => resolve());
+    });
+  }
+
+  /** Ends stdin, then SIGTERM to the group, then SIGKILL; resolves once the process has exited. */
+  async close(): Promise<void> {
+    const child = this.child;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      this.exitReason ??= 'stopped by the worker';
+      child.stdin?.end();
+      this.killGroup('SIGTERM');
+      const killAfterMs = this.options.killAfterMs ?? 2_000;
+      const timer = setTimeout(() => this.killGroup('SIGKILL'), killAfterMs);
+      timer.unref();
+      await this.exitedPromise;
+      clearTimeout(timer);
+    }
+    this.killGroup('SIGKILL');
+    this.reportClosed();
+  }
+
+  private killGroup(signal: NodeJS.Signals): void {
+    const pid = this.child?.pid;
+    if (pid === undefined) return;
+    try {
+      process.kill(-pid, signal);
+    } catch {
+      // ESRCH: the group is gone already
+    }
+  }
+
+  private reportClosed(): void {
+    if (this.closedReported) return;
+    this.closedReported = true;
+    this.buffer.clear();
+    this.child?.stdio[3]?.destroy(); // the guard's pipe
+    this.onclose?.();
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * One MCP tool as a toolq tool: validated against its `inputSchema` on the worker, run as
+ * `tools/call` on its server's connection within the call's deadline, its result mapped to
+ * `tool_result` content, `isError` to `is_error`.
+ */
+import type { Tool } from '@modelcontextprotocol/client';
+import { type AnyTool, defineTool, NonRetryableError } from '@toolq/shared';
+import type { McpToolqSettings } from './config.ts';
+import { errorTextOf, mapToolResultContent } from './content.ts';
+import { compileInputSchema } from './input-schema.ts';
+import type { McpServerConnection } from './server-connection.ts';
+
+/** Retried under the `retry` policy only when the server says running it twice is harmless. */
+export function isSafeToRetry(tool: Pick<Tool, 'annotations'>): boolean {
+  return tool.annotations?.idempotentHint === true || tool.annotations?.readOnlyHint === true;
+}
+
+export function adaptMcpTool(options: {
+  fleetName: string;
+  tool: Tool;
+  connection: McpServerConnection;
+  settings: McpToolqSettings;
+}): { tool: AnyTool; release(): void } {
+  const { fleetName, tool, connection, settings } = options;
+  const schema = compileInputSchema(tool.inputSchema);
+  const description =
+    tool.description?.trim() ||
+    tool.annotations?.title ||
+    tool.title ||
+    `${tool.name} (MCP server ${connection.name})`;
+  const adapted = defineTool({
+    name: fleetName,
+    description,
+    input: schema.zod,
+    inputSchema: schema.jsonSchema,
+    timeoutMs: settings.timeoutMs,
+    ...(isSafeToRetry(tool) ? { retry: settings.retry } : {}),
+    run: async (input, ctx) => {
+      const signal = withReadableReason(ctx.signal, ctx.deadline);
+      const result = await connection.call(tool.name, input, { signal, deadline: ctx.deadline });
+      // The tool ran and said it failed: retrying is the model's decision, not toolq's.
+      if (result.isError) throw new NonRetryableError(errorTextOf(result));
+      return mapToolResultContent(result);
+    },
+  });
+  return { tool: adapted, release: schema.release };
+}
+
+/**
+ * The SDK sends `String(signal.reason)` to the server in `notifications/cancelled`; the worker's
+ * own reasons are internal objects, so the server is told plainly why instead.
+ */
+function withReadableReason(signal: AbortSignal, deadline: number | undefined): AbortSignal {
+  const controller = new AbortController();
+  const onAbort = () => {
+    const timedOut = deadline !== undefined && Date.now() >= deadline - 5;
+    controller.abort(timedOut ? "toolq: the call's deadline passed" : 'toolq: the call was cancelled');
+  };
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  return controller.signal;
+}
