@@ -174,7 +174,7 @@ describe('hash slots of everything toolq touches', () => {
       );
       // The workload reached the paths that matter: BullMQ's scripts, toolq's result script, MULTIs.
       expect(scripts.length).toBeGreaterThan(20);
-      expect(transactions.length).toBeGreaterThan(3);
+      expect(transactions.length).toBeGreaterThanOrEqual(2);
       expect(multiKey.length).toBeGreaterThan(20);
       expect(scripts.some((u) => u.commands.some((c) => c[0]?.toLowerCase() === 'xadd'))).toBe(true);
       expect(crossSlot).toEqual([]);

@@ -21,6 +21,15 @@ if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[6]) then redis.call('PEXPIRE', KE
 return 1
 `;
 
+// One command, not a MULTI: a transaction caught in a failover ends in EXECABORT (a queued command
+// got CLUSTERDOWN or READONLY), which no client retries and which left batches without a record
+// (measured); a script is retried and re-sent whole. Re-sent after a reconnect it returns 0.
+const CLAIM_BATCH = `
+local created = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return created
+`;
+
 /** How long a batch record outlives its deadline, so a restarted coordinator can still collect it. */
 export const BATCH_TTL_AFTER_DEADLINE_MS = 10 * 60_000;
 /** A reply stream nobody writes to for this long disappears (a coordinator that went away for good). */
@@ -61,12 +70,8 @@ export async function claimBatch(
   meta: BatchMeta,
   ttlMs: number,
 ): Promise<boolean> {
-  const replies = await redis
-    .multi()
-    .hsetnx(batchKey, META_FIELD, JSON.stringify(meta))
-    .pexpire(batchKey, ttlMs)
-    .exec();
-  return replies?.[0]?.[1] === 1;
+  const created = await withScripts(redis).toolqClaimBatch(batchKey, META_FIELD, JSON.stringify(meta), ttlMs);
+  return created === 1;
 }
 
 export async function readBatchMeta(redis: Redis, batchKey: string): Promise<BatchMeta | undefined> {
@@ -75,6 +80,7 @@ export async function readBatchMeta(redis: Redis, batchKey: string): Promise<Bat
 }
 
 interface WithWriteResult {
+  toolqClaimBatch(batchKey: string, field: string, metaJson: string, ttlMs: number): Promise<number>;
   toolqWriteResult(
     batchKey: string,
     streamKey: string,
@@ -89,7 +95,10 @@ interface WithWriteResult {
 
 function withScripts(redis: Redis): Redis & WithWriteResult {
   const r = redis as Redis & Partial<WithWriteResult>;
-  if (!r.toolqWriteResult) redis.defineCommand('toolqWriteResult', { numberOfKeys: 2, lua: WRITE_RESULT });
+  if (!r.toolqWriteResult) {
+    redis.defineCommand('toolqWriteResult', { numberOfKeys: 2, lua: WRITE_RESULT });
+    redis.defineCommand('toolqClaimBatch', { numberOfKeys: 1, lua: CLAIM_BATCH });
+  }
   return r as Redis & WithWriteResult;
 }
 
