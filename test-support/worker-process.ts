@@ -9,6 +9,8 @@ export interface WorkerProcess {
   readonly id: string;
   readonly child: ChildProcess;
   readonly exited: Promise<number | null>;
+  /** The worker's /metrics URL when started with `metrics: true`. */
+  readonly metricsUrl?: string;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -19,8 +21,11 @@ export async function startWorkerProcess(options: {
   pool?: string;
   concurrency?: number;
   env?: Record<string, string>;
+  /** Serve /metrics on a free loopback port (default: no metrics server). */
+  metrics?: boolean;
 }): Promise<WorkerProcess> {
-  const args = ['--import', 'tsx', WORKER_CLI, '--tools', options.tools ?? 'diagnostics', '--no-metrics'];
+  const args = ['--import', 'tsx', WORKER_CLI, '--tools', options.tools ?? 'diagnostics'];
+  args.push(...(options.metrics ? ['--metrics-port', '0', '--metrics-host', '127.0.0.1'] : ['--no-metrics']));
   if (options.pool) args.push('--pool', options.pool);
   if (options.concurrency) args.push('--concurrency', String(options.concurrency));
   const child = spawn(process.execPath, args, {
@@ -34,9 +39,14 @@ export async function startWorkerProcess(options: {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const { worker: id } = await waitForReadyLine<{ event: 'ready'; worker: string }>(child, exited, 'worker');
+  const { worker: id, metrics } = await waitForReadyLine<{
+    event: 'ready';
+    worker: string;
+    metrics?: string;
+  }>(child, exited, 'worker');
   return {
     id,
+    ...(metrics ? { metricsUrl: `${metrics}/metrics` } : {}),
     child,
     exited,
     stop: async (signal = 'SIGTERM') => {

@@ -39,6 +39,12 @@ export {
   createCoordinatorMetrics,
   createRegistry,
   createWorkerMetrics,
+  METRIC_LABEL_VALUES,
+  METRICS,
+  type MetricDefinition,
+  type MetricName,
+  type MetricType,
+  PROCESS_METRIC_PREFIX,
   type Registry,
   type WorkerMetrics,
 } from './metrics.ts';
