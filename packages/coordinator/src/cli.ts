@@ -25,11 +25,12 @@ const program = new Command('toolq-coordinator')
   .addHelpText(
     'after',
     '\nEndpoints: POST /v1/tool-batches, GET /v1/tool-batches/:id, POST /v1/runs, GET /v1/runs/:id,\n' +
-      'GET /v1/tools, GET /v1/report, ' +
+      'GET /v1/tools, GET /v1/report, /admin/queues, ' +
       'GET /metrics, GET /healthz, GET /readyz.\n' +
       'Environment: REDIS_URL, TOOLQ_PREFIX, TOOLQ_HOST, TOOLQ_PORT, TOOLQ_API_TOKEN, TOOLQ_COORDINATOR_ID,\n' +
       'ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, TOOLQ_MODEL (agent runs), ' +
-      'TOOLQ_BODY_LIMIT_BYTES, TOOLQ_SHUTDOWN_TIMEOUT_MS, TOOLQ_LOG_LEVEL.\n' +
+      'TOOLQ_BODY_LIMIT_BYTES, TOOLQ_SHUTDOWN_TIMEOUT_MS, TOOLQ_LOG_LEVEL, TOOLQ_ADMIN_WRITE,\n' +
+      'OTEL_EXPORTER_OTLP_ENDPOINT.\n' +
       'SIGTERM/SIGINT: stop accepting, let in-flight batches finish (up to TOOLQ_SHUTDOWN_TIMEOUT_MS), then\n' +
       'answer what is left as cancelled. A second signal exits at once.',
   );
@@ -51,6 +52,7 @@ async function main(): Promise<void> {
   const app = buildHttpServer({
     dispatcher,
     bodyLimitBytes: config.bodyLimitBytes,
+    adminWrite: config.adminWrite,
     logger,
     ...(config.apiToken ? { apiToken: config.apiToken } : {}),
     ...(config.anthropicApiKey || config.anthropicBaseUrl

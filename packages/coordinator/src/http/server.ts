@@ -8,6 +8,7 @@ import { performanceReport } from '../agent/performance.ts';
 import type { BatchResult } from '../batch-result.ts';
 import type { Dispatcher } from '../dispatcher.ts';
 import { refreshGauges } from '../queue-gauges.ts';
+import { registerAdmin } from './admin.ts';
 import { assertSafeListen, bearerMatches } from './auth.ts';
 import { type RunsOptions, registerRuns } from './runs.ts';
 import { batchIdSchema, toolBatchRequestSchema } from './schemas.ts';
@@ -21,6 +22,8 @@ export interface HttpServerOptions {
   logger?: Logger;
   /** The model of agent runs (POST /v1/runs); without it that endpoint answers 503. */
   model?: RunsOptions['model'];
+  /** Retries and removals on /admin/queues (TOOLQ_ADMIN_WRITE). Default false: read-only. */
+  adminWrite?: boolean;
 }
 
 const OPEN_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
@@ -92,6 +95,8 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
     await dispatcher.catalog.refresh();
     return { tools: dispatcher.catalog.list() };
   });
+
+  registerAdmin(app, { dispatcher, write: options.adminWrite ?? false });
 
   registerRuns(app, {
     dispatcher,

@@ -1,0 +1,78 @@
+/**
+ * The queue admin page: bull-board at /admin/queues, listing the BullMQ queue of every pool the
+ * worker catalog knows. It sits behind the API's bearer token (the server's auth hook covers every
+ * path but the probes and /metrics), and is read-only unless `write` is on: bull-board's own
+ * read-only mode, and besides it every method but GET/HEAD under the prefix is refused, so a
+ * future bull-board route cannot slip a write through.
+ */
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { FastifyAdapter } from '@bull-board/fastify';
+import type { FastifyInstance } from 'fastify';
+import type { Dispatcher } from '../dispatcher.ts';
+
+export const ADMIN_PATH = '/admin/queues';
+
+export interface AdminOptions {
+  dispatcher: Dispatcher;
+  /** Retries, removals, promotions and cleaning from the page (env TOOLQ_ADMIN_WRITE=true). Default false. */
+  write?: boolean;
+}
+
+export function registerAdmin(app: FastifyInstance, options: AdminOptions): void {
+  const { dispatcher } = options;
+  const write = options.write ?? false;
+  const serverAdapter = new FastifyAdapter();
+  serverAdapter.setBasePath(ADMIN_PATH);
+  const board = createBullBoard({
+    queues: [],
+    serverAdapter,
+    options: {
+      uiConfig: { boardTitle: write ? 'toolq queues' : 'toolq queues (read-only)', hideDocsLink: true },
+    },
+  });
+
+  // Pools come and go with their workers: the board follows the catalog before each request.
+  let shown = '';
+  let syncedAt = 0;
+  const syncQueues = async () => {
+    // A page load fetches a dozen assets: one catalog read per second is plenty.
+    if (Date.now() - syncedAt < 1_000) return;
+    syncedAt = Date.now();
+    await dispatcher.catalog.refresh();
+    const pools = new Set(dispatcher.catalog.liveWorkers().map((w) => w.pool));
+    for (const tool of dispatcher.catalog.list()) for (const pool of tool.pools) pools.add(pool);
+    const sorted = [...pools].sort();
+    if (sorted.join('\n') === shown) return;
+    shown = sorted.join('\n');
+    board.replaceQueues(
+      sorted.map(
+        (pool) =>
+          new BullMQAdapter(dispatcher.queueFor(pool), {
+            readOnlyMode: !write,
+            allowRetries: write,
+            displayName: `pool ${pool}`,
+            description: `BullMQ queue ${dispatcher.queueFor(pool).name} of the workers serving pool ${pool}`,
+          }),
+      ),
+    );
+  };
+
+  app.register(
+    async (admin) => {
+      admin.addHook('onRequest', async (request, reply) => {
+        if (!write && request.method !== 'GET' && request.method !== 'HEAD') {
+          return reply.code(403).send({
+            error: {
+              code: 'READ_ONLY',
+              message: 'the queue admin page is read-only (set TOOLQ_ADMIN_WRITE=true)',
+            },
+          });
+        }
+        await syncQueues();
+      });
+      await admin.register(serverAdapter.registerPlugin());
+    },
+    { prefix: ADMIN_PATH },
+  );
+}
