@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import {
   assertKeyPart,
   BATCH_TTL_AFTER_DEADLINE_MS,
+  CallLog,
   type CallResult,
   type CoordinatorMetrics,
   claimBatch,
@@ -36,8 +37,8 @@ import { Barrier, type BarrierCall, type SettledCall } from './barrier.ts';
 import { planBatch } from './batch-plan.ts';
 import { type BatchResult, observeBatch, summarise } from './batch-result.ts';
 import { Catalog } from './catalog.ts';
+import { recordBatch } from './fleet-report.ts';
 import { buildJobData, groupJobs, JobQueues, type PlannedJob } from './job-queues.ts';
-import { RecentCalls } from './recent-calls.ts';
 import { type Reply, ReplyReader } from './reply-reader.ts';
 
 export interface ToolUse {
@@ -122,8 +123,8 @@ export class Dispatcher {
   readonly catalog: Catalog;
   readonly registry: Registry;
   readonly metrics: CoordinatorMetrics;
-  /** The last calls answered, for the performance report. */
-  readonly recentCalls = new RecentCalls();
+  /** The fleet's call log in Redis, for the performance report (GET /v1/report, pnpm report). */
+  readonly callLog: CallLog;
   private readonly keys: Keys;
   private readonly logger: Logger;
   private readonly redis: Redis;
@@ -145,6 +146,7 @@ export class Dispatcher {
     this.metrics = createCoordinatorMetrics(this.registry);
     this.redis = createRedis(options.redisUrl);
     this.redis.on('error', (err) => this.logger.warn({ err: err.message }, 'redis error'));
+    this.callLog = new CallLog({ redis: this.redis, prefix: this.keys.prefix, logger: this.logger });
     const blocking = createRedis(options.redisUrl);
     blocking.on('error', () => undefined); // reported by the reader loop
     this.catalog = new Catalog({ redis: this.redis, keys: this.keys, logger: this.logger });
@@ -334,7 +336,7 @@ export class Dispatcher {
       const result = summarise({ batchId, startedAt, toolUses, settled, poolOf });
       if (observe) {
         observeBatch(this.metrics, result);
-        this.recentCalls.addBatch(result);
+        recordBatch(this.callLog, result);
       }
       return result;
     });
@@ -413,6 +415,7 @@ export class Dispatcher {
         barrier.cancelPending('the coordinator is shutting down');
       await this.reader.stop();
       await this.jobs.close();
+      await this.callLog.close();
       await closeRedis(this.redis);
     })();
     return this.closing;

@@ -149,7 +149,7 @@ describe('/admin/queues', () => {
 
       await page.goto(`${readOnly.url}/admin/queues/queue/${QUEUE}?status=waiting`);
       await page.getByText('admin-slow-4.0').first().waitFor({ timeout: 30_000 });
-      const text = await page.locator('body').innerText();
+      const text = await page.locator('body').textContent();
       for (const id of ['admin-slow-2.0', 'admin-slow-3.0', 'admin-slow-4.0']) expect(text).toContain(id);
       await page.screenshot({ path: join(ROOT, '.tmp/admin-queue-jobs.png'), fullPage: true });
     } finally {

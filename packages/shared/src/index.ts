@@ -1,3 +1,15 @@
+export {
+  binValue,
+  CALL_LOG_BUCKET_MS,
+  CALL_LOG_RETENTION_MS,
+  CallLog,
+  type CallLogWindow,
+  callLogKey,
+  durationBin,
+  histogramPercentile,
+  readCallLog,
+  type ToolCallStats,
+} from './call-log.ts';
 export { type CancelMessage, cancelMessageSchema, parseCancelMessage, publishCancel } from './cancel.ts';
 export { defaultCoordinatorId, loadConfig, type ToolqConfig } from './config.ts';
 export {

@@ -5,6 +5,7 @@
 import { hostname } from 'node:os';
 import {
   type AnyTool,
+  CallLog,
   type CallResult,
   CONTRACT_VERSION,
   closeRedis,
@@ -120,6 +121,8 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     conn.on('error', (err) => logger.warn({ err: err.message }, 'redis error'));
 
   const skip = (reason: string) => metrics.skipped.inc({ pool, reason });
+  // Calls of plain producers reach no coordinator: the worker adds them to the fleet's report.
+  const callLog = new CallLog({ redis, prefix: keys.prefix, logger });
 
   /**
    * One BullMQ job: a call, or a chunk of calls of one batch run at once, each reporting its own
@@ -192,6 +195,8 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
         metrics.duration.observe({ tool, pool }, (result.finishedAt - result.startedAt) / 1000);
       }
       await report(data, result);
+      if (!data.reply)
+        callLog.record(tool, (result.finishedAt ?? 0) - (result.startedAt ?? 0), !result.isError);
       // With a reply target the result is in the batch record already; BullMQ need not store and
       // broadcast it a second time. Plain producers (no reply) get it as the job's return value.
       return data.reply ? undefined : result;
@@ -258,6 +263,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
       timer.unref();
       await graceful;
       clearTimeout(timer);
+      await callLog.close();
       await Promise.all([closeRedis(redis), closeRedis(subscriber), closeRedis(bullConnection)]);
       logger.info('worker stopped');
     })();

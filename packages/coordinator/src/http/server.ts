@@ -4,9 +4,9 @@
  */
 import { describeZodIssues, type Logger, ToolqError } from '@toolq/shared';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { performanceReport } from '../agent/performance.ts';
 import type { BatchResult } from '../batch-result.ts';
 import type { Dispatcher } from '../dispatcher.ts';
+import { DEFAULT_REPORT_WINDOW, fleetReport } from '../fleet-report.ts';
 import { refreshGauges } from '../queue-gauges.ts';
 import { registerAdmin } from './admin.ts';
 import { assertSafeListen, bearerMatches } from './auth.ts';
@@ -104,9 +104,13 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
     ...(options.logger ? { logger: options.logger } : {}),
   });
 
-  app.get('/v1/report', async () => {
-    const calls = dispatcher.recentCalls.list();
-    return { window: { calls: calls.length }, ...performanceReport(calls) };
+  app.get<{ Querystring: { window?: string } }>('/v1/report', async (request, reply) => {
+    try {
+      return await fleetReport(dispatcher.callLog, request.query.window ?? DEFAULT_REPORT_WINDOW);
+    } catch (err) {
+      if (!(err instanceof ToolqError) || err.code !== 'INVALID_INPUT') throw err;
+      return reply.code(400).send({ error: { code: 'INVALID_REQUEST', message: err.message } });
+    }
   });
 
   app.post('/v1/tool-batches', async (request, reply) => {
