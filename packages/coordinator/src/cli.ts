@@ -3,7 +3,7 @@
  * `toolq-coordinator` / `pnpm coordinator`: the HTTP API in front of a Dispatcher. The only place
  * in this package's server side that touches `process`: signals, exit codes, the environment.
  */
-import { createLogger, describeRedis, describeStartupError, loadConfig } from '@toolq/shared';
+import { createLogger, describeRedis, describeStartupError, loadConfig, startTracing } from '@toolq/shared';
 import { Command, InvalidArgumentError } from 'commander';
 import { Dispatcher } from './dispatcher.ts';
 import { assertSafeListen } from './http/auth.ts';
@@ -43,6 +43,9 @@ async function main(): Promise<void> {
   const host = flags.host ?? config.host;
   const listenPort = flags.port ?? config.port;
 
+  const tracing = config.otlpEndpoint
+    ? await startTracing({ serviceName: 'toolq-coordinator', endpoint: config.otlpEndpoint })
+    : undefined;
   const dispatcher = new Dispatcher({
     redisUrl: config.redisUrl,
     prefix: config.prefix,
@@ -95,6 +98,7 @@ async function main(): Promise<void> {
     app
       .close()
       .then(() => dispatcher.close())
+      .then(() => tracing?.shutdown())
       .then(() => process.exit(0))
       .catch((err: Error) => {
         logger.error({ err: err.message }, 'shutdown failed');

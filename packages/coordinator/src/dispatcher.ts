@@ -36,6 +36,7 @@ import type { Queue } from 'bullmq';
 import { Barrier, type BarrierCall, type SettledCall } from './barrier.ts';
 import { planBatch } from './batch-plan.ts';
 import { type BatchResult, observeBatch, summarise } from './batch-result.ts';
+import { dropBatchTrace, endBatchTrace, startBatchTrace } from './batch-tracing.ts';
 import { Catalog } from './catalog.ts';
 import { recordBatch } from './fleet-report.ts';
 import { buildJobData, groupJobs, JobQueues, type PlannedJob } from './job-queues.ts';
@@ -222,6 +223,7 @@ export class Dispatcher {
     const batchKey = this.keys.batch(this.coordinatorId, batchId);
     const lookups = await Promise.all(toolUses.map((use) => this.catalog.lookup(use.name)));
     const { calls, meta, ttlMs } = planBatch({ toolUses, lookups, startedAt, timeoutMs: options.timeoutMs });
+    const trace = startBatchTrace(batchId, calls, startedAt); // undefined unless tracing is on
     const planned: PlannedJob[] = [];
     const workersIn = new Map<string, number>();
     meta.calls.forEach(({ pool }, index) => {
@@ -230,11 +232,9 @@ export class Dispatcher {
       workersIn.set(pool, Math.max(workersIn.get(pool) ?? 0, lookup.workers));
       const reply = { batchId, index, batchKey, streamKey: this.keys.replyStream(this.coordinatorId) };
       const call = calls[index] as BarrierCall;
-      planned.push({
-        pool,
-        index,
-        data: buildJobData({ call, input: toolUses[index]?.input, reply, options }),
-      });
+      const data = buildJobData({ call, input: toolUses[index]?.input, reply, options });
+      if (trace) data.trace = trace.carrier(index);
+      planned.push({ pool, index, data });
     });
     const queued = groupJobs(batchId, planned, (pool) => workersIn.get(pool) ?? 1);
     for (const job of queued) {
@@ -330,10 +330,12 @@ export class Dispatcher {
       entry.detach?.();
       this.pending.delete(batchId);
       // The id belongs to another batch: stopping "its" calls would stop that batch's.
+      if (entry.conflict) dropBatchTrace(batchId);
       if (entry.conflict) throw entry.conflict;
       this.afterAnswer(batchId, entry, settled);
       const poolOf = (index: number) => entry.jobs[index]?.pool;
       const result = summarise({ batchId, startedAt, toolUses, settled, poolOf });
+      endBatchTrace(batchId, startedAt, result);
       if (observe) {
         observeBatch(this.metrics, result);
         recordBatch(this.callLog, result);

@@ -97,6 +97,22 @@ export {
   toAnthropicTool,
 } from './tool.ts';
 export {
+  type Attributes,
+  carrierOf,
+  contextFrom,
+  getTracer,
+  inSpan,
+  markError,
+  recordSpan,
+  type Span,
+  startSpan,
+  startTracing,
+  TRACEPARENT_PATTERN,
+  type TraceCarrier,
+  type Tracer,
+  type Tracing,
+} from './tracing.ts';
+export {
   HEARTBEAT_INTERVAL_MS,
   publishWorker,
   readWorkers,

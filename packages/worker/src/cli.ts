@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { createLogger, describeStartupError, loadConfig } from '@toolq/shared';
+import { createLogger, describeStartupError, loadConfig, startTracing } from '@toolq/shared';
 /**
  * `toolq-worker` / `pnpm worker`: serve a tool module on a pool. The only place in this package that
  * touches `process`: signals, exit codes, the environment.
@@ -57,6 +57,9 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger({ name: 'toolq-worker', level: config.logLevel });
   const tools = await loadToolModule(flags.tools);
+  const tracing = config.otlpEndpoint
+    ? await startTracing({ serviceName: 'toolq-worker', endpoint: config.otlpEndpoint })
+    : undefined;
   const worker = await startWorker({
     tools,
     redisUrl: config.redisUrl,
@@ -89,6 +92,7 @@ async function main(): Promise<void> {
       worker
         .close()
         .then(() => health?.server.close())
+        .then(() => tracing?.shutdown())
         .then(() => process.exit(0))
         .catch((err: Error) => {
           logger.error({ err: err.message }, 'shutdown failed');

@@ -29,6 +29,7 @@ import {
   writeResult,
 } from '@toolq/shared';
 import { type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import { traceCall } from './call-tracing.ts';
 import { listenForCancels, RunningCalls } from './cancel-listener.ts';
 import { startHeartbeat } from './heartbeat.ts';
 import { runCall } from './run-call.ts';
@@ -195,6 +196,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
         metrics.duration.observe({ tool, pool }, (result.finishedAt - result.startedAt) / 1000);
       }
       await report(data, result);
+      traceCall(data, result, { pool, worker: id });
       if (!data.reply)
         callLog.record(tool, (result.finishedAt ?? 0) - (result.startedAt ?? 0), !result.isError);
       // With a reply target the result is in the batch record already; BullMQ need not store and
