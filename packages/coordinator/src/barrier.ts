@@ -32,6 +32,23 @@ export interface SettledCall {
   byCoordinator: boolean;
 }
 
+/**
+ * Asked at a deadline, before the calls due are answered as timed out: the results Redis already
+ * holds for them. A result that a worker wrote before its deadline is a result, even when this
+ * process could not read its notification in time (a GC pause, a stopped process, a busy loop).
+ * Resolves within a short bound whatever Redis does.
+ */
+export type LastLook = (
+  barrier: Barrier,
+  indexes: readonly number[],
+) => Promise<ReadonlyMap<number, CallResult>>;
+
+export interface BarrierLimits {
+  /** Most bytes of result content one batch answers with; later results become errors. */
+  maxResultBytes: number;
+  lastLook?: LastLook;
+}
+
 export class Barrier implements Expirable {
   readonly done: Promise<SettledCall[]>;
   private readonly slots: (SettledCall | undefined)[];
@@ -39,11 +56,16 @@ export class Barrier implements Expirable {
   private resolve!: (calls: SettledCall[]) => void;
   /** The deadline this barrier waits on in the clock (its earliest unanswered one). */
   private armedAt: number | undefined;
+  /** Result content answered so far (bytes), against limits.maxResultBytes. */
+  private resultBytes = 0;
+  private looking = false;
 
   constructor(
+    /** The dispatch's uid: what its jobs, record and cancellations are named by. */
     readonly batchId: string,
     private readonly calls: readonly BarrierCall[],
     private readonly policy: FailurePolicy,
+    private readonly limits: BarrierLimits = { maxResultBytes: Number.POSITIVE_INFINITY },
   ) {
     this.slots = new Array(calls.length).fill(undefined);
     this.remaining = calls.length;
@@ -69,6 +91,15 @@ export class Barrier implements Expirable {
   /** First answer wins; returns false when the call already had one. */
   settle(index: number, result: CallResult, byCoordinator = false): boolean {
     if (this.slots[index] || index < 0 || index >= this.slots.length) return false;
+    const bytes = contentBytes(result.content);
+    if (this.resultBytes + bytes > this.limits.maxResultBytes) {
+      // The model cannot take an answer this large and the process should not hold it.
+      result = this.coordinatorResult(
+        index,
+        'error',
+        messages.batchTooLarge(result.tool, bytes, this.limits.maxResultBytes),
+      );
+    } else this.resultBytes += bytes;
     this.slots[index] = { result, settledAt: Date.now(), byCoordinator };
     this.remaining--;
     if (this.policy === 'abort' && result.isError && result.outcome !== 'cancelled') {
@@ -94,21 +125,37 @@ export class Barrier implements Expirable {
     deadlineClock.add(next, this);
   }
 
-  /** Answers the calls whose deadline has passed, then waits for the next one. */
+  /** Answers the calls whose deadline has passed (after a last look in Redis), then waits for the next one. */
   expire(): void {
     this.armedAt = undefined;
     const now = Date.now();
-    for (const index of this.pendingIndexes()) {
-      const call = this.calls[index];
-      if (call && call.deadline <= now) {
-        this.settle(
-          index,
-          this.coordinatorResult(index, 'timeout', messages.timeout(call.tool, call.timeoutMs)),
-          true,
-        );
-      }
+    const due = this.pendingIndexes().filter((index) => (this.calls[index]?.deadline ?? now) <= now);
+    const { lastLook } = this.limits;
+    if (due.length === 0 || !lastLook || this.looking) {
+      this.timeOut(due);
+      return;
     }
-    if (!this.isDone) this.arm();
+    this.looking = true;
+    lastLook(this, due)
+      .catch(() => new Map<number, CallResult>())
+      .then((found) => {
+        this.looking = false;
+        for (const [index, result] of found) this.settle(index, result);
+        this.timeOut(due);
+      });
+  }
+
+  private timeOut(indexes: readonly number[]): void {
+    for (const index of indexes) {
+      const call = this.calls[index];
+      if (!call || this.slots[index]) continue;
+      this.settle(
+        index,
+        this.coordinatorResult(index, 'timeout', messages.timeout(call.tool, call.timeoutMs)),
+        true,
+      );
+    }
+    if (!this.isDone && this.armedAt === undefined) this.arm();
   }
 
   coordinatorResult(index: number, outcome: Outcome, content: string): CallResult {
@@ -121,6 +168,12 @@ export class Barrier implements Expirable {
     this.armedAt = undefined;
     this.resolve(this.slots as SettledCall[]);
   }
+}
+
+function contentBytes(content: CallResult['content']): number {
+  return typeof content === 'string'
+    ? Buffer.byteLength(content)
+    : Buffer.byteLength(JSON.stringify(content));
 }
 
 /** An answer the coordinator gives itself: unknown tool, no worker, deadline, cancellation. */

@@ -20,6 +20,9 @@ export interface BatchTrace {
 }
 
 export function startBatchTrace(
+  /** The dispatch's uid (what jobs and replies name). */
+  uid: string,
+  /** The caller's batch id (the uid unless the caller named the batch). */
   batchId: string,
   calls: readonly { tool: string; toolUseId: string }[],
   startedAt: number,
@@ -27,7 +30,7 @@ export function startBatchTrace(
   if (!getTracer()) return undefined;
   const batch = startSpan('toolq.batch', {
     startTime: startedAt,
-    attributes: { 'toolq.batch_id': batchId, 'toolq.batch.calls': calls.length },
+    attributes: { 'toolq.batch_id': batchId, 'toolq.batch.uid': uid, 'toolq.batch.calls': calls.length },
   });
   if (!batch) return undefined;
   const spans = calls.map(
@@ -46,15 +49,15 @@ export function startBatchTrace(
         batch,
       ) as Span,
   );
-  open.set(batchId, { batch, calls: spans });
+  open.set(uid, { batch, calls: spans });
   return { carrier: (index) => (spans[index] ? carrierOf(spans[index]) : undefined) };
 }
 
 /** Ends the batch's spans at the times the batch result records. */
-export function endBatchTrace(batchId: string, startedAt: number, result: BatchResult): void {
-  const entry = open.get(batchId);
+export function endBatchTrace(uid: string, startedAt: number, result: BatchResult): void {
+  const entry = open.get(uid);
   if (!entry) return;
-  open.delete(batchId);
+  open.delete(uid);
   result.calls.forEach((call, index) => {
     const span = entry.calls[index];
     if (!span) return;
@@ -78,10 +81,10 @@ export function endBatchTrace(batchId: string, startedAt: number, result: BatchR
 }
 
 /** Ends the spans of a batch that is not answered (its id was taken): nothing is kept. */
-export function dropBatchTrace(batchId: string): void {
-  const entry = open.get(batchId);
+export function dropBatchTrace(uid: string): void {
+  const entry = open.get(uid);
   if (!entry) return;
-  open.delete(batchId);
+  open.delete(uid);
   markError(entry.batch, 'batch id already used');
   for (const span of entry.calls) span.end();
   entry.batch.end();

@@ -12,7 +12,15 @@ import {
 } from '@toolq/shared';
 
 export type ToolLookup =
-  | { kind: 'ok'; spec: ToolSpec; pool: string /** live workers serving it there */; workers: number }
+  | {
+      kind: 'ok';
+      spec: ToolSpec;
+      pool: string;
+      /** The queue to send it to: the pool's own, or a lane whose workers all serve the tool. */
+      queue: string;
+      /** Live workers consuming that queue that serve it. */
+      workers: number;
+    }
   | { kind: 'unknown' }
   | { kind: 'no_worker'; pool: string };
 
@@ -25,11 +33,15 @@ interface Entry {
   spec: ToolSpec;
   /** pool → live workers serving the tool there */
   pools: Map<string, number>;
+  /** lane → live workers of it (all of which serve the tool), with the lane's pool */
+  lanes: Map<string, { pool: string; workers: number }>;
 }
 
 export class Catalog {
   private tools = new Map<string, Entry>();
   private workers: WorkerInfo[] = [];
+  /** pool → live workers */
+  private poolSizes = new Map<string, number>();
   private refreshing: Promise<void> | undefined;
   private refreshStartedAt = 0;
   /** Start time of the last read that completed. */
@@ -74,19 +86,27 @@ export class Catalog {
     const { live, stale } = await readWorkers(this.options.redis, this.options.keys);
     const tools = new Map<string, Entry>();
     // Stale workers first, so a live worker's description of a tool wins.
+    const poolSizes = new Map<string, number>();
+    for (const worker of live) poolSizes.set(worker.pool, (poolSizes.get(worker.pool) ?? 0) + 1);
     for (const [worker, alive] of [
       ...stale.map((w) => [w, 0] as const),
       ...live.map((w) => [w, 1] as const),
     ]) {
       for (const spec of worker.tools) {
-        const entry = tools.get(spec.name) ?? { spec, pools: new Map<string, number>() };
+        const entry = tools.get(spec.name) ?? { spec, pools: new Map<string, number>(), lanes: new Map() };
         if (alive) entry.spec = spec;
         entry.pools.set(worker.pool, (entry.pools.get(worker.pool) ?? 0) + alive);
+        if (alive && worker.lane) {
+          const lane = entry.lanes.get(worker.lane) ?? { pool: worker.pool, workers: 0 };
+          lane.workers++;
+          entry.lanes.set(worker.lane, lane);
+        }
         tools.set(spec.name, entry);
       }
     }
     this.tools = tools;
     this.workers = live;
+    this.poolSizes = poolSizes;
     this.lastRefreshStartedAt = Math.max(this.lastRefreshStartedAt, this.refreshStartedAt);
   }
 
@@ -106,7 +126,21 @@ export class Catalog {
     let best: [string, number] | undefined;
     for (const [pool, count] of entry.pools) if (!best || count > best[1]) best = [pool, count];
     if (!best || best[1] === 0) return { kind: 'no_worker', pool: best?.[0] ?? 'default' };
-    return { kind: 'ok', spec: entry.spec, pool: best[0], workers: best[1] };
+    const [pool, serving] = best;
+    // Every live worker of the pool serves it: its shared queue. Otherwise only a lane is safe.
+    if (serving >= (this.poolSizes.get(pool) ?? 0))
+      return { kind: 'ok', spec: entry.spec, pool, queue: pool, workers: serving };
+    let lane: [string, number] | undefined;
+    for (const [name, info] of entry.lanes)
+      if (info.pool === pool && (!lane || info.workers > lane[1])) lane = [name, info.workers];
+    // Workers too old to have lanes: the shared queue, where a worker lacking the tool gives it back.
+    if (!lane) return { kind: 'ok', spec: entry.spec, pool, queue: pool, workers: serving };
+    return { kind: 'ok', spec: entry.spec, pool, queue: lane[0], workers: lane[1] };
+  }
+
+  /** Every lane a live worker of the pool consumes (for queue gauges). */
+  lanesOf(pool: string): string[] {
+    return [...new Set(this.workers.filter((w) => w.pool === pool && w.lane).map((w) => w.lane as string))];
   }
 
   list(): CatalogTool[] {

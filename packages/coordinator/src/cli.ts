@@ -29,8 +29,8 @@ const program = new Command('toolq-coordinator')
       'GET /metrics, GET /healthz, GET /readyz.\n' +
       'Environment: REDIS_URL, TOOLQ_PREFIX, TOOLQ_HOST, TOOLQ_PORT, TOOLQ_API_TOKEN, TOOLQ_COORDINATOR_ID,\n' +
       'ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, TOOLQ_MODEL (agent runs), ' +
-      'TOOLQ_BODY_LIMIT_BYTES, TOOLQ_SHUTDOWN_TIMEOUT_MS, TOOLQ_LOG_LEVEL, TOOLQ_ADMIN_WRITE,\n' +
-      'OTEL_EXPORTER_OTLP_ENDPOINT.\n' +
+      'TOOLQ_BODY_LIMIT_BYTES, TOOLQ_REQUEST_TIMEOUT_MS, TOOLQ_BATCH_RETENTION_MS, TOOLQ_MAX_BATCH_RESULT_BYTES,\n' +
+      'TOOLQ_SHUTDOWN_TIMEOUT_MS, TOOLQ_LOG_LEVEL, TOOLQ_ADMIN_WRITE, OTEL_EXPORTER_OTLP_ENDPOINT.\n' +
       'SIGTERM/SIGINT: stop accepting, let in-flight batches finish (up to TOOLQ_SHUTDOWN_TIMEOUT_MS), then\n' +
       'answer what is left as cancelled. A second signal exits at once.',
   );
@@ -50,11 +50,14 @@ async function main(): Promise<void> {
     redisUrl: config.redisUrl,
     prefix: config.prefix,
     coordinatorId: config.coordinatorId,
+    batchRetentionMs: config.batchRetentionMs,
+    maxBatchResultBytes: config.maxBatchResultBytes,
     logger,
   });
   const app = buildHttpServer({
     dispatcher,
     bodyLimitBytes: config.bodyLimitBytes,
+    requestTimeoutMs: config.requestTimeoutMs,
     adminWrite: config.adminWrite,
     logger,
     ...(config.apiToken ? { apiToken: config.apiToken } : {}),

@@ -7,11 +7,11 @@
 import { randomUUID } from 'node:crypto';
 import {
   assertKeyPart,
-  BATCH_TTL_AFTER_DEADLINE_MS,
   CallLog,
   type CallResult,
   type CoordinatorMetrics,
   claimBatch,
+  claimBatchName,
   closeRedis,
   coerceError,
   createCoordinatorMetrics,
@@ -19,7 +19,6 @@ import {
   createLogger,
   createRedis,
   createRegistry,
-  type FailurePolicy,
   type Keys,
   type Logger,
   markAnswered,
@@ -29,15 +28,23 @@ import {
   type Redis,
   type Registry,
   readBatchMeta,
+  readBatchOwner,
   readResults,
   ToolqError,
 } from '@toolq/shared';
 import type { Queue } from 'bullmq';
-import { Barrier, type BarrierCall, type SettledCall } from './barrier.ts';
+import { whenAborted } from './abort-fanout.ts';
+import { Barrier, type BarrierCall, type LastLook, type SettledCall } from './barrier.ts';
 import { planBatch } from './batch-plan.ts';
 import { type BatchResult, observeBatch, summarise } from './batch-result.ts';
 import { dropBatchTrace, endBatchTrace, startBatchTrace } from './batch-tracing.ts';
 import { Catalog } from './catalog.ts';
+import {
+  DISPATCHER_DEFAULTS,
+  type DispatcherOptions,
+  type DispatchOptions,
+  MAX_TIMEOUT_MS,
+} from './dispatcher-options.ts';
 import { recordBatch } from './fleet-report.ts';
 import { buildJobData, groupJobs, JobQueues, type PlannedJob } from './job-queues.ts';
 import { type Reply, ReplyReader } from './reply-reader.ts';
@@ -48,41 +55,12 @@ export interface ToolUse {
   input: unknown;
 }
 
-export interface DispatchOptions {
-  /** Per-call timeout. Default: each tool's own timeout (which defaults to 30 s). A smaller value wins. */
-  timeoutMs?: number;
-  /** Default `continue`. */
-  failurePolicy?: FailurePolicy;
-  /** With `retry`: re-runs per call, for tools that declare `retry`. Default: the tool's own. */
-  maxRetries?: number;
-  /** Aborting answers every unanswered call as cancelled at once. */
-  signal?: AbortSignal;
-  /**
-   * Your own id for the batch (letters, digits, `_.-`), so that you can `collect()` it after a
-   * coordinator restart. A batch id can be used once. Default: a random UUID.
-   */
-  batchId?: string;
-}
-
-export interface DispatcherOptions {
-  /** Default `redis://127.0.0.1:6379`. */
-  redisUrl?: string;
-  /** Default `toolq`. */
-  prefix?: string;
-  /** Default: `<host>-<pid>-<random>`; set a stable one to collect a batch after a restart. */
-  coordinatorId?: string;
-  /**
-   * A batch still waiting this long has its record read from Redis (healing a lost notification),
-   * then again at doubling intervals up to 8 s. Default 1000 ms.
-   */
-  sweepIntervalMs?: number;
-  logger?: Logger;
-  /** Default: a new registry. */
-  registry?: Registry;
-}
+export type { DispatcherOptions, DispatchOptions } from './dispatcher-options.ts';
 
 interface Pending {
+  /** Its `barrier.batchId` is the dispatch's uid; `name` is what the caller calls it. */
   barrier: Barrier;
+  name: { app: string; id: string };
   /** The BullMQ job of each queued call (several calls may share one). */
   /** By call index; a plain array is far smaller than a Map for the few calls of a batch. */
   jobs: (JobRef | undefined)[];
@@ -94,17 +72,27 @@ interface Pending {
   detach?: () => void;
   /** Set when the caller's batch id turned out to be taken: the dispatch rejects with it. */
   conflict?: ToolqError;
+  /** The record, when another coordinator dispatched the batch (no notifications reach us then). */
+  foreignKey?: string;
+  /** The answer, shared by the dispatch and everyone collecting the batch meanwhile. */
+  result?: Promise<BatchResult>;
 }
 
 interface JobRef {
+  /** For metrics. */
   pool: string;
+  /** Where the job waits: the pool's queue or a lane of it. */
+  queue: string;
   jobId: string;
 }
 
-function jobRefs(jobs: readonly (JobRef & { indexes: readonly number[] })[]): (JobRef | undefined)[] {
+function jobRefs(
+  jobs: readonly { queue: string; jobId: string; indexes: readonly number[] }[],
+  poolOf: (index: number) => string | undefined,
+): (JobRef | undefined)[] {
   const refs: (JobRef | undefined)[] = [];
-  for (const { pool, jobId, indexes } of jobs) {
-    const ref = { pool, jobId }; // one per job, shared by its calls
+  for (const { queue, jobId, indexes } of jobs) {
+    const ref = { pool: poolOf(indexes[0] ?? 0) ?? queue, queue, jobId }; // one per job, shared by its calls
     for (const index of indexes) refs[index] = ref;
   }
   return refs;
@@ -112,11 +100,9 @@ function jobRefs(jobs: readonly (JobRef & { indexes: readonly number[] })[]): (J
 
 function cancelOnAbort(barrier: Barrier, signal: AbortSignal | undefined): (() => void) | undefined {
   if (!signal) return undefined;
-  const onAbort = () =>
-    barrier.cancelPending(`the caller cancelled the batch (${String(signal.reason ?? 'aborted')})`);
-  if (signal.aborted) onAbort();
-  else signal.addEventListener('abort', onAbort, { once: true });
-  return () => signal.removeEventListener('abort', onAbort);
+  return whenAborted(signal, () =>
+    barrier.cancelPending(`the caller cancelled the batch (${String(signal.reason ?? 'aborted')})`),
+  );
 }
 
 export class Dispatcher {
@@ -131,14 +117,34 @@ export class Dispatcher {
   private readonly redis: Redis;
   private readonly reader: ReplyReader;
   private readonly jobs: JobQueues;
+  /** By uid. */
   private readonly pending = new Map<string, Pending>();
+  /** Batch name key → uid, for the batches in `pending`. */
+  private readonly names = new Map<string, string>();
+  private readonly settings: {
+    sweepIntervalMs: number;
+    batchRetentionMs: number;
+    maxBatchResultBytes: number;
+  };
+  private readonly lastLook: LastLook;
   /** Calls this coordinator answered itself (deadline, cancellation), so a worker's result for them is late. */
   private readonly abandoned = new RecentSet(10_000);
   private sweepTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
 
   constructor(private readonly options: DispatcherOptions = {}) {
-    this.keys = createKeys(options.prefix ?? 'toolq');
+    this.settings = {
+      sweepIntervalMs: positiveMs(
+        'sweepIntervalMs',
+        options.sweepIntervalMs ?? DISPATCHER_DEFAULTS.sweepIntervalMs,
+      ),
+      batchRetentionMs: positiveMs(
+        'batchRetentionMs',
+        options.batchRetentionMs ?? DISPATCHER_DEFAULTS.batchRetentionMs,
+      ),
+      maxBatchResultBytes: options.maxBatchResultBytes ?? DISPATCHER_DEFAULTS.maxBatchResultBytes,
+    };
+    this.keys = createKeys(options.prefix ?? DISPATCHER_DEFAULTS.prefix);
     this.coordinatorId = options.coordinatorId ?? `${process.pid}-${randomUUID().slice(0, 8)}`;
     this.logger = (options.logger ?? createLogger({ name: 'toolq-coordinator' })).child({
       coordinator: this.coordinatorId,
@@ -159,27 +165,44 @@ export class Dispatcher {
       logger: this.logger,
       onReplies: (replies) => this.onReplies(replies),
     });
+    this.lastLook = (barrier, indexes) => {
+      const entry = this.pending.get(barrier.batchId);
+      if (!entry) return Promise.resolve(new Map());
+      const read = readResults(this.redis, this.recordKey(entry), indexes);
+      return settleWithin(read, DISPATCHER_DEFAULTS.lastLookMs).then((found) =>
+        found instanceof Error ? new Map() : found,
+      );
+    };
+  }
+
+  private recordKey(entry: Pending): string {
+    return entry.foreignKey ?? this.keys.batch(this.coordinatorId, entry.barrier.batchId);
   }
 
   /** Connects, loads the catalog and starts the reply reader; dispatch() may be called right after. */
   async start(): Promise<void> {
     await this.catalog.start();
     this.reader.start();
-    const every = this.options.sweepIntervalMs ?? 1_000;
+    // Ticks often enough for batches collected from another coordinator's record; each batch is
+    // read only when its own time has come.
+    const every = Math.min(this.settings.sweepIntervalMs, DISPATCHER_DEFAULTS.foreignSweepMs);
     this.sweepTimer = setInterval(() => {
       this.sweep().catch((err: Error) => this.logger.warn({ err: err.message }, 'sweep failed'));
     }, every);
     this.sweepTimer.unref();
   }
 
-  /** Redis answers and the reply reader is reading. */
+  /** Redis takes writes (a full Redis answers PING but refuses them) and the reply reader is reading. */
   async isReady(): Promise<boolean> {
     if (this.closing || !this.reader.isHealthy()) return false;
-    try {
-      return (await this.redis.ping()) === 'PONG';
-    } catch {
-      return false;
-    }
+    return (await this.readiness()) === undefined;
+  }
+
+  /** Why this coordinator is not ready, or undefined when it is. */
+  async readiness(): Promise<string | undefined> {
+    if (this.closing) return 'the coordinator is shutting down';
+    if (!this.reader.isHealthy()) return 'the reply stream reader is not reading';
+    return probeWrites(this.redis, `${this.keys.prefix}:probe:${this.coordinatorId}`);
   }
 
   /** Answers every call still waiting as cancelled (forced shutdown). */
@@ -194,20 +217,20 @@ export class Dispatcher {
   dispatch(toolUses: readonly ToolUse[], options: DispatchOptions = {}): Promise<BatchResult> {
     // A promise chain, not an async function: thousands of batches wait at once, and a suspended
     // async frame costs a few hundred bytes more than the closures below.
-    let batchId: string;
+    const uid = randomUUID();
+    const name = { app: options.app ?? DISPATCHER_DEFAULTS.app, id: options.batchId ?? uid };
     const startedAt = Date.now();
     try {
       if (this.closing) throw new ToolqError('SHUTTING_DOWN', 'the coordinator is shutting down');
       assertUniqueIds(toolUses);
-      batchId = options.batchId ?? randomUUID();
+      assertKeyPart('app', name.app);
       if (options.batchId !== undefined) assertKeyPart('batchId', options.batchId);
-      if (this.pending.has(batchId)) throw batchExists(batchId);
+      if (options.timeoutMs !== undefined) assertTimeout(options.timeoutMs);
+      if (this.names.has(this.keys.batchName(name.app, name.id))) throw batchExists(name.id);
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.prepare(batchId, startedAt, toolUses, options).then((entry) =>
-      this.answer(batchId, entry, startedAt, toolUses, true),
-    );
+    return this.prepare(uid, name, startedAt, toolUses, options);
   }
 
   /**
@@ -216,27 +239,36 @@ export class Dispatcher {
    */
   private async prepare(
     batchId: string,
+    name: Pending['name'],
     startedAt: number,
     toolUses: readonly ToolUse[],
     options: DispatchOptions,
-  ): Promise<Pending> {
+  ): Promise<BatchResult> {
     const batchKey = this.keys.batch(this.coordinatorId, batchId);
+    const nameKey = this.keys.batchName(name.app, name.id);
     const lookups = await Promise.all(toolUses.map((use) => this.catalog.lookup(use.name)));
     const { calls, meta, ttlMs } = planBatch({ toolUses, lookups, startedAt, timeoutMs: options.timeoutMs });
-    const trace = startBatchTrace(batchId, calls, startedAt); // undefined unless tracing is on
+    meta.id = name.id;
+    meta.app = name.app;
+    const trace = startBatchTrace(batchId, name.id, calls, startedAt); // undefined unless tracing is on
     const planned: PlannedJob[] = [];
     const workersIn = new Map<string, number>();
-    meta.calls.forEach(({ pool }, index) => {
+    meta.calls.forEach((call, index) => {
       const lookup = lookups[index];
-      if (!pool || lookup?.kind !== 'ok') return;
-      workersIn.set(pool, Math.max(workersIn.get(pool) ?? 0, lookup.workers));
+      if (!call.pool || lookup?.kind !== 'ok') return;
+      workersIn.set(lookup.queue, Math.max(workersIn.get(lookup.queue) ?? 0, lookup.workers));
+      if (lookup.queue !== call.pool) call.queue = lookup.queue;
       const reply = { batchId, index, batchKey, streamKey: this.keys.replyStream(this.coordinatorId) };
-      const call = calls[index] as BarrierCall;
-      const data = buildJobData({ call, input: toolUses[index]?.input, reply, options });
+      const data = buildJobData({
+        call: calls[index] as BarrierCall,
+        input: toolUses[index]?.input,
+        reply,
+        options,
+      });
       if (trace) data.trace = trace.carrier(index);
-      planned.push({ pool, index, data });
+      planned.push({ queue: lookup.queue, index, data });
     });
-    const queued = groupJobs(batchId, planned, (pool) => workersIn.get(pool) ?? 1);
+    const queued = groupJobs(batchId, planned, (queue) => workersIn.get(queue) ?? 1);
     for (const job of queued) {
       for (const index of job.indexes) {
         const call = meta.calls[index];
@@ -244,13 +276,23 @@ export class Dispatcher {
       }
     }
 
-    const barrier = new Barrier(batchId, calls, options.failurePolicy ?? 'continue');
+    const barrier = new Barrier(batchId, calls, options.failurePolicy ?? DISPATCHER_DEFAULTS.failurePolicy, {
+      maxResultBytes: this.settings.maxBatchResultBytes,
+      lastLook: this.lastLook,
+    });
     meta.calls.forEach(({ answer }, index) => {
       if (answer) barrier.settle(index, answer, true);
     });
-    const every = this.options.sweepIntervalMs ?? 1_000;
-    const entry: Pending = { barrier, jobs: jobRefs(queued), sweepAt: startedAt + every, sweepEvery: every };
+    const every = this.settings.sweepIntervalMs;
+    const entry: Pending = {
+      barrier,
+      name,
+      jobs: jobRefs(queued, (index) => meta.calls[index]?.pool),
+      sweepAt: startedAt + every,
+      sweepEvery: every,
+    };
     this.pending.set(batchId, entry);
+    this.names.set(nameKey, batchId);
     entry.detach = cancelOnAbort(barrier, options.signal);
 
     // Nothing below is awaited: the barrier answers by its deadlines even if Redis never does.
@@ -258,93 +300,163 @@ export class Dispatcher {
       if (barrier.isDone) return;
       void this.jobs.enqueue(queued).then((failures) => {
         for (const { index, error } of failures) {
-          const message = messages.error(`could not enqueue the call: ${error.message}`);
+          const message = messages.error(`could not enqueue the call: ${describeRedisFailure(error)}`);
           barrier.settle(index, barrier.coordinatorResult(index, 'error', message), true);
         }
       });
     };
-    const claim = claimBatch(this.redis, batchKey, meta, ttlMs + BATCH_TTL_AFTER_DEADLINE_MS);
+    // The record first, then the name, then the jobs: one connection keeps them in that order.
+    const keepMs = ttlMs + this.settings.batchRetentionMs;
+    const recorded = claimBatch(this.redis, batchKey, meta, keepMs);
+    const named = claimBatchName(
+      this.redis,
+      nameKey,
+      { coordinatorId: this.coordinatorId, uid: batchId },
+      keepMs,
+    );
+    let claimed: Promise<unknown>;
     if (options.batchId === undefined) {
-      // A random id is new: its record is written beside the jobs, off the batch's critical path.
+      // A random id is new: its record and name are written beside the jobs, off the critical path.
       enqueue();
-      claim.catch((err: Error) =>
-        this.logger.warn({ err: err.message, batchId }, 'could not record the batch'),
+      claimed = Promise.resolve();
+      Promise.all([recorded, named]).catch((err: Error) =>
+        this.logger.warn({ err: err.message, batchId: name.id }, 'could not record the batch'),
       );
     } else {
-      // A caller's own id must be new before anything runs. The deadlines are armed already, so
-      // waiting here (at most as long as the batch's longest timeout) cannot outlast them.
+      // A caller's own id must be free across the fleet before anything runs. The deadlines are
+      // armed already, so the wait (at most the batch's longest timeout) cannot outlast them.
       // (A batch without calls has no deadline: it waits up to 1 s for the record.)
-      const claimed = await settleWithin(claim, ttlMs > 0 ? ttlMs : 1_000);
-      if (claimed === true) enqueue();
-      else if (claimed === false) {
-        entry.conflict = batchExists(batchId);
-        barrier.cancelPending(entry.conflict.message);
-      } else barrier.cancelPending(`could not record the batch: ${claimed.message}`);
+      claimed = settleWithin(
+        Promise.all([recorded, named]).then(([, free]) => free),
+        ttlMs > 0 ? ttlMs : 1_000,
+      ).then((free) => {
+        if (free === true) enqueue();
+        else if (free === false) {
+          entry.conflict = batchExists(name.id);
+          barrier.cancelPending(entry.conflict.message);
+        } else if (!(free instanceof NoAnswer)) {
+          // Redis answered with an error (out of memory, read-only): say so now, not at the deadline.
+          barrier.cancelPending(`could not record the batch: ${describeRedisFailure(free)}`);
+        } // No answer at all: the calls were never enqueued and time out at their deadlines.
+      });
     }
-    return entry;
+    // From here on, a collect() of this batch joins it; the answer waits for the id's claim.
+    return this.answer(entry, startedAt, toolUses, true, claimed);
   }
 
   /**
-   * Answers a batch this coordinator (or an earlier process with the same coordinator id)
-   * dispatched, from its record in Redis: results already written come back at once, the rest by
-   * their deadlines. Undefined when no such batch is recorded (never dispatched, or expired).
+   * Answers a batch dispatched by any coordinator of the fleet, from its record in Redis: results
+   * already written come back at once, the rest as they arrive or by their deadlines. A batch still
+   * waiting here is joined, not replaced: its dispatch and every collector get the same answer.
+   * Undefined when no such batch is recorded for the app (never dispatched, or expired).
    */
-  async collect(batchId: string): Promise<BatchResult | undefined> {
+  async collect(
+    batchId: string,
+    options: {
+      app?: string;
+      /** Bound on finding the batch in Redis (a `REDIS_UNAVAILABLE` error past it). Default: none. */
+      lookupTimeoutMs?: number;
+    } = {},
+  ): Promise<BatchResult | undefined> {
+    const app = options.app ?? DISPATCHER_DEFAULTS.app;
     assertKeyPart('batchId', batchId);
-    const batchKey = this.keys.batch(this.coordinatorId, batchId);
-    const meta = await readBatchMeta(this.redis, batchKey);
-    if (!meta) return undefined;
+    assertKeyPart('app', app);
+    const nameKey = this.keys.batchName(app, batchId);
+    const local = this.joinable(this.names.get(nameKey));
+    if (local) return local;
+    const lookup = async <T>(work: Promise<T>): Promise<T> => {
+      if (options.lookupTimeoutMs === undefined) return work;
+      const outcome = await settleWithin(work, options.lookupTimeoutMs);
+      if (outcome instanceof NoAnswer)
+        throw new ToolqError(
+          'REDIS_UNAVAILABLE',
+          `Redis did not answer within ${options.lookupTimeoutMs} ms`,
+        );
+      if (outcome instanceof Error) throw outcome;
+      return outcome;
+    };
+    const owner = await lookup(readBatchOwner(this.redis, nameKey));
+    if (!owner) return undefined;
+    const joined = this.joinable(owner.uid);
+    if (joined) return joined;
+    const recordKey = this.keys.batch(owner.coordinatorId, owner.uid);
+    const meta = await lookup(readBatchMeta(this.redis, recordKey));
+    // The record belongs to that app only (the name key is per app already; this guards old records).
+    if (!meta || (meta.app !== undefined && meta.app !== app)) return undefined;
+    const again = this.joinable(owner.uid); // another collector may have got here meanwhile
+    if (again) return again;
     const calls = meta.calls.map((call, index) => ({ ...call, index }));
-    const barrier = new Barrier(batchId, calls, 'continue');
-    const refs = calls.flatMap(({ pool, job, index }) =>
-      pool && job ? [{ pool, jobId: job, indexes: [index] }] : [],
+    const barrier = new Barrier(owner.uid, calls, 'continue', {
+      maxResultBytes: this.settings.maxBatchResultBytes,
+      lastLook: this.lastLook,
+    });
+    const refs = calls.flatMap(({ pool, queue, job, index }) =>
+      pool && job ? [{ queue: queue ?? pool, jobId: job, indexes: [index] }] : [],
     );
+    const foreign = owner.coordinatorId !== this.coordinatorId;
     const entry: Pending = {
       barrier,
-      jobs: jobRefs(refs),
+      name: { app, id: batchId },
+      jobs: jobRefs(refs, (index) => calls[index]?.pool),
       sweepAt: 0,
-      sweepEvery: this.options.sweepIntervalMs ?? 1_000,
+      sweepEvery: foreign ? DISPATCHER_DEFAULTS.foreignSweepMs : this.settings.sweepIntervalMs,
+      ...(foreign ? { foreignKey: recordKey } : {}),
     };
     for (const call of calls) if (call.answer) barrier.settle(call.index, call.answer, true);
-    this.pending.set(batchId, entry);
-    const found = await readResults(this.redis, batchKey, barrier.pendingIndexes());
-    for (const [index, result] of found) barrier.settle(index, result);
-    return this.answer(
-      batchId,
+    this.pending.set(owner.uid, entry);
+    this.names.set(nameKey, owner.uid);
+    const result = this.answer(
       entry,
       meta.createdAt,
       calls.map((c) => ({ id: c.toolUseId })),
     );
+    // Results already written come back at once; the sweep reads again if this read fails.
+    readResults(this.redis, recordKey, barrier.pendingIndexes()).then(
+      (found) => {
+        for (const [index, settled] of found) barrier.settle(index, settled);
+      },
+      (err: Error) => this.logger.warn({ err: err.message, batchId }, 'could not read the batch record'),
+    );
+    return result;
+  }
+
+  /** The answer of a batch waiting in this process, shared with whoever else waits for it. */
+  private joinable(uid: string | undefined): Promise<BatchResult> | undefined {
+    return uid === undefined ? undefined : this.pending.get(uid)?.result;
   }
 
   /** Waits for the barrier, then cleans up after it: the end of both dispatch() and collect(). */
   private answer(
-    batchId: string,
     entry: Pending,
     startedAt: number,
     toolUses: readonly { id: string }[],
     /** Count it in the batch metrics (a collected batch was counted when dispatched). */
     observe = false,
+    /** Settles once the batch's name is known to be its own (or not: `entry.conflict`). */
+    claimed: Promise<unknown> = Promise.resolve(),
   ): Promise<BatchResult> {
-    return entry.barrier.done.then((settled) => {
+    const uid = entry.barrier.batchId;
+    entry.result = Promise.all([entry.barrier.done, claimed]).then(([settled]) => {
       entry.detach?.();
-      this.pending.delete(batchId);
+      this.pending.delete(uid);
+      this.names.delete(this.keys.batchName(entry.name.app, entry.name.id));
       // The id belongs to another batch: stopping "its" calls would stop that batch's.
-      if (entry.conflict) dropBatchTrace(batchId);
+      if (entry.conflict) dropBatchTrace(uid);
       if (entry.conflict) throw entry.conflict;
-      this.afterAnswer(batchId, entry, settled);
+      this.afterAnswer(entry, settled);
       const poolOf = (index: number) => entry.jobs[index]?.pool;
-      const result = summarise({ batchId, startedAt, toolUses, settled, poolOf });
-      endBatchTrace(batchId, startedAt, result);
+      const result = summarise({ batchId: entry.name.id, startedAt, toolUses, settled, poolOf });
+      endBatchTrace(uid, startedAt, result);
       if (observe) {
         observeBatch(this.metrics, result);
         recordBatch(this.callLog, result);
       }
       return result;
     });
+    return entry.result;
   }
 
-  /** The BullMQ queue of a pool (for gauges and admin). */
+  /** The BullMQ queue of a pool or one of its lanes (for gauges and admin). */
   queueFor(pool: string): Queue {
     return this.jobs.queueFor(pool);
   }
@@ -374,28 +486,37 @@ export class Dispatcher {
     for (let i = 0; i < due.length; i += SWEEP_CHUNK) {
       await Promise.all(
         due.slice(i, i + SWEEP_CHUNK).map(async (entry) => {
-          // Backs off per batch: long calls need not have their record read every second.
-          entry.sweepEvery = Math.min(entry.sweepEvery * 2, MAX_SWEEP_EVERY_MS);
+          // Backs off per batch: long calls need not have their record read every second. A
+          // batch collected from another coordinator's record hears of nothing else: no back-off.
+          if (!entry.foreignKey)
+            entry.sweepEvery = Math.min(entry.sweepEvery * 2, DISPATCHER_DEFAULTS.maxSweepEveryMs);
           entry.sweepAt = now + entry.sweepEvery;
-          const batchKey = this.keys.batch(this.coordinatorId, entry.barrier.batchId);
-          const found = await readResults(this.redis, batchKey, entry.barrier.pendingIndexes());
+          const found = await readResults(this.redis, this.recordKey(entry), entry.barrier.pendingIndexes());
           for (const [index, result] of found) entry.barrier.settle(index, result);
         }),
       );
     }
   }
 
-  /** Marks the batch answered (workers skip its queued calls) and stops work nobody waits for. */
-  private afterAnswer(batchId: string, entry: Pending, settled: readonly SettledCall[]): void {
+  /**
+   * Keeps the record for the retention only, marks the batch answered (workers skip its queued
+   * calls) and stops work nobody waits for.
+   */
+  private afterAnswer(entry: Pending, settled: readonly SettledCall[]): void {
+    const batchId = entry.barrier.batchId;
+    const recordKey = this.recordKey(entry);
+    const retention = this.settings.batchRetentionMs;
+    const warn = (what: string) => (err: Error) =>
+      this.logger.warn({ err: err.message, batchId: entry.name.id }, what);
     const abandoned = settled.flatMap((call, index) =>
       call.byCoordinator && entry.jobs[index] ? [index] : [],
     );
     // Every queued call has a worker's result: no job of this batch is left for anyone to stop.
-    if (abandoned.length === 0) return;
-    const warn = (what: string) => (err: Error) => this.logger.warn({ err: err.message, batchId }, what);
-    markAnswered(this.redis, this.keys.batch(this.coordinatorId, batchId), BATCH_TTL_AFTER_DEADLINE_MS).catch(
-      warn('could not mark batch answered'),
-    );
+    if (abandoned.length === 0) {
+      this.redis.pexpire(recordKey, retention).catch(warn('could not shorten the batch record'));
+      return;
+    }
+    markAnswered(this.redis, recordKey, retention).catch(warn('could not mark batch answered'));
     for (const index of abandoned) this.abandoned.add(callKey(batchId, index));
     publishCancel(this.redis, this.keys.cancelChannel(), {
       batchId,
@@ -406,7 +527,7 @@ export class Dispatcher {
     const jobs = new Map(
       abandoned.map((index) => entry.jobs[index]).flatMap((j) => (j ? [[j.jobId, j]] : [])),
     );
-    for (const { pool, jobId } of jobs.values()) this.jobs.remove(pool, jobId);
+    for (const { queue, jobId } of jobs.values()) this.jobs.remove(queue, jobId);
   }
 
   async close(): Promise<void> {
@@ -425,12 +546,45 @@ export class Dispatcher {
 }
 
 const SWEEP_CHUNK = 500;
-const MAX_SWEEP_EVERY_MS = 8_000;
 
-/** The promise's value, or the Error it failed with, or a timeout Error after `ms`. */
+function positiveMs(what: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0 || value > MAX_TIMEOUT_MS)
+    throw new ToolqError(
+      'CONFIG_INVALID',
+      `${what} must be a number of ms from 1 to ${MAX_TIMEOUT_MS}, got ${value}`,
+    );
+  return value;
+}
+
+function assertTimeout(timeoutMs: number): void {
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS)
+    throw new ToolqError(
+      'INVALID_INPUT',
+      `timeoutMs must be a whole number of ms from 1 to ${MAX_TIMEOUT_MS} (about 24.8 days), got ${timeoutMs}`,
+    );
+}
+
+/** A Redis failure in words for the caller: a full Redis is named as such. */
+function describeRedisFailure(err: Error): string {
+  if (/^OOM\b/.test(err.message))
+    return `Redis is out of memory and refuses writes (${err.message}); free memory or raise maxmemory`;
+  return err.message;
+}
+
+/** Undefined when Redis takes a write now, else why not. Bounded: a probe never hangs. */
+async function probeWrites(redis: Redis, key: string): Promise<string | undefined> {
+  const probe = redis.set(key, '1', 'PX', 10_000);
+  const outcome = await settleWithin(probe, 2_000);
+  return outcome instanceof Error ? `Redis refuses writes: ${describeRedisFailure(outcome)}` : undefined;
+}
+
+/** Redis gave no answer in time (as opposed to answering with an error). */
+class NoAnswer extends Error {}
+
+/** The promise's value, or the Error it failed with, or a NoAnswer after `ms`. */
 function settleWithin<T>(promise: Promise<T>, ms: number): Promise<T | Error> {
   return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(new Error(`Redis did not answer within ${ms} ms`)), ms);
+    const timer = setTimeout(() => resolve(new NoAnswer(`Redis did not answer within ${ms} ms`)), ms);
     promise.then(
       (value) => {
         clearTimeout(timer);

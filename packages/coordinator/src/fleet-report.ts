@@ -36,12 +36,12 @@ const UNITS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86
 export function parseWindow(text: string): number {
   const m = /^(\d{1,6})(s|m|h|d)$/.exec(text.trim());
   if (!m?.[1] || !m[2]) {
-    throw new ToolqError('INVALID_INPUT', `window: "${text}" is not a duration like 30s, 15m, 2h or 1d`);
+    throw new ToolqError('INVALID_REQUEST', `window: "${text}" is not a duration like 30s, 15m, 2h or 1d`);
   }
   const ms = Number(m[1]) * (UNITS[m[2]] ?? 0);
   if (ms <= 0 || ms > CALL_LOG_RETENTION_MS) {
     throw new ToolqError(
-      'INVALID_INPUT',
+      'INVALID_REQUEST',
       `window: ${text} is outside 1s..${CALL_LOG_RETENTION_MS / 3_600_000}h (the call log keeps ${CALL_LOG_RETENTION_MS / 3_600_000} h)`,
     );
   }

@@ -1,7 +1,8 @@
 /**
- * The BullMQ side of the coordinator: one Queue per pool; a batch's calls grouped into jobs (a call
- * alone, or a chunk of calls, so that each live worker of a pool fetches one job per batch instead
- * of one per call); enqueueing them, and removing them.
+ * The BullMQ side of the coordinator: one Queue per route (a pool's shared queue, or one of its
+ * lanes: see catalog.ts); a batch's calls grouped into jobs (a call alone, or a chunk of calls, so
+ * that each live worker of a route fetches one job per batch instead of one per call);
+ * enqueueing them, and removing them.
  */
 import {
   CONTRACT_VERSION,
@@ -16,14 +17,15 @@ import {
 import { Queue } from 'bullmq';
 
 export interface PlannedJob {
-  pool: string;
+  /** The queue it goes to: a pool, or a lane of one. */
+  queue: string;
   index: number;
   data: JobData;
 }
 
 /** One BullMQ job: the calls (batch indexes) it carries. */
 export interface QueuedJob {
-  pool: string;
+  queue: string;
   jobId: string;
   indexes: number[];
   data: JobData | JobChunk;
@@ -52,20 +54,20 @@ export function buildJobData(input: {
 }
 
 /**
- * Groups a batch's calls into jobs: per pool, as many chunks as the pool has live workers (so the
+ * Groups a batch's calls into jobs: per queue, as many chunks as the queue has live workers (so the
  * calls still spread over the workers), at most MAX_CALLS_PER_JOB calls each.
  */
 export function groupJobs(
   batchId: string,
   planned: readonly PlannedJob[],
-  liveWorkers: (pool: string) => number,
+  liveWorkers: (queue: string) => number,
 ): QueuedJob[] {
-  const byPool = new Map<string, PlannedJob[]>();
-  for (const job of planned) byPool.set(job.pool, [...(byPool.get(job.pool) ?? []), job]);
+  const byQueue = new Map<string, PlannedJob[]>();
+  for (const job of planned) byQueue.set(job.queue, [...(byQueue.get(job.queue) ?? []), job]);
   const queued: QueuedJob[] = [];
-  for (const [pool, jobs] of byPool) {
+  for (const [queue, jobs] of byQueue) {
     const chunks = Math.max(
-      Math.min(jobs.length, liveWorkers(pool)),
+      Math.min(jobs.length, liveWorkers(queue)),
       Math.ceil(jobs.length / MAX_CALLS_PER_JOB),
       1,
     );
@@ -75,10 +77,10 @@ export function groupJobs(
       const [only] = slice;
       queued.push(
         slice.length === 1 && only
-          ? { pool, jobId: `${batchId}.${only.index}`, indexes: [only.index], data: only.data }
+          ? { queue, jobId: `${batchId}.${only.index}`, indexes: [only.index], data: only.data }
           : {
-              pool,
-              jobId: `${batchId}.${pool}.c${k}`,
+              queue,
+              jobId: `${batchId}.${queue}.c${k}`,
               indexes: slice.map((j) => j.index),
               data: { v: CONTRACT_VERSION, chunk: slice.map((j) => j.data) },
             },
@@ -93,24 +95,24 @@ export class JobQueues {
 
   constructor(private readonly options: { redis: Redis; keys: Keys; logger: Logger }) {}
 
-  /** The BullMQ queue of a pool; created on first use. */
-  queueFor(pool: string): Queue {
-    let queue = this.queues.get(pool);
+  /** The BullMQ queue of a pool or lane; created on first use. */
+  queueFor(name: string): Queue {
+    let queue = this.queues.get(name);
     if (!queue) {
       const { redis, keys, logger } = this.options;
-      queue = new Queue(keys.queueName(pool), { connection: redis, prefix: keys.prefix });
-      queue.on('error', (err) => logger.warn({ err: err.message, pool }, 'queue error'));
-      this.queues.set(pool, queue);
+      queue = new Queue(keys.queueName(name), { connection: redis, prefix: keys.prefix });
+      queue.on('error', (err) => logger.warn({ err: err.message, queue: name }, 'queue error'));
+      this.queues.set(name, queue);
     }
     return queue;
   }
 
-  /** One addBulk per pool. Resolves with the calls that could not be enqueued and why. */
+  /** One addBulk per queue. Resolves with the calls that could not be enqueued and why. */
   async enqueue(jobs: readonly QueuedJob[]): Promise<{ index: number; error: Error }[]> {
-    const byPool = new Map<string, QueuedJob[]>();
-    for (const job of jobs) byPool.set(job.pool, [...(byPool.get(job.pool) ?? []), job]);
+    const byQueue = new Map<string, QueuedJob[]>();
+    for (const job of jobs) byQueue.set(job.queue, [...(byQueue.get(job.queue) ?? []), job]);
     const failures = await Promise.all(
-      [...byPool].map(async ([pool, poolJobs]) => {
+      [...byQueue].map(async ([queue, poolJobs]) => {
         const bulk = poolJobs.map(({ data, jobId }) => ({
           name: 'chunk' in data ? 'chunk' : data.tool,
           data,
@@ -119,8 +121,8 @@ export class JobQueues {
         try {
           const [only] = bulk;
           // One job: add() skips the MULTI that addBulk wraps around its scripts.
-          if (bulk.length === 1 && only) await this.queueFor(pool).add(only.name, only.data, only.opts);
-          else await this.queueFor(pool).addBulk(bulk);
+          if (bulk.length === 1 && only) await this.queueFor(queue).add(only.name, only.data, only.opts);
+          else await this.queueFor(queue).addBulk(bulk);
           return [];
         } catch (err) {
           return poolJobs.flatMap(({ indexes }) => indexes.map((index) => ({ index, error: err as Error })));
@@ -131,8 +133,8 @@ export class JobQueues {
   }
 
   /** Removes a job still waiting in its queue; a running one is locked and left to the cancel channel. */
-  remove(pool: string, jobId: string): void {
-    this.queueFor(pool)
+  remove(queue: string, jobId: string): void {
+    this.queueFor(queue)
       .remove(jobId)
       .catch(() => undefined);
   }

@@ -13,8 +13,15 @@ export async function refreshGauges(dispatcher: Dispatcher): Promise<void> {
   for (const pool of pools) metrics.workers.set({ pool }, workersByPool.get(pool) ?? 0);
   await Promise.all(
     [...pools].map(async (pool) => {
-      const counts = await dispatcher.queueFor(pool).getJobCounts(...STATES);
-      for (const state of STATES) metrics.queueJobs.set({ pool, state }, counts[state] ?? 0);
+      // A pool's jobs wait in its own queue and, while its workers differ, in their lanes.
+      const all = await Promise.all(
+        [pool, ...catalog.lanesOf(pool)].map((queue) => dispatcher.queueFor(queue).getJobCounts(...STATES)),
+      );
+      for (const state of STATES)
+        metrics.queueJobs.set(
+          { pool, state },
+          all.reduce((sum, counts) => sum + (counts[state] ?? 0), 0),
+        );
     }),
   );
 }

@@ -4,6 +4,7 @@ import {
   createRedis,
   publishWorker,
   type Redis,
+  readBatchOwner,
   writeResult,
 } from '@toolq/shared';
 import { startWorker, type ToolqWorker } from '@toolq/worker';
@@ -349,11 +350,10 @@ describe('delivery', () => {
       isError: false,
       attempts: 1,
     };
-    await redis.hset(
-      createKeys('toolq').batch(dispatcher.coordinatorId, 'sweep-heal'),
-      'r:0',
-      JSON.stringify(stored),
-    );
+    const keys = createKeys('toolq');
+    const owner = await readBatchOwner(redis, keys.batchName('default', 'sweep-heal'));
+    expect(owner?.coordinatorId).toBe(dispatcher.coordinatorId);
+    await redis.hset(keys.batch(dispatcher.coordinatorId, owner?.uid ?? ''), 'r:0', JSON.stringify(stored));
     const result = await pending;
     expect(result.toolResults[0]).toEqual({ type: 'tool_result', tool_use_id: 'a', content: 'healed' });
     expect(result.wallMs).toBeLessThan(3_000);

@@ -175,7 +175,7 @@ describe('traces across a coordinator and a worker process', () => {
       expect(run?.attrs).toMatchObject({
         'toolq.tool': call.attrs['toolq.tool'],
         'toolq.worker': worker.id,
-        'toolq.batch_id': 'traced-1',
+        'toolq.batch.uid': batch.attrs['toolq.batch.uid'],
         'toolq.outcome': call.attrs['toolq.outcome'],
       });
       // The wait ends where the run starts, and both lie within the coordinator's call span.
@@ -226,11 +226,11 @@ describe('traces across a coordinator and a worker process', () => {
 describe('tracing off', () => {
   it('starts nothing and costs next to nothing per call', async () => {
     expect(getTracer()).toBeUndefined();
-    expect(startBatchTrace('b', [{ tool: 't', toolUseId: 'u' }], Date.now())).toBeUndefined();
+    expect(startBatchTrace('b', 'b', [{ tool: 't', toolUseId: 'u' }], Date.now())).toBeUndefined();
     const n = 1_000_000;
     const started = process.hrtime.bigint();
     for (let i = 0; i < n; i++) {
-      startBatchTrace('b', [], 0);
+      startBatchTrace('b', 'b', [], 0);
       recordSpan({ name: 'toolq.run', start: 0, end: 1, attributes: {} });
     }
     const ns = Number(process.hrtime.bigint() - started) / n;

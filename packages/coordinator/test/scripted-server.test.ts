@@ -352,6 +352,7 @@ describe('scripted model, streaming', () => {
       id: 'toolu_cut',
       name: 'get_funding_data',
       input: {},
+      caller: { type: 'direct' },
     });
 
     const stream = client.messages.stream(params);

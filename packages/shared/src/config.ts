@@ -33,6 +33,15 @@ const envSchema = z.object({
   TOOLQ_MAX_RESULT_BYTES: intFrom(1, 100_000_000).default(1_000_000),
   /** Largest HTTP request body. */
   TOOLQ_BODY_LIMIT_BYTES: intFrom(1, 1_000_000_000).default(10 * 1024 * 1024),
+  /**
+   * How long a batch's record stays in Redis after the batch was answered (for
+   * GET /v1/tool-batches/:id and collect()). Costs about the results' size plus 200 bytes a call.
+   */
+  TOOLQ_BATCH_RETENTION_MS: intFrom(1, 24 * 3600_000).default(120_000),
+  /** Most bytes of result content one batch answers with; results past it become errors. */
+  TOOLQ_MAX_BATCH_RESULT_BYTES: intFrom(1, 1_000_000_000).default(16 * 1024 * 1024),
+  /** How long a client may take to send a request's headers and body. */
+  TOOLQ_REQUEST_TIMEOUT_MS: intFrom(1_000, 3600_000).default(30_000),
   /** How long a graceful shutdown waits for running work before forcing. */
   TOOLQ_SHUTDOWN_TIMEOUT_MS: intFrom(0, 3600_000).default(10_000),
   TOOLQ_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -61,6 +70,9 @@ export interface ToolqConfig {
   maxResultBytes: number;
   bodyLimitBytes: number;
   shutdownTimeoutMs: number;
+  batchRetentionMs: number;
+  maxBatchResultBytes: number;
+  requestTimeoutMs: number;
   logLevel: ToolqEnv['TOOLQ_LOG_LEVEL'];
   model: string | undefined;
   anthropicApiKey: string | undefined;
@@ -96,6 +108,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolqConfig {
     maxResultBytes: e.TOOLQ_MAX_RESULT_BYTES,
     bodyLimitBytes: e.TOOLQ_BODY_LIMIT_BYTES,
     shutdownTimeoutMs: e.TOOLQ_SHUTDOWN_TIMEOUT_MS,
+    batchRetentionMs: e.TOOLQ_BATCH_RETENTION_MS,
+    maxBatchResultBytes: e.TOOLQ_MAX_BATCH_RESULT_BYTES,
+    requestTimeoutMs: e.TOOLQ_REQUEST_TIMEOUT_MS,
     logLevel: e.TOOLQ_LOG_LEVEL,
     model: e.TOOLQ_MODEL,
     anthropicApiKey: e.ANTHROPIC_API_KEY,

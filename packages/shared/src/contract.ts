@@ -124,6 +124,8 @@ export type ToolSpec = z.infer<typeof toolSpecSchema>;
 export const workerInfoSchema = z.object({
   id: z.string(),
   pool: z.string(),
+  /** The queue only workers with this exact tool set consume (lanes.ts); absent from older workers. */
+  lane: z.string().optional(),
   host: z.string(),
   pid: z.number().int(),
   concurrency: z.number().int(),

@@ -14,7 +14,15 @@ export type ToolqErrorCode =
   | 'REDIS_UNAVAILABLE'
   | 'SHUTTING_DOWN'
   | 'BATCH_EXISTS'
-  | 'MODEL_ERROR';
+  | 'MODEL_ERROR'
+  | 'NO_MODEL'
+  | 'INVALID_REQUEST'
+  | 'INVALID_JSON'
+  | 'NOT_FOUND'
+  | 'UNAUTHORIZED'
+  | 'BODY_TOO_LARGE'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'INTERNAL';
 
 export class ToolqError extends Error {
   override name = 'ToolqError';

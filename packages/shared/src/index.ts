@@ -1,3 +1,4 @@
+export { type BatchOwner, claimBatchName, readBatchOwner } from './batch-names.ts';
 export {
   binValue,
   CALL_LOG_BUCKET_MS,
@@ -45,6 +46,7 @@ export {
 } from './errors.ts';
 export { parseJsonAs } from './json.ts';
 export { assertKeyPart, createKeys, type Keys } from './keys.ts';
+export { laneOf } from './lanes.ts';
 export { createLogger, type Logger } from './logger.ts';
 export {
   type CoordinatorMetrics,
@@ -62,6 +64,7 @@ export {
 } from './metrics.ts';
 export { RecentSet } from './recent-set.ts';
 export { closeRedis, createRedis, describeRedis, type Redis } from './redis.ts';
+export { isRedisFailure } from './redis-errors.ts';
 export {
   DEFAULT_MAX_RESULT_BYTES,
   describeZodIssues,

@@ -7,7 +7,10 @@ export interface Keys {
   readonly prefix: string;
   /** BullMQ queue name for a pool; with BullMQ's `prefix` option set to `prefix`. */
   queueName(pool: string): string;
-  batch(coordinatorId: string, batchId: string): string;
+  /** The record of one dispatch, by its internal uid (see batch-names.ts). */
+  batch(coordinatorId: string, uid: string): string;
+  /** A batch's fleet-wide name: which coordinator dispatched `(app, batchId)` under which uid. */
+  batchName(app: string, batchId: string): string;
   replyStream(coordinatorId: string): string;
   /** Hash: worker id → WorkerInfo JSON. */
   workers(): string;
@@ -31,7 +34,8 @@ export function createKeys(prefix: string): Keys {
       assertKeyPart('pool', pool);
       return `{${pool}}`;
     },
-    batch: (coordinatorId, batchId) => `${prefix}:{c.${coordinatorId}}:batch:${batchId}`,
+    batch: (coordinatorId, uid) => `${prefix}:{c.${coordinatorId}}:batch:${uid}`,
+    batchName: (app, batchId) => `${prefix}:batch-name:${app}:${batchId}`,
     replyStream: (coordinatorId) => `${prefix}:{c.${coordinatorId}}:replies`,
     workers: () => `${prefix}:workers`,
     cancelChannel: () => `${prefix}:cancel`,

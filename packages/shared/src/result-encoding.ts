@@ -15,6 +15,8 @@ export const messages = {
   noWorker: (tool: string, pool: string) =>
     `Error: no live worker serves tool ${tool} (pool ${pool}); start one with \`pnpm worker\``,
   cancelled: (reason: string) => `Error: cancelled: ${reason}`,
+  batchTooLarge: (tool: string, bytes: number, limit: number) =>
+    `Error: the result of ${tool} (${bytes} bytes) was dropped: the batch's answer would be larger than ${limit} bytes (TOOLQ_MAX_BATCH_RESULT_BYTES); ask for less per call or split the work over several turns`,
 };
 
 function formatSeconds(ms: number): string {
@@ -63,7 +65,17 @@ export function encodeToolOutput(
       content = value;
       serialised = JSON.stringify(value);
     } else {
-      serialised = JSON.stringify(value === undefined ? null : value);
+      const json: string | undefined = JSON.stringify(value === undefined ? null : value);
+      // Functions, symbols and objects whose toJSON() gives undefined have no JSON form at all.
+      if (json === undefined) {
+        return {
+          ok: false,
+          message: messages.error(
+            `the result of ${tool} is a ${typeof value}, which has no JSON form; return a string, a JSON value or content blocks`,
+          ),
+        };
+      }
+      serialised = json;
       content = serialised;
     }
   } catch (err) {

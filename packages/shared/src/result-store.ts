@@ -29,6 +29,9 @@ export const META_FIELD = 'meta';
 /** What a batch asked for, so that a restarted coordinator can collect it. */
 export const batchMetaSchema = z.object({
   createdAt: z.number(),
+  /** The caller's name for the batch and its app (absent in records written before names existed). */
+  id: z.string().optional(),
+  app: z.string().optional(),
   calls: z.array(
     z.object({
       toolUseId: z.string(),
@@ -37,6 +40,8 @@ export const batchMetaSchema = z.object({
       timeoutMs: z.number(),
       /** Where the call was queued; absent when it was answered at dispatch (`answer`). */
       pool: z.string().optional(),
+      /** The lane of that pool it was sent to, when not the pool's own queue. */
+      queue: z.string().optional(),
       /** The BullMQ job that carries it (one job may carry several calls). */
       job: z.string().optional(),
       answer: callResultSchema.optional(),

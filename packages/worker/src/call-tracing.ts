@@ -20,7 +20,8 @@ export function traceCall(
     'toolq.tool_use_id': data.toolUseId,
     'toolq.pool': info.pool,
     'toolq.worker': info.worker,
-    ...(data.reply ? { 'toolq.batch_id': data.reply.batchId, 'toolq.call.index': data.reply.index } : {}),
+    // The dispatch's uid (the coordinator's batch span carries it beside the caller's batch id).
+    ...(data.reply ? { 'toolq.batch.uid': data.reply.batchId, 'toolq.call.index': data.reply.index } : {}),
   };
   recordSpan({
     name: 'toolq.queue_wait',

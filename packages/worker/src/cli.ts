@@ -34,7 +34,11 @@ const program = new Command('toolq-worker')
     'port of /metrics, /healthz, /readyz; 0 = any [env TOOLQ_METRICS_PORT, default 9464]',
     positiveInt('metrics port'),
   )
-  .option('--metrics-host <host>', 'address of the metrics server', '0.0.0.0')
+  .option(
+    '--metrics-host <host>',
+    'address the metrics server binds; the default serves every interface, for Prometheus on another machine',
+    '0.0.0.0',
+  )
   .option('--no-metrics', 'do not start the metrics/health server')
   .addHelpText(
     'after',
@@ -78,7 +82,7 @@ async function main(): Promise<void> {
         port: flags.metricsPort ?? config.metricsPort,
       })
     : undefined;
-  if (health) logger.info({ url: health.url }, 'metrics and health server listening');
+  if (health) logger.info({ listen: health.listen, url: health.url }, 'metrics and health server listening');
   // Machine-readable line for supervisors and tests that wait for readiness.
   process.stdout.write(
     `${JSON.stringify({ event: 'ready', worker: worker.id, pool: worker.pool, metrics: health?.url })}\n`,

@@ -21,14 +21,16 @@ import {
   jobChunkSchema,
   jobDataSchema,
   type Logger,
+  laneOf,
   messages,
   type ParsedJobData,
   type Registry,
+  readWorkers,
   ToolqError,
   type ToolSpec,
   writeResult,
 } from '@toolq/shared';
-import { type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import { DelayedError, type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import { traceCall } from './call-tracing.ts';
 import { listenForCancels, RunningCalls } from './cancel-listener.ts';
 import { startHeartbeat } from './heartbeat.ts';
@@ -63,8 +65,10 @@ export interface ToolqWorker {
   readonly id: string;
   readonly pool: string;
   readonly registry: Registry;
-  /** True while Redis answers and the BullMQ worker runs. */
+  /** True while Redis takes writes and the BullMQ worker runs. */
   isReady(): Promise<boolean>;
+  /** Why the worker is not ready, or undefined when it is. */
+  readiness(): Promise<string | undefined>;
   /**
    * Stage 1: stop taking jobs, let running calls finish within `shutdownTimeoutMs`, then give the
    * rest back to the queue. Calling it again returns the same promise.
@@ -81,6 +85,10 @@ const FRESH_JOB_MS = 1_000;
 type JobReturn = CallResult | (CallResult | undefined)[] | undefined;
 
 const GIVEN_BACK: unique symbol = Symbol('given back');
+/** A call for a tool this worker does not serve, while another live worker of the pool does. */
+const NOT_SERVED: unique symbol = Symbol('not served');
+/** A job given back for a tool this worker lacks waits this long, so that another worker takes it. */
+const NOT_SERVED_DELAY_MS = 100;
 
 class ShutdownAbort extends Error {
   override name = 'ShutdownAbort';
@@ -143,6 +151,11 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
       await job.moveToWait(token);
       throw new WaitingError();
     }
+    if (outcomes.includes(NOT_SERVED)) {
+      // Calls of it that did run here have their results in the batch record and are skipped.
+      await job.moveToDelayed(Date.now() + NOT_SERVED_DELAY_MS, token);
+      throw new DelayedError();
+    }
     // Calls without a reply target (plain producers) answer through the job's return value.
     const results = outcomes.map((o) => (typeof o === 'symbol' ? undefined : o));
     if (chunk.success) return results.some((r) => r !== undefined) ? results : undefined;
@@ -154,7 +167,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     job: Job<JobData | JobChunk, JobReturn>,
     raw: unknown,
     signal?: AbortSignal,
-  ): Promise<CallResult | undefined | typeof GIVEN_BACK> => {
+  ): Promise<CallResult | undefined | typeof GIVEN_BACK | typeof NOT_SERVED> => {
     const parsed = jobDataSchema.safeParse(raw);
     if (!parsed.success) {
       throw new UnrecoverableError(
@@ -171,6 +184,10 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     if (Date.now() >= data.deadline) {
       skip('deadline_passed');
       return report(data, lateTimeout(data, id));
+    }
+    if (!tools.has(data.tool) && (await servedElsewhere(data.tool))) {
+      skip('tool_not_served');
+      return NOT_SERVED;
     }
     const controller = new AbortController();
     const onBullAbort = () => controller.abort(signal?.reason ?? new Error('cancelled by BullMQ'));
@@ -221,6 +238,12 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     return isCallStillWanted(redis, reply.batchKey, reply.index);
   }
 
+  /** Whether another live worker of this pool serves the tool (else the call is `Unknown tool`). */
+  async function servedElsewhere(tool: string): Promise<boolean> {
+    const { live } = await readWorkers(redis, keys);
+    return live.some((w) => w.pool === pool && w.id !== id && w.tools.some((t) => t.name === tool));
+  }
+
   async function report(data: ParsedJobData, result: CallResult): Promise<CallResult> {
     if (data.reply && !(await writeResult(redis, { ...data.reply, deadline: data.deadline }, result))) {
       skip('duplicate_delivery');
@@ -228,31 +251,67 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     return result;
   }
 
+  // Two consumers: the pool's shared queue and this tool set's lane (lanes.ts explains the routing).
+  const lane = laneOf(pool, [...tools.keys()]);
   const bullConnection = createRedis(options.redisUrl);
   bullConnection.on('error', () => undefined); // BullMQ reports it through the worker's 'error' event
-  const worker = new Worker<JobData | JobChunk, JobReturn>(queueName, processor, {
-    connection: bullConnection,
-    prefix: keys.prefix,
-    concurrency,
-    // A killed worker's jobs come back after this long; its calls are answered by their deadline anyway.
-    lockDuration: 30_000,
-    maxStalledCount: 1,
-  });
-  worker.on('error', (err) => logger.warn({ err: err.message }, 'bullmq worker error'));
+  const consume = (name: string) => {
+    const consumer = new Worker<JobData | JobChunk, JobReturn>(name, processor, {
+      connection: bullConnection,
+      prefix: keys.prefix,
+      concurrency,
+      // A killed worker's jobs come back after this long; its calls are answered by their deadline anyway.
+      lockDuration: 30_000,
+      maxStalledCount: 1,
+    });
+    consumer.on('error', (err) => logger.warn({ err: err.message, queue: name }, 'bullmq worker error'));
+    return consumer;
+  };
+  const consumers = [consume(queueName), consume(keys.queueName(lane))];
+  const worker = {
+    isRunning: () => consumers.every((c) => c.isRunning()),
+    close: () => Promise.all(consumers.map((c) => c.close())).then(() => undefined),
+  };
 
   await Promise.all([
-    worker.waitUntilReady(),
+    ...consumers.map((c) => c.waitUntilReady()),
     listenForCancels({ subscriber, channel: keys.cancelChannel(), running, logger }),
   ]);
   const heartbeat = await startHeartbeat({
     redis,
     keys,
     logger,
-    info: { id, pool, host: hostname(), pid: process.pid, concurrency, startedAt: Date.now(), tools: specs },
+    info: {
+      id,
+      pool,
+      lane,
+      host: hostname(),
+      pid: process.pid,
+      concurrency,
+      startedAt: Date.now(),
+      tools: specs,
+    },
   });
   logger.info({ tools: [...tools.keys()], concurrency }, 'worker started');
 
   let closing: Promise<void> | undefined;
+  /** A full Redis answers PING but refuses the result writes: probe with a write. */
+  const readiness = async (): Promise<string | undefined> => {
+    if (closing) return 'the worker is shutting down';
+    if (!worker.isRunning()) return 'the BullMQ worker is not running';
+    const probe = redis.set(`${keys.prefix}:probe:${id}`, '1', 'PX', 10_000);
+    const timeout = new Promise<Error>((resolve) =>
+      setTimeout(() => resolve(new Error('Redis did not answer within 2000 ms')), 2_000).unref(),
+    );
+    const outcome = await Promise.race([
+      probe.then(
+        () => undefined,
+        (err: Error) => err,
+      ),
+      timeout,
+    ]);
+    return outcome ? `Redis refuses writes: ${outcome.message}` : undefined;
+  };
   const close = (): Promise<void> => {
     closing ??= (async () => {
       logger.info('stopping: no new jobs, letting running calls finish');
@@ -276,14 +335,8 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     id,
     pool,
     registry,
-    isReady: async () => {
-      if (closing || !worker.isRunning()) return false;
-      try {
-        return (await redis.ping()) === 'PONG';
-      } catch {
-        return false;
-      }
-    },
+    isReady: async () => (await readiness()) === undefined,
+    readiness,
     close,
     forceClose: async () => {
       running.abortAll(new ShutdownAbort('worker shutting down (forced)'));

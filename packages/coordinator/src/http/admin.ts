@@ -39,7 +39,12 @@ export function registerAdmin(app: FastifyInstance, options: AdminOptions): void
     // A page load fetches a dozen assets: one catalog read per second is plenty.
     if (Date.now() - syncedAt < 1_000) return;
     syncedAt = Date.now();
-    await dispatcher.catalog.refresh();
+    // Redis down: the page still loads with the pools last seen (its API calls then fail).
+    const refreshed = await Promise.race([
+      dispatcher.catalog.refresh().then(() => true),
+      new Promise<false>((resolve) => setTimeout(resolve, 2_000, false).unref()),
+    ]).catch(() => false);
+    if (!refreshed) return;
     const pools = new Set(dispatcher.catalog.liveWorkers().map((w) => w.pool));
     for (const tool of dispatcher.catalog.list()) for (const pool of tool.pools) pools.add(pool);
     const sorted = [...pools].sort();

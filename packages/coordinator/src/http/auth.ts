@@ -1,10 +1,16 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { isIPv4 } from 'node:net';
 import { ToolqError } from '@toolq/shared';
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost', '::ffff:127.0.0.1']);
-
+/**
+ * A listen address that only this machine can reach: `localhost`, `::1`, or an IPv4 address in
+ * 127.0.0.0/8 (also IPv4-mapped). A name such as `127.0.0.1.nip.io` is resolved through DNS and
+ * may point anywhere, so only literal addresses count.
+ */
 export function isLoopback(host: string): boolean {
-  return LOOPBACK.has(host) || host.startsWith('127.');
+  if (host === 'localhost' || host === '::1') return true;
+  const v4 = host.startsWith('::ffff:') ? host.slice('::ffff:'.length) : host;
+  return isIPv4(v4) && v4.split('.')[0] === '127';
 }
 
 /** Without a token the API may only be reached from this machine. */

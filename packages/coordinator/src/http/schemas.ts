@@ -6,25 +6,35 @@ export const MAX_TOOL_USES_PER_BATCH = 1_000;
 
 export const batchIdSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'use 1-100 letters, digits, _ . -');
 
+/**
+ * One `tool_use` block exactly as the Messages API returns it: `type` and any field the API adds
+ * now or later (`caller`, …) are accepted and ignored; only id, name and input are used.
+ */
+export const toolUseBlockSchema = z
+  .object({
+    type: z
+      .literal('tool_use', {
+        error: (issue) =>
+          `only tool_use blocks can run here, not ${JSON.stringify(issue.input)} (server tools run on Anthropic's side; text is not a call)`,
+      })
+      .optional(),
+    id: z.string().min(1).max(256),
+    // Any name: an unknown one is answered `Unknown tool: <name>` like the model expects.
+    name: z.string().min(1).max(256),
+    input: z.unknown().refine((v) => v !== undefined, 'Required'),
+  })
+  .loose();
+
 export const toolBatchRequestSchema = z
   .object({
     tool_uses: z
-      .array(
-        z
-          .object({
-            id: z.string().min(1).max(256),
-            // Any name: an unknown one is answered `Unknown tool: <name>` like the model expects.
-            name: z.string().min(1).max(256),
-            input: z.unknown().refine((v) => v !== undefined, 'Required'),
-          })
-          .strict(),
-      )
+      .array(toolUseBlockSchema)
       .max(MAX_TOOL_USES_PER_BATCH)
       .refine((uses) => new Set(uses.map((u) => u.id)).size === uses.length, 'ids must be unique'),
     timeout_ms: z.number().int().min(1).max(3_600_000).optional(),
     failure_policy: failurePolicySchema.optional(),
     max_retries: z.number().int().min(0).max(20).optional(),
-    /** Your id for the batch, to collect it with GET /v1/tool-batches/:id after a coordinator restart. */
+    /** Your id for the batch, to collect it with GET /v1/tool-batches/:id from any coordinator. */
     batch_id: batchIdSchema.optional(),
   })
   .strict();

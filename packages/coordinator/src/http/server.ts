@@ -3,15 +3,18 @@
  * catalog, Prometheus metrics, health and readiness.
  */
 import { describeZodIssues, type Logger, ToolqError } from '@toolq/shared';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
+import secureJson from 'secure-json-parse';
 import type { BatchResult } from '../batch-result.ts';
 import type { Dispatcher } from '../dispatcher.ts';
 import { DEFAULT_REPORT_WINDOW, fleetReport } from '../fleet-report.ts';
 import { refreshGauges } from '../queue-gauges.ts';
 import { registerAdmin } from './admin.ts';
 import { assertSafeListen, bearerMatches } from './auth.ts';
+import { toHttpError } from './errors.ts';
+import { jsonGuard } from './json-guard.ts';
 import { type RunsOptions, registerRuns } from './runs.ts';
-import { batchIdSchema, toolBatchRequestSchema } from './schemas.ts';
+import { batchIdSchema, MAX_TOOL_USES_PER_BATCH, toolBatchRequestSchema } from './schemas.ts';
 
 export interface HttpServerOptions {
   dispatcher: Dispatcher;
@@ -19,6 +22,8 @@ export interface HttpServerOptions {
   apiToken?: string;
   /** Largest request body. Default 10 MiB. */
   bodyLimitBytes?: number;
+  /** How long a client may take to send a request's headers and body (slow senders hold sockets). Default 30 s. */
+  requestTimeoutMs?: number;
   logger?: Logger;
   /** The model of agent runs (POST /v1/runs); without it that endpoint answers 503. */
   model?: RunsOptions['model'];
@@ -26,25 +31,45 @@ export interface HttpServerOptions {
   adminWrite?: boolean;
 }
 
+export const HTTP_DEFAULTS = {
+  bodyLimitBytes: 10 * 1024 * 1024,
+  requestTimeoutMs: 30_000,
+  /** Deeper bodies are refused before parsing: JSON.stringify and validators recurse. */
+  maxBodyDepth: 200,
+  /** How long a route waits for Redis before answering 503. */
+  redisWaitMs: 5_000,
+} as const;
+
 const OPEN_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 
 export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
   const { dispatcher, apiToken } = options;
+  const requestTimeout = options.requestTimeoutMs ?? HTTP_DEFAULTS.requestTimeoutMs;
   const app = Fastify({
     logger: false,
-    bodyLimit: options.bodyLimitBytes ?? 10 * 1024 * 1024,
+    bodyLimit: options.bodyLimitBytes ?? HTTP_DEFAULTS.bodyLimitBytes,
     // Let in-flight batches finish on close; idle keep-alive sockets need not hold shutdown up.
     forceCloseConnections: 'idle',
+    // Node checks these every connectionsCheckingInterval (30 s by default): a body sent one byte
+    // every few seconds is cut off within a second of the limit instead.
+    requestTimeout,
+    http: { headersTimeout: Math.min(10_000, requestTimeout), connectionsCheckingInterval: 1_000 },
   });
 
+  // The JSON parser Fastify itself uses (secure-json-parse, refusing prototype poisoning), called
+  // here so that its message (where the JSON breaks, which key is refused) reaches the client;
+  // behind a guard that refuses absurd shapes while the body streams in.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
     try {
       done(null, parseJsonBody(body as string));
     } catch (err) {
-      done(Object.assign(err as Error, { statusCode: 400, code: 'INVALID_JSON' }), undefined);
+      done(err as Error, undefined);
     }
   });
+  app.addHook('preParsing', async (_request, _reply, payload) =>
+    payload.pipe(jsonGuard({ maxDepth: HTTP_DEFAULTS.maxBodyDepth, maxItems: MAX_TOOL_USES_PER_BATCH })),
+  );
 
   // While closing, answers end their connection: a kept-alive socket would otherwise hold the
   // shutdown for Fastify's keep-alive timeout (72 s) after the last in-flight batch.
@@ -56,43 +81,41 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
     if (closing) reply.header('connection', 'close');
   });
 
-  app.setErrorHandler((error: FastifyError, _request, reply) => {
-    const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
-    if (status >= 500) options.logger?.error({ err: error.message }, 'request failed');
-    const message = status >= 500 ? 'internal error' : describeFastifyError(error);
-    return reply.code(status).send({ error: { code: error.code ?? 'ERROR', message } });
+  app.setErrorHandler((error, _request, reply) => {
+    const { status, body, internal } = toHttpError(error);
+    if (internal) options.logger?.error({ err: (error as Error).message }, 'request failed');
+    // A client refused before its body was read has no reason to keep the socket.
+    if (status === 400 || status === 413 || status === 415) reply.header('connection', 'close');
+    return reply.code(status).send(body);
   });
-  app.setNotFoundHandler((request, reply) =>
-    reply
-      .code(404)
-      .send({ error: { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}` } }),
-  );
+  app.setNotFoundHandler((request) => {
+    throw new ToolqError('NOT_FOUND', `no route ${request.method} ${request.url}`);
+  });
 
   if (apiToken) {
     app.addHook('onRequest', async (request, reply) => {
       if (OPEN_PATHS.has(request.url.split('?')[0] ?? '')) return;
       if (!bearerMatches(request.headers.authorization, apiToken)) {
-        reply.header('www-authenticate', 'Bearer');
-        return reply
-          .code(401)
-          .send({ error: { code: 'UNAUTHORIZED', message: 'missing or wrong bearer token' } });
+        // The body is not read: closing the socket stops a slow sender from holding it.
+        reply.header('www-authenticate', 'Bearer').header('connection', 'close');
+        throw new ToolqError('UNAUTHORIZED', 'missing or wrong bearer token');
       }
     });
   }
 
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_request, reply) => {
-    const ready = await dispatcher.isReady();
-    return reply.code(ready ? 200 : 503).send({ ready });
+    const reason = await dispatcher.readiness();
+    return reply.code(reason ? 503 : 200).send(reason ? { ready: false, reason } : { ready: true });
   });
   app.get('/metrics', async (_request, reply) => {
-    await refreshGauges(dispatcher).catch(() => undefined);
+    await withinRedis(refreshGauges(dispatcher)).catch(() => undefined);
     reply.header('content-type', dispatcher.registry.contentType);
     return dispatcher.registry.metrics();
   });
 
   app.get('/v1/tools', async () => {
-    await dispatcher.catalog.refresh();
+    await withinRedis(dispatcher.catalog.refresh());
     return { tools: dispatcher.catalog.list() };
   });
 
@@ -104,21 +127,14 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
     ...(options.logger ? { logger: options.logger } : {}),
   });
 
-  app.get<{ Querystring: { window?: string } }>('/v1/report', async (request, reply) => {
-    try {
-      return await fleetReport(dispatcher.callLog, request.query.window ?? DEFAULT_REPORT_WINDOW);
-    } catch (err) {
-      if (!(err instanceof ToolqError) || err.code !== 'INVALID_INPUT') throw err;
-      return reply.code(400).send({ error: { code: 'INVALID_REQUEST', message: err.message } });
-    }
-  });
+  app.get<{ Querystring: { window?: string } }>('/v1/report', async (request) =>
+    withinRedis(fleetReport(dispatcher.callLog, request.query.window ?? DEFAULT_REPORT_WINDOW)),
+  );
 
   app.post('/v1/tool-batches', async (request, reply) => {
     const parsed = toolBatchRequestSchema.safeParse(request.body);
     if (!parsed.success) {
-      return reply.code(400).send({
-        error: { code: 'INVALID_REQUEST', message: `invalid body: ${describeZodIssues(parsed.error, 10)}` },
-      });
+      throw new ToolqError('INVALID_REQUEST', `invalid body: ${describeZodIssues(parsed.error, 10)}`);
     }
     const body = parsed.data;
     const controller = new AbortController();
@@ -126,39 +142,23 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) controller.abort(new Error('the HTTP client disconnected'));
     });
-    try {
-      const result = await dispatcher.dispatch(body.tool_uses, {
-        ...(body.timeout_ms !== undefined ? { timeoutMs: body.timeout_ms } : {}),
-        ...(body.failure_policy ? { failurePolicy: body.failure_policy } : {}),
-        ...(body.max_retries !== undefined ? { maxRetries: body.max_retries } : {}),
-        ...(body.batch_id ? { batchId: body.batch_id } : {}),
-        signal: controller.signal,
-      });
-      return batchResponse(result);
-    } catch (err) {
-      const status = err instanceof ToolqError ? ERROR_STATUS[err.code] : undefined;
-      if (err instanceof ToolqError && status) {
-        return reply.code(status).send({ error: { code: err.code, message: err.message } });
-      }
-      throw err;
-    }
+    const result = await dispatcher.dispatch(body.tool_uses, {
+      timeoutMs: body.timeout_ms,
+      failurePolicy: body.failure_policy,
+      maxRetries: body.max_retries,
+      batchId: body.batch_id,
+      signal: controller.signal,
+    });
+    return batchResponse(result);
   });
 
-  app.get<{ Params: { id: string } }>('/v1/tool-batches/:id', async (request, reply) => {
+  app.get<{ Params: { id: string } }>('/v1/tool-batches/:id', async (request) => {
     const id = batchIdSchema.safeParse(request.params.id);
-    if (!id.success) {
-      return reply
-        .code(400)
-        .send({ error: { code: 'INVALID_REQUEST', message: `batch id: ${describeZodIssues(id.error)}` } });
-    }
-    const result = await dispatcher.collect(id.data);
+    if (!id.success) throw new ToolqError('INVALID_REQUEST', `batch id: ${describeZodIssues(id.error)}`);
+    // Only the lookup waits on Redis here; once found, the batch answers by its own deadlines.
+    const result = await dispatcher.collect(id.data, { lookupTimeoutMs: HTTP_DEFAULTS.redisWaitMs });
     if (!result) {
-      return reply.code(404).send({
-        error: {
-          code: 'NOT_FOUND',
-          message: `no batch ${id.data} is recorded (never dispatched here, or expired)`,
-        },
-      });
+      throw new ToolqError('NOT_FOUND', `no batch ${id.data} is recorded (never dispatched, or expired)`);
     }
     return batchResponse(result);
   });
@@ -166,20 +166,41 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
   return app;
 }
 
-function describeFastifyError(error: FastifyError): string {
-  switch (error.code) {
-    case 'INVALID_JSON':
-      return `the body is not valid JSON: ${error.message}`;
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return `the body is larger than the limit (${error.message})`;
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return 'send the body as application/json';
-    default:
-      return error.message;
+function parseJsonBody(body: string): unknown {
+  if (body.trim() === '')
+    throw new ToolqError('INVALID_JSON', 'the body is not valid JSON: the body is empty');
+  try {
+    return secureJson.parse(body, undefined, { protoAction: 'error', constructorAction: 'error' });
+  } catch (err) {
+    const message = (err as Error).message
+      .replace('Object contains forbidden prototype property', 'a "__proto__" key is not allowed')
+      .replace(
+        'Object contains forbidden constructor property',
+        'a "constructor.prototype" key is not allowed',
+      );
+    throw new ToolqError('INVALID_JSON', `the body is not valid JSON: ${message}`);
   }
 }
 
-const ERROR_STATUS: Partial<Record<ToolqError['code'], number>> = { SHUTTING_DOWN: 503, BATCH_EXISTS: 409 };
+/** Redis commands wait through an outage (BullMQ needs that); a route answers 503 instead. */
+function withinRedis<T>(work: Promise<T>, ms: number = HTTP_DEFAULTS.redisWaitMs): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new ToolqError('REDIS_UNAVAILABLE', `Redis did not answer within ${ms} ms`)),
+      ms,
+    );
+    work.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
+}
 
 function batchResponse(result: BatchResult) {
   return {
@@ -192,15 +213,6 @@ function batchResponse(result: BatchResult) {
       calls: result.calls,
     },
   };
-}
-
-/** JSON.parse, refusing `__proto__` keys anywhere (they pollute objects downstream). */
-function parseJsonBody(body: string): unknown {
-  if (body.trim() === '') throw new Error('the body is empty');
-  return JSON.parse(body, (key, value) => {
-    if (key === '__proto__') throw new Error('a "__proto__" key is not allowed');
-    return value;
-  });
 }
 
 export async function listen(

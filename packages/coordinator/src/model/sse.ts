@@ -138,7 +138,14 @@ function renderBlock(spec: ScriptedBlock, index: number, options: RenderOptions)
       const full = inputJson(spec.input);
       const truncated = spec.truncateInputAt !== undefined;
       const streamed = truncated ? full.slice(0, spec.truncateInputAt) : full;
-      const block = { type: 'tool_use', id, name: spec.name, input: truncated ? {} : spec.input };
+      // As the Messages API sends it: `caller` says the model itself made the call.
+      const block = {
+        type: 'tool_use',
+        id,
+        name: spec.name,
+        input: truncated ? {} : spec.input,
+        caller: { type: 'direct' },
+      };
       return { delayMs, block, events: [start({ ...block, input: {} }), ...jsonDeltas(streamed), stop] };
     }
     case 'server_tool_use': {

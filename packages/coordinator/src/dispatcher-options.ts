@@ -1,0 +1,70 @@
+/**
+ * The Dispatcher's options and every default, in one place. The CLI fills them from the
+ * environment (packages/shared/src/config.ts); a library user passes what they need.
+ */
+import type { FailurePolicy, Logger, Registry } from '@toolq/shared';
+
+export interface DispatchOptions {
+  /** Per-call timeout. Default: each tool's own timeout (which defaults to 30 s). A smaller value wins. */
+  timeoutMs?: number;
+  /** Default `continue`. */
+  failurePolicy?: FailurePolicy;
+  /** With `retry`: re-runs per call, for tools that declare `retry`. Default: the tool's own. */
+  maxRetries?: number;
+  /** Aborting answers every unanswered call as cancelled at once. One signal may serve many batches. */
+  signal?: AbortSignal;
+  /**
+   * Your own id for the batch (letters, digits, `_.-`), so that you can `collect()` it later, from
+   * any coordinator. An id names one batch across the fleet until its record expires: a second
+   * dispatch with it is refused (`BATCH_EXISTS`). Default: a random UUID.
+   */
+  batchId?: string;
+  /** The app the batch belongs to: ids are scoped to it and only it can collect the batch. Default `default`. */
+  app?: string;
+}
+
+export interface DispatcherOptions {
+  /** Default `redis://127.0.0.1:6379`. */
+  redisUrl?: string;
+  /** Default `toolq`. */
+  prefix?: string;
+  /** Default: `<pid>-<random>`; set a stable one to collect a batch after a restart. */
+  coordinatorId?: string;
+  /**
+   * A batch still waiting this long has its record read from Redis (healing a lost notification),
+   * then again at doubling intervals up to 8 s. Default 1000 ms.
+   */
+  sweepIntervalMs?: number;
+  /**
+   * How long a batch's record stays in Redis after it was answered, for `collect()` and
+   * `GET /v1/tool-batches/:id`. Default 120 000 ms (TOOLQ_BATCH_RETENTION_MS).
+   */
+  batchRetentionMs?: number;
+  /**
+   * Most bytes of result content one batch answers with; results past it become errors saying
+   * so. Default 16 MiB (TOOLQ_MAX_BATCH_RESULT_BYTES): the Messages API takes at most 32 MB a request.
+   */
+  maxBatchResultBytes?: number;
+  logger?: Logger;
+  /** Default: a new registry. */
+  registry?: Registry;
+}
+
+export const DISPATCHER_DEFAULTS = {
+  prefix: 'toolq',
+  sweepIntervalMs: 1_000,
+  /** The sweep's back-off stops here. */
+  maxSweepEveryMs: 8_000,
+  /** A batch collected from another coordinator's record is read this often (no notifications reach it). */
+  foreignSweepMs: 250,
+  batchRetentionMs: 120_000,
+  maxBatchResultBytes: 16 * 1024 * 1024,
+  /** How long a deadline waits for its last look at Redis before answering "timed out". */
+  lastLookMs: 250,
+  app: 'default',
+  failurePolicy: 'continue',
+} as const satisfies Partial<Record<keyof DispatcherOptions | keyof DispatchOptions, unknown>> &
+  Record<string, unknown>;
+
+/** Node's timers hold at most 2³¹−1 ms; a longer timeout would fire at once. */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;

@@ -1,0 +1,68 @@
+/**
+ * Every error the HTTP API answers with, in one place: route handlers throw a ToolqError (or let
+ * Fastify's and Redis's errors through) and the error handler turns it into a status and the
+ * `{"error": {"code", "message"}}` envelope through this table.
+ */
+import { isRedisFailure, ToolqError, type ToolqErrorCode } from '@toolq/shared';
+
+/** The status of each error code; `satisfies` keeps it complete when a code is added. */
+export const HTTP_STATUS = {
+  CONFIG_INVALID: 500,
+  TOOL_DEFINITION_INVALID: 500,
+  UNKNOWN_TOOL: 400,
+  INVALID_INPUT: 400,
+  RESULT_UNSERIALIZABLE: 500,
+  RESULT_TOO_LARGE: 500,
+  TIMEOUT: 504,
+  CANCELLED: 499,
+  JOB_DATA_INVALID: 400,
+  REDIS_UNAVAILABLE: 503,
+  SHUTTING_DOWN: 503,
+  BATCH_EXISTS: 409,
+  MODEL_ERROR: 502,
+  NO_MODEL: 503,
+  INVALID_REQUEST: 400,
+  INVALID_JSON: 400,
+  NOT_FOUND: 404,
+  UNAUTHORIZED: 401,
+  BODY_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  INTERNAL: 500,
+} as const satisfies Record<ToolqErrorCode, number>;
+
+/** Fastify's own errors that a client causes, as toolq codes. */
+const FASTIFY_CODES: Record<string, ToolqErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'BODY_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INVALID_REQUEST',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'INVALID_JSON',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'INVALID_JSON',
+  FST_ERR_VALIDATION: 'INVALID_REQUEST',
+};
+
+const FASTIFY_MESSAGES: Partial<Record<ToolqErrorCode, string>> = {
+  BODY_TOO_LARGE: 'the body is larger than the limit (TOOLQ_BODY_LIMIT_BYTES)',
+  UNSUPPORTED_MEDIA_TYPE: 'send the body as application/json',
+  INVALID_JSON: 'the body is not valid JSON',
+};
+
+export interface HttpErrorBody {
+  error: { code: string; message: string };
+}
+
+/** The status and body for anything a handler threw. `internal` is true for what is our bug. */
+export function toHttpError(err: unknown): { status: number; body: HttpErrorBody; internal: boolean } {
+  const answer = (code: ToolqErrorCode, message: string) => ({
+    status: HTTP_STATUS[code],
+    body: { error: { code, message } },
+    internal: HTTP_STATUS[code] >= 500 && code !== 'REDIS_UNAVAILABLE' && code !== 'SHUTTING_DOWN',
+  });
+  if (err instanceof ToolqError) return answer(err.code, err.message);
+  if (isRedisFailure(err)) {
+    return answer('REDIS_UNAVAILABLE', `Redis is unavailable: ${(err as Error).message}`);
+  }
+  const e = err as { code?: unknown; statusCode?: unknown; message?: unknown; name?: unknown };
+  const fastifyCode = typeof e.code === 'string' ? FASTIFY_CODES[e.code] : undefined;
+  if (fastifyCode) return answer(fastifyCode, FASTIFY_MESSAGES[fastifyCode] ?? String(e.message));
+  return answer('INTERNAL', 'internal error');
+}

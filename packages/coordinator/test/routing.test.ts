@@ -1,0 +1,118 @@
+/**
+ * A pool whose workers serve different tools (a rolling deploy that adds a tool, two modules in one
+ * pool): every call runs on a worker that serves its tool, never "Unknown tool" from one that lacks it.
+ */
+import { createRedis, type Redis } from '@toolq/shared';
+import { startWorker, type ToolqWorker } from '@toolq/worker';
+import { Job, Queue } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testLogger } from '../../../test-support/logger.ts';
+import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
+import testTools from '../../../test-support/test-tools.ts';
+import diagnostics from '../../worker/src/tools/diagnostics.ts';
+import { Dispatcher } from '../src/index.ts';
+
+let server: RedisServer;
+let withDiagnostics: ToolqWorker;
+let withOthers: ToolqWorker;
+let dispatcher: Dispatcher;
+let redis: Redis;
+
+beforeAll(async () => {
+  server = await startRedisServer();
+  redis = createRedis(server.url);
+  [withDiagnostics, withOthers] = await Promise.all([
+    startWorker({
+      tools: diagnostics.filter((t) => t.name !== 'diag_crash'),
+      redisUrl: server.url,
+      logger: testLogger(),
+    }),
+    startWorker({ tools: testTools, redisUrl: server.url, logger: testLogger() }),
+  ]);
+  dispatcher = new Dispatcher({ redisUrl: server.url, logger: testLogger() });
+  await dispatcher.start();
+});
+
+afterAll(async () => {
+  await dispatcher?.close();
+  await Promise.all([withDiagnostics?.close(), withOthers?.close()]);
+  redis?.disconnect();
+  await server?.stop();
+});
+
+describe('routing by tool within a pool', () => {
+  it('sends each call only to workers that serve its tool', async () => {
+    expect(dispatcher.catalog.liveWorkers().map((w) => w.pool)).toEqual(['default', 'default']);
+    for (let round = 0; round < 5; round++) {
+      const uses = Array.from({ length: 10 }, (_, i) => ({
+        id: `e${i}`,
+        name: 'diag_echo',
+        input: { value: i },
+      }));
+      uses.push({ id: 'blocks', name: 'test_blocks', input: {} });
+      const result = await dispatcher.dispatch(uses, { timeoutMs: 5_000 });
+      expect(result.calls.map((c) => c.outcome)).toEqual(Array(11).fill('ok'));
+      expect(new Set(result.calls.slice(0, 10).map((c) => c.worker))).toEqual(new Set([withDiagnostics.id]));
+      expect(result.calls[10]?.worker).toBe(withOthers.id);
+      // Metrics keep the pool, never the lane.
+      expect(new Set(result.calls.map((c) => c.pool))).toEqual(new Set(['default']));
+    }
+  });
+
+  it('a worker that receives a call for a tool it lacks gives it back to one that has it', async () => {
+    // A plain producer knows only the pool's queue, which both workers consume.
+    const queue = new Queue('{default}', { connection: redis, prefix: 'toolq' });
+    try {
+      const jobs = await Promise.all(
+        Array.from({ length: 12 }, (_, i) =>
+          queue.add('diag_echo', {
+            v: 1,
+            tool: 'diag_echo',
+            input: { value: `plain ${i}` },
+            toolUseId: `p${i}`,
+            deadline: Date.now() + 10_000,
+            timeoutMs: 10_000,
+            enqueuedAt: Date.now(),
+          }),
+        ),
+      );
+      const results = await Promise.all(jobs.map((job) => finished(queue, job.id ?? '')));
+      for (const [i, r] of results.entries()) {
+        expect(r).toMatchObject({ outcome: 'ok', content: `plain ${i}`, worker: withDiagnostics.id });
+      }
+    } finally {
+      await queue.close();
+    }
+  });
+
+  it('a tool no live worker of the pool serves is still "Unknown tool" for a plain producer', async () => {
+    const queue = new Queue('{default}', { connection: redis, prefix: 'toolq' });
+    try {
+      const job = await queue.add('nope', {
+        v: 1,
+        tool: 'no_such_tool',
+        input: {},
+        toolUseId: 'u',
+        deadline: Date.now() + 10_000,
+        timeoutMs: 10_000,
+        enqueuedAt: Date.now(),
+      });
+      expect(await finished(queue, job.id ?? '')).toMatchObject({
+        outcome: 'unknown_tool',
+        content: 'Unknown tool: no_such_tool',
+      });
+    } finally {
+      await queue.close();
+    }
+  });
+});
+
+async function finished(queue: Queue, jobId: string): Promise<unknown> {
+  const until = Date.now() + 8_000;
+  while (Date.now() < until) {
+    const job = await Job.fromId(queue, jobId);
+    if (job?.finishedOn && job.returnvalue) return job.returnvalue;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`job ${jobId} did not finish`);
+}

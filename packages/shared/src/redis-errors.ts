@@ -1,0 +1,27 @@
+/**
+ * Which errors mean "Redis cannot serve us right now" (so a caller gets 503 and may retry), as
+ * opposed to a bug: refused or lost connections, wrong credentials, a full or read-only Redis, a
+ * cluster that cannot route.
+ */
+const REDIS_REPLY = /^(NOAUTH|WRONGPASS|OOM|READONLY|CLUSTERDOWN|LOADING|MASTERDOWN|TRYAGAIN|BUSY|MISCONF)\b/;
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EPIPE',
+  'EHOSTUNREACH',
+]);
+
+export function isRedisFailure(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && CONNECTION_CODES.has(code)) return true;
+  if (err.name === 'ReplyError' && REDIS_REPLY.test(err.message)) return true;
+  return (
+    err.name === 'MaxRetriesPerRequestError' ||
+    err.message === 'Connection is closed.' ||
+    err.message.startsWith("Stream isn't writeable") ||
+    err.name === 'ClusterAllFailedError'
+  );
+}
