@@ -33,6 +33,7 @@ export class ReplyReader {
   private running = false;
   private loop: Promise<void> | undefined;
   private lastReadOkAt = 0;
+  private startedAt = 0;
   private lastTrimAt = 0;
   private trimmedTo = '0-0';
 
@@ -41,12 +42,19 @@ export class ReplyReader {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.startedAt = Date.now();
     this.loop = this.run();
   }
 
-  /** Healthy when a read completed recently (a blocked read returns at least every blockMs). */
+  /**
+   * Healthy when a read completed recently (a blocked read returns at least every blockMs), or the
+   * first read since start is still within its block.
+   */
   isHealthy(now = Date.now()): boolean {
-    return this.running && now - this.lastReadOkAt < 3 * (this.options.blockMs ?? 1_000) + 1_000;
+    const block = this.options.blockMs ?? 1_000;
+    if (!this.running) return false;
+    if (this.lastReadOkAt === 0) return now - this.startedAt < block + 1_000;
+    return now - this.lastReadOkAt < 3 * block + 1_000;
   }
 
   async stop(): Promise<void> {

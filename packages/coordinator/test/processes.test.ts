@@ -239,3 +239,20 @@ describe('a coordinator killed mid-batch', () => {
     }
   });
 });
+
+describe('a coordinator paused mid-batch (SIGSTOP: a long GC pause, CPU starvation)', () => {
+  it('answers results written before their deadlines as results, not timeouts', async () => {
+    await withOwnCoordinator({}, async (own) => {
+      const request = postBatch(own.url, { tool_uses: sleeps(5, 300), timeout_ms: 1_500 });
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      own.child.kill('SIGSTOP');
+      // The workers write every result at ~300 ms; the deadlines (1.5 s) pass while it is stopped.
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      own.child.kill('SIGCONT');
+      const res = await request;
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { tool_results: { content: string; is_error?: true }[] };
+      expect(body.tool_results.map((r) => r.content)).toEqual(Array(5).fill('{"slept_ms":300}'));
+    });
+  });
+});

@@ -44,7 +44,7 @@ describe('routing by tool within a pool', () => {
   it('sends each call only to workers that serve its tool', async () => {
     expect(dispatcher.catalog.liveWorkers().map((w) => w.pool)).toEqual(['default', 'default']);
     for (let round = 0; round < 5; round++) {
-      const uses = Array.from({ length: 10 }, (_, i) => ({
+      const uses: { id: string; name: string; input: unknown }[] = Array.from({ length: 10 }, (_, i) => ({
         id: `e${i}`,
         name: 'diag_echo',
         input: { value: i },

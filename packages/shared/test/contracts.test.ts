@@ -35,7 +35,9 @@ describe('defineTool', () => {
     [{ name: 'ok', description: ' ' }, /description must be a non-empty string/],
     [{ name: 'ok', input: z.string() }, /input must be a z.object/],
     [{ name: 'ok', input: z.object({ d: z.date() }) }, /cannot be expressed as JSON Schema/],
-    [{ name: 'ok', timeoutMs: -1 }, /timeoutMs must be a positive number/],
+    [{ name: 'ok', timeoutMs: -1 }, /timeoutMs must be a number of ms from 1 to 2147483647/],
+    // 30 days: a Node timer cannot hold it and would fire at once.
+    [{ name: 'ok', timeoutMs: 30 * 24 * 3600_000 }, /timeoutMs must be a number of ms from 1 to 2147483647/],
     [{ name: 'ok', retry: { attempts: 0 } }, /retry.attempts must be an integer >= 1/],
   ])('rejects a bad definition at definition time: %o', (patch, message) => {
     expect(() => defineTool({ ...base, ...patch } as Parameters<typeof defineTool>[0])).toThrow(message);
@@ -43,6 +45,19 @@ describe('defineTool', () => {
 });
 
 describe('encodeToolOutput', () => {
+  it('says why a function, a symbol or a toJSON() without a value cannot be a result', () => {
+    for (const [value, kind] of [
+      [() => 1, 'function'],
+      [Symbol('s'), 'symbol'],
+      [{ toJSON: () => undefined }, 'object'],
+    ] as const) {
+      expect(encodeToolOutput('t', value)).toEqual({
+        ok: false,
+        message: `Error: the result of t is a ${kind}, which has no JSON form; return a string, a JSON value or content blocks`,
+      });
+    }
+  });
+
   it('keeps strings, passes content blocks, stringifies the rest', () => {
     expect(encodeToolOutput('t', 'text')).toEqual({ ok: true, content: 'text' });
     expect(encodeToolOutput('t', { a: 1 })).toEqual({ ok: true, content: '{"a":1}' });

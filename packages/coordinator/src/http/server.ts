@@ -12,7 +12,7 @@ import { refreshGauges } from '../queue-gauges.ts';
 import { registerAdmin } from './admin.ts';
 import { assertSafeListen, bearerMatches } from './auth.ts';
 import { toHttpError } from './errors.ts';
-import { jsonGuard } from './json-guard.ts';
+import { JsonShapeScanner } from './json-shape.ts';
 import { type RunsOptions, registerRuns } from './runs.ts';
 import { batchIdSchema, MAX_TOOL_USES_PER_BATCH, toolBatchRequestSchema } from './schemas.ts';
 
@@ -58,18 +58,19 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
 
   // The JSON parser Fastify itself uses (secure-json-parse, refusing prototype poisoning), called
   // here so that its message (where the JSON breaks, which key is refused) reaches the client;
-  // behind a guard that refuses absurd shapes while the body streams in.
+  // after a scan that refuses absurd shapes before anything is parsed.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {
     try {
-      done(null, parseJsonBody(body as string));
+      // Stops at the first byte that breaks a limit: a refused body costs no parsing at all.
+      new JsonShapeScanner({ maxDepth: HTTP_DEFAULTS.maxBodyDepth, maxItems: MAX_TOOL_USES_PER_BATCH }).scan(
+        body as Buffer,
+      );
+      done(null, parseJsonBody((body as Buffer).toString('utf8')));
     } catch (err) {
       done(err as Error, undefined);
     }
   });
-  app.addHook('preParsing', async (_request, _reply, payload) =>
-    payload.pipe(jsonGuard({ maxDepth: HTTP_DEFAULTS.maxBodyDepth, maxItems: MAX_TOOL_USES_PER_BATCH })),
-  );
 
   // While closing, answers end their connection: a kept-alive socket would otherwise hold the
   // shutdown for Fastify's keep-alive timeout (72 s) after the last in-flight batch.

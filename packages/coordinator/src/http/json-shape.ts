@@ -1,11 +1,9 @@
 /**
- * Refuses JSON bodies of a shape no request may have while they stream in, before anything is
- * parsed: nesting deeper than `maxDepth` (JSON.stringify and validators recurse and overflow the
+ * Refuses JSON bodies of a shape no request may have before anything is parsed: nesting deeper than `maxDepth` (JSON.stringify and validators recurse and overflow the
  * stack) or a top-level array (such as `tool_uses`) with more than `maxItems` elements. A body of
  * 265,000 tiny tool uses is refused after its first few kilobytes instead of costing a second of
  * parsing and validation on the event loop, where every other batch's deadline waits.
  */
-import { Transform, type TransformCallback } from 'node:stream';
 import { ToolqError } from '@toolq/shared';
 
 export interface JsonGuardLimits {
@@ -104,19 +102,4 @@ export class JsonShapeScanner {
       }
     }
   }
-}
-
-/** The scanner as a stream stage in front of Fastify's body parser. */
-export function jsonGuard(limits: JsonGuardLimits): Transform {
-  const scanner = new JsonShapeScanner(limits);
-  return new Transform({
-    transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
-      try {
-        scanner.scan(chunk);
-        callback(null, chunk);
-      } catch (err) {
-        callback(Object.assign(err as Error, { statusCode: 400 }));
-      }
-    },
-  });
 }

@@ -1,0 +1,313 @@
+/**
+ * The front door under what real clients and real trouble send: blocks exactly as the SDK returns
+ * them, huge and deeply nested bodies, bodies that trickle in, a batch whose answer would be too
+ * large, a Redis that is full or rejects the password, one AbortSignal for many batches.
+ */
+import { connect } from 'node:net';
+import Anthropic from '@anthropic-ai/sdk';
+import { createRedis, type Redis } from '@toolq/shared';
+import { startWorker, type ToolqWorker } from '@toolq/worker';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
+import { testLogger } from '../../../test-support/logger.ts';
+import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
+import testTools from '../../../test-support/test-tools.ts';
+import diagnostics from '../../worker/src/tools/diagnostics.ts';
+import { isLoopback } from '../src/http/auth.ts';
+import { buildHttpServer, listen } from '../src/http/server.ts';
+import { Dispatcher, type ToolUse } from '../src/index.ts';
+import { startScriptedModel, toolTurnsScript } from '../src/model/scripted-server.ts';
+
+const TOKEN = 'hardening-token-0123456789';
+let server: RedisServer;
+let redis: Redis;
+let worker: ToolqWorker;
+let dispatcher: Dispatcher;
+let open: { app: FastifyInstance; url: string };
+let guarded: { app: FastifyInstance; url: string };
+
+async function serve(apiToken?: string) {
+  const app = buildHttpServer({ dispatcher, requestTimeoutMs: 1_500, ...(apiToken ? { apiToken } : {}) });
+  const url = await listen(app, { host: '127.0.0.1', port: 0, ...(apiToken ? { apiToken } : {}) });
+  return { app, url };
+}
+
+beforeAll(async () => {
+  server = await startRedisServer();
+  redis = createRedis(server.url);
+  worker = await startWorker({
+    tools: [...diagnostics.filter((t) => t.name !== 'diag_crash'), ...testTools],
+    redisUrl: server.url,
+    concurrency: 64,
+    logger: testLogger(),
+  });
+  dispatcher = new Dispatcher({ redisUrl: server.url, logger: testLogger(), maxBatchResultBytes: 1_000_000 });
+  await dispatcher.start();
+  open = await serve();
+  guarded = await serve(TOKEN);
+});
+
+afterAll(async () => {
+  await open?.app.close();
+  await guarded?.app.close();
+  await dispatcher?.close();
+  await worker?.close();
+  redis?.disconnect();
+  await server?.stop();
+});
+
+const post = (body: unknown, url = open.url) =>
+  fetch(`${url}/v1/tool-batches`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+
+describe('tool_use blocks as the Messages API returns them', () => {
+  it('runs the blocks of a real SDK response forwarded as they come', async () => {
+    const model = await startScriptedModel(
+      toolTurnsScript([
+        {
+          calls: [
+            { name: 'diag_echo', input: { value: 'one' } },
+            { name: 'diag_sleep', input: { ms: 50 } },
+          ],
+        },
+      ]),
+    );
+    try {
+      const client = new Anthropic({ apiKey: 'test', baseURL: model.url, maxRetries: 0 });
+      const response = await client.messages.create({
+        model: 'claude-sonnet-5-5',
+        max_tokens: 1024,
+        messages: [{ role: 'user', content: 'go' }],
+        tools: [{ name: 'diag_echo', input_schema: { type: 'object' } }],
+      });
+      const blocks = response.content.filter((b) => b.type === 'tool_use');
+      expect(blocks[0]).toHaveProperty('caller'); // what the API adds beside id, name, input
+      const res = await post({ tool_uses: blocks });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { tool_results: { tool_use_id: string; content: string }[] };
+      expect(body.tool_results.map((r) => r.tool_use_id)).toEqual(blocks.map((b) => b.id));
+      expect(body.tool_results.map((r) => r.content)).toEqual(['one', '{"slept_ms":50}']);
+      // The library takes the SDK's blocks as they are, too.
+      expectTypeOf(blocks).toExtend<readonly ToolUse[]>();
+      const direct = await dispatcher.dispatch(blocks);
+      expect(direct.toolResults.map((r) => r.content)).toEqual(['one', '{"slept_ms":50}']);
+    } finally {
+      await model.close();
+    }
+  });
+
+  it('refuses a block of another type, naming its index and type; unknown top-level fields stay refused', async () => {
+    const res = await post({
+      tool_uses: [
+        { type: 'tool_use', id: 'a', name: 'diag_echo', input: { value: 1 } },
+        { type: 'server_tool_use', id: 'b', name: 'web_search', input: {} },
+      ],
+    });
+    expect(res.status).toBe(400);
+    const { error } = (await res.json()) as { error: { code: string; message: string } };
+    expect(error.code).toBe('INVALID_REQUEST');
+    expect(error.message).toContain(
+      'tool_uses.1.type: only tool_use blocks can run here, not "server_tool_use"',
+    );
+    const extra = await post({ tool_uses: [], surprise: true });
+    expect(extra.status).toBe(400);
+    expect(((await extra.json()) as { error: { message: string } }).error.message).toMatch(/surprise/);
+  });
+});
+
+describe('bodies that would stall the event loop', () => {
+  it('refuses 265,000 tiny tool uses before parsing them, while a real batch keeps its deadline', async () => {
+    const huge = JSON.stringify({
+      tool_uses: Array.from({ length: 265_000 }, (_, i) => ({ id: `t${i}`, name: 'x', input: {} })),
+    });
+    expect(huge.length).toBeGreaterThan(9_000_000);
+    const started = Date.now();
+    const real = post({
+      tool_uses: [{ id: 'r', name: 'diag_sleep', input: { ms: 100 } }],
+      timeout_ms: 2_000,
+    });
+    const refused = await Promise.all(Array.from({ length: 10 }, () => post(huge)));
+    for (const res of refused) {
+      expect(res.status).toBe(400);
+      const { error } = (await res.json()) as { error: { message: string } };
+      expect(error.message).toBe(
+        'tool_uses: at most 1000 items are allowed; split the work into several requests',
+      );
+    }
+    const answer = (await (await real).json()) as { tool_results: { content: string }[] };
+    expect(answer.tool_results[0]?.content).toBe('{"slept_ms":100}');
+    expect(Date.now() - started).toBeLessThan(6_000); // before the fix: 10.8 s for the 100 ms call
+  });
+
+  it('refuses a body nested 100,000 deep with a message, not a stack overflow', async () => {
+    const deep = `{"tool_uses":[{"id":"a","name":"diag_echo","input":${'['.repeat(100_000)}${']'.repeat(100_000)}}]}`;
+    const res = await post(deep);
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toBe(
+      'the body nests deeper than 200 levels; flatten the tool input',
+    );
+  });
+});
+
+describe('slow senders', () => {
+  /** Sends headers, then a byte of body every 500 ms; resolves with what the server sent and when it closed. */
+  function trickle(
+    url: string,
+    headers: string[] = [],
+  ): Promise<{ closedAfterMs: number; response: string }> {
+    const { port } = new URL(url);
+    return new Promise((resolve) => {
+      const started = Date.now();
+      const socket = connect(Number(port), '127.0.0.1');
+      let response = '';
+      const timer = setInterval(() => socket.write('{'), 500);
+      socket.on('data', (d) => {
+        response += d.toString();
+      });
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        clearInterval(timer);
+        resolve({ closedAfterMs: Date.now() - started, response });
+      });
+      socket.write(
+        [
+          'POST /v1/tool-batches HTTP/1.1',
+          'Host: x',
+          'Content-Type: application/json',
+          'Content-Length: 100000',
+          ...headers,
+          '',
+          '',
+        ].join('\r\n'),
+      );
+    });
+  }
+
+  it('a body sent a byte at a time is cut off at the request timeout', async () => {
+    const { closedAfterMs, response } = await trickle(open.url);
+    expect(response).toMatch(/^HTTP\/1.1 408/);
+    expect(closedAfterMs).toBeLessThan(6_000); // 1.5 s limit, checked every second
+  });
+
+  it('a request refused for its token does not keep the socket', async () => {
+    const { closedAfterMs, response } = await trickle(guarded.url);
+    expect(response).toMatch(/^HTTP\/1.1 401/);
+    expect(closedAfterMs).toBeLessThan(1_500);
+  });
+});
+
+describe('bounded answers', () => {
+  it('results past the batch limit become errors that say so; the rest come back', async () => {
+    const uses = Array.from({ length: 8 }, (_, i) => ({
+      id: `h${i}`,
+      name: 'test_huge',
+      input: { bytes: 200_000 },
+    }));
+    const res = await post({ tool_uses: uses, timeout_ms: 10_000 });
+    expect(res.status).toBe(200);
+    const { tool_results } = (await res.json()) as { tool_results: { content: string; is_error?: true }[] };
+    const ok = tool_results.filter((r) => !r.is_error);
+    const dropped = tool_results.filter((r) => r.is_error);
+    expect(ok).toHaveLength(5); // 5 × 200,000 bytes fit in 1,000,000
+    expect(dropped).toHaveLength(3);
+    for (const r of dropped)
+      expect(r.content).toBe(
+        "Error: the result of test_huge (200000 bytes) was dropped: the batch's answer would be larger than 1000000 bytes (TOOLQ_MAX_BATCH_RESULT_BYTES); ask for less per call or split the work over several turns",
+      );
+  });
+});
+
+describe('Redis in trouble', () => {
+  it('a full Redis: /readyz says why, and a batch fails at once naming the cause', async () => {
+    await redis.config('SET', 'maxmemory-policy', 'noeviction');
+    for (let i = 0; i < 20; i++) await redis.set(`filler:${i}`, 'x'.repeat(50_000));
+    // Over the limit, as when data grew past maxmemory: every write is refused (noeviction).
+    const used = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1]);
+    await redis.config('SET', 'maxmemory', String(used - 300_000));
+    try {
+      const ready = await fetch(`${open.url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(((await ready.json()) as { reason: string }).reason).toMatch(
+        /Redis refuses writes: .*out of memory/,
+      );
+      expect(await worker.readiness()).toMatch(/Redis refuses writes: OOM/);
+
+      const started = Date.now();
+      const named = await dispatcher.dispatch([{ id: 'a', name: 'diag_echo', input: { value: 1 } }], {
+        batchId: 'while-full',
+        timeoutMs: 10_000,
+      });
+      const random = await dispatcher.dispatch([{ id: 'a', name: 'diag_echo', input: { value: 1 } }], {
+        timeoutMs: 10_000,
+      });
+      expect(Date.now() - started).toBeLessThan(3_000);
+      expect(named.toolResults[0]?.content).toMatch(/could not record the batch: Redis is out of memory/);
+      expect(random.toolResults[0]?.content).toMatch(/could not enqueue the call: Redis is out of memory/);
+    } finally {
+      await redis.config('SET', 'maxmemory', '0');
+      const keys = await redis.keys('filler:*');
+      if (keys.length > 0) await redis.del(...keys);
+    }
+    expect((await fetch(`${open.url}/readyz`)).status).toBe(200);
+  });
+
+  it('a Redis that rejects the password: 503, not 500', async () => {
+    await redis.config('SET', 'requirepass', 'now-required-0123');
+    try {
+      // Existing connections stay authenticated; new ones (after a reconnect) are refused.
+      await redis.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes').catch(() => undefined);
+      for (const path of ['/v1/tools', '/v1/tool-batches/some-id']) {
+        const res = await fetch(`${open.url}${path}`);
+        expect(res.status, path).toBe(503);
+        expect(((await res.json()) as { error: { code: string } }).error.code).toBe('REDIS_UNAVAILABLE');
+      }
+    } finally {
+      await redis.auth('now-required-0123').catch(() => undefined);
+      await redis.config('SET', 'requirepass', '');
+    }
+  });
+});
+
+describe('small things', () => {
+  it('one AbortSignal shared by 100 batches adds no listener warnings', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      const controller = new AbortController();
+      const results = await Promise.all(
+        Array.from({ length: 100 }, (_, i) =>
+          dispatcher.dispatch([{ id: `s${i}`, name: 'diag_echo', input: { value: i } }], {
+            signal: controller.signal,
+          }),
+        ),
+      );
+      expect(results.every((r) => r.calls[0]?.outcome === 'ok')).toBe(true);
+      const aborted = dispatcher.dispatch([{ id: 'late', name: 'diag_sleep', input: { ms: 5_000 } }], {
+        signal: controller.signal,
+      });
+      controller.abort(new Error('enough'));
+      expect((await aborted).calls[0]?.outcome).toBe('cancelled');
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
+  it('only literal loopback addresses count as loopback', () => {
+    for (const host of ['127.0.0.1', '127.1.2.3', '::1', 'localhost', '::ffff:127.0.0.1'])
+      expect(isLoopback(host), host).toBe(true);
+    for (const host of ['127.0.0.1.nip.io', '127.evil.com', '0.0.0.0', '10.0.0.1', '::', '1270.0.0.1'])
+      expect(isLoopback(host), host).toBe(false);
+  });
+
+  it('refuses a library timeout a timer cannot hold', async () => {
+    await expect(
+      dispatcher.dispatch([{ id: 'a', name: 'diag_echo', input: {} }], { timeoutMs: 2 ** 31 }),
+    ).rejects.toThrow(/timeoutMs must be a whole number of ms from 1 to 2147483647/);
+  });
+});
