@@ -90,6 +90,11 @@ async function queues(url: string): Promise<QueuesResponse['queues']> {
   return ((await res.json()) as QueuesResponse).queues;
 }
 
+/** The pool's own queue (its lanes are listed beside it). */
+async function poolQueue(url: string): Promise<QueuesResponse['queues'][number] | undefined> {
+  return (await queues(url)).find((q) => q.name === '{default}');
+}
+
 async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + 20_000;
   while (!(await check())) {
@@ -112,13 +117,16 @@ describe('/admin/queues', () => {
 
   it("lists the pool's queue from the worker catalog, with its active, waiting and failed jobs", async () => {
     await eventually('1 active, 3 waiting, 1 failed', async () => {
-      const [q] = await queues(readOnly.url);
+      const q = await poolQueue(readOnly.url);
       return q?.counts.active === 1 && q.counts.waiting === 3 && q.counts.failed === 1;
     });
     const list = await queues(readOnly.url);
-    expect(list.map((q) => [q.name, q.displayName, q.readOnlyMode])).toEqual([
-      ['{default}', 'pool default', true],
-    ]);
+    expect(list.find((q) => q.name === '{default}')).toMatchObject({ displayName: 'pool default', readOnlyMode: true });
+    // The worker's lane (the queue of its exact tool set) is listed too, read-only as well.
+    const lanes = list.filter((q) => q.name !== '{default}');
+    expect(lanes.length).toBe(1);
+    expect(lanes[0]?.displayName).toMatch(/^pool default, lane /);
+    expect(lanes.every((q) => q.readOnlyMode)).toBe(true);
   });
 
   it('refuses retries and removals when read-only', async () => {
@@ -131,8 +139,7 @@ describe('/admin/queues', () => {
       const res = await fetch(`${readOnly.url}/admin/queues${path}`, { method, headers: auth });
       expect(res.status, path).toBe(403);
     }
-    const [q] = await queues(readOnly.url);
-    expect(q?.counts.failed).toBe(1);
+    expect((await poolQueue(readOnly.url))?.counts.failed).toBe(1);
   });
 
   it('shows the queue and its jobs in a real Chromium, with the token set as a header', async () => {
@@ -144,13 +151,22 @@ describe('/admin/queues', () => {
       await page.setExtraHTTPHeaders(auth);
       const res = await page.goto(`${readOnly.url}/admin/queues`);
       expect(res?.status()).toBe(200);
-      await page.getByText('pool default').first().waitFor({ timeout: 30_000 });
+      await page
+        .getByText('pool default')
+        .first()
+        .waitFor({ timeout: 30_000 })
+        .catch(async (err: Error) => {
+          await page.screenshot({ path: join(ROOT, '.tmp/admin-queues-failed.png'), fullPage: true });
+          throw err;
+        });
       await page.screenshot({ path: join(ROOT, '.tmp/admin-queues.png'), fullPage: true });
 
       await page.goto(`${readOnly.url}/admin/queues/queue/${QUEUE}?status=waiting`);
-      await page.getByText('admin-slow-4.0').first().waitFor({ timeout: 30_000 });
+      // Jobs are named by the dispatch's uid; their data names the caller's tool_use ids.
+      await page.getByText('"slow4"').first().waitFor({ timeout: 30_000 });
       const text = await page.locator('body').textContent();
-      for (const id of ['admin-slow-2.0', 'admin-slow-3.0', 'admin-slow-4.0']) expect(text).toContain(id);
+      for (const id of ['"slow2"', '"slow3"', '"slow4"']) expect(text).toContain(id);
+      expect(text).toContain('diag_sleep');
       await page.screenshot({ path: join(ROOT, '.tmp/admin-queue-jobs.png'), fullPage: true });
     } finally {
       await page.close();
@@ -166,7 +182,7 @@ describe('/admin/queues', () => {
   });
 
   it('retries a failed job when TOOLQ_ADMIN_WRITE=true', async () => {
-    const [before] = await queues(writable.url);
+    const before = await poolQueue(writable.url);
     expect(before?.readOnlyMode).toBe(false);
     const res = await fetch(`${writable.url}/admin/queues/api/queues/${QUEUE}/broken-job/retry`, {
       method: 'PUT',
@@ -174,7 +190,7 @@ describe('/admin/queues', () => {
     });
     expect(res.status).toBe(204);
     // Back in the queue, behind the slow calls of the worker's one slot.
-    const [after] = await queues(writable.url);
+    const after = await poolQueue(writable.url);
     expect(after?.counts.failed).toBe(0);
     expect(after?.counts.waiting).toBe(4);
   });

@@ -1,6 +1,6 @@
 /**
- * The queue admin page: bull-board at /admin/queues, listing the BullMQ queue of every pool the
- * worker catalog knows. It sits behind the API's bearer token (the server's auth hook covers every
+ * The queue admin page: bull-board at /admin/queues, listing the BullMQ queues (each pool's, and
+ * its lanes) that the worker catalog knows. It sits behind the API's bearer token (the server's auth hook covers every
  * path but the probes and /metrics), and is read-only unless `write` is on: bull-board's own
  * read-only mode, and besides it every method but GET/HEAD under the prefix is refused, so a
  * future bull-board route cannot slip a write through.
@@ -10,6 +10,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { FastifyInstance } from 'fastify';
 import type { Dispatcher } from '../dispatcher.ts';
+import { toHttpError } from './errors.ts';
 
 export const ADMIN_PATH = '/admin/queues';
 
@@ -32,6 +33,14 @@ export function registerAdmin(app: FastifyInstance, options: AdminOptions): void
     },
   });
 
+  // bull-board answers errors in its routes' scope itself (500 unless the error has a statusCode):
+  // toolq's own (401 from the auth hook, 503 when Redis is away) keep their status and envelope.
+  // Its type lists fewer statuses than HTTP has; the adapter sends whatever number it is given.
+  serverAdapter.setErrorHandler((error) => {
+    const { status, body } = toHttpError(error);
+    return { status: status as 500, body };
+  });
+
   // Pools come and go with their workers: the board follows the catalog before each request.
   let shown = '';
   let syncedAt = 0;
@@ -47,19 +56,29 @@ export function registerAdmin(app: FastifyInstance, options: AdminOptions): void
     if (!refreshed) return;
     const pools = new Set(dispatcher.catalog.liveWorkers().map((w) => w.pool));
     for (const tool of dispatcher.catalog.list()) for (const pool of tool.pools) pools.add(pool);
-    const sorted = [...pools].sort();
-    if (sorted.join('\n') === shown) return;
-    shown = sorted.join('\n');
+    // A pool's jobs wait in its own queue and, while its workers serve different tools, in lanes.
+    const queues = [...pools].sort().flatMap((pool) => [
+      { queue: pool, pool, lane: undefined as string | undefined },
+      ...dispatcher.catalog
+        .lanesOf(pool)
+        .sort()
+        .map((lane) => ({ queue: lane, pool, lane })),
+    ]);
+    const key = queues.map((q) => q.queue).join('\n');
+    if (key === shown) return;
+    shown = key;
     board.replaceQueues(
-      sorted.map(
-        (pool) =>
-          new BullMQAdapter(dispatcher.queueFor(pool), {
-            readOnlyMode: !write,
-            allowRetries: write,
-            displayName: `pool ${pool}`,
-            description: `BullMQ queue ${dispatcher.queueFor(pool).name} of the workers serving pool ${pool}`,
-          }),
-      ),
+      queues.map(({ queue, pool, lane }) => {
+        const bull = dispatcher.queueFor(queue);
+        return new BullMQAdapter(bull, {
+          readOnlyMode: !write,
+          allowRetries: write,
+          displayName: lane ? `pool ${pool}, lane ${lane}` : `pool ${pool}`,
+          description: lane
+            ? `BullMQ queue ${bull.name}: calls of pool ${pool} for the workers serving exactly this tool set`
+            : `BullMQ queue ${bull.name} of the workers serving pool ${pool}`,
+        });
+      }),
     );
   };
 
