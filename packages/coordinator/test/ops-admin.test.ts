@@ -121,7 +121,10 @@ describe('/admin/queues', () => {
       return q?.counts.active === 1 && q.counts.waiting === 3 && q.counts.failed === 1;
     });
     const list = await queues(readOnly.url);
-    expect(list.find((q) => q.name === '{default}')).toMatchObject({ displayName: 'pool default', readOnlyMode: true });
+    expect(list.find((q) => q.name === '{default}')).toMatchObject({
+      displayName: 'pool default',
+      readOnlyMode: true,
+    });
     // The worker's lane (the queue of its exact tool set) is listed too, read-only as well.
     const lanes = list.filter((q) => q.name !== '{default}');
     expect(lanes.length).toBe(1);
