@@ -129,6 +129,7 @@ describe('the fleet performance report', () => {
     expect(cli.code, cli.stderr).toBe(0);
     expect((JSON.parse(cli.stdout) as FleetReport).tools).toEqual(fromA.tools);
     const text = await runReportCli([]);
+    console.info(text.stdout);
     expect(text.stdout).toMatch(/diag_sleep\s+calls=20 {2}avg=0\.\d{3}s {2}p95=0\.\d{3}s {2}max=0\.4\d\ds/);
     expect(text.stdout).toContain('Success rate: 31/34 (91.2%)');
   });
