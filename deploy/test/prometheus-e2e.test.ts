@@ -124,7 +124,7 @@ beforeAll(async () => {
     return data.resultType === 'vector' && data.result.length > 0;
   });
   await new Promise((resolve) => setTimeout(resolve, 3 * SCRAPE_SECONDS * 1000));
-}, 90_000);
+}, 180_000);
 
 afterAll(async () => {
   const counts = await load?.stop();
@@ -150,6 +150,8 @@ async function waitFor(what: string, check: () => Promise<boolean>, ms = 45_000)
   }
 }
 
+const isEmpty = (data: QueryData) => data.resultType === 'vector' && data.result.length === 0;
+
 function show(data: QueryData): string {
   const num = (v: string) => {
     const n = Number(v);
@@ -170,7 +172,8 @@ function show(data: QueryData): string {
 
 describe('Prometheus scraping a coordinator and two workers under load', () => {
   it('scrapes all three processes', async () => {
-    const data = await query('up{job=~"toolq-.*"}');
+    // Over the last minute: one scrape that timed out on a loaded machine is not the question.
+    const data = await query('max_over_time(up{job=~"toolq-.*"}[1m])');
     expect(data.resultType).toBe('vector');
     const up = data.resultType === 'vector' ? data.result : [];
     expect(up.map((s) => `${s.metric.job} ${s.value[1]}`).sort()).toEqual([
@@ -245,10 +248,15 @@ describe("the Grafana dashboard's queries, sent to that Prometheus", () => {
     const empty: string[] = [];
     for (const q of panels) {
       const expr = expandVariables(q.expr, values, BUILTINS);
-      const data = await query(expr); // throws with Prometheus's error message
+      // Throws with Prometheus's error message. A core panel empty over a 4 s window may have
+      // missed a scrape on a loaded machine: asked again for a while, as Grafana refreshes.
+      let data = await query(expr);
+      for (let tries = 0; tries < 40 && usesCore(q.expr) && isEmpty(data); tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        data = await query(expr);
+      }
       report.push(`| ${q.panel} | ${q.refId} | ${show(data).replaceAll('|', '\\|')} |`);
-      const hasData = data.resultType === 'scalar' || data.result.length > 0;
-      if (!hasData && usesCore(q.expr)) empty.push(`${q.panel} ${q.refId}: ${expr}`);
+      if (isEmpty(data) && usesCore(q.expr)) empty.push(`${q.panel} ${q.refId}: ${expr}`);
     }
     expect(empty).toEqual([]);
   });
