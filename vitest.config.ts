@@ -1,8 +1,25 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * In the workspace, tests import the packages' sources (the `toolq-source` export condition) and so
+ * do the processes they start (NODE_OPTIONS); the built output is what the consumer test installs.
+ */
+const SOURCE_CONDITION = 'toolq-source';
+// Vite's own server defaults (vite's defaultServerConditions; vite is not a direct dependency).
+const CONDITIONS = [SOURCE_CONDITION, 'module', 'node', 'development|production'];
+
 export default defineConfig({
+  resolve: { conditions: CONDITIONS },
+  ssr: { resolve: { conditions: CONDITIONS } },
   test: {
-    include: ['packages/*/test/**/*.test.ts', 'deploy/test/**/*.test.ts', 'bench/test/**/*.test.ts'],
+    env: { NODE_OPTIONS: withSourceCondition(process.env.NODE_OPTIONS) },
+    include: [
+      'packages/*/test/**/*.test.ts',
+      'examples/*/test/**/*.test.ts',
+      'test/**/*.test.ts',
+      'deploy/test/**/*.test.ts',
+      'bench/test/**/*.test.ts',
+    ],
     // Tests start real redis-server and worker processes; generous deadlines, not timing claims.
     testTimeout: 120_000,
     hookTimeout: 60_000,
@@ -14,3 +31,8 @@ export default defineConfig({
     outputFile: { json: '.tmp/vitest.json' },
   },
 });
+
+function withSourceCondition(nodeOptions = ''): string {
+  const flag = `--conditions=${SOURCE_CONDITION}`;
+  return nodeOptions.includes(flag) ? nodeOptions : `${nodeOptions} ${flag}`.trim();
+}

@@ -6,8 +6,8 @@
  * the first tool dispatch, the message's end, and the turn's answer (the last tool result in).
  */
 import type { Dispatcher } from '@toolq/coordinator';
+import { startScriptedModel, toolTurnsScript } from '@toolq/scripted-model';
 import type { Logger } from '@toolq/shared';
-import { startScriptedModel, toolTurnsScript } from '../packages/coordinator/src/model/scripted-server.ts';
 import { type Summary, summarize } from './stats.ts';
 
 export interface EarlyDispatchScenario {
@@ -32,12 +32,12 @@ export interface EarlyDispatchRow {
   errors: number;
 }
 
-type RunAgent = typeof import('../packages/coordinator/src/agent/index.ts').runAgent;
+type RunAgent = typeof import('@toolq/coordinator').runAgent;
 
 /** runAgent when the agent loop exists in this checkout; undefined otherwise. */
 export async function loadRunAgent(): Promise<RunAgent | undefined> {
   try {
-    const mod = await import('../packages/coordinator/src/agent/index.ts');
+    const mod = await import('@toolq/coordinator');
     return typeof mod.runAgent === 'function' ? mod.runAgent : undefined;
   } catch {
     return undefined;

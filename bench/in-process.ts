@@ -4,7 +4,7 @@
  * can cost, and the ceiling of what a single process can do.
  */
 import type { AnyTool } from '@toolq/shared';
-import { diagEcho, diagSleep } from '@toolq/worker';
+import { diagEcho, diagSleep } from '@toolq/worker/diagnostics';
 
 const tools = new Map<string, AnyTool>([
   [diagEcho.name, diagEcho],

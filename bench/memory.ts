@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { RUN_SOURCES } from '../test-support/run-sources.ts';
 import type { MemoryChildInput, MemoryChildOutput } from './memory-child.ts';
 import { REPO_ROOT, startToolqWorker } from './processes.ts';
 import { type Summary, summarize } from './stats.ts';
@@ -34,7 +35,7 @@ export async function measureMemory(redisUrl: string, cfg: MemoryConfig): Promis
   );
   try {
     const input: MemoryChildInput = { redisUrl, prefix, batches: cfg.batches, sleepMs: cfg.sleepMs };
-    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', CHILD, JSON.stringify(input)], {
+    const child = spawn(process.execPath, ['--expose-gc', ...RUN_SOURCES, CHILD, JSON.stringify(input)], {
       cwd: REPO_ROOT,
       stdio: ['ignore', 'pipe', 'inherit'],
     });

@@ -8,7 +8,7 @@
  * Prints `{"event":"ready"}` on stdout once the worker is connected.
  */
 import type { AnyTool } from '@toolq/shared';
-import { diagEcho, diagSleep } from '@toolq/worker';
+import { diagEcho, diagSleep } from '@toolq/worker/diagnostics';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 

@@ -2,11 +2,13 @@
  * The processes a benchmark run owns: one redis-server, toolq worker processes (the real CLI) and
  * plain BullMQ worker processes (bench/plain-worker.ts), all children of this process.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import { waitForReadyLine } from '../test-support/ready-line.ts';
 import { type RedisServer, startRedisServer } from '../test-support/redis-server.ts';
+import { RUN_SOURCES } from '../test-support/run-sources.ts';
+import { stopChild } from '../test-support/stop-child.ts';
 import { startWorkerProcess, type WorkerProcess } from '../test-support/worker-process.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -42,49 +44,12 @@ export async function startPlainWorker(options: {
 }): Promise<ChildWorker> {
   const child = spawn(
     process.execPath,
-    [
-      '--import',
-      'tsx',
-      PLAIN_WORKER,
-      options.redisUrl,
-      PLAIN_QUEUE,
-      PLAIN_PREFIX,
-      String(options.concurrency),
-    ],
+    [...RUN_SOURCES, PLAIN_WORKER, options.redisUrl, PLAIN_QUEUE, PLAIN_PREFIX, String(options.concurrency)],
     { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
   );
-  await waitForReadyLine(child, 'plain BullMQ worker');
-  return { pid: child.pid, stop: () => stopChild(child) };
-}
-
-export async function waitForReadyLine(child: ChildProcess, what: string, timeoutMs = 60_000): Promise<void> {
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`${what} did not become ready in ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-    lines.on('line', (line) => {
-      if (line.includes('"event":"ready"')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`${what} exited with ${code} before it was ready`));
-    });
-  });
-}
-
-export async function stopChild(child: ChildProcess, graceMs = 5_000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(timer);
+  await waitForReadyLine(child, exited, 'plain BullMQ worker', 60_000);
+  return { pid: child.pid, stop: async () => void (await stopChild(child)) };
 }
 
 /** A set of worker processes of one kind that can grow to a given count. */

@@ -2,19 +2,26 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { waitForReadyLine } from './ready-line.ts';
+import { RUN_SOURCES } from './run-sources.ts';
 
 const CLI = fileURLToPath(new URL('../packages/coordinator/src/cli.ts', import.meta.url));
 
 export async function startCoordinatorProcess(env: Record<string, string>): Promise<{
   url: string;
+  /** Its coordinator id (TOOLQ_COORDINATOR_ID, or the one it made up). */
+  id: string;
   child: ChildProcess;
   exited: Promise<number | null>;
 }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, '--port', '0'], {
+  const child = spawn(process.execPath, [...RUN_SOURCES, CLI, '--port', '0'], {
     env: { ...process.env, TOOLQ_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const { url } = await waitForReadyLine<{ event: 'ready'; url: string }>(child, exited, 'coordinator');
-  return { url, child, exited };
+  const { url, coordinator: id } = await waitForReadyLine<{
+    event: 'ready';
+    url: string;
+    coordinator: string;
+  }>(child, exited, 'coordinator');
+  return { url, id, child, exited };
 }

@@ -6,9 +6,14 @@ export function waitForReadyLine<T extends { event: 'ready' }>(
   child: ChildProcess,
   exited: Promise<number | null>,
   what: string,
+  timeoutMs = 30_000,
 ): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what} did not become ready in 30 s`)), 30_000);
+    const timer = setTimeout(
+      () => reject(new Error(`${what} did not become ready in ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    timer.unref();
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
       try {
         const event = JSON.parse(line) as T;
@@ -20,6 +25,9 @@ export function waitForReadyLine<T extends { event: 'ready' }>(
         // a log line
       }
     });
-    exited.then((code) => reject(new Error(`${what} exited with ${code} before it was ready`)));
+    exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited with ${code} before it was ready`));
+    });
   });
 }

@@ -1,13 +1,14 @@
 /**
- * Real redis-server processes for tests: each on a free port in its own temp dir, so a test can
- * kill or restart its Redis without touching anyone else's.
+ * Real redis-server processes for tests, benchmarks and the demo: each on a free port in its own
+ * temp dir, so a test can kill or restart its Redis without touching anyone else's.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ToolqError } from '@toolq/shared';
 import { Redis } from 'ioredis';
-import { freePort } from '../packages/coordinator/src/demo/environment.ts';
+import { freePort } from './free-port.ts';
 
 export interface RedisServer {
   readonly port: number;
@@ -32,8 +33,17 @@ export async function startRedisServer(): Promise<RedisServer> {
     );
     child = proc;
     await new Promise<void>((resolve, reject) => {
-      proc.once('error', (err) =>
-        reject(new Error(`cannot start redis-server (is it installed and on the PATH?): ${err.message}`)),
+      proc.once('error', (err: NodeJS.ErrnoException) =>
+        reject(
+          err.code === 'ENOENT'
+            ? new ToolqError(
+                'REDIS_UNAVAILABLE',
+                'redis-server is not installed or not on the PATH. Install Redis (e.g. `apt-get install ' +
+                  'redis-server` or `brew install redis`), or set REDIS_URL to a running Redis.',
+                { cause: err },
+              )
+            : new Error(`cannot start redis-server: ${err.message}`, { cause: err }),
+        ),
       );
       proc.once('spawn', () => resolve());
     });

@@ -2,6 +2,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { waitForReadyLine } from './ready-line.ts';
+import { SOURCE_CONDITION } from './run-sources.ts';
+import { stopChild } from './stop-child.ts';
 
 const WORKER_CLI = fileURLToPath(new URL('../packages/worker/src/cli.ts', import.meta.url));
 
@@ -28,7 +30,7 @@ export async function startWorkerProcess(options: {
   args.push(...(options.metrics ? ['--metrics-port', '0', '--metrics-host', '127.0.0.1'] : ['--no-metrics']));
   if (options.pool) args.push('--pool', options.pool);
   if (options.concurrency) args.push('--concurrency', String(options.concurrency));
-  const child = spawn(process.execPath, args, {
+  const child = spawn(process.execPath, [`--conditions=${SOURCE_CONDITION}`, ...args], {
     env: {
       ...process.env,
       REDIS_URL: options.redisUrl,
@@ -50,7 +52,7 @@ export async function startWorkerProcess(options: {
     child,
     exited,
     stop: async (signal = 'SIGTERM') => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await stopChild(child, signal);
       return exited;
     },
   };

@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { RUN_SOURCES } from '../../test-support/run-sources.ts';
 import { TINY } from '../config.ts';
 import { benchMain } from '../main.ts';
 import { REPO_ROOT } from '../processes.ts';
@@ -87,7 +88,7 @@ describe('pnpm bench (tiny configuration)', () => {
 
   it('prints its usage with --help and rejects unknown flags', () => {
     const run = (args: string[]) =>
-      spawnSync(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'bench/run.ts'), ...args], {
+      spawnSync(process.execPath, [...RUN_SOURCES, join(REPO_ROOT, 'bench/run.ts'), ...args], {
         cwd: REPO_ROOT,
         encoding: 'utf8',
         timeout: 30_000,

@@ -5,16 +5,20 @@
  * are right is proven by a real Prometheus in ./prometheus-e2e.test.ts. Where promtool or kubectl
  * is on the PATH, they check the files as well.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { execFile, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { METRICS } from '@toolq/shared';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { buildPackages } from '../../test-support/built-packages.ts';
 
 const DEPLOY = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const ROOT = resolve(DEPLOY, '..');
+const run = promisify(execFile);
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers: typed access to parsed YAML without `any`.
@@ -78,21 +82,23 @@ function seconds(duration: unknown): number {
   return Number(m[1] ?? 0) * 60 + Number(m[2] ?? 0);
 }
 
-// The entry points the package scripts run (`pnpm coordinator` = `tsx <path>`), which the image
-// and manifests start directly with `node --import tsx <path>`.
+// The image holds one `pnpm deploy --prod` directory per process under /app and runs the package's
+// built bin with plain node: /app/<package>/<bin> (the Dockerfile's checks below hold it to that).
 const rootPackage = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
   packageManager?: string;
-  scripts?: Record<string, string>;
 };
-function scriptEntry(name: string): string {
-  const script = rootPackage.scripts?.[name] ?? '';
-  const path = /^tsx\s+(\S+\.ts)$/.exec(script)?.[1];
-  if (!path) throw new Error(`package.json script ${name} is not "tsx <file>": ${script}`);
-  return path;
-}
-const COORDINATOR_ENTRY = scriptEntry('coordinator');
-const WORKER_ENTRY = scriptEntry('worker');
-const nodeCommand = (entry: string) => ['node', '--import', 'tsx', entry];
+const packageBin = (pkg: string): string => {
+  const manifest = JSON.parse(readFileSync(join(ROOT, 'packages', pkg, 'package.json'), 'utf8')) as {
+    bin?: Record<string, string>;
+  };
+  const bin = Object.values(manifest.bin ?? {})[0];
+  if (!bin?.endsWith('.js')) throw new Error(`packages/${pkg}: no built bin in package.json: ${bin}`);
+  return bin.replace(/^\.\//, '');
+};
+const imageEntry = (pkg: string) => `/app/${pkg}/${packageBin(pkg)}`;
+const COORDINATOR_ENTRY = imageEntry('coordinator');
+const WORKER_ENTRY = imageEntry('worker');
+const nodeCommand = (entry: string) => ['node', entry];
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 /** toolq's minimum token length (TOOLQ_API_TOKEN in packages/shared/src/config.ts). */
@@ -739,13 +745,24 @@ describe('Dockerfile', () => {
     .split('\n')
     .map((l) => l.trim())
     .filter((l) => l && !l.startsWith('#'));
-  const installAt = lines.findIndex((l) => /^RUN .*pnpm install/.test(l));
+  const froms = lines.map((l, i) => (/^FROM\s/i.test(l) ? i : -1)).filter((i) => i >= 0);
+  const finalAt = froms.at(-1) ?? -1;
+  const buildStage = lines.slice(0, finalAt);
+  const finalStage = lines.slice(finalAt);
+  const installAt = buildStage.findIndex((l) => /^RUN .*pnpm install/.test(l));
+  const index = (pattern: RegExp) => buildStage.findIndex((l) => pattern.test(l));
+  /** `pnpm deploy --filter <package> --prod <dir>` of the build stage, by package name. */
+  const deploys = new Map(
+    [...buildStage.join('\n').matchAll(/pnpm deploy --filter (\S+) --prod (\S+)/g)].map((m) => [
+      m[1] ?? '',
+      m[2] ?? '',
+    ]),
+  );
 
   it('builds on Node 20, Debian bookworm slim', () => {
-    const froms = lines.filter((l) => /^FROM\s/i.test(l));
     expect(froms.length).toBeGreaterThan(0);
-    for (const f of froms)
-      expect(f).toMatch(/^FROM\s+node:20(\.\d+){0,2}-bookworm-slim(@sha256:[0-9a-f]{64})?(\s|$)/);
+    for (const i of froms)
+      expect(lines[i]).toMatch(/^FROM\s+node:20(\.\d+){0,2}-bookworm-slim(@sha256:[0-9a-f]{64})?(\s|$)/);
   });
 
   it("pins pnpm to package.json's packageManager version", () => {
@@ -755,36 +772,79 @@ describe('Dockerfile', () => {
     expect(pinned).toBe(wanted);
   });
 
-  it('installs every dependency from the lockfile, after copying every workspace manifest', () => {
-    expect(installAt).toBeGreaterThan(-1);
-    const install = lines[installAt] ?? '';
+  it('builds in a first stage: every dependency from the lockfile, then pnpm build, then pnpm deploy --prod', () => {
+    expect(froms.length).toBe(2);
+    expect(lines[froms[0] ?? 0]).toMatch(/\sAS\s+build$/i);
+    // The lockfile alone fetches every dependency, so no list of workspace manifests is kept here.
+    const fetchAt = index(/^RUN .*pnpm fetch/);
+    expect(fetchAt).toBeGreaterThan(-1);
+    expect(buildStage.slice(0, fetchAt).join('\n')).toMatch(
+      /^COPY pnpm-lock\.yaml pnpm-workspace\.yaml \.\/$/m,
+    );
+    expect(installAt).toBeGreaterThan(fetchAt);
+    const install = buildStage[installAt] ?? '';
     expect(install).toContain('--frozen-lockfile');
-    // tsx, the runtime loader, is a devDependency.
+    expect(install).toContain('--offline');
+    // The build needs TypeScript, a devDependency.
     expect(install).not.toMatch(/--prod\b|--production\b/);
-    expect(lines.slice(0, installAt).join('\n')).not.toMatch(/NODE_ENV[= ]+production/);
+    expect(buildStage.slice(0, installAt).join('\n')).not.toMatch(/NODE_ENV[= ]+production/);
+    const copyAllAt = index(/^COPY \. \.$/);
+    expect(copyAllAt).toBeGreaterThan(fetchAt);
+    expect(copyAllAt).toBeLessThan(installAt);
+    const buildAt = index(/^RUN pnpm build$/);
+    expect(buildAt).toBeGreaterThan(installAt);
+    expect(index(/^RUN .*pnpm deploy/)).toBeGreaterThan(buildAt);
+    expect([...deploys.keys()].sort()).toEqual(['@toolq/coordinator', '@toolq/worker']);
+  });
 
-    const copied = lines
-      .slice(0, installAt)
-      .filter((l) => /^COPY\s/.test(l))
-      .join('\n');
-    for (const f of ['package.json', 'pnpm-lock.yaml', 'pnpm-workspace.yaml']) expect(copied).toContain(f);
-    for (const pkg of readdirSync(join(ROOT, 'packages'))) {
-      if (existsSync(join(ROOT, 'packages', pkg, 'package.json')))
-        expect(copied).toContain(`packages/${pkg}/package.json`);
-    }
+  it('runs built JavaScript with production dependencies only in the final stage', () => {
+    // Nothing is installed or compiled here: only the deployed directories are copied in.
+    expect(finalStage.join('\n')).not.toMatch(/pnpm|tsx|typescript|npm install/);
+    expect(finalStage).toContain('WORKDIR /app');
+    const copies = finalStage.filter((l) => l.startsWith('COPY '));
+    expect(copies.sort()).toEqual(
+      [...deploys].map(([name, dir]) => `COPY --from=build ${dir} ./${name.replace('@toolq/', '')}`).sort(),
+    );
+    expect(finalStage.join('\n')).toMatch(/^ENV .*NODE_ENV=production/m);
   });
 
   it('runs as an unprivileged user, under an init, with the coordinator as the default command', () => {
-    const user = lines.filter((l) => l.startsWith('USER ')).at(-1);
+    const user = finalStage.filter((l) => l.startsWith('USER ')).at(-1);
     expect(user).toBeDefined();
     expect(user).not.toMatch(/^USER\s+(root|0)(:|$)/);
-    expect(lines.findIndex((l) => l.startsWith('USER '))).toBeGreaterThan(installAt);
     const entrypoint = JSON.parse(
-      (lines.find((l) => l.startsWith('ENTRYPOINT ')) ?? 'ENTRYPOINT []').slice(11),
+      (finalStage.find((l) => l.startsWith('ENTRYPOINT ')) ?? 'ENTRYPOINT []').slice(11),
     ) as string[];
     expect(entrypoint[0]).toMatch(/tini$/);
-    const cmd = JSON.parse((lines.find((l) => l.startsWith('CMD ')) ?? 'CMD []').slice(4)) as string[];
+    const cmd = JSON.parse((finalStage.find((l) => l.startsWith('CMD ')) ?? 'CMD []').slice(4)) as string[];
     expect(cmd).toEqual(nodeCommand(COORDINATOR_ENTRY));
+  });
+
+  // No Docker engine here: the build stage's own `pnpm deploy` commands run against this checkout,
+  // and each deployed directory must start its process under a bare node, as the final stage does.
+  it('pnpm deploy --prod gives each process its built bin and production dependencies only', async () => {
+    await buildPackages();
+    const out = mkdtempSync(join(tmpdir(), 'toolq-image-'));
+    try {
+      for (const [name, dir] of deploys) {
+        const pkg = name.replace('@toolq/', '');
+        const target = join(out, pkg);
+        await run('pnpm', ['deploy', '--filter', name, '--prod', target], { cwd: ROOT });
+        const entry = join(target, packageBin(pkg));
+        expect(imageEntry(pkg), `${dir} is copied to /app/${pkg}`).toBe(`/app/${pkg}/${packageBin(pkg)}`);
+        for (const dev of ['tsx', 'typescript', 'vitest', '@biomejs/biome', '@types/node']) {
+          expect(existsSync(join(target, 'node_modules', dev)), `${pkg}: ${dev}`).toBe(false);
+        }
+        expect(existsSync(join(target, 'test')), `${pkg} deploys its tests`).toBe(false);
+        const { stdout } = await run(process.execPath, [entry, '--help'], {
+          cwd: target,
+          env: { PATH: process.env.PATH, NODE_ENV: 'production' },
+        });
+        expect(stdout).toContain(`Usage: toolq-${pkg}`);
+      }
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
   });
 
   it('keeps host node_modules out of the build context', () => {

@@ -11,10 +11,10 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startScriptedModel, toolTurnsScript } from '@toolq/scripted-model';
 import { METRIC_LABEL_VALUES, METRICS, PROCESS_METRIC_PREFIX } from '@toolq/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { startScriptedModel, toolTurnsScript } from '../../packages/coordinator/src/model/scripted-server.ts';
 import { startCoordinatorProcess } from '../../test-support/coordinator-process.ts';
 import { type RedisServer, startRedisServer } from '../../test-support/redis-server.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../test-support/worker-process.ts';

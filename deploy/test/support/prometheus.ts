@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { freePort } from '../../../packages/coordinator/src/demo/environment.ts';
+import { freePort } from '../../../test-support/free-port.ts';
 
 export interface ScrapeJob {
   name: string;

@@ -6,6 +6,7 @@ import {
   type Keys,
   type Logger,
   type Redis,
+  readWaitingPools,
   readWorkers,
   type ToolSpec,
   type WorkerInfo,
@@ -27,6 +28,8 @@ export type ToolLookup =
 export interface CatalogTool extends ToolSpec {
   pools: string[];
   liveWorkers: number;
+  /** Its pool lets calls wait for a worker to start (scale from zero). */
+  waitsForWorkers: boolean;
 }
 
 interface Entry {
@@ -42,6 +45,8 @@ export class Catalog {
   private workers: WorkerInfo[] = [];
   /** pool → live workers */
   private poolSizes = new Map<string, number>();
+  /** tool → a pool whose calls wait for a worker to start (scale from zero), with the tool's spec */
+  private waiting = new Map<string, { pool: string; spec: ToolSpec }>();
   private refreshing: Promise<void> | undefined;
   private refreshStartedAt = 0;
   /** Start time of the last read that completed. */
@@ -83,7 +88,13 @@ export class Catalog {
   }
 
   private async load(): Promise<void> {
-    const { live, stale } = await readWorkers(this.options.redis, this.options.keys);
+    const [{ live, stale }, waitingPools] = await Promise.all([
+      readWorkers(this.options.redis, this.options.keys),
+      readWaitingPools(this.options.redis, this.options.keys),
+    ]);
+    const waiting = new Map<string, { pool: string; spec: ToolSpec }>();
+    for (const { pool, tools } of waitingPools)
+      for (const spec of tools) waiting.set(spec.name, { pool, spec });
     const tools = new Map<string, Entry>();
     // Stale workers first, so a live worker's description of a tool wins.
     const poolSizes = new Map<string, number>();
@@ -107,6 +118,7 @@ export class Catalog {
     this.tools = tools;
     this.workers = live;
     this.poolSizes = poolSizes;
+    this.waiting = waiting;
     this.lastRefreshStartedAt = Math.max(this.lastRefreshStartedAt, this.refreshStartedAt);
   }
 
@@ -122,10 +134,15 @@ export class Catalog {
 
   lookupCached(name: string): ToolLookup {
     const entry = this.tools.get(name);
-    if (!entry) return { kind: 'unknown' };
+    const waiting = this.waiting.get(name);
     let best: [string, number] | undefined;
-    for (const [pool, count] of entry.pools) if (!best || count > best[1]) best = [pool, count];
-    if (!best || best[1] === 0) return { kind: 'no_worker', pool: best?.[0] ?? 'default' };
+    for (const [pool, count] of entry?.pools ?? []) if (!best || count > best[1]) best = [pool, count];
+    if (!entry || !best || best[1] === 0) {
+      // A pool scaled to zero: the call waits in its queue, within its deadline, for a worker.
+      if (waiting)
+        return { kind: 'ok', spec: waiting.spec, pool: waiting.pool, queue: waiting.pool, workers: 0 };
+      return entry ? { kind: 'no_worker', pool: best?.[0] ?? 'default' } : { kind: 'unknown' };
+    }
     const [pool, serving] = best;
     // Every live worker of the pool serves it: its shared queue. Otherwise only a lane is safe.
     if (serving >= (this.poolSizes.get(pool) ?? 0))
@@ -144,11 +161,15 @@ export class Catalog {
   }
 
   list(): CatalogTool[] {
-    return [...this.tools.values()]
+    const entries = [...this.tools.values()];
+    for (const [name, { pool, spec }] of this.waiting)
+      if (!this.tools.has(name)) entries.push({ spec, pools: new Map([[pool, 0]]), lanes: new Map() });
+    return entries
       .map(({ spec, pools }) => ({
         ...spec,
         pools: [...pools.keys()].sort(),
         liveWorkers: [...pools.values()].reduce((a, b) => a + b, 0),
+        waitsForWorkers: this.waiting.has(spec.name),
       }))
       .sort((a, b) => a.name.localeCompare(b.name));
   }

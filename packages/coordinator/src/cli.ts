@@ -8,6 +8,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { Dispatcher } from './dispatcher.ts';
 import { assertSafeListen } from './http/auth.ts';
 import { buildHttpServer, listen } from './http/server.ts';
+import { RunService } from './runs/run-service.ts';
 
 const port = (value: string) => {
   const n = Number(value);
@@ -24,10 +25,12 @@ const program = new Command('toolq-coordinator')
   .option('--port <port>', 'listen port, 0 = any [env TOOLQ_PORT, default 8080]', port)
   .addHelpText(
     'after',
-    '\nEndpoints: POST /v1/tool-batches, GET /v1/tool-batches/:id, POST /v1/runs, GET /v1/runs/:id,\n' +
-      'GET /v1/tools, GET /v1/report, /admin/queues, ' +
+    '\nEndpoints: POST /v1/tool-batches, GET /v1/tool-batches/:id, POST /v1/runs, GET /v1/runs,\n' +
+      'GET /v1/runs/:id, GET /v1/runs/:id/events (SSE), DELETE /v1/runs/:id, GET /v1/tools, GET /v1/report,\n' +
+      '/admin/queues, ' +
       'GET /metrics, GET /healthz, GET /readyz.\n' +
-      'Environment: REDIS_URL, TOOLQ_PREFIX, TOOLQ_HOST, TOOLQ_PORT, TOOLQ_API_TOKEN, TOOLQ_COORDINATOR_ID,\n' +
+      'Environment: REDIS_URL, TOOLQ_PREFIX, TOOLQ_HOST, TOOLQ_PORT, TOOLQ_API_TOKEN, TOOLQ_API_TOKENS,\n' +
+      'TOOLQ_COORDINATOR_ID, TOOLQ_RUN_RETENTION_MS, TOOLQ_RUN_TAKEOVER_MS, ' +
       'ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, TOOLQ_MODEL (agent runs), ' +
       'TOOLQ_BODY_LIMIT_BYTES, TOOLQ_REQUEST_TIMEOUT_MS, TOOLQ_BATCH_RETENTION_MS, TOOLQ_MAX_BATCH_RESULT_BYTES,\n' +
       'TOOLQ_SHUTDOWN_TIMEOUT_MS, TOOLQ_LOG_LEVEL, TOOLQ_ADMIN_WRITE, OTEL_EXPORTER_OTLP_ENDPOINT.\n' +
@@ -54,33 +57,48 @@ async function main(): Promise<void> {
     maxBatchResultBytes: config.maxBatchResultBytes,
     logger,
   });
+  const runs = new RunService({
+    redisUrl: config.redisUrl,
+    prefix: config.prefix,
+    dispatcher,
+    logger,
+    retentionMs: config.runRetentionMs,
+    takeoverMs: config.runTakeoverMs,
+    model:
+      config.anthropicApiKey || config.anthropicBaseUrl
+        ? {
+            ...(config.anthropicApiKey ? { apiKey: config.anthropicApiKey } : {}),
+            ...(config.anthropicBaseUrl ? { baseURL: config.anthropicBaseUrl } : {}),
+            ...(config.model ? { defaultModel: config.model } : {}),
+          }
+        : undefined,
+  });
+  const auth = {
+    ...(config.apiToken ? { apiToken: config.apiToken } : {}),
+    apiTokens: config.apiTokens,
+  };
   const app = buildHttpServer({
     dispatcher,
     bodyLimitBytes: config.bodyLimitBytes,
     requestTimeoutMs: config.requestTimeoutMs,
     adminWrite: config.adminWrite,
     logger,
-    ...(config.apiToken ? { apiToken: config.apiToken } : {}),
-    ...(config.anthropicApiKey || config.anthropicBaseUrl
-      ? {
-          model: {
-            ...(config.anthropicApiKey ? { apiKey: config.anthropicApiKey } : {}),
-            ...(config.anthropicBaseUrl ? { baseURL: config.anthropicBaseUrl } : {}),
-            ...(config.model ? { defaultModel: config.model } : {}),
-          },
-        }
-      : {}),
+    runs,
+    ...auth,
   });
   // Checked before connecting anywhere, so a misconfiguration fails fast with its own message.
-  assertSafeListen(host, config.apiToken);
+  assertSafeListen(host, Boolean(config.apiToken) || config.apiTokens.size > 0);
   await dispatcher.start();
-  const url = await listen(app, {
-    host,
-    port: listenPort,
-    ...(config.apiToken ? { apiToken: config.apiToken } : {}),
-  });
+  await runs.start();
+  const url = await listen(app, { host, port: listenPort, ...auth });
   logger.info(
-    { url, redis: describeRedis(config.redisUrl), auth: Boolean(config.apiToken) },
+    {
+      url,
+      redis: describeRedis(config.redisUrl),
+      // App names only: tokens are never logged.
+      auth: config.apiToken || config.apiTokens.size > 0,
+      apps: [...(config.apiToken ? ['default'] : []), ...config.apiTokens.keys()],
+    },
     'coordinator listening',
   );
   process.stdout.write(`${JSON.stringify({ event: 'ready', url, coordinator: dispatcher.coordinatorId })}\n`);
@@ -95,11 +113,12 @@ async function main(): Promise<void> {
     logger.info({ signal, inFlight: dispatcher.inFlight }, 'shutting down: letting in-flight batches finish');
     const force = setTimeout(() => {
       logger.warn('in-flight batches did not finish in time: answering them as cancelled');
+      runs.handOverNow();
       dispatcher.cancelAll('the coordinator is shutting down');
     }, config.shutdownTimeoutMs);
     force.unref();
-    app
-      .close()
+    // Runs hand over at their next step (the current one finishes and is saved), then batches drain.
+    Promise.all([app.close(), runs.close()])
       .then(() => dispatcher.close())
       .then(() => tracing?.shutdown())
       .then(() => process.exit(0))

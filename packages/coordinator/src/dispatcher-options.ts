@@ -2,7 +2,7 @@
  * The Dispatcher's options and every default, in one place. The CLI fills them from the
  * environment (packages/shared/src/config.ts); a library user passes what they need.
  */
-import type { FailurePolicy, Logger, Registry } from '@toolq/shared';
+import { DEFAULTS, type FailurePolicy, type Logger, type Registry } from '@toolq/shared';
 
 export interface DispatchOptions {
   /** Per-call timeout. Default: each tool's own timeout (which defaults to 30 s). A smaller value wins. */
@@ -37,7 +37,8 @@ export interface DispatcherOptions {
   sweepIntervalMs?: number;
   /**
    * How long a batch's record stays in Redis after it was answered, for `collect()` and
-   * `GET /v1/tool-batches/:id`. Default 120 000 ms (TOOLQ_BATCH_RETENTION_MS).
+   * `GET /v1/tool-batches/:id`. Default 60 000 ms (TOOLQ_BATCH_RETENTION_MS). Costs the results'
+   * size plus about 650 bytes a call in Redis.
    */
   batchRetentionMs?: number;
   /**
@@ -51,14 +52,14 @@ export interface DispatcherOptions {
 }
 
 export const DISPATCHER_DEFAULTS = {
-  prefix: 'toolq',
+  prefix: DEFAULTS.prefix,
   sweepIntervalMs: 1_000,
   /** The sweep's back-off stops here. */
   maxSweepEveryMs: 8_000,
   /** A batch collected from another coordinator's record is read this often (no notifications reach it). */
   foreignSweepMs: 250,
-  batchRetentionMs: 120_000,
-  maxBatchResultBytes: 16 * 1024 * 1024,
+  batchRetentionMs: DEFAULTS.batchRetentionMs,
+  maxBatchResultBytes: DEFAULTS.maxBatchResultBytes,
   /** How long a deadline waits for its last look at Redis before answering "timed out". */
   lastLookMs: 250,
   app: 'default',

@@ -132,7 +132,7 @@ export class Dispatcher {
   private sweepTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
 
-  constructor(private readonly options: DispatcherOptions = {}) {
+  constructor(options: DispatcherOptions = {}) {
     this.settings = {
       sweepIntervalMs: positiveMs(
         'sweepIntervalMs',

@@ -4,10 +4,6 @@
  * for a pairing the API refuses surfaced with both model names.
  */
 import type Anthropic from '@anthropic-ai/sdk';
-import { ToolqError } from '@toolq/shared';
-import { afterEach, describe, expect, it } from 'vitest';
-import { testLogger } from '../../../test-support/logger.ts';
-import { ADVISOR_BETA, type AgentOptions, runAgent } from '../src/agent/index.ts';
 import {
   advisorIteration,
   executorIteration,
@@ -17,7 +13,11 @@ import {
   text,
   toolTurnsScript,
   toolUse,
-} from '../src/model/scripted-server.ts';
+} from '@toolq/scripted-model';
+import { ToolqError } from '@toolq/shared';
+import { afterEach, describe, expect, it } from 'vitest';
+import { testLogger } from '../../../test-support/logger.ts';
+import { ADVISOR_BETA, type AgentOptions, runAgent } from '../src/agent/index.ts';
 import { useAgentHarness } from './agent-harness.ts';
 
 const EXECUTOR = 'claude-sonnet-4-6';

@@ -3,13 +3,13 @@
  * tools, a started Dispatcher, and scripted models reached through the real SDK.
  */
 import Anthropic from '@anthropic-ai/sdk';
+import { type Script, type ScriptedModel, startScriptedModel } from '@toolq/scripted-model';
 import { startWorker, type ToolqWorker } from '@toolq/worker';
+import diagnostics from '@toolq/worker/diagnostics';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
-import diagnostics from '../../worker/src/tools/diagnostics.ts';
 import { Dispatcher } from '../src/dispatcher.ts';
-import { type Script, type ScriptedModel, startScriptedModel } from '../src/model/scripted-server.ts';
 
 export interface AgentHarness {
   readonly dispatcher: Dispatcher;

@@ -5,9 +5,6 @@
  * with a 400 here.
  */
 import type Anthropic from '@anthropic-ai/sdk';
-import { describe, expect, it } from 'vitest';
-import { testLogger } from '../../../test-support/logger.ts';
-import { type AgentOptions, MAX_ITERATIONS_TEXT, runAgent } from '../src/agent/index.ts';
 import {
   passthrough,
   type Script,
@@ -17,7 +14,10 @@ import {
   text,
   toolTurnsScript,
   toolUse,
-} from '../src/model/scripted-server.ts';
+} from '@toolq/scripted-model';
+import { describe, expect, it } from 'vitest';
+import { testLogger } from '../../../test-support/logger.ts';
+import { type AgentOptions, MAX_ITERATIONS_TEXT, runAgent } from '../src/agent/index.ts';
 import { useAgentHarness } from './agent-harness.ts';
 
 const harness = useAgentHarness();

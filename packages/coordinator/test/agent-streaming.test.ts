@@ -4,11 +4,11 @@
  * per-block batches, cancellation, listener errors, token metrics.
  */
 import type Anthropic from '@anthropic-ai/sdk';
+import { type Script, text, toolTurnsScript, toolUse } from '@toolq/scripted-model';
 import { ToolqError } from '@toolq/shared';
 import { describe, expect, it } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type AgentEvent, type AgentOptions, runAgent } from '../src/agent/index.ts';
-import { type Script, text, toolTurnsScript, toolUse } from '../src/model/scripted-server.ts';
 import { useAgentHarness } from './agent-harness.ts';
 
 const harness = useAgentHarness();

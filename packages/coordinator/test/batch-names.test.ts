@@ -5,10 +5,10 @@
  */
 import { createKeys, createRedis, type Redis, readBatchOwner } from '@toolq/shared';
 import { startWorker, type ToolqWorker } from '@toolq/worker';
+import diagnostics from '@toolq/worker/diagnostics';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
-import diagnostics from '../../worker/src/tools/diagnostics.ts';
 import { Dispatcher } from '../src/index.ts';
 
 let server: RedisServer;

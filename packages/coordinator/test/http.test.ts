@@ -1,12 +1,13 @@
+import { startScriptedModel, toolTurnsScript } from '@toolq/scripted-model';
 import { startWorker, type ToolqWorker } from '@toolq/worker';
+import diagnostics from '@toolq/worker/diagnostics';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
-import diagnostics from '../../worker/src/tools/diagnostics.ts';
 import { buildHttpServer, listen } from '../src/http/server.ts';
 import { Dispatcher } from '../src/index.ts';
-import { startScriptedModel, toolTurnsScript } from '../src/model/scripted-server.ts';
+import { RunService } from '../src/runs/run-service.ts';
 
 const TOKEN = 'test-token-0123456789abcdef';
 let server: RedisServer;
@@ -223,10 +224,14 @@ describe('agent runs over HTTP', () => {
     const model = await startScriptedModel(
       toolTurnsScript([{ calls: [{ name: 'diag_echo', input: { value: 'from the run' } }] }]),
     );
-    const app = buildHttpServer({
+    const runs = new RunService({
+      redisUrl: server.url,
       dispatcher,
+      logger: testLogger(),
       model: { apiKey: 'test', baseURL: model.url, defaultModel: 'claude-sonnet-4-6' },
     });
+    await runs.start();
+    const app = buildHttpServer({ dispatcher, runs });
     const url = await listen(app, { host: '127.0.0.1', port: 0 });
     try {
       const started = await fetch(`${url}/v1/runs`, {
@@ -247,7 +252,7 @@ describe('agent runs over HTTP', () => {
       expect(run.result?.status).toBe('end_turn');
       expect(run.result?.calls.map((c) => c.name)).toEqual(['diag_echo']);
       expect(run.result?.text).toContain('from the run');
-      expect((await fetch(`${url}/v1/runs/nope`)).status).toBe(404);
+      expect((await fetch(`${url}/v1/runs/run_000000000000000000000000`)).status).toBe(404);
       const bad = await fetch(`${url}/v1/runs`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
@@ -259,17 +264,29 @@ describe('agent runs over HTTP', () => {
       );
     } finally {
       await app.close();
+      await runs.close();
       await model.close();
     }
   });
 
   it('answers 503 when no model is configured', async () => {
-    const res = await fetch(`${open.url}/v1/runs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ prompt: 'hi' }),
-    });
-    expect(res.status).toBe(503);
-    expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/ANTHROPIC_API_KEY/);
+    const runs = new RunService({ redisUrl: server.url, dispatcher, logger: testLogger() });
+    await runs.start();
+    const app = buildHttpServer({ dispatcher, runs });
+    const url = await listen(app, { host: '127.0.0.1', port: 0 });
+    try {
+      const res = await fetch(`${url}/v1/runs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ prompt: 'hi' }),
+      });
+      expect(res.status).toBe(503);
+      expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(
+        /ANTHROPIC_API_KEY/,
+      );
+    } finally {
+      await app.close();
+      await runs.close();
+    }
   });
 });

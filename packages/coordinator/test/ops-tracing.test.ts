@@ -7,13 +7,13 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { startScriptedModel, toolTurnsScript } from '@toolq/scripted-model';
 import { getTracer, inSpan, recordSpan } from '@toolq/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
 import { startBatchTrace } from '../src/batch-tracing.ts';
-import { startScriptedModel, toolTurnsScript } from '../src/model/scripted-server.ts';
 
 interface OtlpValue {
   stringValue?: string;

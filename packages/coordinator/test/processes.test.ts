@@ -2,6 +2,9 @@
  * The commands as operators run them: `pnpm coordinator` and `pnpm worker --tools diagnostics` as
  * separate processes, and the workers' two-stage shutdown.
  */
+
+import { createKeys, createRedis, readBatchOwner } from '@toolq/shared';
+import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
 import { testLogger } from '../../../test-support/logger.ts';
@@ -53,6 +56,8 @@ async function batch(toolUses: { id: string; name: string; input: unknown }[], t
     stats: { wall_ms: number; calls: { worker?: string; outcome: string }[] };
   };
 }
+
+const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const sleeps = (n: number, ms: number) =>
   Array.from({ length: n }, (_, i) => ({ id: `t${i}`, name: 'diag_sleep', input: { ms } }));
@@ -243,16 +248,32 @@ describe('a coordinator killed mid-batch', () => {
 describe('a coordinator paused mid-batch (SIGSTOP: a long GC pause, CPU starvation)', () => {
   it('answers results written before their deadlines as results, not timeouts', async () => {
     await withOwnCoordinator({}, async (own) => {
-      const request = postBatch(own.url, { tool_uses: sleeps(5, 300), timeout_ms: 1_500 });
-      await new Promise((resolve) => setTimeout(resolve, 150));
-      own.child.kill('SIGSTOP');
-      // The workers write every result at ~300 ms; the deadlines (1.5 s) pass while it is stopped.
-      await new Promise((resolve) => setTimeout(resolve, 2_500));
-      own.child.kill('SIGCONT');
-      const res = await request;
-      expect(res.status).toBe(200);
-      const body = (await res.json()) as { tool_results: { content: string; is_error?: true }[] };
-      expect(body.tool_results.map((r) => r.content)).toEqual(Array(5).fill('{"slept_ms":300}'));
+      const redis = createRedis(server.url);
+      const queue = new Queue('{default}', { connection: redis, prefix: 'toolq' });
+      try {
+        const started = Date.now();
+        const request = postBatch(own.url, {
+          batch_id: 'paused-1',
+          tool_uses: sleeps(5, 500),
+          timeout_ms: 3_000,
+        });
+        // Stopped once its job runs on the worker, before any result can have been read.
+        while ((await queue.getJobCounts('active')).active === 0) await wait(10);
+        own.child.kill('SIGSTOP');
+        const owner = await readBatchOwner(redis, createKeys('toolq').batchName('default', 'paused-1'));
+        const record = createKeys('toolq').batch(owner?.coordinatorId ?? '', owner?.uid ?? '');
+        while ((await redis.hlen(record)) < 6) await wait(50); // meta + five results
+        await wait(Math.max(0, started + 3_500 - Date.now())); // every deadline passes while stopped
+        own.child.kill('SIGCONT');
+        const res = await request;
+        expect(res.status).toBe(200);
+        const body = (await res.json()) as { tool_results: { content: string; is_error?: true }[] };
+        expect(body.tool_results.map((r) => r.content)).toEqual(Array(5).fill('{"slept_ms":500}'));
+      } finally {
+        own.child.kill('SIGCONT');
+        await queue.close();
+        redis.disconnect();
+      }
     });
   });
 });

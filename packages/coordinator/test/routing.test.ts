@@ -4,12 +4,12 @@
  */
 import { createRedis, type Redis } from '@toolq/shared';
 import { startWorker, type ToolqWorker } from '@toolq/worker';
+import diagnostics from '@toolq/worker/diagnostics';
 import { Job, Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import testTools from '../../../test-support/test-tools.ts';
-import diagnostics from '../../worker/src/tools/diagnostics.ts';
 import { Dispatcher } from '../src/index.ts';
 
 let server: RedisServer;

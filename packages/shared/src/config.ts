@@ -1,8 +1,9 @@
 /**
- * Configuration from the environment, parsed once, in one place. Every default is here.
+ * Configuration from the environment, parsed once, in one place. The defaults are in defaults.ts.
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { DEFAULTS } from './defaults.ts';
 import { ToolqError } from './errors.ts';
 import { describeZodIssues } from './result-encoding.ts';
 
@@ -13,37 +14,48 @@ const envSchema = z.object({
   /** Redis to use. Unset: the demo starts a private redis-server; other commands use localhost:6379. */
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
   /** Key prefix of every Redis key. */
-  TOOLQ_PREFIX: keyPart.default('toolq'),
+  TOOLQ_PREFIX: keyPart.default(DEFAULTS.prefix),
   /** Queue (pool) a worker serves. */
-  TOOLQ_POOL: keyPart.default('default'),
+  TOOLQ_POOL: keyPart.default(DEFAULTS.pool),
+  /**
+   * A worker of this pool says: its calls may wait in the queue (within their deadlines) while no
+   * worker is alive, for one to start (KEDA scaling from zero). Default: answered is_error at once.
+   */
+  TOOLQ_WAIT_FOR_WORKERS: z.enum(['true', 'false', '1', '0']).optional(),
   /** Jobs one worker process runs at once. */
-  TOOLQ_CONCURRENCY: intFrom(1, 10_000).default(32),
+  TOOLQ_CONCURRENCY: intFrom(1, 10_000).default(DEFAULTS.concurrency),
   /** Coordinator HTTP listen address. */
-  TOOLQ_HOST: z.string().min(1).default('127.0.0.1'),
-  TOOLQ_PORT: intFrom(0, 65535).default(8080),
+  TOOLQ_HOST: z.string().min(1).default(DEFAULTS.host),
+  TOOLQ_PORT: intFrom(0, 65535).default(DEFAULTS.port),
   /** Worker metrics/health port (0 = any free port). */
-  TOOLQ_METRICS_PORT: intFrom(0, 65535).default(9464),
+  TOOLQ_METRICS_PORT: intFrom(0, 65535).default(DEFAULTS.metricsPort),
   /** Bearer token for the HTTP API. Unset: the API listens on loopback only. */
   TOOLQ_API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** `name:token,...`: one bearer token per app; each app sees only its own runs and batches. */
+  TOOLQ_API_TOKENS: z.string().min(1).optional(),
+  /** How long a run's record and events are kept after its last change. */
+  TOOLQ_RUN_RETENTION_MS: intFrom(1_000, 365 * 24 * 3600_000).default(DEFAULTS.runRetentionMs),
+  /** A run whose coordinator died is taken over by another within this long. */
+  TOOLQ_RUN_TAKEOVER_MS: intFrom(1_500, 3600_000).default(DEFAULTS.runTakeoverMs),
   /** Stable coordinator id, so that a restarted coordinator finds its reply stream again. */
   TOOLQ_COORDINATOR_ID: keyPart.optional(),
   /** Default per-call timeout. */
-  TOOLQ_DEFAULT_TIMEOUT_MS: intFrom(1, 24 * 3600_000).default(30_000),
+  TOOLQ_DEFAULT_TIMEOUT_MS: intFrom(1, 24 * 3600_000).default(DEFAULTS.defaultTimeoutMs),
   /** Largest tool result a worker hands back. */
-  TOOLQ_MAX_RESULT_BYTES: intFrom(1, 100_000_000).default(1_000_000),
+  TOOLQ_MAX_RESULT_BYTES: intFrom(1, 100_000_000).default(DEFAULTS.maxResultBytes),
   /** Largest HTTP request body. */
-  TOOLQ_BODY_LIMIT_BYTES: intFrom(1, 1_000_000_000).default(10 * 1024 * 1024),
+  TOOLQ_BODY_LIMIT_BYTES: intFrom(1, 1_000_000_000).default(DEFAULTS.bodyLimitBytes),
   /**
    * How long a batch's record stays in Redis after the batch was answered (for
-   * GET /v1/tool-batches/:id and collect()). Costs about the results' size plus 200 bytes a call.
+   * GET /v1/tool-batches/:id and collect()). Costs the results' size plus about 650 bytes a call.
    */
-  TOOLQ_BATCH_RETENTION_MS: intFrom(1, 24 * 3600_000).default(120_000),
+  TOOLQ_BATCH_RETENTION_MS: intFrom(1, 24 * 3600_000).default(DEFAULTS.batchRetentionMs),
   /** Most bytes of result content one batch answers with; results past it become errors. */
-  TOOLQ_MAX_BATCH_RESULT_BYTES: intFrom(1, 1_000_000_000).default(16 * 1024 * 1024),
+  TOOLQ_MAX_BATCH_RESULT_BYTES: intFrom(1, 1_000_000_000).default(DEFAULTS.maxBatchResultBytes),
   /** How long a client may take to send a request's headers and body. */
-  TOOLQ_REQUEST_TIMEOUT_MS: intFrom(1_000, 3600_000).default(30_000),
+  TOOLQ_REQUEST_TIMEOUT_MS: intFrom(1_000, 3600_000).default(DEFAULTS.requestTimeoutMs),
   /** How long a graceful shutdown waits for running work before forcing. */
-  TOOLQ_SHUTDOWN_TIMEOUT_MS: intFrom(0, 3600_000).default(10_000),
+  TOOLQ_SHUTDOWN_TIMEOUT_MS: intFrom(0, 3600_000).default(DEFAULTS.shutdownTimeoutMs),
   TOOLQ_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   TOOLQ_MODEL: z.string().min(1).optional(),
   ANTHROPIC_API_KEY: z.string().min(1).optional(),
@@ -60,11 +72,16 @@ export interface ToolqConfig {
   redisUrl: string | undefined;
   prefix: string;
   pool: string;
+  waitForWorkers: boolean;
   concurrency: number;
   host: string;
   port: number;
   metricsPort: number;
   apiToken: string | undefined;
+  /** App name → token, from TOOLQ_API_TOKENS (empty when unset). */
+  apiTokens: Map<string, string>;
+  runRetentionMs: number;
+  runTakeoverMs: number;
   coordinatorId: string;
   defaultTimeoutMs: number;
   maxResultBytes: number;
@@ -98,11 +115,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolqConfig {
     redisUrl: e.REDIS_URL,
     prefix: e.TOOLQ_PREFIX,
     pool: e.TOOLQ_POOL,
+    waitForWorkers: e.TOOLQ_WAIT_FOR_WORKERS === 'true' || e.TOOLQ_WAIT_FOR_WORKERS === '1',
     concurrency: e.TOOLQ_CONCURRENCY,
     host: e.TOOLQ_HOST,
     port: e.TOOLQ_PORT,
     metricsPort: e.TOOLQ_METRICS_PORT,
     apiToken: e.TOOLQ_API_TOKEN,
+    apiTokens: parseApiTokens(e.TOOLQ_API_TOKENS, e.TOOLQ_API_TOKEN),
+    runRetentionMs: e.TOOLQ_RUN_RETENTION_MS,
+    runTakeoverMs: e.TOOLQ_RUN_TAKEOVER_MS,
     coordinatorId: e.TOOLQ_COORDINATOR_ID ?? defaultCoordinatorId(),
     defaultTimeoutMs: e.TOOLQ_DEFAULT_TIMEOUT_MS,
     maxResultBytes: e.TOOLQ_MAX_RESULT_BYTES,
@@ -125,4 +146,34 @@ export function defaultCoordinatorId(): string {
     .replace(/[^A-Za-z0-9_.-]/g, '-')
     .slice(0, 40);
   return `${host}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+const APP_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/**
+ * `name:token,...`. Messages name the entry by position and app, never the token: configuration
+ * errors end up in logs. The single TOOLQ_API_TOKEN is the app `default`, so no entry may take it.
+ */
+export function parseApiTokens(raw: string | undefined, single?: string): Map<string, string> {
+  const tokens = new Map<string, string>();
+  if (raw === undefined) return tokens;
+  const fail = (why: string) => {
+    throw new ToolqError('CONFIG_INVALID', `invalid environment: TOOLQ_API_TOKENS: ${why}`);
+  };
+  const seen = new Set(single === undefined ? [] : [single]);
+  raw.split(',').forEach((entry, i) => {
+    const at = entry.indexOf(':');
+    const name = entry.slice(0, Math.max(0, at)).trim();
+    const token = entry.slice(at + 1).trim();
+    if (at < 0) fail(`entry ${i + 1} is not name:token`);
+    if (!APP_NAME.test(name)) fail(`entry ${i + 1}: the app name must be 1-64 letters, digits, _ . -`);
+    if (name === 'default' && single !== undefined)
+      fail(`entry ${i + 1}: "default" is the app of TOOLQ_API_TOKEN; use another name`);
+    if (tokens.has(name)) fail(`entry ${i + 1}: app ${name} is named twice`);
+    if (token.length < 16) fail(`entry ${i + 1} (app ${name}): the token must be at least 16 characters`);
+    if (seen.has(token)) fail(`entry ${i + 1} (app ${name}): the token is used by another app`);
+    seen.add(token);
+    tokens.set(name, token);
+  });
+  return tokens;
 }

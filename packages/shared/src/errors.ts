@@ -22,7 +22,13 @@ export type ToolqErrorCode =
   | 'UNAUTHORIZED'
   | 'BODY_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  /** A run's lease passed to another coordinator: this one must stop writing into it. */
+  | 'LEASE_LOST'
+  /** An Idempotency-Key reused with a different request. */
+  | 'IDEMPOTENCY_CONFLICT'
+  /** A finished run cannot be cancelled. */
+  | 'RUN_FINISHED';
 
 export class ToolqError extends Error {
   override name = 'ToolqError';

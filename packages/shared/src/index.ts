@@ -12,7 +12,7 @@ export {
   type ToolCallStats,
 } from './call-log.ts';
 export { type CancelMessage, cancelMessageSchema, parseCancelMessage, publishCancel } from './cancel.ts';
-export { defaultCoordinatorId, loadConfig, type ToolqConfig } from './config.ts';
+export { defaultCoordinatorId, loadConfig, parseApiTokens, type ToolqConfig } from './config.ts';
 export {
   type CallResult,
   CONTRACT_VERSION,
@@ -37,6 +37,7 @@ export {
   type WorkerInfo,
   workerInfoSchema,
 } from './contract.ts';
+export { DEFAULTS } from './defaults.ts';
 export {
   coerceError,
   describeStartupError,
@@ -117,9 +118,12 @@ export {
 } from './tracing.ts';
 export {
   HEARTBEAT_INTERVAL_MS,
+  publishPoolMode,
   publishWorker,
+  readWaitingPools,
   readWorkers,
   unpublishWorker,
+  type WaitingPool,
   WORKER_STALE_AFTER_MS,
   type WorkerSnapshot,
 } from './worker-registry.ts';

@@ -14,6 +14,8 @@ export interface Keys {
   replyStream(coordinatorId: string): string;
   /** Hash: worker id → WorkerInfo JSON. */
   workers(): string;
+  /** Hash: pool → WaitingPool JSON, for pools whose calls wait for a worker to start. */
+  waitingPools(): string;
   /** Pub/sub channel for cross-process cancellation of running calls. */
   cancelChannel(): string;
 }
@@ -38,6 +40,7 @@ export function createKeys(prefix: string): Keys {
     batchName: (app, batchId) => `${prefix}:batch-name:${app}:${batchId}`,
     replyStream: (coordinatorId) => `${prefix}:{c.${coordinatorId}}:replies`,
     workers: () => `${prefix}:workers`,
+    waitingPools: () => `${prefix}:waiting-pools`,
     cancelChannel: () => `${prefix}:cancel`,
   };
 }

@@ -2,10 +2,12 @@
  * How a call's outcome becomes `tool_result` content: promise 2 of the design, in one place, so the
  * worker, the coordinator and the HTTP API all say exactly the same thing to the model.
  */
+
 import type { z } from 'zod';
 import { contentBlockSchema, type ToolContentBlock } from './contract.ts';
+import { DEFAULTS } from './defaults.ts';
 
-export const DEFAULT_MAX_RESULT_BYTES = 1_000_000;
+export const DEFAULT_MAX_RESULT_BYTES: number = DEFAULTS.maxResultBytes;
 
 export const messages = {
   error: (message: string) => `Error: ${message}`,

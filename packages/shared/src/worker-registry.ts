@@ -4,7 +4,8 @@
  * without anyone cleaning up after it.
  */
 import type { Redis } from 'ioredis';
-import { type WorkerInfo, workerInfoSchema } from './contract.ts';
+import { z } from 'zod';
+import { type ToolSpec, toolSpecSchema, type WorkerInfo, workerInfoSchema } from './contract.ts';
 import { parseJsonAs } from './json.ts';
 import type { Keys } from './keys.ts';
 
@@ -47,4 +48,42 @@ export async function readWorkers(redis: Redis, keys: Keys, now = Date.now()): P
   }
   if (prune.length > 0) await redis.hdel(keys.workers(), ...prune);
   return { live, stale };
+}
+
+/**
+ * A pool whose workers may all be gone (scaled to zero) while its calls wait in the queue for one
+ * to start: its tools are remembered here, without expiry, by the workers that serve it.
+ */
+export const waitingPoolSchema = z.object({
+  pool: z.string(),
+  tools: z.array(toolSpecSchema),
+  updatedAt: z.number(),
+});
+export type WaitingPool = z.infer<typeof waitingPoolSchema>;
+
+/** A worker of a waiting pool adds its tools to the pool's entry; others remove the entry. */
+export async function publishPoolMode(
+  redis: Redis,
+  keys: Keys,
+  pool: string,
+  waitForWorkers: boolean,
+  tools: readonly ToolSpec[],
+): Promise<void> {
+  if (!waitForWorkers) {
+    await redis.hdel(keys.waitingPools(), pool);
+    return;
+  }
+  const existing = parseJsonAs(waitingPoolSchema, (await redis.hget(keys.waitingPools(), pool)) ?? '');
+  const byName = new Map((existing?.tools ?? []).map((t) => [t.name, t] as const));
+  for (const tool of tools) byName.set(tool.name, tool);
+  const entry: WaitingPool = { pool, tools: [...byName.values()], updatedAt: Date.now() };
+  await redis.hset(keys.waitingPools(), pool, JSON.stringify(entry));
+}
+
+export async function readWaitingPools(redis: Redis, keys: Keys): Promise<WaitingPool[]> {
+  const all = await redis.hgetall(keys.waitingPools());
+  return Object.values(all).flatMap((raw) => {
+    const entry = parseJsonAs(waitingPoolSchema, raw);
+    return entry ? [entry] : [];
+  });
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { createLogger, describeStartupError, loadConfig, startTracing } from '@toolq/shared';
+import { createLogger, DEFAULTS, describeStartupError, loadConfig, startTracing } from '@toolq/shared';
 /**
  * `toolq-worker` / `pnpm worker`: serve a tool module on a pool. The only place in this package that
  * touches `process`: signals, exit codes, the environment.
@@ -23,23 +23,27 @@ const program = new Command('toolq-worker')
     '-t, --tools <module>',
     `tools to serve: ${BUILT_IN_TOOL_MODULES.join(', ')}, or a module path whose default export is an array of tools`,
   )
-  .option('-p, --pool <name>', 'queue (pool) to serve [env TOOLQ_POOL, default "default"]')
+  .option('-p, --pool <name>', `queue (pool) to serve [env TOOLQ_POOL, default "${DEFAULTS.pool}"]`)
   .option(
     '-c, --concurrency <n>',
-    'calls run at once [env TOOLQ_CONCURRENCY, default 32]',
+    `BullMQ jobs run at once, per queue consumed [env TOOLQ_CONCURRENCY, default ${DEFAULTS.concurrency}]`,
     positiveInt('concurrency'),
   )
   .option(
     '--metrics-port <port>',
-    'port of /metrics, /healthz, /readyz; 0 = any [env TOOLQ_METRICS_PORT, default 9464]',
+    `port of /metrics, /healthz, /readyz; 0 = any [env TOOLQ_METRICS_PORT, default ${DEFAULTS.metricsPort}]`,
     positiveInt('metrics port'),
   )
   .option(
     '--metrics-host <host>',
     'address the metrics server binds; the default serves every interface, for Prometheus on another machine',
-    '0.0.0.0',
+    DEFAULTS.metricsHost,
   )
   .option('--no-metrics', 'do not start the metrics/health server')
+  .option(
+    '--wait-for-workers',
+    'this pool may scale to zero: its calls wait in the queue for a worker instead of failing at once [env TOOLQ_WAIT_FOR_WORKERS]',
+  )
   .addHelpText(
     'after',
     '\nEnvironment: REDIS_URL, TOOLQ_PREFIX, TOOLQ_POOL, TOOLQ_CONCURRENCY, TOOLQ_METRICS_PORT,\n' +
@@ -57,6 +61,7 @@ async function main(): Promise<void> {
     metricsPort?: number;
     metricsHost: string;
     metrics: boolean;
+    waitForWorkers?: boolean;
   }>();
   const config = loadConfig();
   const logger = createLogger({ name: 'toolq-worker', level: config.logLevel });
@@ -69,6 +74,7 @@ async function main(): Promise<void> {
     redisUrl: config.redisUrl,
     prefix: config.prefix,
     pool: flags.pool ?? config.pool,
+    waitForWorkers: flags.waitForWorkers ?? config.waitForWorkers,
     concurrency: flags.concurrency ?? config.concurrency,
     defaultTimeoutMs: config.defaultTimeoutMs,
     maxResultBytes: config.maxResultBytes,

@@ -1,4 +1,3 @@
 export { startHealthServer } from './health-server.ts';
 export { BUILT_IN_TOOL_MODULES, loadToolModule } from './tool-modules.ts';
-export { diagCrash, diagEcho, diagFail, diagSleep } from './tools/diagnostics.ts';
 export { startWorker, type ToolqWorker, type WorkerOptions } from './worker.ts';

@@ -8,7 +8,6 @@ import { type AnyTool, ToolqError } from '@toolq/shared';
 
 const BUILT_IN: Record<string, () => Promise<{ default: AnyTool[] }>> = {
   diagnostics: () => import('./tools/diagnostics.ts'),
-  demo: () => import('./tools/demo.ts'),
 };
 
 export const BUILT_IN_TOOL_MODULES = Object.keys(BUILT_IN);

@@ -14,6 +14,7 @@ import {
   createRedis,
   createRegistry,
   createWorkerMetrics,
+  DEFAULTS,
   inputJsonSchema,
   isCallStillWanted,
   type JobChunk,
@@ -24,6 +25,7 @@ import {
   laneOf,
   messages,
   type ParsedJobData,
+  publishPoolMode,
   type Registry,
   readWorkers,
   ToolqError,
@@ -45,7 +47,13 @@ export interface WorkerOptions {
   prefix?: string;
   /** Queue (pool) to serve. Default `default`. */
   pool?: string;
-  /** Calls run at once. Default 32. */
+  /**
+   * Calls for this pool's tools wait in the queue (within their deadlines) when no worker is alive,
+   * for one to start, instead of being answered is_error at once: for pools scaled to zero.
+   * Default false.
+   */
+  waitForWorkers?: boolean;
+  /** BullMQ jobs run at once, per queue consumed (the pool's and the lane). Default 32. */
   concurrency?: number;
   /** Timeout of a tool that declares none. Default 30 000 ms. */
   defaultTimeoutMs?: number;
@@ -95,17 +103,17 @@ class ShutdownAbort extends Error {
 }
 
 export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> {
-  const pool = options.pool ?? 'default';
-  const keys = createKeys(options.prefix ?? 'toolq');
+  const pool = options.pool ?? DEFAULTS.pool;
+  const keys = createKeys(options.prefix ?? DEFAULTS.prefix);
   const queueName = keys.queueName(pool);
   const id = options.id ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const logger = (options.logger ?? createLogger({ name: 'toolq-worker' })).child({ worker: id, pool });
   const registry = options.registry ?? createRegistry({ labels: { component: 'worker' } });
   const metrics = createWorkerMetrics(registry);
-  const defaultTimeoutMs = options.defaultTimeoutMs ?? 30_000;
-  const maxResultBytes = options.maxResultBytes ?? 1_000_000;
-  const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
-  const concurrency = options.concurrency ?? 32;
+  const defaultTimeoutMs = options.defaultTimeoutMs ?? DEFAULTS.defaultTimeoutMs;
+  const maxResultBytes = options.maxResultBytes ?? DEFAULTS.maxResultBytes;
+  const shutdownTimeoutMs = options.shutdownTimeoutMs ?? DEFAULTS.shutdownTimeoutMs;
+  const concurrency = options.concurrency ?? DEFAULTS.concurrency;
 
   const tools = new Map<string, AnyTool>();
   for (const tool of options.tools) {
@@ -142,7 +150,16 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     const chunk = jobChunkSchema.safeParse(job.data);
     const calls: unknown[] = chunk.success ? chunk.data.chunk : [job.data];
     // allSettled: a malformed call fails the job only once every other call has reported.
-    const settled = await Promise.allSettled(calls.map((raw) => processCall(job, raw, signal)));
+    // One listener on BullMQ's signal for the whole job: a chunk's 16 calls each listening would
+    // trip Node's MaxListenersExceededWarning.
+    const callControllers = new Set<AbortController>();
+    const onBullAbort = () => {
+      for (const c of callControllers) c.abort(signal?.reason ?? new Error('cancelled by BullMQ'));
+    };
+    signal?.addEventListener('abort', onBullAbort, { once: true });
+    const settled = await Promise.allSettled(
+      calls.map((raw) => processCall(job, raw, callControllers)),
+    ).finally(() => signal?.removeEventListener('abort', onBullAbort));
     const outcomes = settled.map((s) => {
       if (s.status === 'rejected') throw s.reason;
       return s.value;
@@ -166,7 +183,8 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
   const processCall = async (
     job: Job<JobData | JobChunk, JobReturn>,
     raw: unknown,
-    signal?: AbortSignal,
+    /** The job's calls' controllers, aborted together when BullMQ aborts the job. */
+    jobCalls: Set<AbortController>,
   ): Promise<CallResult | undefined | typeof GIVEN_BACK | typeof NOT_SERVED> => {
     const parsed = jobDataSchema.safeParse(raw);
     if (!parsed.success) {
@@ -190,8 +208,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
       return NOT_SERVED;
     }
     const controller = new AbortController();
-    const onBullAbort = () => controller.abort(signal?.reason ?? new Error('cancelled by BullMQ'));
-    signal?.addEventListener('abort', onBullAbort, { once: true });
+    jobCalls.add(controller);
     const forget = running.add(data.reply?.batchId ?? String(job.id), data.reply?.index ?? 0, controller);
     try {
       metrics.queueWait.observe({ pool }, Math.max(0, Date.now() - data.enqueuedAt) / 1000);
@@ -221,7 +238,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
       return data.reply ? undefined : result;
     } finally {
       forget();
-      signal?.removeEventListener('abort', onBullAbort);
+      jobCalls.delete(controller);
     }
   };
 
@@ -277,6 +294,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     ...consumers.map((c) => c.waitUntilReady()),
     listenForCancels({ subscriber, channel: keys.cancelChannel(), running, logger }),
   ]);
+  await publishPoolMode(redis, keys, pool, options.waitForWorkers ?? false, specs);
   const heartbeat = await startHeartbeat({
     redis,
     keys,

@@ -23,7 +23,7 @@ describe('loadToolModule', () => {
 
   it('explains what is wrong with a missing or malformed module', async () => {
     await expect(loadToolModule('./nowhere.ts')).rejects.toThrow(
-      /cannot load tool module "\.\/nowhere\.ts".*Use one of diagnostics, demo/,
+      /cannot load tool module "\.\/nowhere\.ts".*Use one of diagnostics or a path to a module/,
     );
     const dir = mkdtempSync(join(tmpdir(), 'toolq-mod-'));
     const file = join(dir, 'bad.mjs');

@@ -8,11 +8,12 @@ import { inSpan, ToolqError } from '@toolq/shared';
 import { ADVISOR_BETA, modelError, serverToolCalls } from './advisor.ts';
 import { requestTurn, type TurnParams, type TurnResponse } from './model-turn.ts';
 import { MAX_ITERATIONS_TEXT, type ResolvedOptions, resolveOptions } from './options.ts';
-import { runStats } from './performance.ts';
-import { decide, textOf } from './stop-reasons.ts';
+import { runStats } from './run-stats.ts';
+import { type Decision, decide, textOf } from './stop-reasons.ts';
 import { TurnDispatch, type TurnToolResults } from './streaming-dispatch.ts';
 import { buildToolsParam } from './tools-param.ts';
 import type {
+  AgentCheckpoint,
   AgentOptions,
   AgentResult,
   AgentStatus,
@@ -21,6 +22,7 @@ import type {
   BetaToolUnion,
   IterationAction,
   IterationStats,
+  PendingTurn,
   ToolCallRecord,
 } from './types.ts';
 import { UsageTracker } from './usage.ts';
@@ -42,15 +44,30 @@ export function runAgent(options: AgentOptions): Promise<AgentResult> {
 
 async function runAgentLoop(options: AgentOptions): Promise<AgentResult> {
   const o = resolveOptions(options);
-  const startedAt = Date.now();
+  const persistence = options.persistence;
+  // A resumed run carries on from its last saved step: nothing saved is asked or run again.
+  const saved = persistence?.checkpoint ? structuredClone(persistence.checkpoint) : undefined;
+  const startedAt = saved?.startedAt ?? Date.now();
   const tools = await buildToolsParam(options.dispatcher, o);
-  const usage = new UsageTracker(options.dispatcher.metrics);
-  const messages = o.messages;
-  const iterations: IterationStats[] = [];
-  const calls: ToolCallRecord[] = [];
+  const usage = new UsageTracker(options.dispatcher.metrics, saved?.usage);
+  const messages = saved?.messages ?? o.messages;
+  const iterations: IterationStats[] = saved?.iterations ?? [];
+  const calls: ToolCallRecord[] = saved?.calls ?? [];
   const signal = o.signal ?? new AbortController().signal;
-  let maxTokens = o.maxTokens;
-  let finalMessage: BetaMessage | undefined;
+  let maxTokens = saved?.maxTokens ?? o.maxTokens;
+  let finalMessage: BetaMessage | undefined = saved?.pending?.message ?? saved?.finalMessage;
+  let resumed = saved?.pending;
+  const checkpoint = (iteration: number, pending?: PendingTurn): AgentCheckpoint => ({
+    startedAt,
+    iteration,
+    messages,
+    iterations,
+    calls,
+    usage: usage.report(),
+    maxTokens,
+    ...(finalMessage ? { finalMessage } : {}),
+    ...(pending ? { pending } : {}),
+  });
 
   const result = (status: AgentStatus, text: string): AgentResult => ({
     status,
@@ -67,7 +84,7 @@ async function runAgentLoop(options: AgentOptions): Promise<AgentResult> {
     ...(o.advisor ? { advisorModel: o.advisor.model } : {}),
   });
 
-  for (let iteration = 1; iteration <= o.maxIterations; iteration++) {
+  for (let iteration = (saved?.iteration ?? 0) + 1; iteration <= o.maxIterations; iteration++) {
     throwIfCancelled(signal);
     const turn = new TurnDispatch({
       dispatcher: options.dispatcher,
@@ -76,47 +93,79 @@ async function runAgentLoop(options: AgentOptions): Promise<AgentResult> {
       dispatch: o.dispatch,
       signal,
       emit: o.emit,
+      ...(persistence ? { batchId: (n: number) => persistence.batchId(iteration, n) } : {}),
+      ...(persistence?.app === undefined ? {} : { app: persistence.app }),
     });
-    o.emit({
-      type: 'model_request',
-      iteration,
-      atMs: Date.now() - startedAt,
-      model: o.model,
-      stream: o.stream,
-      maxTokens,
-    });
-    const response = await inSpan(
-      'toolq.model.turn',
-      { 'gen_ai.system': 'anthropic', 'gen_ai.request.model': o.model, 'toolq.agent.iteration': iteration },
-      () => modelTurn(o, turn, { params: params(o, tools, messages, maxTokens), signal }),
-      (r) => ({
-        'gen_ai.response.finish_reasons': [r.message.stop_reason ?? 'none'],
-        'gen_ai.usage.input_tokens': r.message.usage.input_tokens,
-        'gen_ai.usage.output_tokens': r.message.usage.output_tokens,
-      }),
-    );
-    const message = response.message;
-    finalMessage = message;
-    const turnUsage = usage.add(message);
-    for (const call of serverToolCalls(message)) {
-      o.emit({ type: 'server_tool', iteration, atMs: response.endedAt - startedAt, ...call });
+    let response: TurnResponse;
+    let turnUsage: IterationStats['usage'];
+    let decision: Decision;
+    if (resumed) {
+      // The response was saved: its calls are collected (or sent, if they never were), not asked for again.
+      response = { ...resumed, incompleteToolUses: new Set() };
+      turnUsage = resumed.usage;
+      decision = { kind: 'tools', toolUses: resumed.toolUses };
+      turn.resume(resumed.toolUses, resumed.refs);
+      resumed = undefined;
+    } else {
+      const request = {
+        type: 'model_request' as const,
+        iteration,
+        atMs: Date.now() - startedAt,
+        model: o.model,
+        stream: o.stream,
+        maxTokens,
+      };
+      o.emit(request);
+      await persistence?.beforeModelRequest(request);
+      response = await inSpan(
+        'toolq.model.turn',
+        { 'gen_ai.system': 'anthropic', 'gen_ai.request.model': o.model, 'toolq.agent.iteration': iteration },
+        () => modelTurn(o, turn, { params: params(o, tools, messages, maxTokens), signal }),
+        (r) => ({
+          'gen_ai.response.finish_reasons': [r.message.stop_reason ?? 'none'],
+          'gen_ai.usage.input_tokens': r.message.usage.input_tokens,
+          'gen_ai.usage.output_tokens': r.message.usage.output_tokens,
+        }),
+      );
+      finalMessage = response.message;
+      turnUsage = usage.add(response.message);
+      for (const call of serverToolCalls(response.message)) {
+        o.emit({ type: 'server_tool', iteration, atMs: response.endedAt - startedAt, ...call });
+      }
+      decision = decide(response.message, response.incompleteToolUses, {
+        maxTokens,
+        maxTokensCeiling: o.maxTokensCeiling,
+      });
+      o.emit({
+        type: 'model_response',
+        iteration,
+        atMs: response.endedAt - startedAt,
+        stopReason: response.message.stop_reason,
+        modelMs: response.endedAt - response.startedAt,
+        ...(response.firstByteAt === undefined
+          ? {}
+          : { firstByteMs: response.firstByteAt - response.startedAt }),
+        toolUses: decision.kind === 'tools' ? decision.toolUses.length : 0,
+        usage: turnUsage,
+      });
+      if (persistence && decision.kind === 'tools') {
+        // Saved before the rest of the calls go out: a successor then knows every batch to collect.
+        const refs = turn.plan(decision.toolUses);
+        await persistence.save(
+          checkpoint(iteration - 1, {
+            iteration,
+            message: response.message,
+            startedAt: response.startedAt,
+            ...(response.firstByteAt === undefined ? {} : { firstByteAt: response.firstByteAt }),
+            endedAt: response.endedAt,
+            usage: turnUsage,
+            toolUses: decision.toolUses,
+            refs,
+          }),
+        );
+      }
     }
-    const decision = decide(message, response.incompleteToolUses, {
-      maxTokens,
-      maxTokensCeiling: o.maxTokensCeiling,
-    });
-    o.emit({
-      type: 'model_response',
-      iteration,
-      atMs: response.endedAt - startedAt,
-      stopReason: message.stop_reason,
-      modelMs: response.endedAt - response.startedAt,
-      ...(response.firstByteAt === undefined
-        ? {}
-        : { firstByteMs: response.firstByteAt - response.startedAt }),
-      toolUses: decision.kind === 'tools' ? decision.toolUses.length : 0,
-      usage: turnUsage,
-    });
+    const message = response.message;
 
     let settled: TurnToolResults | undefined;
     const stats = (action: IterationAction) =>
@@ -133,18 +182,21 @@ async function runAgentLoop(options: AgentOptions): Promise<AgentResult> {
         const content = settled.toolResults as Anthropic.Beta.BetaToolResultBlockParam[];
         messages.push({ role: 'user', content });
         iterations.push(stats('tools'));
+        await persistence?.save(checkpoint(iteration));
         continue;
       }
       case 'continue':
         await dropTurn(turn, 'the model paused its turn without calling these tools');
         messages.push(assistant(message));
         iterations.push(stats('continue'));
+        await persistence?.save(checkpoint(iteration));
         continue;
       case 'retry':
         await dropTurn(turn, `the response was cut at max_tokens ${maxTokens}; asking again`);
         iterations.push(stats('retry_max_tokens'));
         maxTokens = decision.maxTokens;
         o.emit({ type: 'max_tokens_retry', iteration, atMs: Date.now() - startedAt, maxTokens });
+        await persistence?.save(checkpoint(iteration));
         continue;
       case 'final':
         await dropTurn(turn, `the model ended its turn (${message.stop_reason})`);

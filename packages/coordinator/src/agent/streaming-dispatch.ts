@@ -8,10 +8,10 @@
  * failure cancels every other call of the turn, including calls dispatched after it.
  */
 
-import { firstLineOf, type ToolResultBlock } from '@toolq/shared';
+import { firstLineOf, ToolqError, type ToolResultBlock } from '@toolq/shared';
 import type { BatchResult, CallStats } from '../batch-result.ts';
 import type { DispatchOptions, ToolUse } from '../dispatcher.ts';
-import type { AgentDispatcher, AgentEvent, ToolCallRecord } from './types.ts';
+import type { AgentDispatcher, AgentEvent, BatchRef, ToolCallRecord } from './types.ts';
 
 export interface TurnDispatchOptions {
   dispatcher: AgentDispatcher;
@@ -22,6 +22,10 @@ export interface TurnDispatchOptions {
   /** The run's signal: aborting it cancels every call of the turn. */
   signal?: AbortSignal;
   emit: (event: AgentEvent) => void;
+  /** Durable runs: the id of the turn's n-th batch, so that a successor can collect it. */
+  batchId?: (n: number) => string;
+  /** The app the batches belong to (durable runs: the run's app). */
+  app?: string;
 }
 
 interface Answer {
@@ -44,6 +48,10 @@ export class TurnDispatch {
   private readonly cancel = new AbortController();
   private readonly signal: AbortSignal;
   private firstDispatchAt: number | undefined;
+  /** Where each call went (only with `batchId`): saved before the calls can be lost. */
+  private readonly refs = new Map<string, BatchRef>();
+  private batches = 0;
+  private planned: { batchId: string; uses: readonly ToolUse[] } | undefined;
 
   constructor(private readonly options: TurnDispatchOptions) {
     this.signal = options.signal ? AbortSignal.any([this.cancel.signal, options.signal]) : this.cancel.signal;
@@ -68,10 +76,72 @@ export class TurnDispatch {
     );
   }
 
+  /**
+   * Names the batch the calls not yet dispatched will go in, without sending it, so that where
+   * every call went can be saved first. Answers the refs of all `order`.
+   */
+  plan(order: readonly ToolUse[]): Record<string, BatchRef> {
+    const fresh = order.filter((u) => !this.answers.has(u.id));
+    if (this.options.batchId && fresh.length > 0) {
+      const batchId = this.options.batchId(this.batches++);
+      this.planned = { batchId, uses: fresh };
+      fresh.forEach((use, index) => {
+        this.refs.set(use.id, { batchId, index });
+      });
+    }
+    const refs: Record<string, BatchRef> = {};
+    for (const use of order) {
+      const ref = this.refs.get(use.id);
+      if (ref) refs[use.id] = ref;
+    }
+    return refs;
+  }
+
+  /**
+   * Takes over the calls of a saved turn: each batch is collected (results already written come
+   * back, calls still running are waited for), and one that was never sent is sent now.
+   */
+  resume(order: readonly ToolUse[], refs: Readonly<Record<string, BatchRef>>): void {
+    const byBatch = new Map<string, ToolUse[]>();
+    for (const use of order) {
+      const ref = refs[use.id];
+      if (!ref) throw new Error(`the saved turn has no batch for tool_use ${use.id}`);
+      const uses = byBatch.get(ref.batchId) ?? [];
+      uses[ref.index] = use;
+      byBatch.set(ref.batchId, uses);
+    }
+    for (const [batchId, uses] of byBatch) {
+      const { dispatcher } = this.options;
+      const app = this.options.app === undefined ? {} : { app: this.options.app };
+      const collected = dispatcher.collect ? dispatcher.collect(batchId, app) : Promise.resolve(undefined);
+      const batch = collected.then((found) => found ?? this.start(uses, false, batchId));
+      uses.forEach((use, index) => {
+        this.track(
+          use,
+          false,
+          batch.then((result) => ({ result, index })),
+        );
+      });
+    }
+  }
+
   /** Dispatches calls together as one batch. */
   addBatch(uses: readonly ToolUse[]): void {
     const fresh = uses.filter((u) => !this.answers.has(u.id));
     if (fresh.length === 0) return;
+    const planned = this.planned;
+    this.planned = undefined;
+    if (planned && sameUses(planned.uses, fresh)) {
+      const batch = this.start(fresh, false, planned.batchId);
+      fresh.forEach((use, index) => {
+        this.track(
+          use,
+          false,
+          batch.then((result) => ({ result, index })),
+        );
+      });
+      return;
+    }
     const batch = this.start(fresh, false);
     fresh.forEach((use, index) => {
       this.track(
@@ -88,13 +158,15 @@ export class TurnDispatch {
   }
 
   async settle(order: readonly { id: string }[]): Promise<TurnToolResults> {
-    const answers = await Promise.all(
+    const all = Promise.all(
       order.map((use) => {
         const answer = this.answers.get(use.id);
         if (!answer) throw new Error(`tool_use ${use.id} was never dispatched`);
         return answer;
       }),
     );
+    // A collected batch (resume) does not listen to the run's signal: a cancelled run stops waiting.
+    const answers = await untilAborted(all, this.options.signal);
     return {
       toolResults: answers.map((a) => a.block),
       calls: answers.map((a) => a.record),
@@ -108,7 +180,13 @@ export class TurnDispatch {
     await Promise.allSettled(this.answers.values());
   }
 
-  private start(uses: readonly ToolUse[], early: boolean): Promise<BatchResult> {
+  private start(uses: readonly ToolUse[], early: boolean, plannedId?: string): Promise<BatchResult> {
+    const batchId = plannedId ?? this.options.batchId?.(this.batches++);
+    if (batchId !== undefined && plannedId === undefined) {
+      uses.forEach((use, index) => {
+        this.refs.set(use.id, { batchId, index });
+      });
+    }
     const now = Date.now();
     this.firstDispatchAt ??= now;
     for (const use of uses) {
@@ -120,9 +198,15 @@ export class TurnDispatch {
         name: use.name,
         input: use.input,
         early,
+        ...(batchId === undefined ? {} : { batchId }),
       });
     }
-    return this.options.dispatcher.dispatch(uses, { ...this.options.dispatch, signal: this.signal });
+    return this.options.dispatcher.dispatch(uses, {
+      ...this.options.dispatch,
+      signal: this.signal,
+      ...(batchId === undefined ? {} : { batchId }),
+      ...(this.options.app === undefined ? {} : { app: this.options.app }),
+    });
   }
 
   private track(
@@ -158,6 +242,32 @@ export class TurnDispatch {
       );
     }
   }
+}
+
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () =>
+      reject(
+        new ToolqError('CANCELLED', `the agent run was cancelled: ${String(signal.reason ?? 'aborted')}`),
+      );
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+function sameUses(a: readonly ToolUse[], b: readonly ToolUse[]): boolean {
+  return a.length === b.length && a.every((use, i) => use.id === b[i]?.id);
 }
 
 function toRecord(

@@ -40,7 +40,7 @@ async function selectCatalogTools(
     await dispatcher.catalog.refresh();
     listed = dispatcher.catalog.list();
   }
-  if (wanted === 'all') return listed.filter((t) => t.liveWorkers > 0);
+  if (wanted === 'all') return listed.filter((t) => t.liveWorkers > 0 || t.waitsForWorkers);
   const absent = missing();
   if (absent.length > 0) {
     throw new ToolqError(

@@ -13,7 +13,9 @@ export type BetaToolUnion = Anthropic.Beta.BetaToolUnion;
 export type BetaStopReason = Anthropic.Beta.BetaStopReason;
 
 /** What the loop needs of a Dispatcher (a real one in production and in tests). */
-export type AgentDispatcher = Pick<Dispatcher, 'dispatch' | 'catalog' | 'metrics'>;
+export type AgentDispatcher = Pick<Dispatcher, 'dispatch' | 'catalog' | 'metrics'> &
+  /** Needed to resume a durable run whose calls another coordinator sent. */
+  Partial<Pick<Dispatcher, 'collect'>>;
 
 export interface AdvisorOptions {
   /** The stronger model the executor consults inside the same API call, e.g. `claude-opus-5-5`. */
@@ -68,6 +70,57 @@ export interface AgentOptions {
   signal?: AbortSignal;
   /** Default: a pino logger named `toolq-agent`. */
   logger?: Logger;
+  /** Makes the run resumable: where to start from, and where to save each step (durable runs). */
+  persistence?: AgentPersistence;
+}
+
+/** Where one tool_use of a turn went: the batch (by id) and its place in it. */
+export interface BatchRef {
+  batchId: string;
+  index: number;
+}
+
+/** A model response whose tool calls were sent but whose results are not saved yet. */
+export interface PendingTurn {
+  iteration: number;
+  message: BetaMessage;
+  /** Epoch ms, as TurnResponse has them. */
+  startedAt: number;
+  firstByteAt?: number;
+  endedAt: number;
+  usage: { executor: TokenCounts; advisor: TokenCounts };
+  toolUses: { id: string; name: string; input: unknown }[];
+  /** By tool_use id: every call's batch, decided before any of them can be lost. */
+  refs: Record<string, BatchRef>;
+}
+
+/** Everything runAgent needs to carry on where it left off; plain JSON. */
+export interface AgentCheckpoint {
+  /** Epoch ms the run first started. */
+  startedAt: number;
+  /** The last iteration whose work is complete in `messages` (0 before the first). */
+  iteration: number;
+  messages: BetaMessageParam[];
+  iterations: IterationStats[];
+  calls: ToolCallRecord[];
+  usage: UsageReport;
+  maxTokens: number;
+  finalMessage?: BetaMessage;
+  pending?: PendingTurn;
+}
+
+/** What a durable run gives the loop. A hook that throws stops the run where it is. */
+export interface AgentPersistence {
+  /** Resume from here instead of from `prompt`/`messages`. */
+  checkpoint?: AgentCheckpoint;
+  /** Awaited before each model request: nothing is sent to the model unless it resolves. */
+  beforeModelRequest(event: Extract<AgentEvent, { type: 'model_request' }>): Promise<void>;
+  /** Awaited after each model response and after each turn's tool results. */
+  save(checkpoint: AgentCheckpoint): Promise<void>;
+  /** The id of the n-th batch (0-based) of an iteration's calls; must be new for every call. */
+  batchId(iteration: number, n: number): string;
+  /** The app the run's batches belong to. Default `default`. */
+  app?: string;
 }
 
 /** How a run ended. */
@@ -205,7 +258,15 @@ export type AgentEvent =
       usage: { executor: TokenCounts; advisor: TokenCounts };
     })
   | (EventBase & { type: 'server_tool'; id: string; name: string })
-  | (EventBase & { type: 'tool_start'; toolUseId: string; name: string; input: unknown; early: boolean })
+  | (EventBase & {
+      type: 'tool_start';
+      toolUseId: string;
+      name: string;
+      input: unknown;
+      early: boolean;
+      /** The batch it went in, when the run names its batches (durable runs). */
+      batchId?: string;
+    })
   | (EventBase & { type: 'tool_finish'; call: ToolCallRecord })
   | (EventBase & { type: 'max_tokens_retry'; maxTokens: number });
 

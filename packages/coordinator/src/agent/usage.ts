@@ -56,7 +56,14 @@ export function usageEntries(message: BetaMessage): Entry[] {
 export class UsageTracker {
   private readonly byKey = new Map<string, ModelUsage>();
 
-  constructor(private readonly metrics?: Pick<CoordinatorMetrics, 'modelTokens'>) {}
+  /** `from`: the usage of a resumed run so far (not counted in the metrics again). */
+  constructor(
+    private readonly metrics?: Pick<CoordinatorMetrics, 'modelTokens'>,
+    from?: UsageReport,
+  ) {
+    for (const entry of from?.byModel ?? [])
+      this.byKey.set(`${entry.role}\u0000${entry.model}`, { ...entry });
+  }
 
   /** Counts one response; returns its usage split by role. */
   add(message: BetaMessage): { executor: TokenCounts; advisor: TokenCounts } {

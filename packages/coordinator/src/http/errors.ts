@@ -28,6 +28,9 @@ export const HTTP_STATUS = {
   BODY_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   INTERNAL: 500,
+  LEASE_LOST: 500,
+  IDEMPOTENCY_CONFLICT: 409,
+  RUN_FINISHED: 409,
 } as const satisfies Record<ToolqErrorCode, number>;
 
 /** Fastify's own errors that a client causes, as toolq codes. */

@@ -2,7 +2,7 @@
  * The coordinator's HTTP API (Fastify): tool batches for apps that do not speak BullMQ, the tool
  * catalog, Prometheus metrics, health and readiness.
  */
-import { describeZodIssues, type Logger, ToolqError } from '@toolq/shared';
+import { DEFAULTS, describeZodIssues, type Logger, ToolqError } from '@toolq/shared';
 import Fastify, { type FastifyInstance } from 'fastify';
 import secureJson from 'secure-json-parse';
 import type { BatchResult } from '../batch-result.ts';
@@ -10,7 +10,7 @@ import type { Dispatcher } from '../dispatcher.ts';
 import { DEFAULT_REPORT_WINDOW, fleetReport } from '../fleet-report.ts';
 import { refreshGauges } from '../queue-gauges.ts';
 import { registerAdmin } from './admin.ts';
-import { assertSafeListen, bearerMatches } from './auth.ts';
+import { AppTokens, appOf, assertSafeListen, registerAuth } from './auth.ts';
 import { toHttpError } from './errors.ts';
 import { JsonShapeScanner } from './json-shape.ts';
 import { type RunsOptions, registerRuns } from './runs.ts';
@@ -18,22 +18,24 @@ import { batchIdSchema, MAX_TOOL_USES_PER_BATCH, toolBatchRequestSchema } from '
 
 export interface HttpServerOptions {
   dispatcher: Dispatcher;
-  /** Bearer token; required for /v1/* when set. Default: none (loopback only). */
+  /** Bearer token (the app `default`); required for /v1/* when set. Default: none (loopback only). */
   apiToken?: string;
+  /** App name → bearer token (TOOLQ_API_TOKENS); each app sees only its own runs and batches. */
+  apiTokens?: ReadonlyMap<string, string>;
   /** Largest request body. Default 10 MiB. */
   bodyLimitBytes?: number;
   /** How long a client may take to send a request's headers and body (slow senders hold sockets). Default 30 s. */
   requestTimeoutMs?: number;
   logger?: Logger;
-  /** The model of agent runs (POST /v1/runs); without it that endpoint answers 503. */
-  model?: RunsOptions['model'];
+  /** Durable agent runs (/v1/runs*); without it those routes answer 503. */
+  runs?: RunsOptions['runs'];
   /** Retries and removals on /admin/queues (TOOLQ_ADMIN_WRITE). Default false: read-only. */
   adminWrite?: boolean;
 }
 
 export const HTTP_DEFAULTS = {
-  bodyLimitBytes: 10 * 1024 * 1024,
-  requestTimeoutMs: 30_000,
+  bodyLimitBytes: DEFAULTS.bodyLimitBytes,
+  requestTimeoutMs: DEFAULTS.requestTimeoutMs,
   /** Deeper bodies are refused before parsing: JSON.stringify and validators recurse. */
   maxBodyDepth: 200,
   /** How long a route waits for Redis before answering 503. */
@@ -43,7 +45,7 @@ export const HTTP_DEFAULTS = {
 const OPEN_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 
 export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
-  const { dispatcher, apiToken } = options;
+  const { dispatcher } = options;
   const requestTimeout = options.requestTimeoutMs ?? HTTP_DEFAULTS.requestTimeoutMs;
   const app = Fastify({
     logger: false,
@@ -93,16 +95,7 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
     throw new ToolqError('NOT_FOUND', `no route ${request.method} ${request.url}`);
   });
 
-  if (apiToken) {
-    app.addHook('onRequest', async (request, reply) => {
-      if (OPEN_PATHS.has(request.url.split('?')[0] ?? '')) return;
-      if (!bearerMatches(request.headers.authorization, apiToken)) {
-        // The body is not read: closing the socket stops a slow sender from holding it.
-        reply.header('www-authenticate', 'Bearer').header('connection', 'close');
-        throw new ToolqError('UNAUTHORIZED', 'missing or wrong bearer token');
-      }
-    });
-  }
+  registerAuth(app, new AppTokens(options), OPEN_PATHS);
 
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_request, reply) => {
@@ -122,11 +115,7 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
 
   registerAdmin(app, { dispatcher, write: options.adminWrite ?? false });
 
-  registerRuns(app, {
-    dispatcher,
-    ...(options.model ? { model: options.model } : {}),
-    ...(options.logger ? { logger: options.logger } : {}),
-  });
+  registerRuns(app, { runs: options.runs, logger: options.logger });
 
   app.get<{ Querystring: { window?: string } }>('/v1/report', async (request) =>
     withinRedis(fleetReport(dispatcher.callLog, request.query.window ?? DEFAULT_REPORT_WINDOW)),
@@ -148,6 +137,8 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
       failurePolicy: body.failure_policy,
       maxRetries: body.max_retries,
       batchId: body.batch_id,
+      // Batch ids are the app's own: another app may use the same id and never sees this batch.
+      app: appOf(request),
       signal: controller.signal,
     });
     return batchResponse(result);
@@ -157,7 +148,10 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
     const id = batchIdSchema.safeParse(request.params.id);
     if (!id.success) throw new ToolqError('INVALID_REQUEST', `batch id: ${describeZodIssues(id.error)}`);
     // Only the lookup waits on Redis here; once found, the batch answers by its own deadlines.
-    const result = await dispatcher.collect(id.data, { lookupTimeoutMs: HTTP_DEFAULTS.redisWaitMs });
+    const result = await dispatcher.collect(id.data, {
+      app: appOf(request),
+      lookupTimeoutMs: HTTP_DEFAULTS.redisWaitMs,
+    });
     if (!result) {
       throw new ToolqError('NOT_FOUND', `no batch ${id.data} is recorded (never dispatched, or expired)`);
     }
@@ -218,8 +212,8 @@ function batchResponse(result: BatchResult) {
 
 export async function listen(
   app: FastifyInstance,
-  options: { host: string; port: number; apiToken?: string },
+  options: { host: string; port: number; apiToken?: string; apiTokens?: ReadonlyMap<string, string> },
 ) {
-  assertSafeListen(options.host, options.apiToken);
+  assertSafeListen(options.host, Boolean(options.apiToken) || (options.apiTokens?.size ?? 0) > 0);
   return app.listen({ host: options.host, port: options.port });
 }

@@ -2,7 +2,7 @@
  * Final answers of the offline model, written from the tool results it received (never canned), so
  * the demo shows data that really came back from the workers, errors included.
  */
-import type { ReceivedToolResult } from '../model/scripted-server.ts';
+import type { ReceivedToolResult } from '@toolq/scripted-model';
 
 export type Fields = Record<string, unknown>;
 

@@ -4,13 +4,7 @@
  * independent calls in one turn; a dependency chain over two turns) and writes its final answer
  * from the tool results it actually received.
  */
-import {
-  type ReceivedToolResult,
-  type Script,
-  text,
-  toolTurnsScript,
-  toolUse,
-} from '../model/scripted-server.ts';
+import { type ReceivedToolResult, type Script, text, toolTurnsScript, toolUse } from '@toolq/scripted-model';
 import { COMPETITORS, competitorsAnswer, parseResult } from './answers.ts';
 
 export const SCENARIO_NAMES = ['competitors', 'city', 'stocks', 'order'] as const;

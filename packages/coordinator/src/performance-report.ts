@@ -1,8 +1,8 @@
 /**
- * The seed's performance report (per tool: calls, average, p95, max; overall success rate) and the
- * run's parallel speed-up, computed from the calls of a run.
+ * The seed's performance report (per tool: calls, average, p95, max; overall success rate), from a
+ * run's calls or the dispatcher's recent calls. Owned by the core and importing nothing of the agent
+ * loop, so that the dispatcher can keep its recent calls without depending on the loop's types.
  */
-import type { IterationStats, RunStats, ToolCallRecord } from './types.ts';
 
 export interface ToolPerformance {
   tool: string;
@@ -22,7 +22,14 @@ export interface PerformanceReport {
 }
 
 /** What the report needs of a call (a run's ToolCallRecord, or the dispatcher's recent calls). */
-export type ReportedCall = Pick<ToolCallRecord, 'name' | 'isError' | 'runMs' | 'latencyMs'>;
+export interface ReportedCall {
+  name: string;
+  isError: boolean;
+  /** Run time on the worker. */
+  runMs?: number;
+  /** Dispatch → answer. */
+  latencyMs: number;
+}
 
 /** A call's own time: its run time on the worker, or how long it took to answer when it never ran. */
 export function callMs(call: ReportedCall): number {
@@ -59,27 +66,7 @@ export function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1] ?? 0;
 }
 
-export function runStats(input: {
-  wallMs: number;
-  iterations: readonly IterationStats[];
-  calls: readonly ToolCallRecord[];
-}): RunStats {
-  const sum = (pick: (it: IterationStats) => number) => input.iterations.reduce((n, it) => n + pick(it), 0);
-  const toolWallMs = sum((it) => it.toolWallMs);
-  const sumToolMs = input.calls.reduce((n, c) => n + callMs(c), 0);
-  return {
-    wallMs: input.wallMs,
-    modelMs: sum((it) => it.modelMs),
-    toolWallMs,
-    toolWaitMs: sum((it) => it.toolWaitMs),
-    toolCalls: input.calls.length,
-    sumToolMs,
-    speedup: toolWallMs > 0 ? round(sumToolMs / toolWallMs, 2) : 1,
-    headStartMs: sum((it) => it.headStartMs),
-  };
-}
-
-function round(n: number, digits = 1): number {
+export function round(n: number, digits = 1): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
 }

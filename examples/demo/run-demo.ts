@@ -3,12 +3,13 @@
  * demo tools, a Dispatcher, the model (the scripted one offline, the real API when a key is set),
  * runAgent, and the report. Everything started here is stopped here, on success, error or abort.
  */
+import { fileURLToPath } from 'node:url';
 import Anthropic from '@anthropic-ai/sdk';
-import { createLogger, loadConfig, ToolqError } from '@toolq/shared';
 import {
   type AgentEvent,
   type AgentStatus,
   DEFAULT_MODEL,
+  Dispatcher,
   type IterationStats,
   type PerformanceReport,
   performanceReport,
@@ -16,11 +17,14 @@ import {
   runAgent,
   type ToolCallRecord,
   type UsageReport,
-} from '../agent/index.ts';
-import { Dispatcher } from '../dispatcher.ts';
-import { startScriptedModel } from '../model/scripted-server.ts';
-import { startPrivateRedis, startWorkerProcess } from './environment.ts';
+} from '@toolq/coordinator';
+import { startScriptedModel } from '@toolq/scripted-model';
+import { createLogger, loadConfig, ToolqError } from '@toolq/shared';
+import { startRedisServer } from '../../test-support/redis-server.ts';
+import { startWorkerProcess } from '../../test-support/worker-process.ts';
 import { SCENARIOS, type ScenarioName } from './scenarios.ts';
+
+const DEMO_TOOLS = fileURLToPath(new URL('./tools.ts', import.meta.url));
 
 export interface DemoOptions {
   /** Default `competitors`. */
@@ -75,20 +79,25 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     let redisUrl = config.redisUrl;
     if (!redisUrl) {
       setup('starting a private redis-server');
-      const redis = await startPrivateRedis();
+      const redis = await startRedisServer();
       stops.push(redis.stop);
       redisUrl = redis.url;
     }
     const count = options.workers ?? 2;
-    setup(`starting ${count} worker processes (--tools demo) on ${redisUrl}`);
+    setup(`starting ${count} worker processes (--tools examples/demo/tools.ts) on ${redisUrl}`);
     // allSettled: a worker that started must be stopped even when its sibling failed to.
     const started = await Promise.allSettled(
       Array.from({ length: count }, () =>
-        startWorkerProcess({ redisUrl: redisUrl as string, prefix: config.prefix, tools: 'demo' }),
+        startWorkerProcess({
+          redisUrl: redisUrl as string,
+          prefix: config.prefix,
+          tools: DEMO_TOOLS,
+          env: { TOOLQ_LOG_LEVEL: process.env.TOOLQ_LOG_LEVEL ?? 'warn' },
+        }),
       ),
     );
     const workers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-    for (const worker of workers) stops.push(worker.stop);
+    for (const worker of workers) stops.push(async () => void (await worker.stop()));
     const failed = started.find((s) => s.status === 'rejected');
     if (failed) throw failed.reason;
     checkpoint();

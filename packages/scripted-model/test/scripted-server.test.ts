@@ -13,7 +13,7 @@ import {
   toolTurnsScript,
   toolUse,
   toolUseIdGenerator,
-} from '../src/model/scripted-server.ts';
+} from '../src/index.ts';
 
 const MODEL = 'claude-sonnet-4-6';
 const TOOLS: Anthropic.Messages.Tool[] = [

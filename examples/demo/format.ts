@@ -2,7 +2,7 @@
  * The demo's human output: a live line per model turn and tool call, then the answer, the parallel
  * speed-up and the seed's performance report.
  */
-import type { AgentEvent, PerformanceReport } from '../agent/index.ts';
+import type { AgentEvent, PerformanceReport } from '@toolq/coordinator';
 import type { DemoReport } from './run-demo.ts';
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2)}s`;

@@ -6,18 +6,17 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import Anthropic from '@anthropic-ai/sdk';
+import { Dispatcher, runAgent } from '@toolq/coordinator';
+import { startScriptedModel } from '@toolq/scripted-model';
 import { ToolqError } from '@toolq/shared';
 import { startWorker, type ToolqWorker } from '@toolq/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
-import demoTools from '../../worker/src/tools/demo.ts';
-import { runAgent } from '../src/agent/index.ts';
-import { startPrivateRedis } from '../src/demo/environment.ts';
-import type { DemoReport } from '../src/demo/run-demo.ts';
-import { SCENARIOS } from '../src/demo/scenarios.ts';
-import { Dispatcher } from '../src/dispatcher.ts';
-import { startScriptedModel } from '../src/model/scripted-server.ts';
+import { RUN_SOURCES } from '../../../test-support/run-sources.ts';
+import type { DemoReport } from '../run-demo.ts';
+import { SCENARIOS } from '../scenarios.ts';
+import demoTools from '../tools.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -27,10 +26,10 @@ describe('pnpm demo', () => {
     delete env.REDIS_URL;
     delete env.ANTHROPIC_API_KEY;
     delete env.ANTHROPIC_BASE_URL;
-    // What `pnpm demo --json` runs (`tsx packages/coordinator/src/demo/cli.ts`), without needing pnpm on the PATH.
+    // What `pnpm demo --json` runs (`tsx examples/demo/cli.ts`), without needing pnpm on the PATH.
     const { code, stdout, stderr } = await exec(
       process.execPath,
-      ['--import', 'tsx', 'packages/coordinator/src/demo/cli.ts', '--json'],
+      [...RUN_SOURCES, 'examples/demo/cli.ts', '--json'],
       { cwd: ROOT, env },
     );
     expect(code, stderr).toBe(0);
@@ -60,7 +59,7 @@ describe('pnpm demo', () => {
     const path = process.env.PATH;
     process.env.PATH = '/nonexistent';
     try {
-      const error = await startPrivateRedis().catch((err: unknown) => err);
+      const error = await startRedisServer().catch((err: unknown) => err);
       expect(error).toBeInstanceOf(ToolqError);
       expect((error as ToolqError).message).toMatch(
         /redis-server is not installed or not on the PATH.*REDIS_URL/,

@@ -1,0 +1,37 @@
+/**
+ * The Redis keys of durable runs. A run's record, its event log and its event de-duplication set
+ * share one Cluster hash tag (`{r.<runId>}`), because one Lua script writes them together; the
+ * per-app index and the channel stand alone.
+ */
+import { assertKeyPart } from '@toolq/shared';
+
+export interface RunKeys {
+  /** Hash: status, app, request, checkpoint, result, owner epoch. */
+  record: string;
+  /** Stream: the run's events, in order. */
+  events: string;
+  /** Set: keys of events written once only (a successor repeating a tool_finish, say). */
+  eventKeys: string;
+}
+
+export function runKeys(prefix: string, runId: string): RunKeys {
+  assertKeyPart('runId', runId);
+  const base = `${prefix}:{r.${runId}}`;
+  return { record: `${base}:run`, events: `${base}:events`, eventKeys: `${base}:evkeys` };
+}
+
+/** Sorted set of an app's runs by creation time (ms). */
+export function runIndexKey(prefix: string, app: string): string {
+  return `${prefix}:runs:index:${app}`;
+}
+
+/** Pub/sub: the id of a run cancelled on some coordinator, for the one running it. */
+export function runCancelChannel(prefix: string): string {
+  return `${prefix}:runs:cancel`;
+}
+
+/**
+ * The BullMQ queue every coordinator works on (one job per run, job id = run id). The slash keeps
+ * it apart from tool pools, whose names cannot contain one.
+ */
+export const RUNS_QUEUE = '{runs/agent}';

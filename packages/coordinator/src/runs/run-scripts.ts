@@ -1,0 +1,109 @@
+/**
+ * The Lua scripts that change a run. Every write by the coordinator running a run goes through
+ * `toolqRunWrite`, which checks the owner epoch and the status in the same step as it writes: a
+ * coordinator that lost the run (it stalled, another took over and bumped the epoch) or a run
+ * cancelled meanwhile gets nothing written. Each script touches only keys of one run (one hash slot).
+ */
+import type { Redis } from '@toolq/shared';
+
+/** KEYS: record. ARGV: app, request, request hash, now, retention ms. → 1 created | {app, hash, status}. */
+const CREATE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local f = redis.call('HMGET', KEYS[1], 'app', 'request_hash', 'status')
+  return {f[1] or '', f[2] or '', f[3] or ''}
+end
+redis.call('HSET', KEYS[1], 'app', ARGV[1], 'status', 'running', 'request', ARGV[2],
+  'request_hash', ARGV[3], 'created_at', ARGV[4], 'updated_at', ARGV[4], 'epoch', 0)
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+`;
+
+/**
+ * KEYS: record. ARGV: coordinator id, now. The coordinator BullMQ just gave the run's job becomes its
+ * owner: the epoch goes up, which fences every write of the owner before.
+ * → {'missing'} | {'finished', status} | {'claimed', epoch, request, checkpoint, app, created_at, updated_at}
+ */
+const CLAIM = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'missing'} end
+if status ~= 'running' then return {'finished', status} end
+local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+local f = redis.call('HMGET', KEYS[1], 'request', 'checkpoint', 'app', 'created_at', 'updated_at')
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'updated_at', ARGV[2])
+return {'claimed', tostring(epoch), f[1] or '', f[2] or '', f[3] or '', f[4] or '', f[5] or ''}
+`;
+
+/**
+ * KEYS: record, events, event keys. ARGV: epoch, now, retention ms, checkpoint ('' = keep), final
+ * status ('' = still running), final field (result|error), final value, then triples of event
+ * type, data, once-key ('' = always). → -1 not running (cancelled, finished, expired) | -2 another
+ * owner | the ids of the events written.
+ */
+const WRITE = `
+local f = redis.call('HMGET', KEYS[1], 'status', 'epoch')
+if f[1] ~= 'running' then return -1 end
+if f[2] ~= ARGV[1] then return -2 end
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'checkpoint', ARGV[4]) end
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[1], 'status', ARGV[5], 'finished_at', ARGV[2], ARGV[6], ARGV[7])
+  redis.call('HDEL', KEYS[1], 'checkpoint')
+end
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
+local ids = {}
+for i = 8, #ARGV, 3 do
+  if ARGV[i + 2] == '' or redis.call('SADD', KEYS[3], ARGV[i + 2]) == 1 then
+    ids[#ids + 1] = redis.call('XADD', KEYS[2], '*', 'type', ARGV[i], 'data', ARGV[i + 1])
+  end
+end
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+return ids
+`;
+
+/**
+ * KEYS: record, events, event keys. ARGV: now, retention ms, reason, event data.
+ * → {'missing'} | {'finished', status} | {'cancelled', checkpoint, owner}
+ */
+const CANCEL = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'missing'} end
+if status ~= 'running' then return {'finished', status} end
+redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[1], 'updated_at', ARGV[1],
+  'error', ARGV[3])
+local checkpoint = redis.call('HGET', KEYS[1], 'checkpoint') or ''
+redis.call('HDEL', KEYS[1], 'checkpoint')
+redis.call('XADD', KEYS[2], '*', 'type', 'cancelled', 'data', ARGV[4])
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+return {'cancelled', checkpoint, redis.call('HGET', KEYS[1], 'owner') or ''}
+`;
+
+type Reply = string | number | (string | number)[];
+
+interface RunCommands {
+  toolqRunCreate(record: string, ...args: (string | number)[]): Promise<Reply>;
+  toolqRunClaim(record: string, ...args: (string | number)[]): Promise<string[]>;
+  toolqRunWrite(
+    record: string,
+    events: string,
+    eventKeys: string,
+    ...args: (string | number)[]
+  ): Promise<number | string[]>;
+  toolqRunCancel(
+    record: string,
+    events: string,
+    eventKeys: string,
+    ...args: (string | number)[]
+  ): Promise<string[]>;
+}
+
+export type RunRedis = Redis & RunCommands;
+
+export function withRunScripts(redis: Redis): RunRedis {
+  const r = redis as Redis & Partial<RunCommands>;
+  if (!r.toolqRunCreate) {
+    redis.defineCommand('toolqRunCreate', { numberOfKeys: 1, lua: CREATE });
+    redis.defineCommand('toolqRunClaim', { numberOfKeys: 1, lua: CLAIM });
+    redis.defineCommand('toolqRunWrite', { numberOfKeys: 3, lua: WRITE });
+    redis.defineCommand('toolqRunCancel', { numberOfKeys: 3, lua: CANCEL });
+  }
+  return r as RunRedis;
+}

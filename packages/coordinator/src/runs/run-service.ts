@@ -1,0 +1,298 @@
+/**
+ * Durable agent runs for a fleet of coordinators. A run is a record in Redis plus a job on one
+ * BullMQ queue that every coordinator works on: the job's lock is the run's lease. A coordinator
+ * that dies stops renewing its locks; BullMQ's stalled-job check moves the job back to the queue,
+ * another coordinator picks it up and carries on from the last saved step (run-executor.ts).
+ *
+ * Takeover bound: the lock lasts takeoverMs/2 and the stalled check runs every takeoverMs/4. A
+ * dead owner's lock lapses at most lockDuration after the death; the check moves a job only when
+ * it is both unlocked and was seen active by the check before, and one coordinator's check can
+ * skip a beat behind the dead one's (the fleet shares one check slot of stalledInterval), so the
+ * job is back in the queue within lockDuration + 2 × stalledInterval = takeoverMs, and a waiting
+ * coordinator picks it up at once (BullMQ's marker wakes it).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  closeRedis,
+  createKeys,
+  createRedis,
+  DEFAULTS,
+  type Logger,
+  publishCancel,
+  type Redis,
+  readBatchOwner,
+  ToolqError,
+} from '@toolq/shared';
+import { type Job, Queue, WaitingError, Worker } from 'bullmq';
+import type { AgentCheckpoint } from '../agent/types.ts';
+import type { Dispatcher } from '../dispatcher.ts';
+import type { RunRequest } from '../http/schemas.ts';
+import { executeRun, HAND_OVER_NOW, type RunModel } from './run-executor.ts';
+import { RUNS_QUEUE, runCancelChannel } from './run-keys.ts';
+import { type RunRecord, RunStore, type RunSummary } from './run-store.ts';
+
+export const RUN_DEFAULTS = {
+  /** TOOLQ_RUN_RETENTION_MS */
+  retentionMs: DEFAULTS.runRetentionMs,
+  /** TOOLQ_RUN_TAKEOVER_MS */
+  takeoverMs: DEFAULTS.runTakeoverMs,
+  concurrency: 100,
+  /** How often an owner re-reads the status of its runs, in case a cancel message was missed. */
+  statusPollMs: 2_000,
+} as const;
+
+export interface RunServiceOptions {
+  redisUrl?: string | undefined;
+  /** Default `toolq`. */
+  prefix?: string;
+  dispatcher: Dispatcher;
+  /** Without a model this coordinator still serves runs (reads, events, cancel) but runs none. */
+  model?: RunModel | undefined;
+  logger: Logger;
+  /** How long a run's record and events are kept after its last change. Default 24 h. */
+  retentionMs?: number;
+  /** A dead coordinator's runs are taken over within this. Default 15 s. */
+  takeoverMs?: number;
+  /** Runs this coordinator runs at once. Default 100. */
+  concurrency?: number;
+}
+
+export interface CreatedRun {
+  runId: string;
+  status: RunRecord['status'];
+  /** An earlier POST with the same Idempotency-Key created it. */
+  replayed: boolean;
+}
+
+const RUN_ID = /^run_[0-9a-f]{24}$/;
+
+export function isRunId(value: string): boolean {
+  return RUN_ID.test(value);
+}
+
+export class RunService {
+  readonly store: RunStore;
+  private readonly prefix: string;
+  private readonly redis: Redis;
+  private readonly subscriber: Redis;
+  private readonly queue: Queue;
+  private worker: Worker | undefined;
+  private readonly active = new Map<string, AbortController>();
+  private pollTimer: NodeJS.Timeout | undefined;
+  private handingOver = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly options: RunServiceOptions) {
+    this.prefix = options.prefix ?? 'toolq';
+    this.redis = createRedis(options.redisUrl);
+    this.redis.on('error', (err) => options.logger.warn({ err: err.message }, 'redis error (runs)'));
+    this.subscriber = createRedis(options.redisUrl);
+    this.subscriber.on('error', () => undefined);
+    this.store = new RunStore(this.redis, this.prefix, options.retentionMs ?? RUN_DEFAULTS.retentionMs);
+    this.queue = new Queue(RUNS_QUEUE, { connection: this.redis, prefix: this.prefix });
+    this.queue.on('error', (err) => options.logger.warn({ err: err.message }, 'runs queue error'));
+  }
+
+  get hasModel(): boolean {
+    const m = this.options.model;
+    return Boolean(m && (m.client || m.apiKey || m.baseURL));
+  }
+
+  get running(): number {
+    return this.active.size;
+  }
+
+  async start(): Promise<void> {
+    const channel = runCancelChannel(this.prefix);
+    this.subscriber.on('message', (from: string, runId: string) => {
+      if (from === channel) this.active.get(runId)?.abort(new Error('the run was cancelled'));
+    });
+    await this.subscriber.subscribe(channel);
+    await this.queue.waitUntilReady();
+    if (this.hasModel) this.startWorker();
+    this.pollTimer = setInterval(() => {
+      this.pollStatuses().catch(() => undefined);
+    }, RUN_DEFAULTS.statusPollMs);
+    this.pollTimer.unref();
+  }
+
+  private startWorker(): void {
+    const takeoverMs = this.options.takeoverMs ?? RUN_DEFAULTS.takeoverMs;
+    const connection = createRedis(this.options.redisUrl);
+    connection.on('error', () => undefined); // BullMQ reports it through the worker's 'error' event
+    const worker = new Worker(RUNS_QUEUE, (job: Job, token?: string) => this.process(job, token), {
+      connection,
+      prefix: this.prefix,
+      concurrency: this.options.concurrency ?? RUN_DEFAULTS.concurrency,
+      lockDuration: Math.round(takeoverMs / 2),
+      stalledInterval: Math.round(takeoverMs / 4),
+      // A run is recovered however often its coordinators die; executeRun gives up after MAX_OWNERS.
+      maxStalledCount: 1_000_000,
+      removeOnComplete: { count: 0 },
+      removeOnFail: { count: 0 },
+    });
+    worker.on('error', (err) => this.options.logger.warn({ err: err.message }, 'runs worker error'));
+    this.worker = worker;
+  }
+
+  private async process(job: Job, token: string | undefined): Promise<void> {
+    const runId = job.id ?? '';
+    const controller = new AbortController();
+    this.active.set(runId, controller);
+    try {
+      const outcome = await executeRun(runId, {
+        store: this.store,
+        dispatcher: this.options.dispatcher,
+        coordinatorId: this.options.dispatcher.coordinatorId,
+        model: this.options.model ?? {},
+        logger: this.options.logger,
+        signal: controller.signal,
+        handingOver: () => this.handingOver,
+      });
+      if (outcome === 'handed_over') {
+        // Back to the queue now, not after the lock expires: another coordinator carries on at once.
+        await job.moveToWait(token);
+        throw new WaitingError();
+      }
+    } finally {
+      this.active.delete(runId);
+    }
+  }
+
+  async create(app: string, request: RunRequest, idempotencyKey?: string): Promise<CreatedRun> {
+    const runId = idempotencyKey === undefined ? newRunId() : idempotentRunId(app, idempotencyKey);
+    const requestHash = createHash('sha256').update(JSON.stringify(request)).digest('hex');
+    const outcome = await this.store.create({ runId, app, request, requestHash, now: Date.now() });
+    if (!outcome.created && (outcome.app !== app || outcome.requestHash !== requestHash)) {
+      throw new ToolqError(
+        'IDEMPOTENCY_CONFLICT',
+        `the Idempotency-Key was used for another request (run ${runId}); use a new key for a new run`,
+      );
+    }
+    const status = outcome.created ? 'running' : outcome.status;
+    // Adding again is a no-op while the job exists, and heals a POST that died between the two steps.
+    if (status === 'running') {
+      await this.queue.add('run', { runId }, { jobId: runId, removeOnComplete: true, removeOnFail: true });
+    }
+    return { runId, status, replayed: !outcome.created };
+  }
+
+  /** The run, if it exists and belongs to `app`. */
+  async get(app: string, runId: string): Promise<RunRecord | undefined> {
+    const record = await this.store.get(runId);
+    return record && record.app === app ? record : undefined;
+  }
+
+  list(app: string, options: { limit: number; after?: string }): Promise<RunSummary[]> {
+    return this.store.list(app, options);
+  }
+
+  /**
+   * Cancels a running run of `app`. The calls of its unsaved turn are cancelled on their workers
+   * from here, so that this works whether its owner is alive or not; the owner stops its loop.
+   */
+  async cancel(
+    app: string,
+    runId: string,
+  ): Promise<{ kind: 'missing' } | { kind: 'finished' | 'cancelled'; status: RunRecord['status'] }> {
+    const record = await this.get(app, runId);
+    if (!record) return { kind: 'missing' };
+    const reason = 'cancelled by DELETE /v1/runs/:id';
+    const outcome = await this.store.cancel(runId, reason);
+    if (outcome.kind === 'missing') return outcome;
+    if (outcome.kind === 'finished') return { kind: 'finished', status: outcome.status };
+    await this.redis.publish(runCancelChannel(this.prefix), runId);
+    // Workers know a batch by the uid of its dispatch; the batch's name says which one that was.
+    const keys = createKeys(this.prefix);
+    await Promise.all(
+      [...(await this.unfinishedBatches(runId, outcome.checkpoint))].map(async (batchId) => {
+        const owner = await readBatchOwner(this.redis, keys.batchName(app, batchId));
+        if (owner) {
+          await publishCancel(this.redis, keys.cancelChannel(), {
+            batchId: owner.uid,
+            reason: `the run was ${reason}`,
+          });
+        }
+      }),
+    );
+    await this.store.touchIndex(app);
+    return { kind: 'cancelled', status: 'cancelled' };
+  }
+
+  /**
+   * The batches of a run with calls not yet answered: those of its saved unfinished turn, and
+   * those its log shows started but not finished (calls sent early, before the response was saved).
+   */
+  private async unfinishedBatches(
+    runId: string,
+    checkpoint: AgentCheckpoint | undefined,
+  ): Promise<Set<string>> {
+    const batches = new Set(Object.values(checkpoint?.pending?.refs ?? {}).map((r) => r.batchId));
+    const started = new Map<string, string>();
+    let after = '0';
+    for (;;) {
+      const events = await this.store.readEvents(runId, after, 500);
+      if (events.length === 0) break;
+      for (const event of events) {
+        if (event.type !== 'tool_started' && event.type !== 'tool_finished') continue;
+        const data = JSON.parse(event.data) as { tool_use_id?: string; batch_id?: string };
+        if (!data.tool_use_id) continue;
+        if (event.type === 'tool_finished') started.delete(data.tool_use_id);
+        else if (data.batch_id) started.set(data.tool_use_id, data.batch_id);
+      }
+      after = events.at(-1)?.id ?? after;
+    }
+    for (const batchId of started.values()) batches.add(batchId);
+    return batches;
+  }
+
+  /** A connection of its own for one reader blocking on a run's events; the caller closes it. */
+  blockingConnection(): Redis {
+    const connection = this.redis.duplicate();
+    connection.on('error', () => undefined);
+    return connection;
+  }
+
+  /** Catches a cancel whose message this coordinator missed (a reconnect, say). */
+  private async pollStatuses(): Promise<void> {
+    const ids = [...this.active.keys()];
+    if (ids.length === 0) return;
+    const statuses = await Promise.all(ids.map((id) => this.store.status(id)));
+    ids.forEach((id, i) => {
+      if (statuses[i] !== 'running') this.active.get(id)?.abort(new Error('the run is no longer running'));
+    });
+  }
+
+  /**
+   * At the shutdown bound: hands every run here over now, mid-step (its model request and calls
+   * are abandoned; the next owner asks again what was not saved).
+   */
+  handOverNow(): void {
+    this.handingOver = true;
+    for (const controller of this.active.values()) controller.abort(HAND_OVER_NOW);
+  }
+
+  /**
+   * Stops taking runs; the runs here are handed over at their next model turn (their current
+   * step finishes and is saved first) and go back to the queue for another coordinator.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.handingOver = true;
+      clearInterval(this.pollTimer);
+      await this.worker?.close();
+      await this.queue.close();
+      await Promise.all([closeRedis(this.subscriber), closeRedis(this.redis)]);
+    })();
+    return this.closing;
+  }
+}
+
+function newRunId(): string {
+  return `run_${randomBytes(12).toString('hex')}`;
+}
+
+/** The same key of the same app names the same run: a repeated POST finds it instead of making one. */
+function idempotentRunId(app: string, key: string): string {
+  return `run_${createHash('sha256').update(`${app}\n${key}`).digest('hex').slice(0, 24)}`;
+}

@@ -1,0 +1,89 @@
+/**
+ * The run API's configuration: per-app tokens (TOOLQ_API_TOKENS), whose mistakes are reported
+ * without ever printing a token, and the run retention and takeover bounds.
+ */
+import { loadConfig, parseApiTokens, ToolqError } from '@toolq/shared';
+import { describe, expect, it } from 'vitest';
+import { AppTokens } from '../src/http/auth.ts';
+
+const SECRET = 'very-secret-token-0123456789';
+
+function messageOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ToolqError);
+    return (err as ToolqError).message;
+  }
+  throw new Error('expected a ToolqError');
+}
+
+describe('TOOLQ_API_TOKENS', () => {
+  it('parses name:token pairs', () => {
+    const tokens = parseApiTokens(` alpha:${SECRET} , beta:another-token-0123456789`);
+    expect([...tokens]).toEqual([
+      ['alpha', SECRET],
+      ['beta', 'another-token-0123456789'],
+    ]);
+  });
+
+  it('says what is wrong and where, never the token', () => {
+    const cases: [string, string | undefined, RegExp][] = [
+      [`alpha${SECRET}`, undefined, /entry 1 is not name:token/],
+      [`al pha:${SECRET}`, undefined, /entry 1: the app name must be/],
+      [`alpha:${SECRET},alpha:${SECRET}x`, undefined, /entry 2: app alpha is named twice/],
+      [`alpha:short`, undefined, /entry 1 \(app alpha\): the token must be at least 16 characters/],
+      [`alpha:${SECRET},beta:${SECRET}`, undefined, /entry 2 \(app beta\): the token is used by another app/],
+      [`beta:${SECRET}`, SECRET, /entry 1 \(app beta\): the token is used by another app/],
+      [`default:${SECRET}x`, SECRET, /"default" is the app of TOOLQ_API_TOKEN/],
+    ];
+    for (const [raw, single, expected] of cases) {
+      const message = messageOf(() => parseApiTokens(raw, single));
+      expect(message).toMatch(expected);
+      expect(message).toMatch(/^invalid environment: TOOLQ_API_TOKENS: /);
+      expect(message).not.toContain(SECRET);
+      expect(message).not.toContain('short');
+    }
+  });
+
+  it('loadConfig reads the tokens and the run bounds, with defaults', () => {
+    const config = loadConfig({ TOOLQ_API_TOKEN: SECRET, TOOLQ_API_TOKENS: 'alpha:alpha-token-0123456789' });
+    expect(config.apiTokens.get('alpha')).toBe('alpha-token-0123456789');
+    expect(config.runRetentionMs).toBe(24 * 3600_000);
+    expect(config.runTakeoverMs).toBe(15_000);
+    const custom = loadConfig({ TOOLQ_RUN_RETENTION_MS: '60000', TOOLQ_RUN_TAKEOVER_MS: '5000' });
+    expect([custom.runRetentionMs, custom.runTakeoverMs]).toEqual([60_000, 5_000]);
+    expect(messageOf(() => loadConfig({ TOOLQ_RUN_TAKEOVER_MS: '100' }))).toMatch(/TOOLQ_RUN_TAKEOVER_MS/);
+    expect(messageOf(() => loadConfig({ TOOLQ_RUN_RETENTION_MS: 'soon' }))).toMatch(/TOOLQ_RUN_RETENTION_MS/);
+  });
+});
+
+describe('AppTokens', () => {
+  const tokens = new AppTokens({
+    apiToken: SECRET,
+    apiTokens: new Map([
+      ['alpha', 'alpha-token-0123456789'],
+      ['beta', 'beta-token-0123456789ab'],
+    ]),
+  });
+
+  it('names the app of the presented token, and none for anything else', () => {
+    expect(tokens.appFor(`Bearer ${SECRET}`)).toBe('default');
+    expect(tokens.appFor('Bearer alpha-token-0123456789')).toBe('alpha');
+    expect(tokens.appFor('bearer beta-token-0123456789ab')).toBe('beta');
+    for (const header of [
+      undefined,
+      '',
+      'Bearer ',
+      'Bearer alpha-token-012345678',
+      'Basic alpha-token-0123456789',
+    ]) {
+      expect(tokens.appFor(header)).toBeUndefined();
+    }
+  });
+
+  it('requires nothing when no token is set', () => {
+    expect(new AppTokens({}).required).toBe(false);
+    expect(tokens.required).toBe(true);
+  });
+});

@@ -1,0 +1,92 @@
+/**
+ * A pool scaled to zero (KEDA minReplicaCount 0): by default a call with no live worker is answered
+ * at once; a pool whose workers declared `waitForWorkers` keeps its tools known while every worker
+ * is gone, and its calls wait in the queue, within their deadlines, for one to start.
+ */
+import { startWorker } from '@toolq/worker';
+import diagnostics from '@toolq/worker/diagnostics';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testLogger } from '../../../test-support/logger.ts';
+import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
+import testTools from '../../../test-support/test-tools.ts';
+import { Dispatcher } from '../src/index.ts';
+
+let server: RedisServer;
+let dispatcher: Dispatcher;
+const echo = diagnostics.filter((t) => t.name === 'diag_echo');
+
+beforeAll(async () => {
+  server = await startRedisServer();
+  dispatcher = new Dispatcher({ redisUrl: server.url, logger: testLogger() });
+  await dispatcher.start();
+});
+
+afterAll(async () => {
+  await dispatcher?.close();
+  await server?.stop();
+});
+
+describe('workers that scale from zero', () => {
+  it('by default, a known tool whose workers are all gone is answered at once', async () => {
+    const worker = await startWorker({
+      tools: testTools,
+      pool: 'fast',
+      redisUrl: server.url,
+      logger: testLogger(),
+    });
+    await worker.close(); // its catalog entry goes with it
+    await dispatcher.catalog.refresh();
+    const started = Date.now();
+    const result = await dispatcher.dispatch([{ id: 'b', name: 'test_blocks', input: {} }], {
+      timeoutMs: 5_000,
+    });
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(result.calls[0]?.outcome).toBe('unknown_tool');
+  });
+
+  it('in a waiting pool, a call waits in the queue for the first worker to start', async () => {
+    const first = await startWorker({
+      tools: echo,
+      pool: 'zero',
+      waitForWorkers: true,
+      redisUrl: server.url,
+      logger: testLogger(),
+    });
+    await first.close(); // scaled to zero
+    await dispatcher.catalog.refresh();
+    expect(dispatcher.catalog.list().find((t) => t.name === 'diag_echo')).toMatchObject({
+      liveWorkers: 0,
+      waitsForWorkers: true,
+      pools: ['zero'],
+    });
+    const pending = dispatcher.dispatch([{ id: 'e', name: 'diag_echo', input: { value: 'woke up' } }], {
+      timeoutMs: 20_000,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 500)); // nobody runs it meanwhile
+    const revived = await startWorker({
+      tools: echo,
+      pool: 'zero',
+      waitForWorkers: true,
+      redisUrl: server.url,
+      logger: testLogger(),
+    });
+    try {
+      const result = await pending;
+      expect(result.toolResults).toEqual([{ type: 'tool_result', tool_use_id: 'e', content: 'woke up' }]);
+      expect(result.calls[0]?.worker).toBe(revived.id);
+    } finally {
+      await revived.close();
+    }
+  });
+
+  it('in a waiting pool, a call still times out at its deadline when no worker comes', async () => {
+    await dispatcher.catalog.refresh();
+    const result = await dispatcher.dispatch([{ id: 'e', name: 'diag_echo', input: { value: 1 } }], {
+      timeoutMs: 800,
+    });
+    expect(result.toolResults[0]).toMatchObject({
+      is_error: true,
+      content: 'Tool diag_echo timed out after 0.8s',
+    });
+  });
+});

@@ -1,0 +1,34 @@
+/**
+ * Every default toolq has, in one place: the environment (config.ts), the worker's options and the
+ * coordinator's (Dispatcher, HTTP server) all take theirs from here, so the README's configuration
+ * table, `--help` and the code cannot disagree.
+ */
+export const DEFAULTS = {
+  redisUrl: 'redis://127.0.0.1:6379',
+  prefix: 'toolq',
+  pool: 'default',
+  /** BullMQ jobs one worker runs at once, per queue it consumes (its pool's and its lane). */
+  concurrency: 32,
+  host: '127.0.0.1',
+  port: 8080,
+  metricsPort: 9464,
+  /** All interfaces: Prometheus usually scrapes from another machine. */
+  metricsHost: '0.0.0.0',
+  /** Timeout of a tool that declares none. */
+  defaultTimeoutMs: 30_000,
+  /** Largest result of one call (serialised). */
+  maxResultBytes: 1_000_000,
+  /** Most result content one batch answers with (the Messages API takes at most 32 MB a request). */
+  maxBatchResultBytes: 16 * 1024 * 1024,
+  /** How long an answered batch stays collectable. */
+  batchRetentionMs: 60_000,
+  bodyLimitBytes: 10 * 1024 * 1024,
+  /** Time a client has to send a request's headers and body. */
+  requestTimeoutMs: 30_000,
+  /** Graceful-shutdown bound for workers and coordinators. */
+  shutdownTimeoutMs: 10_000,
+  /** How long a run's record and events are kept after its last change. */
+  runRetentionMs: 24 * 3600_000,
+  /** A dead coordinator's runs are taken over within this. */
+  runTakeoverMs: 15_000,
+} as const;

@@ -1,0 +1,137 @@
+/**
+ * The package boundaries, checked over every import (static, dynamic and type-only) of every
+ * TypeScript file in the repository:
+ * - no file reaches into another package's files: across packages, only `@toolq/<name>` and the
+ *   subpaths its package.json exports;
+ * - the coordinator's core (packages/coordinator/src outside agent/, and the layers built on it:
+ *   http/ and runs/, the durable agent runs; apart from the entry points index.ts and cli.ts, which
+ *   put the pieces together) never imports the agent loop;
+ * - no package's src/ has an import cycle (type imports included: they are what tied the
+ *   dispatcher to the agent loop's types before).
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import ts from 'typescript';
+import { describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../test-support/built-packages.ts';
+
+const SKIP_DIRS = new Set(['node_modules', 'dist', '.tmp', '.git']);
+const COORDINATOR_SRC = join(REPO_ROOT, 'packages', 'coordinator', 'src');
+const CORE_MAY_IMPORT_AGENT = new Set(['index.ts', 'cli.ts']);
+/** The agent loop itself and what is built on it. */
+const ABOVE_CORE = ['agent', 'http', 'runs'];
+
+function tsFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (SKIP_DIRS.has(entry.name)) continue;
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...tsFiles(path));
+    else if (/\.(ts|mts|mjs)$/.test(entry.name) && !entry.name.endsWith('.d.ts')) out.push(path);
+  }
+  return out;
+}
+
+interface ImportEdge {
+  from: string;
+  specifier: string;
+  /** Absolute path for a relative specifier. */
+  target?: string;
+}
+
+function importsOf(file: string): ImportEdge[] {
+  const info = ts.preProcessFile(readFileSync(file, 'utf8'), true, true);
+  return info.importedFiles.map(({ fileName: specifier }) => ({
+    from: file,
+    specifier,
+    ...(specifier.startsWith('.') ? { target: resolve(dirname(file), specifier) } : {}),
+  }));
+}
+
+/** `packages/<name>` of a path, or undefined outside packages/. */
+function packageOf(path: string): string | undefined {
+  const rel = relative(join(REPO_ROOT, 'packages'), path);
+  if (rel.startsWith('..')) return undefined;
+  return rel.split(sep)[0];
+}
+
+const packageDirs = readdirSync(join(REPO_ROOT, 'packages')).filter((name) =>
+  existsSync(join(REPO_ROOT, 'packages', name, 'package.json')),
+);
+const exportsByName = new Map(
+  packageDirs.map((dir) => {
+    const manifest = JSON.parse(readFileSync(join(REPO_ROOT, 'packages', dir, 'package.json'), 'utf8')) as {
+      name: string;
+      exports?: Record<string, unknown>;
+    };
+    return [manifest.name, Object.keys(manifest.exports ?? { '.': '' })];
+  }),
+);
+
+const files = tsFiles(REPO_ROOT);
+const edges = files.flatMap(importsOf);
+const show = (edge: ImportEdge) => `${relative(REPO_ROOT, edge.from)} imports ${edge.specifier}`;
+
+describe('package boundaries', () => {
+  it('scans the workspace', () => {
+    expect(files.length).toBeGreaterThan(50);
+    expect(edges.some((e) => e.specifier === '@toolq/shared')).toBe(true);
+  });
+
+  it("no file imports another package's files by path", () => {
+    const crossing = edges.filter((edge) => {
+      if (!edge.target) return false;
+      const target = packageOf(edge.target);
+      return target !== undefined && target !== packageOf(edge.from);
+    });
+    expect(crossing.map(show)).toEqual([]);
+  });
+
+  it('across packages, only @toolq/<name> and the subpaths it exports', () => {
+    const unexported = edges.filter((edge) => {
+      const m = /^(@toolq\/[^/]+)(\/.*)?$/.exec(edge.specifier);
+      if (!m?.[1]) return false;
+      const subpaths = exportsByName.get(m[1]);
+      return subpaths === undefined || !subpaths.includes(`.${m[2] ?? ''}`);
+    });
+    expect(unexported.map(show)).toEqual([]);
+  });
+
+  it("the coordinator's core does not import the agent loop", () => {
+    const agent = join(COORDINATOR_SRC, 'agent') + sep;
+    const intoAgent = edges.filter((edge) => {
+      const rel = relative(COORDINATOR_SRC, edge.from);
+      if (rel.startsWith('..') || CORE_MAY_IMPORT_AGENT.has(rel)) return false;
+      if (ABOVE_CORE.some((dir) => rel.startsWith(`${dir}${sep}`))) return false;
+      return edge.target?.startsWith(agent) ?? false;
+    });
+    expect(intoAgent.map(show)).toEqual([]);
+  });
+
+  it("no package's src/ has an import cycle", () => {
+    const graph = new Map<string, string[]>();
+    for (const edge of edges) {
+      if (!edge.target || !edge.from.includes(`${sep}src${sep}`)) continue;
+      if (packageOf(edge.from) === undefined || packageOf(edge.target) !== packageOf(edge.from)) continue;
+      graph.set(edge.from, [...(graph.get(edge.from) ?? []), edge.target]);
+    }
+    const cycles: string[] = [];
+    const state = new Map<string, 'open' | 'done'>();
+    const stack: string[] = [];
+    const visit = (file: string) => {
+      state.set(file, 'open');
+      stack.push(file);
+      for (const next of graph.get(file) ?? []) {
+        if (state.get(next) === 'open') {
+          cycles.push(
+            [...stack.slice(stack.indexOf(next)), next].map((f) => relative(REPO_ROOT, f)).join(' → '),
+          );
+        } else if (!state.has(next)) visit(next);
+      }
+      stack.pop();
+      state.set(file, 'done');
+    };
+    for (const file of graph.keys()) if (!state.has(file)) visit(file);
+    expect(cycles).toEqual([]);
+  });
+});
