@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   assertKeyPart,
+  CallLog,
   type CallResult,
   type CoordinatorMetrics,
   claimBatch,
@@ -39,6 +40,7 @@ import { whenAborted } from './abort-fanout.ts';
 import { Barrier, type BarrierCall, type LastLook, type SettledCall } from './barrier.ts';
 import { planBatch } from './batch-plan.ts';
 import { type BatchResult, observeBatch, summarise } from './batch-result.ts';
+import { dropBatchTrace, endBatchTrace, startBatchTrace } from './batch-tracing.ts';
 import { Catalog } from './catalog.ts';
 import {
   DISPATCHER_DEFAULTS,
@@ -46,9 +48,9 @@ import {
   type DispatchOptions,
   MAX_TIMEOUT_MS,
 } from './dispatcher-options.ts';
+import { recordBatch } from './fleet-report.ts';
 import { buildJobData, groupJobs, JobQueues, type PlannedJob } from './job-queues.ts';
 import { callsWithoutJob, LOST_CALL_MESSAGE } from './lost-calls.ts';
-import { RecentCalls } from './recent-calls.ts';
 import { type Reply, ReplyReader } from './reply-reader.ts';
 
 /**
@@ -121,8 +123,8 @@ export class Dispatcher {
   readonly catalog: Catalog;
   readonly registry: Registry;
   readonly metrics: CoordinatorMetrics;
-  /** The last calls answered, for the performance report. */
-  readonly recentCalls = new RecentCalls();
+  /** The fleet's call log in Redis, for the performance report (GET /v1/report, pnpm report). */
+  readonly callLog: CallLog;
   private readonly keys: Keys;
   private readonly logger: Logger;
   private readonly redis: Redis;
@@ -164,6 +166,7 @@ export class Dispatcher {
     this.metrics = createCoordinatorMetrics(this.registry);
     this.redis = createRedis(options.redis ?? options.redisUrl);
     this.redis.on('error', (err) => this.logger.warn({ err: err.message }, 'redis error'));
+    this.callLog = new CallLog({ redis: this.redis, prefix: this.keys.prefix, logger: this.logger });
     const blocking = duplicateConnection(this.redis);
     blocking.on('error', () => undefined); // reported by the reader loop
     this.catalog = new Catalog({ redis: this.redis, keys: this.keys, logger: this.logger });
@@ -264,6 +267,7 @@ export class Dispatcher {
     const { calls, meta, ttlMs } = planBatch({ toolUses, lookups, startedAt, timeoutMs: options.timeoutMs });
     meta.id = name.id;
     meta.app = name.app;
+    const trace = startBatchTrace(batchId, name.id, calls, startedAt); // undefined unless tracing is on
     const planned: PlannedJob[] = [];
     const workersIn = new Map<string, number>();
     meta.calls.forEach((call, index) => {
@@ -272,16 +276,14 @@ export class Dispatcher {
       workersIn.set(lookup.queue, Math.max(workersIn.get(lookup.queue) ?? 0, lookup.workers));
       if (lookup.queue !== call.pool) call.queue = lookup.queue;
       const reply = { batchId, index, batchKey, streamKey: this.keys.replyStream(this.coordinatorId) };
-      planned.push({
-        queue: lookup.queue,
-        index,
-        data: buildJobData({
-          call: calls[index] as BarrierCall,
-          input: toolUses[index]?.input,
-          reply,
-          options,
-        }),
+      const data = buildJobData({
+        call: calls[index] as BarrierCall,
+        input: toolUses[index]?.input,
+        reply,
+        options,
       });
+      if (trace) data.trace = trace.carrier(index);
+      planned.push({ queue: lookup.queue, index, data });
     });
     const queued = groupJobs(batchId, planned, (queue) => workersIn.get(queue) ?? 1);
     for (const job of queued) {
@@ -462,13 +464,15 @@ export class Dispatcher {
       this.pending.delete(uid);
       this.names.delete(this.keys.batchName(entry.name.app, entry.name.id));
       // The id belongs to another batch: stopping "its" calls would stop that batch's.
+      if (entry.conflict) dropBatchTrace(uid);
       if (entry.conflict) throw entry.conflict;
       this.afterAnswer(entry, settled);
       const poolOf = (index: number) => entry.jobs[index]?.pool;
       const result = summarise({ batchId: entry.name.id, startedAt, toolUses, settled, poolOf });
+      endBatchTrace(uid, startedAt, result);
       if (observe) {
         observeBatch(this.metrics, result);
-        this.recentCalls.addBatch(result);
+        recordBatch(this.callLog, result);
       }
       return result;
     });
@@ -565,6 +569,7 @@ export class Dispatcher {
         barrier.cancelPending('the coordinator is shutting down');
       await this.reader.stop();
       await this.jobs.close();
+      await this.callLog.close();
       await closeRedis(this.redis);
     })();
     return this.closing;

@@ -92,6 +92,10 @@ const envSchema = z.object({
   TOOLQ_MODEL: z.string().min(1).optional(),
   ANTHROPIC_API_KEY: z.string().min(1).optional(),
   ANTHROPIC_BASE_URL: z.url().optional(),
+  /** Retries and removals on the queue admin page (/admin/queues); otherwise it is read-only. */
+  TOOLQ_ADMIN_WRITE: z.enum(['true', 'false']).default('false'),
+  /** OTLP/HTTP collector (e.g. http://collector:4318): traces are exported only when set. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
 });
 
 export type ToolqEnv = z.output<typeof envSchema>;
@@ -125,6 +129,8 @@ export interface ToolqConfig {
   model: string | undefined;
   anthropicApiKey: string | undefined;
   anthropicBaseUrl: string | undefined;
+  adminWrite: boolean;
+  otlpEndpoint: string | undefined;
 }
 
 /** Empty strings count as unset, as they do in most shells' `VAR= cmd`. */
@@ -166,6 +172,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolqConfig {
     model: e.TOOLQ_MODEL,
     anthropicApiKey: e.ANTHROPIC_API_KEY,
     anthropicBaseUrl: e.ANTHROPIC_BASE_URL,
+    adminWrite: e.TOOLQ_ADMIN_WRITE === 'true',
+    otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
   };
 }
 

@@ -1,4 +1,16 @@
 export { type BatchOwner, claimBatchName, readBatchOwner } from './batch-names.ts';
+export {
+  binValue,
+  CALL_LOG_BUCKET_MS,
+  CALL_LOG_RETENTION_MS,
+  CallLog,
+  type CallLogWindow,
+  callLogKey,
+  durationBin,
+  histogramPercentile,
+  readCallLog,
+  type ToolCallStats,
+} from './call-log.ts';
 export { type CancelMessage, cancelMessageSchema, parseCancelMessage, publishCancel } from './cancel.ts';
 export { defaultCoordinatorId, loadConfig, parseApiTokens, type ToolqConfig } from './config.ts';
 export {
@@ -42,6 +54,12 @@ export {
   createCoordinatorMetrics,
   createRegistry,
   createWorkerMetrics,
+  METRIC_LABEL_VALUES,
+  METRICS,
+  type MetricDefinition,
+  type MetricName,
+  type MetricType,
+  PROCESS_METRIC_PREFIX,
   type Registry,
   type WorkerMetrics,
 } from './metrics.ts';
@@ -96,6 +114,22 @@ export {
   type ToolRunContext,
   toAnthropicTool,
 } from './tool.ts';
+export {
+  type Attributes,
+  carrierOf,
+  contextFrom,
+  getTracer,
+  inSpan,
+  markError,
+  recordSpan,
+  type Span,
+  startSpan,
+  startTracing,
+  TRACEPARENT_PATTERN,
+  type TraceCarrier,
+  type Tracer,
+  type Tracing,
+} from './tracing.ts';
 export {
   HEARTBEAT_INTERVAL_MS,
   publishPoolMode,

@@ -6,6 +6,7 @@ import {
   DEFAULTS,
   describeStartupError,
   loadConfig,
+  startTracing,
 } from '@toolq/shared';
 /**
  * `toolq-worker` / `pnpm worker`: serve a tool module on a pool. The only place in this package that
@@ -88,6 +89,9 @@ async function main(): Promise<void> {
     const servers = await loadMcpConfig(flags.mcp);
     mcp = await startMcpTools({ servers, reservedNames: tools.map((t) => t.name), logger, registry });
   }
+  const tracing = config.otlpEndpoint
+    ? await startTracing({ serviceName: 'toolq-worker', endpoint: config.otlpEndpoint })
+    : undefined;
   // The MCP servers run in their own process groups: stop them if the worker cannot start.
   const worker = await startWorker({
     tools,
@@ -128,6 +132,7 @@ async function main(): Promise<void> {
         .close()
         .then(() => mcp?.close())
         .then(() => health?.server.close())
+        .then(() => tracing?.shutdown())
         .then(() => process.exit(0))
         .catch((err: Error) => {
           logger.error({ err: err.message }, 'shutdown failed');

@@ -5,6 +5,7 @@
 import { hostname } from 'node:os';
 import {
   type AnyTool,
+  CallLog,
   type CallResult,
   CONTRACT_VERSION,
   closeRedis,
@@ -35,6 +36,7 @@ import {
   type ToolSpec,
 } from '@toolq/shared';
 import { DelayedError, type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import { traceCall } from './call-tracing.ts';
 import { listenForCancels, RunningCalls } from './cancel-listener.ts';
 import { startHeartbeat } from './heartbeat.ts';
 import { runCall } from './run-call.ts';
@@ -157,6 +159,8 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     conn.on('error', (err) => logger.warn({ err: err.message }, 'redis error'));
 
   const skip = (reason: string) => metrics.skipped.inc({ pool, reason });
+  // Calls of plain producers reach no coordinator: the worker adds them to the fleet's report.
+  const callLog = new CallLog({ redis, prefix: keys.prefix, logger });
 
   /**
    * One BullMQ job: a call, or a chunk of calls of one batch run at once, each reporting its own
@@ -247,6 +251,9 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
         metrics.duration.observe({ tool, pool }, (result.finishedAt - result.startedAt) / 1000);
       }
       await report(data, result);
+      traceCall(data, result, { pool, worker: id });
+      if (!data.reply)
+        callLog.record(tool, (result.finishedAt ?? 0) - (result.startedAt ?? 0), !result.isError);
       // With a reply target the result is in the batch record already; BullMQ need not store and
       // broadcast it a second time. Plain producers (no reply) get it as the job's return value.
       return data.reply ? undefined : result;
@@ -353,6 +360,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
       timer.unref();
       await graceful;
       clearTimeout(timer);
+      await callLog.close();
       await Promise.all([closeRedis(redis), closeRedis(subscriber), closeRedis(bullConnection)]);
       logger.info('worker stopped');
     })();
