@@ -180,9 +180,9 @@ describe('hash slots of everything toolq touches', () => {
       expect(crossSlot).toEqual([]);
 
       // Every key is tagged with its pool (or a lane of it) or its coordinator, except the keys
-      // that stand alone (one key per command, checked above): the catalog and batch names.
+      // that stand alone (one key per command, checked above): the catalog, batch names, the call log.
       const tagged = /^toolq:\{(alpha|beta)(\.t[0-9a-f]+)?\}:|^toolq:\{c\.coord-[ab]\}:/;
-      const alone = /^toolq:(workers|waiting-pools|batch-name:[^:]+:[^:]+)$/;
+      const alone = /^toolq:(workers|waiting-pools|batch-name:[^:]+:[^:]+|calllog:\d+)$/;
       expect(allKeys.filter((k) => !tagged.test(k) && !alone.test(k))).toEqual([]);
       expect(allKeys).toContain('toolq:workers');
       // Different pools and different coordinators land in different slots.
