@@ -852,3 +852,36 @@ describe('Dockerfile', () => {
     expect(ignore).toMatch(/^\*\*\/node_modules$/m);
   });
 });
+
+describe('the scale-to-zero example (k8s/keda-scale-to-zero.example.yaml)', () => {
+  const docs = yamlDocs('k8s/keda-scale-to-zero.example.yaml').map((d) => obj(d, 'document'));
+  const deployment = obj(
+    docs.find((d) => d.kind === 'Deployment'),
+    'Deployment',
+  );
+  const so = obj(
+    docs.find((d) => d.kind === 'ScaledObject'),
+    'ScaledObject',
+  );
+  const container = obj(list(at(deployment, 'spec.template.spec.containers'), 'containers')[0], 'container');
+  const env = new Map(
+    list(container.env, 'env').map((e) => [str(at(e, 'name'), 'name'), at(e, 'value')] as const),
+  );
+  const configMap = yamlDocs('k8s/config.yaml').find((d) => at(d, 'kind') === 'ConfigMap');
+  const prefix = str(at(configMap, 'data.TOOLQ_PREFIX'), 'TOOLQ_PREFIX');
+
+  it('lets its pool wait for workers, and only then scales it to zero', () => {
+    expect(env.get('TOOLQ_WAIT_FOR_WORKERS')).toBe('true');
+    expect(Number(at(so, 'spec.minReplicaCount'))).toBe(0);
+    expect(at(so, 'spec.scaleTargetRef.name')).toBe(at(deployment, 'metadata.name'));
+  });
+
+  it("watches its own pool's BullMQ lists, and any waiting call wakes it", () => {
+    const pool = str(env.get('TOOLQ_POOL'), 'TOOLQ_POOL');
+    expect(pool).not.toBe('default');
+    const triggers = list(at(so, 'spec.triggers'), 'triggers');
+    const names = triggers.map((t) => at(t, 'metadata.listName'));
+    expect(names).toEqual([`${prefix}:{${pool}}:wait`, `${prefix}:{${pool}}:active`]);
+    expect(at(triggers[0], 'metadata.activationListLength')).toBe('0');
+  });
+});
