@@ -4,7 +4,7 @@
  * answered by its deadline. What a fault costs is read off the record: how many calls came back
  * is_error (and why), and how long until every batch succeeded again.
  */
-import type { Dispatcher, ToolUse } from '../packages/coordinator/src/index.ts';
+import type { Dispatcher, ToolUse } from '@toolq/coordinator';
 
 export interface BatchRecord {
   startedAt: number;
