@@ -2,6 +2,7 @@
 import type { OverheadConfig, StartupConfig } from './barrier-overhead.ts';
 import type { CompetitorConfig } from './competitor.ts';
 import type { EarlyDispatchConfig } from './early-dispatch.ts';
+import type { HttpConfig } from './http-vs-library.ts';
 import type { MemoryConfig } from './memory.ts';
 import type { ThroughputConfig } from './throughput.ts';
 
@@ -19,6 +20,7 @@ export interface BenchConfig {
   competitor: CompetitorConfig;
   earlyDispatch: EarlyDispatchConfig;
   memory: MemoryConfig;
+  http: HttpConfig;
 }
 
 const scenarios: EarlyDispatchConfig['scenarios'] = [
@@ -42,6 +44,7 @@ export const FULL: BenchConfig = {
   competitor: { calls: 9, sleepMs: 500, iterations: 20, lostTimeoutMs: 10_000 },
   earlyDispatch: { scenarios, iterations: 5 },
   memory: { batches: 10_000, sleepMs: 8_000, workers: 2 },
+  http: { batchSizes: [1, 10], iterations: { 1: 1_000, 10: 1_000 }, warmup: 30, block: 10, timeoutMs: 5_000 },
 };
 
 export const QUICK: BenchConfig = {
@@ -60,6 +63,7 @@ export const QUICK: BenchConfig = {
   competitor: { calls: 9, sleepMs: 500, iterations: 2, lostTimeoutMs: 5_000 },
   earlyDispatch: { scenarios, iterations: 1 },
   memory: { batches: 2_000, sleepMs: 3_000, workers: 2 },
+  http: { batchSizes: [1, 10], iterations: { 1: 100, 10: 100 }, warmup: 10, block: 10, timeoutMs: 5_000 },
 };
 
 /** The code paths of --quick at the smallest size that still exercises them (tests). */
@@ -76,4 +80,5 @@ export const TINY: BenchConfig = {
     iterations: 1,
   },
   memory: { batches: 200, sleepMs: 1_500, workers: 1 },
+  http: { batchSizes: [1, 10], iterations: { 1: 5, 10: 5 }, warmup: 1, block: 5, timeoutMs: 5_000 },
 };

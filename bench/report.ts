@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { SYSTEM_LABEL, type System } from './barrier-overhead.ts';
+import { HTTP_PATH_LABEL, type HttpPath } from './http-vs-library.ts';
 import { median, ratio, type Summary } from './stats.ts';
 import type { SuiteResult } from './suite.ts';
 import type { ThroughputRow } from './throughput.ts';
@@ -111,6 +112,8 @@ export function checkTargets(r: SuiteResult): TargetCheck[] {
       : '',
   });
 
+  checks.push(httpTarget(r));
+
   const m = r.memory;
   checks.push({
     target: 'Coordinator heap ≤ 2 KB per pending call',
@@ -121,6 +124,30 @@ export function checkTargets(r: SuiteResult): TargetCheck[] {
       "with every call pending (the caller's own tool_use objects included). See the analysis",
   });
   return checks;
+}
+
+/** Issue 9: the HTTP path adds at most 1 ms at the median and keeps p99 within 1.5 × the library's. */
+function httpTarget(r: SuiteResult): TargetCheck {
+  const row = (size: number, path: HttpPath) => r.http.rows.find((x) => x.size === size && x.path === path);
+  const sizes = [...new Set(r.http.rows.map((x) => x.size))];
+  const per = sizes.map((size) => {
+    const http = row(size, 'http');
+    const lib = row(size, 'library');
+    const added = (http?.wall.p50 ?? Number.NaN) - (lib?.wall.p50 ?? Number.NaN);
+    const p99x = ratio(http?.wall.p99 ?? Number.NaN, lib?.wall.p99 ?? Number.NaN);
+    return { size, added, p99x, met: added <= 1 && p99x <= 1.5 };
+  });
+  const measured = per.every((p) => Number.isFinite(p.added) && Number.isFinite(p.p99x));
+  return {
+    target: 'HTTP path: ≤ 1 ms over Dispatcher.dispatch() at p50, p99 ≤ 1.5 × (batches of 1 and 10)',
+    measured: measured
+      ? per.map((p) => `batch ${p.size}: +${fmtMs(p.added)} ms p50, p99 ${fmtX(p.p99x)}`).join('; ')
+      : '—',
+    met: measured && per.length > 0 ? per.every((p) => p.met) : undefined,
+    why:
+      `GET /healthz on the same kept-alive socket: p50 ${fmtMs(r.http.healthz.p50)} ms, p99 ${fmtMs(r.http.healthz.p99)} ms ` +
+      '(HTTP itself: a request, a response, two process wake-ups on loopback). See the analysis',
+  };
 }
 
 function cpuTotal(t: ThroughputRow | undefined): number {
@@ -195,6 +222,7 @@ export function renderReport(r: SuiteResult, options: { includeAnalysis?: boolea
     ...competitorSection(r),
     ...earlySection(r),
     ...memorySection(r),
+    ...httpSection(r),
   );
 
   if (options.includeAnalysis !== false && existsSync(ANALYSIS_FILE)) {
@@ -466,6 +494,59 @@ function memorySection(r: SuiteResult): string[] {
         ],
       ],
     ),
+    '',
+  );
+  return out;
+}
+
+function httpSection(r: SuiteResult): string[] {
+  const c = r.config.http;
+  const out = ['## 6. HTTP front door vs the library', ''];
+  out.push(
+    'The same batches of no-op `diag_echo` calls (`"type": "tool_use"` blocks), on the same redis-server and worker ' +
+      `processes, taking turns (blocks of ${c.block}, who goes first rotating): through \`POST /v1/tool-batches\` of a real ` +
+      'coordinator process (the CLI) over one kept-alive `node:http` connection, through `@toolq/client` (global `fetch`, ' +
+      'undici) to the same process, and through `Dispatcher.dispatch()` in the bench process. ' +
+      `Measured batches per path: ${c.batchSizes.map((s) => `${s}: ${c.iterations[s] ?? 100}`).join(', ')} ` +
+      `(after ${c.warmup} warm-up). Wall = from the caller's side (request sent → JSON answer parsed); dispatcher wall = ` +
+      "the Dispatcher's own `stats.wall_ms` (whole milliseconds), inside the coordinator process for HTTP. " +
+      'Added = p50 − library p50 of the same batch size. The target is checked on the `node:http` row.',
+    '',
+  );
+  const rows = r.http.rows.map((x) => {
+    const lib = r.http.rows.find((y) => y.size === x.size && y.path === 'library');
+    return [
+      x.size,
+      HTTP_PATH_LABEL[x.path],
+      x.wall.n,
+      ...pcts(x.wall),
+      x.path === 'library' ? '—' : `+${fmtMs(x.wall.p50 - (lib?.wall.p50 ?? Number.NaN))}`,
+      x.path === 'library' ? '—' : fmtX(ratio(x.wall.p99, lib?.wall.p99 ?? Number.NaN)),
+      `${fmtMs(x.dispatcherWall.p50)} / ${fmtMs(x.dispatcherWall.p99)}`,
+      x.errors,
+    ];
+  });
+  out.push(
+    table(
+      [
+        'batch',
+        'path',
+        'batches',
+        'wall p50 ms',
+        'p95 ms',
+        'p99 ms',
+        'added p50 ms',
+        'p99 × library',
+        'dispatcher wall p50 / p99 ms',
+        'errors',
+      ],
+      rows,
+    ),
+    '',
+  );
+  out.push(
+    `\`GET /healthz\` on the same connection after each measured HTTP batch: p50 ${fmtMs(r.http.healthz.p50)} ms, ` +
+      `p99 ${fmtMs(r.http.healthz.p99)} ms (${r.http.healthz.n} requests).`,
     '',
   );
   return out;

@@ -16,6 +16,7 @@ import { type CompetitorRow, measureCompetitor } from './competitor.ts';
 import type { BenchConfig } from './config.ts';
 import { type EarlyDispatchRow, loadRunAgent, measureEarlyDispatch } from './early-dispatch.ts';
 import { collectEnvironment, type Environment } from './environment.ts';
+import { type HttpResult, measureHttpVsLibrary } from './http-vs-library.ts';
 import { type MemoryResult, measureMemory } from './memory.ts';
 import { startBenchProcesses } from './processes.ts';
 import { measureThroughputAt, type ThroughputRow } from './throughput.ts';
@@ -33,6 +34,7 @@ export interface SuiteResult {
   /** Rows, or why the benchmark could not run. */
   earlyDispatch: EarlyDispatchRow[] | { notDone: string };
   memory: MemoryResult;
+  http: HttpResult;
 }
 
 export type Progress = (message: string) => void;
@@ -98,6 +100,8 @@ export async function runSuite(
     const earlyDispatch = runAgent
       ? await measureEarlyDispatch(clients.dispatcher, runAgent, config.earlyDispatch, logger)
       : { notDone: 'runAgent (packages/coordinator/src/agent) does not exist in this checkout yet.' };
+    step('HTTP front door vs the library');
+    const http = await measureHttpVsLibrary(redisUrl, clients.dispatcher, config.http);
 
     for (const n of counts.filter((c) => c > config.latencyWorkers)) await throughputAt(n);
 
@@ -122,6 +126,7 @@ export async function runSuite(
       competitor,
       earlyDispatch,
       memory,
+      http,
     };
   } finally {
     await clients?.dispatcher.close().catch(() => undefined);

@@ -6,14 +6,18 @@ import { RUN_SOURCES } from './run-sources.ts';
 
 const CLI = fileURLToPath(new URL('../packages/coordinator/src/cli.ts', import.meta.url));
 
-export async function startCoordinatorProcess(env: Record<string, string>): Promise<{
+export async function startCoordinatorProcess(
+  env: Record<string, string>,
+  /** Default port 0: any free one. */
+  options: { port?: number } = {},
+): Promise<{
   url: string;
   /** Its coordinator id (TOOLQ_COORDINATOR_ID, or the one it made up). */
   id: string;
   child: ChildProcess;
   exited: Promise<number | null>;
 }> {
-  const child = spawn(process.execPath, [...RUN_SOURCES, CLI, '--port', '0'], {
+  const child = spawn(process.execPath, [...RUN_SOURCES, CLI, '--port', String(options.port ?? 0)], {
     env: { ...process.env, TOOLQ_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -44,6 +44,7 @@ describe('pnpm bench (tiny configuration)', () => {
       '## 3. The competitor scenario',
       '## 4. Streaming early dispatch',
       '## 5. Memory and scale',
+      '## 6. HTTP front door vs the library',
     ]) {
       expect(md).toContain(heading);
     }
@@ -69,6 +70,10 @@ describe('pnpm bench (tiny configuration)', () => {
       TINY.earlyDispatch.scenarios.length * 2,
     );
     for (const row of r.overhead) expect(row.overhead.n).toBeGreaterThan(0);
+    // HTTP vs library: every path for every size, every batch answered without an error.
+    expect(r.http.rows).toHaveLength(TINY.http.batchSizes.length * 3);
+    for (const row of r.http.rows) expect(row).toMatchObject({ errors: 0, wall: { n: 5 } });
+    expect(r.http.healthz.n).toBeGreaterThan(0);
 
     // Nothing lost, nothing failed on the toolq side, anywhere.
     expect(toolqLostTotal(r).lost).toBe(0);
@@ -82,7 +87,7 @@ describe('pnpm bench (tiny configuration)', () => {
 
     // Every target gets a verdict line.
     const checks = checkTargets(r);
-    expect(checks).toHaveLength(6);
+    expect(checks).toHaveLength(7);
     for (const c of checks) expect(md).toContain(c.target);
   });
 

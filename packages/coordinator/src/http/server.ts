@@ -13,6 +13,7 @@ import { registerAdmin } from './admin.ts';
 import { AppTokens, appOf, assertSafeListen, registerAuth } from './auth.ts';
 import { toHttpError } from './errors.ts';
 import { JsonShapeScanner } from './json-shape.ts';
+import { registerOpenApi } from './openapi.ts';
 import { type RunsOptions, registerRuns } from './runs.ts';
 import { batchIdSchema, MAX_TOOL_USES_PER_BATCH, toolBatchRequestSchema } from './schemas.ts';
 
@@ -116,6 +117,8 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
   registerAdmin(app, { dispatcher, write: options.adminWrite ?? false });
 
   registerRuns(app, { runs: options.runs, logger: options.logger });
+
+  registerOpenApi(app);
 
   app.get<{ Querystring: { window?: string } }>('/v1/report', async (request) =>
     withinRedis(fleetReport(dispatcher.callLog, request.query.window ?? DEFAULT_REPORT_WINDOW)),

@@ -1,0 +1,340 @@
+/**
+ * ToolqClient: the coordinator's HTTP API for other apps, on the global fetch (no dependencies).
+ * Every call takes an AbortSignal and a timeout, retries what is safe to retry with backoff, and
+ * fails with a typed error (errors.ts).
+ */
+import { onAbort } from './abort-fanout.ts';
+import {
+  connectionErrorCode,
+  ToolqConnectionError,
+  ToolqHttpError,
+  ToolqTimeoutError,
+  wasNeverSent,
+} from './errors.ts';
+import { backoffMs, parseRetryAfter, RETRY_DEFAULTS, type RetryEvent, type RetryOptions } from './retry.ts';
+import type {
+  CatalogTool,
+  FailurePolicy,
+  PerformanceReport,
+  Run,
+  RunCreated,
+  RunList,
+  RunRequest,
+  ToolBatch,
+  ToolUseLike,
+} from './types.ts';
+
+export interface ToolqClientOptions {
+  /** The coordinator, e.g. `http://127.0.0.1:8080`. */
+  baseUrl: string;
+  /** The server's TOOLQ_API_TOKEN, sent as `Authorization: Bearer`. Default: none. */
+  token?: string;
+  /** Bound on a whole call, retries included. Default 60 000 ms (a tool batch waits longer: see createToolBatch). */
+  timeoutMs?: number;
+  /** Default: 4 attempts, 100 ms doubling to at most 2 s. */
+  retry?: RetryOptions;
+  /** Told before each retry (for logs and metrics). */
+  onRetry?: (event: RetryEvent) => void;
+  /** Default: the global fetch. */
+  fetch?: typeof fetch;
+}
+
+/** Options every call takes. */
+export interface CallOptions {
+  /** Aborting rejects the call with the signal's reason; a tool batch's calls are cancelled on the server. */
+  signal?: AbortSignal;
+  /** Replaces the client's timeoutMs for this call. */
+  timeoutMs?: number;
+  /** Replaces the client's retry options for this call; `false`: one attempt. */
+  retry?: RetryOptions | false;
+}
+
+export interface ToolBatchOptions extends CallOptions {
+  /** Per-call timeout on the server. Default: each tool's own. */
+  batchTimeoutMs?: number;
+  /** Default `continue`. */
+  failurePolicy?: FailurePolicy;
+  maxRetries?: number;
+  /**
+   * Your id for the batch (letters, digits, `_.-`): lets you collect it with getToolBatch(), and
+   * makes the POST safe to send again after a broken connection (a 409 then means the first
+   * attempt got through, and the client collects that batch instead).
+   */
+  batchId?: string;
+}
+
+/** How a request may be retried. */
+type Replay =
+  /** Reads: after any connection error and on 503. */
+  | 'idempotent'
+  /** Writes: only when the server cannot have acted on it (connection refused, or a 503). */
+  | 'unsafe';
+
+interface Request {
+  method: 'GET' | 'POST' | 'DELETE';
+  path: string;
+  body?: unknown;
+  replay: Replay;
+  headers?: Record<string, string>;
+  /** Extends the call's deadline so that the server's own wait fits in it. */
+  minTimeoutMs?: number;
+}
+
+/** 503 codes that no retry will change: a configuration, not a passing state. */
+const PERMANENT_503 = new Set(['NO_MODEL']);
+
+/** Slack over a batch's server-side deadline before the client gives up on the answer. */
+const BATCH_TIMEOUT_SLACK_MS = 10_000;
+
+export class ToolqClient {
+  private readonly baseUrl: string;
+  private readonly fetch: typeof fetch;
+
+  constructor(private readonly options: ToolqClientOptions) {
+    const url = new URL(options.baseUrl); // throws on a malformed URL, here rather than at the first call
+    this.baseUrl = url.href.replace(/\/+$/, '');
+    this.fetch = options.fetch ?? globalThis.fetch;
+  }
+
+  /**
+   * Runs the tool_use blocks of one model turn (`response.content.filter((b) => b.type === 'tool_use')`)
+   * and answers their tool_result blocks in order. The call waits at least `batchTimeoutMs` + 10 s.
+   */
+  async createToolBatch(
+    toolUses: readonly ToolUseLike[],
+    options: ToolBatchOptions = {},
+  ): Promise<ToolBatch> {
+    const body = {
+      tool_uses: toolUses,
+      ...(options.batchTimeoutMs !== undefined ? { timeout_ms: options.batchTimeoutMs } : {}),
+      ...(options.failurePolicy ? { failure_policy: options.failurePolicy } : {}),
+      ...(options.maxRetries !== undefined ? { max_retries: options.maxRetries } : {}),
+      ...(options.batchId !== undefined ? { batch_id: options.batchId } : {}),
+    };
+    const minTimeoutMs =
+      options.batchTimeoutMs !== undefined ? options.batchTimeoutMs + BATCH_TIMEOUT_SLACK_MS : undefined;
+    return this.send<ToolBatch>(
+      {
+        method: 'POST',
+        path: '/v1/tool-batches',
+        body,
+        // With the caller's id a repeat cannot run the batch twice (the server answers 409).
+        replay: options.batchId !== undefined ? 'idempotent' : 'unsafe',
+        ...(minTimeoutMs !== undefined ? { minTimeoutMs } : {}),
+      },
+      options,
+      options.batchId,
+    );
+  }
+
+  /** A batch sent with your own batchId, from its record: at once if answered, else when it is. */
+  getToolBatch(batchId: string, options: CallOptions = {}): Promise<ToolBatch> {
+    return this.send(
+      { method: 'GET', path: `/v1/tool-batches/${encodeURIComponent(batchId)}`, replay: 'idempotent' },
+      options,
+    );
+  }
+
+  async listTools(options: CallOptions = {}): Promise<CatalogTool[]> {
+    const { tools } = await this.send<{ tools: CatalogTool[] }>(
+      { method: 'GET', path: '/v1/tools', replay: 'idempotent' },
+      options,
+    );
+    return tools;
+  }
+
+  getReport(options: CallOptions = {}): Promise<PerformanceReport> {
+    return this.send({ method: 'GET', path: '/v1/report', replay: 'idempotent' }, options);
+  }
+
+  /** Starts an agent run on the coordinator's tools; poll it with getRun(). */
+  createRun(
+    request: RunRequest,
+    options: CallOptions & { idempotencyKey?: string } = {},
+  ): Promise<RunCreated> {
+    // With a key the server answers a repeat with the same run, so any attempt may be repeated.
+    const key = options.idempotencyKey;
+    return this.send(
+      {
+        method: 'POST',
+        path: '/v1/runs',
+        body: request,
+        replay: key === undefined ? 'unsafe' : 'idempotent',
+        ...(key === undefined ? {} : { headers: { 'idempotency-key': key } }),
+      },
+      options,
+    );
+  }
+
+  /** The caller's runs, newest first; pass `next_cursor` as `cursor` for the next page. */
+  listRuns(query: { limit?: number; cursor?: string } = {}, options: CallOptions = {}): Promise<RunList> {
+    const params = new URLSearchParams();
+    if (query.limit !== undefined) params.set('limit', String(query.limit));
+    if (query.cursor !== undefined) params.set('cursor', query.cursor);
+    const qs = params.size ? `?${params}` : '';
+    return this.send({ method: 'GET', path: `/v1/runs${qs}`, replay: 'idempotent' }, options);
+  }
+
+  /** Cancels a run (a 409 RUN_FINISHED when it has finished already). Cancelling twice is harmless. */
+  cancelRun(runId: string, options: CallOptions = {}): Promise<{ run_id: string; status: 'cancelled' }> {
+    return this.send(
+      { method: 'DELETE', path: `/v1/runs/${encodeURIComponent(runId)}`, replay: 'idempotent' },
+      options,
+    );
+  }
+
+  getRun(runId: string, options: CallOptions = {}): Promise<Run> {
+    return this.send(
+      { method: 'GET', path: `/v1/runs/${encodeURIComponent(runId)}`, replay: 'idempotent' },
+      options,
+    );
+  }
+
+  /**
+   * One call: attempts until an answer, a non-retryable error, the deadline or the caller's abort.
+   * `collectAs`: the batch id to collect when a repeated POST finds its first attempt got through.
+   */
+  private async send<T>(request: Request, call: CallOptions, collectAs?: string): Promise<T> {
+    const { method, path } = request;
+    const retry =
+      call.retry === false
+        ? { ...RETRY_DEFAULTS, attempts: 1 }
+        : { ...RETRY_DEFAULTS, ...this.options.retry, ...call.retry };
+    const timeoutMs = Math.max(call.timeoutMs ?? this.options.timeoutMs ?? 60_000, request.minTimeoutMs ?? 0);
+    call.signal?.throwIfAborted();
+
+    // One controller for the whole call: the caller's signal and the deadline both end it.
+    const controller = new AbortController();
+    const unsubscribe = call.signal
+      ? onAbort(call.signal, () => controller.abort(call.signal?.reason))
+      : undefined;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, timeoutMs);
+    let attempt = 0;
+    /** A failed attempt may have reached the server. */
+    let maybeReceived = false;
+    const stopped = () => {
+      if (timedOut) return new ToolqTimeoutError(method, path, timeoutMs, attempt);
+      return call.signal?.reason ?? new Error('aborted');
+    };
+    try {
+      for (;;) {
+        attempt++;
+        let response: Response;
+        let text: string;
+        try {
+          response = await this.fetch(`${this.baseUrl}${path}`, {
+            method,
+            headers: { ...this.headers(request.body !== undefined), ...request.headers },
+            ...(request.body !== undefined ? { body: JSON.stringify(request.body) } : {}),
+            signal: controller.signal,
+          });
+          text = await response.text();
+        } catch (err) {
+          if (controller.signal.aborted) throw stopped();
+          const code = connectionErrorCode(err);
+          const neverSent = wasNeverSent(code);
+          const retryable = neverSent || request.replay === 'idempotent';
+          if (!neverSent) maybeReceived = true;
+          if (retryable && attempt < retry.attempts) {
+            await this.pause(
+              request,
+              attempt,
+              backoffMs(retry, attempt),
+              code ?? 'connection error',
+              controller.signal,
+            );
+            if (controller.signal.aborted) throw stopped();
+            continue;
+          }
+          throw new ToolqConnectionError(
+            `${method} ${path}: could not reach ${this.baseUrl} (${code ?? (err as Error).message})`,
+            { attempts: attempt, cause: err, code, maybeReceived: !neverSent },
+          );
+        }
+        const body = parseBody(text, response.headers.get('content-type'));
+        if (response.ok) return body as T;
+        const error = httpError(response.status, body, text, method, path, attempt);
+        if (error.status === 409 && collectAs !== undefined && maybeReceived) {
+          // An earlier attempt reached the server before its connection broke: that is our batch.
+          try {
+            return (await this.getToolBatch(collectAs, { ...call, signal: controller.signal })) as T;
+          } catch (err) {
+            throw controller.signal.aborted ? stopped() : err;
+          }
+        }
+        if (error.status === 503 && !PERMANENT_503.has(error.code) && attempt < retry.attempts) {
+          const delay = backoffMs(retry, attempt, parseRetryAfter(response.headers.get('retry-after')));
+          await this.pause(request, attempt, delay, `503 ${error.code}`, controller.signal);
+          if (controller.signal.aborted) throw stopped();
+          continue;
+        }
+        throw error;
+      }
+    } finally {
+      clearTimeout(timer);
+      unsubscribe?.();
+    }
+  }
+
+  private headers(hasBody: boolean): Record<string, string> {
+    return {
+      accept: 'application/json',
+      ...(hasBody ? { 'content-type': 'application/json' } : {}),
+      ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
+    };
+  }
+
+  /** Waits before the next attempt; ends early when the call is aborted or times out. */
+  private pause(
+    request: Request,
+    attempt: number,
+    delayMs: number,
+    reason: string,
+    signal: AbortSignal,
+  ): Promise<void> {
+    this.options.onRetry?.({ method: request.method, path: request.path, attempt, delayMs, reason });
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, delayMs);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+}
+
+function parseBody(text: string, contentType: string | null): unknown {
+  if (!contentType?.includes('json') || text === '') return text;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** The server's `{"error": {"code", "message"}}`, or whatever else answered (a proxy, Fastify while closing). */
+function httpError(
+  status: number,
+  body: unknown,
+  text: string,
+  method: string,
+  path: string,
+  attempts: number,
+): ToolqHttpError {
+  const envelope = (body as { error?: { code?: unknown; message?: unknown } } | null)?.error;
+  const code = typeof envelope?.code === 'string' ? envelope.code : `HTTP_${status}`;
+  const fallback = (body as { message?: unknown } | null)?.message;
+  const serverMessage =
+    typeof envelope?.message === 'string'
+      ? envelope.message
+      : typeof fallback === 'string'
+        ? fallback
+        : text.slice(0, 500) || `status ${status}`;
+  return new ToolqHttpError({ status, code, serverMessage, method, path, body, attempts });
+}

@@ -1,0 +1,146 @@
+/**
+ * The HTTP API's bodies as the client sends and receives them (snake_case, as on the wire; see
+ * docs/openapi.json). Written here rather than imported: the client depends on nothing of toolq.
+ */
+
+/**
+ * A `tool_use` block. The SDK's `ToolUseBlock` objects fit as they are (`type`, `caller` and any
+ * further fields are sent along and ignored by the server).
+ */
+export interface ToolUseLike {
+  id: string;
+  name: string;
+  input: unknown;
+  type?: string;
+}
+
+export type FailurePolicy = 'continue' | 'abort' | 'retry';
+export type Outcome = 'ok' | 'error' | 'timeout' | 'invalid_input' | 'unknown_tool' | 'cancelled';
+
+// Shaped as the SDK's TextBlockParam and ImageBlockParam, so that tool_results go into
+// `messages` without a cast.
+export interface TextBlock {
+  type: 'text';
+  text: string;
+}
+export interface ImageBlock {
+  type: 'image';
+  source:
+    | { type: 'base64'; media_type: 'image/jpeg' | 'image/png' | 'image/gif' | 'image/webp'; data: string }
+    | { type: 'url'; url: string }
+    | { type: 'file'; file_id: string };
+}
+
+/** Append `tool_results` as they are, in one user message, after the assistant message. */
+export interface ToolResultBlock {
+  type: 'tool_result';
+  tool_use_id: string;
+  content: string | (TextBlock | ImageBlock)[];
+  is_error?: true;
+}
+
+export interface CallStats {
+  toolUseId: string;
+  tool: string;
+  pool?: string;
+  outcome: Outcome;
+  worker?: string;
+  attempts: number;
+  queueWaitMs?: number;
+  runMs?: number;
+  latencyMs: number;
+}
+
+export interface ToolBatch {
+  batch_id: string;
+  tool_results: ToolResultBlock[];
+  stats: { wall_ms: number; slowest_run_ms: number; overhead_ms: number; calls: CallStats[] };
+}
+
+export interface CatalogTool {
+  name: string;
+  description: string;
+  input_schema: Record<string, unknown>;
+  timeoutMs: number;
+  retry?: { attempts: number; backoffMs: number };
+  pools: string[];
+  liveWorkers: number;
+  waitsForWorkers: boolean;
+}
+
+export interface PerformanceReport {
+  window: { calls: number };
+  tools: { tool: string; calls: number; ok: number; avgMs: number; p95Ms: number; maxMs: number }[];
+  calls: number;
+  succeeded: number;
+  successRate: number;
+}
+
+export interface MessageParam {
+  role: 'user' | 'assistant';
+  content: string | Record<string, unknown>[];
+}
+
+/** POST /v1/runs. Give exactly one of `prompt` and `messages`. */
+export interface RunRequest {
+  prompt?: string;
+  messages?: MessageParam[];
+  system?: string;
+  model?: string;
+  /** Tool names from the catalog; default: every tool with a live worker. */
+  tools?: string[];
+  max_iterations?: number;
+  max_tokens?: number;
+  stream?: boolean;
+  timeout_ms?: number;
+  failure_policy?: FailurePolicy;
+}
+
+export type RunStatus = 'running' | 'done' | 'failed' | 'cancelled';
+
+export interface RunCreated {
+  run_id: string;
+  status: RunStatus;
+}
+
+export type AgentStatus =
+  | 'end_turn'
+  | 'stop_sequence'
+  | 'max_tokens'
+  | 'refusal'
+  | 'model_context_window_exceeded'
+  | 'max_iterations';
+
+/** GET /v1/runs/{id}. */
+export interface Run {
+  run_id: string;
+  status: RunStatus;
+  /** ISO 8601. */
+  created_at: string;
+  updated_at: string;
+  finished_at?: string;
+  elapsed_ms: number;
+  /** The coordinator running it (or that ran it last). */
+  coordinator?: string;
+  /** Times another coordinator took it over. */
+  takeovers: number;
+  saved_iterations?: number;
+  result?: {
+    status: AgentStatus | (string & {});
+    text: string;
+    model: string;
+    iterations: number;
+    calls: Record<string, unknown>[];
+    usage: Record<string, unknown>;
+    stats: Record<string, unknown>;
+    messages: MessageParam[];
+  };
+  error?: { code: string; message: string };
+}
+
+/** GET /v1/runs: newest first. */
+export interface RunList {
+  runs: { run_id: string; status: RunStatus; created_at: string; updated_at: string }[];
+  /** Pass as `cursor` for the next page; null on the last page. */
+  next_cursor: string | null;
+}

@@ -1,0 +1,85 @@
+/**
+ * The HTTP API's response bodies as zod schemas: the source of the responses in the OpenAPI
+ * document (openapi.ts), and what the tests hold real answers of a running coordinator to.
+ */
+import { contentBlockSchema, outcomeSchema, toolSpecSchema } from '@toolq/shared';
+import { z } from 'zod';
+
+/** Every error, whatever the route: `{"error": {"code", "message"}}`. */
+export const errorResponseSchema = z.object({
+  error: z.object({
+    /** A stable, machine-readable code, e.g. INVALID_REQUEST, UNAUTHORIZED, NOT_FOUND, BATCH_EXISTS. */
+    code: z.string(),
+    /** What is wrong and where, for a human. */
+    message: z.string(),
+  }),
+});
+
+export const toolResultSchema = z.object({
+  type: z.literal('tool_result'),
+  tool_use_id: z.string(),
+  content: z.union([z.string(), z.array(contentBlockSchema)]),
+  is_error: z.literal(true).optional(),
+});
+
+export const callStatsSchema = z.object({
+  toolUseId: z.string(),
+  tool: z.string(),
+  /** Absent when the call never reached a queue (unknown tool, no live worker). */
+  pool: z.string().optional(),
+  outcome: outcomeSchema,
+  worker: z.string().optional(),
+  attempts: z.number().int(),
+  queueWaitMs: z.number().optional(),
+  runMs: z.number().optional(),
+  latencyMs: z.number(),
+});
+
+/** POST /v1/tool-batches and GET /v1/tool-batches/{id}. */
+export const batchResponseSchema = z.object({
+  batch_id: z.string(),
+  /** One per tool_use, in the order sent: append them as one user message. */
+  tool_results: z.array(toolResultSchema),
+  stats: z.object({
+    wall_ms: z.number(),
+    slowest_run_ms: z.number(),
+    overhead_ms: z.number(),
+    calls: z.array(callStatsSchema),
+  }),
+});
+
+export const catalogToolSchema = toolSpecSchema.extend({
+  pools: z.array(z.string()),
+  liveWorkers: z.number().int(),
+  /** Its pool lets calls wait for a worker to start (scale from zero). */
+  waitsForWorkers: z.boolean(),
+});
+
+export const toolsResponseSchema = z.object({ tools: z.array(catalogToolSchema) });
+
+export const reportResponseSchema = z.object({
+  window: z.object({
+    /** As asked, e.g. "15m". */
+    requested: z.string(),
+    /** ISO times of the minute buckets read. */
+    from: z.string(),
+    to: z.string(),
+  }),
+  tools: z.array(
+    z.object({
+      tool: z.string(),
+      calls: z.number().int(),
+      ok: z.number().int(),
+      avgMs: z.number(),
+      p95Ms: z.number(),
+      maxMs: z.number(),
+    }),
+  ),
+  calls: z.number().int(),
+  succeeded: z.number().int(),
+  /** 0..1. */
+  successRate: z.number(),
+});
+
+export const healthResponseSchema = z.object({ ok: z.literal(true) });
+export const readyResponseSchema = z.object({ ready: z.boolean() });
