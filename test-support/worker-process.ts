@@ -11,7 +11,7 @@ export interface WorkerProcess {
   readonly id: string;
   readonly child: ChildProcess;
   readonly exited: Promise<number | null>;
-  /** Set when started with `metrics: true`. */
+  /** The worker's metrics server (`<url>/metrics`, `/healthz`, `/readyz`) when started with `metrics: true`. */
   readonly metricsUrl?: string;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -53,7 +53,7 @@ export async function startWorkerProcess(options: {
   }>(child, exited, 'worker');
   return {
     id,
-    metricsUrl: metrics,
+    ...(metrics ? { metricsUrl: metrics } : {}),
     child,
     exited,
     stop: async (signal = 'SIGTERM') => {

@@ -1,8 +1,9 @@
 /**
  * Static checks of deploy/: no Docker engine or cluster is available to the test suite, so every
  * file is parsed and cross-checked against the others (ports, names, keys, secrets), against the
- * package scripts, and against the metric contract in ./promql.ts. Where promtool or kubectl is on
- * the PATH, they check the files as well.
+ * package scripts, and against the metric table in @toolq/shared. Whether the queries themselves
+ * are right is proven by a real Prometheus in ./prometheus-e2e.test.ts. Where promtool or kubectl
+ * is on the PATH, they check the files as well.
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -10,10 +11,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { METRICS } from '@toolq/shared';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { buildPackages } from '../../test-support/built-packages.ts';
-import { checkPromql, groupingLabels, METRICS, metricNames, resolveMetric } from './promql.ts';
 
 const DEPLOY = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const ROOT = resolve(DEPLOY, '..');
@@ -133,50 +134,34 @@ describe('every YAML and JSON file in deploy/', () => {
   });
 });
 
-describe('the PromQL checker', () => {
-  // The checks below are only as good as this checker: show that it rejects the usual mistakes.
-  it.each([
-    ['toolq_tool_calls', 'not a metric of the contract'],
-    ['sum(toolq_tool_calls_total)', 'wrap it in rate()'],
-    ['rate(toolq_tool_duration_seconds[5m])', 'is a histogram'],
-    ['rate(toolq_workers_bucket[5m])', 'not a histogram'],
-    ['sum(rate(toolq_tool_calls_total{outcome="failed"}[5m]))', 'outcome="failed" is not one of'],
-    ['sum(rate(toolq_tool_calls_total{outcome=~"ok|eror"}[5m]))', 'outcome="eror"'],
-    ['max(toolq_queue_jobs{state="waiting",tool="x"})', 'has no label tool'],
-    ['sum by (tool) (rate(toolq_batch_size_count[5m]))', 'groups by tool'],
-    ['histogram_quantile(0.99, sum(rate(toolq_batch_size_bucket[5m])))', 'by (..., le)'],
-    ['sum(rate(toolq_late_results_total[5m])', 'unbalanced'],
-  ])('rejects %s', (expr, problem) => {
-    expect(checkPromql(expr, 'x').join('\n')).toContain(problem);
-  });
-
-  it('accepts correct expressions, Grafana variables included', () => {
-    const good = [
-      'histogram_quantile(0.95, sum by (pool, le) (rate(toolq_tool_queue_wait_seconds_bucket{pool=~"$pool"}[$__rate_interval])))',
-      'sum by (outcome) (rate(toolq_tool_calls_total{outcome!~"ok|cancelled"}[5m]))',
-      'max by (pool, state) (toolq_queue_jobs{state="waiting"})',
-      'sum(rate(toolq_batch_size_sum[5m])) / sum(rate(toolq_batch_size_count[5m]))',
-    ];
-    for (const expr of good) expect(checkPromql(expr, expr)).toEqual([]);
-  });
-});
-
-describe('the metric contract', () => {
-  // Once the packages define their metrics, dashboards and alerts must match the real names.
-  const sources = existsSync(join(ROOT, 'packages'))
-    ? readdirSync(join(ROOT, 'packages')).flatMap((pkg) => {
-        const src = join(ROOT, 'packages', pkg, 'src');
-        return existsSync(src)
-          ? filesUnder(src, /\.ts$/).map((f) => readFileSync(join(DEPLOY, f), 'utf8'))
-          : [];
-      })
-    : [];
-  const defined = new Set(
-    sources.flatMap((s) => [...s.matchAll(/name:\s*'(toolq_[a-z0-9_]+)'/g)].map((m) => m[1])),
+/** Every `toolq_*` identifier in an expression, and the table metric it belongs to (histogram suffixes). */
+function metricNames(expr: string): string[] {
+  return [...expr.matchAll(/\btoolq_[A-Za-z0-9_]+\b/g)].map((m) => m[0]);
+}
+function tableMetric(name: string): string | undefined {
+  if (name in METRICS) return name;
+  const base = name.replace(/_(bucket|sum|count)$/, '');
+  return base in METRICS && METRICS[base as keyof typeof METRICS].type === 'histogram' ? base : undefined;
+}
+/** Labels named in `by (...)` clauses. */
+function groupingLabels(expr: string): string[] {
+  return [...expr.matchAll(/\bby\s*\(([^)]*)\)/g)].flatMap((m) =>
+    (m[1] ?? '')
+      .split(',')
+      .map((l) => l.trim())
+      .filter(Boolean),
   );
-  it('every metric in the test constant is defined in packages/*/src', () => {
-    expect(defined.size).toBeGreaterThan(0);
-    expect(Object.keys(METRICS).filter((name) => !defined.has(name))).toEqual([]);
+}
+
+describe('the metric table', () => {
+  it('names only toolq_ metrics with a type, help and bounded labels', () => {
+    for (const [name, def] of Object.entries(METRICS)) {
+      expect(name).toMatch(/^toolq_[a-z0-9_]+$/);
+      if (def.type === 'counter') expect(name).toMatch(/_total$/);
+      expect(def.help.length, name).toBeGreaterThan(10);
+      for (const label of def.labels)
+        expect(['tool', 'pool', 'outcome', 'state', 'model', 'role', 'kind', 'reason']).toContain(label);
+    }
   });
 });
 
@@ -205,9 +190,9 @@ describe('prometheus alert rules', () => {
     },
   );
 
-  it('uses only metrics, labels and label values of the contract', () => {
-    const problems = alerts.flatMap((a) => checkPromql(str(a.expr, 'expr'), String(a.alert)));
-    expect(problems).toEqual([]);
+  it('names only metrics of the table (Prometheus evaluates them in prometheus-e2e.test.ts)', () => {
+    const unknown = alerts.flatMap((a) => metricNames(str(a.expr, 'expr')).filter((n) => !tableMetric(n)));
+    expect(unknown).toEqual([]);
   });
 
   it('templates only labels that survive the aggregation', () => {
@@ -438,13 +423,11 @@ describe('grafana', () => {
     }
   });
 
-  it('queries only metrics, labels and label values of the contract', () => {
-    const problems = graphs.flatMap((p) => exprsOf(p).flatMap((e) => checkPromql(e, String(p.title))));
-    for (const v of variables.filter((v) => v.type === 'query')) {
-      const query = isObj(v.query) ? str(v.query.query, 'query') : str(v.query, 'query');
-      problems.push(...checkPromql(query, `variable ${String(v.name)}`));
-    }
-    expect(problems).toEqual([]);
+  it('queries only metrics of the table (Prometheus evaluates them in prometheus-e2e.test.ts)', () => {
+    const exprs = graphs.flatMap(exprsOf);
+    for (const v of variables.filter((v) => v.type === 'query'))
+      exprs.push(isObj(v.query) ? str(v.query.query, 'query') : str(v.query, 'query'));
+    expect(exprs.flatMap(metricNames).filter((n) => !tableMetric(n))).toEqual([]);
   });
 
   it('defines every variable its queries use', () => {
@@ -457,7 +440,7 @@ describe('grafana', () => {
 
   it('shows every metric of the contract, and the panels operators asked for', () => {
     const all = graphs.flatMap(exprsOf).join('\n');
-    const shown = new Set(metricNames(all).map((n) => resolveMetric(n)?.base));
+    const shown = new Set(metricNames(all).map(tableMetric));
     expect(Object.keys(METRICS).filter((m) => !shown.has(m))).toEqual([]);
 
     const panelWith = (...parts: (string | RegExp)[]) =>
@@ -867,5 +850,38 @@ describe('Dockerfile', () => {
   it('keeps host node_modules out of the build context', () => {
     const ignore = readDeploy('Dockerfile.dockerignore');
     expect(ignore).toMatch(/^\*\*\/node_modules$/m);
+  });
+});
+
+describe('the scale-to-zero example (k8s/keda-scale-to-zero.example.yaml)', () => {
+  const docs = yamlDocs('k8s/keda-scale-to-zero.example.yaml').map((d) => obj(d, 'document'));
+  const deployment = obj(
+    docs.find((d) => d.kind === 'Deployment'),
+    'Deployment',
+  );
+  const so = obj(
+    docs.find((d) => d.kind === 'ScaledObject'),
+    'ScaledObject',
+  );
+  const container = obj(list(at(deployment, 'spec.template.spec.containers'), 'containers')[0], 'container');
+  const env = new Map(
+    list(container.env, 'env').map((e) => [str(at(e, 'name'), 'name'), at(e, 'value')] as const),
+  );
+  const configMap = yamlDocs('k8s/config.yaml').find((d) => at(d, 'kind') === 'ConfigMap');
+  const prefix = str(at(configMap, 'data.TOOLQ_PREFIX'), 'TOOLQ_PREFIX');
+
+  it('lets its pool wait for workers, and only then scales it to zero', () => {
+    expect(env.get('TOOLQ_WAIT_FOR_WORKERS')).toBe('true');
+    expect(Number(at(so, 'spec.minReplicaCount'))).toBe(0);
+    expect(at(so, 'spec.scaleTargetRef.name')).toBe(at(deployment, 'metadata.name'));
+  });
+
+  it("watches its own pool's BullMQ lists, and any waiting call wakes it", () => {
+    const pool = str(env.get('TOOLQ_POOL'), 'TOOLQ_POOL');
+    expect(pool).not.toBe('default');
+    const triggers = list(at(so, 'spec.triggers'), 'triggers');
+    const names = triggers.map((t) => at(t, 'metadata.listName'));
+    expect(names).toEqual([`${prefix}:{${pool}}:wait`, `${prefix}:{${pool}}:active`]);
+    expect(at(triggers[0], 'metadata.activationListLength')).toBe('0');
   });
 });

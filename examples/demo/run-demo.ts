@@ -19,7 +19,7 @@ import {
   type UsageReport,
 } from '@toolq/coordinator';
 import { startScriptedModel } from '@toolq/scripted-model';
-import { createLogger, loadConfig, ToolqError } from '@toolq/shared';
+import { createLogger, describeRedis, loadConfig, ToolqError } from '@toolq/shared';
 import { startRedisServer } from '../../test-support/redis-server.ts';
 import { startWorkerProcess } from '../../test-support/worker-process.ts';
 import { prepareFilesWorkspace } from './mcp-files.ts';
@@ -78,11 +78,14 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   try {
     checkpoint();
     let redisUrl = config.redisUrl;
-    if (!redisUrl) {
+    // REDIS_CLUSTER_NODES / REDIS_SENTINELS reach the worker processes through the environment.
+    let target = config.redis;
+    if (!redisUrl && target.mode === 'standalone') {
       setup('starting a private redis-server');
       const redis = await startRedisServer();
       stops.push(redis.stop);
       redisUrl = redis.url;
+      target = { mode: 'standalone', url: redisUrl };
     }
     const count = options.workers ?? 2;
     let source: { tools: string } | { mcp: string } = { tools: DEMO_TOOLS };
@@ -93,13 +96,13 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       setup(`MCP: the filesystem server on ${workspace.dir}, its tools served as fs__<tool>`);
     }
     setup(
-      `starting ${count} worker processes (${'mcp' in source ? '--mcp' : '--tools examples/demo/tools.ts'}) on ${redisUrl}`,
+      `starting ${count} worker processes (${'mcp' in source ? '--mcp' : '--tools examples/demo/tools.ts'}) on ${describeRedis(target)}`,
     );
     // allSettled: a worker that started must be stopped even when its sibling failed to.
     const started = await Promise.allSettled(
       Array.from({ length: count }, () =>
         startWorkerProcess({
-          redisUrl: redisUrl as string,
+          redisUrl: redisUrl ?? 'redis://127.0.0.1:6379',
           prefix: config.prefix,
           ...source,
           env: { TOOLQ_LOG_LEVEL: process.env.TOOLQ_LOG_LEVEL ?? 'warn' },
@@ -115,7 +118,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       name: 'toolq-demo',
       level: config.logLevel === 'info' ? 'warn' : config.logLevel,
     });
-    const dispatcher = new Dispatcher({ redisUrl, prefix: config.prefix, logger });
+    const dispatcher = new Dispatcher({ redis: target, prefix: config.prefix, logger });
     stops.push(() => dispatcher.close());
     await dispatcher.start();
 

@@ -3,7 +3,7 @@
  * `toolq-coordinator` / `pnpm coordinator`: the HTTP API in front of a Dispatcher. The only place
  * in this package's server side that touches `process`: signals, exit codes, the environment.
  */
-import { createLogger, describeRedis, describeStartupError, loadConfig } from '@toolq/shared';
+import { createLogger, describeRedis, describeStartupError, loadConfig, startTracing } from '@toolq/shared';
 import { Command, InvalidArgumentError } from 'commander';
 import { Dispatcher } from './dispatcher.ts';
 import { assertSafeListen } from './http/auth.ts';
@@ -26,13 +26,15 @@ const program = new Command('toolq-coordinator')
   .addHelpText(
     'after',
     '\nEndpoints: POST /v1/tool-batches, GET /v1/tool-batches/:id, POST /v1/runs, GET /v1/runs,\n' +
-      'GET /v1/runs/:id, GET /v1/runs/:id/events (SSE), DELETE /v1/runs/:id, GET /v1/tools, GET /v1/report, ' +
+      'GET /v1/runs/:id, GET /v1/runs/:id/events (SSE), DELETE /v1/runs/:id, GET /v1/tools, GET /v1/report,\n' +
+      '/admin/queues, ' +
       'GET /metrics, GET /healthz, GET /readyz.\n' +
-      'Environment: REDIS_URL, TOOLQ_PREFIX, TOOLQ_HOST, TOOLQ_PORT, TOOLQ_API_TOKEN, TOOLQ_API_TOKENS,\n' +
+      'Environment: REDIS_URL (or REDIS_CLUSTER_NODES, or REDIS_SENTINELS + REDIS_SENTINEL_MASTER; REDIS_USERNAME,\n' +
+      'REDIS_PASSWORD, REDIS_TLS), TOOLQ_PREFIX, TOOLQ_HOST, TOOLQ_PORT, TOOLQ_API_TOKEN, TOOLQ_API_TOKENS,\n' +
       'TOOLQ_COORDINATOR_ID, TOOLQ_RUN_RETENTION_MS, TOOLQ_RUN_TAKEOVER_MS, ' +
       'ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, TOOLQ_MODEL (agent runs), ' +
       'TOOLQ_BODY_LIMIT_BYTES, TOOLQ_REQUEST_TIMEOUT_MS, TOOLQ_BATCH_RETENTION_MS, TOOLQ_MAX_BATCH_RESULT_BYTES,\n' +
-      'TOOLQ_SHUTDOWN_TIMEOUT_MS, TOOLQ_LOG_LEVEL.\n' +
+      'TOOLQ_SHUTDOWN_TIMEOUT_MS, TOOLQ_LOG_LEVEL, TOOLQ_ADMIN_WRITE, OTEL_EXPORTER_OTLP_ENDPOINT.\n' +
       'SIGTERM/SIGINT: stop accepting, let in-flight batches finish (up to TOOLQ_SHUTDOWN_TIMEOUT_MS), then\n' +
       'answer what is left as cancelled. A second signal exits at once.',
   );
@@ -45,8 +47,11 @@ async function main(): Promise<void> {
   const host = flags.host ?? config.host;
   const listenPort = flags.port ?? config.port;
 
+  const tracing = config.otlpEndpoint
+    ? await startTracing({ serviceName: 'toolq-coordinator', endpoint: config.otlpEndpoint })
+    : undefined;
   const dispatcher = new Dispatcher({
-    redisUrl: config.redisUrl,
+    redis: config.redis,
     prefix: config.prefix,
     coordinatorId: config.coordinatorId,
     batchRetentionMs: config.batchRetentionMs,
@@ -54,7 +59,7 @@ async function main(): Promise<void> {
     logger,
   });
   const runs = new RunService({
-    redisUrl: config.redisUrl,
+    redis: config.redis,
     prefix: config.prefix,
     dispatcher,
     logger,
@@ -77,6 +82,7 @@ async function main(): Promise<void> {
     dispatcher,
     bodyLimitBytes: config.bodyLimitBytes,
     requestTimeoutMs: config.requestTimeoutMs,
+    adminWrite: config.adminWrite,
     logger,
     runs,
     ...auth,
@@ -89,7 +95,7 @@ async function main(): Promise<void> {
   logger.info(
     {
       url,
-      redis: describeRedis(config.redisUrl),
+      redis: describeRedis(config.redis),
       // App names only: tokens are never logged.
       auth: config.apiToken || config.apiTokens.size > 0,
       apps: [...(config.apiToken ? ['default'] : []), ...config.apiTokens.keys()],
@@ -115,6 +121,7 @@ async function main(): Promise<void> {
     // Runs hand over at their next step (the current one finishes and is saved), then batches drain.
     Promise.all([app.close(), runs.close()])
       .then(() => dispatcher.close())
+      .then(() => tracing?.shutdown())
       .then(() => process.exit(0))
       .catch((err: Error) => {
         logger.error({ err: err.message }, 'shutdown failed');

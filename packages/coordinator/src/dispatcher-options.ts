@@ -2,7 +2,13 @@
  * The Dispatcher's options and every default, in one place. The CLI fills them from the
  * environment (packages/shared/src/config.ts); a library user passes what they need.
  */
-import { DEFAULTS, type FailurePolicy, type Logger, type Registry } from '@toolq/shared';
+import {
+  DEFAULTS,
+  type FailurePolicy,
+  type Logger,
+  type RedisConnectionConfig,
+  type Registry,
+} from '@toolq/shared';
 
 export interface DispatchOptions {
   /** Per-call timeout. Default: each tool's own timeout (which defaults to 30 s). A smaller value wins. */
@@ -26,6 +32,8 @@ export interface DispatchOptions {
 export interface DispatcherOptions {
   /** Default `redis://127.0.0.1:6379`. */
   redisUrl?: string;
+  /** Redis Cluster, Sentinel or standalone (`loadConfig().redis`); wins over `redisUrl`. */
+  redis?: RedisConnectionConfig;
   /** Default `toolq`. */
   prefix?: string;
   /** Default: `<pid>-<random>`; set a stable one to collect a batch after a restart. */

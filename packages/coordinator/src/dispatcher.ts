@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   assertKeyPart,
+  CallLog,
   type CallResult,
   type CoordinatorMetrics,
   claimBatch,
@@ -18,10 +19,13 @@ import {
   createLogger,
   createRedis,
   createRegistry,
+  duplicateConnection,
+  isClusterConnection,
   type Keys,
   type Logger,
   markAnswered,
   messages,
+  probeRedis,
   publishCancel,
   RecentSet,
   type Redis,
@@ -36,6 +40,7 @@ import { whenAborted } from './abort-fanout.ts';
 import { Barrier, type BarrierCall, type LastLook, type SettledCall } from './barrier.ts';
 import { planBatch } from './batch-plan.ts';
 import { type BatchResult, observeBatch, summarise } from './batch-result.ts';
+import { dropBatchTrace, endBatchTrace, startBatchTrace } from './batch-tracing.ts';
 import { Catalog } from './catalog.ts';
 import {
   DISPATCHER_DEFAULTS,
@@ -43,8 +48,9 @@ import {
   type DispatchOptions,
   MAX_TIMEOUT_MS,
 } from './dispatcher-options.ts';
+import { recordBatch } from './fleet-report.ts';
 import { buildJobData, groupJobs, JobQueues, type PlannedJob } from './job-queues.ts';
-import { RecentCalls } from './recent-calls.ts';
+import { callsWithoutJob, LOST_CALL_MESSAGE } from './lost-calls.ts';
 import { type Reply, ReplyReader } from './reply-reader.ts';
 
 /**
@@ -81,6 +87,8 @@ interface Pending {
   foreignKey?: string;
   /** The answer, shared by the dispatch and everyone collecting the batch meanwhile. */
   result?: Promise<BatchResult>;
+  /** The jobs are in their queues: from then on a job that is gone means a lost call. */
+  enqueued?: boolean;
 }
 
 interface JobRef {
@@ -115,8 +123,8 @@ export class Dispatcher {
   readonly catalog: Catalog;
   readonly registry: Registry;
   readonly metrics: CoordinatorMetrics;
-  /** The last calls answered, for the performance report. */
-  readonly recentCalls = new RecentCalls();
+  /** The fleet's call log in Redis, for the performance report (GET /v1/report, pnpm report). */
+  readonly callLog: CallLog;
   private readonly keys: Keys;
   private readonly logger: Logger;
   private readonly redis: Redis;
@@ -156,9 +164,10 @@ export class Dispatcher {
     });
     this.registry = options.registry ?? createRegistry({ labels: { component: 'coordinator' } });
     this.metrics = createCoordinatorMetrics(this.registry);
-    this.redis = createRedis(options.redisUrl);
+    this.redis = createRedis(options.redis ?? options.redisUrl);
     this.redis.on('error', (err) => this.logger.warn({ err: err.message }, 'redis error'));
-    const blocking = createRedis(options.redisUrl);
+    this.callLog = new CallLog({ redis: this.redis, prefix: this.keys.prefix, logger: this.logger });
+    const blocking = duplicateConnection(this.redis);
     blocking.on('error', () => undefined); // reported by the reader loop
     this.catalog = new Catalog({ redis: this.redis, keys: this.keys, logger: this.logger });
     this.jobs = new JobQueues({ redis: this.redis, keys: this.keys, logger: this.logger });
@@ -206,7 +215,11 @@ export class Dispatcher {
   async readiness(): Promise<string | undefined> {
     if (this.closing) return 'the coordinator is shutting down';
     if (!this.reader.isHealthy()) return 'the reply stream reader is not reading';
-    return probeWrites(this.redis, `${this.keys.prefix}:probe:${this.coordinatorId}`);
+    // Writes in this coordinator's slot and the catalog's: on a cluster they may be on different masters.
+    return probeWrites(this.redis, [
+      this.keys.coordinatorProbe(this.coordinatorId),
+      this.keys.workersProbe(),
+    ]);
   }
 
   /** Answers every call still waiting as cancelled (forced shutdown). */
@@ -254,6 +267,7 @@ export class Dispatcher {
     const { calls, meta, ttlMs } = planBatch({ toolUses, lookups, startedAt, timeoutMs: options.timeoutMs });
     meta.id = name.id;
     meta.app = name.app;
+    const trace = startBatchTrace(batchId, name.id, calls, startedAt); // undefined unless tracing is on
     const planned: PlannedJob[] = [];
     const workersIn = new Map<string, number>();
     meta.calls.forEach((call, index) => {
@@ -262,16 +276,14 @@ export class Dispatcher {
       workersIn.set(lookup.queue, Math.max(workersIn.get(lookup.queue) ?? 0, lookup.workers));
       if (lookup.queue !== call.pool) call.queue = lookup.queue;
       const reply = { batchId, index, batchKey, streamKey: this.keys.replyStream(this.coordinatorId) };
-      planned.push({
-        queue: lookup.queue,
-        index,
-        data: buildJobData({
-          call: calls[index] as BarrierCall,
-          input: toolUses[index]?.input,
-          reply,
-          options,
-        }),
+      const data = buildJobData({
+        call: calls[index] as BarrierCall,
+        input: toolUses[index]?.input,
+        reply,
+        options,
       });
+      if (trace) data.trace = trace.carrier(index);
+      planned.push({ queue: lookup.queue, index, data });
     });
     const queued = groupJobs(batchId, planned, (queue) => workersIn.get(queue) ?? 1);
     for (const job of queued) {
@@ -304,6 +316,7 @@ export class Dispatcher {
     const enqueue = () => {
       if (barrier.isDone) return;
       void this.jobs.enqueue(queued).then((failures) => {
+        entry.enqueued = true;
         for (const { index, error } of failures) {
           const message = messages.error(`could not enqueue the call: ${describeRedisFailure(error)}`);
           barrier.settle(index, barrier.coordinatorResult(index, 'error', message), true);
@@ -320,7 +333,10 @@ export class Dispatcher {
       keepMs,
     );
     let claimed: Promise<unknown>;
-    if (options.batchId === undefined) {
+    // On a cluster the record, the name and the queue live on different masters: a fast worker
+    // could see a job before its record and, finding none, drop the result. There they come first.
+    const ownId = options.batchId === undefined;
+    if (ownId && !isClusterConnection(this.redis)) {
       // A random id is new: its record and name are written beside the jobs, off the critical path.
       enqueue();
       claimed = Promise.resolve();
@@ -335,7 +351,8 @@ export class Dispatcher {
         Promise.all([recorded, named]).then(([, free]) => free),
         ttlMs > 0 ? ttlMs : 1_000,
       ).then((free) => {
-        if (free === true) enqueue();
+        // A random id taken is our own claim, re-sent after a reconnect: the id is still ours.
+        if (free === true || (free === false && ownId)) enqueue();
         else if (free === false) {
           entry.conflict = batchExists(name.id);
           barrier.cancelPending(entry.conflict.message);
@@ -406,6 +423,7 @@ export class Dispatcher {
       sweepAt: 0,
       sweepEvery: foreign ? DISPATCHER_DEFAULTS.foreignSweepMs : this.settings.sweepIntervalMs,
       ...(foreign ? { foreignKey: recordKey } : {}),
+      enqueued: true, // by the process that dispatched it, or never: either way a missing job is lost
     };
     for (const call of calls) if (call.answer) barrier.settle(call.index, call.answer, true);
     this.pending.set(owner.uid, entry);
@@ -446,13 +464,15 @@ export class Dispatcher {
       this.pending.delete(uid);
       this.names.delete(this.keys.batchName(entry.name.app, entry.name.id));
       // The id belongs to another batch: stopping "its" calls would stop that batch's.
+      if (entry.conflict) dropBatchTrace(uid);
       if (entry.conflict) throw entry.conflict;
       this.afterAnswer(entry, settled);
       const poolOf = (index: number) => entry.jobs[index]?.pool;
       const result = summarise({ batchId: entry.name.id, startedAt, toolUses, settled, poolOf });
+      endBatchTrace(uid, startedAt, result);
       if (observe) {
         observeBatch(this.metrics, result);
-        this.recentCalls.addBatch(result);
+        recordBatch(this.callLog, result);
       }
       return result;
     });
@@ -494,8 +514,16 @@ export class Dispatcher {
           if (!entry.foreignKey)
             entry.sweepEvery = Math.min(entry.sweepEvery * 2, DISPATCHER_DEFAULTS.maxSweepEveryMs);
           entry.sweepAt = now + entry.sweepEvery;
-          const found = await readResults(this.redis, this.recordKey(entry), entry.barrier.pendingIndexes());
+          const pending = entry.barrier.pendingIndexes();
+          // Jobs first, then the record: a worker writes the result before its job goes away.
+          const withoutJob = entry.enqueued ? await callsWithoutJob(this.jobs, entry.jobs, pending) : [];
+          const found = await readResults(this.redis, this.recordKey(entry), pending);
           for (const [index, result] of found) entry.barrier.settle(index, result);
+          for (const index of withoutJob) {
+            if (found.has(index)) continue;
+            const lost = entry.barrier.coordinatorResult(index, 'error', messages.error(LOST_CALL_MESSAGE));
+            entry.barrier.settle(index, lost, true);
+          }
         }),
       );
     }
@@ -541,6 +569,7 @@ export class Dispatcher {
         barrier.cancelPending('the coordinator is shutting down');
       await this.reader.stop();
       await this.jobs.close();
+      await this.callLog.close();
       await closeRedis(this.redis);
     })();
     return this.closing;
@@ -574,10 +603,9 @@ function describeRedisFailure(err: Error): string {
 }
 
 /** Undefined when Redis takes a write now, else why not. Bounded: a probe never hangs. */
-async function probeWrites(redis: Redis, key: string): Promise<string | undefined> {
-  const probe = redis.set(key, '1', 'PX', 10_000);
-  const outcome = await settleWithin(probe, 2_000);
-  return outcome instanceof Error ? `Redis refuses writes: ${describeRedisFailure(outcome)}` : undefined;
+async function probeWrites(redis: Redis, keys: readonly string[]): Promise<string | undefined> {
+  const probe = await probeRedis(redis, keys);
+  return probe.ready ? undefined : `Redis refuses writes: ${describeRedisFailure(new Error(probe.reason))}`;
 }
 
 /** Redis gave no answer in time (as opposed to answering with an error). */

@@ -174,11 +174,11 @@ describe('catalog, health, metrics', () => {
 
   it('serves the performance report of the recent calls', async () => {
     const report = (await (await fetch(`${open.url}/v1/report`)).json()) as {
-      window: { calls: number };
+      calls: number;
       tools: { tool: string; calls: number; ok: number; avgMs: number; p95Ms: number; maxMs: number }[];
       successRate: number;
     };
-    expect(report.window.calls).toBeGreaterThan(0);
+    expect(report.calls).toBeGreaterThan(0);
     const sleep = report.tools.find((t) => t.tool === 'diag_sleep');
     expect(sleep).toMatchObject({ calls: 1, ok: 1 });
     expect(sleep?.maxMs).toBeGreaterThanOrEqual(100);

@@ -67,6 +67,8 @@ function servedRoutes(tree: string): string[] {
     const depth = (m[1] ?? '').length / 4;
     stack.length = depth;
     stack.push(m[2] ?? '');
+    // The admin page (bull-board's HTML UI and its own API) is not part of the JSON API.
+    if (stack.join('').startsWith('/admin')) continue;
     for (const method of (m[3] ?? '').split(', ').filter((x) => x && x !== 'HEAD'))
       routes.push(`${method} ${stack.join('')}`);
   }

@@ -88,7 +88,10 @@ describe('Redis killed and restarted mid-batch', () => {
     expect(Date.now() - started).toBeLessThan(3_000 + 1_000);
     for (const result of results) {
       expect(result.toolResults).toHaveLength(5);
-      expect(result.calls.every((c) => c.outcome === 'ok' || c.outcome === 'timeout')).toBe(true);
+      // The restarted Redis is empty: a call whose job is gone is answered `error` (lost) early.
+      expect(result.calls.every((c) => ['ok', 'timeout', 'error'].includes(c.outcome))).toBe(true);
+      for (const r of result.toolResults.filter((t) => t.is_error && !/timed out/.test(String(t.content))))
+        expect(r.content).toMatch(/^Error: the call was lost by Redis/);
     }
     // Recovery: the same dispatcher and workers serve new batches once the workers' heartbeats are back.
     const deadline = Date.now() + 20_000;

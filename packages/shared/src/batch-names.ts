@@ -5,7 +5,7 @@
  * dispatched it under which uid: written with SET NX, so an id is taken once across the fleet,
  * and read by any coordinator that is asked to collect the batch.
  */
-import type { Redis } from 'ioredis';
+import type { Redis } from './redis.ts';
 
 export interface BatchOwner {
   coordinatorId: string;

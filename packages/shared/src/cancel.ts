@@ -2,9 +2,10 @@
  * Cross-process cancellation messages. BullMQ's `worker.cancelJob` only reaches jobs running in
  * the same process, so coordinators publish on a pub/sub channel that every worker listens to.
  */
-import type { Redis } from 'ioredis';
+
 import { z } from 'zod';
 import { parseJsonAs } from './json.ts';
+import type { Redis } from './redis.ts';
 
 export const cancelMessageSchema = z.object({
   batchId: z.string(),

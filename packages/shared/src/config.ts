@@ -5,14 +5,46 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { DEFAULTS } from './defaults.ts';
 import { ToolqError } from './errors.ts';
+import type { RedisAddress, RedisConnectionConfig } from './redis.ts';
 import { describeZodIssues } from './result-encoding.ts';
 
 const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const keyPart = z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'use letters, digits, _ . - (at most 100)');
 
+/** `host:port,host:port,…` (IPv6 as `[::1]:7000`); says which entry is wrong. */
+const addressList = z.string().transform((value, ctx): RedisAddress[] => {
+  const out: RedisAddress[] = [];
+  value.split(',').forEach((raw, i) => {
+    const entry = raw.trim();
+    const match = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$/.exec(entry);
+    const port = Number(match?.[2]);
+    if (!match?.[1] || !Number.isInteger(port) || port < 1 || port > 65535) {
+      ctx.addIssue({ code: 'custom', message: `entry ${i + 1} (${JSON.stringify(entry)}) is not host:port` });
+      return;
+    }
+    out.push({ host: match[1].replace(/^\[|\]$/g, ''), port });
+  });
+  return out;
+});
+const flag = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'use true or false' })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
 const envSchema = z.object({
   /** Redis to use. Unset: the demo starts a private redis-server; other commands use localhost:6379. */
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  /** Seed nodes of a Redis Cluster; selects cluster mode (over REDIS_URL). */
+  REDIS_CLUSTER_NODES: addressList.optional(),
+  /** Sentinels watching REDIS_SENTINEL_MASTER; selects Sentinel mode (over REDIS_URL). */
+  REDIS_SENTINELS: addressList.optional(),
+  REDIS_SENTINEL_MASTER: z.string().min(1).max(200).optional(),
+  /** Credentials of the data nodes (a REDIS_URL's own credentials win in standalone mode). */
+  REDIS_USERNAME: z.string().min(1).optional(),
+  REDIS_PASSWORD: z.string().min(1).optional(),
+  /** The sentinels' own password, when it differs from REDIS_PASSWORD. */
+  REDIS_SENTINEL_PASSWORD: z.string().min(1).optional(),
+  /** TLS to every node (`rediss://` turns it on for REDIS_URL by itself). */
+  REDIS_TLS: flag.optional(),
   /** Key prefix of every Redis key. */
   TOOLQ_PREFIX: keyPart.default(DEFAULTS.prefix),
   /** Queue (pool) a worker serves. */
@@ -60,11 +92,18 @@ const envSchema = z.object({
   TOOLQ_MODEL: z.string().min(1).optional(),
   ANTHROPIC_API_KEY: z.string().min(1).optional(),
   ANTHROPIC_BASE_URL: z.url().optional(),
+  /** Retries and removals on the queue admin page (/admin/queues); otherwise it is read-only. */
+  TOOLQ_ADMIN_WRITE: z.enum(['true', 'false']).default('false'),
+  /** OTLP/HTTP collector (e.g. http://collector:4318): traces are exported only when set. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
 });
 
 export type ToolqEnv = z.output<typeof envSchema>;
 
 export interface ToolqConfig {
+  /** Where every connection goes: REDIS_CLUSTER_NODES, else REDIS_SENTINELS, else REDIS_URL. */
+  redis: RedisConnectionConfig;
+  /** REDIS_URL as given (standalone mode, or unset). */
   redisUrl: string | undefined;
   prefix: string;
   pool: string;
@@ -90,6 +129,8 @@ export interface ToolqConfig {
   model: string | undefined;
   anthropicApiKey: string | undefined;
   anthropicBaseUrl: string | undefined;
+  adminWrite: boolean;
+  otlpEndpoint: string | undefined;
 }
 
 /** Empty strings count as unset, as they do in most shells' `VAR= cmd`. */
@@ -106,6 +147,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolqConfig {
   }
   const e = parsed.data;
   return {
+    redis: redisConnectionFrom(e),
     redisUrl: e.REDIS_URL,
     prefix: e.TOOLQ_PREFIX,
     pool: e.TOOLQ_POOL,
@@ -130,7 +172,43 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolqConfig {
     model: e.TOOLQ_MODEL,
     anthropicApiKey: e.ANTHROPIC_API_KEY,
     anthropicBaseUrl: e.ANTHROPIC_BASE_URL,
+    adminWrite: e.TOOLQ_ADMIN_WRITE === 'true',
+    otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
   };
+}
+
+/** Cluster or Sentinel when configured (they take precedence over REDIS_URL), else standalone. */
+function redisConnectionFrom(e: ToolqEnv): RedisConnectionConfig {
+  const common = { username: e.REDIS_USERNAME, password: e.REDIS_PASSWORD, tls: e.REDIS_TLS };
+  if (e.REDIS_CLUSTER_NODES && e.REDIS_SENTINELS) {
+    throw new ToolqError(
+      'CONFIG_INVALID',
+      'invalid environment: REDIS_CLUSTER_NODES and REDIS_SENTINELS are both set; set one of them',
+    );
+  }
+  if (e.REDIS_CLUSTER_NODES) return { mode: 'cluster', nodes: e.REDIS_CLUSTER_NODES, ...common };
+  if (e.REDIS_SENTINELS) {
+    if (!e.REDIS_SENTINEL_MASTER) {
+      throw new ToolqError(
+        'CONFIG_INVALID',
+        'invalid environment: REDIS_SENTINELS is set but REDIS_SENTINEL_MASTER (the name the sentinels monitor) is not',
+      );
+    }
+    return {
+      mode: 'sentinel',
+      sentinels: e.REDIS_SENTINELS,
+      masterName: e.REDIS_SENTINEL_MASTER,
+      ...common,
+      ...(e.REDIS_SENTINEL_PASSWORD ? { sentinelCredentials: { password: e.REDIS_SENTINEL_PASSWORD } } : {}),
+    };
+  }
+  if (e.REDIS_SENTINEL_MASTER) {
+    throw new ToolqError(
+      'CONFIG_INVALID',
+      'invalid environment: REDIS_SENTINEL_MASTER is set but REDIS_SENTINELS (host:port,…) is not',
+    );
+  }
+  return { mode: 'standalone', url: e.REDIS_URL, ...common };
 }
 
 export function defaultCoordinatorId(): string {

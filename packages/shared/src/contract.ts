@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { TOOL_NAME_PATTERN } from './tool.ts';
+import { TRACEPARENT_PATTERN } from './tracing.ts';
 
 export const CONTRACT_VERSION = 1;
 
@@ -40,6 +41,13 @@ export const jobDataSchema = z.object({
       batchKey: z.string().min(1),
       /** Redis stream the coordinator reads; a small notification with the result is appended. */
       streamKey: z.string().min(1),
+    })
+    .optional(),
+  /** The caller's trace context (W3C Trace Context), so the worker's spans join its trace. */
+  trace: z
+    .object({
+      traceparent: z.string().regex(TRACEPARENT_PATTERN, 'a W3C traceparent: 00-<32 hex>-<16 hex>-<2 hex>'),
+      tracestate: z.string().max(512).optional(),
     })
     .optional(),
 });

@@ -1,4 +1,16 @@
 export { type BatchOwner, claimBatchName, readBatchOwner } from './batch-names.ts';
+export {
+  binValue,
+  CALL_LOG_BUCKET_MS,
+  CALL_LOG_RETENTION_MS,
+  CallLog,
+  type CallLogWindow,
+  callLogKey,
+  durationBin,
+  histogramPercentile,
+  readCallLog,
+  type ToolCallStats,
+} from './call-log.ts';
 export { type CancelMessage, cancelMessageSchema, parseCancelMessage, publishCancel } from './cancel.ts';
 export { defaultCoordinatorId, loadConfig, parseApiTokens, type ToolqConfig } from './config.ts';
 export {
@@ -42,11 +54,29 @@ export {
   createCoordinatorMetrics,
   createRegistry,
   createWorkerMetrics,
+  METRIC_LABEL_VALUES,
+  METRICS,
+  type MetricDefinition,
+  type MetricName,
+  type MetricType,
+  PROCESS_METRIC_PREFIX,
   type Registry,
   type WorkerMetrics,
 } from './metrics.ts';
+export { probeRedis, type Readiness } from './readiness.ts';
 export { RecentSet } from './recent-set.ts';
-export { closeRedis, createRedis, describeRedis, type Redis } from './redis.ts';
+export {
+  closeRedis,
+  createRedis,
+  describeRedis,
+  duplicateConnection,
+  isClusterConnection,
+  type Redis,
+  type RedisAddress,
+  type RedisConnectionConfig,
+  type RedisCredentials,
+  type RedisTarget,
+} from './redis.ts';
 export { isRedisFailure } from './redis-errors.ts';
 export {
   DEFAULT_MAX_RESULT_BYTES,
@@ -69,6 +99,8 @@ export {
   readBatchMeta,
   readResults,
   resultField,
+  type StoreOutcome,
+  storeResult,
   writeResult,
 } from './result-store.ts';
 export {
@@ -82,6 +114,22 @@ export {
   type ToolRunContext,
   toAnthropicTool,
 } from './tool.ts';
+export {
+  type Attributes,
+  carrierOf,
+  contextFrom,
+  getTracer,
+  inSpan,
+  markError,
+  recordSpan,
+  type Span,
+  startSpan,
+  startTracing,
+  TRACEPARENT_PATTERN,
+  type TraceCarrier,
+  type Tracer,
+  type Tracing,
+} from './tracing.ts';
 export {
   HEARTBEAT_INTERVAL_MS,
   publishPoolMode,

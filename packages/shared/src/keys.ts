@@ -18,6 +18,11 @@ export interface Keys {
   waitingPools(): string;
   /** Pub/sub channel for cross-process cancellation of running calls. */
   cancelChannel(): string;
+  /** Keys of their own in a coordinator's and a pool's slot, which readiness probes write (10 s TTL). */
+  coordinatorProbe(coordinatorId: string): string;
+  poolProbe(pool: string): string;
+  /** In the catalog hash's slot: its hash tag is the catalog's whole key name. */
+  workersProbe(): string;
 }
 
 const SAFE_PART = /^[A-Za-z0-9_.-]{1,100}$/;
@@ -42,5 +47,9 @@ export function createKeys(prefix: string): Keys {
     workers: () => `${prefix}:workers`,
     waitingPools: () => `${prefix}:waiting-pools`,
     cancelChannel: () => `${prefix}:cancel`,
+    coordinatorProbe: (coordinatorId) => `${prefix}:{c.${coordinatorId}}:probe`,
+    // A colon after the tag's first part: BullMQ job ids cannot contain one, so no job owns it.
+    poolProbe: (pool) => `${prefix}:{${pool}}:probe:ready`,
+    workersProbe: () => `{${prefix}:workers}:probe`,
   };
 }

@@ -1,104 +1,175 @@
 /**
- * Metric definitions shared by name with the dashboards and alerts in deploy/. Each process makes
- * its own Registry (no global state), so tests can run several in one process.
+ * The metric contract: one table of every toolq metric (name, type, labels, help, who exports it).
+ * The registries below are built from it, deploy/'s dashboard and alert tests check their queries
+ * against it, and the end-to-end test checks that the running processes export exactly it. Each
+ * process makes its own Registry (no global state), so tests can run several in one process.
  */
 export type { Registry } from 'prom-client';
 
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
+export type MetricType = 'counter' | 'gauge' | 'histogram';
+
+export interface MetricDefinition {
+  readonly type: MetricType;
+  readonly labels: readonly string[];
+  readonly help: string;
+  /** The process kind that exports it. */
+  readonly component: 'coordinator' | 'worker';
+  readonly buckets?: readonly number[];
+}
+
 /** Seconds; from sub-millisecond overheads up to long tool calls. */
 const LATENCY_BUCKETS = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
-];
+] as const;
+
+export const METRICS = {
+  toolq_tool_calls_total: {
+    type: 'counter',
+    labels: ['tool', 'pool', 'outcome'],
+    help: 'Tool calls answered to the caller, by final outcome',
+    component: 'coordinator',
+  },
+  toolq_batch_size: {
+    type: 'histogram',
+    labels: [],
+    help: 'Tool calls per batch',
+    component: 'coordinator',
+    buckets: [1, 2, 3, 5, 8, 13, 21, 50, 100, 250, 1000],
+  },
+  toolq_batch_duration_seconds: {
+    type: 'histogram',
+    labels: [],
+    help: 'Wall time of a batch, dispatch to answer',
+    component: 'coordinator',
+    buckets: LATENCY_BUCKETS,
+  },
+  toolq_batch_overhead_seconds: {
+    type: 'histogram',
+    labels: [],
+    help: 'Wall time of a batch minus its slowest call run time',
+    component: 'coordinator',
+    buckets: LATENCY_BUCKETS,
+  },
+  toolq_late_results_total: {
+    type: 'counter',
+    labels: [],
+    help: 'Results that arrived after their batch was answered (dropped)',
+    component: 'coordinator',
+  },
+  toolq_queue_jobs: {
+    type: 'gauge',
+    labels: ['pool', 'state'],
+    help: 'Jobs in a pool queue by state',
+    component: 'coordinator',
+  },
+  toolq_workers: {
+    type: 'gauge',
+    labels: ['pool'],
+    help: 'Live worker processes by pool (heartbeat seen recently)',
+    component: 'coordinator',
+  },
+  toolq_model_tokens_total: {
+    type: 'counter',
+    labels: ['model', 'role', 'kind'],
+    help: 'Model tokens used by the agent loop',
+    component: 'coordinator',
+  },
+  toolq_worker_jobs_total: {
+    type: 'counter',
+    labels: ['tool', 'pool', 'outcome'],
+    help: 'Tool calls a worker finished, by outcome (the coordinator counts the final answer in toolq_tool_calls_total)',
+    component: 'worker',
+  },
+  toolq_tool_duration_seconds: {
+    type: 'histogram',
+    labels: ['tool', 'pool'],
+    help: 'Run time of a tool call on its worker, including retries',
+    component: 'worker',
+    buckets: LATENCY_BUCKETS,
+  },
+  toolq_tool_queue_wait_seconds: {
+    type: 'histogram',
+    labels: ['pool'],
+    help: 'Time from enqueue to the start of the call on a worker',
+    component: 'worker',
+    buckets: LATENCY_BUCKETS,
+  },
+  toolq_worker_skipped_jobs_total: {
+    type: 'counter',
+    labels: ['pool', 'reason'],
+    help: 'Jobs not run because their batch was already answered, their deadline passed or they were delivered twice',
+    component: 'worker',
+  },
+} as const satisfies Record<string, MetricDefinition>;
+
+export type MetricName = keyof typeof METRICS;
+
+/** Closed label value sets: a dashboard or alert matching another value is a bug. */
+export const METRIC_LABEL_VALUES: Readonly<Record<string, readonly string[]>> = {
+  outcome: ['ok', 'error', 'timeout', 'invalid_input', 'unknown_tool', 'cancelled'],
+  state: ['waiting', 'active', 'delayed', 'failed'],
+  reason: ['already_answered', 'deadline_passed', 'duplicate_delivery'],
+};
+
+/** Process metrics (prom-client's defaults) carry this prefix; they are not part of the table. */
+export const PROCESS_METRIC_PREFIX = 'toolq_process_';
 
 export function createRegistry(options: { defaultMetrics?: boolean; labels?: Record<string, string> } = {}) {
   const registry = new Registry();
   if (options.labels) registry.setDefaultLabels(options.labels);
-  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'toolq_process_' });
+  if (options.defaultMetrics ?? true)
+    collectDefaultMetrics({ register: registry, prefix: PROCESS_METRIC_PREFIX });
   return registry;
+}
+
+type LabelsOf<N extends MetricName> = (typeof METRICS)[N]['labels'][number];
+
+function counter<N extends MetricName>(registry: Registry, name: N): Counter<LabelsOf<N>> {
+  const def: MetricDefinition = METRICS[name];
+  return new Counter({
+    name,
+    help: def.help,
+    labelNames: def.labels as LabelsOf<N>[],
+    registers: [registry],
+  });
+}
+function gauge<N extends MetricName>(registry: Registry, name: N): Gauge<LabelsOf<N>> {
+  const def: MetricDefinition = METRICS[name];
+  return new Gauge({ name, help: def.help, labelNames: def.labels as LabelsOf<N>[], registers: [registry] });
+}
+function histogram<N extends MetricName>(registry: Registry, name: N): Histogram<LabelsOf<N>> {
+  const def: MetricDefinition = METRICS[name];
+  return new Histogram({
+    name,
+    help: def.help,
+    labelNames: def.labels as LabelsOf<N>[],
+    ...(def.buckets ? { buckets: [...def.buckets] } : {}),
+    registers: [registry],
+  });
 }
 
 export function createWorkerMetrics(registry: Registry) {
   return {
-    jobs: new Counter({
-      name: 'toolq_worker_jobs_total',
-      help: 'Tool calls a worker finished, by outcome (the coordinator counts the final answer in toolq_tool_calls_total)',
-      labelNames: ['tool', 'pool', 'outcome'] as const,
-      registers: [registry],
-    }),
-    duration: new Histogram({
-      name: 'toolq_tool_duration_seconds',
-      help: 'Run time of a tool call on its worker, including retries',
-      labelNames: ['tool', 'pool'] as const,
-      buckets: LATENCY_BUCKETS,
-      registers: [registry],
-    }),
-    queueWait: new Histogram({
-      name: 'toolq_tool_queue_wait_seconds',
-      help: 'Time from enqueue to the start of the call on a worker',
-      labelNames: ['pool'] as const,
-      buckets: LATENCY_BUCKETS,
-      registers: [registry],
-    }),
-    skipped: new Counter({
-      name: 'toolq_worker_skipped_jobs_total',
-      help: 'Jobs not run because their batch was already answered, their deadline passed or they were delivered twice',
-      labelNames: ['pool', 'reason'] as const,
-      registers: [registry],
-    }),
+    jobs: counter(registry, 'toolq_worker_jobs_total'),
+    duration: histogram(registry, 'toolq_tool_duration_seconds'),
+    queueWait: histogram(registry, 'toolq_tool_queue_wait_seconds'),
+    skipped: counter(registry, 'toolq_worker_skipped_jobs_total'),
   };
 }
 export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;
 
 export function createCoordinatorMetrics(registry: Registry) {
   return {
-    calls: new Counter({
-      name: 'toolq_tool_calls_total',
-      help: 'Tool calls answered to the caller, by final outcome',
-      labelNames: ['tool', 'pool', 'outcome'] as const,
-      registers: [registry],
-    }),
-    batchSize: new Histogram({
-      name: 'toolq_batch_size',
-      help: 'Tool calls per batch',
-      buckets: [1, 2, 3, 5, 8, 13, 21, 50, 100, 250, 1000],
-      registers: [registry],
-    }),
-    batchDuration: new Histogram({
-      name: 'toolq_batch_duration_seconds',
-      help: 'Wall time of a batch, dispatch to answer',
-      buckets: LATENCY_BUCKETS,
-      registers: [registry],
-    }),
-    batchOverhead: new Histogram({
-      name: 'toolq_batch_overhead_seconds',
-      help: 'Wall time of a batch minus its slowest call run time',
-      buckets: LATENCY_BUCKETS,
-      registers: [registry],
-    }),
-    lateResults: new Counter({
-      name: 'toolq_late_results_total',
-      help: 'Results that arrived after their batch was answered (dropped)',
-      registers: [registry],
-    }),
-    queueJobs: new Gauge({
-      name: 'toolq_queue_jobs',
-      help: 'Jobs in a pool queue by state',
-      labelNames: ['pool', 'state'] as const,
-      registers: [registry],
-    }),
-    workers: new Gauge({
-      name: 'toolq_workers',
-      help: 'Live worker processes by pool (heartbeat seen recently)',
-      labelNames: ['pool'] as const,
-      registers: [registry],
-    }),
-    modelTokens: new Counter({
-      name: 'toolq_model_tokens_total',
-      help: 'Model tokens used by the agent loop',
-      labelNames: ['model', 'role', 'kind'] as const,
-      registers: [registry],
-    }),
+    calls: counter(registry, 'toolq_tool_calls_total'),
+    batchSize: histogram(registry, 'toolq_batch_size'),
+    batchDuration: histogram(registry, 'toolq_batch_duration_seconds'),
+    batchOverhead: histogram(registry, 'toolq_batch_overhead_seconds'),
+    lateResults: counter(registry, 'toolq_late_results_total'),
+    queueJobs: gauge(registry, 'toolq_queue_jobs'),
+    workers: gauge(registry, 'toolq_workers'),
+    modelTokens: counter(registry, 'toolq_model_tokens_total'),
   };
 }
 export type CoordinatorMetrics = ReturnType<typeof createCoordinatorMetrics>;

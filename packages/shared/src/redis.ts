@@ -1,20 +1,134 @@
-import { Redis, type RedisOptions } from 'ioredis';
+/**
+ * Every Redis connection toolq opens comes from here, built from one parsed connection config:
+ * a standalone URL, a Redis Cluster's seed nodes, or Sentinels watching a named master.
+ */
+import { Cluster, type ClusterOptions, Redis as IORedis, type RedisOptions } from 'ioredis';
 
-export type { Redis } from 'ioredis';
+/**
+ * A toolq connection: one Redis (standalone or behind Sentinel) or a Redis Cluster. The commands
+ * toolq sends exist on both; code that must tell them apart uses `isClusterConnection()`.
+ */
+export type Redis = IORedis | Cluster;
+
+export interface RedisAddress {
+  host: string;
+  port: number;
+}
+
+/** Credentials for the data nodes (and, for Sentinel, for the sentinels unless set apart). */
+export interface RedisCredentials {
+  username?: string | undefined;
+  password?: string | undefined;
+}
+
+export type RedisConnectionConfig =
+  | ({ mode: 'standalone' /** Default `redis://127.0.0.1:6379`. */; url?: string | undefined } & RedisCommon)
+  | ({ mode: 'cluster'; nodes: readonly RedisAddress[] } & RedisCommon)
+  | ({
+      mode: 'sentinel';
+      sentinels: readonly RedisAddress[];
+      /** The name the sentinels monitor the master under. */
+      masterName: string;
+      /** The sentinels' own credentials, when they differ from the data nodes'. */
+      sentinelCredentials?: RedisCredentials | undefined;
+    } & RedisCommon);
+
+interface RedisCommon extends RedisCredentials {
+  /** TLS to every node (and to the sentinels). A `rediss://` URL turns it on by itself. */
+  tls?: boolean | undefined;
+}
+
+/** What `createRedis` takes: a parsed config, or (as before) a standalone URL or nothing. */
+export type RedisTarget = RedisConnectionConfig | string | undefined;
+
+function toConfig(target: RedisTarget): RedisConnectionConfig {
+  return typeof target === 'object' ? target : { mode: 'standalone', url: target };
+}
+
+/**
+ * A command that failed on a replica that used to be the master (a Sentinel failover while
+ * connected): reconnecting asks the sentinels again and re-sends the command to the new master.
+ */
+const reconnectOnReadonly = (err: Error): 2 | false => (err.message.startsWith('READONLY') ? 2 : false);
+
+/**
+ * How many redirections and retries one command may take on a cluster, and how long apart: a
+ * master's failover takes a few seconds (node timeout + election), and a command that waits
+ * through it is better than one that fails, since deadlines are enforced by the coordinator's
+ * timers. 100 × 200 ms rides out about 20 s of cluster trouble.
+ */
+const CLUSTER_RETRY_DELAY_MS = 200;
+const CLUSTER_MAX_REDIRECTIONS = 100;
 
 /**
  * A Redis connection for toolq. `maxRetriesPerRequest: null` is what BullMQ requires, and it
- * means commands wait through a Redis restart instead of failing; deadlines are enforced by timers
- * in the coordinator, never by waiting on Redis.
+ * means commands wait through a Redis restart or a failover instead of failing; deadlines are
+ * enforced by timers in the coordinator, never by waiting on Redis. A blocking reader (XREAD BLOCK,
+ * BullMQ's worker) gets its own connection: `duplicateConnection()`.
  */
-export function createRedis(url: string | undefined, options: RedisOptions = {}): Redis {
+export function createRedis(target: RedisTarget, options: RedisOptions = {}): Redis {
+  const config = toConfig(target);
+  const credentials = {
+    ...(config.username ? { username: config.username } : {}),
+    ...(config.password ? { password: config.password } : {}),
+  };
+  const tls = config.tls ? { tls: {} } : {};
   const base: RedisOptions = {
     maxRetriesPerRequest: null,
     // Reconnect quickly after a Redis restart, backing off to at most 1 s between tries.
     retryStrategy: (times) => Math.min(50 * times, 1000),
-    ...options,
+    reconnectOnError: reconnectOnReadonly,
   };
-  return url ? new Redis(url, base) : new Redis(base);
+  switch (config.mode) {
+    case 'standalone': {
+      const merged: RedisOptions = { ...base, ...credentials, ...tls, ...options };
+      return config.url ? new IORedis(config.url, merged) : new IORedis(merged);
+    }
+    case 'sentinel': {
+      const sentinelCredentials = config.sentinelCredentials ?? credentials;
+      return new IORedis({
+        ...base,
+        ...credentials,
+        ...tls,
+        sentinels: config.sentinels.map(({ host, port }) => ({ host, port })),
+        name: config.masterName,
+        ...(sentinelCredentials.username ? { sentinelUsername: sentinelCredentials.username } : {}),
+        ...(sentinelCredentials.password ? { sentinelPassword: sentinelCredentials.password } : {}),
+        ...(config.tls ? { enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
+        // Sentinel's +switch-master reaches us at once instead of at the next failed command.
+        failoverDetector: true,
+        sentinelRetryStrategy: (times) => Math.min(100 * times, 1000),
+        ...options,
+      });
+    }
+    case 'cluster': {
+      const { retryStrategy: _perNode, ...redisOptions } = { ...base, ...credentials, ...tls, ...options };
+      const clusterOptions: ClusterOptions = {
+        redisOptions,
+        clusterRetryStrategy: (times) => Math.min(100 * times, 1000),
+        retryDelayOnFailover: CLUSTER_RETRY_DELAY_MS,
+        retryDelayOnClusterDown: CLUSTER_RETRY_DELAY_MS,
+        retryDelayOnTryAgain: CLUSTER_RETRY_DELAY_MS,
+        maxRedirections: CLUSTER_MAX_REDIRECTIONS,
+        // No clusterNodeRetryStrategy: a node connection that closes must fail its commands (the
+        // cluster client then refreshes the slots and re-sends them to the promoted replica);
+        // reconnecting to a dead master held them in that node's offline queue forever (measured).
+      };
+      return new Cluster(
+        config.nodes.map(({ host, port }) => ({ host, port })),
+        clusterOptions,
+      );
+    }
+  }
+}
+
+/** A second connection with the same target and options, for a blocking reader. */
+export function duplicateConnection(redis: Redis): Redis {
+  return isClusterConnection(redis) ? redis.duplicate() : redis.duplicate();
+}
+
+export function isClusterConnection(redis: Redis): redis is Cluster {
+  return redis.isCluster;
 }
 
 /** Closes a connection whatever its state; never throws (used on shutdown paths). */
@@ -28,8 +142,23 @@ export async function closeRedis(redis: Redis): Promise<void> {
   }
 }
 
-/** Where to read `redis-server`'s own address from a URL, for messages that name it. */
-export function describeRedis(url: string | undefined): string {
+/** Where toolq connects, for logs and messages: never a password. */
+export function describeRedis(target: RedisTarget): string {
+  const config = toConfig(target);
+  const user = config.username ? ` as ${config.username}` : '';
+  const tls = config.tls ? ' (TLS)' : '';
+  const list = (addresses: readonly RedisAddress[]) => addresses.map((a) => `${a.host}:${a.port}`).join(',');
+  switch (config.mode) {
+    case 'standalone':
+      return `${describeUrl(config.url)}${user}${tls}`;
+    case 'cluster':
+      return `Redis Cluster ${list(config.nodes)}${user}${tls}`;
+    case 'sentinel':
+      return `Sentinel master ${config.masterName} via ${list(config.sentinels)}${user}${tls}`;
+  }
+}
+
+function describeUrl(url: string | undefined): string {
   if (!url) return 'redis://127.0.0.1:6379';
   try {
     const u = new URL(url);

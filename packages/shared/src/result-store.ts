@@ -4,17 +4,30 @@
  * result and append a notification to the coordinator's reply stream in ONE Lua script, so a result
  * is never written without its notification (the reconciliation sweep covers a lost read).
  */
-import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { type CallResult, callResultSchema } from './contract.ts';
 import { parseJsonAs } from './json.ts';
+import type { Redis } from './redis.ts';
 
+// -1: the record is gone (expired, or lost with a failed-over master): writing would leave a
+// fragment without meta that nobody collects. 0: a result is there already (a duplicate delivery,
+// or this very command re-sent after a reconnect): no second notification.
 const WRITE_RESULT = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 redis.call('XADD', KEYS[2], '*', 'b', ARGV[4], 'i', ARGV[5], 'r', ARGV[2])
 if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[6]) then redis.call('PEXPIRE', KEYS[2], ARGV[6]) end
 return 1
+`;
+
+// One command, not a MULTI: a transaction caught in a failover ends in EXECABORT (a queued command
+// got CLUSTERDOWN or READONLY), which no client retries and which left batches without a record
+// (measured); a script is retried and re-sent whole. Re-sent after a reconnect it returns 0.
+const CLAIM_BATCH = `
+local created = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return created
 `;
 
 /** How long a batch record outlives its deadline, so a restarted coordinator can still collect it. */
@@ -57,12 +70,8 @@ export async function claimBatch(
   meta: BatchMeta,
   ttlMs: number,
 ): Promise<boolean> {
-  const replies = await redis
-    .multi()
-    .hsetnx(batchKey, META_FIELD, JSON.stringify(meta))
-    .pexpire(batchKey, ttlMs)
-    .exec();
-  return replies?.[0]?.[1] === 1;
+  const created = await withScripts(redis).toolqClaimBatch(batchKey, META_FIELD, JSON.stringify(meta), ttlMs);
+  return created === 1;
 }
 
 export async function readBatchMeta(redis: Redis, batchKey: string): Promise<BatchMeta | undefined> {
@@ -71,6 +80,7 @@ export async function readBatchMeta(redis: Redis, batchKey: string): Promise<Bat
 }
 
 interface WithWriteResult {
+  toolqClaimBatch(batchKey: string, field: string, metaJson: string, ttlMs: number): Promise<number>;
   toolqWriteResult(
     batchKey: string,
     streamKey: string,
@@ -85,7 +95,10 @@ interface WithWriteResult {
 
 function withScripts(redis: Redis): Redis & WithWriteResult {
   const r = redis as Redis & Partial<WithWriteResult>;
-  if (!r.toolqWriteResult) redis.defineCommand('toolqWriteResult', { numberOfKeys: 2, lua: WRITE_RESULT });
+  if (!r.toolqWriteResult) {
+    redis.defineCommand('toolqWriteResult', { numberOfKeys: 2, lua: WRITE_RESULT });
+    redis.defineCommand('toolqClaimBatch', { numberOfKeys: 1, lua: CLAIM_BATCH });
+  }
   return r as Redis & WithWriteResult;
 }
 
@@ -97,8 +110,20 @@ export interface ResultTarget {
   deadline: number;
 }
 
-/** Returns false when a result was already there (a duplicate or retried delivery): it is kept. */
+/** What became of a result: `duplicate` keeps the first one; `batch_gone` writes nothing. */
+export type StoreOutcome = 'written' | 'duplicate' | 'batch_gone';
+
+/** Returns false when the result was not written (a duplicate delivery, or the batch record is gone). */
 export async function writeResult(redis: Redis, target: ResultTarget, result: CallResult): Promise<boolean> {
+  return (await storeResult(redis, target, result)) === 'written';
+}
+
+/** Writes a result into its batch record and notifies the coordinator, both or neither. */
+export async function storeResult(
+  redis: Redis,
+  target: ResultTarget,
+  result: CallResult,
+): Promise<StoreOutcome> {
   const ttl = Math.max(target.deadline - Date.now(), 0) + BATCH_TTL_AFTER_DEADLINE_MS;
   const written = await withScripts(redis).toolqWriteResult(
     target.batchKey,
@@ -110,7 +135,7 @@ export async function writeResult(redis: Redis, target: ResultTarget, result: Ca
     target.index,
     REPLY_STREAM_TTL_MS,
   );
-  return written === 1;
+  return written === 1 ? 'written' : written === 0 ? 'duplicate' : 'batch_gone';
 }
 
 /** Whether a call still wants running: its batch is not yet answered and it has no result yet. */

@@ -3,11 +3,11 @@
  * heartbeat; readers keep only entries whose heartbeat is recent, so a killed worker drops out
  * without anyone cleaning up after it.
  */
-import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { type ToolSpec, toolSpecSchema, type WorkerInfo, workerInfoSchema } from './contract.ts';
 import { parseJsonAs } from './json.ts';
 import type { Keys } from './keys.ts';
+import type { Redis } from './redis.ts';
 
 export const HEARTBEAT_INTERVAL_MS = 2_000;
 /** A worker whose last heartbeat is older than this is treated as gone. */

@@ -6,6 +6,7 @@ import {
   DEFAULTS,
   describeStartupError,
   loadConfig,
+  startTracing,
 } from '@toolq/shared';
 /**
  * `toolq-worker` / `pnpm worker`: serve a tool module on a pool. The only place in this package that
@@ -59,7 +60,8 @@ const program = new Command('toolq-worker')
   )
   .addHelpText(
     'after',
-    '\nEnvironment: REDIS_URL, TOOLQ_PREFIX, TOOLQ_POOL, TOOLQ_CONCURRENCY, TOOLQ_METRICS_PORT,\n' +
+    '\nEnvironment: REDIS_URL (or REDIS_CLUSTER_NODES, or REDIS_SENTINELS + REDIS_SENTINEL_MASTER;\n' +
+      'REDIS_USERNAME, REDIS_PASSWORD, REDIS_TLS), TOOLQ_PREFIX, TOOLQ_POOL, TOOLQ_CONCURRENCY, TOOLQ_METRICS_PORT,\n' +
       'TOOLQ_DEFAULT_TIMEOUT_MS, TOOLQ_MAX_RESULT_BYTES, TOOLQ_SHUTDOWN_TIMEOUT_MS, TOOLQ_LOG_LEVEL.\n' +
       'SIGTERM/SIGINT: stop taking jobs and finish running ones (up to TOOLQ_SHUTDOWN_TIMEOUT_MS), then give the rest back.\n' +
       'A second signal gives running calls back at once.',
@@ -87,12 +89,15 @@ async function main(): Promise<void> {
     const servers = await loadMcpConfig(flags.mcp);
     mcp = await startMcpTools({ servers, reservedNames: tools.map((t) => t.name), logger, registry });
   }
+  const tracing = config.otlpEndpoint
+    ? await startTracing({ serviceName: 'toolq-worker', endpoint: config.otlpEndpoint })
+    : undefined;
   // The MCP servers run in their own process groups: stop them if the worker cannot start.
   const worker = await startWorker({
     tools,
     toolSource: mcp,
     registry,
-    redisUrl: config.redisUrl,
+    redis: config.redis,
     prefix: config.prefix,
     pool: flags.pool ?? config.pool,
     waitForWorkers: flags.waitForWorkers ?? config.waitForWorkers,
@@ -127,6 +132,7 @@ async function main(): Promise<void> {
         .close()
         .then(() => mcp?.close())
         .then(() => health?.server.close())
+        .then(() => tracing?.shutdown())
         .then(() => process.exit(0))
         .catch((err: Error) => {
           logger.error({ err: err.message }, 'shutdown failed');

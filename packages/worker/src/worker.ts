@@ -5,6 +5,7 @@
 import { hostname } from 'node:os';
 import {
   type AnyTool,
+  CallLog,
   type CallResult,
   CONTRACT_VERSION,
   closeRedis,
@@ -14,6 +15,7 @@ import {
   createRegistry,
   createWorkerMetrics,
   DEFAULTS,
+  duplicateConnection,
   inputJsonSchema,
   isCallStillWanted,
   type JobChunk,
@@ -24,14 +26,17 @@ import {
   laneOf,
   messages,
   type ParsedJobData,
+  probeRedis,
   publishPoolMode,
+  type RedisConnectionConfig,
   type Registry,
   readWorkers,
+  storeResult,
   ToolqError,
   type ToolSpec,
-  writeResult,
 } from '@toolq/shared';
 import { DelayedError, type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import { traceCall } from './call-tracing.ts';
 import { listenForCancels, RunningCalls } from './cancel-listener.ts';
 import { startHeartbeat } from './heartbeat.ts';
 import { runCall } from './run-call.ts';
@@ -42,6 +47,8 @@ export interface WorkerOptions {
   tools: readonly AnyTool[];
   /** Default: `redis://127.0.0.1:6379`. */
   redisUrl?: string;
+  /** Redis Cluster, Sentinel or standalone (`loadConfig().redis`); wins over `redisUrl`. */
+  redis?: RedisConnectionConfig;
   /** Key prefix. Default `toolq`. */
   prefix?: string;
   /** Queue (pool) to serve. Default `default`. */
@@ -145,13 +152,15 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
   };
   const specs = refreshSourceTools();
 
-  const redis = createRedis(options.redisUrl);
-  const subscriber = createRedis(options.redisUrl);
+  const redis = createRedis(options.redis ?? options.redisUrl);
+  const subscriber = duplicateConnection(redis);
   const running = new RunningCalls();
   for (const conn of [redis, subscriber])
     conn.on('error', (err) => logger.warn({ err: err.message }, 'redis error'));
 
   const skip = (reason: string) => metrics.skipped.inc({ pool, reason });
+  // Calls of plain producers reach no coordinator: the worker adds them to the fleet's report.
+  const callLog = new CallLog({ redis, prefix: keys.prefix, logger });
 
   /**
    * One BullMQ job: a call, or a chunk of calls of one batch run at once, each reporting its own
@@ -242,6 +251,9 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
         metrics.duration.observe({ tool, pool }, (result.finishedAt - result.startedAt) / 1000);
       }
       await report(data, result);
+      traceCall(data, result, { pool, worker: id });
+      if (!data.reply)
+        callLog.record(tool, (result.finishedAt ?? 0) - (result.startedAt ?? 0), !result.isError);
       // With a reply target the result is in the batch record already; BullMQ need not store and
       // broadcast it a second time. Plain producers (no reply) get it as the job's return value.
       return data.reply ? undefined : result;
@@ -271,15 +283,15 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
   }
 
   async function report(data: ParsedJobData, result: CallResult): Promise<CallResult> {
-    if (data.reply && !(await writeResult(redis, { ...data.reply, deadline: data.deadline }, result))) {
-      skip('duplicate_delivery');
-    }
+    if (!data.reply) return result;
+    const stored = await storeResult(redis, { ...data.reply, deadline: data.deadline }, result);
+    if (stored !== 'written') skip(stored === 'duplicate' ? 'duplicate_delivery' : 'batch_gone');
     return result;
   }
 
   // Two consumers: the pool's shared queue and this tool set's lane (lanes.ts explains the routing).
   const lane = laneOf(pool, [...tools.keys()]);
-  const bullConnection = createRedis(options.redisUrl);
+  const bullConnection = duplicateConnection(redis);
   bullConnection.on('error', () => undefined); // BullMQ reports it through the worker's 'error' event
   const consume = (name: string) => {
     const consumer = new Worker<JobData | JobChunk, JobReturn>(name, processor, {
@@ -331,18 +343,9 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
   const readiness = async (): Promise<string | undefined> => {
     if (closing) return 'the worker is shutting down';
     if (!worker.isRunning()) return 'the BullMQ worker is not running';
-    const probe = redis.set(`${keys.prefix}:probe:${id}`, '1', 'PX', 10_000);
-    const timeout = new Promise<Error>((resolve) =>
-      setTimeout(() => resolve(new Error('Redis did not answer within 2000 ms')), 2_000).unref(),
-    );
-    const outcome = await Promise.race([
-      probe.then(
-        () => undefined,
-        (err: Error) => err,
-      ),
-      timeout,
-    ]);
-    return outcome ? `Redis refuses writes: ${outcome.message}` : undefined;
+    // A write in each slot this worker depends on: on a cluster they may be on different masters.
+    const probe = await probeRedis(redis, [keys.poolProbe(pool), keys.poolProbe(lane), keys.workersProbe()]);
+    return probe.ready ? undefined : `Redis refuses writes: ${probe.reason}`;
   };
   const close = (): Promise<void> => {
     closing ??= (async () => {
@@ -357,6 +360,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
       timer.unref();
       await graceful;
       clearTimeout(timer);
+      await callLog.close();
       await Promise.all([closeRedis(redis), closeRedis(subscriber), closeRedis(bullConnection)]);
       logger.info('worker stopped');
     })();

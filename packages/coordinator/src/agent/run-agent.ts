@@ -4,7 +4,7 @@
  * content goes back to the API unchanged (thinking, server tool and advisor blocks included).
  */
 import type Anthropic from '@anthropic-ai/sdk';
-import { ToolqError } from '@toolq/shared';
+import { inSpan, ToolqError } from '@toolq/shared';
 import { ADVISOR_BETA, modelError, serverToolCalls } from './advisor.ts';
 import { requestTurn, type TurnParams, type TurnResponse } from './model-turn.ts';
 import { MAX_ITERATIONS_TEXT, type ResolvedOptions, resolveOptions } from './options.ts';
@@ -27,7 +27,22 @@ import type {
 } from './types.ts';
 import { UsageTracker } from './usage.ts';
 
-export async function runAgent(options: AgentOptions): Promise<AgentResult> {
+/** Runs the loop; with tracing on, inside a `toolq.agent.run` span (model turns and batches are its children). */
+export function runAgent(options: AgentOptions): Promise<AgentResult> {
+  return inSpan(
+    'toolq.agent.run',
+    {},
+    () => runAgentLoop(options),
+    (r) => ({
+      'gen_ai.request.model': r.model,
+      'toolq.agent.status': r.status,
+      'toolq.agent.iterations': r.iterations.length,
+      'toolq.agent.tool_calls': r.calls.length,
+    }),
+  );
+}
+
+async function runAgentLoop(options: AgentOptions): Promise<AgentResult> {
   const o = resolveOptions(options);
   const persistence = options.persistence;
   // A resumed run carries on from its last saved step: nothing saved is asked or run again.
@@ -102,7 +117,16 @@ export async function runAgent(options: AgentOptions): Promise<AgentResult> {
       };
       o.emit(request);
       await persistence?.beforeModelRequest(request);
-      response = await modelTurn(o, turn, { params: params(o, tools, messages, maxTokens), signal });
+      response = await inSpan(
+        'toolq.model.turn',
+        { 'gen_ai.system': 'anthropic', 'gen_ai.request.model': o.model, 'toolq.agent.iteration': iteration },
+        () => modelTurn(o, turn, { params: params(o, tools, messages, maxTokens), signal }),
+        (r) => ({
+          'gen_ai.response.finish_reasons': [r.message.stop_reason ?? 'none'],
+          'gen_ai.usage.input_tokens': r.message.usage.input_tokens,
+          'gen_ai.usage.output_tokens': r.message.usage.output_tokens,
+        }),
+      );
       finalMessage = response.message;
       turnUsage = usage.add(response.message);
       for (const call of serverToolCalls(response.message)) {

@@ -118,8 +118,17 @@ export const API_ROUTES: ApiRoute[] = [
     path: '/v1/report',
     operationId: 'getReport',
     tag: 'tools',
-    summary: "Performance report over the coordinator's last 10,000 calls",
-    responses: { 200: { description: 'Per tool and overall.', body: json('Report', reportResponseSchema) } },
+    summary: "The fleet's performance report over a window (every coordinator and worker, from Redis)",
+    query: {
+      window: {
+        description: 'How far back: 30s, 15m, 2h, 1d (at most the call log retention, 24 h). Default 15m.',
+        schema: z.string(),
+      },
+    },
+    responses: {
+      200: { description: 'Per tool and overall.', body: json('Report', reportResponseSchema) },
+      400: { description: 'A window that is not a duration, or out of range.', body: ERROR },
+    },
   },
   {
     method: 'post',

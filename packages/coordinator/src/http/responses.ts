@@ -58,7 +58,13 @@ export const catalogToolSchema = toolSpecSchema.extend({
 export const toolsResponseSchema = z.object({ tools: z.array(catalogToolSchema) });
 
 export const reportResponseSchema = z.object({
-  window: z.object({ calls: z.number().int() }),
+  window: z.object({
+    /** As asked, e.g. "15m". */
+    requested: z.string(),
+    /** ISO times of the minute buckets read. */
+    from: z.string(),
+    to: z.string(),
+  }),
   tools: z.array(
     z.object({
       tool: z.string(),

@@ -7,8 +7,9 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import secureJson from 'secure-json-parse';
 import type { BatchResult } from '../batch-result.ts';
 import type { Dispatcher } from '../dispatcher.ts';
-import { performanceReport } from '../performance-report.ts';
+import { DEFAULT_REPORT_WINDOW, fleetReport } from '../fleet-report.ts';
 import { refreshGauges } from '../queue-gauges.ts';
+import { registerAdmin } from './admin.ts';
 import { AppTokens, appOf, assertSafeListen, registerAuth } from './auth.ts';
 import { toHttpError } from './errors.ts';
 import { JsonShapeScanner } from './json-shape.ts';
@@ -29,6 +30,8 @@ export interface HttpServerOptions {
   logger?: Logger;
   /** Durable agent runs (/v1/runs*); without it those routes answer 503. */
   runs?: RunsOptions['runs'];
+  /** Retries and removals on /admin/queues (TOOLQ_ADMIN_WRITE). Default false: read-only. */
+  adminWrite?: boolean;
 }
 
 export const HTTP_DEFAULTS = {
@@ -111,14 +114,15 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
     return { tools: dispatcher.catalog.list() };
   });
 
+  registerAdmin(app, { dispatcher, write: options.adminWrite ?? false });
+
   registerRuns(app, { runs: options.runs, logger: options.logger });
 
   registerOpenApi(app);
 
-  app.get('/v1/report', async () => {
-    const calls = dispatcher.recentCalls.list();
-    return { window: { calls: calls.length }, ...performanceReport(calls) };
-  });
+  app.get<{ Querystring: { window?: string } }>('/v1/report', async (request) =>
+    withinRedis(fleetReport(dispatcher.callLog, request.query.window ?? DEFAULT_REPORT_WINDOW)),
+  );
 
   app.post('/v1/tool-batches', async (request, reply) => {
     const parsed = toolBatchRequestSchema.safeParse(request.body);

@@ -17,9 +17,11 @@ import {
   createKeys,
   createRedis,
   DEFAULTS,
+  duplicateConnection,
   type Logger,
   publishCancel,
   type Redis,
+  type RedisConnectionConfig,
   readBatchOwner,
   ToolqError,
 } from '@toolq/shared';
@@ -43,6 +45,8 @@ export const RUN_DEFAULTS = {
 
 export interface RunServiceOptions {
   redisUrl?: string | undefined;
+  /** Redis Cluster, Sentinel or standalone (`loadConfig().redis`); wins over `redisUrl`. */
+  redis?: RedisConnectionConfig | undefined;
   /** Default `toolq`. */
   prefix?: string;
   dispatcher: Dispatcher;
@@ -84,9 +88,9 @@ export class RunService {
 
   constructor(private readonly options: RunServiceOptions) {
     this.prefix = options.prefix ?? 'toolq';
-    this.redis = createRedis(options.redisUrl);
+    this.redis = createRedis(options.redis ?? options.redisUrl);
     this.redis.on('error', (err) => options.logger.warn({ err: err.message }, 'redis error (runs)'));
-    this.subscriber = createRedis(options.redisUrl);
+    this.subscriber = duplicateConnection(this.redis);
     this.subscriber.on('error', () => undefined);
     this.store = new RunStore(this.redis, this.prefix, options.retentionMs ?? RUN_DEFAULTS.retentionMs);
     this.queue = new Queue(RUNS_QUEUE, { connection: this.redis, prefix: this.prefix });
@@ -118,7 +122,7 @@ export class RunService {
 
   private startWorker(): void {
     const takeoverMs = this.options.takeoverMs ?? RUN_DEFAULTS.takeoverMs;
-    const connection = createRedis(this.options.redisUrl);
+    const connection = duplicateConnection(this.redis);
     connection.on('error', () => undefined); // BullMQ reports it through the worker's 'error' event
     const worker = new Worker(RUNS_QUEUE, (job: Job, token?: string) => this.process(job, token), {
       connection,
@@ -248,7 +252,7 @@ export class RunService {
 
   /** A connection of its own for one reader blocking on a run's events; the caller closes it. */
   blockingConnection(): Redis {
-    const connection = this.redis.duplicate();
+    const connection = duplicateConnection(this.redis);
     connection.on('error', () => undefined);
     return connection;
   }

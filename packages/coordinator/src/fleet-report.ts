@@ -1,0 +1,107 @@
+/**
+ * The seed's performance report (per tool: calls, average, p95, max; overall success rate) over a
+ * window of the whole fleet's calls, read from the call log in Redis (see @toolq/shared call-log).
+ * Shared by GET /v1/report and `pnpm report`.
+ */
+import {
+  CALL_LOG_RETENTION_MS,
+  type CallLog,
+  type CallLogWindow,
+  histogramPercentile,
+  ToolqError,
+} from '@toolq/shared';
+import { type BatchResult, UNKNOWN_TOOL_LABEL } from './batch-result.ts';
+
+export const DEFAULT_REPORT_WINDOW = '15m';
+
+/** The shape of the agent loop's PerformanceReport (not imported: the core does not depend on the agent loop). */
+export interface FleetReport {
+  tools: { tool: string; calls: number; ok: number; avgMs: number; p95Ms: number; maxMs: number }[];
+  calls: number;
+  succeeded: number;
+  /** 0..1; 1 for a window without calls. */
+  successRate: number;
+  window: {
+    /** As asked, e.g. "15m". */
+    requested: string;
+    /** ISO times of the minute buckets read (the window rounded out to whole minutes). */
+    from: string;
+    to: string;
+  };
+}
+
+const UNITS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** "90s", "15m", "2h", "1d" → ms; between one minute bucket and the retention. */
+export function parseWindow(text: string): number {
+  const m = /^(\d{1,6})(s|m|h|d)$/.exec(text.trim());
+  if (!m?.[1] || !m[2]) {
+    throw new ToolqError('INVALID_REQUEST', `window: "${text}" is not a duration like 30s, 15m, 2h or 1d`);
+  }
+  const ms = Number(m[1]) * (UNITS[m[2]] ?? 0);
+  if (ms <= 0 || ms > CALL_LOG_RETENTION_MS) {
+    throw new ToolqError(
+      'INVALID_REQUEST',
+      `window: ${text} is outside 1s..${CALL_LOG_RETENTION_MS / 3_600_000}h (the call log keeps ${CALL_LOG_RETENTION_MS / 3_600_000} h)`,
+    );
+  }
+  return ms;
+}
+
+/** Adds a batch's answered calls to the call log (the coordinator's one hook, per batch). */
+export function recordBatch(log: CallLog, result: BatchResult): void {
+  const at = Date.now();
+  for (const call of result.calls) {
+    // Unknown names come from callers: one name for all of them, as in the metrics.
+    const tool = call.outcome === 'unknown_tool' ? UNKNOWN_TOOL_LABEL : call.tool;
+    // A call's own time: its run on the worker, or how long it took to answer when it never ran.
+    log.record(tool, call.runMs ?? call.latencyMs, call.outcome === 'ok', at);
+  }
+}
+
+export function toReport(window: CallLogWindow, requested: string): FleetReport {
+  const tools = [...window.tools]
+    .map(([tool, t]) => ({
+      tool,
+      calls: t.calls,
+      ok: t.ok,
+      avgMs: t.calls === 0 ? 0 : Math.round((10 * t.sumMs) / t.calls) / 10,
+      p95Ms: Math.round(10 * histogramPercentile(t, 0.95)) / 10,
+      maxMs: t.maxMs,
+    }))
+    .filter((t) => t.calls > 0)
+    .sort((a, b) => b.calls - a.calls || a.tool.localeCompare(b.tool));
+  const calls = tools.reduce((n, t) => n + t.calls, 0);
+  const succeeded = tools.reduce((n, t) => n + t.ok, 0);
+  return {
+    window: { requested, from: new Date(window.from).toISOString(), to: new Date(window.to).toISOString() },
+    tools,
+    calls,
+    succeeded,
+    successRate: calls === 0 ? 1 : succeeded / calls,
+  };
+}
+
+/** This process's calls are flushed first (so its own last second shows); other processes' lag ≤ 1 s. */
+export async function fleetReport(log: CallLog, window = DEFAULT_REPORT_WINDOW): Promise<FleetReport> {
+  const ms = parseWindow(window);
+  await log.flush();
+  return toReport(await log.read(ms), window);
+}
+
+/** The report as the seed prints it, with the window it covers. */
+export function formatFleetReport(report: FleetReport): string {
+  const s = (ms: number) => `${(ms / 1000).toFixed(3)}s`;
+  const lines = [
+    `=== Tool Call Performance Report (fleet, last ${report.window.requested}: ${report.window.from} .. ${report.window.to}) ===`,
+  ];
+  for (const t of report.tools) {
+    lines.push(
+      `${t.tool.padEnd(30)} calls=${t.calls}  avg=${s(t.avgMs)}  p95=${s(t.p95Ms)}  max=${s(t.maxMs)}`,
+    );
+  }
+  if (report.tools.length === 0) lines.push('(no calls in this window)');
+  const pct = (100 * report.successRate).toFixed(1);
+  lines.push('', `Success rate: ${report.succeeded}/${report.calls} (${pct}%)`);
+  return lines.join('\n');
+}

@@ -1,0 +1,260 @@
+/**
+ * toolq on a real Redis Cluster (3 masters, 1 replica each, password on every node): the CLI
+ * processes configured by REDIS_CLUSTER_NODES, two pools on different masters, a burst, readiness
+ * that sees what a client cannot route around, a graceful CLUSTER FAILOVER and a SIGKILLed master
+ * under steady load. Every batch is answered by its deadline, in order; calls succeed again after.
+ */
+import { fileURLToPath } from 'node:url';
+import { createRedis, probeRedis } from '@toolq/shared';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
+import { testLogger } from '../../../test-support/logger.ts';
+import { type RedisCluster, startRedisCluster } from '../../../test-support/redis-cluster.ts';
+import { waitFor } from '../../../test-support/redis-processes.ts';
+import { healingMs, startSteadyLoad, summariseLoad } from '../../../test-support/steady-load.ts';
+import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
+import { Dispatcher, type ToolUse } from '../src/index.ts';
+
+const TEST_TOOLS = fileURLToPath(new URL('../../../test-support/test-tools.ts', import.meta.url));
+
+let cluster: RedisCluster;
+let workers: WorkerProcess[] = [];
+let dispatcher: Dispatcher;
+/** Pool A and the coordinator share a master (a kill hits queue, record and reply stream at once). */
+let poolA: string;
+let poolB: string;
+let coordinatorId: string;
+
+/** The first candidate whose hash tag lies on a master for which `wanted` says yes. */
+async function tagOn(prefix: string, wanted: (masterPort: number) => boolean, make: (i: number) => string) {
+  for (let i = 0; i < 200; i++) {
+    const name = make(i);
+    if (wanted((await cluster.masterOf(`${prefix}{${name}}:x`)).port)) return name;
+  }
+  throw new Error('no candidate name on the wanted master');
+}
+
+beforeAll(async () => {
+  cluster = await startRedisCluster();
+  poolA = await tagOn(
+    'toolq:',
+    () => true,
+    (i) => `pool-a${i}`,
+  );
+  const masterA = (await cluster.masterOf(`toolq:{${poolA}}:x`)).port;
+  poolB = await tagOn(
+    'toolq:',
+    (p) => p !== masterA,
+    (i) => `pool-b${i}`,
+  );
+  coordinatorId = (
+    await tagOn(
+      'toolq:',
+      (p) => p === masterA,
+      (i) => `c.coord${i}`,
+    )
+  ).slice(2);
+  const redisUrl = cluster.urlOf(cluster.nodes[0]?.port ?? 0); // ignored: REDIS_CLUSTER_NODES wins
+  workers = await Promise.all([
+    startWorkerProcess({ redisUrl, pool: poolA, tools: 'diagnostics', concurrency: 32, env: cluster.env }),
+    startWorkerProcess({ redisUrl, pool: poolB, tools: TEST_TOOLS, concurrency: 32, env: cluster.env }),
+  ]);
+  dispatcher = new Dispatcher({ redis: cluster.config, coordinatorId, logger: testLogger() });
+  await dispatcher.start();
+}, 90_000);
+
+afterAll(async () => {
+  await dispatcher?.close();
+  await Promise.all(workers.map((w) => w.stop('SIGKILL')));
+  await cluster?.stop();
+});
+
+const steadyBatch = (n: number): ToolUse[] => [
+  { id: `e${n}`, name: 'diag_echo', input: { value: n } },
+  { id: `s${n}`, name: 'diag_sleep', input: { ms: 20 } },
+  { id: `c${n}`, name: 'test_counted', input: { ms: 10 } },
+  { id: `d${n}`, name: 'test_counted', input: { ms: 10 } },
+];
+
+describe('on a Redis Cluster', () => {
+  it('the coordinator CLI (REDIS_CLUSTER_NODES) answers in order across pools on different masters', async () => {
+    const masters = new Set(
+      await Promise.all([poolA, poolB].map(async (p) => (await cluster.masterOf(`toolq:{${p}}:x`)).port)),
+    );
+    expect(masters.size).toBe(2);
+    const coordinator = await startCoordinatorProcess({
+      ...cluster.env,
+      TOOLQ_COORDINATOR_ID: 'cli-coordinator',
+    });
+    try {
+      // Ready once the reply reader has completed its first read.
+      await waitFor(
+        '/readyz to say ready',
+        10_000,
+        async () => (await fetch(`${coordinator.url}/readyz`)).ok,
+      );
+      const res = await fetch(`${coordinator.url}/v1/tool-batches`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          timeout_ms: 1_500,
+          tool_uses: [
+            { id: 'a', name: 'diag_echo', input: { value: 'hello' } },
+            { id: 'b', name: 'diag_fail', input: { message: 'boom' } },
+            { id: 'c', name: 'test_counted', input: { ms: 5 } },
+            { id: 'd', name: 'no_such_tool', input: {} },
+            { id: 'e', name: 'diag_sleep', input: { ms: 10_000 } },
+            { id: 'f', name: 'test_blocks', input: {} },
+          ],
+        }),
+      });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as {
+        tool_results: { tool_use_id: string; content: unknown; is_error?: boolean }[];
+      };
+      expect(body.tool_results.map((r) => r.tool_use_id)).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
+      const [a, b, c, d, e, f] = body.tool_results;
+      expect(a).toMatchObject({ content: 'hello' });
+      expect(a?.is_error).toBeUndefined();
+      expect(b).toMatchObject({ content: 'Error: boom', is_error: true });
+      expect(c?.content).toMatch(/^\{"run":\d+\}$/);
+      expect(d).toMatchObject({ content: 'Unknown tool: no_such_tool', is_error: true });
+      expect(e).toMatchObject({ content: 'Tool diag_sleep timed out after 1.5s', is_error: true });
+      expect(f?.content).toEqual([
+        { type: 'text', text: 'hello' },
+        { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } },
+      ]);
+    } finally {
+      coordinator.child.kill('SIGTERM');
+      await coordinator.exited;
+    }
+  });
+
+  it('a burst of 300 batches (1,200 calls) at once: all answered, in order', async () => {
+    const started = Date.now();
+    const results = await Promise.all(
+      Array.from({ length: 300 }, (_, n) => dispatcher.dispatch(steadyBatch(n), { timeoutMs: 30_000 })),
+    );
+    const errors = results.flatMap((r) => r.toolResults.filter((t) => t.is_error));
+    expect(errors).toEqual([]);
+    results.forEach((r, n) => {
+      expect(r.toolResults.map((t) => t.tool_use_id)).toEqual(steadyBatch(n).map((u) => u.id));
+      expect(r.toolResults[0]?.content).toBe(String(n));
+    });
+    console.info(`cluster burst: 1,200 calls in ${Date.now() - started} ms`);
+  });
+
+  it('readiness is false where a client cannot route: MOVED to a standalone client, true through the cluster client', async () => {
+    // The CLI pointed at one cluster node with REDIS_URL (the misconfiguration of issue 12):
+    // the catalog's key is on that node, its own batch records and reply stream are not.
+    const workersOwner = await cluster.masterOf('toolq:workers');
+    const strayId = (
+      await tagOn(
+        'toolq:',
+        (p) => p !== workersOwner.port,
+        (i) => `c.stray${i}`,
+      )
+    ).slice(2);
+    const stray = await startCoordinatorProcess({
+      REDIS_URL: cluster.urlOf(workersOwner.port),
+      TOOLQ_COORDINATOR_ID: strayId,
+    });
+    try {
+      const res = await fetch(`${stray.url}/readyz`);
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({ ready: false, reason: expect.stringMatching(/MOVED/) });
+    } finally {
+      stray.child.kill('SIGKILL');
+      await stray.exited;
+    }
+    const plain = createRedis(cluster.urlOf(workersOwner.port));
+    const routed = createRedis(cluster.config);
+    try {
+      const probe = [`toolq:{c.${strayId}}:probe`];
+      const refused = await probeRedis(plain, probe);
+      expect(refused).toMatchObject({
+        ready: false,
+        reason: expect.stringMatching(/^MOVED \d+ 127\.0\.0\.1:\d+$/),
+      });
+      expect(await probeRedis(routed, probe)).toEqual({ ready: true });
+      expect(await dispatcher.isReady()).toBe(true);
+    } finally {
+      plain.disconnect();
+      routed.disconnect();
+    }
+  });
+
+  it('a graceful CLUSTER FAILOVER of pool B’s master under steady load loses nothing', async () => {
+    const master = await cluster.masterOf(`toolq:{${poolB}}:x`);
+    const replica = await cluster.replicaOf(master);
+    const load = startSteadyLoad(dispatcher, { everyMs: 50, timeoutMs: 8_000, batch: steadyBatch });
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const faultAt = Date.now();
+    expect(await cluster.command(replica.port, ['cluster', 'failover'])).toBe('OK');
+    await waitFor('the replica to take over', 20_000, async () => {
+      return (await cluster.masterOf(`toolq:{${poolB}}:x`)).port === replica.port;
+    });
+    const switchedMs = Date.now() - faultAt;
+    await cluster.waitHealthy();
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const report = await load.stop();
+    console.info(
+      `${summariseLoad('cluster, graceful CLUSTER FAILOVER', report, faultAt)}; roles switched in ${switchedMs} ms`,
+    );
+    expect(report.broken).toEqual([]);
+    expect(report.batches.length).toBeGreaterThan(30);
+    expect(report.isErrorCalls).toBe(0);
+    expect(report.batches.slice(-10).every((b) => b.ok)).toBe(true);
+  });
+
+  it('a SIGKILLed master (pool A’s queue, the coordinator’s records and reply stream) under steady load: every batch answered by its deadline, then calls succeed again', async () => {
+    const master = await cluster.masterOf(`toolq:{${poolA}}:x`);
+    expect((await cluster.masterOf(`toolq:{c.${coordinatorId}}:x`)).port).toBe(master.port);
+    const replica = await cluster.replicaOf(master);
+    const survivor = (await cluster.topology()).find((n) => n.role === 'master' && n.port !== master.port);
+    const plainOnSurvivor = createRedis(cluster.urlOf(survivor?.port ?? 0));
+    plainOnSurvivor.on('error', () => undefined);
+    const survivorKey = await tagOn(
+      'toolq:',
+      (p) => p === survivor?.port,
+      (i) => `probe${i}`,
+    );
+    const reasons = new Set<string>();
+    const sampler = setInterval(() => {
+      void probeRedis(plainOnSurvivor, [`toolq:{${survivorKey}}:probe`], 1_000).then((r) => {
+        if (!r.ready) reasons.add(r.reason.split(' ')[0] ?? r.reason);
+      });
+    }, 100);
+    const load = startSteadyLoad(dispatcher, { everyMs: 50, timeoutMs: 8_000, batch: steadyBatch });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      const faultAt = Date.now();
+      await cluster.processOf(master.port).kill();
+      await waitFor('the replica to be promoted', 30_000, async () => {
+        return (await cluster.masterOf(`toolq:{${poolA}}:x`)).port === replica.port;
+      });
+      const promotedMs = Date.now() - faultAt;
+      await cluster.waitHealthy();
+      // Healing is measured, not assumed: keep the load on until batches succeed again.
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      const report = await load.stop();
+      const heal = healingMs(report, faultAt);
+      console.info(
+        `${summariseLoad('cluster, SIGKILL of a master', report, faultAt)}; replica promoted in ${promotedMs} ms; ` +
+          `a survivor master answered a standalone client with ${[...reasons].join(', ') || 'nothing but OK'}`,
+      );
+      expect(report.broken).toEqual([]);
+      expect(report.batches.length).toBeGreaterThan(50);
+      expect(report.batches.slice(-10).every((b) => b.ok)).toBe(true);
+      expect(heal).toBeLessThan(30_000);
+      // While the shard was gone, readiness said so; it says ready again now.
+      expect(report.notReadySamples).toBeGreaterThan(0);
+      // Between the failure detection and the promotion every master refuses keyed commands.
+      expect([...reasons]).toContain('CLUSTERDOWN');
+      expect(await dispatcher.isReady()).toBe(true);
+    } finally {
+      clearInterval(sampler);
+      plainOnSurvivor.disconnect();
+    }
+  });
+});

@@ -1,0 +1,209 @@
+/**
+ * The queue admin page (bull-board at /admin/queues) in a real headless Chromium (Debian's
+ * /usr/bin/chromium driven by playwright-core), against a real coordinator process and worker
+ * process: it loads with the bearer token, shows the pool's queue and its jobs, refuses requests
+ * without the token, and is read-only unless TOOLQ_ADMIN_WRITE is on. The screenshots are written
+ * to .tmp/admin-queues.png and .tmp/admin-queue-jobs.png.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Queue } from 'bullmq';
+import { type Browser, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
+import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
+import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const CHROMIUM = '/usr/bin/chromium';
+const TOKEN = 'admin-token-0123456789abcdef';
+const auth = { authorization: `Bearer ${TOKEN}` };
+const QUEUE = encodeURIComponent('{default}');
+
+if (!existsSync(CHROMIUM))
+  throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)`);
+
+let redis: RedisServer;
+let worker: WorkerProcess;
+let readOnly: Awaited<ReturnType<typeof startCoordinatorProcess>>;
+let writable: Awaited<ReturnType<typeof startCoordinatorProcess>>;
+let browser: Browser;
+const pendingBatches: Promise<unknown>[] = [];
+
+beforeAll(async () => {
+  redis = await startRedisServer();
+  // One slot: the slow calls below keep one job active and the rest waiting.
+  worker = await startWorkerProcess({ redisUrl: redis.url, concurrency: 1 });
+  [readOnly, writable] = await Promise.all([
+    startCoordinatorProcess({ REDIS_URL: redis.url, TOOLQ_API_TOKEN: TOKEN }),
+    startCoordinatorProcess({ REDIS_URL: redis.url, TOOLQ_API_TOKEN: TOKEN, TOOLQ_ADMIN_WRITE: 'true' }),
+  ]);
+  for (const n of [1, 2, 3, 4]) {
+    const body = {
+      batch_id: `admin-slow-${n}`,
+      // Far longer than the test: the counts below hold however slow the machine is.
+      tool_uses: [{ id: `slow${n}`, name: 'diag_sleep', input: { ms: 120_000 } }],
+      timeout_ms: 150_000,
+    };
+    const sent = fetch(`${readOnly.url}/v1/tool-batches`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    }).catch(() => undefined); // cut short when the coordinator stops
+    pendingBatches.push(sent);
+  }
+  // A plain producer's job that breaks the contract fails at once and stays in "failed".
+  const producer = new Queue('{default}', { connection: { url: redis.url }, prefix: 'toolq' });
+  await producer.add('diag_echo', { v: 1, tool: 'diag_echo' }, { jobId: 'broken-job', attempts: 1 });
+  await producer.close();
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  for (const c of [readOnly, writable]) c?.child.kill('SIGKILL');
+  await Promise.all([readOnly?.exited, writable?.exited]);
+  await worker?.stop('SIGKILL');
+  await Promise.all(pendingBatches);
+  await redis?.stop();
+});
+
+interface QueuesResponse {
+  queues: { name: string; displayName?: string; readOnlyMode: boolean; counts: Record<string, number> }[];
+}
+
+async function queues(url: string): Promise<QueuesResponse['queues']> {
+  const res = await fetch(`${url}/admin/queues/api/queues`, { headers: auth });
+  expect(res.status).toBe(200);
+  return ((await res.json()) as QueuesResponse).queues;
+}
+
+/** The pool's own queue (its lanes are listed beside it). */
+async function poolQueue(url: string): Promise<QueuesResponse['queues'][number] | undefined> {
+  return (await queues(url)).find((q) => q.name === '{default}');
+}
+
+async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+describe('/admin/queues', () => {
+  it('answers 401 without the bearer token, for the page, its assets and its API', async () => {
+    for (const path of ['/admin/queues', '/admin/queues/api/queues', `/admin/queues/queue/${QUEUE}`]) {
+      const res = await fetch(`${readOnly.url}${path}`);
+      expect(res.status, path).toBe(401);
+      const wrong = await fetch(`${readOnly.url}${path}`, {
+        headers: { authorization: 'Bearer nope-nope-nope-nope' },
+      });
+      expect(wrong.status, path).toBe(401);
+    }
+  });
+
+  it("lists the pool's queue from the worker catalog, with its active, waiting and failed jobs", async () => {
+    await eventually('1 active, 3 waiting, 1 failed', async () => {
+      const q = await poolQueue(readOnly.url);
+      return q?.counts.active === 1 && q.counts.waiting === 3 && q.counts.failed === 1;
+    });
+    const list = await queues(readOnly.url);
+    expect(list.find((q) => q.name === '{default}')).toMatchObject({
+      displayName: 'pool default',
+      readOnlyMode: true,
+    });
+    // The worker's lane (the queue of its exact tool set) is listed too, read-only as well.
+    const lanes = list.filter((q) => q.name !== '{default}');
+    expect(lanes.length).toBe(1);
+    expect(lanes[0]?.displayName).toMatch(/^pool default, lane /);
+    expect(lanes.every((q) => q.readOnlyMode)).toBe(true);
+  });
+
+  it('refuses retries and removals when read-only', async () => {
+    for (const [method, path] of [
+      ['PUT', `/api/queues/${QUEUE}/retry/failed`],
+      ['PUT', `/api/queues/${QUEUE}/clean/failed`],
+      ['PUT', `/api/queues/${QUEUE}/broken-job/retry`],
+      ['PUT', '/api/queues/pause'],
+    ] as const) {
+      const res = await fetch(`${readOnly.url}/admin/queues${path}`, { method, headers: auth });
+      expect(res.status, path).toBe(403);
+    }
+    expect((await poolQueue(readOnly.url))?.counts.failed).toBe(1);
+  });
+
+  it('shows the queue and its jobs in a real Chromium, with the token set as a header', async () => {
+    mkdirSync(join(ROOT, '.tmp'), { recursive: true });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    try {
+      // A browser cannot add a bearer header to a navigation by itself; the page's requests
+      // (document, assets, API polls) all get it here, as an auth proxy in front would add it.
+      await page.setExtraHTTPHeaders(auth);
+      const res = await page.goto(`${readOnly.url}/admin/queues`);
+      expect(res?.status()).toBe(200);
+      await page
+        .getByText('pool default')
+        .first()
+        .waitFor({ timeout: 30_000 })
+        .catch(async (err: Error) => {
+          await page.screenshot({ path: join(ROOT, '.tmp/admin-queues-failed.png'), fullPage: true });
+          throw err;
+        });
+      await page.screenshot({ path: join(ROOT, '.tmp/admin-queues.png'), fullPage: true });
+
+      await page.goto(`${readOnly.url}/admin/queues/queue/${QUEUE}?status=waiting`);
+      // Jobs are named by the dispatch's uid; their data names the caller's tool_use ids.
+      await page.getByText('"slow4"').first().waitFor({ timeout: 30_000 });
+      const text = await page.locator('body').textContent();
+      for (const id of ['"slow2"', '"slow3"', '"slow4"']) expect(text).toContain(id);
+      expect(text).toContain('diag_sleep');
+      await page.screenshot({ path: join(ROOT, '.tmp/admin-queue-jobs.png'), fullPage: true });
+    } finally {
+      await page.close();
+    }
+
+    const anonymous = await browser.newPage();
+    try {
+      const res = await anonymous.goto(`${readOnly.url}/admin/queues`);
+      expect(res?.status()).toBe(401);
+    } finally {
+      await anonymous.close();
+    }
+  });
+
+  it('retries a failed job when TOOLQ_ADMIN_WRITE=true', async () => {
+    expect((await poolQueue(writable.url))?.readOnlyMode).toBe(false);
+    const producer = new Queue('{default}', { connection: { url: redis.url }, prefix: 'toolq' });
+    try {
+      const before = await producer.getJob('broken-job');
+      expect(await before?.getState()).toBe('failed');
+      const res = await fetch(`${writable.url}/admin/queues/api/queues/${QUEUE}/broken-job/retry`, {
+        method: 'PUT',
+        headers: auth,
+      });
+      expect(res.status).toBe(204);
+      // Back in the queue (behind the slow calls of the worker's one slot), or already run and
+      // failed again: either way it left "failed" and went through the queue once more.
+      const after = await producer.getJob('broken-job');
+      const state = await after?.getState();
+      const ranAgain = (after?.finishedOn ?? 0) > (before?.finishedOn ?? 0);
+      expect(state === 'waiting' || state === 'active' || ranAgain, `state ${state}`).toBe(true);
+    } finally {
+      await producer.close();
+    }
+  });
+});

@@ -1,0 +1,169 @@
+/**
+ * toolq behind Redis Sentinel (a master, two replicas, three sentinels): the CLI processes
+ * configured by REDIS_SENTINELS + REDIS_SENTINEL_MASTER, a burst, readiness on a replica
+ * (READONLY), and the master SIGKILLed, then a graceful SENTINEL FAILOVER, under steady load.
+ */
+import { fileURLToPath } from 'node:url';
+import { createRedis, probeRedis } from '@toolq/shared';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
+import { testLogger } from '../../../test-support/logger.ts';
+import { waitFor } from '../../../test-support/redis-processes.ts';
+import {
+  type RedisSentinelSetup,
+  SENTINEL_MASTER,
+  startRedisSentinel,
+} from '../../../test-support/redis-sentinel.ts';
+import { healingMs, startSteadyLoad, summariseLoad } from '../../../test-support/steady-load.ts';
+import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
+import { Dispatcher, type ToolUse } from '../src/index.ts';
+
+const TEST_TOOLS = fileURLToPath(new URL('../../../test-support/test-tools.ts', import.meta.url));
+
+let sentinel: RedisSentinelSetup;
+let workers: WorkerProcess[] = [];
+let dispatcher: Dispatcher;
+
+beforeAll(async () => {
+  sentinel = await startRedisSentinel();
+  const redisUrl = 'redis://127.0.0.1:1'; // ignored: REDIS_SENTINELS wins
+  workers = await Promise.all([
+    startWorkerProcess({ redisUrl, pool: 'alpha', tools: 'diagnostics', concurrency: 32, env: sentinel.env }),
+    startWorkerProcess({ redisUrl, pool: 'beta', tools: TEST_TOOLS, concurrency: 32, env: sentinel.env }),
+  ]);
+  dispatcher = new Dispatcher({ redis: sentinel.config, logger: testLogger() });
+  await dispatcher.start();
+}, 90_000);
+
+afterAll(async () => {
+  await dispatcher?.close();
+  await Promise.all(workers.map((w) => w.stop('SIGKILL')));
+  await sentinel?.stop();
+});
+
+const steadyBatch = (n: number): ToolUse[] => [
+  { id: `e${n}`, name: 'diag_echo', input: { value: n } },
+  { id: `s${n}`, name: 'diag_sleep', input: { ms: 20 } },
+  { id: `c${n}`, name: 'test_counted', input: { ms: 10 } },
+  { id: `d${n}`, name: 'test_counted', input: { ms: 10 } },
+];
+
+/** Steady load through a failover that `fault` starts; checks and reports what it cost. */
+async function underLoad(label: string, fault: () => Promise<void>): Promise<void> {
+  const before = await sentinel.masterPort();
+  const load = startSteadyLoad(dispatcher, { everyMs: 50, timeoutMs: 8_000, batch: steadyBatch });
+  await new Promise((resolve) => setTimeout(resolve, 1_500));
+  const faultAt = Date.now();
+  await fault();
+  await waitFor(
+    'the sentinels to promote a replica',
+    30_000,
+    async () => (await sentinel.masterPort()) !== before,
+  );
+  const promotedMs = Date.now() - faultAt;
+  // Healing is measured, not assumed: the load goes on while the sentinels re-point the replicas.
+  await new Promise((resolve) => setTimeout(resolve, 3_000));
+  const report = await load.stop();
+  console.info(`${summariseLoad(label, report, faultAt)}; new master named after ${promotedMs} ms`);
+  expect(report.broken).toEqual([]);
+  expect(report.batches.length).toBeGreaterThan(50);
+  expect(report.batches.slice(-10).every((b) => b.ok)).toBe(true);
+  expect(healingMs(report, faultAt)).toBeLessThan(30_000);
+  expect(await dispatcher.isReady()).toBe(true);
+}
+
+describe('behind Redis Sentinel', () => {
+  it('the coordinator CLI (REDIS_SENTINELS) answers in order, with errors where calls fail', async () => {
+    const coordinator = await startCoordinatorProcess({
+      ...sentinel.env,
+      TOOLQ_COORDINATOR_ID: 'cli-coordinator',
+    });
+    try {
+      await waitFor(
+        '/readyz to say ready',
+        10_000,
+        async () => (await fetch(`${coordinator.url}/readyz`)).ok,
+      );
+      const res = await fetch(`${coordinator.url}/v1/tool-batches`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          timeout_ms: 1_500,
+          tool_uses: [
+            { id: 'a', name: 'diag_echo', input: { value: 'hello' } },
+            { id: 'b', name: 'diag_fail', input: { message: 'boom' } },
+            { id: 'c', name: 'test_counted', input: { ms: 5 } },
+            { id: 'd', name: 'no_such_tool', input: {} },
+            { id: 'e', name: 'diag_sleep', input: { ms: 10_000 } },
+          ],
+        }),
+      });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as {
+        tool_results: { tool_use_id: string; content: unknown; is_error?: boolean }[];
+      };
+      expect(body.tool_results.map((r) => r.tool_use_id)).toEqual(['a', 'b', 'c', 'd', 'e']);
+      const [a, b, c, d, e] = body.tool_results;
+      expect(a?.content).toBe('hello');
+      expect(a?.is_error).toBeUndefined();
+      expect(b).toMatchObject({ content: 'Error: boom', is_error: true });
+      expect(c?.content).toMatch(/^\{"run":\d+\}$/);
+      expect(d).toMatchObject({ content: 'Unknown tool: no_such_tool', is_error: true });
+      expect(e).toMatchObject({ content: 'Tool diag_sleep timed out after 1.5s', is_error: true });
+    } finally {
+      coordinator.child.kill('SIGTERM');
+      await coordinator.exited;
+    }
+  });
+
+  it('a burst of 300 batches (1,200 calls) at once: all answered, in order', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 300 }, (_, n) => dispatcher.dispatch(steadyBatch(n), { timeoutMs: 30_000 })),
+    );
+    expect(results.flatMap((r) => r.toolResults.filter((t) => t.is_error))).toEqual([]);
+    results.forEach((r, n) => {
+      expect(r.toolResults.map((t) => t.tool_use_id)).toEqual(steadyBatch(n).map((u) => u.id));
+    });
+  });
+
+  it('readiness is false on a replica (READONLY), true through the sentinels', async () => {
+    const master = await sentinel.masterPort();
+    const replica = sentinel.dataNodes.find((n) => n.port !== master);
+    // A plain client sees the error itself; toolq's own connection reconnects on READONLY (a
+    // managed endpoint that moves to the new master), so on a fixed replica it never answers.
+    const plain = new Redis({ port: replica?.port ?? 0, maxRetriesPerRequest: 0 });
+    const onReplica = createRedis(`redis://127.0.0.1:${replica?.port}`);
+    const viaSentinels = createRedis(sentinel.config);
+    try {
+      expect(await probeRedis(plain, ['toolq:{c.x}:probe'])).toMatchObject({
+        ready: false,
+        reason: expect.stringMatching(/^READONLY/),
+      });
+      expect(await probeRedis(onReplica, ['toolq:{c.x}:probe'], 1_000)).toEqual({
+        ready: false,
+        reason: 'Redis did not answer within 1000 ms',
+      });
+      expect(await probeRedis(viaSentinels, ['toolq:{c.x}:probe'])).toEqual({ ready: true });
+    } finally {
+      plain.disconnect();
+      onReplica.disconnect();
+      viaSentinels.disconnect();
+    }
+  });
+
+  it('the master SIGKILLed under steady load: every batch answered by its deadline, then calls succeed again', async () => {
+    const master = await sentinel.masterPort();
+    await underLoad('sentinel, SIGKILL of the master', () => sentinel.processOf(master).kill());
+    // The old master comes back as a replica of the new one.
+    await sentinel.processOf(master).start();
+    await sentinel.waitHealthy();
+  });
+
+  it('a graceful SENTINEL FAILOVER under steady load', async () => {
+    const live = sentinel.sentinels[0];
+    await underLoad('sentinel, SENTINEL FAILOVER', async () => {
+      expect(await sentinel.command(live?.port ?? 0, ['sentinel', 'failover', SENTINEL_MASTER])).toBe('OK');
+    });
+  });
+});

@@ -1,0 +1,41 @@
+/**
+ * Whether Redis takes toolq's writes where toolq writes them. A PING answers on a cluster node
+ * that does not own toolq's keys (MOVED), on a cluster that lost a shard (CLUSTERDOWN), on a
+ * demoted master (READONLY) and on a full one (OOM): all of them fail every call. So the probe is
+ * a write to each slot in question: a SET of a key of its own that expires in 10 s.
+ */
+import { coerceError } from './errors.ts';
+import type { Redis } from './redis.ts';
+import { firstLineOf } from './result-encoding.ts';
+
+export type Readiness = { ready: true } | { ready: false; reason: string };
+
+/**
+ * Sends one harmless write per key (each in the slot it stands for) and answers within
+ * `timeoutMs` whatever Redis does: connections wait through outages (maxRetriesPerRequest: null),
+ * a readiness check must not.
+ */
+export async function probeRedis(
+  redis: Redis,
+  probeKeys: readonly string[],
+  timeoutMs = 2_000,
+): Promise<Readiness> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<Readiness>((resolve) => {
+    timer = setTimeout(
+      () => resolve({ ready: false, reason: `Redis did not answer within ${timeoutMs} ms` }),
+      timeoutMs,
+    );
+    timer.unref();
+  });
+  const probes = Promise.all(probeKeys.map((key) => redis.set(key, '1', 'PX', 10_000))).then(
+    (): Readiness => ({ ready: true }),
+    // A cluster client follows MOVED and retries CLUSTERDOWN itself; what reaches here it could not.
+    (err: unknown): Readiness => ({ ready: false, reason: firstLineOf(coerceError(err).message) }),
+  );
+  try {
+    return await Promise.race([probes, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

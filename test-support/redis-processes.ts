@@ -1,0 +1,105 @@
+/**
+ * One redis-server (or sentinel) process a test starts, kills and restarts by its own pid, and
+ * the few admin helpers the cluster and sentinel topologies share.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+
+export const run = promisify(execFile);
+
+export interface RedisProcess {
+  readonly port: number;
+  readonly isRunning: boolean;
+  /** SIGKILL: no goodbye to clients or replicas, like a crash. */
+  kill(): Promise<void>;
+  /** Starts again with the same arguments (same dir: a cluster node keeps its nodes.conf). */
+  start(): Promise<void>;
+}
+
+export function redisProcess(port: number, args: readonly string[], password?: string): RedisProcess {
+  let child: ChildProcess | undefined;
+  const self: RedisProcess = {
+    port,
+    get isRunning() {
+      return child !== undefined && child.exitCode === null && child.signalCode === null;
+    },
+    async start() {
+      const proc = spawn('redis-server', [...args], { stdio: 'ignore' });
+      child = proc;
+      await new Promise<void>((resolve, reject) => {
+        proc.once('error', (err) =>
+          reject(new Error(`cannot start redis-server (is it installed and on the PATH?): ${err.message}`)),
+        );
+        proc.once('spawn', () => resolve());
+      });
+      await waitFor(`redis-server on port ${port} to answer PING`, 10_000, async () => {
+        const reply = await adminCommand(port, password, ['ping']).catch(() => undefined);
+        return reply === 'PONG';
+      });
+    },
+    async kill() {
+      const proc = child;
+      child = undefined;
+      if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = new Promise((resolve) => proc.once('exit', resolve));
+      proc.kill('SIGKILL');
+      await exited;
+    },
+  };
+  return self;
+}
+
+/** One command on a short-lived plain connection that never waits through an outage. */
+export async function adminCommand(
+  port: number,
+  password: string | undefined,
+  command: readonly (string | number)[],
+): Promise<unknown> {
+  const client = new Redis({
+    port,
+    host: '127.0.0.1',
+    ...(password ? { password } : {}),
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+    connectTimeout: 2_000,
+    commandTimeout: 5_000,
+  });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    const [name, ...rest] = command;
+    return await client.call(String(name), ...rest.map(String));
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** `INFO`-style `key:value` lines as a map. */
+export function infoFields(text: unknown): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const line of String(text).split(/\r?\n/)) {
+    const at = line.indexOf(':');
+    if (at > 0) map.set(line.slice(0, at), line.slice(at + 1).trim());
+  }
+  return map;
+}
+
+export async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
