@@ -116,6 +116,9 @@ async function main(): Promise<void> {
       logger.warn('in-flight batches did not finish in time: answering them as cancelled');
       runs.handOverNow();
       dispatcher.cancelAll('the coordinator is shutting down');
+      // A kept-alive socket Fastify still counts as busy (seen after aborted requests) would hold
+      // app.close() for the 72 s keep-alive timeout: the bound is the bound.
+      app.server.closeAllConnections();
     }, config.shutdownTimeoutMs);
     force.unref();
     // Runs hand over at their next step (the current one finishes and is saved), then batches drain.
