@@ -117,8 +117,9 @@ async function main(): Promise<void> {
       runs.handOverNow();
       dispatcher.cancelAll('the coordinator is shutting down');
       // A kept-alive socket Fastify still counts as busy (seen after aborted requests) would hold
-      // app.close() for the 72 s keep-alive timeout: the bound is the bound.
-      app.server.closeAllConnections();
+      // app.close() for the 72 s keep-alive timeout. A second later the cancelled answers above
+      // are written; then whatever is still open is closed.
+      setTimeout(() => app.server.closeAllConnections(), 1_000).unref();
     }, config.shutdownTimeoutMs);
     force.unref();
     // Runs hand over at their next step (the current one finishes and is saved), then batches drain.

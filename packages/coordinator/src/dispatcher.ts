@@ -37,7 +37,7 @@ import {
 } from '@toolq/shared';
 import type { Queue } from 'bullmq';
 import { whenAborted } from './abort-fanout.ts';
-import { Barrier, type BarrierCall, type LastLook, type SettledCall } from './barrier.ts';
+import { Barrier, type BarrierCall, type BarrierLimits, type LastLook, type SettledCall } from './barrier.ts';
 import { planBatch } from './batch-plan.ts';
 import { type BatchResult, observeBatch, summarise } from './batch-result.ts';
 import { dropBatchTrace, endBatchTrace, startBatchTrace } from './batch-tracing.ts';
@@ -140,6 +140,8 @@ export class Dispatcher {
     maxBatchResultBytes: number;
   };
   private readonly lastLook: LastLook;
+  /** One object for every barrier: thousands wait at once. */
+  private readonly barrierLimits: BarrierLimits;
   /** Calls this coordinator answered itself (deadline, cancellation), so a worker's result for them is late. */
   private readonly abandoned = new RecentSet(10_000);
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -178,6 +180,10 @@ export class Dispatcher {
       logger: this.logger,
       onReplies: (replies) => this.onReplies(replies),
     });
+    this.barrierLimits = {
+      maxResultBytes: this.settings.maxBatchResultBytes,
+      lastLook: (barrier, indexes) => this.lastLook(barrier, indexes),
+    };
     this.lastLook = (barrier, indexes) => {
       const entry = this.pending.get(barrier.batchId);
       if (!entry) return Promise.resolve(new Map());
@@ -293,10 +299,12 @@ export class Dispatcher {
       }
     }
 
-    const barrier = new Barrier(batchId, calls, options.failurePolicy ?? DISPATCHER_DEFAULTS.failurePolicy, {
-      maxResultBytes: this.settings.maxBatchResultBytes,
-      lastLook: this.lastLook,
-    });
+    const barrier = new Barrier(
+      batchId,
+      calls,
+      options.failurePolicy ?? DISPATCHER_DEFAULTS.failurePolicy,
+      this.barrierLimits,
+    );
     meta.calls.forEach(({ answer }, index) => {
       if (answer) barrier.settle(index, answer, true);
     });
@@ -309,7 +317,8 @@ export class Dispatcher {
       sweepEvery: every,
     };
     this.pending.set(batchId, entry);
-    this.names.set(nameKey, batchId);
+    // A random id is the uid itself: only a caller's own id needs a map from name to uid.
+    if (options.batchId !== undefined) this.names.set(nameKey, batchId);
     entry.detach = cancelOnAbort(barrier, options.signal);
 
     // Nothing below is awaited: the barrier answers by its deadlines even if Redis never does.
@@ -332,14 +341,13 @@ export class Dispatcher {
       { coordinatorId: this.coordinatorId, uid: batchId },
       keepMs,
     );
-    let claimed: Promise<unknown>;
+    let claimed: Promise<unknown> | undefined;
     // On a cluster the record, the name and the queue live on different masters: a fast worker
     // could see a job before its record and, finding none, drop the result. There they come first.
     const ownId = options.batchId === undefined;
     if (ownId && !isClusterConnection(this.redis)) {
       // A random id is new: its record and name are written beside the jobs, off the critical path.
       enqueue();
-      claimed = Promise.resolve();
       Promise.all([recorded, named]).catch((err: Error) =>
         this.logger.warn({ err: err.message, batchId: name.id }, 'could not record the batch'),
       );
@@ -384,7 +392,7 @@ export class Dispatcher {
     assertKeyPart('batchId', batchId);
     assertKeyPart('app', app);
     const nameKey = this.keys.batchName(app, batchId);
-    const local = this.joinable(this.names.get(nameKey));
+    const local = this.joinable(this.names.get(nameKey) ?? this.randomNamed(batchId, app));
     if (local) return local;
     const lookup = async <T>(work: Promise<T>): Promise<T> => {
       if (options.lookupTimeoutMs === undefined) return work;
@@ -408,10 +416,7 @@ export class Dispatcher {
     const again = this.joinable(owner.uid); // another collector may have got here meanwhile
     if (again) return again;
     const calls = meta.calls.map((call, index) => ({ ...call, index }));
-    const barrier = new Barrier(owner.uid, calls, 'continue', {
-      maxResultBytes: this.settings.maxBatchResultBytes,
-      lastLook: this.lastLook,
-    });
+    const barrier = new Barrier(owner.uid, calls, 'continue', this.barrierLimits);
     const refs = calls.flatMap(({ pool, queue, job, index }) =>
       pool && job ? [{ queue: queue ?? pool, jobId: job, indexes: [index] }] : [],
     );
@@ -443,6 +448,12 @@ export class Dispatcher {
     return result;
   }
 
+  /** A batch dispatched here under a random id (its uid) for this app. */
+  private randomNamed(batchId: string, app: string): string | undefined {
+    const entry = this.pending.get(batchId);
+    return entry && entry.name.app === app && entry.name.id === batchId ? batchId : undefined;
+  }
+
   /** The answer of a batch waiting in this process, shared with whoever else waits for it. */
   private joinable(uid: string | undefined): Promise<BatchResult> | undefined {
     return uid === undefined ? undefined : this.pending.get(uid)?.result;
@@ -456,10 +467,11 @@ export class Dispatcher {
     /** Count it in the batch metrics (a collected batch was counted when dispatched). */
     observe = false,
     /** Settles once the batch's name is known to be its own (or not: `entry.conflict`). */
-    claimed: Promise<unknown> = Promise.resolve(),
+    claimed?: Promise<unknown>,
   ): Promise<BatchResult> {
     const uid = entry.barrier.batchId;
-    entry.result = Promise.all([entry.barrier.done, claimed]).then(([settled]) => {
+    const done = claimed ? claimed.then(() => entry.barrier.done) : entry.barrier.done;
+    entry.result = done.then((settled) => {
       entry.detach?.();
       this.pending.delete(uid);
       this.names.delete(this.keys.batchName(entry.name.app, entry.name.id));
