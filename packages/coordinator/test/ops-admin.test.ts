@@ -39,6 +39,13 @@ beforeAll(async () => {
     startCoordinatorProcess({ REDIS_URL: redis.url, TOOLQ_API_TOKEN: TOKEN }),
     startCoordinatorProcess({ REDIS_URL: redis.url, TOOLQ_API_TOKEN: TOKEN, TOOLQ_ADMIN_WRITE: 'true' }),
   ]);
+  // A plain producer's job that breaks the contract fails at once and stays in "failed". It goes
+  // first, and is failed before the slow calls take the worker's one slot: behind them it would wait.
+  const producer = new Queue('{default}', { connection: { url: redis.url }, prefix: 'toolq' });
+  await producer.add('diag_echo', { v: 1, tool: 'diag_echo' }, { jobId: 'broken-job', attempts: 1 });
+  for (let i = 0; i < 300 && (await producer.getJobCounts('failed')).failed === 0; i++)
+    await new Promise((r) => setTimeout(r, 100));
+  await producer.close();
   for (const n of [1, 2, 3, 4]) {
     const body = {
       batch_id: `admin-slow-${n}`,
@@ -53,10 +60,6 @@ beforeAll(async () => {
     }).catch(() => undefined); // cut short when the coordinator stops
     pendingBatches.push(sent);
   }
-  // A plain producer's job that breaks the contract fails at once and stays in "failed".
-  const producer = new Queue('{default}', { connection: { url: redis.url }, prefix: 'toolq' });
-  await producer.add('diag_echo', { v: 1, tool: 'diag_echo' }, { jobId: 'broken-job', attempts: 1 });
-  await producer.close();
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
