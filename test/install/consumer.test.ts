@@ -39,6 +39,7 @@ const publishablePackages = () => buildablePackages().filter((pkg) => !pkg.priva
 interface PackageJson {
   name: string;
   version: string;
+  exports?: unknown;
   bin?: Record<string, string>;
   dependencies?: Record<string, string>;
   peerDependencies?: Record<string, string>;
@@ -153,6 +154,10 @@ describe('toolq installed from its packed tarballs into a project outside the re
         expect(range, `${name} → ${dep}`).not.toMatch(/^workspace:/);
         if (dep.startsWith('@toolq/')) expect(range, `${name} → ${dep}`).toBe(version);
       }
+      // Every export and bin of the installed package is built JS (the in-repo `toolq-source`
+      // condition is left out of the tarball by publishConfig).
+      const targets = JSON.stringify([pkg.exports, pkg.bin]).match(/"\.\/[^"]+"/g) ?? [];
+      for (const target of targets) expect(target, `${name} exports ${target}`).not.toMatch(/(?<!\.d)\.ts"$/);
       for (const target of Object.values(pkg.bin ?? {})) {
         expect(readFileSync(join(root, target), 'utf8').startsWith('#!/usr/bin/env node\n'), target).toBe(
           true,
