@@ -34,6 +34,7 @@ import {
   readBatchOwner,
   readResults,
   ToolqError,
+  withinRedis,
 } from '@toolq/shared';
 import type { Queue } from 'bullmq';
 import { whenAborted } from './abort-fanout.ts';
@@ -249,7 +250,8 @@ export class Dispatcher {
       assertKeyPart('app', name.app);
       if (options.batchId !== undefined) assertKeyPart('batchId', options.batchId);
       if (options.timeoutMs !== undefined) assertTimeout(options.timeoutMs);
-      if (this.names.has(this.keys.batchName(name.app, name.id))) throw batchExists(name.id);
+      if (options.batchId !== undefined && this.names.has(this.keys.batchName(name.app, name.id)))
+        throw batchExists(name.id);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -394,17 +396,8 @@ export class Dispatcher {
     const nameKey = this.keys.batchName(app, batchId);
     const local = this.joinable(this.names.get(nameKey) ?? this.randomNamed(batchId, app));
     if (local) return local;
-    const lookup = async <T>(work: Promise<T>): Promise<T> => {
-      if (options.lookupTimeoutMs === undefined) return work;
-      const outcome = await settleWithin(work, options.lookupTimeoutMs);
-      if (outcome instanceof NoAnswer)
-        throw new ToolqError(
-          'REDIS_UNAVAILABLE',
-          `Redis did not answer within ${options.lookupTimeoutMs} ms`,
-        );
-      if (outcome instanceof Error) throw outcome;
-      return outcome;
-    };
+    const lookup = <T>(work: Promise<T>): Promise<T> =>
+      options.lookupTimeoutMs === undefined ? work : withinRedis(work, options.lookupTimeoutMs);
     const owner = await lookup(readBatchOwner(this.redis, nameKey));
     if (!owner) return undefined;
     const joined = this.joinable(owner.uid);
@@ -432,7 +425,7 @@ export class Dispatcher {
     };
     for (const call of calls) if (call.answer) barrier.settle(call.index, call.answer, true);
     this.pending.set(owner.uid, entry);
-    this.names.set(nameKey, owner.uid);
+    if (batchId !== owner.uid) this.names.set(nameKey, owner.uid); // a random id is found by its uid
     const result = this.answer(
       entry,
       meta.createdAt,
@@ -474,7 +467,8 @@ export class Dispatcher {
     entry.result = done.then((settled) => {
       entry.detach?.();
       this.pending.delete(uid);
-      this.names.delete(this.keys.batchName(entry.name.app, entry.name.id));
+      // Only a caller's own id has a map entry (a random id is the uid).
+      if (entry.name.id !== uid) this.names.delete(this.keys.batchName(entry.name.app, entry.name.id));
       // The id belongs to another batch: stopping "its" calls would stop that batch's.
       if (entry.conflict) dropBatchTrace(uid);
       if (entry.conflict) throw entry.conflict;

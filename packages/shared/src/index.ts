@@ -77,7 +77,7 @@ export {
   type RedisCredentials,
   type RedisTarget,
 } from './redis.ts';
-export { isRedisFailure } from './redis-errors.ts';
+export { isRedisFailure, withinRedis } from './redis-errors.ts';
 export {
   DEFAULT_MAX_RESULT_BYTES,
   describeZodIssues,

@@ -3,6 +3,8 @@
  * opposed to a bug: refused or lost connections, wrong credentials, a full or read-only Redis, a
  * cluster that cannot route.
  */
+import { ToolqError } from './errors.ts';
+
 const REDIS_REPLY = /^(NOAUTH|WRONGPASS|OOM|READONLY|CLUSTERDOWN|LOADING|MASTERDOWN|TRYAGAIN|BUSY|MISCONF)\b/;
 const CONNECTION_CODES = new Set([
   'ECONNREFUSED',
@@ -24,4 +26,27 @@ export function isRedisFailure(err: unknown): boolean {
     err.message.startsWith("Stream isn't writeable") ||
     err.name === 'ClusterAllFailedError'
   );
+}
+
+/**
+ * The work's outcome, or a `REDIS_UNAVAILABLE` error after `ms`: toolq's connections wait through
+ * an outage (BullMQ needs maxRetriesPerRequest: null), a request that someone waits on must not.
+ */
+export function withinRedis<T>(work: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new ToolqError('REDIS_UNAVAILABLE', `Redis did not answer within ${ms} ms`)),
+      ms,
+    );
+    work.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
 }

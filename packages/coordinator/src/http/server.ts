@@ -2,7 +2,7 @@
  * The coordinator's HTTP API (Fastify): tool batches for apps that do not speak BullMQ, the tool
  * catalog, Prometheus metrics, health and readiness.
  */
-import { DEFAULTS, describeZodIssues, type Logger, ToolqError } from '@toolq/shared';
+import { DEFAULTS, describeZodIssues, type Logger, ToolqError, withinRedis } from '@toolq/shared';
 import Fastify, { type FastifyInstance } from 'fastify';
 import secureJson from 'secure-json-parse';
 import type { BatchResult } from '../batch-result.ts';
@@ -104,13 +104,13 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
     return reply.code(reason ? 503 : 200).send(reason ? { ready: false, reason } : { ready: true });
   });
   app.get('/metrics', async (_request, reply) => {
-    await withinRedis(refreshGauges(dispatcher)).catch(() => undefined);
+    await withinRedis(refreshGauges(dispatcher), HTTP_DEFAULTS.redisWaitMs).catch(() => undefined);
     reply.header('content-type', dispatcher.registry.contentType);
     return dispatcher.registry.metrics();
   });
 
   app.get('/v1/tools', async () => {
-    await withinRedis(dispatcher.catalog.refresh());
+    await withinRedis(dispatcher.catalog.refresh(), HTTP_DEFAULTS.redisWaitMs);
     return { tools: dispatcher.catalog.list() };
   });
 
@@ -121,7 +121,10 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
   registerOpenApi(app);
 
   app.get<{ Querystring: { window?: string } }>('/v1/report', async (request) =>
-    withinRedis(fleetReport(dispatcher.callLog, request.query.window ?? DEFAULT_REPORT_WINDOW)),
+    withinRedis(
+      fleetReport(dispatcher.callLog, request.query.window ?? DEFAULT_REPORT_WINDOW),
+      HTTP_DEFAULTS.redisWaitMs,
+    ),
   );
 
   app.post('/v1/tool-batches', async (request, reply) => {
@@ -178,26 +181,6 @@ function parseJsonBody(body: string): unknown {
       );
     throw new ToolqError('INVALID_JSON', `the body is not valid JSON: ${message}`);
   }
-}
-
-/** Redis commands wait through an outage (BullMQ needs that); a route answers 503 instead. */
-function withinRedis<T>(work: Promise<T>, ms: number = HTTP_DEFAULTS.redisWaitMs): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new ToolqError('REDIS_UNAVAILABLE', `Redis did not answer within ${ms} ms`)),
-      ms,
-    );
-    work.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err);
-      },
-    );
-  });
 }
 
 function batchResponse(result: BatchResult) {
