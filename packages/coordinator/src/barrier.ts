@@ -88,6 +88,10 @@ export class Barrier implements Expirable {
     return out;
   }
 
+  isSettled(index: number): boolean {
+    return this.slots[index] !== undefined;
+  }
+
   /** First answer wins; returns false when the call already had one. */
   settle(index: number, result: CallResult, byCoordinator = false): boolean {
     if (this.slots[index] || index < 0 || index >= this.slots.length) return false;

@@ -51,7 +51,7 @@ import {
 } from './dispatcher-options.ts';
 import { recordBatch } from './fleet-report.ts';
 import { buildJobData, groupJobs, JobQueues, type PlannedJob } from './job-queues.ts';
-import { callsWithoutJob, LOST_CALL_MESSAGE } from './lost-calls.ts';
+import { callsWithoutJob, LOST_CALL_MESSAGE, Rerunnable } from './lost-calls.ts';
 import { type Reply, ReplyReader } from './reply-reader.ts';
 
 /**
@@ -90,6 +90,8 @@ interface Pending {
   result?: Promise<BatchResult>;
   /** The jobs are in their queues: from then on a job that is gone means a lost call. */
   enqueued?: boolean;
+  /** Kept when some calls' tools may run twice: re-runs those Redis loses (dispatching coordinator only). */
+  rerunnable?: Rerunnable;
 }
 
 interface JobRef {
@@ -277,6 +279,8 @@ export class Dispatcher {
     meta.app = name.app;
     const trace = startBatchTrace(batchId, name.id, calls, startedAt); // undefined unless tracing is on
     const planned: PlannedJob[] = [];
+    /** The jobs of calls whose tools declare `retry` (they may run twice), by call index. */
+    const mayRunTwice: (PlannedJob | undefined)[] = [];
     const workersIn = new Map<string, number>();
     meta.calls.forEach((call, index) => {
       const lookup = lookups[index];
@@ -291,7 +295,9 @@ export class Dispatcher {
         options,
       });
       if (trace) data.trace = trace.carrier(index);
-      planned.push({ queue: lookup.queue, index, data });
+      const job = { queue: lookup.queue, index, data };
+      planned.push(job);
+      if (lookup.spec.retry) mayRunTwice[index] = job;
     });
     const queued = groupJobs(batchId, planned, (queue) => workersIn.get(queue) ?? 1);
     for (const job of queued) {
@@ -318,6 +324,9 @@ export class Dispatcher {
       sweepAt: startedAt + every,
       sweepEvery: every,
     };
+    const keepMs = ttlMs + this.settings.batchRetentionMs;
+    if (mayRunTwice.length > 0)
+      entry.rerunnable = new Rerunnable(batchId, batchKey, mayRunTwice, meta, startedAt + keepMs);
     this.pending.set(batchId, entry);
     // A random id is the uid itself: only a caller's own id needs a map from name to uid.
     if (options.batchId !== undefined) this.names.set(nameKey, batchId);
@@ -335,7 +344,6 @@ export class Dispatcher {
       });
     };
     // The record first, then the name, then the jobs: one connection keeps them in that order.
-    const keepMs = ttlMs + this.settings.batchRetentionMs;
     const recorded = claimBatch(this.redis, batchKey, meta, keepMs);
     const named = claimBatchName(
       this.redis,
@@ -510,7 +518,9 @@ export class Dispatcher {
   /** Reads the batch records of batches that have waited a while: heals any missed notification. */
   private async sweep(): Promise<void> {
     const now = Date.now();
-    const due = [...this.pending.values()].filter((e) => !e.barrier.isDone && now >= e.sweepAt);
+    const due = [...this.pending.values()].filter(
+      (e) => !e.barrier.isDone && now >= e.sweepAt && !e.rerunnable?.busy,
+    );
     // Chunks of concurrent reads: one round trip per chunk instead of one per batch.
     for (let i = 0; i < due.length; i += SWEEP_CHUNK) {
       await Promise.all(
@@ -525,13 +535,48 @@ export class Dispatcher {
           const withoutJob = entry.enqueued ? await callsWithoutJob(this.jobs, entry.jobs, pending) : [];
           const found = await readResults(this.redis, this.recordKey(entry), pending);
           for (const [index, result] of found) entry.barrier.settle(index, result);
-          for (const index of withoutJob) {
-            if (found.has(index)) continue;
-            const lost = entry.barrier.coordinatorResult(index, 'error', messages.error(LOST_CALL_MESSAGE));
-            entry.barrier.settle(index, lost, true);
-          }
+          const lost = withoutJob.filter((index) => !found.has(index) && !entry.barrier.isSettled(index));
+          if (lost.length > 0) await this.answerLost(entry, lost);
         }),
       );
+    }
+  }
+
+  /** Re-runs the lost calls that may run twice, within their deadlines; answers the rest is_error. */
+  private async answerLost(entry: Pending, lost: readonly number[]): Promise<void> {
+    const { barrier, rerunnable } = entry;
+    let rerun = new Map<number, { queue: string; jobId: string }>();
+    let failed = new Map<number, string>();
+    const eligible = rerunnable?.eligible(lost, Date.now()) ?? [];
+    if (rerunnable && eligible.length > 0) {
+      rerunnable.busy = true;
+      try {
+        const deps = { redis: this.redis, queues: this.jobs, catalog: this.catalog };
+        ({ rerun, failed } = await rerunnable.rerun(deps, eligible));
+      } finally {
+        rerunnable.busy = false;
+      }
+    }
+    for (const [index, ref] of rerun) {
+      const pool = entry.jobs[index]?.pool ?? ref.queue;
+      entry.jobs[index] = { pool, ...ref };
+      this.metrics.lostCalls.inc({ pool, action: 'rerun' });
+    }
+    if (rerun.size > 0) {
+      this.logger.warn(
+        { batchId: entry.name.id, calls: [...rerun.keys()] },
+        'Redis lost calls of tools that may run twice: re-running them',
+      );
+      // The new jobs may be lost as well while the failover lasts: look again soon.
+      entry.sweepEvery = this.settings.sweepIntervalMs;
+      entry.sweepAt = Date.now() + entry.sweepEvery;
+    }
+    for (const index of lost) {
+      if (rerun.has(index)) continue;
+      const reason = failed.get(index);
+      const message = messages.error(reason ? `${LOST_CALL_MESSAGE}, ${reason}` : LOST_CALL_MESSAGE);
+      if (barrier.settle(index, barrier.coordinatorResult(index, 'error', message), true))
+        this.metrics.lostCalls.inc({ pool: entry.jobs[index]?.pool ?? 'unknown', action: 'error' });
     }
   }
 

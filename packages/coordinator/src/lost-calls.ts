@@ -1,11 +1,15 @@
 /**
- * Calls a Redis failover (or a restart without persistence) lost. Replication is asynchronous: a promoted replica may lack a job the
- * old master accepted, or a batch record (the worker then refuses to write the result), or a
- * result. A worker writes a call's result before its job completes and is removed, so a call
- * whose job no longer exists and whose result is not in the record (read after the job check)
- * will never be answered by a worker: the sweep answers it at once instead of at its deadline.
+ * Calls a Redis failover (or a restart without persistence) lost. Replication is asynchronous: a
+ * promoted replica may lack a job the old master accepted, or a batch record (the worker then
+ * refuses to write the result), or a result. A worker writes a call's result before its job
+ * completes and is removed, so a call whose job no longer exists and whose result is not in the
+ * record (read after the job check) will never be answered by a worker. The sweep re-runs such a
+ * call when its tool may run twice (it declares `retry`) and its deadline has not passed, and
+ * answers the others `is_error` at once instead of at their deadlines.
  */
-import type { JobQueues } from './job-queues.ts';
+import { type BatchMeta, type Redis, rewriteBatchMeta } from '@toolq/shared';
+import type { Catalog } from './catalog.ts';
+import { groupJobs, type JobQueues, type PlannedJob } from './job-queues.ts';
 
 export interface JobRef {
   /** The queue the job waits in (a pool's, or a lane of it). */
@@ -37,3 +41,100 @@ export async function callsWithoutJob(
 
 export const LOST_CALL_MESSAGE =
   'the call was lost by Redis (a failover or a restart without persistence): neither its job nor its result is there any more';
+
+/** Times one call is re-run after Redis lost it; a failover that keeps losing it gets an error. */
+export const MAX_RERUNS_PER_CALL = 2;
+
+/**
+ * What the dispatching coordinator keeps of a batch to re-run the calls Redis loses: the jobs of
+ * the calls whose tools may run twice (with their inputs, which lived only in the lost job), and
+ * the record as written (the failover may have lost it too). Only batches with such calls keep it.
+ */
+export class Rerunnable {
+  /** Re-runs so far, by call index. */
+  private readonly reruns: number[] = [];
+  private round = 0;
+  /** A re-run is being written: the sweep leaves the batch alone meanwhile. */
+  busy = false;
+
+  constructor(
+    private readonly uid: string,
+    private readonly recordKey: string,
+    /** By call index; undefined for calls whose tool may not run twice. */
+    private readonly jobs: readonly (PlannedJob | undefined)[],
+    private readonly meta: BatchMeta,
+    /** Epoch ms until which the record is kept. */
+    private readonly keepUntil: number,
+  ) {}
+
+  /** Which of the lost calls may run again now. */
+  eligible(lost: readonly number[], now: number): number[] {
+    return lost.filter((index) => {
+      const job = this.jobs[index];
+      return job !== undefined && job.data.deadline > now && (this.reruns[index] ?? 0) < MAX_RERUNS_PER_CALL;
+    });
+  }
+
+  /**
+   * Writes the record again (with the new jobs, keeping any results) and enqueues the calls anew,
+   * each to the queue the catalog names for its tool now. Resolves with the new job of each call
+   * re-run, and why the others could not be.
+   */
+  async rerun(
+    deps: { redis: Redis; queues: JobQueues; catalog: Catalog },
+    indexes: readonly number[],
+  ): Promise<{ rerun: Map<number, JobRef>; failed: Map<number, string> }> {
+    const rerun = new Map<number, JobRef>();
+    const failed = new Map<number, string>();
+    const planned: PlannedJob[] = [];
+    const workersIn = new Map<string, number>();
+    for (const index of indexes) {
+      const job = this.jobs[index];
+      const route = job ? deps.catalog.lookupCached(job.data.tool) : undefined;
+      if (!job || route?.kind !== 'ok') {
+        failed.set(index, 'and no live worker serves its tool now');
+        continue;
+      }
+      workersIn.set(route.queue, Math.max(workersIn.get(route.queue) ?? 0, route.workers));
+      planned.push({ queue: route.queue, index, data: { ...job.data, enqueuedAt: Date.now() } });
+      this.reruns[index] = (this.reruns[index] ?? 0) + 1;
+    }
+    if (planned.length === 0) return { rerun, failed };
+    this.round++;
+    const queued = groupJobs(`${this.uid}.r${this.round}`, planned, (queue) => workersIn.get(queue) ?? 1);
+    for (const job of queued) {
+      for (const index of job.indexes) {
+        const call = this.meta.calls[index];
+        if (!call) continue;
+        call.job = job.jobId;
+        if (job.queue !== call.pool) call.queue = job.queue;
+        else delete call.queue;
+      }
+    }
+    try {
+      // The record before the jobs: a worker writes a result only into a record that exists.
+      await rewriteBatchMeta(
+        deps.redis,
+        this.recordKey,
+        this.meta,
+        Math.max(this.keepUntil - Date.now(), 1_000),
+      );
+    } catch (err) {
+      for (const { index } of planned)
+        failed.set(index, `and could not be re-run: ${(err as Error).message}`);
+      return { rerun, failed };
+    }
+    const failures = new Map(
+      (await deps.queues.enqueue(queued)).map(({ index, error }) => [index, error.message] as const),
+    );
+    for (const job of queued) {
+      const ref = { queue: job.queue, jobId: job.jobId };
+      for (const index of job.indexes) {
+        const error = failures.get(index);
+        if (error === undefined) rerun.set(index, ref);
+        else failed.set(index, `and could not be re-run: ${error}`);
+      }
+    }
+    return { rerun, failed };
+  }
+}

@@ -1,26 +1,60 @@
 /**
  * What a failover can lose, reproduced on one real Redis by deleting what the promoted replica
  * would not have: a batch record (the worker then refuses to write into it) or a queued job.
- * Either way the call is answered is_error by the next sweep, long before its deadline, and a
- * result the record did keep is still delivered.
+ * Either way a call whose tool may not run twice is answered is_error by the next sweep, long
+ * before its deadline, and a result the record did keep is still delivered; a call whose tool
+ * declares `retry` (it may run twice) is run again within its deadline.
  */
+import { defineTool } from '@toolq/shared';
 import { startWorker, type ToolqWorker } from '@toolq/worker';
 import diagnostics from '@toolq/worker/diagnostics';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import { Dispatcher } from '../src/index.ts';
 
 let server: RedisServer;
 let worker: ToolqWorker;
+let soloWorker: ToolqWorker;
 let dispatcher: Dispatcher;
 let admin: Redis;
+
+/** Runs of `solo_idempotent` by key: how many times the tool itself ran. */
+const runs = new Map<string, number>();
+const soloTools = [
+  defineTool({
+    name: 'solo_block',
+    description: 'Holds the solo worker for `ms`.',
+    input: z.object({ ms: z.number().int().min(0) }),
+    run: ({ ms }) => new Promise((resolve) => setTimeout(() => resolve('done'), ms)),
+  }),
+  defineTool({
+    name: 'solo_idempotent',
+    description: 'Waits `ms`, then answers with its key; running it twice is harmless.',
+    input: z.object({ key: z.string(), ms: z.number().int().min(0) }),
+    retry: { attempts: 2, backoffMs: 10 },
+    run: async ({ key, ms }) => {
+      runs.set(key, (runs.get(key) ?? 0) + 1);
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      return `value of ${key}`;
+    },
+  }),
+];
 
 beforeAll(async () => {
   server = await startRedisServer();
   admin = new Redis(server.url);
   worker = await startWorker({ tools: diagnostics, redisUrl: server.url, logger: testLogger() });
+  // One call at a time: a call queued behind a running one waits in the queue, where it can be lost.
+  soloWorker = await startWorker({
+    tools: soloTools,
+    pool: 'solo',
+    concurrency: 1,
+    redisUrl: server.url,
+    logger: testLogger(),
+  });
   dispatcher = new Dispatcher({
     redisUrl: server.url,
     coordinatorId: 'lost',
@@ -33,6 +67,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await dispatcher?.close();
   await worker?.close();
+  await soloWorker?.close();
   admin?.disconnect();
   await server?.stop();
 });
@@ -43,6 +78,20 @@ async function uidOf(batchId: string): Promise<string> {
   const uid = owner?.split(' ')[1];
   if (!uid) throw new Error(`batch ${batchId} has no name record`);
   return uid;
+}
+
+/** Deletes a waiting job as a promoted replica that never got it would lack it. */
+async function loseWaitingJob(jobId: string, pool: string): Promise<void> {
+  const [jobKey] = await admin.keys(`toolq:{${pool}*}:${jobId}`);
+  if (!jobKey) throw new Error(`job ${jobId} is not in Redis`);
+  const queue = jobKey.slice(0, -(jobId.length + 1));
+  await admin.del(jobKey);
+  expect(await admin.lrem(`${queue}:wait`, 0, jobId)).toBe(1);
+}
+
+async function lostCallsCounted(action: 'rerun' | 'error', pool: string): Promise<number> {
+  const metric = await dispatcher.registry.getSingleMetric('toolq_lost_calls_total')?.get();
+  return metric?.values.find((v) => v.labels.action === action && v.labels.pool === pool)?.value ?? 0;
 }
 
 const LOST = /^Error: the call was lost by Redis \(a failover or a restart without persistence\)/;
@@ -92,12 +141,7 @@ describe('writes a failover lost', () => {
     const started = Date.now();
     const pending = dispatcher.dispatch([{ id: 'x', name: 'idle_tool', input: {} }], { batchId: 'lost-job' });
     await new Promise((resolve) => setTimeout(resolve, 250));
-    const jobId = `${await uidOf('lost-job')}.0`;
-    const [jobKey] = await admin.keys(`toolq:{idle*}:${jobId}`);
-    expect(jobKey).toBeDefined();
-    const queue = (jobKey ?? '').slice(0, -(jobId.length + 1));
-    await admin.del(jobKey ?? '');
-    expect(await admin.lrem(`${queue}:wait`, 0, jobId)).toBe(1);
+    await loseWaitingJob(`${await uidOf('lost-job')}.0`, 'idle');
     const result = await pending;
     expect(result.toolResults[0]?.is_error).toBe(true);
     expect(result.toolResults[0]?.content).toMatch(LOST);
@@ -110,5 +154,104 @@ describe('writes a failover lost', () => {
     });
     expect(result.toolResults[0]).toMatchObject({ content: '{"slept_ms":2000}' });
     expect(result.toolResults[0]?.is_error).toBeUndefined();
+  });
+
+  it('a lost job of a tool that may run twice is run again and answered with its result', async () => {
+    const rerunsBefore = await lostCallsCounted('rerun', 'solo');
+    const hold = dispatcher.dispatch([{ id: 'hold', name: 'solo_block', input: { ms: 1_200 } }]);
+    await new Promise((resolve) => setTimeout(resolve, 150)); // the worker's only slot is taken
+    const started = Date.now();
+    const pending = dispatcher.dispatch(
+      [
+        { id: 'idem', name: 'solo_idempotent', input: { key: 'lost-job', ms: 10 } },
+        { id: 'echo', name: 'diag_echo', input: { value: 'beside it' } },
+      ],
+      { timeoutMs: 15_000, batchId: 'rerun-job' },
+    );
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    const uid = await uidOf('rerun-job');
+    await loseWaitingJob(`${uid}.0`, 'solo');
+    const result = await pending;
+    expect(result.toolResults.map((r) => [r.tool_use_id, r.content, r.is_error])).toEqual([
+      ['idem', 'value of lost-job', undefined],
+      ['echo', 'beside it', undefined],
+    ]);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(runs.get('lost-job')).toBe(1); // the lost job never ran; its re-run did
+    expect(await lostCallsCounted('rerun', 'solo')).toBe(rerunsBefore + 1);
+    // The record names the new job, for a collector on another coordinator.
+    const meta = JSON.parse((await admin.hget(`toolq:{c.lost}:batch:${uid}`, 'meta')) ?? '{}');
+    expect(meta.calls[0].job).toBe(`${uid}.r1.0`);
+    await hold;
+  });
+
+  it('a lost record: a call of a tool that may run twice is run again into a new record', async () => {
+    const pending = dispatcher.dispatch(
+      [{ id: 'idem', name: 'solo_idempotent', input: { key: 'lost-record', ms: 600 } }],
+      { timeoutMs: 15_000, batchId: 'rerun-record' },
+    );
+    await new Promise((resolve) => setTimeout(resolve, 250)); // running on the worker
+    const record = `toolq:{c.lost}:batch:${await uidOf('rerun-record')}`;
+    expect(await admin.del(record)).toBe(1);
+    const result = await pending;
+    expect(result.toolResults[0]).toMatchObject({ tool_use_id: 'idem', content: 'value of lost-record' });
+    expect(result.toolResults[0]?.is_error).toBeUndefined();
+    // The first run's result was refused (no record to write it into); the re-run's was kept.
+    expect(runs.get('lost-record')).toBe(2);
+  });
+
+  it('a call lost again and again is re-run twice, then answered is_error within its deadline', async () => {
+    const errorsBefore = await lostCallsCounted('error', 'idle');
+    // The idle pool's worker never takes a job; this tool of it may run twice.
+    await admin.hset(
+      'toolq:workers',
+      'idle-idempotent',
+      JSON.stringify({
+        id: 'idle-idempotent',
+        pool: 'idle',
+        host: 'h',
+        pid: 1,
+        concurrency: 1,
+        startedAt: Date.now(),
+        heartbeatAt: Date.now() + 60_000,
+        tools: [
+          { name: 'idle_tool', description: 'd', input_schema: { type: 'object' }, timeoutMs: 20_000 },
+          {
+            name: 'idle_idempotent',
+            description: 'd',
+            input_schema: { type: 'object' },
+            timeoutMs: 20_000,
+            retry: { attempts: 3, backoffMs: 10 },
+          },
+        ],
+      }),
+    );
+    await dispatcher.catalog.refresh();
+    const started = Date.now();
+    const pending = dispatcher.dispatch([{ id: 'x', name: 'idle_idempotent', input: {} }], {
+      batchId: 'lost-thrice',
+    });
+    let answered = false;
+    void pending.finally(() => {
+      answered = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    const uid = await uidOf('lost-thrice');
+    const lostJobs: string[] = [];
+    for (const jobId of [`${uid}.0`, `${uid}.r1.0`, `${uid}.r2.0`]) {
+      // Each re-run's job appears, and is lost in its turn.
+      while (!answered && (await admin.keys(`toolq:{idle*}:${jobId}`)).length === 0)
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      if (answered) break;
+      await loseWaitingJob(jobId, 'idle');
+      lostJobs.push(jobId);
+    }
+    const result = await pending;
+    expect(lostJobs).toHaveLength(3);
+    expect(result.toolResults[0]?.is_error).toBe(true);
+    expect(result.toolResults[0]?.content).toMatch(LOST);
+    expect(Date.now() - started).toBeLessThan(15_000); // not its 20 s deadline
+    expect(await lostCallsCounted('error', 'idle')).toBe(errorsBefore + 1);
+    expect(await admin.keys(`toolq:{idle*}:${uid}.r3.0`)).toEqual([]);
   });
 });

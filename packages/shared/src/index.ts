@@ -99,6 +99,7 @@ export {
   readBatchMeta,
   readResults,
   resultField,
+  rewriteBatchMeta,
   type StoreOutcome,
   storeResult,
   writeResult,

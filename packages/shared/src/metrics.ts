@@ -58,6 +58,12 @@ export const METRICS = {
     help: 'Results that arrived after their batch was answered (dropped)',
     component: 'coordinator',
   },
+  toolq_lost_calls_total: {
+    type: 'counter',
+    labels: ['pool', 'action'],
+    help: 'Calls Redis lost (a failover or a restart without persistence): re-run (tools that may run twice) or answered as errors',
+    component: 'coordinator',
+  },
   toolq_queue_jobs: {
     type: 'gauge',
     labels: ['pool', 'state'],
@@ -111,6 +117,7 @@ export const METRIC_LABEL_VALUES: Readonly<Record<string, readonly string[]>> = 
   outcome: ['ok', 'error', 'timeout', 'invalid_input', 'unknown_tool', 'cancelled'],
   state: ['waiting', 'active', 'delayed', 'failed'],
   reason: ['already_answered', 'deadline_passed', 'duplicate_delivery'],
+  action: ['rerun', 'error'],
 };
 
 /** Process metrics (prom-client's defaults) carry this prefix; they are not part of the table. */
@@ -167,6 +174,7 @@ export function createCoordinatorMetrics(registry: Registry) {
     batchDuration: histogram(registry, 'toolq_batch_duration_seconds'),
     batchOverhead: histogram(registry, 'toolq_batch_overhead_seconds'),
     lateResults: counter(registry, 'toolq_late_results_total'),
+    lostCalls: counter(registry, 'toolq_lost_calls_total'),
     queueJobs: gauge(registry, 'toolq_queue_jobs'),
     workers: gauge(registry, 'toolq_workers'),
     modelTokens: counter(registry, 'toolq_model_tokens_total'),

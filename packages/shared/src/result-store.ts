@@ -30,6 +30,15 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return created
 `;
 
+// The coordinator's own record again, before it re-runs calls a failover lost: the record may be
+// gone with them (a worker writes only into an existing record), and a collector must find the
+// new jobs. A script for the same reason as CLAIM_BATCH. Results already in it stay.
+const REWRITE_META = `
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`;
+
 /** How long a batch record outlives its deadline, so a restarted coordinator can still collect it. */
 export const BATCH_TTL_AFTER_DEADLINE_MS = 10 * 60_000;
 /** A reply stream nobody writes to for this long disappears (a coordinator that went away for good). */
@@ -74,6 +83,16 @@ export async function claimBatch(
   return created === 1;
 }
 
+/** Writes the batch's meta whether or not the record exists (a re-run of lost calls); keeps its results. */
+export async function rewriteBatchMeta(
+  redis: Redis,
+  batchKey: string,
+  meta: BatchMeta,
+  ttlMs: number,
+): Promise<void> {
+  await withScripts(redis).toolqRewriteMeta(batchKey, META_FIELD, JSON.stringify(meta), ttlMs);
+}
+
 export async function readBatchMeta(redis: Redis, batchKey: string): Promise<BatchMeta | undefined> {
   const raw = await redis.hget(batchKey, META_FIELD);
   return raw === null ? undefined : parseJsonAs(batchMetaSchema, raw);
@@ -81,6 +100,7 @@ export async function readBatchMeta(redis: Redis, batchKey: string): Promise<Bat
 
 interface WithWriteResult {
   toolqClaimBatch(batchKey: string, field: string, metaJson: string, ttlMs: number): Promise<number>;
+  toolqRewriteMeta(batchKey: string, field: string, metaJson: string, ttlMs: number): Promise<number>;
   toolqWriteResult(
     batchKey: string,
     streamKey: string,
@@ -98,6 +118,7 @@ function withScripts(redis: Redis): Redis & WithWriteResult {
   if (!r.toolqWriteResult) {
     redis.defineCommand('toolqWriteResult', { numberOfKeys: 2, lua: WRITE_RESULT });
     redis.defineCommand('toolqClaimBatch', { numberOfKeys: 1, lua: CLAIM_BATCH });
+    redis.defineCommand('toolqRewriteMeta', { numberOfKeys: 1, lua: REWRITE_META });
   }
   return r as Redis & WithWriteResult;
 }
