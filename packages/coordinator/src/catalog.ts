@@ -3,6 +3,7 @@
  * coordinator knows the tools without importing their code. Refreshed periodically and on a miss.
  */
 import {
+  type HeartbeatMemory,
   type Keys,
   type Logger,
   type Redis,
@@ -52,6 +53,8 @@ export class Catalog {
   /** Start time of the last read that completed. */
   private lastRefreshStartedAt = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** So that a failover to a replica with older heartbeats does not make live workers look gone. */
+  private readonly heartbeats: HeartbeatMemory = new Map();
 
   constructor(private readonly options: { redis: Redis; keys: Keys; logger: Logger; refreshMs?: number }) {}
 
@@ -89,7 +92,7 @@ export class Catalog {
 
   private async load(): Promise<void> {
     const [{ live, stale }, waitingPools] = await Promise.all([
-      readWorkers(this.options.redis, this.options.keys),
+      readWorkers(this.options.redis, this.options.keys, Date.now(), this.heartbeats),
       readWaitingPools(this.options.redis, this.options.keys),
     ]);
     const waiting = new Map<string, { pool: string; spec: ToolSpec }>();

@@ -133,6 +133,7 @@ export {
 } from './tracing.ts';
 export {
   HEARTBEAT_INTERVAL_MS,
+  type HeartbeatMemory,
   publishPoolMode,
   publishWorker,
   readWaitingPools,

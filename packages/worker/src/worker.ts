@@ -16,6 +16,7 @@ import {
   createWorkerMetrics,
   DEFAULTS,
   duplicateConnection,
+  type HeartbeatMemory,
   inputJsonSchema,
   isCallStillWanted,
   type JobChunk,
@@ -276,9 +277,10 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     return isCallStillWanted(redis, reply.batchKey, reply.index);
   }
 
+  const heartbeats: HeartbeatMemory = new Map(); // see readWorkers: survives a failover's older heartbeats
   /** Whether another live worker of this pool serves the tool (else the call is `Unknown tool`). */
   async function servedElsewhere(tool: string): Promise<boolean> {
-    const { live } = await readWorkers(redis, keys);
+    const { live } = await readWorkers(redis, keys, Date.now(), heartbeats);
     return live.some((w) => w.pool === pool && w.id !== id && w.tools.some((t) => t.name === tool));
   }
 
