@@ -19,13 +19,13 @@ import {
   createLogger,
   createRedis,
   createRegistry,
+  describeRedisFailure,
   duplicateConnection,
   isClusterConnection,
   type Keys,
   type Logger,
   markAnswered,
   messages,
-  probeRedis,
   publishCancel,
   RecentSet,
   type Redis,
@@ -34,6 +34,7 @@ import {
   readBatchOwner,
   readResults,
   ToolqError,
+  whyNotWritable,
   withinRedis,
 } from '@toolq/shared';
 import type { Queue } from 'bullmq';
@@ -225,7 +226,7 @@ export class Dispatcher {
     if (this.closing) return 'the coordinator is shutting down';
     if (!this.reader.isHealthy()) return 'the reply stream reader is not reading';
     // Writes in this coordinator's slot and the catalog's: on a cluster they may be on different masters.
-    return probeWrites(this.redis, [
+    return whyNotWritable(this.redis, [
       this.keys.coordinatorProbe(this.coordinatorId),
       this.keys.workersProbe(),
     ]);
@@ -644,19 +645,6 @@ function assertTimeout(timeoutMs: number): void {
       'INVALID_INPUT',
       `timeoutMs must be a whole number of ms from 1 to ${MAX_TIMEOUT_MS} (about 24.8 days), got ${timeoutMs}`,
     );
-}
-
-/** A Redis failure in words for the caller: a full Redis is named as such. */
-function describeRedisFailure(err: Error): string {
-  if (/^OOM\b/.test(err.message))
-    return `Redis is out of memory and refuses writes (${err.message}); free memory or raise maxmemory`;
-  return err.message;
-}
-
-/** Undefined when Redis takes a write now, else why not. Bounded: a probe never hangs. */
-async function probeWrites(redis: Redis, keys: readonly string[]): Promise<string | undefined> {
-  const probe = await probeRedis(redis, keys);
-  return probe.ready ? undefined : `Redis refuses writes: ${describeRedisFailure(new Error(probe.reason))}`;
 }
 
 /** Redis gave no answer in time (as opposed to answering with an error). */

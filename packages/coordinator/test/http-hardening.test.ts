@@ -250,7 +250,7 @@ describe('Redis in trouble', () => {
       expect(((await ready.json()) as { reason: string }).reason).toMatch(
         /Redis refuses writes: .*out of memory/,
       );
-      expect(await worker.readiness()).toMatch(/Redis refuses writes: OOM/);
+      expect(await worker.readiness()).toMatch(/^Redis refuses writes: Redis is out of memory \(OOM /);
 
       const started = Date.now();
       const named = await dispatcher.dispatch([{ id: 'a', name: 'diag_echo', input: { value: 1 } }], {

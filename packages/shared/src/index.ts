@@ -63,7 +63,7 @@ export {
   type Registry,
   type WorkerMetrics,
 } from './metrics.ts';
-export { probeRedis, type Readiness } from './readiness.ts';
+export { probeRedis, type Readiness, whyNotWritable } from './readiness.ts';
 export { RecentSet } from './recent-set.ts';
 export {
   closeRedis,
@@ -77,7 +77,7 @@ export {
   type RedisCredentials,
   type RedisTarget,
 } from './redis.ts';
-export { isRedisFailure, withinRedis } from './redis-errors.ts';
+export { describeRedisFailure, isRedisFailure, withinRedis } from './redis-errors.ts';
 export {
   DEFAULT_MAX_RESULT_BYTES,
   describeZodIssues,

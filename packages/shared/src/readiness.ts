@@ -6,6 +6,7 @@
  */
 import { coerceError } from './errors.ts';
 import type { Redis } from './redis.ts';
+import { describeRedisFailure } from './redis-errors.ts';
 import { firstLineOf } from './result-encoding.ts';
 
 export type Readiness = { ready: true } | { ready: false; reason: string };
@@ -38,4 +39,13 @@ export async function probeRedis(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Why a process that writes to these keys' slots is not ready, or undefined when it is. */
+export async function whyNotWritable(
+  redis: Redis,
+  probeKeys: readonly string[],
+): Promise<string | undefined> {
+  const probe = await probeRedis(redis, probeKeys);
+  return probe.ready ? undefined : `Redis refuses writes: ${describeRedisFailure(new Error(probe.reason))}`;
 }

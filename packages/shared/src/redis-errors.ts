@@ -50,3 +50,10 @@ export function withinRedis<T>(work: Promise<T>, ms: number): Promise<T> {
     );
   });
 }
+
+/** A Redis failure in words for the person who reads it: a full Redis is named as such. */
+export function describeRedisFailure(err: Error): string {
+  if (/^OOM\b/.test(err.message))
+    return `Redis is out of memory (${err.message}); free memory or raise maxmemory`;
+  return err.message;
+}

@@ -27,7 +27,6 @@ import {
   laneOf,
   messages,
   type ParsedJobData,
-  probeRedis,
   publishPoolMode,
   type RedisConnectionConfig,
   type Registry,
@@ -35,6 +34,7 @@ import {
   storeResult,
   ToolqError,
   type ToolSpec,
+  whyNotWritable,
 } from '@toolq/shared';
 import { DelayedError, type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import { traceCall } from './call-tracing.ts';
@@ -346,8 +346,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     if (closing) return 'the worker is shutting down';
     if (!worker.isRunning()) return 'the BullMQ worker is not running';
     // A write in each slot this worker depends on: on a cluster they may be on different masters.
-    const probe = await probeRedis(redis, [keys.poolProbe(pool), keys.poolProbe(lane), keys.workersProbe()]);
-    return probe.ready ? undefined : `Redis refuses writes: ${probe.reason}`;
+    return whyNotWritable(redis, [keys.poolProbe(pool), keys.poolProbe(lane), keys.workersProbe()]);
   };
   const close = (): Promise<void> => {
     closing ??= (async () => {
