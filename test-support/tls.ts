@@ -3,6 +3,7 @@
  * localhost), made with the openssl CLI in a temp dir at test time: nothing secret is committed,
  * and every call is a CA of its own, so a second one is a CA the first one's clients do not trust.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,7 +33,8 @@ export async function makeTestTls(): Promise<TestTls> {
     // biome-ignore format: one flag and its value per pair
     await openssl([
       'req', '-x509', ...ecKey, '-keyout', file('ca.key'), '-out', file('ca.crt'),
-      '-days', '2', '-subj', '/CN=toolq test CA',
+      // A name of its own: two test CAs with one name would look like one CA whose signature is wrong.
+      '-days', '2', '-subj', `/CN=toolq test CA ${randomBytes(4).toString('hex')}`,
     ]);
     // biome-ignore format: one flag and its value per pair
     await openssl([
