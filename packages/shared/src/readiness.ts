@@ -25,7 +25,11 @@ export async function probeRedis(
   // sentinel reachable) only queues the probe: the reconnect's error is the reason worth telling.
   let lastError: string | undefined;
   const onError = (err: unknown) => {
-    lastError = firstLineOf(coerceError(err).message);
+    const error = coerceError(err);
+    // A cluster client's "Failed to refresh slots cache." carries the node's own error inside.
+    const inner = (error as { lastNodeError?: unknown }).lastNodeError;
+    const cause = inner instanceof Error ? `: ${inner.message}` : '';
+    lastError = firstLineOf(`${error.message}${cause}`);
   };
   redis.on('error', onError);
   redis.on('node error', onError);
