@@ -29,3 +29,23 @@ export async function startCoordinatorProcess(
   }>(child, exited, 'coordinator');
   return { url, id, child, exited };
 }
+
+/**
+ * The coordinator CLI started without waiting for it to serve: for a misconfiguration it must
+ * survive (it keeps retrying Redis). Everything it writes is collected, for what a log must not say.
+ */
+export function spawnCoordinatorProcess(env: Record<string, string>): {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+  output(): string;
+} {
+  const child = spawn(process.execPath, [...RUN_SOURCES, CLI, '--port', '0'], {
+    env: { ...process.env, TOOLQ_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const chunks: Buffer[] = [];
+  child.stdout?.on('data', (chunk: Buffer) => chunks.push(chunk));
+  child.stderr?.on('data', (chunk: Buffer) => chunks.push(chunk));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, exited, output: () => Buffer.concat(chunks).toString('utf8') };
+}

@@ -11,11 +11,13 @@ import { freePort } from './free-port.ts';
 import {
   adminCommand,
   infoFields,
+  type RedisAccess,
   type RedisProcess,
   redisProcess,
   run,
   waitFor,
 } from './redis-processes.ts';
+import { type TestTls, tlsServerArgs } from './tls.ts';
 
 export interface ClusterNodeInfo {
   id: string;
@@ -52,7 +54,15 @@ export interface RedisCluster {
 
 const PASSWORD = 'cluster-test-secret-4c1d';
 
-export async function startRedisCluster(options: { nodeTimeoutMs?: number } = {}): Promise<RedisCluster> {
+export async function startRedisCluster(
+  options: {
+    nodeTimeoutMs?: number;
+    /** TLS only: clients, replication and the cluster bus (`tls-cluster yes`). */
+    tls?: TestTls;
+  } = {},
+): Promise<RedisCluster> {
+  const { tls } = options;
+  const access: RedisAccess = { password: PASSWORD, tls: tls ? { ca: tls.ca } : undefined };
   const dirs: string[] = [];
   const nodes: RedisProcess[] = [];
   const stop = async () => {
@@ -67,18 +77,19 @@ export async function startRedisCluster(options: { nodeTimeoutMs?: number } = {}
       // Flags as tried in /work/shared/real-parts.md; masterauth lets a replica sync from its master.
       // biome-ignore format: one flag and its value per pair
       const args = [
-        '--port', String(port), '--cluster-port', String(busPort), '--bind', '127.0.0.1', '--dir', dir,
+        ...(tls ? [...tlsServerArgs(tls, port), '--tls-replication', 'yes', '--tls-cluster', 'yes'] : ['--port', String(port)]),
+        '--cluster-port', String(busPort), '--bind', '127.0.0.1', '--dir', dir,
         '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf',
         '--cluster-node-timeout', String(options.nodeTimeoutMs ?? 2_000),
         '--appendonly', 'yes', '--save', '', '--repl-diskless-sync-delay', '0',
         '--requirepass', PASSWORD, '--masterauth', PASSWORD,
       ];
-      nodes.push(redisProcess(port, args, PASSWORD));
+      nodes.push(redisProcess(port, args, access));
     }
     await Promise.all(nodes.map((n) => n.start()));
     // biome-ignore format: one flag and its value per pair
     await run('redis-cli', [
-      '-a', PASSWORD, '--no-auth-warning', '--cluster', 'create',
+      '-a', PASSWORD, '--no-auth-warning', ...(tls ? ['--tls', '--cacert', tls.caFile] : []), '--cluster', 'create',
       ...nodes.map((n) => `127.0.0.1:${n.port}`),
       '--cluster-replicas', '1', '--cluster-yes',
     ]);
@@ -87,7 +98,7 @@ export async function startRedisCluster(options: { nodeTimeoutMs?: number } = {}
     throw err;
   }
 
-  const command = (port: number, cmd: readonly (string | number)[]) => adminCommand(port, PASSWORD, cmd);
+  const command = (port: number, cmd: readonly (string | number)[]) => adminCommand(port, access, cmd);
   const livePort = () => {
     const live = nodes.find((n) => n.isRunning);
     if (!live) throw new Error('no cluster node is running');
@@ -104,6 +115,7 @@ export async function startRedisCluster(options: { nodeTimeoutMs?: number } = {}
       mode: 'cluster',
       nodes: nodes.slice(0, 3).map((n) => ({ host: '127.0.0.1', port: n.port })),
       password: PASSWORD,
+      ...(tls ? { tls: { ca: tls.ca } } : {}),
     },
     env: {
       REDIS_CLUSTER_NODES: nodes
@@ -111,8 +123,9 @@ export async function startRedisCluster(options: { nodeTimeoutMs?: number } = {}
         .map((n) => `127.0.0.1:${n.port}`)
         .join(','),
       REDIS_PASSWORD: PASSWORD,
+      ...(tls ? { REDIS_TLS_CA_FILE: tls.caFile } : {}),
     },
-    urlOf: (port) => `redis://:${PASSWORD}@127.0.0.1:${port}`,
+    urlOf: (port) => `${tls ? 'rediss' : 'redis'}://:${PASSWORD}@127.0.0.1:${port}`,
     command,
     topology: () => topology(),
     keySlot,

@@ -4,9 +4,21 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 
 export const run = promisify(execFile);
+
+/** How a test's admin connection reaches a node: its password (a string, as before), and TLS with the CA it trusts. */
+export type RedisAccess =
+  | string
+  | { password?: string | undefined; tls?: { ca: string } | undefined }
+  | undefined;
+
+function accessOptions(access: RedisAccess): RedisOptions {
+  const { password, tls } =
+    typeof access === 'string' ? { password: access, tls: undefined } : (access ?? {});
+  return { ...(password ? { password } : {}), ...(tls ? { tls: { ca: tls.ca } } : {}) };
+}
 
 export interface RedisProcess {
   readonly port: number;
@@ -17,7 +29,7 @@ export interface RedisProcess {
   start(): Promise<void>;
 }
 
-export function redisProcess(port: number, args: readonly string[], password?: string): RedisProcess {
+export function redisProcess(port: number, args: readonly string[], access?: RedisAccess): RedisProcess {
   let child: ChildProcess | undefined;
   const self: RedisProcess = {
     port,
@@ -34,7 +46,7 @@ export function redisProcess(port: number, args: readonly string[], password?: s
         proc.once('spawn', () => resolve());
       });
       await waitFor(`redis-server on port ${port} to answer PING`, 10_000, async () => {
-        const reply = await adminCommand(port, password, ['ping']).catch(() => undefined);
+        const reply = await adminCommand(port, access, ['ping']).catch(() => undefined);
         return reply === 'PONG';
       });
     },
@@ -50,16 +62,16 @@ export function redisProcess(port: number, args: readonly string[], password?: s
   return self;
 }
 
-/** One command on a short-lived plain connection that never waits through an outage. */
+/** One command on a short-lived connection of its own that never waits through an outage. */
 export async function adminCommand(
   port: number,
-  password: string | undefined,
+  access: RedisAccess,
   command: readonly (string | number)[],
 ): Promise<unknown> {
   const client = new Redis({
     port,
     host: '127.0.0.1',
-    ...(password ? { password } : {}),
+    ...accessOptions(access),
     lazyConnect: true,
     maxRetriesPerRequest: 0,
     enableOfflineQueue: false,

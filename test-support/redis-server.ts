@@ -7,30 +7,49 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ToolqError } from '@toolq/shared';
-import { Redis } from 'ioredis';
 import { freePort } from './free-port.ts';
+import { adminCommand, type RedisAccess } from './redis-processes.ts';
+import { type TestTls, tlsServerArgs } from './tls.ts';
 
 export interface RedisServer {
   readonly port: number;
+  /** `redis://` (`rediss://` with TLS), with the password in it when there is one. */
   readonly url: string;
+  /** The environment a toolq process needs for this server, without the password in a URL. */
+  readonly env: Record<string, string>;
+  /** For `adminCommand`. */
+  readonly access: RedisAccess;
   /** SIGKILL: no goodbye to clients, like a crash. */
   kill(): Promise<void>;
   /** Starts again on the same port (empty: no persistence). */
   start(): Promise<void>;
+  /** The certificate the next `start()` serves (a TLS server only): another CA's, to test a client that does not trust it. */
+  useTls(tls: TestTls): void;
   stop(): Promise<void>;
 }
 
-export async function startRedisServer(): Promise<RedisServer> {
+export interface RedisServerOptions {
+  /** Serve TLS only (no plain port) with this CA's server certificate. */
+  tls?: TestTls;
+  /** `requirepass`. */
+  password?: string;
+}
+
+export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'toolq-redis-'));
   let child: ChildProcess | undefined;
+  // A server restarted with another CA's certificate (`useTls`) keeps its port and dir.
+  let tls = options.tls;
+  const { password } = options;
 
   const start = async () => {
-    const proc = spawn(
-      'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
-      { stdio: 'ignore' },
-    );
+    const args = [
+      ...(tls ? tlsServerArgs(tls, port) : ['--port', String(port)]),
+      ...['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+      ...(password ? ['--requirepass', password] : []),
+    ];
+    const proc = spawn('redis-server', args, { stdio: 'ignore' });
     child = proc;
     await new Promise<void>((resolve, reject) => {
       proc.once('error', (err: NodeJS.ErrnoException) =>
@@ -47,7 +66,7 @@ export async function startRedisServer(): Promise<RedisServer> {
       );
       proc.once('spawn', () => resolve());
     });
-    await waitForPing(port);
+    await waitForPing(port, { password, tls: tls ? { ca: tls.ca } : undefined });
   };
   const kill = async () => {
     const proc = child;
@@ -58,11 +77,24 @@ export async function startRedisServer(): Promise<RedisServer> {
     await exited;
   };
   await start();
+  const scheme = tls ? 'rediss' : 'redis';
   return {
     port,
-    url: `redis://127.0.0.1:${port}`,
+    url: `${scheme}://${password ? `:${encodeURIComponent(password)}@` : ''}127.0.0.1:${port}`,
+    env: {
+      REDIS_URL: `${scheme}://127.0.0.1:${port}`,
+      ...(password ? { REDIS_PASSWORD: password } : {}),
+      ...(tls ? { REDIS_TLS_CA_FILE: tls.caFile } : {}),
+    },
+    get access() {
+      return { password, tls: tls ? { ca: tls.ca } : undefined };
+    },
     kill,
     start,
+    useTls: (next) => {
+      if (!tls) throw new Error('useTls: this server was started without TLS');
+      tls = next;
+    },
     stop: async () => {
       await kill();
       rmSync(dir, { recursive: true, force: true });
@@ -70,26 +102,15 @@ export async function startRedisServer(): Promise<RedisServer> {
   };
 }
 
-async function waitForPing(port: number): Promise<void> {
+async function waitForPing(port: number, access: RedisAccess): Promise<void> {
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const client = new Redis({
-      port,
-      host: '127.0.0.1',
-      lazyConnect: true,
-      maxRetriesPerRequest: 0,
-      retryStrategy: () => null,
-    });
-    client.on('error', () => undefined);
     try {
-      await client.connect();
-      if ((await client.ping()) === 'PONG') return;
+      if ((await adminCommand(port, access, ['ping'])) === 'PONG') return;
     } catch (err) {
       if (Date.now() > deadline)
         throw new Error(`redis-server on port ${port} did not answer: ${(err as Error).message}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
-    } finally {
-      client.disconnect();
     }
   }
 }

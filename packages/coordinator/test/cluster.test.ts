@@ -9,6 +9,7 @@ import { createRedis, probeRedis } from '@toolq/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
 import { testLogger } from '../../../test-support/logger.ts';
+import { expectMixedBatchAnswered } from '../../../test-support/mixed-batch.ts';
 import { type RedisCluster, startRedisCluster } from '../../../test-support/redis-cluster.ts';
 import { waitFor } from '../../../test-support/redis-processes.ts';
 import { healingMs, startSteadyLoad, summariseLoad } from '../../../test-support/steady-load.ts';
@@ -88,42 +89,7 @@ describe('on a Redis Cluster', () => {
     });
     try {
       // Ready once the reply reader has completed its first read.
-      await waitFor(
-        '/readyz to say ready',
-        10_000,
-        async () => (await fetch(`${coordinator.url}/readyz`)).ok,
-      );
-      const res = await fetch(`${coordinator.url}/v1/tool-batches`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          timeout_ms: 1_500,
-          tool_uses: [
-            { id: 'a', name: 'diag_echo', input: { value: 'hello' } },
-            { id: 'b', name: 'diag_fail', input: { message: 'boom' } },
-            { id: 'c', name: 'test_counted', input: { ms: 5 } },
-            { id: 'd', name: 'no_such_tool', input: {} },
-            { id: 'e', name: 'diag_sleep', input: { ms: 10_000 } },
-            { id: 'f', name: 'test_blocks', input: {} },
-          ],
-        }),
-      });
-      expect(res.status).toBe(200);
-      const body = (await res.json()) as {
-        tool_results: { tool_use_id: string; content: unknown; is_error?: boolean }[];
-      };
-      expect(body.tool_results.map((r) => r.tool_use_id)).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
-      const [a, b, c, d, e, f] = body.tool_results;
-      expect(a).toMatchObject({ content: 'hello' });
-      expect(a?.is_error).toBeUndefined();
-      expect(b).toMatchObject({ content: 'Error: boom', is_error: true });
-      expect(c?.content).toMatch(/^\{"run":\d+\}$/);
-      expect(d).toMatchObject({ content: 'Unknown tool: no_such_tool', is_error: true });
-      expect(e).toMatchObject({ content: 'Tool diag_sleep timed out after 1.5s', is_error: true });
-      expect(f?.content).toEqual([
-        { type: 'text', text: 'hello' },
-        { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } },
-      ]);
+      await expectMixedBatchAnswered(coordinator.url);
     } finally {
       coordinator.child.kill('SIGTERM');
       await coordinator.exited;

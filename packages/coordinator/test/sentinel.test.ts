@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
 import { testLogger } from '../../../test-support/logger.ts';
+import { expectMixedBatchAnswered } from '../../../test-support/mixed-batch.ts';
 import { waitFor } from '../../../test-support/redis-processes.ts';
 import {
   type RedisSentinelSetup,
@@ -80,37 +81,8 @@ describe('behind Redis Sentinel', () => {
       TOOLQ_COORDINATOR_ID: 'cli-coordinator',
     });
     try {
-      await waitFor(
-        '/readyz to say ready',
-        10_000,
-        async () => (await fetch(`${coordinator.url}/readyz`)).ok,
-      );
-      const res = await fetch(`${coordinator.url}/v1/tool-batches`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          timeout_ms: 1_500,
-          tool_uses: [
-            { id: 'a', name: 'diag_echo', input: { value: 'hello' } },
-            { id: 'b', name: 'diag_fail', input: { message: 'boom' } },
-            { id: 'c', name: 'test_counted', input: { ms: 5 } },
-            { id: 'd', name: 'no_such_tool', input: {} },
-            { id: 'e', name: 'diag_sleep', input: { ms: 10_000 } },
-          ],
-        }),
-      });
-      expect(res.status).toBe(200);
-      const body = (await res.json()) as {
-        tool_results: { tool_use_id: string; content: unknown; is_error?: boolean }[];
-      };
-      expect(body.tool_results.map((r) => r.tool_use_id)).toEqual(['a', 'b', 'c', 'd', 'e']);
-      const [a, b, c, d, e] = body.tool_results;
-      expect(a?.content).toBe('hello');
-      expect(a?.is_error).toBeUndefined();
-      expect(b).toMatchObject({ content: 'Error: boom', is_error: true });
-      expect(c?.content).toMatch(/^\{"run":\d+\}$/);
-      expect(d).toMatchObject({ content: 'Unknown tool: no_such_tool', is_error: true });
-      expect(e).toMatchObject({ content: 'Tool diag_sleep timed out after 1.5s', is_error: true });
+      // Ready once the reply reader has completed its first read.
+      await expectMixedBatchAnswered(coordinator.url);
     } finally {
       coordinator.child.kill('SIGTERM');
       await coordinator.exited;

@@ -1,6 +1,8 @@
 /**
  * Configuration from the environment, parsed once, in one place. The defaults are in defaults.ts.
  */
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { DEFAULTS } from './defaults.ts';
@@ -45,6 +47,8 @@ const envSchema = z.object({
   REDIS_SENTINEL_PASSWORD: z.string().min(1).optional(),
   /** TLS to every node (`rediss://` turns it on for REDIS_URL by itself). */
   REDIS_TLS: flag.optional(),
+  /** PEM CA bundle to trust for TLS (a private CA); implies TLS. Read once, here. */
+  REDIS_TLS_CA_FILE: z.string().min(1).optional(),
   /** Key prefix of every Redis key. */
   TOOLQ_PREFIX: keyPart.default(DEFAULTS.prefix),
   /** Queue (pool) a worker serves. */
@@ -179,7 +183,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolqConfig {
 
 /** Cluster or Sentinel when configured (they take precedence over REDIS_URL), else standalone. */
 function redisConnectionFrom(e: ToolqEnv): RedisConnectionConfig {
-  const common = { username: e.REDIS_USERNAME, password: e.REDIS_PASSWORD, tls: e.REDIS_TLS };
+  const common = { username: e.REDIS_USERNAME, password: e.REDIS_PASSWORD, tls: tlsFrom(e) };
   if (e.REDIS_CLUSTER_NODES && e.REDIS_SENTINELS) {
     throw new ToolqError(
       'CONFIG_INVALID',
@@ -209,6 +213,46 @@ function redisConnectionFrom(e: ToolqEnv): RedisConnectionConfig {
     );
   }
   return { mode: 'standalone', url: e.REDIS_URL, ...common };
+}
+
+function tlsFrom(e: ToolqEnv): RedisConnectionConfig['tls'] {
+  if (e.REDIS_TLS_CA_FILE === undefined) return e.REDIS_TLS;
+  if (e.REDIS_TLS === false) {
+    throw new ToolqError(
+      'CONFIG_INVALID',
+      'invalid environment: REDIS_TLS is false but REDIS_TLS_CA_FILE is set (a CA file means TLS); unset one of them',
+    );
+  }
+  return { ca: readCaFile(e.REDIS_TLS_CA_FILE) };
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+
+/**
+ * The file's certificates, checked here so that a wrong path or file fails at startup with the
+ * variable's name instead of as a TLS error on every reconnect. Messages name the path, never the
+ * contents (a bundle is public, but a key pasted by mistake is not).
+ */
+function readCaFile(path: string): string {
+  const fail = (why: string): never => {
+    throw new ToolqError('CONFIG_INVALID', `invalid environment: REDIS_TLS_CA_FILE: ${path} ${why}`);
+  };
+  let text = '';
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    fail(`cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  const blocks = text.match(PEM_CERTIFICATE) ?? [];
+  if (blocks.length === 0) fail('holds no PEM certificate (-----BEGIN CERTIFICATE-----)');
+  blocks.forEach((block, i) => {
+    try {
+      new X509Certificate(block);
+    } catch {
+      fail(`holds a PEM block that is not a certificate (certificate ${i + 1})`);
+    }
+  });
+  return `${blocks.join('\n')}\n`;
 }
 
 export function defaultCoordinatorId(): string {

@@ -76,6 +76,7 @@ export {
   type RedisConnectionConfig,
   type RedisCredentials,
   type RedisTarget,
+  type RedisTlsOptions,
 } from './redis.ts';
 export { describeRedisFailure, isRedisFailure, withinRedis } from './redis-errors.ts';
 export {

@@ -22,11 +22,23 @@ export async function probeRedis(
   timeoutMs = 2_000,
 ): Promise<Readiness> {
   let timer: NodeJS.Timeout | undefined;
+  // A connection that cannot be made (a certificate it does not trust, a wrong password, no
+  // sentinel reachable) only queues the probe: the reconnect's error is the reason worth telling.
+  let lastError: string | undefined;
+  const onError = (err: unknown) => {
+    const error = coerceError(err);
+    // A cluster client's "Failed to refresh slots cache." carries the node's own error inside.
+    const inner = (error as { lastNodeError?: unknown }).lastNodeError;
+    const cause = inner instanceof Error ? `: ${inner.message}` : '';
+    lastError = firstLineOf(`${error.message}${cause}`);
+  };
+  redis.on('error', onError);
+  redis.on('node error', onError);
   const timeout = new Promise<Readiness>((resolve) => {
-    timer = setTimeout(
-      () => resolve({ ready: false, reason: `Redis did not answer within ${timeoutMs} ms` }),
-      timeoutMs,
-    );
+    timer = setTimeout(() => {
+      const why = lastError ? ` (connection error: ${lastError})` : '';
+      resolve({ ready: false, reason: `Redis did not answer within ${timeoutMs} ms${why}` });
+    }, timeoutMs);
     timer.unref();
   });
   const probes = Promise.all(probeKeys.map((key) => redis.set(key, '1', 'PX', 10_000))).then(
@@ -38,6 +50,8 @@ export async function probeRedis(
     return await Promise.race([probes, timeout]);
   } finally {
     clearTimeout(timer);
+    redis.off('error', onError);
+    redis.off('node error', onError);
   }
 }
 

@@ -2,6 +2,7 @@
  * Every Redis connection toolq opens comes from here, built from one parsed connection config:
  * a standalone URL, a Redis Cluster's seed nodes, or Sentinels watching a named master.
  */
+import type { ConnectionOptions } from 'node:tls';
 import { Cluster, type ClusterOptions, Redis as IORedis, type RedisOptions } from 'ioredis';
 
 /**
@@ -33,9 +34,21 @@ export type RedisConnectionConfig =
       sentinelCredentials?: RedisCredentials | undefined;
     } & RedisCommon);
 
+/** TLS beyond on/off. */
+export interface RedisTlsOptions {
+  /**
+   * PEM certificates (a private or internal CA) trusted instead of Node's built-in CAs. The
+   * server's name is still checked against its certificate: there is no way to skip verification.
+   */
+  ca?: string | undefined;
+}
+
 interface RedisCommon extends RedisCredentials {
-  /** TLS to every node (and to the sentinels). A `rediss://` URL turns it on by itself. */
-  tls?: boolean | undefined;
+  /**
+   * TLS to every node (and to the sentinels): `true`, or `{ ca }` to trust a private CA. A
+   * `rediss://` URL turns it on by itself.
+   */
+  tls?: boolean | RedisTlsOptions | undefined;
 }
 
 /** What `createRedis` takes: a parsed config, or (as before) a standalone URL or nothing. */
@@ -72,7 +85,10 @@ export function createRedis(target: RedisTarget, options: RedisOptions = {}): Re
     ...(config.username ? { username: config.username } : {}),
     ...(config.password ? { password: config.password } : {}),
   };
-  const tls = config.tls ? { tls: {} } : {};
+  const tlsOptions = tlsOf(config);
+  // Absent unless configured: a `rediss://` URL then gets ioredis's own `tls: true` (its URL
+  // parser fills in only what the options leave unset, so an object given here wins over it).
+  const tls = tlsOptions ? { tls: tlsOptions } : {};
   const base: RedisOptions = {
     maxRetriesPerRequest: null,
     // Reconnect quickly after a Redis restart, backing off to at most 1 s between tries.
@@ -94,7 +110,8 @@ export function createRedis(target: RedisTarget, options: RedisOptions = {}): Re
         name: config.masterName,
         ...(sentinelCredentials.username ? { sentinelUsername: sentinelCredentials.username } : {}),
         ...(sentinelCredentials.password ? { sentinelPassword: sentinelCredentials.password } : {}),
-        ...(config.tls ? { enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
+        // `tls` is for the master and replicas the sentinels name, `sentinelTLS` for the sentinels.
+        ...(tlsOptions ? { enableTLSForSentinelMode: true, sentinelTLS: tlsOptions } : {}),
         // No failoverDetector: in a full test run its disconnect on +switch-master once left the
         // connection closed for good ("Connection is closed." for every later command). A
         // READONLY reply (reconnectOnError) and a dropped connection both ask the sentinels again.
@@ -123,6 +140,18 @@ export function createRedis(target: RedisTarget, options: RedisOptions = {}): Re
   }
 }
 
+/** Node TLS options for a config with TLS on, else undefined. A fresh object per connection. */
+function tlsOf(config: RedisConnectionConfig): ConnectionOptions | undefined {
+  if (!config.tls) return undefined;
+  return config.tls === true || config.tls.ca === undefined ? {} : { ca: config.tls.ca };
+}
+
+/** Whether connections to this target use TLS (by the config or a `rediss://` URL). */
+export function usesTls(target: RedisTarget): boolean {
+  const config = toConfig(target);
+  return Boolean(config.tls) || (config.mode === 'standalone' && /^rediss:/i.test(config.url ?? ''));
+}
+
 /** A second connection with the same target and options, for a blocking reader. */
 export function duplicateConnection(redis: Redis): Redis {
   return isClusterConnection(redis) ? redis.duplicate() : redis.duplicate();
@@ -147,7 +176,8 @@ export async function closeRedis(redis: Redis): Promise<void> {
 export function describeRedis(target: RedisTarget): string {
   const config = toConfig(target);
   const user = config.username ? ` as ${config.username}` : '';
-  const tls = config.tls ? ' (TLS)' : '';
+  const privateCa = typeof config.tls === 'object' && config.tls.ca !== undefined;
+  const tls = usesTls(config) ? (privateCa ? ' (TLS, private CA)' : ' (TLS)') : '';
   const list = (addresses: readonly RedisAddress[]) => addresses.map((a) => `${a.host}:${a.port}`).join(',');
   switch (config.mode) {
     case 'standalone':

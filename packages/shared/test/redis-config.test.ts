@@ -1,6 +1,9 @@
 /** Which Redis the environment selects, how a bad value is reported, and that secrets stay out of both. */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeTestTls, type TestTls } from '../../../test-support/tls.ts';
 import { createRedis, describeRedis, loadConfig, ToolqError } from '../src/index.ts';
 
 const SECRET = 's3cret-never-logged';
@@ -122,6 +125,90 @@ describe('Redis connection config', () => {
       cluster.on('error', () => undefined);
       cluster.disconnect();
       standalone.disconnect();
+    }
+  });
+});
+
+describe('REDIS_TLS_CA_FILE', () => {
+  let tls: TestTls;
+  beforeAll(async () => {
+    tls = await makeTestTls();
+  });
+  afterAll(() => tls?.remove());
+
+  it('is read once into every mode and implies TLS', () => {
+    const standalone = loadConfig({ REDIS_URL: 'redis://h:6379', REDIS_TLS_CA_FILE: tls.caFile }).redis;
+    expect(standalone).toEqual({ mode: 'standalone', url: 'redis://h:6379', tls: { ca: tls.ca } });
+    const cluster = loadConfig({ REDIS_CLUSTER_NODES: 'a:7000', REDIS_TLS_CA_FILE: tls.caFile }).redis;
+    expect(cluster).toMatchObject({ mode: 'cluster', tls: { ca: tls.ca } });
+    const sentinel = loadConfig({
+      REDIS_SENTINELS: 's:26379',
+      REDIS_SENTINEL_MASTER: 'm',
+      REDIS_TLS: 'true',
+      REDIS_TLS_CA_FILE: tls.caFile,
+    }).redis;
+    expect(sentinel).toMatchObject({ mode: 'sentinel', tls: { ca: tls.ca } });
+    expect(describeRedis(sentinel)).toBe('Sentinel master m via s:26379 (TLS, private CA)');
+    expect(describeRedis(cluster)).toBe('Redis Cluster a:7000 (TLS, private CA)');
+  });
+
+  it('says which variable and path are wrong, never what the file holds', () => {
+    const missing = join(tls.dir, 'no-such.pem');
+    expect(configError({ REDIS_TLS_CA_FILE: missing })).toBe(
+      `invalid environment: REDIS_TLS_CA_FILE: ${missing} cannot be read (ENOENT)`,
+    );
+    expect(configError({ REDIS_TLS_CA_FILE: tls.dir })).toMatch(
+      /REDIS_TLS_CA_FILE: .* cannot be read \(EISDIR\)/,
+    );
+    const keyOnly = join(tls.dir, 'key-only.pem');
+    writeFileSync(keyOnly, `${SECRET}\n`);
+    const noPem = configError({ REDIS_TLS_CA_FILE: keyOnly });
+    expect(noPem).toBe(
+      `invalid environment: REDIS_TLS_CA_FILE: ${keyOnly} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`,
+    );
+    const broken = join(tls.dir, 'broken.pem');
+    writeFileSync(
+      broken,
+      `${tls.ca}-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n`,
+    );
+    expect(configError({ REDIS_TLS_CA_FILE: broken })).toMatch(/not a certificate \(certificate 2\)$/);
+    expect(configError({ REDIS_TLS: 'false', REDIS_TLS_CA_FILE: tls.caFile })).toMatch(
+      /REDIS_TLS is false but REDIS_TLS_CA_FILE is set/,
+    );
+  });
+
+  it('says (TLS) for a rediss:// URL too', () => {
+    expect(describeRedis('rediss://:pw@h:6380')).toBe('rediss://h:6380 (TLS)');
+    expect(describeRedis(loadConfig({ REDIS_URL: 'rediss://h:6380' }).redis)).toBe('rediss://h:6380 (TLS)');
+    expect(describeRedis(loadConfig({ REDIS_URL: 'redis://h:6379' }).redis)).toBe('redis://h:6379');
+  });
+
+  it('reaches the ioredis options of every mode (a rediss:// URL keeps the CA)', () => {
+    const withCa = { tls: { ca: tls.ca } };
+    const standalone = createRedis(
+      { mode: 'standalone', url: 'rediss://127.0.0.1:1', ...withCa },
+      { lazyConnect: true },
+    );
+    const plainUrl = createRedis({ mode: 'standalone', url: 'rediss://127.0.0.1:1' }, { lazyConnect: true });
+    const sentinel = createRedis(
+      { mode: 'sentinel', sentinels: [{ host: '127.0.0.1', port: 1 }], masterName: 'm', ...withCa },
+      { lazyConnect: true },
+    );
+    const cluster = createRedis({ mode: 'cluster', nodes: [{ host: '127.0.0.1', port: 1 }], ...withCa });
+    try {
+      expect((standalone as Redis).options.tls).toEqual({ ca: tls.ca });
+      expect((plainUrl as Redis).options.tls).toBe(true);
+      expect((sentinel as Redis).options).toMatchObject({
+        tls: { ca: tls.ca },
+        sentinelTLS: { ca: tls.ca },
+        enableTLSForSentinelMode: true,
+      });
+      expect((cluster as Cluster).options.redisOptions?.tls).toEqual({ ca: tls.ca });
+    } finally {
+      for (const client of [standalone, plainUrl, sentinel, cluster]) {
+        client.on('error', () => undefined);
+        client.disconnect();
+      }
     }
   });
 });

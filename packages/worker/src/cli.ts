@@ -61,7 +61,7 @@ const program = new Command('toolq-worker')
   .addHelpText(
     'after',
     '\nEnvironment: REDIS_URL (or REDIS_CLUSTER_NODES, or REDIS_SENTINELS + REDIS_SENTINEL_MASTER;\n' +
-      'REDIS_USERNAME, REDIS_PASSWORD, REDIS_TLS), TOOLQ_PREFIX, TOOLQ_POOL, TOOLQ_CONCURRENCY, TOOLQ_METRICS_PORT,\n' +
+      'REDIS_USERNAME, REDIS_PASSWORD, REDIS_SENTINEL_PASSWORD, REDIS_TLS, REDIS_TLS_CA_FILE), TOOLQ_PREFIX, TOOLQ_POOL, TOOLQ_CONCURRENCY, TOOLQ_METRICS_PORT,\n' +
       'TOOLQ_DEFAULT_TIMEOUT_MS, TOOLQ_MAX_RESULT_BYTES, TOOLQ_SHUTDOWN_TIMEOUT_MS, TOOLQ_LOG_LEVEL.\n' +
       'SIGTERM/SIGINT: stop taking jobs and finish running ones (up to TOOLQ_SHUTDOWN_TIMEOUT_MS), then give the rest back.\n' +
       'A second signal gives running calls back at once.',
