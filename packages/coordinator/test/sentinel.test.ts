@@ -10,13 +10,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
 import { testLogger } from '../../../test-support/logger.ts';
 import { expectMixedBatchAnswered } from '../../../test-support/mixed-batch.ts';
-import { waitFor } from '../../../test-support/redis-processes.ts';
+import { infoFields, waitFor } from '../../../test-support/redis-processes.ts';
 import {
   type RedisSentinelSetup,
   SENTINEL_MASTER,
   startRedisSentinel,
 } from '../../../test-support/redis-sentinel.ts';
-import { healingMs, startSteadyLoad, summariseLoad } from '../../../test-support/steady-load.ts';
+import {
+  healingMs,
+  type LoadReport,
+  startSteadyLoad,
+  summariseLoad,
+} from '../../../test-support/steady-load.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
 import { Dispatcher, type ToolUse } from '../src/index.ts';
 
@@ -51,7 +56,12 @@ const steadyBatch = (n: number): ToolUse[] => [
 ];
 
 /** Steady load through a failover that `fault` starts; checks and reports what it cost. */
-async function underLoad(label: string, fault: () => Promise<void>): Promise<void> {
+async function underLoad(
+  label: string,
+  fault: () => Promise<void>,
+  /** Keep the load on until the old master (this port) has been turned into a replica. */
+  throughDemotionOf?: number,
+): Promise<LoadReport> {
   const before = await sentinel.masterPort();
   const load = startSteadyLoad(dispatcher, { everyMs: 50, timeoutMs: 8_000, batch: steadyBatch });
   await new Promise((resolve) => setTimeout(resolve, 1_500));
@@ -63,15 +73,27 @@ async function underLoad(label: string, fault: () => Promise<void>): Promise<voi
     async () => (await sentinel.masterPort()) !== before,
   );
   const promotedMs = Date.now() - faultAt;
+  // A live old master is demoted only 10-13 s after the promotion (Sentinel waits ~8 s after it
+  // last reported itself master); until then every connection stays on it.
+  let demotedMs: number | undefined;
+  if (throughDemotionOf !== undefined) {
+    await waitFor('the sentinels to turn the old master into a replica', 30_000, async () => {
+      const role = infoFields(await sentinel.command(throughDemotionOf, ['info', 'replication']));
+      return role.get('role') === 'slave';
+    });
+    demotedMs = Date.now() - faultAt;
+  }
   // Healing is measured, not assumed: the load goes on while the sentinels re-point the replicas.
   await new Promise((resolve) => setTimeout(resolve, 3_000));
   const report = await load.stop();
-  console.info(`${summariseLoad(label, report, faultAt)}; new master named after ${promotedMs} ms`);
+  const demoted = demotedMs === undefined ? '' : `, old master demoted after ${demotedMs} ms`;
+  console.info(`${summariseLoad(label, report, faultAt)}; new master named after ${promotedMs} ms${demoted}`);
   expect(report.broken).toEqual([]);
   expect(report.batches.length).toBeGreaterThan(50);
   expect(report.batches.slice(-10).every((b) => b.ok)).toBe(true);
   expect(healingMs(report, faultAt)).toBeLessThan(30_000);
   expect(await dispatcher.isReady()).toBe(true);
+  return report;
 }
 
 describe('behind Redis Sentinel', () => {
@@ -132,10 +154,21 @@ describe('behind Redis Sentinel', () => {
     await sentinel.waitHealthy();
   });
 
-  it('a graceful SENTINEL FAILOVER under steady load', async () => {
+  it("a graceful SENTINEL FAILOVER under steady load, through the old master's demotion", async () => {
     const live = sentinel.sentinels[0];
-    await underLoad('sentinel, SENTINEL FAILOVER', async () => {
-      expect(await sentinel.command(live?.port ?? 0, ['sentinel', 'failover', SENTINEL_MASTER])).toBe('OK');
-    });
-  });
+    const oldMaster = await sentinel.masterPort();
+    const report = await underLoad(
+      'sentinel, SENTINEL FAILOVER',
+      async () => {
+        expect(await sentinel.command(live?.port ?? 0, ['sentinel', 'failover', SENTINEL_MASTER])).toBe('OK');
+      },
+      oldMaster,
+    );
+    // At the demotion the heartbeats went back 10-13 s at once: every worker looked gone and calls
+    // were answered "no live worker" (76-145 of 1,404) before the catalog remembered the newest
+    // beat. The only loss left is what the old master held at that instant.
+    for (const kind of Object.keys(report.errorKinds))
+      expect(kind).toMatch(/^Error: the call was lost by Redis/);
+    expect(report.isErrorCalls).toBeLessThanOrEqual(8);
+  }, 60_000);
 });
