@@ -2,9 +2,11 @@
  * toolq on a real Redis Cluster (3 masters, 1 replica each, password on every node): the CLI
  * processes configured by REDIS_CLUSTER_NODES, two pools on different masters, a burst, readiness
  * that sees what a client cannot route around, a graceful CLUSTER FAILOVER and a SIGKILLed master
- * under steady load. Every batch is answered by its deadline, in order; calls succeed again after.
+ * under steady load, and a durable run taken over by a second coordinator. Every batch is answered
+ * by its deadline, in order; calls succeed again after.
  */
 import { fileURLToPath } from 'node:url';
+import { startScriptedModel, toolTurnsScript } from '@toolq/scripted-model';
 import { createRedis, probeRedis } from '@toolq/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
@@ -15,6 +17,7 @@ import { waitFor } from '../../../test-support/redis-processes.ts';
 import { healingMs, startSteadyLoad, summariseLoad } from '../../../test-support/steady-load.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
 import { Dispatcher, type ToolUse } from '../src/index.ts';
+import { api, getRun, readSse, waitForRun } from './runs-support.ts';
 
 const TEST_TOOLS = fileURLToPath(new URL('../../../test-support/test-tools.ts', import.meta.url));
 
@@ -109,6 +112,56 @@ describe('on a Redis Cluster', () => {
     });
     console.info(`cluster burst: 1,200 calls in ${Date.now() - started} ms`);
   });
+
+  it('a durable run (REDIS_CLUSTER_NODES): streamed from another coordinator, which finishes it when the owner is SIGKILLed', async () => {
+    const model = await startScriptedModel(
+      toolTurnsScript([
+        {
+          calls: [
+            { name: 'diag_echo', input: { value: 'pool A' } },
+            { name: 'test_counted', input: { ms: 5 } },
+          ],
+        },
+        { calls: [{ name: 'diag_sleep', input: { ms: 2_000 } }] },
+      ]),
+    );
+    const env = {
+      ...cluster.env,
+      ANTHROPIC_API_KEY: 'test-key',
+      ANTHROPIC_BASE_URL: model.url,
+      TOOLQ_RUN_TAKEOVER_MS: '3000',
+    };
+    const coordinators = await Promise.all([startCoordinatorProcess(env), startCoordinatorProcess(env)]);
+    try {
+      const [first] = coordinators;
+      const created = await api(first?.url ?? '', '/v1/runs', {
+        method: 'POST',
+        body: { prompt: 'on a cluster' },
+      });
+      expect(created.status).toBe(202);
+      const { run_id: runId } = (await created.json()) as { run_id: string };
+      // The run's record and events (`{r.<id>}`), its job (`{runs/agent}`) and its two pools hash to
+      // slots of their own: the run works across masters.
+      const owner = (await getRun(first?.url ?? '', runId)).coordinator;
+      const [doomed, survivor] = coordinators[0]?.id === owner ? coordinators : [...coordinators].reverse();
+      if (!doomed || !survivor) throw new Error('two coordinators expected');
+      await readSse(survivor.url, `/v1/runs/${runId}/events`, {
+        stop: (e) => e.event === 'tool_started' && e.data.tool === 'diag_sleep',
+      });
+      doomed.child.kill('SIGKILL');
+      await doomed.exited;
+      const run = await waitForRun(survivor.url, runId, undefined, 30_000);
+      expect(run).toMatchObject({ status: 'done', coordinator: survivor.id, takeovers: 1 });
+      expect(run.result?.calls.map((c) => c.name)).toEqual(['diag_echo', 'test_counted', 'diag_sleep']);
+      const { events } = await readSse(survivor.url, `/v1/runs/${runId}/events`);
+      expect(events.map((e) => e.event)).toContain('run_resumed');
+      expect(events.at(-1)?.event).toBe('done');
+    } finally {
+      for (const c of coordinators) c.child.kill('SIGKILL');
+      await Promise.all(coordinators.map((c) => c.exited));
+      await model.close();
+    }
+  }, 60_000);
 
   it('readiness is false where a client cannot route: MOVED to a standalone client, true through the cluster client', async () => {
     // The CLI pointed at one cluster node with REDIS_URL (the misconfiguration of issue 12):
