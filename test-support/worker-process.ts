@@ -16,7 +16,7 @@ export interface WorkerProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startWorkerProcess(options: {
+export interface WorkerProcessOptions {
   redisUrl: string;
   prefix?: string;
   tools?: string;
@@ -27,7 +27,9 @@ export async function startWorkerProcess(options: {
   pool?: string;
   concurrency?: number;
   env?: Record<string, string>;
-}): Promise<WorkerProcess> {
+}
+
+function spawnWorker(options: WorkerProcessOptions, stdio: 'inherit' | 'pipe'): ChildProcess {
   const args = ['--import', 'tsx', WORKER_CLI];
   const tools = options.tools ?? (options.mcp ? undefined : 'diagnostics');
   if (tools) args.push('--tools', tools);
@@ -35,7 +37,7 @@ export async function startWorkerProcess(options: {
   args.push(...(options.metrics ? ['--metrics-port', '0', '--metrics-host', '127.0.0.1'] : ['--no-metrics']));
   if (options.pool) args.push('--pool', options.pool);
   if (options.concurrency) args.push('--concurrency', String(options.concurrency));
-  const child = spawn(process.execPath, [`--conditions=${SOURCE_CONDITION}`, ...args], {
+  return spawn(process.execPath, [`--conditions=${SOURCE_CONDITION}`, ...args], {
     env: {
       ...process.env,
       REDIS_URL: options.redisUrl,
@@ -43,8 +45,12 @@ export async function startWorkerProcess(options: {
       TOOLQ_LOG_LEVEL: process.env.TOOLQ_TEST_LOG_LEVEL ?? 'warn',
       ...options.env,
     },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', stdio],
   });
+}
+
+export async function startWorkerProcess(options: WorkerProcessOptions): Promise<WorkerProcess> {
+  const child = spawnWorker(options, 'inherit');
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const { worker: id, metrics } = await waitForReadyLine<{
     event: 'ready';
@@ -61,4 +67,21 @@ export async function startWorkerProcess(options: {
       return exited;
     },
   };
+}
+
+/**
+ * The worker CLI started without waiting for it to run: for a misconfiguration it must survive
+ * (it keeps retrying Redis). Everything it writes is collected.
+ */
+export function spawnWorkerProcess(options: WorkerProcessOptions): {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+  output(): string;
+} {
+  const child = spawnWorker(options, 'pipe');
+  const chunks: Buffer[] = [];
+  child.stdout?.on('data', (chunk: Buffer) => chunks.push(chunk));
+  child.stderr?.on('data', (chunk: Buffer) => chunks.push(chunk));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, exited, output: () => Buffer.concat(chunks).toString('utf8') };
 }

@@ -78,8 +78,10 @@ async function main(): Promise<void> {
     ...(config.apiToken ? { apiToken: config.apiToken } : {}),
     apiTokens: config.apiTokens,
   };
+  let started = false;
   const app = buildHttpServer({
     dispatcher,
+    isStarted: () => started,
     bodyLimitBytes: config.bodyLimitBytes,
     requestTimeoutMs: config.requestTimeoutMs,
     adminWrite: config.adminWrite,
@@ -89,9 +91,12 @@ async function main(): Promise<void> {
   });
   // Checked before connecting anywhere, so a misconfiguration fails fast with its own message.
   assertSafeListen(host, Boolean(config.apiToken) || config.apiTokens.size > 0);
+  // Listening first: while Redis cannot be reached, /healthz answers and /readyz says why.
+  const url = await listen(app, { host, port: listenPort, ...auth });
+  process.stdout.write(`${JSON.stringify({ event: 'listening', url })}\n`);
   await dispatcher.start();
   await runs.start();
-  const url = await listen(app, { host, port: listenPort, ...auth });
+  started = true;
   logger.info(
     {
       url,

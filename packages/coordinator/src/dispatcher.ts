@@ -224,12 +224,14 @@ export class Dispatcher {
   /** Why this coordinator is not ready, or undefined when it is. */
   async readiness(): Promise<string | undefined> {
     if (this.closing) return 'the coordinator is shutting down';
-    if (!this.reader.isHealthy()) return 'the reply stream reader is not reading';
-    // Writes in this coordinator's slot and the catalog's: on a cluster they may be on different masters.
-    return whyNotWritable(this.redis, [
+    // Redis first: a reader that is not reading is most often a Redis it cannot reach, and that
+    // is what the operator needs to read. Writes in this coordinator's slot and the catalog's: on
+    // a cluster they may be on different masters.
+    const redis = await whyNotWritable(this.redis, [
       this.keys.coordinatorProbe(this.coordinatorId),
       this.keys.workersProbe(),
     ]);
+    return redis ?? (this.reader.isHealthy() ? undefined : 'the reply stream reader is not reading');
   }
 
   /** Answers every call still waiting as cancelled (forced shutdown). */

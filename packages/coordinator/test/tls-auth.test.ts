@@ -23,7 +23,11 @@ import {
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import { stopChild } from '../../../test-support/stop-child.ts';
 import { makeTestTls, type TestTls } from '../../../test-support/tls.ts';
-import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
+import {
+  spawnWorkerProcess,
+  startWorkerProcess,
+  type WorkerProcess,
+} from '../../../test-support/worker-process.ts';
 
 const TEST_TOOLS = fileURLToPath(new URL('../../../test-support/test-tools.ts', import.meta.url));
 const PASSWORD = 'tls-test-data-pw-7f3a';
@@ -68,6 +72,24 @@ async function expectRetryingWithReason(env: Record<string, string>, reason: Reg
     await waitFor(`the coordinator to log ${reason}`, 20_000, async () => reason.test(coordinator.output()));
     expect(coordinator.child.exitCode).toBeNull();
     expect(coordinator.output()).not.toMatch(/"event":"ready"/);
+    // It listens meanwhile: alive, not ready, and saying why; the API answers 503 until it starts.
+    const url = /"event":"listening","url":"([^"]+)"/.exec(coordinator.output())?.[1];
+    expect(url).toBeDefined();
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${url}/readyz`);
+    expect(ready.status).toBe(503);
+    const { reason: why } = (await ready.json()) as { reason: string };
+    expect(why).toMatch(
+      /^the coordinator is still starting: Redis refuses writes: Redis did not answer within 2000 ms/,
+    );
+    expect(why).toMatch(reason);
+    const batch = await fetch(`${url}/v1/tool-batches`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ tool_uses: [{ id: 'a', name: 'diag_echo', input: {} }] }),
+    });
+    expect(batch.status).toBe(503);
+    expect(await batch.json()).toMatchObject({ error: { code: 'REDIS_UNAVAILABLE' } });
     for (const secret of [PASSWORD, SENTINEL_PASSWORD, tls.ca, otherTls.ca]) {
       expect(coordinator.output()).not.toContain(secret);
     }
@@ -112,6 +134,30 @@ describe('TLS with a private CA: a TLS-only redis-server with requirepass', () =
       { ...server.env, REDIS_TLS_CA_FILE: otherTls.caFile },
       /self-signed certificate in certificate chain/,
     );
+  });
+
+  it('a worker that does not trust the server’s CA keeps retrying: /healthz answers, /readyz 503 says why', async () => {
+    const worker = spawnWorkerProcess({
+      redisUrl: server.env.REDIS_URL ?? '',
+      metrics: true,
+      env: { ...server.env, REDIS_TLS_CA_FILE: otherTls.caFile },
+    });
+    try {
+      const listening = () => /"event":"listening","metrics":"([^"]+)"/.exec(worker.output())?.[1];
+      await waitFor('the worker to listen', 20_000, async () => listening() !== undefined);
+      const url = listening();
+      expect((await fetch(`${url}/healthz`)).status).toBe(200);
+      const ready = await fetch(`${url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(((await ready.json()) as { reason: string }).reason).toMatch(
+        /^the worker is still starting: Redis refuses writes: Redis did not answer within 2000 ms \(connection error: self-signed certificate in certificate chain\)/,
+      );
+      expect(worker.child.exitCode).toBeNull();
+      expect(worker.output()).not.toMatch(/"event":"ready"/);
+      for (const secret of [PASSWORD, tls.ca, otherTls.ca]) expect(worker.output()).not.toContain(secret);
+    } finally {
+      await stopChild(worker.child, 'SIGKILL');
+    }
   });
 
   it('a worker whose Redis comes back with another CA’s certificate: /readyz 503 with the reason, ready again with the right one', async () => {

@@ -1,12 +1,16 @@
 #!/usr/bin/env node
 import {
   type AnyTool,
+  closeRedis,
+  createKeys,
   createLogger,
+  createRedis,
   createRegistry,
   DEFAULTS,
   describeStartupError,
   loadConfig,
   startTracing,
+  whyNotWritable,
 } from '@toolq/shared';
 /**
  * `toolq-worker` / `pnpm worker`: serve a tool module on a pool. The only place in this package that
@@ -17,7 +21,7 @@ import { startHealthServer } from './health-server.ts';
 import { loadMcpConfig } from './mcp/config.ts';
 import { type McpTools, startMcpTools } from './mcp/mcp-tools.ts';
 import { BUILT_IN_TOOL_MODULES, loadToolModule } from './tool-modules.ts';
-import { startWorker } from './worker.ts';
+import { startWorker, type ToolqWorker } from './worker.ts';
 
 const positiveInt = (name: string) => (value: string) => {
   const n = Number(value);
@@ -84,6 +88,27 @@ async function main(): Promise<void> {
   const logger = createLogger({ name: 'toolq-worker', level: config.logLevel });
   const tools: AnyTool[] = flags.tools ? await loadToolModule(flags.tools) : [];
   const registry = createRegistry({ labels: { component: 'worker' } });
+  // Serving first: while Redis cannot be reached, /healthz answers and /readyz says why (from a
+  // connection of its own, closed once the worker runs).
+  let running: ToolqWorker | undefined;
+  const startupProbe = flags.metrics ? createRedis(config.redis) : undefined;
+  startupProbe?.on('error', () => undefined);
+  const probeKeys = [createKeys(config.prefix).workersProbe()];
+  const health = flags.metrics
+    ? await startHealthServer({
+        registry,
+        readiness: async () =>
+          running
+            ? running.readiness()
+            : `the worker is still starting: ${startupProbe ? ((await whyNotWritable(startupProbe, probeKeys)) ?? 'connecting to Redis') : 'connecting to Redis'}`,
+        host: flags.metricsHost,
+        port: flags.metricsPort ?? config.metricsPort,
+      })
+    : undefined;
+  if (health) {
+    logger.info({ listen: health.listen, url: health.url }, 'metrics and health server listening');
+    process.stdout.write(`${JSON.stringify({ event: 'listening', metrics: health.url })}\n`);
+  }
   let mcp: McpTools | undefined;
   if (flags.mcp) {
     const servers = await loadMcpConfig(flags.mcp);
@@ -110,14 +135,8 @@ async function main(): Promise<void> {
     await mcp?.close();
     throw err;
   });
-  const health = flags.metrics
-    ? await startHealthServer({
-        worker,
-        host: flags.metricsHost,
-        port: flags.metricsPort ?? config.metricsPort,
-      })
-    : undefined;
-  if (health) logger.info({ listen: health.listen, url: health.url }, 'metrics and health server listening');
+  running = worker;
+  if (startupProbe) void closeRedis(startupProbe);
   // Machine-readable line for supervisors and tests that wait for readiness.
   process.stdout.write(
     `${JSON.stringify({ event: 'ready', worker: worker.id, pool: worker.pool, metrics: health?.url })}\n`,

@@ -32,6 +32,11 @@ export interface HttpServerOptions {
   runs?: RunsOptions['runs'];
   /** Retries and removals on /admin/queues (TOOLQ_ADMIN_WRITE). Default false: read-only. */
   adminWrite?: boolean;
+  /**
+   * False while the dispatcher is still starting (the server listens first, so that /healthz and
+   * a /readyz that says why answer while Redis cannot be reached). Default: started.
+   */
+  isStarted?: () => boolean;
 }
 
 export const HTTP_DEFAULTS = {
@@ -97,10 +102,22 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
   });
 
   registerAuth(app, new AppTokens(options), OPEN_PATHS);
+  const started = options.isStarted ?? (() => true);
+  app.addHook('onRequest', async (request) => {
+    if (started() || OPEN_PATHS.has(request.url.split('?')[0] ?? '')) return;
+    // No probe per request: during an outage each would wait in the connection's queue.
+    throw new ToolqError(
+      'REDIS_UNAVAILABLE',
+      'the coordinator is still starting: connecting to Redis and loading the tool catalog (GET /readyz says why it is not ready)',
+    );
+  });
 
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_request, reply) => {
-    const reason = await dispatcher.readiness();
+    const why = await dispatcher.readiness();
+    const reason = started()
+      ? why
+      : `the coordinator is still starting: ${why ?? 'loading the tool catalog'}`;
     return reply.code(reason ? 503 : 200).send(reason ? { ready: false, reason } : { ready: true });
   });
   app.get('/metrics', async (_request, reply) => {
