@@ -521,15 +521,21 @@ export class Dispatcher {
     const due = [...this.pending.values()].filter(
       (e) => !e.barrier.isDone && now >= e.sweepAt && !e.rerunnable?.busy,
     );
+    // Each batch's next read is set as it is picked, not when its chunk's turn comes: the timer
+    // starts the next sweep while this one works through its chunks, and with thousands of
+    // batches waiting it picked every batch still in a later chunk again (the same reads twice,
+    // five sweeps' worth of reads in flight at once in the memory benchmark).
+    for (const entry of due) {
+      // Backs off per batch: long calls need not have their record read every second. A
+      // batch collected from another coordinator's record hears of nothing else: no back-off.
+      if (!entry.foreignKey)
+        entry.sweepEvery = Math.min(entry.sweepEvery * 2, DISPATCHER_DEFAULTS.maxSweepEveryMs);
+      entry.sweepAt = now + entry.sweepEvery;
+    }
     // Chunks of concurrent reads: one round trip per chunk instead of one per batch.
     for (let i = 0; i < due.length; i += SWEEP_CHUNK) {
       await Promise.all(
         due.slice(i, i + SWEEP_CHUNK).map(async (entry) => {
-          // Backs off per batch: long calls need not have their record read every second. A
-          // batch collected from another coordinator's record hears of nothing else: no back-off.
-          if (!entry.foreignKey)
-            entry.sweepEvery = Math.min(entry.sweepEvery * 2, DISPATCHER_DEFAULTS.maxSweepEveryMs);
-          entry.sweepAt = now + entry.sweepEvery;
           const pending = entry.barrier.pendingIndexes();
           // Jobs first, then the record: a worker writes the result before its job goes away.
           const withoutJob = entry.enqueued ? await callsWithoutJob(this.jobs, entry.jobs, pending) : [];
