@@ -50,7 +50,14 @@ import {
   MAX_TIMEOUT_MS,
 } from './dispatcher-options.ts';
 import { recordBatch } from './fleet-report.ts';
-import { buildJobData, groupJobs, JobQueues, type PlannedJob } from './job-queues.ts';
+import {
+  buildJobData,
+  groupJobs,
+  JobQueues,
+  jobIdOf,
+  type PlannedJob,
+  singleCallJobId,
+} from './job-queues.ts';
 import { callsWithoutJob, LOST_CALL_MESSAGE, Rerunnable } from './lost-calls.ts';
 import { type Reply, ReplyReader } from './reply-reader.ts';
 
@@ -153,24 +160,15 @@ function deferred<T>(): Deferred<T> {
 
 interface JobRef {
   /** For metrics. */
-  pool: string;
+  readonly pool: string;
   /** Where the job waits: the pool's queue or a lane of it. */
-  queue: string;
-  jobId: string;
-}
-
-function jobRefs(
-  jobs: readonly { queue: string; jobId: string; indexes: readonly number[] }[],
-  calls: number,
-  poolOf: (index: number) => string | undefined,
-): (JobRef | undefined)[] {
-  // Its exact size: an array grown by assignment keeps room for 16 elements.
-  const refs: (JobRef | undefined)[] = new Array(calls).fill(undefined);
-  for (const { queue, jobId, indexes } of jobs) {
-    const ref = { pool: poolOf(indexes[0] ?? 0) ?? queue, queue, jobId }; // one per job, shared by its calls
-    for (const index of indexes) refs[index] = ref;
-  }
-  return refs;
+  readonly queue: string;
+  /**
+   * Absent for a call sent in a job of its own, whose id is derived from the batch's uid (jobIdOf):
+   * those references are shared by every batch (Dispatcher.ownJobRef), not an object and an id
+   * string per call.
+   */
+  readonly jobId?: string;
 }
 
 function cancelOnAbort(barrier: Barrier, signal: AbortSignal | undefined): (() => void) | undefined {
@@ -204,6 +202,8 @@ export class Dispatcher {
   private readonly lastLook: LastLook;
   /** One object for every barrier: thousands wait at once. */
   private readonly barrierLimits: BarrierLimits;
+  /** The shared JobRef of calls in a job of their own, by pool, then queue (a few per pool and deploy). */
+  private readonly ownJobRefs = new Map<string, Map<string, JobRef>>();
   /** Calls this coordinator answered itself (deadline, cancellation), so a worker's result for them is late. */
   private readonly abandoned = new RecentSet(10_000);
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -389,7 +389,7 @@ export class Dispatcher {
       barrier,
       app: name.app,
       id: name.id,
-      jobs: jobRefs(queued, calls.length, (index) => meta.calls[index]?.pool),
+      jobs: this.jobRefs(batchId, queued, calls.length, (index) => meta.calls[index]?.pool),
       startedAt,
       observe: true,
       answer,
@@ -509,7 +509,7 @@ export class Dispatcher {
       barrier,
       app,
       id: batchId,
-      jobs: jobRefs(refs, calls.length, (index) => meta.calls[index]?.pool),
+      jobs: this.jobRefs(owner.uid, refs, calls.length, (index) => meta.calls[index]?.pool),
       startedAt: meta.createdAt,
       observe: false,
       answer,
@@ -532,6 +532,41 @@ export class Dispatcher {
     );
     this.release(entry);
     return answer.promise;
+  }
+
+  /** Each call's JobRef, by index: one per job, shared by its calls. */
+  private jobRefs(
+    uid: string,
+    jobs: readonly { queue: string; jobId: string; indexes: readonly number[] }[],
+    calls: number,
+    poolOf: (index: number) => string | undefined,
+  ): (JobRef | undefined)[] {
+    // Its exact size: an array grown by assignment keeps room for 16 elements.
+    const refs: (JobRef | undefined)[] = new Array(calls).fill(undefined);
+    for (const { queue, jobId, indexes } of jobs) {
+      const [first = 0] = indexes;
+      const pool = poolOf(first) ?? queue;
+      const ref =
+        indexes.length === 1 && jobId === singleCallJobId(uid, first)
+          ? this.ownJobRef(pool, queue)
+          : { pool, queue, jobId };
+      for (const index of indexes) refs[index] = ref;
+    }
+    return refs;
+  }
+
+  private ownJobRef(pool: string, queue: string): JobRef {
+    let byQueue = this.ownJobRefs.get(pool);
+    if (!byQueue) {
+      byQueue = new Map();
+      this.ownJobRefs.set(pool, byQueue);
+    }
+    let ref = byQueue.get(queue);
+    if (!ref) {
+      ref = { pool, queue };
+      byQueue.set(queue, ref);
+    }
+    return ref;
   }
 
   /** A batch dispatched here under a random id (its uid) for this app. */
@@ -632,7 +667,9 @@ export class Dispatcher {
         due.slice(i, i + SWEEP_CHUNK).map(async (entry) => {
           const pending = entry.barrier.pendingIndexes();
           // Jobs first, then the record: a worker writes the result before its job goes away.
-          const withoutJob = entry.enqueued ? await callsWithoutJob(this.jobs, entry.jobs, pending) : [];
+          const withoutJob = entry.enqueued
+            ? await callsWithoutJob(this.jobs, entry.barrier.batchId, entry.jobs, pending)
+            : [];
           const found = await readResults(this.redis, this.recordKey(entry), pending);
           for (const [index, result] of found) entry.barrier.settle(index, result);
           const lost = withoutJob.filter((index) => !found.has(index) && !entry.barrier.isSettled(index));
@@ -706,10 +743,12 @@ export class Dispatcher {
       reason: 'the batch was answered without this call (deadline or cancellation)',
     }).catch(warn('could not publish cancellation'));
     // A job still waiting holds only unanswered calls; one already running is locked and left alone.
-    const jobs = new Map(
-      abandoned.map((index) => entry.jobs[index]).flatMap((j) => (j ? [[j.jobId, j]] : [])),
-    );
-    for (const { queue, jobId } of jobs.values()) this.jobs.remove(queue, jobId);
+    const queueOf = new Map<string, string>(); // job id → queue, each job once
+    for (const index of abandoned) {
+      const ref = entry.jobs[index];
+      if (ref) queueOf.set(jobIdOf(batchId, index, ref), ref.queue);
+    }
+    for (const [jobId, queue] of queueOf) this.jobs.remove(queue, jobId);
   }
 
   async close(): Promise<void> {
