@@ -381,8 +381,8 @@ export class Dispatcher {
       options.failurePolicy ?? DISPATCHER_DEFAULTS.failurePolicy,
       this.barrierLimits,
     );
-    meta.calls.forEach(({ answer }, index) => {
-      if (answer) barrier.settle(index, answer, true);
+    meta.calls.forEach((call, index) => {
+      if (call.answer) barrier.settle(index, call.answer, true); // unknown tool, no worker
     });
     const every = this.settings.sweepIntervalMs;
     const entry = new Pending({
