@@ -121,7 +121,7 @@ export function checkTargets(r: SuiteResult): TargetCheck[] {
     met: Number.isFinite(m.bytesPerPendingCall) ? m.bytesPerPendingCall <= 2048 : undefined,
     why:
       `heapUsed after gc: ${(m.heapBaseline / 2 ** 20).toFixed(1)} MiB idle → ${(m.heapPending / 2 ** 20).toFixed(1)} MiB ` +
-      "with every call pending (the caller's own tool_use objects included). See the analysis",
+      'with every call pending (whatever the caller keeps of its batches included). See the analysis',
   });
   return checks;
 }

@@ -1,9 +1,10 @@
 /**
  * The barrier of one batch: one slot per call, filled by the first answer (a worker's result, the
- * deadline, a cancellation), resolved when every slot is filled. Deadlines are a timer in this
+ * deadline, a cancellation), done when every slot is filled. Deadlines are a timer in this
  * process, so a batch answers on time whatever Redis and the workers do. Thousands of batches wait
  * at once, so a barrier keeps little: one entry in the process's deadline clock, for its earliest
- * unanswered deadline.
+ * unanswered deadline, and no promise of its own (its owner hears of the last answer through
+ * BarrierLimits.onDone, one function for every barrier).
  */
 import {
   type CallResult,
@@ -43,19 +44,23 @@ export type LastLook = (
   indexes: readonly number[],
 ) => Promise<ReadonlyMap<number, CallResult>>;
 
+/** What every barrier of a process shares: one object, not a copy (or a closure) per barrier. */
 export interface BarrierLimits {
   /** Most bytes of result content one batch answers with; later results become errors. */
   maxResultBytes: number;
   lastLook?: LastLook;
+  /** Called once per barrier, when its last call is answered (`barrier.answers` then holds them all). */
+  onDone?: (barrier: Barrier) => void;
 }
 
 export class Barrier implements Expirable {
-  readonly done: Promise<SettledCall[]>;
   private readonly slots: (SettledCall | undefined)[];
   private remaining: number;
-  private resolve!: (calls: SettledCall[]) => void;
-  /** The deadline this barrier waits on in the clock (its earliest unanswered one). */
-  private armedAt: number | undefined;
+  /**
+   * The call whose deadline this barrier waits on in the clock (its earliest unanswered one), or -1.
+   * An index, not the deadline itself: an epoch-ms number field costs a heap number of its own.
+   */
+  private armed = -1;
   /** Result content answered so far (bytes), against limits.maxResultBytes. */
   private resultBytes = 0;
   private looking = false;
@@ -63,21 +68,25 @@ export class Barrier implements Expirable {
   constructor(
     /** The dispatch's uid: what its jobs, record and cancellations are named by. */
     readonly batchId: string,
-    private readonly calls: readonly BarrierCall[],
+    /** By index; also what the answer's tool_result ids come from (the caller's own tool_use ids). */
+    readonly calls: readonly BarrierCall[],
     private readonly policy: FailurePolicy,
     private readonly limits: BarrierLimits = { maxResultBytes: Number.POSITIVE_INFINITY },
   ) {
     this.slots = new Array(calls.length).fill(undefined);
     this.remaining = calls.length;
-    this.done = new Promise((resolve) => {
-      this.resolve = resolve;
-    });
-    if (calls.length === 0) this.finish();
-    else this.arm();
+    // A barrier without calls is done at once; no one is told (there is no answer to wait for).
+    if (calls.length > 0) this.arm();
   }
 
   get isDone(): boolean {
     return this.remaining === 0;
+  }
+
+  /** Every call's answer, in order; only once the barrier is done. */
+  get answers(): readonly SettledCall[] {
+    if (!this.isDone) throw new Error(`barrier ${this.batchId} still waits for ${this.remaining} call(s)`);
+    return this.slots as SettledCall[];
   }
 
   pendingIndexes(): number[] {
@@ -106,11 +115,12 @@ export class Barrier implements Expirable {
     } else this.resultBytes += bytes;
     this.slots[index] = { result, settledAt: Date.now(), byCoordinator };
     this.remaining--;
-    if (this.policy === 'abort' && result.isError && result.outcome !== 'cancelled') {
+    // The last answer finishes the barrier; cancelling the rest finishes it from inside that call.
+    if (this.remaining === 0) this.finish();
+    else if (this.policy === 'abort' && result.isError && result.outcome !== 'cancelled') {
       const reason = `${result.tool} (${result.toolUseId}) failed: ${firstLineOf(result.content)}`;
       this.cancelPending(`another call in this batch failed: ${reason}`);
     }
-    if (this.remaining === 0) this.finish();
     return true;
   }
 
@@ -122,16 +132,17 @@ export class Barrier implements Expirable {
   }
 
   private arm(): void {
-    let next = Number.POSITIVE_INFINITY;
-    for (const index of this.pendingIndexes()) next = Math.min(next, this.calls[index]?.deadline ?? next);
-    if (next === Number.POSITIVE_INFINITY) return;
-    this.armedAt = next;
-    deadlineClock.add(next, this);
+    const deadlineOf = (index: number) => this.calls[index]?.deadline ?? Number.POSITIVE_INFINITY;
+    let next = -1;
+    for (const index of this.pendingIndexes()) if (deadlineOf(index) < deadlineOf(next)) next = index;
+    if (next < 0) return;
+    this.armed = next;
+    deadlineClock.add(deadlineOf(next), this);
   }
 
   /** Answers the calls whose deadline has passed (after a last look in Redis), then waits for the next one. */
   expire(): void {
-    this.armedAt = undefined;
+    this.armed = -1;
     const now = Date.now();
     const due = this.pendingIndexes().filter((index) => (this.calls[index]?.deadline ?? now) <= now);
     const { lastLook } = this.limits;
@@ -159,7 +170,7 @@ export class Barrier implements Expirable {
         true,
       );
     }
-    if (!this.isDone && this.armedAt === undefined) this.arm();
+    if (!this.isDone && this.armed < 0) this.arm();
   }
 
   coordinatorResult(index: number, outcome: Outcome, content: string): CallResult {
@@ -168,9 +179,10 @@ export class Barrier implements Expirable {
   }
 
   private finish(): void {
-    if (this.armedAt !== undefined) deadlineClock.delete(this.armedAt, this);
-    this.armedAt = undefined;
-    this.resolve(this.slots as SettledCall[]);
+    const armed = this.calls[this.armed];
+    if (armed) deadlineClock.delete(armed.deadline, this);
+    this.armed = -1;
+    this.limits.onDone?.(this);
   }
 }
 

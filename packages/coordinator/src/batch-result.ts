@@ -39,7 +39,8 @@ export interface BatchResult {
 export function summarise(input: {
   batchId: string;
   startedAt: number;
-  toolUses: readonly { id: string }[];
+  /** By index: the caller's own tool_use ids (the barrier's calls; not the caller's objects, kept no longer). */
+  calls: readonly { toolUseId: string }[];
   settled: readonly SettledCall[];
   poolOf: (index: number) => string | undefined;
 }): BatchResult {
@@ -66,7 +67,7 @@ export function summarise(input: {
     batchId: input.batchId,
     // The caller's ids, not the worker's echo of them: a tool_result must match its tool_use exactly.
     toolResults: input.settled.map(({ result }, i) =>
-      toToolResultBlock({ ...result, toolUseId: input.toolUses[i]?.id ?? result.toolUseId }),
+      toToolResultBlock({ ...result, toolUseId: input.calls[i]?.toolUseId ?? result.toolUseId }),
     ),
     calls,
     wallMs,

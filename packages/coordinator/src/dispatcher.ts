@@ -51,7 +51,14 @@ import {
   MAX_TIMEOUT_MS,
 } from './dispatcher-options.ts';
 import { recordBatch } from './fleet-report.ts';
-import { buildJobData, groupJobs, JobQueues, type PlannedJob } from './job-queues.ts';
+import {
+  buildJobData,
+  groupJobs,
+  JobQueues,
+  jobIdOf,
+  type PlannedJob,
+  singleCallJobId,
+} from './job-queues.ts';
 import { callsWithoutJob, LOST_CALL_MESSAGE, Rerunnable } from './lost-calls.ts';
 import { type Reply, ReplyReader } from './reply-reader.ts';
 
@@ -70,49 +77,99 @@ export interface ToolUse {
 
 export type { DispatcherOptions, DispatchOptions } from './dispatcher-options.ts';
 
-interface Pending {
-  /** Its `barrier.batchId` is the dispatch's uid; `name` is what the caller calls it. */
-  barrier: Barrier;
-  name: { app: string; id: string };
-  /** The BullMQ job of each queued call (several calls may share one). */
-  /** By call index; a plain array is far smaller than a Map for the few calls of a batch. */
-  jobs: (JobRef | undefined)[];
+/**
+ * A batch waiting in this process. Thousands wait at once, so it keeps what the wait and the answer
+ * need and nothing of the planning (job data, inputs, the record, the caller's tool_use objects).
+ * A class whose constructor sets every field: all entries share one shape, fields in the object.
+ */
+class Pending {
+  /** Its `batchId` is the dispatch's uid. */
+  readonly barrier: Barrier;
+  /** The app, and the id the caller knows the batch by (the uid itself unless the caller named it). */
+  readonly app: string;
+  readonly id: string;
+  /** The BullMQ job of each queued call (several calls may share one), by call index. */
+  readonly jobs: (JobRef | undefined)[];
+  /** Epoch ms of the dispatch. */
+  readonly startedAt: number;
+  /** Count it in the batch metrics and the call log (a collected batch was counted when dispatched). */
+  readonly observe: boolean;
+  /** The answer, shared by the dispatch and everyone collecting the batch meanwhile. */
+  readonly result: Promise<BatchResult>;
+  /** Settles `result` (rejects it when given a rejected promise); the only function a batch keeps. */
+  readonly resolve: (answer: BatchResult | PromiseLike<BatchResult>) => void;
   /** When the sweep may next read this batch's record (epoch ms). */
   sweepAt: number;
   /** Wait before the next read: doubles after each sweep that finds it still waiting. */
   sweepEvery: number;
   /** Stops listening to the caller's AbortSignal. */
-  detach?: () => void;
+  detach: (() => void) | undefined = undefined;
   /** Set when the caller's batch id turned out to be taken: the dispatch rejects with it. */
-  conflict?: ToolqError;
+  conflict: ToolqError | undefined = undefined;
   /** The record, when another coordinator dispatched the batch (no notifications reach us then). */
-  foreignKey?: string;
-  /** The answer, shared by the dispatch and everyone collecting the batch meanwhile. */
-  result?: Promise<BatchResult>;
+  foreignKey: string | undefined = undefined;
   /** The jobs are in their queues: from then on a job that is gone means a lost call. */
-  enqueued?: boolean;
+  enqueued = false;
   /** Kept when some calls' tools may run twice: re-runs those Redis loses (dispatching coordinator only). */
-  rerunnable?: Rerunnable;
+  rerunnable: Rerunnable | undefined = undefined;
+  /**
+   * Not answered yet even if the barrier is done: the batch is still being started, or the
+   * caller's own id is still being claimed. Dispatcher.release() ends it.
+   */
+  held = true;
+
+  constructor(init: {
+    barrier: Barrier;
+    app: string;
+    id: string;
+    jobs: (JobRef | undefined)[];
+    startedAt: number;
+    observe: boolean;
+    answer: Deferred<BatchResult>;
+    sweepAt: number;
+    sweepEvery: number;
+  }) {
+    this.barrier = init.barrier;
+    this.app = init.app;
+    this.id = init.id;
+    this.jobs = init.jobs;
+    this.startedAt = init.startedAt;
+    this.observe = init.observe;
+    this.result = init.answer.promise;
+    this.resolve = init.answer.resolve;
+    this.sweepAt = init.sweepAt;
+    this.sweepEvery = init.sweepEvery;
+  }
+}
+
+/**
+ * A promise and its resolve function. A waiting batch keeps just the function (no chain of
+ * promises and closures for the whole wait); resolving with a rejected promise rejects.
+ */
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve: (value: T | PromiseLike<T>) => void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: Deferred<T>['resolve'];
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
 }
 
 interface JobRef {
   /** For metrics. */
-  pool: string;
+  readonly pool: string;
   /** Where the job waits: the pool's queue or a lane of it. */
-  queue: string;
-  jobId: string;
-}
-
-function jobRefs(
-  jobs: readonly { queue: string; jobId: string; indexes: readonly number[] }[],
-  poolOf: (index: number) => string | undefined,
-): (JobRef | undefined)[] {
-  const refs: (JobRef | undefined)[] = [];
-  for (const { queue, jobId, indexes } of jobs) {
-    const ref = { pool: poolOf(indexes[0] ?? 0) ?? queue, queue, jobId }; // one per job, shared by its calls
-    for (const index of indexes) refs[index] = ref;
-  }
-  return refs;
+  readonly queue: string;
+  /**
+   * Absent for a call sent in a job of its own, whose id is derived from the batch's uid (jobIdOf):
+   * those references are shared by every batch (Dispatcher.ownJobRef), not an object and an id
+   * string per call.
+   */
+  readonly jobId?: string;
 }
 
 function cancelOnAbort(barrier: Barrier, signal: AbortSignal | undefined): (() => void) | undefined {
@@ -146,6 +203,8 @@ export class Dispatcher {
   private readonly lastLook: LastLook;
   /** One object for every barrier: thousands wait at once. */
   private readonly barrierLimits: BarrierLimits;
+  /** The shared JobRef of calls in a job of their own, by pool, then queue (a few per pool and deploy). */
+  private readonly ownJobRefs = new Map<string, Map<string, JobRef>>();
   /** Calls this coordinator answered itself (deadline, cancellation), so a worker's result for them is late. */
   private readonly abandoned = new RecentSet(10_000);
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -187,6 +246,10 @@ export class Dispatcher {
     this.barrierLimits = {
       maxResultBytes: this.settings.maxBatchResultBytes,
       lastLook: (barrier, indexes) => this.lastLook(barrier, indexes),
+      onDone: (barrier) => {
+        const entry = this.pending.get(barrier.batchId);
+        if (entry?.barrier === barrier && !entry.held) this.answer(entry);
+      },
     };
     this.lastLook = (barrier, indexes) => {
       const entry = this.pending.get(barrier.batchId);
@@ -244,8 +307,6 @@ export class Dispatcher {
   }
 
   dispatch<T extends ToolUse>(toolUses: readonly T[], options: DispatchOptions = {}): Promise<BatchResult> {
-    // A promise chain, not an async function: thousands of batches wait at once, and a suspended
-    // async frame costs a few hundred bytes more than the closures below.
     const uid = randomUUID();
     const name = { app: options.app ?? DISPATCHER_DEFAULTS.app, id: options.batchId ?? uid };
     const startedAt = Date.now();
@@ -260,7 +321,13 @@ export class Dispatcher {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.prepare(uid, name, startedAt, toolUses, options);
+    // The caller gets the one promise the batch keeps; prepare()'s own promise is garbage once the
+    // batch is started (a dispatch returning it would keep it, and a reaction, for the whole wait).
+    const answer = deferred<BatchResult>();
+    this.prepare(uid, name, startedAt, toolUses, options, answer).catch((err: unknown) =>
+      answer.resolve(Promise.reject(err)),
+    );
+    return answer.promise;
   }
 
   /**
@@ -269,11 +336,12 @@ export class Dispatcher {
    */
   private async prepare(
     batchId: string,
-    name: Pending['name'],
+    name: { app: string; id: string },
     startedAt: number,
     toolUses: readonly ToolUse[],
     options: DispatchOptions,
-  ): Promise<BatchResult> {
+    answer: Deferred<BatchResult>,
+  ): Promise<void> {
     const batchKey = this.keys.batch(this.coordinatorId, batchId);
     const nameKey = this.keys.batchName(name.app, name.id);
     const lookups = await Promise.all(toolUses.map((use) => this.catalog.lookup(use.name)));
@@ -316,17 +384,21 @@ export class Dispatcher {
       options.failurePolicy ?? DISPATCHER_DEFAULTS.failurePolicy,
       this.barrierLimits,
     );
-    meta.calls.forEach(({ answer }, index) => {
-      if (answer) barrier.settle(index, answer, true);
+    meta.calls.forEach((call, index) => {
+      if (call.answer) barrier.settle(index, call.answer, true); // unknown tool, no worker
     });
     const every = this.settings.sweepIntervalMs;
-    const entry: Pending = {
+    const entry = new Pending({
       barrier,
-      name,
-      jobs: jobRefs(queued, (index) => meta.calls[index]?.pool),
+      app: name.app,
+      id: name.id,
+      jobs: this.jobRefs(batchId, queued, calls.length, (index) => meta.calls[index]?.pool),
+      startedAt,
+      observe: true,
+      answer,
       sweepAt: startedAt + every,
       sweepEvery: every,
-    };
+    });
     const keepMs = ttlMs + this.settings.batchRetentionMs;
     if (mayRunTwice.length > 0)
       entry.rerunnable = new Rerunnable(batchId, batchKey, mayRunTwice, meta, startedAt + keepMs);
@@ -354,7 +426,6 @@ export class Dispatcher {
       { coordinatorId: this.coordinatorId, uid: batchId },
       keepMs,
     );
-    let claimed: Promise<unknown> | undefined;
     // On a cluster the record, the name and the queue live on different masters: a fast worker
     // could see a job before its record and, finding none, drop the result. There they come first.
     const ownId = options.batchId === undefined;
@@ -364,27 +435,31 @@ export class Dispatcher {
       Promise.all([recorded, named]).catch((err: Error) =>
         this.logger.warn({ err: err.message, batchId: name.id }, 'could not record the batch'),
       );
+      this.release(entry); // from here on, a collect() of this batch joins it
     } else {
       // A caller's own id must be free across the fleet before anything runs. The deadlines are
       // armed already, so the wait (at most the batch's longest timeout) cannot outlast them.
       // (A batch without calls has no deadline: it waits up to 1 s for the record.)
-      claimed = settleWithin(
+      // A collect() of the batch joins it meanwhile; the answer waits for the id's claim.
+      settleWithin(
         Promise.all([recorded, named]).then(([, free]) => free),
         ttlMs > 0 ? ttlMs : 1_000,
       ).then((free) => {
-        // A random id taken is our own claim, re-sent after a reconnect: the id is still ours.
-        if (free === true || (free === false && ownId)) enqueue();
-        else if (free === false) {
-          entry.conflict = batchExists(name.id);
-          barrier.cancelPending(entry.conflict.message);
-        } else if (!(free instanceof NoAnswer)) {
-          // Redis answered with an error (out of memory, read-only): say so now, not at the deadline.
-          barrier.cancelPending(`could not record the batch: ${describeRedisFailure(free)}`);
-        } // No answer at all: the calls were never enqueued and time out at their deadlines.
+        try {
+          // A random id taken is our own claim, re-sent after a reconnect: the id is still ours.
+          if (free === true || (free === false && ownId)) enqueue();
+          else if (free === false) {
+            entry.conflict = batchExists(name.id);
+            barrier.cancelPending(entry.conflict.message);
+          } else if (!(free instanceof NoAnswer)) {
+            // Redis answered with an error (out of memory, read-only): say so now, not at the deadline.
+            barrier.cancelPending(`could not record the batch: ${describeRedisFailure(free)}`);
+          } // No answer at all: the calls were never enqueued and time out at their deadlines.
+        } finally {
+          this.release(entry);
+        }
       });
     }
-    // From here on, a collect() of this batch joins it; the answer waits for the id's claim.
-    return this.answer(entry, startedAt, toolUses, true, claimed);
   }
 
   /**
@@ -419,29 +494,38 @@ export class Dispatcher {
     if (!meta || (meta.app !== undefined && meta.app !== app)) return undefined;
     const again = this.joinable(owner.uid); // another collector may have got here meanwhile
     if (again) return again;
-    const calls = meta.calls.map((call, index) => ({ ...call, index }));
+    // What the barrier needs of each call, not the record's copy of it (answers, job ids).
+    const calls = meta.calls.map(({ toolUseId, tool, deadline, timeoutMs }, index) => ({
+      index,
+      toolUseId,
+      tool,
+      deadline,
+      timeoutMs,
+    }));
     const barrier = new Barrier(owner.uid, calls, 'continue', this.barrierLimits);
-    const refs = calls.flatMap(({ pool, queue, job, index }) =>
+    const refs = meta.calls.flatMap(({ pool, queue, job }, index) =>
       pool && job ? [{ queue: queue ?? pool, jobId: job, indexes: [index] }] : [],
     );
     const foreign = owner.coordinatorId !== this.coordinatorId;
-    const entry: Pending = {
+    const answer = deferred<BatchResult>();
+    const entry = new Pending({
       barrier,
-      name: { app, id: batchId },
-      jobs: jobRefs(refs, (index) => calls[index]?.pool),
+      app,
+      id: batchId,
+      jobs: this.jobRefs(owner.uid, refs, calls.length, (index) => meta.calls[index]?.pool),
+      startedAt: meta.createdAt,
+      observe: false,
+      answer,
       sweepAt: 0,
       sweepEvery: foreign ? DISPATCHER_DEFAULTS.foreignSweepMs : this.settings.sweepIntervalMs,
-      ...(foreign ? { foreignKey: recordKey } : {}),
-      enqueued: true, // by the process that dispatched it, or never: either way a missing job is lost
-    };
-    for (const call of calls) if (call.answer) barrier.settle(call.index, call.answer, true);
+    });
+    if (foreign) entry.foreignKey = recordKey;
+    entry.enqueued = true; // by the process that dispatched it, or never: either way a missing job is lost
+    meta.calls.forEach((call, index) => {
+      if (call.answer) barrier.settle(index, call.answer, true);
+    });
     this.pending.set(owner.uid, entry);
     if (batchId !== owner.uid) this.names.set(nameKey, owner.uid); // a random id is found by its uid
-    const result = this.answer(
-      entry,
-      meta.createdAt,
-      calls.map((c) => ({ id: c.toolUseId })),
-    );
     // Results already written come back at once; the sweep reads again if this read fails.
     readResults(this.redis, recordKey, barrier.pendingIndexes()).then(
       (found) => {
@@ -449,13 +533,49 @@ export class Dispatcher {
       },
       (err: Error) => this.logger.warn({ err: err.message, batchId }, 'could not read the batch record'),
     );
-    return result;
+    this.release(entry);
+    return answer.promise;
+  }
+
+  /** Each call's JobRef, by index: one per job, shared by its calls. */
+  private jobRefs(
+    uid: string,
+    jobs: readonly { queue: string; jobId: string; indexes: readonly number[] }[],
+    calls: number,
+    poolOf: (index: number) => string | undefined,
+  ): (JobRef | undefined)[] {
+    // Its exact size: an array grown by assignment keeps room for 16 elements.
+    const refs: (JobRef | undefined)[] = new Array(calls).fill(undefined);
+    for (const { queue, jobId, indexes } of jobs) {
+      const [first = 0] = indexes;
+      const pool = poolOf(first) ?? queue;
+      const ref =
+        indexes.length === 1 && jobId === singleCallJobId(uid, first)
+          ? this.ownJobRef(pool, queue)
+          : { pool, queue, jobId };
+      for (const index of indexes) refs[index] = ref;
+    }
+    return refs;
+  }
+
+  private ownJobRef(pool: string, queue: string): JobRef {
+    let byQueue = this.ownJobRefs.get(pool);
+    if (!byQueue) {
+      byQueue = new Map();
+      this.ownJobRefs.set(pool, byQueue);
+    }
+    let ref = byQueue.get(queue);
+    if (!ref) {
+      ref = { pool, queue };
+      byQueue.set(queue, ref);
+    }
+    return ref;
   }
 
   /** A batch dispatched here under a random id (its uid) for this app. */
   private randomNamed(batchId: string, app: string): string | undefined {
     const entry = this.pending.get(batchId);
-    return entry && entry.name.app === app && entry.name.id === batchId ? batchId : undefined;
+    return entry && entry.app === app && entry.id === batchId ? batchId : undefined;
   }
 
   /** The answer of a batch waiting in this process, shared with whoever else waits for it. */
@@ -463,37 +583,46 @@ export class Dispatcher {
     return uid === undefined ? undefined : this.pending.get(uid)?.result;
   }
 
-  /** Waits for the barrier, then cleans up after it: the end of both dispatch() and collect(). */
-  private answer(
-    entry: Pending,
-    startedAt: number,
-    toolUses: readonly { id: string }[],
-    /** Count it in the batch metrics (a collected batch was counted when dispatched). */
-    observe = false,
-    /** Settles once the batch's name is known to be its own (or not: `entry.conflict`). */
-    claimed?: Promise<unknown>,
-  ): Promise<BatchResult> {
+  /** From now on the batch is answered as soon as its barrier is done: at once if it is already. */
+  private release(entry: Pending): void {
+    entry.held = false;
+    if (entry.barrier.isDone) this.answer(entry);
+  }
+
+  /**
+   * The end of both dispatch() and collect(), once the barrier is done and the batch released:
+   * cleans up after the batch and settles its answer. Runs inside whatever answered the last call.
+   */
+  private answer(entry: Pending): void {
     const uid = entry.barrier.batchId;
-    const done = claimed ? claimed.then(() => entry.barrier.done) : entry.barrier.done;
-    entry.result = done.then((settled) => {
-      entry.detach?.();
-      this.pending.delete(uid);
-      // Only a caller's own id has a map entry (a random id is the uid).
-      if (entry.name.id !== uid) this.names.delete(this.keys.batchName(entry.name.app, entry.name.id));
+    entry.detach?.();
+    this.pending.delete(uid);
+    // Only a caller's own id has a map entry (a random id is the uid).
+    if (entry.id !== uid) this.names.delete(this.keys.batchName(entry.app, entry.id));
+    try {
       // The id belongs to another batch: stopping "its" calls would stop that batch's.
-      if (entry.conflict) dropBatchTrace(uid);
-      if (entry.conflict) throw entry.conflict;
+      if (entry.conflict) {
+        dropBatchTrace(uid);
+        throw entry.conflict;
+      }
+      const settled = entry.barrier.answers;
       this.afterAnswer(entry, settled);
-      const poolOf = (index: number) => entry.jobs[index]?.pool;
-      const result = summarise({ batchId: entry.name.id, startedAt, toolUses, settled, poolOf });
-      endBatchTrace(uid, startedAt, result);
-      if (observe) {
+      const result = summarise({
+        batchId: entry.id,
+        startedAt: entry.startedAt,
+        calls: entry.barrier.calls,
+        settled,
+        poolOf: (index) => entry.jobs[index]?.pool,
+      });
+      endBatchTrace(uid, entry.startedAt, result);
+      if (entry.observe) {
         observeBatch(this.metrics, result);
         recordBatch(this.callLog, result);
       }
-      return result;
-    });
-    return entry.result;
+      entry.resolve(result);
+    } catch (err) {
+      entry.resolve(Promise.reject(err));
+    }
   }
 
   /** The BullMQ queue of a pool or one of its lanes (for gauges and admin). */
@@ -524,18 +653,26 @@ export class Dispatcher {
     const due = [...this.pending.values()].filter(
       (e) => !e.barrier.isDone && now >= e.sweepAt && !e.rerunnable?.busy,
     );
+    // Each batch's next read is set as it is picked, not when its chunk's turn comes: the timer
+    // starts the next sweep while this one works through its chunks, and with thousands of
+    // batches waiting it picked every batch still in a later chunk again (the same reads twice,
+    // five sweeps' worth of reads in flight at once in the memory benchmark).
+    for (const entry of due) {
+      // Backs off per batch: long calls need not have their record read every second. A
+      // batch collected from another coordinator's record hears of nothing else: no back-off.
+      if (!entry.foreignKey)
+        entry.sweepEvery = Math.min(entry.sweepEvery * 2, DISPATCHER_DEFAULTS.maxSweepEveryMs);
+      entry.sweepAt = now + entry.sweepEvery;
+    }
     // Chunks of concurrent reads: one round trip per chunk instead of one per batch.
     for (let i = 0; i < due.length; i += SWEEP_CHUNK) {
       await Promise.all(
         due.slice(i, i + SWEEP_CHUNK).map(async (entry) => {
-          // Backs off per batch: long calls need not have their record read every second. A
-          // batch collected from another coordinator's record hears of nothing else: no back-off.
-          if (!entry.foreignKey)
-            entry.sweepEvery = Math.min(entry.sweepEvery * 2, DISPATCHER_DEFAULTS.maxSweepEveryMs);
-          entry.sweepAt = now + entry.sweepEvery;
           const pending = entry.barrier.pendingIndexes();
           // Jobs first, then the record: a worker writes the result before its job goes away.
-          const withoutJob = entry.enqueued ? await callsWithoutJob(this.jobs, entry.jobs, pending) : [];
+          const withoutJob = entry.enqueued
+            ? await callsWithoutJob(this.jobs, entry.barrier.batchId, entry.jobs, pending)
+            : [];
           const found = await readResults(this.redis, this.recordKey(entry), pending);
           for (const [index, result] of found) entry.barrier.settle(index, result);
           const lost = withoutJob.filter((index) => !found.has(index) && !entry.barrier.isSettled(index));
@@ -567,7 +704,7 @@ export class Dispatcher {
     }
     if (rerun.size > 0) {
       this.logger.warn(
-        { batchId: entry.name.id, calls: [...rerun.keys()] },
+        { batchId: entry.id, calls: [...rerun.keys()] },
         'Redis lost calls of tools that may run twice: re-running them',
       );
       // The new jobs may be lost as well while the failover lasts: look again soon.
@@ -592,7 +729,7 @@ export class Dispatcher {
     const recordKey = this.recordKey(entry);
     const retention = this.settings.batchRetentionMs;
     const warn = (what: string) => (err: Error) =>
-      this.logger.warn({ err: err.message, batchId: entry.name.id }, what);
+      this.logger.warn({ err: err.message, batchId: entry.id }, what);
     const abandoned = settled.flatMap((call, index) =>
       call.byCoordinator && entry.jobs[index] ? [index] : [],
     );
@@ -609,10 +746,12 @@ export class Dispatcher {
       reason: 'the batch was answered without this call (deadline or cancellation)',
     }).catch(warn('could not publish cancellation'));
     // A job still waiting holds only unanswered calls; one already running is locked and left alone.
-    const jobs = new Map(
-      abandoned.map((index) => entry.jobs[index]).flatMap((j) => (j ? [[j.jobId, j]] : [])),
-    );
-    for (const { queue, jobId } of jobs.values()) this.jobs.remove(queue, jobId);
+    const queueOf = new Map<string, string>(); // job id → queue, each job once
+    for (const index of abandoned) {
+      const ref = entry.jobs[index];
+      if (ref) queueOf.set(jobIdOf(batchId, index, ref), ref.queue);
+    }
+    for (const [jobId, queue] of queueOf) this.jobs.remove(queue, jobId);
   }
 
   async close(): Promise<void> {

@@ -31,6 +31,16 @@ export interface QueuedJob {
   data: JobData | JobChunk;
 }
 
+/** The id of the job that carries one call of a batch alone (not a re-run's: lost-calls.ts). */
+export function singleCallJobId(batchId: string, index: number): string {
+  return `${batchId}.${index}`;
+}
+
+/** A call's job id: the reference's own, or, when it has none, that of the call's job of its own. */
+export function jobIdOf(batchId: string, index: number, ref: { jobId?: string }): string {
+  return ref.jobId ?? singleCallJobId(batchId, index);
+}
+
 /** The job of one call, as the contract in @toolq/shared defines it. */
 export function buildJobData(input: {
   call: { tool: string; toolUseId: string; deadline: number; timeoutMs: number };
@@ -77,7 +87,7 @@ export function groupJobs(
       const [only] = slice;
       queued.push(
         slice.length === 1 && only
-          ? { queue, jobId: `${batchId}.${only.index}`, indexes: [only.index], data: only.data }
+          ? { queue, jobId: singleCallJobId(batchId, only.index), indexes: [only.index], data: only.data }
           : {
               queue,
               jobId: `${batchId}.${queue}.c${k}`,

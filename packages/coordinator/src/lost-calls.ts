@@ -9,31 +9,35 @@
  */
 import { type BatchMeta, type Redis, rewriteBatchMeta } from '@toolq/shared';
 import type { Catalog } from './catalog.ts';
-import { groupJobs, type JobQueues, type PlannedJob } from './job-queues.ts';
+import { groupJobs, type JobQueues, jobIdOf, type PlannedJob } from './job-queues.ts';
 
 export interface JobRef {
   /** The queue the job waits in (a pool's, or a lane of it). */
   queue: string;
-  jobId: string;
+  /** Absent for a call's job of its own, whose id is derived from the batch's uid (jobIdOf). */
+  jobId?: string;
 }
 
 /** Indexes, among `pending`, whose job is gone from its queue. Ask before reading the record. */
 export async function callsWithoutJob(
   queues: JobQueues,
+  /** The batch's uid. */
+  batchId: string,
   jobs: readonly (JobRef | undefined)[],
   pending: readonly number[],
 ): Promise<number[]> {
-  const byJob = new Map<string, { ref: JobRef; indexes: number[] }>();
+  const byJob = new Map<string, { queue: string; indexes: number[] }>();
   for (const index of pending) {
     const ref = jobs[index];
     if (!ref) continue;
-    const entry = byJob.get(ref.jobId) ?? { ref, indexes: [] };
+    const jobId = jobIdOf(batchId, index, ref);
+    const entry = byJob.get(jobId) ?? { queue: ref.queue, indexes: [] };
     entry.indexes.push(index);
-    byJob.set(ref.jobId, entry);
+    byJob.set(jobId, entry);
   }
   const gone = await Promise.all(
-    [...byJob.values()].map(async ({ ref, indexes }) =>
-      (await queues.queueFor(ref.queue).getJobState(ref.jobId)) === 'unknown' ? indexes : [],
+    [...byJob].map(async ([jobId, { queue, indexes }]) =>
+      (await queues.queueFor(queue).getJobState(jobId)) === 'unknown' ? indexes : [],
     ),
   );
   return gone.flat();
@@ -83,8 +87,8 @@ export class Rerunnable {
   async rerun(
     deps: { redis: Redis; queues: JobQueues; catalog: Catalog },
     indexes: readonly number[],
-  ): Promise<{ rerun: Map<number, JobRef>; failed: Map<number, string> }> {
-    const rerun = new Map<number, JobRef>();
+  ): Promise<{ rerun: Map<number, Required<JobRef>>; failed: Map<number, string> }> {
+    const rerun = new Map<number, Required<JobRef>>();
     const failed = new Map<number, string>();
     const planned: PlannedJob[] = [];
     const workersIn = new Map<string, number>();
