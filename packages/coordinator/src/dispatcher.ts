@@ -697,6 +697,11 @@ export class Dispatcher {
         rerunnable.busy = false;
       }
     }
+    // Answered meanwhile (a deadline, a cancellation): nobody waits for the new jobs.
+    if (barrier.isDone) {
+      for (const { queue, jobId } of rerun.values()) this.jobs.remove(queue, jobId);
+      return;
+    }
     for (const [index, ref] of rerun) {
       const pool = entry.jobs[index]?.pool ?? ref.queue;
       entry.jobs[index] = { pool, ...ref };
