@@ -66,6 +66,11 @@ export const DISPATCHER_DEFAULTS = {
   maxSweepEveryMs: 8_000,
   /** A batch collected from another coordinator's record is read this often (no notifications reach it). */
   foreignSweepMs: 250,
+  /**
+   * How long a collected batch's call must look lost before the collector answers it so: longer
+   * than the dispatching coordinator's slowest sweep, which may re-run it (maxSweepEveryMs + 2 s).
+   */
+  foreignLostGraceMs: 10_000,
   batchRetentionMs: DEFAULTS.batchRetentionMs,
   maxBatchResultBytes: DEFAULTS.maxBatchResultBytes,
   /** How long a deadline waits for its last look at Redis before answering "timed out". */

@@ -205,6 +205,11 @@ export class Dispatcher {
   private readonly barrierLimits: BarrierLimits;
   /** The shared JobRef of calls in a job of their own, by pool, then queue (a few per pool and deploy). */
   private readonly ownJobRefs = new Map<string, Map<string, JobRef>>();
+  /**
+   * Collected batches' calls that look lost (job and result gone), by uid, then call index: since
+   * when. Their owner may be re-running them; kept here, not in each waiting batch.
+   */
+  private readonly lostSince = new Map<string, Map<number, number>>();
   /** Calls this coordinator answered itself (deadline, cancellation), so a worker's result for them is late. */
   private readonly abandoned = new RecentSet(10_000);
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -597,6 +602,7 @@ export class Dispatcher {
     const uid = entry.barrier.batchId;
     entry.detach?.();
     this.pending.delete(uid);
+    this.lostSince.delete(uid);
     // Only a caller's own id has a map entry (a random id is the uid).
     if (entry.id !== uid) this.names.delete(this.keys.batchName(entry.app, entry.id));
     try {
@@ -683,8 +689,10 @@ export class Dispatcher {
   }
 
   /** Re-runs the lost calls that may run twice, within their deadlines; answers the rest is_error. */
-  private async answerLost(entry: Pending, lost: readonly number[]): Promise<void> {
+  private async answerLost(entry: Pending, seemLost: readonly number[]): Promise<void> {
     const { barrier, rerunnable } = entry;
+    const lost = entry.foreignKey ? await this.lostForSure(entry, entry.foreignKey, seemLost) : seemLost;
+    if (lost.length === 0) return;
     let rerun = new Map<number, { queue: string; jobId: string }>();
     let failed = new Map<number, string>();
     const eligible = rerunnable?.eligible(lost, Date.now()) ?? [];
@@ -723,6 +731,34 @@ export class Dispatcher {
       if (barrier.settle(index, barrier.coordinatorResult(index, 'error', message), true))
         this.metrics.lostCalls.inc({ pool: entry.jobs[index]?.pool ?? 'unknown', action: 'error' });
     }
+  }
+
+  /**
+   * A batch collected from another coordinator's record: that coordinator may be re-running a lost
+   * call (its tool may run twice), and writes the new job into the record first. So the record's
+   * job is followed, and a call is taken for lost only once it has looked lost for longer than the
+   * owner's slowest sweep; else a collector could answer "lost" where the dispatch got the result.
+   */
+  private async lostForSure(entry: Pending, recordKey: string, lost: readonly number[]): Promise<number[]> {
+    const meta = await readBatchMeta(this.redis, recordKey);
+    const uid = entry.barrier.batchId;
+    const since = this.lostSince.get(uid) ?? new Map<number, number>();
+    this.lostSince.set(uid, since);
+    const now = Date.now();
+    const sure: number[] = [];
+    for (const index of lost) {
+      const call = meta?.calls[index];
+      const ref = entry.jobs[index];
+      if (call?.job && ref && call.job !== jobIdOf(uid, index, ref)) {
+        entry.jobs[index] = { pool: ref.pool, queue: call.queue ?? call.pool ?? ref.queue, jobId: call.job };
+        since.delete(index);
+        continue;
+      }
+      const first = since.get(index) ?? now;
+      since.set(index, first);
+      if (now - first >= DISPATCHER_DEFAULTS.foreignLostGraceMs) sure.push(index);
+    }
+    return sure;
   }
 
   /**

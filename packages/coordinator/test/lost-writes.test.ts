@@ -185,6 +185,37 @@ describe('writes a failover lost', () => {
     await hold;
   });
 
+  it('a collector on another coordinator follows the re-run: it answers with the result, not "lost"', async () => {
+    const collector = new Dispatcher({
+      redisUrl: server.url,
+      coordinatorId: 'collector',
+      logger: testLogger(),
+    });
+    await collector.start();
+    try {
+      const hold = dispatcher.dispatch([{ id: 'hold', name: 'solo_block', input: { ms: 1_200 } }]);
+      await new Promise((resolve) => setTimeout(resolve, 150)); // the worker's only slot is taken
+      const dispatched = dispatcher.dispatch(
+        [{ id: 'idem', name: 'solo_idempotent', input: { key: 'collected', ms: 10 } }],
+        { timeoutMs: 15_000, batchId: 'rerun-collected' },
+      );
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const collected = collector.collect('rerun-collected'); // its answer, once it has one
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await loseWaitingJob(`${await uidOf('rerun-collected')}.0`, 'solo');
+      // The collector reads every 250 ms and sees the job gone before the dispatcher's sweep
+      // (back-off 600 ms) re-runs it.
+      const [mine, theirs] = await Promise.all([dispatched, collected]);
+      if (!theirs) throw new Error('the collector found no batch');
+      expect(mine.toolResults[0]).toMatchObject({ content: 'value of collected' });
+      expect(theirs.toolResults).toEqual(mine.toolResults);
+      expect(runs.get('collected')).toBe(1);
+      await hold;
+    } finally {
+      await collector.close();
+    }
+  });
+
   it('a lost record: a call of a tool that may run twice is run again into a new record', async () => {
     const pending = dispatcher.dispatch(
       [{ id: 'idem', name: 'solo_idempotent', input: { key: 'lost-record', ms: 600 } }],
