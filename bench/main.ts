@@ -20,6 +20,7 @@ the PATH). Prints markdown tables and writes them to a file.
   3. the competitor scenario: nine 500 ms calls in one batch
   4. streaming early dispatch on vs off (runAgent + scripted model)
   5. coordinator heap per pending call with 10,000 batches in flight
+  6. the HTTP front door (node:http and @toolq/client) vs Dispatcher.dispatch(), batches of 1 and 10
 
 Options:
   --quick        small iteration counts (CI smoke, under a minute); timings are indicative only
