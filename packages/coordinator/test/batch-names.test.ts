@@ -11,6 +11,13 @@ import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import { Dispatcher } from '../src/index.ts';
 
+/**
+ * Short, so that expiry can be waited for; but well over a collector's 250 ms reads: a collector
+ * that joined a waiting batch reads the owner's record, and once the owner has answered, the record
+ * lives for this long only (at 400 ms a loaded machine let it expire before the last read).
+ */
+const RETENTION_MS = 1_500;
+
 let server: RedisServer;
 let worker: ToolqWorker;
 let a: Dispatcher;
@@ -30,13 +37,13 @@ beforeAll(async () => {
     redisUrl: server.url,
     coordinatorId: 'coord-a',
     logger: testLogger(),
-    batchRetentionMs: 400,
+    batchRetentionMs: RETENTION_MS,
   });
   b = new Dispatcher({
     redisUrl: server.url,
     coordinatorId: 'coord-b',
     logger: testLogger(),
-    batchRetentionMs: 400,
+    batchRetentionMs: RETENTION_MS,
   });
   await Promise.all([a.start(), b.start()]);
 });
@@ -71,7 +78,7 @@ describe('one name, one batch', () => {
   it('an id whose record expired runs again, although workers saw the old batch cancelled', async () => {
     const timedOut = await a.dispatch([sleep('s', 2_000)], { batchId: 'reused', timeoutMs: 200 });
     expect(timedOut.calls[0]?.outcome).toBe('timeout');
-    // The name lives for the batch's timeout plus the retention (400 ms here).
+    // The name lives for the batch's timeout plus the retention.
     const nameKey = keys.batchName('default', 'reused');
     const until = Date.now() + 5_000;
     while ((await redis.exists(nameKey)) && Date.now() < until) await wait(50);
@@ -126,6 +133,6 @@ describe('collecting', () => {
     const ttl = await redis.pttl(keys.batch('coord-a', owner?.uid ?? ''));
     // Without the retention it would stay for the 30 s timeout plus the retention.
     expect(ttl).toBeGreaterThan(0);
-    expect(ttl).toBeLessThanOrEqual(400);
+    expect(ttl).toBeLessThanOrEqual(RETENTION_MS);
   });
 });
