@@ -86,11 +86,16 @@ export function appOf(request: FastifyRequest): string {
   return apps.get(request) ?? DEFAULT_APP;
 }
 
+/** Whether the request's path (without its query) is one of `openPaths`. */
+export function isOpenPath(request: FastifyRequest, openPaths: ReadonlySet<string>): boolean {
+  return openPaths.has(request.url.split('?')[0] ?? '');
+}
+
 /** Refuses requests without a known token (except `openPaths`) and records each request's app. */
 export function registerAuth(app: FastifyInstance, tokens: AppTokens, openPaths: ReadonlySet<string>): void {
   if (!tokens.required) return;
   app.addHook('onRequest', async (request, reply) => {
-    if (openPaths.has(request.url.split('?')[0] ?? '')) return;
+    if (isOpenPath(request, openPaths)) return;
     const name = tokens.appFor(request.headers.authorization);
     if (name === undefined) {
       // The body is not read: closing the socket stops a slow sender from holding it.

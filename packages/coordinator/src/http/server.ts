@@ -10,7 +10,7 @@ import type { Dispatcher } from '../dispatcher.ts';
 import { DEFAULT_REPORT_WINDOW, fleetReport } from '../fleet-report.ts';
 import { refreshGauges } from '../queue-gauges.ts';
 import { registerAdmin } from './admin.ts';
-import { AppTokens, appOf, assertSafeListen, registerAuth } from './auth.ts';
+import { AppTokens, appOf, assertSafeListen, isOpenPath, registerAuth } from './auth.ts';
 import { toHttpError } from './errors.ts';
 import { JsonShapeScanner } from './json-shape.ts';
 import { registerOpenApi } from './openapi.ts';
@@ -104,7 +104,7 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
   registerAuth(app, new AppTokens(options), OPEN_PATHS);
   const started = options.isStarted ?? (() => true);
   app.addHook('onRequest', async (request) => {
-    if (started() || OPEN_PATHS.has(request.url.split('?')[0] ?? '')) return;
+    if (started() || isOpenPath(request, OPEN_PATHS)) return;
     // No probe per request: during an outage each would wait in the connection's queue.
     throw new ToolqError(
       'REDIS_UNAVAILABLE',
