@@ -9,6 +9,7 @@ import {
   DEFAULTS,
   describeStartupError,
   loadConfig,
+  type Redis,
   startTracing,
   whyNotWritable,
 } from '@toolq/shared';
@@ -88,19 +89,19 @@ async function main(): Promise<void> {
   const logger = createLogger({ name: 'toolq-worker', level: config.logLevel });
   const tools: AnyTool[] = flags.tools ? await loadToolModule(flags.tools) : [];
   const registry = createRegistry({ labels: { component: 'worker' } });
-  // Serving first: while Redis cannot be reached, /healthz answers and /readyz says why (from a
-  // connection of its own, closed once the worker runs).
+  // Serving first: while Redis cannot be reached, /healthz answers and /readyz says why, from a
+  // connection of its own, opened only if /readyz is asked before the worker runs.
   let running: ToolqWorker | undefined;
-  const startupProbe = flags.metrics ? createRedis(config.redis) : undefined;
-  startupProbe?.on('error', () => undefined);
+  let startupProbe: Redis | undefined;
   const probeKeys = [createKeys(config.prefix).workersProbe()];
+  const whileStarting = async (): Promise<string> => {
+    startupProbe ??= createRedis(config.redis).on('error', () => undefined);
+    return `the worker is still starting: ${(await whyNotWritable(startupProbe, probeKeys)) ?? 'connecting to Redis'}`;
+  };
   const health = flags.metrics
     ? await startHealthServer({
         registry,
-        readiness: async () =>
-          running
-            ? running.readiness()
-            : `the worker is still starting: ${startupProbe ? ((await whyNotWritable(startupProbe, probeKeys)) ?? 'connecting to Redis') : 'connecting to Redis'}`,
+        readiness: () => (running ? running.readiness() : whileStarting()),
         host: flags.metricsHost,
         port: flags.metricsPort ?? config.metricsPort,
       })
