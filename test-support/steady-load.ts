@@ -6,6 +6,17 @@
  */
 import type { Dispatcher, ToolUse } from '@toolq/coordinator';
 
+/**
+ * The failover tests' batch: four calls over two pools (the diagnostics tools in one, the test
+ * tools in the other), so a fault on either pool's master shows.
+ */
+export const steadyBatch = (n: number): ToolUse[] => [
+  { id: `e${n}`, name: 'diag_echo', input: { value: n } },
+  { id: `s${n}`, name: 'diag_sleep', input: { ms: 20 } },
+  { id: `c${n}`, name: 'test_counted', input: { ms: 10 } },
+  { id: `d${n}`, name: 'test_counted', input: { ms: 10 } },
+];
+
 export interface BatchRecord {
   startedAt: number;
   answeredAt: number;

@@ -14,9 +14,9 @@ import { testLogger } from '../../../test-support/logger.ts';
 import { expectMixedBatchAnswered } from '../../../test-support/mixed-batch.ts';
 import { type RedisCluster, startRedisCluster } from '../../../test-support/redis-cluster.ts';
 import { waitFor } from '../../../test-support/redis-processes.ts';
-import { healingMs, startSteadyLoad, summariseLoad } from '../../../test-support/steady-load.ts';
+import { healingMs, startSteadyLoad, steadyBatch, summariseLoad } from '../../../test-support/steady-load.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
-import { Dispatcher, type ToolUse } from '../src/index.ts';
+import { Dispatcher } from '../src/index.ts';
 import { api, getRun, readSse, waitForRun } from './runs-support.ts';
 
 const TEST_TOOLS = fileURLToPath(new URL('../../../test-support/test-tools.ts', import.meta.url));
@@ -72,13 +72,6 @@ afterAll(async () => {
   await Promise.all(workers.map((w) => w.stop('SIGKILL')));
   await cluster?.stop();
 });
-
-const steadyBatch = (n: number): ToolUse[] => [
-  { id: `e${n}`, name: 'diag_echo', input: { value: n } },
-  { id: `s${n}`, name: 'diag_sleep', input: { ms: 20 } },
-  { id: `c${n}`, name: 'test_counted', input: { ms: 10 } },
-  { id: `d${n}`, name: 'test_counted', input: { ms: 10 } },
-];
 
 describe('on a Redis Cluster', () => {
   it('the coordinator CLI (REDIS_CLUSTER_NODES) answers in order across pools on different masters', async () => {

@@ -20,10 +20,11 @@ import {
   healingMs,
   type LoadReport,
   startSteadyLoad,
+  steadyBatch,
   summariseLoad,
 } from '../../../test-support/steady-load.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
-import { Dispatcher, type ToolUse } from '../src/index.ts';
+import { Dispatcher } from '../src/index.ts';
 
 const TEST_TOOLS = fileURLToPath(new URL('../../../test-support/test-tools.ts', import.meta.url));
 
@@ -47,13 +48,6 @@ afterAll(async () => {
   await Promise.all(workers.map((w) => w.stop('SIGKILL')));
   await sentinel?.stop();
 });
-
-const steadyBatch = (n: number): ToolUse[] => [
-  { id: `e${n}`, name: 'diag_echo', input: { value: n } },
-  { id: `s${n}`, name: 'diag_sleep', input: { ms: 20 } },
-  { id: `c${n}`, name: 'test_counted', input: { ms: 10 } },
-  { id: `d${n}`, name: 'test_counted', input: { ms: 10 } },
-];
 
 /** Steady load through a failover that `fault` starts; checks and reports what it cost. */
 async function underLoad(
