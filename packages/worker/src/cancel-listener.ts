@@ -4,11 +4,12 @@
  * coordinator has already answered the call and drops a late result.
  */
 import { type CancelMessage, type Logger, parseCancelMessage, RecentSet, type Redis } from '@toolq/shared';
+import { WORKER_DEFAULTS } from './worker-options.ts';
 
 export class RunningCalls {
   private readonly byBatch = new Map<string, Map<number, AbortController>>();
   /** Batches a coordinator cancelled lately: it has answered them, so their queued calls need not run. */
-  private readonly cancelled = new RecentSet(10_000);
+  private readonly cancelled = new RecentSet(WORKER_DEFAULTS.cancelledBatchesRemembered);
 
   add(batchId: string, index: number, controller: AbortController): () => void {
     let calls = this.byBatch.get(batchId);

@@ -1,5 +1,4 @@
 import {
-  HEARTBEAT_INTERVAL_MS,
   type Keys,
   type Logger,
   publishWorker,
@@ -7,6 +6,7 @@ import {
   unpublishWorker,
   type WorkerInfo,
 } from '@toolq/shared';
+import { WORKER_DEFAULTS } from './worker-options.ts';
 
 /** Keeps this worker's catalog entry fresh; a Redis restart is healed by the next beat. */
 export async function startHeartbeat(options: {
@@ -21,7 +21,7 @@ export async function startHeartbeat(options: {
   await beat();
   const timer = setInterval(() => {
     beat().catch((err: Error) => logger.warn({ err: err.message }, 'heartbeat failed'));
-  }, HEARTBEAT_INTERVAL_MS);
+  }, WORKER_DEFAULTS.heartbeatIntervalMs);
   timer.unref();
   let stopped = false;
   return {

@@ -15,9 +15,11 @@ import {
   type Outcome,
   type ParsedJobData,
 } from '@toolq/shared';
+import type { ToolLookup } from './served-tools.ts';
+import { WORKER_DEFAULTS } from './worker-options.ts';
 
 export interface RunCallOptions {
-  tools: ReadonlyMap<string, AnyTool>;
+  tools: ToolLookup;
   data: ParsedJobData;
   workerId: string;
   batchId: string;
@@ -92,7 +94,7 @@ export async function runCall(options: RunCallOptions): Promise<CallResult> {
         if (attempt >= maxAttempts || error instanceof NonRetryableError) {
           return finish('error', messages.error(error.message), attempt);
         }
-        const backoff = (tool.retry?.backoffMs ?? 200) * 2 ** (attempt - 1);
+        const backoff = (tool.retry?.backoffMs ?? WORKER_DEFAULTS.retryBackoffMs) * 2 ** (attempt - 1);
         try {
           await sleep(backoff, signal);
         } catch {
