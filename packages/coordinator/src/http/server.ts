@@ -1,6 +1,7 @@
 /**
- * The coordinator's HTTP API (Fastify): tool batches for apps that do not speak BullMQ, the tool
- * catalog, Prometheus metrics, health and readiness.
+ * The coordinator's HTTP API (Fastify): tool batches for apps that do not speak BullMQ, agent
+ * runs, the tool catalog, Prometheus metrics, health and readiness. This file is the server around
+ * them (body parsing, errors, auth, the start-up gate); the routes are the table in routes.ts.
  */
 import type { ServerResponse } from 'node:http';
 import { type Logger, ToolqError } from '@toolq/shared';
