@@ -1,11 +1,11 @@
 /**
- * The OpenAPI document: the checked-in copy is what the code generates and what the server
- * serves, an independent validator accepts it, it names exactly the routes the server has, and
- * real answers of a running coordinator are what its response schemas say.
+ * The OpenAPI document against a running coordinator: it is what the server serves, the server
+ * serves every route of the table it is generated from, and real answers are what its response
+ * schemas say. What needs no server (the checked-in copy is up to date, an independent validator
+ * accepts it, the table is well formed) is in unit/openapi-document.test.ts.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Validator } from '@seriousme/openapi-schema-validator';
 import { startScriptedModel, toolTurnsScript } from '@toolq/scripted-model';
 import { startWorker, type ToolqWorker } from '@toolq/worker';
 import diagnostics from '@toolq/worker/diagnostics';
@@ -14,7 +14,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ZodType } from 'zod';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
-import { API_ROUTES, type ApiRoute, buildOpenApiDocument, openApiText } from '../src/http/openapi.ts';
+import { buildOpenApiDocument } from '../src/http/openapi.ts';
+import type { ApiRoute } from '../src/http/route.ts';
+import { API_ROUTES } from '../src/http/routes.ts';
 import { buildHttpServer, listen } from '../src/http/server.ts';
 import { Dispatcher } from '../src/index.ts';
 import { RunService } from '../src/runs/run-service.ts';
@@ -57,24 +59,6 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-/** `METHOD /path` of every route Fastify serves, read from its route tree (HEAD left out: Fastify adds it). */
-function servedRoutes(tree: string): string[] {
-  const stack: string[] = [];
-  const routes: string[] = [];
-  for (const line of tree.split('\n')) {
-    const m = /^([│ ]*)[├└]── (\S+)(?: \(([^)]*)\))?$/.exec(line);
-    if (!m) continue;
-    const depth = (m[1] ?? '').length / 4;
-    stack.length = depth;
-    stack.push(m[2] ?? '');
-    // The admin page (bull-board's HTML UI and its own API) is not part of the JSON API.
-    if (stack.join('').startsWith('/admin')) continue;
-    for (const method of (m[3] ?? '').split(', ').filter((x) => x && x !== 'HEAD'))
-      routes.push(`${method} ${stack.join('')}`);
-  }
-  return routes.sort();
-}
-
 /** A body is what the schema says: it parses, and parsing drops nothing (no undocumented field). */
 function expectMatches(schema: ZodType, body: unknown): void {
   const parsed = schema.safeParse(body);
@@ -104,37 +88,23 @@ async function call(method: string, path: string, body?: unknown) {
 }
 
 describe('the OpenAPI document', () => {
-  it('is checked in as docs/openapi.json exactly as generated (run `pnpm openapi` after changing a route)', () => {
-    expect(JSON.parse(readFileSync(DOCS_FILE, 'utf8'))).toEqual(JSON.parse(openApiText()));
-  });
-
   it('is served at GET /openapi.json', async () => {
     const res = await call('GET', '/openapi.json');
     expect(res.status).toBe(200);
     expect(res.body).toEqual(JSON.parse(readFileSync(DOCS_FILE, 'utf8')));
   });
 
-  it('is valid OpenAPI 3.1 for an independent validator', async () => {
-    const validator = new Validator();
-    const result = await validator.validate(buildOpenApiDocument());
-    expect(result.errors ?? []).toEqual([]);
-    expect(result.valid).toBe(true);
-    expect(validator.version).toBe('3.1');
-  });
-
-  it('an invalid document is refused by the same validator (the check can fail)', async () => {
-    const document = buildOpenApiDocument();
-    const broken = { ...document, paths: { '/x': { get: { responses: { 200: { content: 'no' } } } } } };
-    expect((await new Validator().validate(broken)).valid).toBe(false);
-  });
-
-  it('names exactly the routes the server serves', () => {
-    const documented = new Set(API_ROUTES.map((r) => `${r.method.toUpperCase()} ${r.path}`));
-    expect(servedRoutes(app.printRoutes({ commonPrefix: false }))).toEqual([...documented].sort());
+  it('is the table the server serves: every route of it answers (HEAD too, for a GET)', () => {
+    for (const route of API_ROUTES) {
+      const methods = route.method === 'get' ? ['GET', 'HEAD'] : [route.method.toUpperCase()];
+      for (const method of methods) {
+        expect(app.hasRoute({ method, url: route.path }), `${method} ${route.path}`).toBe(true);
+      }
+    }
   });
 
   it('describes requests with the schemas that validate them: a documented constraint is enforced', async () => {
-    const document = buildOpenApiDocument() as {
+    const document = buildOpenApiDocument(API_ROUTES) as {
       components: { schemas: Record<string, { properties: Record<string, { maximum?: number }> }> };
     };
     const maximum = document.components.schemas.ToolBatchRequest?.properties.timeout_ms?.maximum;

@@ -64,8 +64,10 @@ export function toHttpError(err: unknown): { status: number; body: HttpErrorBody
   if (isRedisFailure(err)) {
     return answer('REDIS_UNAVAILABLE', `Redis is unavailable: ${(err as Error).message}`);
   }
-  const e = err as { code?: unknown; statusCode?: unknown; message?: unknown; name?: unknown };
-  const fastifyCode = typeof e.code === 'string' ? FASTIFY_CODES[e.code] : undefined;
+  // Anything can be thrown, undefined too; and a code such as `constructor` is not one of the table's.
+  const e = (err ?? {}) as { code?: unknown; message?: unknown };
+  const fastifyCode =
+    typeof e.code === 'string' && Object.hasOwn(FASTIFY_CODES, e.code) ? FASTIFY_CODES[e.code] : undefined;
   if (fastifyCode) return answer(fastifyCode, FASTIFY_MESSAGES[fastifyCode] ?? String(e.message));
   return answer('INTERNAL', 'internal error');
 }

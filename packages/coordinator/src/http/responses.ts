@@ -4,6 +4,7 @@
  */
 import { contentBlockSchema, outcomeSchema, toolSpecSchema } from '@toolq/shared';
 import { z } from 'zod';
+import { type ApiResponse, named } from './route.ts';
 
 /** Every error, whatever the route: `{"error": {"code", "message"}}`. */
 export const errorResponseSchema = z.object({
@@ -80,6 +81,14 @@ export const reportResponseSchema = z.object({
   /** 0..1. */
   successRate: z.number(),
 });
+
+/** The error answer of the document: every route's 4xx and 5xx have this body. */
+export const ERROR = named('Error', errorResponseSchema);
+export const error = (description: string): ApiResponse => ({ description, body: ERROR });
+
+export const BAD_REQUEST = error(
+  'The body or a parameter breaks the schema (unknown fields included), is not JSON, or has a `__proto__` key; the message names the path.',
+);
 
 export const healthResponseSchema = z.object({ ok: z.literal(true) });
 export const readyResponseSchema = z.object({ ready: z.boolean() });

@@ -6,27 +6,27 @@
  * app it does not exist (404).
  */
 import type { ServerResponse } from 'node:http';
-import { describeZodIssues, type Logger, ToolqError, type ToolqErrorCode } from '@toolq/shared';
+import { type Logger, ToolqError, type ToolqErrorCode } from '@toolq/shared';
 import type { FastifyInstance } from 'fastify';
 import type { z } from 'zod';
 import type { RunService } from '../runs/run-service.ts';
 import { FINAL_EVENTS, type RunRecord } from '../runs/run-store.ts';
 import { appOf } from './auth.ts';
+import { BAD_REQUEST, error } from './responses.ts';
+import { type ApiRoute, named, type RouteContext, route } from './route.ts';
 import {
   eventIdSchema,
   idempotencyKeySchema,
+  runCancelResponseSchema,
+  runCreatedResponseSchema,
+  runEventSchema,
   runEventsQuerySchema,
+  runIdSchema,
   runListQuerySchema,
-  runParamsSchema,
+  runListResponseSchema,
   runRequestSchema,
-  type runResponseSchema,
+  runResponseSchema,
 } from './run-schemas.ts';
-
-export interface RunsOptions {
-  /** Without it every run route answers 503. */
-  runs?: RunService | undefined;
-  logger?: Logger | undefined;
-}
 
 /** How long an SSE stream waits on Redis before it sends a keep-alive comment. */
 const SSE_KEEPALIVE_MS = 15_000;
@@ -36,115 +36,183 @@ const fail = (code: ToolqErrorCode, message: string): never => {
   throw new ToolqError(code, message);
 };
 
-export function registerRuns(app: FastifyInstance, options: RunsOptions): void {
-  const { runs } = options;
-  const streams = new Set<ServerResponse>();
+const NOT_SET_UP = 'agent runs are not set up on this coordinator (no model is configured)';
+
+/** Without a run service every /v1/runs* request answers 503, before any route or 404. */
+export function registerRunHooks(app: FastifyInstance, ctx: RouteContext): void {
   // SSE answers are hijacked: close() would otherwise wait for their clients to hang up.
   app.addHook('preClose', async () => {
-    for (const res of streams) res.end();
+    for (const res of ctx.streams) res.end();
   });
-
-  const notFound = (id: string) => fail('NOT_FOUND', `no run ${id} (unknown, expired, or another app's)`);
-  const runIdOf = (params: unknown): string => {
-    const parsed = runParamsSchema.safeParse(params);
-    return parsed.success ? parsed.data.id : fail('INVALID_REQUEST', `run id: ${valueIssue(parsed.error)}`);
-  };
-
   app.addHook('onRequest', async (request) => {
-    if (!runs && request.url.startsWith('/v1/runs')) {
-      return fail('NO_MODEL', 'agent runs are not set up on this coordinator (no model is configured)');
-    }
-  });
-  if (!runs) return;
-
-  app.post('/v1/runs', async (request, reply) => {
-    if (!runs.hasModel) {
-      return fail('NO_MODEL', 'no model is configured: set ANTHROPIC_API_KEY (or ANTHROPIC_BASE_URL)');
-    }
-    const parsed = runRequestSchema.safeParse(request.body);
-    if (!parsed.success) {
-      return fail('INVALID_REQUEST', `invalid body: ${describeZodIssues(parsed.error, 10)}`);
-    }
-    const header = request.headers['idempotency-key'];
-    let key: string | undefined;
-    if (header !== undefined) {
-      const checked = idempotencyKeySchema.safeParse(header);
-      if (!checked.success) {
-        return fail('INVALID_REQUEST', `Idempotency-Key header: ${valueIssue(checked.error)}`);
-      }
-      key = checked.data;
-    }
-    // A reused key with another request throws IDEMPOTENCY_CONFLICT (409).
-    const created = await runs.create(appOf(request), parsed.data, key);
-    if (created.replayed) reply.header('idempotent-replayed', 'true');
-    return reply.code(202).send({ run_id: created.runId, status: created.status });
-  });
-
-  app.get('/v1/runs', async (request) => {
-    const query = runListQuerySchema.safeParse(request.query);
-    if (!query.success) return fail('INVALID_REQUEST', `query: ${describeZodIssues(query.error)}`);
-    const { limit, cursor } = query.data;
-    const after = cursor === undefined ? undefined : decodeCursor(cursor);
-    if (cursor !== undefined && after === undefined) {
-      return fail('INVALID_REQUEST', 'query: cursor: use the next_cursor of the page before');
-    }
-    const list = await runs.list(appOf(request), { limit, ...(after ? { after } : {}) });
-    const last = list.at(-1);
-    return {
-      runs: list.map((r) => ({
-        run_id: r.runId,
-        status: r.status,
-        created_at: iso(r.createdAt),
-        updated_at: iso(r.updatedAt),
-      })),
-      next_cursor: list.length === limit && last ? encodeCursor(last.runId) : null,
-    };
-  });
-
-  app.get('/v1/runs/:id', async (request) => {
-    const id = runIdOf(request.params);
-    const record = await runs.get(appOf(request), id);
-    return record ? view(record) : notFound(id);
-  });
-
-  app.delete('/v1/runs/:id', async (request) => {
-    const id = runIdOf(request.params);
-    const outcome = await runs.cancel(appOf(request), id);
-    if (outcome.kind === 'missing') return notFound(id);
-    if (outcome.kind === 'finished' && outcome.status !== 'cancelled') {
-      return fail('RUN_FINISHED', `run ${id} has finished already (${outcome.status}): nothing to cancel`);
-    }
-    return { run_id: id, status: 'cancelled' };
-  });
-
-  app.get('/v1/runs/:id/events', async (request, reply) => {
-    const id = runIdOf(request.params);
-    const query = runEventsQuerySchema.safeParse(request.query);
-    if (!query.success) return fail('INVALID_REQUEST', `query: ${describeZodIssues(query.error)}`);
-    const header = request.headers['last-event-id'];
-    const fromHeader = header === undefined ? undefined : eventIdSchema.safeParse(header);
-    if (fromHeader && !fromHeader.success) {
-      return fail('INVALID_REQUEST', `Last-Event-ID header: ${valueIssue(fromHeader.error)}`);
-    }
-    if (!(await runs.get(appOf(request), id))) return notFound(id);
-    reply.hijack();
-    const res = reply.raw;
-    res.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no',
-    });
-    streams.add(res);
-    await streamEvents(
-      runs,
-      id,
-      fromHeader?.data ?? query.data.last_event_id ?? '0',
-      res,
-      options.logger,
-    ).finally(() => streams.delete(res));
+    if (!ctx.runs && request.url.startsWith('/v1/runs')) return fail('NO_MODEL', NOT_SET_UP);
   });
 }
+
+/** The run service; the hook above answers before a handler runs without one. */
+const runsOf = (ctx: RouteContext): RunService => ctx.runs ?? fail('NO_MODEL', NOT_SET_UP);
+
+const notFound = (id: string) => fail('NOT_FOUND', `no run ${id} (unknown, expired, or another app's)`);
+const NOT_FOUND = error("No such run (unknown, expired, or another app's).");
+
+const runId = (description: string) => ({ id: { description, schema: runIdSchema, label: 'run id' } });
+
+export const RUN_ROUTES: ApiRoute[] = [
+  route({
+    method: 'post',
+    path: '/v1/runs',
+    operationId: 'createRun',
+    tag: 'runs',
+    summary: "Start a durable agent run on the fleet's tools",
+    description:
+      'Answers 202 with the run id at once; the run goes on on any coordinator. A repeated ' +
+      '`Idempotency-Key` with the same body answers the same run (header `idempotent-replayed: true`).',
+    headers: {
+      'idempotency-key': {
+        description:
+          'Your key for this request (printable ASCII, e.g. a UUID): a retry creates no second run.',
+        schema: idempotencyKeySchema,
+        label: 'Idempotency-Key header',
+      },
+    },
+    body: named('RunRequest', runRequestSchema),
+    responses: {
+      202: { description: 'Started.', body: named('RunCreated', runCreatedResponseSchema) },
+      400: BAD_REQUEST,
+      409: error('The Idempotency-Key was used with another request.'),
+      503: error('No model is configured (ANTHROPIC_API_KEY or ANTHROPIC_BASE_URL).'),
+    },
+    ready: (ctx) => {
+      if (!runsOf(ctx).hasModel) {
+        fail('NO_MODEL', 'no model is configured: set ANTHROPIC_API_KEY (or ANTHROPIC_BASE_URL)');
+      }
+    },
+    handler: async ({ body, headers, request, reply, ctx }) => {
+      // A reused key with another request throws IDEMPOTENCY_CONFLICT (409).
+      const created = await runsOf(ctx).create(appOf(request), body, headers['idempotency-key']);
+      if (created.replayed) reply.header('idempotent-replayed', 'true');
+      return reply.code(202).send({ run_id: created.runId, status: created.status });
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/v1/runs',
+    operationId: 'listRuns',
+    tag: 'runs',
+    summary: "The caller's runs, newest first",
+    query: {
+      schema: runListQuerySchema,
+      fields: {
+        limit: 'Runs per page (1-100, default 20).',
+        cursor: 'The `next_cursor` of the page before.',
+      },
+    },
+    responses: {
+      200: { description: 'A page of runs.', body: named('RunList', runListResponseSchema) },
+      400: BAD_REQUEST,
+    },
+    handler: async ({ query, request, ctx }) => {
+      const { limit, cursor } = query;
+      const after = cursor === undefined ? undefined : decodeCursor(cursor);
+      if (cursor !== undefined && after === undefined) {
+        return fail('INVALID_REQUEST', 'query: cursor: use the next_cursor of the page before');
+      }
+      const list = await runsOf(ctx).list(appOf(request), { limit, ...(after ? { after } : {}) });
+      const last = list.at(-1);
+      return {
+        runs: list.map((r) => ({
+          run_id: r.runId,
+          status: r.status,
+          created_at: iso(r.createdAt),
+          updated_at: iso(r.updatedAt),
+        })),
+        next_cursor: list.length === limit && last ? encodeCursor(last.runId) : null,
+      };
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/v1/runs/:id',
+    operationId: 'getRun',
+    tag: 'runs',
+    summary: 'How a run is going, and its result once it has one',
+    params: runId('The `run_id` POST /v1/runs answered.'),
+    responses: {
+      200: { description: 'The run.', body: named('Run', runResponseSchema) },
+      400: BAD_REQUEST,
+      404: NOT_FOUND,
+    },
+    handler: async ({ params, request, ctx }) => {
+      const record = await runsOf(ctx).get(appOf(request), params.id);
+      return record ? view(record) : notFound(params.id);
+    },
+  }),
+  route({
+    method: 'delete',
+    path: '/v1/runs/:id',
+    operationId: 'cancelRun',
+    tag: 'runs',
+    summary: 'Cancel a run',
+    params: runId('The run to cancel.'),
+    responses: {
+      200: { description: 'Cancelled.', body: named('RunCancelled', runCancelResponseSchema) },
+      400: BAD_REQUEST,
+      404: NOT_FOUND,
+      409: error('The run has finished already.'),
+    },
+    handler: async ({ params: { id }, request, ctx }) => {
+      const outcome = await runsOf(ctx).cancel(appOf(request), id);
+      if (outcome.kind === 'missing') return notFound(id);
+      if (outcome.kind === 'finished' && outcome.status !== 'cancelled') {
+        return fail('RUN_FINISHED', `run ${id} has finished already (${outcome.status}): nothing to cancel`);
+      }
+      return { run_id: id, status: 'cancelled' };
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/v1/runs/:id/events',
+    operationId: 'streamRunEvents',
+    tag: 'runs',
+    summary: "The run's event log, then its live events (Server-Sent Events)",
+    description:
+      'Each event: `id:` (send it back as `Last-Event-ID` to resume), `event:` its type, `data:` a RunEvent as JSON. ' +
+      'The stream ends after `done`, `failed` or `cancelled`.',
+    params: runId('The run.'),
+    query: { schema: runEventsQuerySchema, fields: { last_event_id: 'Resume after this event id.' } },
+    headers: {
+      'last-event-id': {
+        description: 'Resume after this event id (wins over the query).',
+        schema: eventIdSchema,
+        label: 'Last-Event-ID header',
+      },
+    },
+    responses: {
+      200: {
+        description: 'An SSE stream whose `data:` lines are RunEvent objects.',
+        body: named('RunEvent', runEventSchema),
+        contentType: 'text/event-stream',
+      },
+      400: BAD_REQUEST,
+      404: NOT_FOUND,
+    },
+    handler: async ({ params: { id }, query, headers, request, reply, ctx }) => {
+      const runs = runsOf(ctx);
+      if (!(await runs.get(appOf(request), id))) return notFound(id);
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+      });
+      ctx.streams.add(res);
+      const after = headers['last-event-id'] ?? query.last_event_id ?? '0';
+      await streamEvents(runs, id, after, res, ctx.logger).finally(() => ctx.streams.delete(res));
+    },
+  }),
+];
 
 /** Writes the run's events after `after`, then the live ones, until its final event or the client leaves. */
 async function streamEvents(
@@ -208,11 +276,6 @@ function view(r: RunRecord): z.input<typeof runResponseSchema> {
     ...(r.result ? { result: r.result as z.input<typeof runResponseSchema>['result'] } : {}),
     ...(r.error ? { error: r.error } : {}),
   };
-}
-
-/** The problems of a single value (a header, a path parameter), without zod's path in front. */
-function valueIssue(error: z.ZodError): string {
-  return error.issues.map((issue) => issue.message).join('; ');
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();

@@ -1,21 +1,24 @@
 /**
- * The coordinator's HTTP API (Fastify): tool batches for apps that do not speak BullMQ, the tool
- * catalog, Prometheus metrics, health and readiness.
+ * The coordinator's HTTP API (Fastify): tool batches for apps that do not speak BullMQ, agent
+ * runs, the tool catalog, Prometheus metrics, health and readiness. This file is the server around
+ * them (body parsing, errors, auth, the start-up gate); the routes are the table in routes.ts.
  */
-import { DEFAULTS, describeZodIssues, type Logger, ToolqError, withinRedis } from '@toolq/shared';
+import type { ServerResponse } from 'node:http';
+import { type Logger, ToolqError } from '@toolq/shared';
 import Fastify, { type FastifyInstance } from 'fastify';
 import secureJson from 'secure-json-parse';
-import type { BatchResult } from '../batch-result.ts';
 import type { Dispatcher } from '../dispatcher.ts';
-import { DEFAULT_REPORT_WINDOW, fleetReport } from '../fleet-report.ts';
-import { refreshGauges } from '../queue-gauges.ts';
+import type { RunService } from '../runs/run-service.ts';
 import { registerAdmin } from './admin.ts';
-import { AppTokens, appOf, assertSafeListen, isOpenPath, registerAuth } from './auth.ts';
+import { AppTokens, assertSafeListen, isOpenPath, registerAuth } from './auth.ts';
+import { HTTP_DEFAULTS } from './defaults.ts';
 import { toHttpError } from './errors.ts';
 import { JsonShapeScanner } from './json-shape.ts';
-import { registerOpenApi } from './openapi.ts';
-import { type RunsOptions, registerRuns } from './runs.ts';
-import { batchIdSchema, MAX_TOOL_USES_PER_BATCH, toolBatchRequestSchema } from './schemas.ts';
+import { buildOpenApiDocument } from './openapi.ts';
+import { type RouteContext, registerRoutes } from './route.ts';
+import { API_ROUTES, OPEN_PATHS } from './routes.ts';
+import { registerRunHooks } from './runs.ts';
+import { MAX_TOOL_USES_PER_BATCH } from './schemas.ts';
 
 export interface HttpServerOptions {
   dispatcher: Dispatcher;
@@ -29,7 +32,7 @@ export interface HttpServerOptions {
   requestTimeoutMs?: number;
   logger?: Logger;
   /** Durable agent runs (/v1/runs*); without it those routes answer 503. */
-  runs?: RunsOptions['runs'];
+  runs?: RunService | undefined;
   /** Retries and removals on /admin/queues (TOOLQ_ADMIN_WRITE). Default false: read-only. */
   adminWrite?: boolean;
   /**
@@ -38,17 +41,6 @@ export interface HttpServerOptions {
    */
   isStarted?: () => boolean;
 }
-
-export const HTTP_DEFAULTS = {
-  bodyLimitBytes: DEFAULTS.bodyLimitBytes,
-  requestTimeoutMs: DEFAULTS.requestTimeoutMs,
-  /** Deeper bodies are refused before parsing: JSON.stringify and validators recurse. */
-  maxBodyDepth: 200,
-  /** How long a route waits for Redis before answering 503. */
-  redisWaitMs: 5_000,
-} as const;
-
-const OPEN_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 
 export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
   const { dispatcher } = options;
@@ -112,74 +104,22 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
     );
   });
 
-  app.get('/healthz', async () => ({ ok: true }));
-  app.get('/readyz', async (_request, reply) => {
-    const why = await dispatcher.readiness();
-    const reason = started()
-      ? why
-      : `the coordinator is still starting: ${why ?? 'loading the tool catalog'}`;
-    return reply.code(reason ? 503 : 200).send(reason ? { ready: false, reason } : { ready: true });
-  });
-  app.get('/metrics', async (_request, reply) => {
-    await withinRedis(refreshGauges(dispatcher), HTTP_DEFAULTS.redisWaitMs).catch(() => undefined);
-    reply.header('content-type', dispatcher.registry.contentType);
-    return dispatcher.registry.metrics();
-  });
-
-  app.get('/v1/tools', async () => {
-    await withinRedis(dispatcher.catalog.refresh(), HTTP_DEFAULTS.redisWaitMs);
-    return { tools: dispatcher.catalog.list() };
-  });
-
+  let document: unknown;
+  const context: RouteContext = {
+    dispatcher,
+    runs: options.runs,
+    logger: options.logger,
+    started,
+    streams: new Set<ServerResponse>(),
+    // Built once, on the first request for it.
+    openApi: () => {
+      document ??= buildOpenApiDocument(API_ROUTES);
+      return document;
+    },
+  };
+  registerRunHooks(app, context);
+  registerRoutes(app, API_ROUTES, context);
   registerAdmin(app, { dispatcher, write: options.adminWrite ?? false });
-
-  registerRuns(app, { runs: options.runs, logger: options.logger });
-
-  registerOpenApi(app);
-
-  app.get<{ Querystring: { window?: string } }>('/v1/report', async (request) =>
-    withinRedis(
-      fleetReport(dispatcher.callLog, request.query.window ?? DEFAULT_REPORT_WINDOW),
-      HTTP_DEFAULTS.redisWaitMs,
-    ),
-  );
-
-  app.post('/v1/tool-batches', async (request, reply) => {
-    const parsed = toolBatchRequestSchema.safeParse(request.body);
-    if (!parsed.success) {
-      throw new ToolqError('INVALID_REQUEST', `invalid body: ${describeZodIssues(parsed.error, 10)}`);
-    }
-    const body = parsed.data;
-    const controller = new AbortController();
-    // A client that hangs up does not keep its calls running.
-    reply.raw.on('close', () => {
-      if (!reply.raw.writableFinished) controller.abort(new Error('the HTTP client disconnected'));
-    });
-    const result = await dispatcher.dispatch(body.tool_uses, {
-      timeoutMs: body.timeout_ms,
-      failurePolicy: body.failure_policy,
-      maxRetries: body.max_retries,
-      batchId: body.batch_id,
-      // Batch ids are the app's own: another app may use the same id and never sees this batch.
-      app: appOf(request),
-      signal: controller.signal,
-    });
-    return batchResponse(result);
-  });
-
-  app.get<{ Params: { id: string } }>('/v1/tool-batches/:id', async (request) => {
-    const id = batchIdSchema.safeParse(request.params.id);
-    if (!id.success) throw new ToolqError('INVALID_REQUEST', `batch id: ${describeZodIssues(id.error)}`);
-    // Only the lookup waits on Redis here; once found, the batch answers by its own deadlines.
-    const result = await dispatcher.collect(id.data, {
-      app: appOf(request),
-      lookupTimeoutMs: HTTP_DEFAULTS.redisWaitMs,
-    });
-    if (!result) {
-      throw new ToolqError('NOT_FOUND', `no batch ${id.data} is recorded (never dispatched, or expired)`);
-    }
-    return batchResponse(result);
-  });
 
   return app;
 }
@@ -198,19 +138,6 @@ function parseJsonBody(body: string): unknown {
       );
     throw new ToolqError('INVALID_JSON', `the body is not valid JSON: ${message}`);
   }
-}
-
-function batchResponse(result: BatchResult) {
-  return {
-    batch_id: result.batchId,
-    tool_results: result.toolResults,
-    stats: {
-      wall_ms: result.wallMs,
-      slowest_run_ms: result.slowestRunMs,
-      overhead_ms: result.overheadMs,
-      calls: result.calls,
-    },
-  };
 }
 
 export async function listen(
