@@ -10,20 +10,15 @@ import {
   CallLog,
   type CallResult,
   type CoordinatorMetrics,
-  claimBatch,
-  claimBatchName,
   closeRedis,
   createCoordinatorMetrics,
   createKeys,
   createLogger,
   createRedis,
   createRegistry,
-  describeRedisFailure,
   duplicateConnection,
-  isClusterConnection,
   type Keys,
   type Logger,
-  messages,
   type Redis,
   type Registry,
   readBatchMeta,
@@ -58,7 +53,8 @@ import {
   PendingBatches,
 } from './dispatch/pending.ts';
 import { RecoverySweep } from './dispatch/recovery-sweep.ts';
-import { NoAnswer, settleWithin } from './dispatch/settle-within.ts';
+import { settleWithin } from './dispatch/settle-within.ts';
+import { type StartBatchDeps, startBatch } from './dispatch/start-batch.ts';
 import { JobQueues } from './job-queues.ts';
 import { type Reply, ReplyReader } from './reply-reader.ts';
 
@@ -93,6 +89,8 @@ export class Dispatcher {
   private readonly jobRefs = new JobRefs();
   private readonly answers: BatchAnswers;
   private readonly sweep: RecoverySweep;
+  /** What startBatch() needs: one object for every batch. */
+  private readonly starting: StartBatchDeps;
   private readonly settings: { sweepIntervalMs: number; batchRetentionMs: number };
   /** One object for every barrier: thousands wait at once. */
   private readonly barrierLimits: BarrierLimits;
@@ -146,6 +144,7 @@ export class Dispatcher {
       batchRetentionMs,
     });
     this.sweep = new RecoverySweep({ redis, jobs, catalog, metrics, logger, pending, sweepIntervalMs });
+    this.starting = { redis, jobs, logger, coordinatorId: this.coordinatorId, answers: this.answers };
     this.barrierLimits = {
       maxResultBytes: options.maxBatchResultBytes ?? DISPATCHER_DEFAULTS.maxBatchResultBytes,
       lastLook: (barrier, indexes) => {
@@ -269,63 +268,12 @@ export class Dispatcher {
     const keepMs = ttlMs + this.settings.batchRetentionMs;
     if (mayRunTwice.length > 0)
       entry.rerunnable = new Rerunnable(batchId, batchKey, mayRunTwice, meta, startedAt + keepMs);
+    const callerNamed = options.batchId !== undefined;
     // A random id is the uid itself: only a caller's own id needs a map from name to uid.
-    this.pending.add(entry, options.batchId !== undefined ? nameKey : undefined);
+    this.pending.add(entry, callerNamed ? nameKey : undefined);
     entry.detach = cancelOnAbort(barrier, options.signal);
-
-    // Nothing below is awaited: the barrier answers by its deadlines even if Redis never does.
-    const enqueue = () => {
-      if (barrier.isDone) return;
-      void this.jobs.enqueue(queued).then((failures) => {
-        entry.enqueued = true;
-        for (const { index, error } of failures) {
-          const message = messages.error(`could not enqueue the call: ${describeRedisFailure(error)}`);
-          barrier.settle(index, barrier.coordinatorResult(index, 'error', message), true);
-        }
-      });
-    };
-    // The record first, then the name, then the jobs: one connection keeps them in that order.
-    const recorded = claimBatch(this.redis, batchKey, meta, keepMs);
-    const named = claimBatchName(
-      this.redis,
-      nameKey,
-      { coordinatorId: this.coordinatorId, uid: batchId },
-      keepMs,
-    );
-    // On a cluster the record, the name and the queue live on different masters: a fast worker
-    // could see a job before its record and, finding none, drop the result. There they come first.
-    const ownId = options.batchId === undefined;
-    if (ownId && !isClusterConnection(this.redis)) {
-      // A random id is new: its record and name are written beside the jobs, off the critical path.
-      enqueue();
-      Promise.all([recorded, named]).catch((err: Error) =>
-        this.logger.warn({ err: err.message, batchId: name.id }, 'could not record the batch'),
-      );
-      this.answers.release(entry); // from here on, a collect() of this batch joins it
-    } else {
-      // A caller's own id must be free across the fleet before anything runs. The deadlines are
-      // armed already, so the wait (at most the batch's longest timeout) cannot outlast them.
-      // (A batch without calls has no deadline: it waits up to 1 s for the record.)
-      // A collect() of the batch joins it meanwhile; the answer waits for the id's claim.
-      settleWithin(
-        Promise.all([recorded, named]).then(([, free]) => free),
-        ttlMs > 0 ? ttlMs : 1_000,
-      ).then((free) => {
-        try {
-          // A random id taken is our own claim, re-sent after a reconnect: the id is still ours.
-          if (free === true || (free === false && ownId)) enqueue();
-          else if (free === false) {
-            entry.conflict = batchExists(name.id);
-            barrier.cancelPending(entry.conflict.message);
-          } else if (!(free instanceof NoAnswer)) {
-            // Redis answered with an error (out of memory, read-only): say so now, not at the deadline.
-            barrier.cancelPending(`could not record the batch: ${describeRedisFailure(free)}`);
-          } // No answer at all: the calls were never enqueued and time out at their deadlines.
-        } finally {
-          this.answers.release(entry);
-        }
-      });
-    }
+    // Records the batch and sends its jobs; nothing there is awaited: the deadlines are armed.
+    startBatch(this.starting, { entry, callerNamed, batchKey, nameKey, meta, queued, keepMs, ttlMs });
   }
 
   /**
