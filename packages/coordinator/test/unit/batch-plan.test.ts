@@ -139,9 +139,17 @@ describe('planJobs: grouping calls into jobs', () => {
     const carrier = (index: number) => ({
       traceparent: `00-${'a'.repeat(32)}-${String(index).padStart(16, '0')}-01`,
     });
+    const trace = { carrier };
     const { queued } = planJobs({
-      ...{ uid: 'u', calls, meta, lookups, toolUses, batchKey: 'b', streamKey: 's', options: {} },
-      trace: { carrier },
+      uid: 'u',
+      calls,
+      meta,
+      lookups,
+      toolUses,
+      batchKey: 'b',
+      streamKey: 's',
+      options: {},
+      trace,
     });
     expect(queued.map((j) => (j.data as JobData).trace)).toEqual([carrier(0), carrier(1)]);
   });
