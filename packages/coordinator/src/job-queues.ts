@@ -31,7 +31,7 @@ export interface QueuedJob {
   data: JobData | JobChunk;
 }
 
-/** The id of the job that carries one call of a batch alone (not a re-run's: lost-calls.ts). */
+/** The id of the job that carries one call of a batch alone (not a re-run's: dispatch/lost-calls.ts). */
 export function singleCallJobId(batchId: string, index: number): string {
   return `${batchId}.${index}`;
 }

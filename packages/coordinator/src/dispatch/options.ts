@@ -1,13 +1,16 @@
 /**
- * The Dispatcher's options and every default, in one place. The CLI fills them from the
- * environment (packages/shared/src/config.ts); a library user passes what they need.
+ * The Dispatcher's options and every default, in one place, and the checks of what a caller
+ * passes. The CLI fills them from the environment (packages/shared/src/config.ts); a library user
+ * passes what they need.
  */
 import {
+  assertKeyPart,
   DEFAULTS,
   type FailurePolicy,
   type Logger,
   type RedisConnectionConfig,
   type Registry,
+  ToolqError,
 } from '@toolq/shared';
 
 export interface DispatchOptions {
@@ -82,3 +85,51 @@ export const DISPATCHER_DEFAULTS = {
 
 /** Node's timers hold at most 2³¹−1 ms; a longer timeout would fire at once. */
 export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/** A duration option of the Dispatcher (a misconfiguration: CONFIG_INVALID). */
+export function positiveMs(what: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0 || value > MAX_TIMEOUT_MS)
+    throw new ToolqError(
+      'CONFIG_INVALID',
+      `${what} must be a number of ms from 1 to ${MAX_TIMEOUT_MS}, got ${value}`,
+    );
+  return value;
+}
+
+export function assertTimeout(timeoutMs: number): void {
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS)
+    throw new ToolqError(
+      'INVALID_INPUT',
+      `timeoutMs must be a whole number of ms from 1 to ${MAX_TIMEOUT_MS} (about 24.8 days), got ${timeoutMs}`,
+    );
+}
+
+export function assertUniqueIds(toolUses: readonly { id: string }[]): void {
+  const seen = new Set<string>();
+  for (const [i, use] of toolUses.entries()) {
+    if (seen.has(use.id)) throw new ToolqError('INVALID_INPUT', `tool_uses.${i}.id: duplicate id ${use.id}`);
+    seen.add(use.id);
+  }
+}
+
+/**
+ * What dispatch() refuses before anything else (INVALID_INPUT), in this order: duplicate tool_use
+ * ids, a malformed app or batch id, a timeout out of range.
+ */
+export function assertDispatchable(
+  toolUses: readonly { id: string }[],
+  app: string,
+  options: Pick<DispatchOptions, 'batchId' | 'timeoutMs'>,
+): void {
+  assertUniqueIds(toolUses);
+  assertKeyPart('app', app);
+  if (options.batchId !== undefined) assertKeyPart('batchId', options.batchId);
+  if (options.timeoutMs !== undefined) assertTimeout(options.timeoutMs);
+}
+
+export function batchExists(batchId: string): ToolqError {
+  return new ToolqError(
+    'BATCH_EXISTS',
+    `batch ${batchId} was dispatched already; use collect() to get its results`,
+  );
+}

@@ -7,9 +7,9 @@
  * call when its tool may run twice (it declares `retry`) and its deadline has not passed, and
  * answers the others `is_error` at once instead of at their deadlines.
  */
-import { type BatchMeta, type Redis, rewriteBatchMeta } from '@toolq/shared';
-import type { Catalog } from './catalog.ts';
-import { groupJobs, type JobQueues, jobIdOf, type PlannedJob } from './job-queues.ts';
+import { type BatchMeta, messages, type Redis, rewriteBatchMeta } from '@toolq/shared';
+import type { Catalog, ToolLookup } from '../catalog.ts';
+import { groupJobs, type JobQueues, jobIdOf, type PlannedJob, type QueuedJob } from '../job-queues.ts';
 
 export interface JobRef {
   /** The queue the job waits in (a pool's, or a lane of it). */
@@ -80,30 +80,29 @@ export class Rerunnable {
   }
 
   /**
-   * Writes the record again (with the new jobs, keeping any results) and enqueues the calls anew,
-   * each to the queue the catalog names for its tool now. Resolves with the new job of each call
-   * re-run, and why the others could not be.
+   * The jobs of a re-run, counted against each call's re-runs, and the record rewritten to name
+   * them (in memory: rerun() writes it). Each call goes where `route` sends its tool now; a call
+   * whose tool no live worker serves is not re-run (nor counted).
    */
-  async rerun(
-    deps: { redis: Redis; queues: JobQueues; catalog: Catalog },
+  plan(
     indexes: readonly number[],
-  ): Promise<{ rerun: Map<number, Required<JobRef>>; failed: Map<number, string> }> {
-    const rerun = new Map<number, Required<JobRef>>();
+    route: (tool: string) => ToolLookup,
+  ): { queued: QueuedJob[]; failed: Map<number, string> } {
     const failed = new Map<number, string>();
     const planned: PlannedJob[] = [];
     const workersIn = new Map<string, number>();
     for (const index of indexes) {
       const job = this.jobs[index];
-      const route = job ? deps.catalog.lookupCached(job.data.tool) : undefined;
-      if (!job || route?.kind !== 'ok') {
+      const lookup = job ? route(job.data.tool) : undefined;
+      if (!job || lookup?.kind !== 'ok') {
         failed.set(index, 'and no live worker serves its tool now');
         continue;
       }
-      workersIn.set(route.queue, Math.max(workersIn.get(route.queue) ?? 0, route.workers));
-      planned.push({ queue: route.queue, index, data: { ...job.data, enqueuedAt: Date.now() } });
+      workersIn.set(lookup.queue, Math.max(workersIn.get(lookup.queue) ?? 0, lookup.workers));
+      planned.push({ queue: lookup.queue, index, data: { ...job.data, enqueuedAt: Date.now() } });
       this.reruns[index] = (this.reruns[index] ?? 0) + 1;
     }
-    if (planned.length === 0) return { rerun, failed };
+    if (planned.length === 0) return { queued: [], failed };
     this.round++;
     const queued = groupJobs(`${this.uid}.r${this.round}`, planned, (queue) => workersIn.get(queue) ?? 1);
     for (const job of queued) {
@@ -115,6 +114,21 @@ export class Rerunnable {
         else delete call.queue;
       }
     }
+    return { queued, failed };
+  }
+
+  /**
+   * Writes the record again (with the new jobs, keeping any results) and enqueues the calls anew,
+   * each to the queue the catalog names for its tool now. Resolves with the new job of each call
+   * re-run, and why the others could not be.
+   */
+  async rerun(
+    deps: { redis: Redis; queues: JobQueues; catalog: Catalog },
+    indexes: readonly number[],
+  ): Promise<{ rerun: Map<number, Required<JobRef>>; failed: Map<number, string> }> {
+    const rerun = new Map<number, Required<JobRef>>();
+    const { queued, failed } = this.plan(indexes, (tool) => deps.catalog.lookupCached(tool));
+    if (queued.length === 0) return { rerun, failed };
     try {
       // The record before the jobs: a worker writes a result only into a record that exists.
       await rewriteBatchMeta(
@@ -124,8 +138,8 @@ export class Rerunnable {
         Math.max(this.keepUntil - Date.now(), 1_000),
       );
     } catch (err) {
-      for (const { index } of planned)
-        failed.set(index, `and could not be re-run: ${(err as Error).message}`);
+      for (const { indexes: calls } of queued)
+        for (const index of calls) failed.set(index, `and could not be re-run: ${(err as Error).message}`);
       return { rerun, failed };
     }
     const failures = new Map(
@@ -141,4 +155,46 @@ export class Rerunnable {
     }
     return { rerun, failed };
   }
+}
+
+/** The is_error answer of a lost call that is not re-run: why, when a re-run was tried and failed. */
+export function lostCallMessage(whyNotRerun: string | undefined): string {
+  return messages.error(whyNotRerun ? `${LOST_CALL_MESSAGE}, ${whyNotRerun}` : LOST_CALL_MESSAGE);
+}
+
+/**
+ * For a batch collected from another coordinator's record (whose owner may be re-running a lost
+ * call, and writes the new job into the record first): the calls that are lost for sure. A call
+ * whose record names another job than `jobs` does is followed there (`jobs` and `since` are
+ * updated) and not lost; the others are lost once they have looked lost for `graceMs`, counted
+ * from their first sighting in `since`.
+ */
+export function lostForSure(input: {
+  /** The batch's uid. */
+  uid: string;
+  lost: readonly number[];
+  /** The record's calls, as read now (undefined: no record). */
+  recorded: BatchMeta['calls'] | undefined;
+  /** The batch's job references, by call index. */
+  jobs: ({ readonly pool: string; readonly queue: string; readonly jobId?: string } | undefined)[];
+  /** By call index: epoch ms when the call first looked lost. */
+  since: Map<number, number>;
+  now: number;
+  graceMs: number;
+}): number[] {
+  const { uid, recorded, jobs, since, now } = input;
+  const sure: number[] = [];
+  for (const index of input.lost) {
+    const call = recorded?.[index];
+    const ref = jobs[index];
+    if (call?.job && ref && call.job !== jobIdOf(uid, index, ref)) {
+      jobs[index] = { pool: ref.pool, queue: call.queue ?? call.pool ?? ref.queue, jobId: call.job };
+      since.delete(index);
+      continue;
+    }
+    const first = since.get(index) ?? now;
+    since.set(index, first);
+    if (now - first >= input.graceMs) sure.push(index);
+  }
+  return sure;
 }

@@ -1,0 +1,155 @@
+/**
+ * Which calls Redis lost are re-run and which are answered is_error: a call is re-run only when
+ * its tool declares `retry` (it may run twice), its deadline has not passed, it has been re-run
+ * fewer than MAX_RERUNS_PER_CALL times and a live worker serves its tool; a collector (which has
+ * no inputs to re-run) follows the owner's re-runs and waits out a grace. Pure: no Redis.
+ */
+import type { BatchMeta } from '@toolq/shared';
+import { describe, expect, it } from 'vitest';
+import {
+  LOST_CALL_MESSAGE,
+  lostCallMessage,
+  lostForSure,
+  MAX_RERUNS_PER_CALL,
+  Rerunnable,
+} from '../../src/dispatch/lost-calls.ts';
+import { BATCH_KEY, plan, STARTED_AT, served, spec, uses } from './plan-fixtures.ts';
+
+const safe = spec('safe', 10_000, true); // declares retry: may run twice
+const once = spec('once', 10_000); // may not
+const NO_WORKER = { kind: 'no_worker', pool: 'p' } as const;
+
+/** A batch of [safe, once, safe] as the dispatching coordinator keeps it to re-run lost calls. */
+function batch() {
+  const { mayRunTwice, meta, calls } = plan(uses('safe', 'once', 'safe'), [
+    served(safe, 'p', 3),
+    served(once, 'p', 3),
+    served(safe, 'p', 3),
+  ]);
+  const keepUntil = STARTED_AT + 60_000;
+  return { meta, calls, rerunnable: new Rerunnable('uid-1', BATCH_KEY, mayRunTwice, meta, keepUntil) };
+}
+
+describe('Rerunnable.eligible: which lost calls may run again', () => {
+  it('re-runs only calls whose tools declare retry', () => {
+    const { rerunnable } = batch();
+    expect(rerunnable.eligible([0, 1, 2], STARTED_AT + 1)).toEqual([0, 2]);
+  });
+
+  it('re-runs no call whose deadline has passed (or is now)', () => {
+    const { rerunnable, calls } = batch();
+    const deadline = calls[0]?.deadline ?? 0;
+    expect(rerunnable.eligible([0], deadline - 1)).toEqual([0]);
+    expect(rerunnable.eligible([0], deadline)).toEqual([]);
+    expect(rerunnable.eligible([0, 2], deadline + 1)).toEqual([]);
+  });
+
+  it(`re-runs a call at most ${MAX_RERUNS_PER_CALL} times`, () => {
+    const { rerunnable } = batch();
+    const now = STARTED_AT + 1;
+    for (let round = 1; round <= MAX_RERUNS_PER_CALL; round++) {
+      expect(rerunnable.eligible([0, 2], now)).toEqual([0, 2]);
+      const { queued } = rerunnable.plan([0], () => served(safe, 'p', 1));
+      expect(queued.map((j) => j.jobId)).toEqual([`uid-1.r${round}.0`]);
+    }
+    // Call 0 has used its re-runs; call 2 has not been re-run yet.
+    expect(rerunnable.eligible([0, 2], now)).toEqual([2]);
+  });
+
+  it('does not count a re-run that found no live worker for the tool', () => {
+    const { rerunnable, meta } = batch();
+    const jobBefore = meta.calls[0]?.job;
+    for (let i = 0; i < MAX_RERUNS_PER_CALL + 1; i++) {
+      const { queued, failed } = rerunnable.plan([0], () => NO_WORKER);
+      expect(queued).toEqual([]);
+      expect(failed.get(0)).toBe('and no live worker serves its tool now');
+    }
+    expect(rerunnable.eligible([0], STARTED_AT + 1)).toEqual([0]);
+    expect(meta.calls[0]?.job).toBe(jobBefore); // the record still names the original job
+  });
+
+  it('re-runs a call with its original input, deadline and reply address', () => {
+    const { rerunnable } = batch();
+    const { queued } = rerunnable.plan([2], () => served(safe, 'p', 1));
+    const data = queued[0]?.data;
+    expect(data).toMatchObject({
+      tool: 'safe',
+      toolUseId: 'toolu_2',
+      input: { n: 2 },
+      deadline: STARTED_AT + 10_000,
+      reply: { batchId: 'uid-1', index: 2, batchKey: BATCH_KEY },
+    });
+  });
+});
+
+describe('lostCallMessage: the is_error answer of a lost call not re-run', () => {
+  it('says the call was lost, and why it was not re-run when a re-run failed', () => {
+    expect(lostCallMessage(undefined)).toContain(LOST_CALL_MESSAGE);
+    const failed = lostCallMessage('and no live worker serves its tool now');
+    expect(failed).toContain(`${LOST_CALL_MESSAGE}, and no live worker serves its tool now`);
+  });
+});
+
+describe('lostForSure: a collector answers a lost call only after the grace', () => {
+  const GRACE = 10_000;
+  function recorded(jobs: (string | undefined)[], queue?: string): BatchMeta['calls'] {
+    return jobs.map((job, index) => ({
+      toolUseId: `toolu_${index}`,
+      tool: 'safe',
+      deadline: STARTED_AT + 60_000,
+      timeoutMs: 60_000,
+      pool: 'p',
+      ...(queue ? { queue } : {}),
+      ...(job ? { job } : {}),
+    }));
+  }
+
+  it('waits out the grace from the first time a call looked lost', () => {
+    const since = new Map<number, number>();
+    const jobs = [
+      { pool: 'p', queue: 'p' },
+      { pool: 'p', queue: 'p' },
+    ];
+    const record = recorded(['uid-1.0', 'uid-1.1']);
+    const at = (now: number, lost: number[]) =>
+      lostForSure({ uid: 'uid-1', lost, recorded: record, jobs, since, now, graceMs: GRACE });
+    expect(at(1_000, [0])).toEqual([]);
+    expect(at(5_000, [0, 1])).toEqual([]);
+    expect(at(1_000 + GRACE - 1, [0, 1])).toEqual([]);
+    expect(at(1_000 + GRACE, [0, 1])).toEqual([0]);
+    expect(at(5_000 + GRACE, [0, 1])).toEqual([0, 1]);
+  });
+
+  it('follows a call the owner re-ran to its new job, and starts its grace again', () => {
+    const since = new Map<number, number>([[0, 0]]);
+    const jobs: { pool: string; queue: string; jobId?: string }[] = [{ pool: 'p', queue: 'p' }];
+    const record = recorded(['uid-1.r1.0'], 'p~lane');
+    const sure = lostForSure({
+      uid: 'uid-1',
+      lost: [0],
+      recorded: record,
+      jobs,
+      since,
+      now: GRACE * 2,
+      graceMs: GRACE,
+    });
+    expect(sure).toEqual([]);
+    expect(jobs[0]).toEqual({ pool: 'p', queue: 'p~lane', jobId: 'uid-1.r1.0' });
+    expect(since.has(0)).toBe(false);
+    // Lost again in its new job: the grace counts from now.
+    const again = (now: number) =>
+      lostForSure({ uid: 'uid-1', lost: [0], recorded: record, jobs, since, now, graceMs: GRACE });
+    expect(again(GRACE * 3)).toEqual([]);
+    expect(again(GRACE * 4)).toEqual([0]);
+  });
+
+  it('counts the grace when the record is gone too', () => {
+    const since = new Map<number, number>();
+    const jobs = [{ pool: 'p', queue: 'p' }];
+    const at = (now: number) =>
+      lostForSure({ uid: 'u', lost: [0], recorded: undefined, jobs, since, now, graceMs: GRACE });
+    expect(at(0)).toEqual([]);
+    expect(at(GRACE)).toEqual([0]);
+    expect(jobs[0]).toEqual({ pool: 'p', queue: 'p' });
+  });
+});
