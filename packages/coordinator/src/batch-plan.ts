@@ -2,8 +2,7 @@
  * Plans a batch before anything is enqueued: each call's timeout and deadline, and the record a
  * restarted coordinator needs to collect it (where each call went, or the answer given at once).
  */
-import type { BatchMeta } from '@toolq/shared';
-import { messages } from '@toolq/shared';
+import { type BatchMeta, messages } from '@toolq/shared/internal';
 import { type BarrierCall, coordinatorResult } from './barrier.ts';
 import type { ToolLookup } from './catalog.ts';
 

@@ -2,13 +2,8 @@
  * The Dispatcher's options and every default, in one place. The CLI fills them from the
  * environment (packages/shared/src/config.ts); a library user passes what they need.
  */
-import {
-  DEFAULTS,
-  type FailurePolicy,
-  type Logger,
-  type RedisConnectionConfig,
-  type Registry,
-} from '@toolq/shared';
+import type { FailurePolicy, Logger, RedisConnectionConfig } from '@toolq/shared';
+import { DEFAULTS, type Registry } from '@toolq/shared/internal';
 
 export interface DispatchOptions {
   /** Per-call timeout. Default: each tool's own timeout (which defaults to 30 s). A smaller value wins. */

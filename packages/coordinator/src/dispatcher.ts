@@ -5,10 +5,10 @@
  * latency, never correctness; deadlines are enforced here whatever the workers do.
  */
 import { randomUUID } from 'node:crypto';
+import { type CallResult, createLogger, type Logger, ToolqError } from '@toolq/shared';
 import {
   assertKeyPart,
   CallLog,
-  type CallResult,
   type CoordinatorMetrics,
   claimBatch,
   claimBatchName,
@@ -16,14 +16,12 @@ import {
   coerceError,
   createCoordinatorMetrics,
   createKeys,
-  createLogger,
   createRedis,
   createRegistry,
   describeRedisFailure,
   duplicateConnection,
   isClusterConnection,
   type Keys,
-  type Logger,
   markAnswered,
   messages,
   publishCancel,
@@ -33,10 +31,9 @@ import {
   readBatchMeta,
   readBatchOwner,
   readResults,
-  ToolqError,
   whyNotWritable,
   withinRedis,
-} from '@toolq/shared';
+} from '@toolq/shared/internal';
 import type { Queue } from 'bullmq';
 import { whenAborted } from './abort-fanout.ts';
 import { Barrier, type BarrierCall, type BarrierLimits, type LastLook, type SettledCall } from './barrier.ts';

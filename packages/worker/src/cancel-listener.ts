@@ -3,7 +3,8 @@
  * runs and aborts the ones a coordinator names. A lost message costs only wasted work: the
  * coordinator has already answered the call and drops a late result.
  */
-import { type CancelMessage, type Logger, parseCancelMessage, RecentSet, type Redis } from '@toolq/shared';
+import type { Logger } from '@toolq/shared';
+import { type CancelMessage, parseCancelMessage, RecentSet, type Redis } from '@toolq/shared/internal';
 
 export class RunningCalls {
   private readonly byBatch = new Map<string, Map<number, AbortController>>();

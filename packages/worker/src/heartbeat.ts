@@ -1,12 +1,12 @@
+import type { Logger } from '@toolq/shared';
 import {
   HEARTBEAT_INTERVAL_MS,
   type Keys,
-  type Logger,
   publishWorker,
   type Redis,
   unpublishWorker,
   type WorkerInfo,
-} from '@toolq/shared';
+} from '@toolq/shared/internal';
 
 /** Keeps this worker's catalog entry fresh; a Redis restart is healed by the next beat. */
 export async function startHeartbeat(options: {

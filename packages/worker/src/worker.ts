@@ -5,12 +5,21 @@
 import { hostname } from 'node:os';
 import {
   type AnyTool,
-  CallLog,
   type CallResult,
   CONTRACT_VERSION,
+  createLogger,
+  type JobChunk,
+  type JobData,
+  jobChunkSchema,
+  jobDataSchema,
+  type Logger,
+  type RedisConnectionConfig,
+  ToolqError,
+} from '@toolq/shared';
+import {
+  CallLog,
   closeRedis,
   createKeys,
-  createLogger,
   createRedis,
   createRegistry,
   createWorkerMetrics,
@@ -19,23 +28,16 @@ import {
   type HeartbeatMemory,
   inputJsonSchema,
   isCallStillWanted,
-  type JobChunk,
-  type JobData,
-  jobChunkSchema,
-  jobDataSchema,
-  type Logger,
   laneOf,
   messages,
   type ParsedJobData,
   publishPoolMode,
-  type RedisConnectionConfig,
   type Registry,
   readWorkers,
   storeResult,
-  ToolqError,
   type ToolSpec,
   whyNotWritable,
-} from '@toolq/shared';
+} from '@toolq/shared/internal';
 import { DelayedError, type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import { traceCall } from './call-tracing.ts';
 import { listenForCancels, RunningCalls } from './cancel-listener.ts';

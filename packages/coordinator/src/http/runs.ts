@@ -6,7 +6,8 @@
  * app it does not exist (404).
  */
 import type { ServerResponse } from 'node:http';
-import { describeZodIssues, type Logger, ToolqError, type ToolqErrorCode } from '@toolq/shared';
+import { type Logger, ToolqError, type ToolqErrorCode } from '@toolq/shared';
+import { describeZodIssues } from '@toolq/shared/internal';
 import type { FastifyInstance } from 'fastify';
 import type { z } from 'zod';
 import type { RunService } from '../runs/run-service.ts';

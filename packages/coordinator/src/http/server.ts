@@ -2,7 +2,8 @@
  * The coordinator's HTTP API (Fastify): tool batches for apps that do not speak BullMQ, the tool
  * catalog, Prometheus metrics, health and readiness.
  */
-import { DEFAULTS, describeZodIssues, type Logger, ToolqError, withinRedis } from '@toolq/shared';
+import { type Logger, ToolqError } from '@toolq/shared';
+import { DEFAULTS, describeZodIssues, withinRedis } from '@toolq/shared/internal';
 import Fastify, { type FastifyInstance } from 'fastify';
 import secureJson from 'secure-json-parse';
 import type { BatchResult } from '../batch-result.ts';
