@@ -165,7 +165,6 @@ export function createWorkerMetrics(registry: Registry) {
     skipped: counter(registry, 'toolq_worker_skipped_jobs_total'),
   };
 }
-export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;
 
 export function createCoordinatorMetrics(registry: Registry) {
   return {
