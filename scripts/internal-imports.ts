@@ -5,8 +5,8 @@
  * it after moving a name between packages/shared/src/index.ts and internal.ts, or after merging a
  * branch that imports plumbing from the root entry; files already right are left alone.
  *
- *   pnpm tsx scripts/internal-imports.ts           # rewrites the imports, then `biome check --write`s those files
- *   pnpm tsx scripts/internal-imports.ts --check   # lists the files it would change; exit 1 if any
+ *   pnpm internal-imports           # rewrites the imports, then `biome check --write`s those files
+ *   pnpm internal-imports --check   # lists the files it would change; exit 1 if any
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
