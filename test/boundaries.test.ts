@@ -7,13 +7,99 @@
  *   http/ and runs/, the durable agent runs; apart from the entry points index.ts and cli.ts, which
  *   put the pieces together) never imports the agent loop;
  * - no package's src/ has an import cycle (type imports included: they are what tied the
- *   dispatcher to the agent loop's types before).
+ *   dispatcher to the agent loop's types before);
+ * - every name an entry point of a package exports (`@toolq/shared`, `@toolq/shared/internal`, …) is
+ *   used outside that package (by another package, its tests, examples/, bench/, test-support/,
+ *   test/, deploy/), or is on PUBLIC_ON_PURPOSE: API for users that nothing here happens to use.
+ *   A package's own tests do not count: they may import any of its files. `pnpm surface` prints
+ *   the counts.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
+import { surfaces } from '../scripts/package-surface.ts';
 import { REPO_ROOT } from '../test-support/built-packages.ts';
+
+/**
+ * Exported for users on purpose though nothing in the repository outside the package uses them:
+ * documented in README.md, or the types of what a public function takes or returns.
+ */
+const PUBLIC_ON_PURPOSE: Record<string, readonly string[]> = {
+  // The HTTP client's whole surface: its options, errors and the API's request and response shapes.
+  '@toolq/client': [
+    'AgentStatus',
+    'CallOptions',
+    'CallStats',
+    'CatalogTool',
+    'FailurePolicy',
+    'ImageBlock',
+    'MessageParam',
+    'Outcome',
+    'PerformanceReport',
+    'RETRY_DEFAULTS',
+    'RetryEvent',
+    'RetryOptions',
+    'Run',
+    'RunCreated',
+    'RunList',
+    'RunRequest',
+    'RunStatus',
+    'TextBlock',
+    'ToolBatch',
+    'ToolBatchOptions',
+    'ToolResultBlock',
+    'ToolUseLike',
+    'ToolqClientError',
+    'ToolqClientOptions',
+    'ToolqConnectionError',
+    'ToolqHttpError',
+    'ToolqTimeoutError',
+  ],
+  // What new Dispatcher(), dispatch(), runAgent() and performanceReport() take and return.
+  '@toolq/coordinator': [
+    'AdvisorOptions',
+    'AgentDispatcher',
+    'AgentEventType',
+    'AgentOptions',
+    'AgentResult',
+    'BatchResult',
+    'CallStats',
+    'DispatcherOptions',
+    'IterationAction',
+    'ModelRole',
+    'ModelUsage',
+    'TokenCounts',
+    'ToolPerformance',
+  ],
+  // README: a script's responses (thinking, the advisor's blocks), its errors, toolTurnsScript's turns.
+  '@toolq/scripted-model': [
+    'ScriptedBlock',
+    'ScriptedError',
+    'ScriptedModelOptions',
+    'ScriptedResponse',
+    'ScriptedTurn',
+    'ScriptedUsage',
+    'StopReason',
+    'ToolCall',
+    'ToolTurn',
+    'ToolTurnsOptions',
+    'advisorResult',
+    'thinking',
+  ],
+  // defineTool's types, toAnthropicTool (README), the result schema of the job contract, config and tracing.
+  '@toolq/shared': [
+    'RetryPolicy',
+    'ToolDefinition',
+    'ToolRunContext',
+    'ToolqConfig',
+    'Tracing',
+    'callResultSchema',
+    'toAnthropicTool',
+  ],
+  // README lists every diagnostic tool; a tool module exports each by name.
+  '@toolq/worker/diagnostics': ['diagCrash', 'diagFail'],
+};
 
 const SKIP_DIRS = new Set(['node_modules', 'dist', '.tmp', '.git']);
 const COORDINATOR_SRC = join(REPO_ROOT, 'packages', 'coordinator', 'src');
@@ -133,5 +219,34 @@ describe('package boundaries', () => {
     };
     for (const file of graph.keys()) if (!state.has(file)) visit(file);
     expect(cycles).toEqual([]);
+  });
+
+  describe('every exported name has a user outside its package, or is public on purpose', () => {
+    const entries = surfaces();
+    it('reads every entry point', () => {
+      expect(entries.map((s) => s.entry.specifier)).toEqual(
+        expect.arrayContaining([
+          '@toolq/shared',
+          '@toolq/shared/internal',
+          '@toolq/coordinator',
+          '@toolq/worker',
+        ]),
+      );
+    });
+    for (const { entry, unusedOutside } of entries) {
+      it(entry.specifier, () => {
+        const onPurpose = PUBLIC_ON_PURPOSE[entry.specifier] ?? [];
+        expect(
+          unusedOutside.filter((name) => !onPurpose.includes(name)),
+          'exported, but nothing outside the package uses it: stop exporting it, or list it in PUBLIC_ON_PURPOSE',
+        ).toEqual([]);
+        // A name that left the entry leaves the list too.
+        expect(onPurpose.filter((name) => !entry.names.includes(name))).toEqual([]);
+      });
+    }
+    it('entry points name what they export (no `export *`)', () => {
+      const star = entries.filter(({ entry }) => entry.exportsStar).map(({ entry }) => entry.specifier);
+      expect(star).toEqual([]);
+    });
   });
 });

@@ -12,7 +12,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startScriptedModel, toolTurnsScript } from '@toolq/scripted-model';
-import { METRIC_LABEL_VALUES, METRICS, PROCESS_METRIC_PREFIX } from '@toolq/shared';
+import { METRIC_LABEL_VALUES, METRICS, PROCESS_METRIC_PREFIX } from '@toolq/shared/internal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { startCoordinatorProcess } from '../../test-support/coordinator-process.ts';

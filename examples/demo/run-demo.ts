@@ -19,7 +19,8 @@ import {
   type UsageReport,
 } from '@toolq/coordinator';
 import { startScriptedModel } from '@toolq/scripted-model';
-import { createLogger, describeRedis, loadConfig, ToolqError } from '@toolq/shared';
+import { createLogger, loadConfig, ToolqError } from '@toolq/shared';
+import { describeRedis } from '@toolq/shared/internal';
 import { startRedisServer } from '../../test-support/redis-server.ts';
 import { startWorkerProcess } from '../../test-support/worker-process.ts';
 import { prepareFilesWorkspace } from './mcp-files.ts';

@@ -6,14 +6,8 @@
  * unanswered deadline, and no promise of its own (its owner hears of the last answer through
  * BarrierLimits.onDone, one function for every barrier).
  */
-import {
-  type CallResult,
-  CONTRACT_VERSION,
-  type FailurePolicy,
-  firstLineOf,
-  messages,
-  type Outcome,
-} from '@toolq/shared';
+import { type CallResult, CONTRACT_VERSION, type FailurePolicy, type Outcome } from '@toolq/shared';
+import { firstLineOf, messages } from '@toolq/shared/internal';
 import { deadlineClock, type Expirable } from './deadline-clock.ts';
 
 export interface BarrierCall {

@@ -1,10 +1,6 @@
 /** What a dispatch answers: the ordered tool_result blocks and what happened to each call. */
-import {
-  type CoordinatorMetrics,
-  type Outcome,
-  type ToolResultBlock,
-  toToolResultBlock,
-} from '@toolq/shared';
+import { type Outcome, type ToolResultBlock, toToolResultBlock } from '@toolq/shared';
+import type { CoordinatorMetrics } from '@toolq/shared/internal';
 import type { SettledCall } from './barrier.ts';
 
 export interface CallStats {

@@ -4,7 +4,8 @@
  * the worker's spans become its children. Spans are kept here until the batch is answered, and
  * only while tracing is on; off, startBatchTrace() returns undefined after one variable read.
  */
-import { carrierOf, getTracer, markError, type Span, startSpan, type TraceCarrier } from '@toolq/shared';
+import type { TraceCarrier } from '@toolq/shared';
+import { carrierOf, getTracer, markError, type Span, startSpan } from '@toolq/shared/internal';
 import type { BatchResult } from './batch-result.ts';
 
 interface OpenBatch {

@@ -2,16 +2,16 @@
  * What tools exist and where they run, read from the workers' heartbeats in Redis, so that a
  * coordinator knows the tools without importing their code. Refreshed periodically and on a miss.
  */
+import type { Logger } from '@toolq/shared';
 import {
   type HeartbeatMemory,
   type Keys,
-  type Logger,
   type Redis,
   readWaitingPools,
   readWorkers,
   type ToolSpec,
   type WorkerInfo,
-} from '@toolq/shared';
+} from '@toolq/shared/internal';
 
 export type ToolLookup =
   | {

@@ -3,7 +3,8 @@
  * `toolq-coordinator` / `pnpm coordinator`: the HTTP API in front of a Dispatcher. The only place
  * in this package's server side that touches `process`: signals, exit codes, the environment.
  */
-import { createLogger, describeRedis, describeStartupError, loadConfig, startTracing } from '@toolq/shared';
+import { createLogger, loadConfig, startTracing } from '@toolq/shared';
+import { describeRedis, describeStartupError } from '@toolq/shared/internal';
 import { Command, InvalidArgumentError } from 'commander';
 import { Dispatcher } from './dispatcher.ts';
 import { assertSafeListen } from './http/auth.ts';

@@ -5,29 +5,26 @@
  * latency, never correctness; deadlines are enforced here whatever the workers do.
  */
 import { randomUUID } from 'node:crypto';
+import { type CallResult, createLogger, type Logger, ToolqError } from '@toolq/shared';
 import {
   assertKeyPart,
   CallLog,
-  type CallResult,
   type CoordinatorMetrics,
   closeRedis,
   createCoordinatorMetrics,
   createKeys,
-  createLogger,
   createRedis,
   createRegistry,
   duplicateConnection,
   type Keys,
-  type Logger,
   type Redis,
   type Registry,
   readBatchMeta,
   readBatchOwner,
   readResults,
-  ToolqError,
   whyNotWritable,
   withinRedis,
-} from '@toolq/shared';
+} from '@toolq/shared/internal';
 import type { Queue } from 'bullmq';
 import { Barrier, type BarrierLimits } from './barrier.ts';
 import type { BatchResult } from './batch-result.ts';

@@ -3,13 +3,13 @@
  * window of the whole fleet's calls, read from the call log in Redis (see @toolq/shared call-log).
  * Shared by GET /v1/report and `pnpm report`.
  */
+import { ToolqError } from '@toolq/shared';
 import {
   CALL_LOG_RETENTION_MS,
   type CallLog,
   type CallLogWindow,
   histogramPercentile,
-  ToolqError,
-} from '@toolq/shared';
+} from '@toolq/shared/internal';
 import { type BatchResult, UNKNOWN_TOOL_LABEL } from './batch-result.ts';
 
 export const DEFAULT_REPORT_WINDOW = '15m';

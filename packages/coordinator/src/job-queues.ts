@@ -9,11 +9,10 @@ import {
   type FailurePolicy,
   type JobChunk,
   type JobData,
-  type Keys,
   type Logger,
   MAX_CALLS_PER_JOB,
-  type Redis,
 } from '@toolq/shared';
+import type { Keys, Redis } from '@toolq/shared/internal';
 import { Queue } from 'bullmq';
 
 export interface PlannedJob {

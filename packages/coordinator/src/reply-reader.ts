@@ -4,7 +4,8 @@
  * written before start-up is missed) and trims only what it has read. Unlike BullMQ's QueueEvents,
  * nothing here can be lost to a late subscription or to trimming by others.
  */
-import { type CallResult, type Logger, parseCallResult, type Redis } from '@toolq/shared';
+import type { CallResult, Logger } from '@toolq/shared';
+import { parseCallResult, type Redis } from '@toolq/shared/internal';
 
 const TRIM_EVERY_MS = 100;
 

@@ -3,7 +3,8 @@
  * `pnpm report [--window 15m] [--json]`: the fleet's performance report, read from the call log in
  * Redis (REDIS_URL, TOOLQ_PREFIX), with no coordinator needed.
  */
-import { CallLog, closeRedis, createRedis, describeStartupError, loadConfig } from '@toolq/shared';
+import { loadConfig } from '@toolq/shared';
+import { CallLog, closeRedis, createRedis, describeStartupError } from '@toolq/shared/internal';
 import { Command } from 'commander';
 import { DEFAULT_REPORT_WINDOW, fleetReport, formatFleetReport, parseWindow } from './fleet-report.ts';
 

@@ -3,7 +3,7 @@
  * batch (jobs, cancellations, workers' skip lists) acts on another that reuses its name, and any
  * coordinator can collect it — joining it, not replacing it, while it is still waiting.
  */
-import { createKeys, createRedis, type Redis, readBatchOwner } from '@toolq/shared';
+import { createKeys, createRedis, type Redis, readBatchOwner } from '@toolq/shared/internal';
 import { startWorker, type ToolqWorker } from '@toolq/worker';
 import diagnostics from '@toolq/worker/diagnostics';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

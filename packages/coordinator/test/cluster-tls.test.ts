@@ -5,7 +5,7 @@
  * cluster is cluster.test.ts's subject; this checks that every node connection speaks TLS.
  */
 import { fileURLToPath } from 'node:url';
-import { createRedis, probeRedis } from '@toolq/shared';
+import { createRedis, probeRedis } from '@toolq/shared/internal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
 import { expectMixedBatchAnswered } from '../../../test-support/mixed-batch.ts';

@@ -7,7 +7,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { startScriptedModel, toolTurnsScript } from '@toolq/scripted-model';
-import { createRedis, probeRedis } from '@toolq/shared';
+import { createRedis, probeRedis } from '@toolq/shared/internal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
 import { testLogger } from '../../../test-support/logger.ts';

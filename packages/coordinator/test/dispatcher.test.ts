@@ -1,12 +1,12 @@
+import { contractJsonSchemas } from '@toolq/shared';
 import {
-  contractJsonSchemas,
   createKeys,
   createRedis,
   publishWorker,
   type Redis,
   readBatchOwner,
   writeResult,
-} from '@toolq/shared';
+} from '@toolq/shared/internal';
 import { startWorker, type ToolqWorker } from '@toolq/worker';
 import diagnostics from '@toolq/worker/diagnostics';
 import { Job, Queue } from 'bullmq';

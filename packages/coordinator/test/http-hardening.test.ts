@@ -6,7 +6,7 @@
 import { connect } from 'node:net';
 import Anthropic from '@anthropic-ai/sdk';
 import { startScriptedModel, toolTurnsScript } from '@toolq/scripted-model';
-import { createRedis, type Redis } from '@toolq/shared';
+import { createRedis, type Redis } from '@toolq/shared/internal';
 import { startWorker, type ToolqWorker } from '@toolq/worker';
 import diagnostics from '@toolq/worker/diagnostics';
 import type { FastifyInstance } from 'fastify';

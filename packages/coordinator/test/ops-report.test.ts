@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { CallLog, callLogKey, closeRedis, createRedis, readCallLog } from '@toolq/shared';
+import { CallLog, callLogKey, closeRedis, createRedis, readCallLog } from '@toolq/shared/internal';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';

@@ -8,7 +8,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startScriptedModel, toolTurnsScript } from '@toolq/scripted-model';
-import { getTracer, inSpan, recordSpan } from '@toolq/shared';
+import { getTracer, inSpan, recordSpan } from '@toolq/shared/internal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';

@@ -3,7 +3,7 @@
  * separate processes, and the workers' two-stage shutdown.
  */
 
-import { createKeys, createRedis, readBatchOwner } from '@toolq/shared';
+import { createKeys, createRedis, readBatchOwner } from '@toolq/shared/internal';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';

@@ -2,7 +2,7 @@
  * A pool whose workers serve different tools (a rolling deploy that adds a tool, two modules in one
  * pool): every call runs on a worker that serves its tool, never "Unknown tool" from one that lacks it.
  */
-import { createRedis, type Redis } from '@toolq/shared';
+import { createRedis, type Redis } from '@toolq/shared/internal';
 import { startWorker, type ToolqWorker } from '@toolq/worker';
 import diagnostics from '@toolq/worker/diagnostics';
 import { Job, Queue } from 'bullmq';

@@ -2,7 +2,8 @@
  * The run API's configuration: per-app tokens (TOOLQ_API_TOKENS), whose mistakes are reported
  * without ever printing a token, and the run retention and takeover bounds.
  */
-import { loadConfig, parseApiTokens, ToolqError } from '@toolq/shared';
+import { loadConfig, ToolqError } from '@toolq/shared';
+import { parseApiTokens } from '@toolq/shared/internal';
 import { describe, expect, it } from 'vitest';
 import { AppTokens } from '../src/http/auth.ts';
 

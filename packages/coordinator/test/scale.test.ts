@@ -2,7 +2,7 @@
  * The two failure modes measured with a QueueEvents barrier (design.md): completions lost right
  * after start-up, and batches hung forever in a burst. Here every call must come back.
  */
-import { createKeys, createRedis } from '@toolq/shared';
+import { createKeys, createRedis } from '@toolq/shared/internal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';

@@ -4,7 +4,7 @@
  * (READONLY), and the master SIGKILLed, then a graceful SENTINEL FAILOVER, under steady load.
  */
 import { fileURLToPath } from 'node:url';
-import { createRedis, probeRedis } from '@toolq/shared';
+import { createRedis, probeRedis } from '@toolq/shared/internal';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';

@@ -7,7 +7,8 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { createRedis, probeRedis, type RedisConnectionConfig } from '@toolq/shared';
+import type { RedisConnectionConfig } from '@toolq/shared';
+import { createRedis, probeRedis } from '@toolq/shared/internal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   spawnCoordinatorProcess,

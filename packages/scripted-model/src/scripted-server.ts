@@ -17,17 +17,6 @@ import { validateRequestBody } from './validate-messages.ts';
  * SSE, checked like the real API. Point the real SDK at it with `baseURL: model.url`.
  */
 
-export * from './script.ts';
-export {
-  summarizeToolResults,
-  type ToolCall,
-  type ToolTurn,
-  type ToolTurnsOptions,
-  toolTurnsScript,
-} from './tool-turns.ts';
-export { allToolResults, lastToolResults, toolResultText } from './transcript.ts';
-export { checkToolPairing, validateRequestBody } from './validate-messages.ts';
-
 export interface ScriptedModelOptions {
   script: Script;
   /** Default 127.0.0.1. */

@@ -12,8 +12,8 @@ import {
   text,
   toolTurnsScript,
   toolUse,
-  toolUseIdGenerator,
 } from '../src/index.ts';
+import { toolUseIdGenerator } from '../src/script.ts';
 
 const MODEL = 'claude-sonnet-4-6';
 const TOOLS: Anthropic.Messages.Tool[] = [

@@ -1,13 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import {
-  createKeys,
-  defineTool,
-  encodeToolOutput,
-  loadConfig,
-  ToolqError,
-  toAnthropicTool,
-} from '../src/index.ts';
+import { defineTool, loadConfig, ToolqError, toAnthropicTool } from '../src/index.ts';
+import { createKeys, encodeToolOutput } from '../src/internal.ts';
 
 describe('defineTool', () => {
   const base = { description: 'd', input: z.object({ a: z.string() }), run: () => 'ok' };

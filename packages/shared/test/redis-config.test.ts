@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestTls, type TestTls } from '../../../test-support/tls.ts';
-import { createRedis, describeRedis, loadConfig, ToolqError } from '../src/index.ts';
+import { loadConfig, ToolqError } from '../src/index.ts';
+import { createRedis, describeRedis } from '../src/internal.ts';
 
 const SECRET = 's3cret-never-logged';
 

@@ -5,15 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
-import {
-  type CallResult,
-  CONTRACT_VERSION,
-  claimBatch,
-  createKeys,
-  createRedis,
-  type Redis,
-  storeResult,
-} from '../src/index.ts';
+import { type CallResult, CONTRACT_VERSION } from '../src/index.ts';
+import { claimBatch, createKeys, createRedis, type Redis, storeResult } from '../src/internal.ts';
 
 let server: RedisServer;
 let redis: Redis;

@@ -13,9 +13,9 @@ import {
   type Redis,
   readWorkers,
   unpublishWorker,
-  WORKER_STALE_AFTER_MS,
   type WorkerInfo,
-} from '../src/index.ts';
+} from '../src/internal.ts';
+import { WORKER_STALE_AFTER_MS } from '../src/worker-registry.ts';
 
 let server: RedisServer;
 let redis: Redis;

@@ -4,7 +4,8 @@
  * retries included). Recorded once the call is done, from the times its result carries; off, one
  * variable read.
  */
-import { type CallResult, contextFrom, getTracer, type ParsedJobData, recordSpan } from '@toolq/shared';
+import type { CallResult } from '@toolq/shared';
+import { contextFrom, getTracer, type ParsedJobData, recordSpan } from '@toolq/shared/internal';
 
 export function traceCall(
   data: ParsedJobData,

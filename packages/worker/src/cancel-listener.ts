@@ -3,7 +3,8 @@
  * runs and aborts the ones a coordinator names. A lost message costs only wasted work: the
  * coordinator has already answered the call and drops a late result.
  */
-import { type CancelMessage, type Logger, parseCancelMessage, RecentSet, type Redis } from '@toolq/shared';
+import type { Logger } from '@toolq/shared';
+import { type CancelMessage, parseCancelMessage, RecentSet, type Redis } from '@toolq/shared/internal';
 import { WORKER_DEFAULTS } from './worker-options.ts';
 
 export class RunningCalls {

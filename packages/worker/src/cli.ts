@@ -1,18 +1,15 @@
 #!/usr/bin/env node
+import { type AnyTool, createLogger, loadConfig, startTracing } from '@toolq/shared';
 import {
-  type AnyTool,
   closeRedis,
   createKeys,
-  createLogger,
   createRedis,
   createRegistry,
   DEFAULTS,
   describeStartupError,
-  loadConfig,
   type Redis,
-  startTracing,
   whyNotWritable,
-} from '@toolq/shared';
+} from '@toolq/shared/internal';
 /**
  * `toolq-worker` / `pnpm worker`: serve a tool module on a pool. The only place in this package that
  * touches `process`: signals, exit codes, the environment.

@@ -1,4 +1,4 @@
-import type { Registry } from '@toolq/shared';
+import type { Registry } from '@toolq/shared/internal';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { ToolqWorker } from './worker.ts';
 

@@ -1,11 +1,11 @@
+import type { Logger } from '@toolq/shared';
 import {
   type Keys,
-  type Logger,
   publishWorker,
   type Redis,
   unpublishWorker,
   type WorkerInfo,
-} from '@toolq/shared';
+} from '@toolq/shared/internal';
 import { WORKER_DEFAULTS } from './worker-options.ts';
 
 /** Keeps this worker's catalog entry fresh; a Redis restart is healed by the next beat. */

@@ -4,15 +4,17 @@
  * the batch record (or returns it, for plain producers).
  */
 import {
-  type CallLog,
   type CallResult,
   CONTRACT_VERSION,
-  type HeartbeatMemory,
-  isCallStillWanted,
   type JobChunk,
   type JobData,
   jobChunkSchema,
   jobDataSchema,
+} from '@toolq/shared';
+import {
+  type CallLog,
+  type HeartbeatMemory,
+  isCallStillWanted,
   type Keys,
   messages,
   type ParsedJobData,
@@ -20,7 +22,7 @@ import {
   readWorkers,
   storeResult,
   type WorkerMetrics,
-} from '@toolq/shared';
+} from '@toolq/shared/internal';
 import { DelayedError, type Job, UnrecoverableError, WaitingError } from 'bullmq';
 import { traceCall } from './call-tracing.ts';
 import type { RunningCalls } from './cancel-listener.ts';

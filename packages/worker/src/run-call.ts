@@ -7,14 +7,16 @@ import {
   type AnyTool,
   type CallResult,
   CONTRACT_VERSION,
+  NonRetryableError,
+  type Outcome,
+} from '@toolq/shared';
+import {
   coerceError,
   describeZodIssues,
   encodeToolOutput,
   messages,
-  NonRetryableError,
-  type Outcome,
   type ParsedJobData,
-} from '@toolq/shared';
+} from '@toolq/shared/internal';
 import type { ToolLookup } from './served-tools.ts';
 import { WORKER_DEFAULTS } from './worker-options.ts';
 

@@ -2,7 +2,8 @@
  * The tools this worker serves: its fixed tools plus a tool source's (MCP servers), looked up by
  * name for every call and advertised in the catalog as ToolSpecs.
  */
-import { type AnyTool, inputJsonSchema, type Logger, ToolqError, type ToolSpec } from '@toolq/shared';
+import { type AnyTool, type Logger, ToolqError } from '@toolq/shared';
+import { inputJsonSchema, type ToolSpec } from '@toolq/shared/internal';
 import type { ToolSource } from './tool-source.ts';
 import { WORKER_DEFAULTS } from './worker-options.ts';
 

@@ -3,14 +3,8 @@
  * (packages/shared/src/config.ts); a library user passes what they need. Defaults shared with the
  * coordinator and the environment come from `DEFAULTS` (packages/shared/src/defaults.ts).
  */
-import {
-  type AnyTool,
-  DEFAULTS,
-  HEARTBEAT_INTERVAL_MS,
-  type Logger,
-  type RedisConnectionConfig,
-  type Registry,
-} from '@toolq/shared';
+import type { AnyTool, Logger, RedisConnectionConfig } from '@toolq/shared';
+import { DEFAULTS, HEARTBEAT_INTERVAL_MS, type Registry } from '@toolq/shared/internal';
 import type { ToolSource } from './tool-source.ts';
 
 export interface WorkerOptions {

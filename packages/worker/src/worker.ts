@@ -3,22 +3,20 @@
  * and report each result into its batch record and its coordinator's reply stream.
  */
 import { hostname } from 'node:os';
+import { createLogger, type JobChunk, type JobData } from '@toolq/shared';
 import {
   CallLog,
   closeRedis,
   createKeys,
-  createLogger,
   createRedis,
   createRegistry,
   createWorkerMetrics,
   duplicateConnection,
-  type JobChunk,
-  type JobData,
   laneOf,
   publishPoolMode,
   type Registry,
   whyNotWritable,
-} from '@toolq/shared';
+} from '@toolq/shared/internal';
 import { Worker } from 'bullmq';
 import { listenForCancels, RunningCalls } from './cancel-listener.ts';
 import { startHeartbeat } from './heartbeat.ts';

@@ -2,7 +2,8 @@
  * Fleet names against a real server (the fixture, started in-process through startMcpTools): long
  * and odd MCP names become valid, stable names; a clash with a tool module's tool is refused.
  */
-import { createRegistry, TOOL_NAME_PATTERN, ToolqError } from '@toolq/shared';
+import { ToolqError } from '@toolq/shared';
+import { createRegistry, TOOL_NAME_PATTERN } from '@toolq/shared/internal';
 import { describe, expect, it } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
 import { parseMcpConfig } from '../src/mcp/config.ts';

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadToolModule } from '../src/index.ts';
+import { loadToolModule } from '../src/tool-modules.ts';
 
 describe('loadToolModule', () => {
   it('loads the built-in modules', async () => {

@@ -4,7 +4,8 @@
  * content goes back to the API unchanged (thinking, server tool and advisor blocks included).
  */
 import type Anthropic from '@anthropic-ai/sdk';
-import { inSpan, ToolqError } from '@toolq/shared';
+import { ToolqError } from '@toolq/shared';
+import { inSpan } from '@toolq/shared/internal';
 import { ADVISOR_BETA, modelError, serverToolCalls } from './advisor.ts';
 import { requestTurn, type TurnParams, type TurnResponse } from './model-turn.ts';
 import { MAX_ITERATIONS_TEXT, type ResolvedOptions, resolveOptions } from './options.ts';

@@ -8,7 +8,8 @@
  * failure cancels every other call of the turn, including calls dispatched after it.
  */
 
-import { firstLineOf, ToolqError, type ToolResultBlock } from '@toolq/shared';
+import { ToolqError, type ToolResultBlock } from '@toolq/shared';
+import { firstLineOf } from '@toolq/shared/internal';
 import type { BatchResult, CallStats } from '../batch-result.ts';
 import type { DispatchOptions, ToolUse } from '../dispatcher.ts';
 import type { AgentDispatcher, AgentEvent, BatchRef, ToolCallRecord } from './types.ts';

@@ -3,7 +3,7 @@
  * models; the API tells them apart only in `usage.iterations` (`message` for the executor,
  * `advisor_message` for the advisor), so those are the source whenever they are present.
  */
-import type { CoordinatorMetrics } from '@toolq/shared';
+import type { CoordinatorMetrics } from '@toolq/shared/internal';
 import type { BetaMessage, ModelRole, ModelUsage, TokenCounts, UsageReport } from './types.ts';
 
 type Iteration = NonNullable<BetaMessage['usage']['iterations']>[number];

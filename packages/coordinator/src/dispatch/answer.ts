@@ -3,17 +3,16 @@
  * released, it is forgotten, its answer summarised and settled, and what nobody waits for any more
  * is cleaned up in Redis (the record's retention, queued jobs, running calls).
  */
+import type { CallResult, Logger } from '@toolq/shared';
 import {
   type CallLog,
-  type CallResult,
   type CoordinatorMetrics,
   type Keys,
-  type Logger,
   markAnswered,
   publishCancel,
   RecentSet,
   type Redis,
-} from '@toolq/shared';
+} from '@toolq/shared/internal';
 import type { Barrier, SettledCall } from '../barrier.ts';
 import { observeBatch, summarise } from '../batch-result.ts';
 import { dropBatchTrace, endBatchTrace } from '../batch-tracing.ts';

@@ -5,8 +5,8 @@
  * jobs: each call routed to its pool's queue or a lane of it, grouped into as few jobs as the
  * route's live workers allow.
  */
-import type { BatchMeta, FailurePolicy, TraceCarrier } from '@toolq/shared';
-import { messages } from '@toolq/shared';
+import type { FailurePolicy, TraceCarrier } from '@toolq/shared';
+import { type BatchMeta, messages } from '@toolq/shared/internal';
 import { type BarrierCall, coordinatorResult } from '../barrier.ts';
 import type { ToolLookup } from '../catalog.ts';
 import { buildJobData, groupJobs, type PlannedJob, type QueuedJob } from '../job-queues.ts';

@@ -7,7 +7,7 @@
  * call when its tool may run twice (it declares `retry`) and its deadline has not passed, and
  * answers the others `is_error` at once instead of at their deadlines.
  */
-import { type BatchMeta, messages, type Redis, rewriteBatchMeta } from '@toolq/shared';
+import { type BatchMeta, messages, type Redis, rewriteBatchMeta } from '@toolq/shared/internal';
 import type { Catalog, ToolLookup } from '../catalog.ts';
 import { groupJobs, type JobQueues, jobIdOf, type PlannedJob, type QueuedJob } from '../job-queues.ts';
 

@@ -3,15 +3,8 @@
  * passes. The CLI fills them from the environment (packages/shared/src/config.ts); a library user
  * passes what they need.
  */
-import {
-  assertKeyPart,
-  DEFAULTS,
-  type FailurePolicy,
-  type Logger,
-  type RedisConnectionConfig,
-  type Registry,
-  ToolqError,
-} from '@toolq/shared';
+import { type FailurePolicy, type Logger, type RedisConnectionConfig, ToolqError } from '@toolq/shared';
+import { assertKeyPart, DEFAULTS, type Registry } from '@toolq/shared/internal';
 
 export interface DispatchOptions {
   /** Per-call timeout. Default: each tool's own timeout (which defaults to 30 s). A smaller value wins. */

@@ -2,7 +2,8 @@
  * The batches waiting in this process: one Pending each (what the wait and the answer need), the
  * references to their jobs, and the maps that find them by uid and by the caller's name.
  */
-import type { Keys, ToolqError } from '@toolq/shared';
+import type { ToolqError } from '@toolq/shared';
+import type { Keys } from '@toolq/shared/internal';
 import { whenAborted } from '../abort-fanout.ts';
 import type { Barrier } from '../barrier.ts';
 import type { BatchResult } from '../batch-result.ts';

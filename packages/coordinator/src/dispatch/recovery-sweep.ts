@@ -3,7 +3,8 @@
  * any missed notification (a missed reply costs latency, never correctness), and finds the calls
  * Redis lost (lost-calls.ts): re-runs those that may run twice, answers the others is_error.
  */
-import { type CoordinatorMetrics, type Logger, type Redis, readBatchMeta, readResults } from '@toolq/shared';
+import type { Logger } from '@toolq/shared';
+import { type CoordinatorMetrics, type Redis, readBatchMeta, readResults } from '@toolq/shared/internal';
 import type { Catalog } from '../catalog.ts';
 import type { JobQueues } from '../job-queues.ts';
 import { callsWithoutJob, lostCallMessage, lostForSure } from './lost-calls.ts';

@@ -1,5 +1,5 @@
 /** Bounding a Redis round trip without failing: the batch's deadlines never wait on Redis. */
-import { coerceError } from '@toolq/shared';
+import { coerceError } from '@toolq/shared/internal';
 
 /** Redis gave no answer in time (as opposed to answering with an error). */
 export class NoAnswer extends Error {}

@@ -3,16 +3,16 @@
  * record and claims its name, and sends its jobs, in the order that lets a worker always find the
  * record its result goes into, and a caller's own batch id name one batch across the fleet.
  */
+import type { Logger } from '@toolq/shared';
 import {
   type BatchMeta,
   claimBatch,
   claimBatchName,
   describeRedisFailure,
   isClusterConnection,
-  type Logger,
   messages,
   type Redis,
-} from '@toolq/shared';
+} from '@toolq/shared/internal';
 import type { JobQueues, QueuedJob } from '../job-queues.ts';
 import type { BatchAnswers } from './answer.ts';
 import { batchExists } from './options.ts';

@@ -1,5 +1,5 @@
 /** The HTTP server's limits, shared by the server (server.ts) and the route handlers (routes.ts). */
-import { DEFAULTS } from '@toolq/shared';
+import { DEFAULTS } from '@toolq/shared/internal';
 
 export const HTTP_DEFAULTS = {
   bodyLimitBytes: DEFAULTS.bodyLimitBytes,

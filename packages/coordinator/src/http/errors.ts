@@ -3,7 +3,8 @@
  * Fastify's and Redis's errors through) and the error handler turns it into a status and the
  * `{"error": {"code", "message"}}` envelope through this table.
  */
-import { isRedisFailure, ToolqError, type ToolqErrorCode } from '@toolq/shared';
+import { ToolqError, type ToolqErrorCode } from '@toolq/shared';
+import { isRedisFailure } from '@toolq/shared/internal';
 
 /** The status of each error code; `satisfies` keeps it complete when a code is added. */
 export const HTTP_STATUS = {

@@ -2,7 +2,8 @@
  * The HTTP API's response bodies as zod schemas: the source of the responses in the OpenAPI
  * document (openapi.ts), and what the tests hold real answers of a running coordinator to.
  */
-import { contentBlockSchema, outcomeSchema, toolSpecSchema } from '@toolq/shared';
+import { contentBlockSchema, outcomeSchema } from '@toolq/shared';
+import { toolSpecSchema } from '@toolq/shared/internal';
 import { z } from 'zod';
 import { type ApiResponse, named } from './route.ts';
 

@@ -5,7 +5,8 @@
  * generated from (openapi.ts), so neither can name a route the other does not.
  */
 import type { ServerResponse } from 'node:http';
-import { describeZodIssues, type Logger, ToolqError } from '@toolq/shared';
+import { type Logger, ToolqError } from '@toolq/shared';
+import { describeZodIssues } from '@toolq/shared/internal';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodError, ZodObject, ZodType, z } from 'zod';
 import type { Dispatcher } from '../dispatcher.ts';

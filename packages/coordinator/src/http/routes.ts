@@ -3,7 +3,8 @@
  * document lists them. The server registers exactly these (and the admin page, which is
  * bull-board's UI, not part of the API); the document and docs/openapi.json are generated from them.
  */
-import { ToolqError, withinRedis } from '@toolq/shared';
+import { ToolqError } from '@toolq/shared';
+import { withinRedis } from '@toolq/shared/internal';
 import { z } from 'zod';
 import type { BatchResult } from '../batch-result.ts';
 import { DEFAULT_REPORT_WINDOW, fleetReport } from '../fleet-report.ts';

@@ -5,7 +5,8 @@
  * is fenced (run-scripts.ts): once another coordinator has the run, nothing of this one lands.
  */
 import type Anthropic from '@anthropic-ai/sdk';
-import { coerceError, type Logger, ToolqError } from '@toolq/shared';
+import { type Logger, ToolqError } from '@toolq/shared';
+import { coerceError } from '@toolq/shared/internal';
 import { runAgent } from '../agent/run-agent.ts';
 import type { AgentCheckpoint, AgentOptions, AgentPersistence, AgentResult } from '../agent/types.ts';
 import type { Dispatcher } from '../dispatcher.ts';

@@ -3,7 +3,7 @@
  * share one Cluster hash tag (`{r.<runId>}`), because one Lua script writes them together; the
  * per-app index and the channel stand alone.
  */
-import { assertKeyPart } from '@toolq/shared';
+import { assertKeyPart } from '@toolq/shared/internal';
 
 export interface RunKeys {
   /** Hash: status, app, request, checkpoint, result, owner epoch. */

@@ -4,7 +4,7 @@
  * coordinator that lost the run (it stalled, another took over and bumped the epoch) or a run
  * cancelled meanwhile gets nothing written. Each script touches only keys of one run (one hash slot).
  */
-import type { Redis } from '@toolq/shared';
+import type { Redis } from '@toolq/shared/internal';
 
 /** KEYS: record. ARGV: app, request, request hash, now, retention ms. → 1 created | {app, hash, status}. */
 const CREATE = `

@@ -12,19 +12,17 @@
  * coordinator picks it up at once (BullMQ's marker wakes it).
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { type Logger, type RedisConnectionConfig, ToolqError } from '@toolq/shared';
 import {
   closeRedis,
   createKeys,
   createRedis,
   DEFAULTS,
   duplicateConnection,
-  type Logger,
   publishCancel,
   type Redis,
-  type RedisConnectionConfig,
   readBatchOwner,
-  ToolqError,
-} from '@toolq/shared';
+} from '@toolq/shared/internal';
 import { type Job, Queue, WaitingError, Worker } from 'bullmq';
 import type { AgentCheckpoint } from '../agent/types.ts';
 import type { Dispatcher } from '../dispatcher.ts';

@@ -2,7 +2,8 @@
  * Durable runs in Redis: one record per run (a hash), its event log (a stream) and a per-app index
  * (a sorted set by creation time). Everything expires `retentionMs` after the run's last change.
  */
-import { type Redis, ToolqError } from '@toolq/shared';
+import { ToolqError } from '@toolq/shared';
+import type { Redis } from '@toolq/shared/internal';
 import type { AgentCheckpoint } from '../agent/types.ts';
 import { type RunKeys, runIndexKey, runKeys } from './run-keys.ts';
 import { type RunRedis, withRunScripts } from './run-scripts.ts';

@@ -3,7 +3,7 @@
  * the tool's exact tool set consume), as planned, as referenced while the batch waits, and as
  * re-routed when a lost call is re-run. Pure: no Redis.
  */
-import { laneOf } from '@toolq/shared';
+import { laneOf } from '@toolq/shared/internal';
 import { describe, expect, it } from 'vitest';
 import { Rerunnable } from '../../src/dispatch/lost-calls.ts';
 import { JobRefs } from '../../src/dispatch/pending.ts';

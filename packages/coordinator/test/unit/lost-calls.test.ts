@@ -4,7 +4,7 @@
  * fewer than MAX_RERUNS_PER_CALL times and a live worker serves its tool; a collector (which has
  * no inputs to re-run) follows the owner's re-runs and waits out a grace. Pure: no Redis.
  */
-import type { BatchMeta } from '@toolq/shared';
+import type { BatchMeta } from '@toolq/shared/internal';
 import { describe, expect, it } from 'vitest';
 import {
   LOST_CALL_MESSAGE,

@@ -1,5 +1,5 @@
 /** Catalog lookups and planned batches for the unit tests: what the Catalog would answer, no Redis. */
-import type { ToolSpec } from '@toolq/shared';
+import type { ToolSpec } from '@toolq/shared/internal';
 import type { ToolLookup } from '../../src/catalog.ts';
 import { planBatch, planJobs } from '../../src/dispatch/batch-plan.ts';
 

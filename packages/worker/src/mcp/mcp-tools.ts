@@ -4,7 +4,8 @@
  * up or down, `list_changed`) so the worker re-advertises its tools at once.
  */
 import type { Tool } from '@modelcontextprotocol/client';
-import { type AnyTool, createLogger, type Logger, type Registry, ToolqError } from '@toolq/shared';
+import { type AnyTool, createLogger, type Logger, ToolqError } from '@toolq/shared';
+import type { Registry } from '@toolq/shared/internal';
 import type { ToolSource } from '../tool-source.ts';
 import type { McpServerConfig } from './config.ts';
 import { createMcpMetrics } from './metrics.ts';

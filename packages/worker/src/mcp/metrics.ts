@@ -1,5 +1,5 @@
 /** Per-server metrics of the MCP servers a worker hosts (on the worker's registry, beside its own). */
-import type { Registry } from '@toolq/shared';
+import type { Registry } from '@toolq/shared/internal';
 import { Counter, Gauge } from 'prom-client';
 
 export const CONNECTION_STATES = ['connecting', 'connected', 'reconnecting', 'failed', 'closed'] as const;

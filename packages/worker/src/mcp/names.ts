@@ -5,7 +5,7 @@
  * original pair, which keeps it stable across restarts and workers.
  */
 import { createHash } from 'node:crypto';
-import { TOOL_NAME_PATTERN } from '@toolq/shared';
+import { TOOL_NAME_PATTERN } from '@toolq/shared/internal';
 
 const MAX_NAME = 64;
 const HASH_CHARS = 8;

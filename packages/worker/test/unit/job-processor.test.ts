@@ -1,5 +1,6 @@
 /** The job processor's pure decisions: is a call still wanted, and what a job's outcomes make of it. */
-import { type CallResult, CONTRACT_VERSION, type ParsedJobData } from '@toolq/shared';
+import { type CallResult, CONTRACT_VERSION } from '@toolq/shared';
+import type { ParsedJobData } from '@toolq/shared/internal';
 import { describe, expect, it } from 'vitest';
 import {
   GIVEN_BACK,

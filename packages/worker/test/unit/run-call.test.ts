@@ -1,11 +1,6 @@
 /** runCall without Redis: every outcome it turns a tool's run into. */
-import {
-  type AnyTool,
-  CONTRACT_VERSION,
-  defineTool,
-  NonRetryableError,
-  type ParsedJobData,
-} from '@toolq/shared';
+import { type AnyTool, CONTRACT_VERSION, defineTool, NonRetryableError } from '@toolq/shared';
+import type { ParsedJobData } from '@toolq/shared/internal';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { runCall } from '../../src/run-call.ts';

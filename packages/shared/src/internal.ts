@@ -1,0 +1,77 @@
+/**
+ * `@toolq/shared/internal`: the plumbing between the coordinator and the workers (Redis keys and
+ * connections, the result store, the worker catalog, cancellation, the call log, metrics, tracing
+ * hooks, defaults). Only toolq's own packages import it; it changes with them, without notice. The
+ * API for users is the root entry, `@toolq/shared` (index.ts).
+ */
+export { claimBatchName, readBatchOwner } from './batch-names.ts';
+export {
+  CALL_LOG_RETENTION_MS,
+  CallLog,
+  type CallLogWindow,
+  callLogKey,
+  histogramPercentile,
+  readCallLog,
+} from './call-log.ts';
+export { type CancelMessage, parseCancelMessage, publishCancel } from './cancel.ts';
+export { parseApiTokens } from './config.ts';
+export { type ParsedJobData, type ToolSpec, toolSpecSchema, type WorkerInfo } from './contract.ts';
+export { DEFAULTS } from './defaults.ts';
+export { coerceError, describeStartupError } from './errors.ts';
+export { assertKeyPart, createKeys, type Keys } from './keys.ts';
+export { laneOf } from './lanes.ts';
+export {
+  type CoordinatorMetrics,
+  createCoordinatorMetrics,
+  createRegistry,
+  createWorkerMetrics,
+  METRIC_LABEL_VALUES,
+  METRICS,
+  PROCESS_METRIC_PREFIX,
+  type Registry,
+  type WorkerMetrics,
+} from './metrics.ts';
+export { probeRedis, whyNotWritable } from './readiness.ts';
+export { RecentSet } from './recent-set.ts';
+export {
+  closeRedis,
+  createRedis,
+  describeRedis,
+  duplicateConnection,
+  isClusterConnection,
+  type Redis,
+} from './redis.ts';
+export { describeRedisFailure, isRedisFailure, withinRedis } from './redis-errors.ts';
+export { describeZodIssues, encodeToolOutput, firstLineOf, messages } from './result-encoding.ts';
+export {
+  type BatchMeta,
+  claimBatch,
+  isCallStillWanted,
+  markAnswered,
+  parseCallResult,
+  readBatchMeta,
+  readResults,
+  rewriteBatchMeta,
+  storeResult,
+  writeResult,
+} from './result-store.ts';
+export { inputJsonSchema, TOOL_NAME_PATTERN } from './tool.ts';
+export {
+  carrierOf,
+  contextFrom,
+  getTracer,
+  inSpan,
+  markError,
+  recordSpan,
+  type Span,
+  startSpan,
+} from './tracing.ts';
+export {
+  HEARTBEAT_INTERVAL_MS,
+  type HeartbeatMemory,
+  publishPoolMode,
+  publishWorker,
+  readWaitingPools,
+  readWorkers,
+  unpublishWorker,
+} from './worker-registry.ts';
