@@ -1,0 +1,55 @@
+/**
+ * The model's base URL as it may be shown. A gateway's URL can carry credentials (a user and
+ * password, a key in the query or even the path), and an error's text ends up in the run's record,
+ * its event log and the coordinator's log: only the origin (scheme, host, port) is ever shown.
+ */
+
+/** Keys shorter than this are not masked where they appear outside a URL: `1` or `on` would mask noise. */
+const MIN_SECRET_LENGTH = 4;
+const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>()]+/gi;
+
+/** `http://user:pw@gw:8080/v1?key=k` → `http://gw:8080`. */
+export function originOf(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}`;
+  } catch {
+    return '(a URL that does not parse)';
+  }
+}
+
+/**
+ * Text from the SDK, fetch or a gateway with every URL in it cut to its origin, and whatever of
+ * the base URL could be a secret (user, password, query values) masked wherever else it appears.
+ */
+export function withoutUrlSecrets(text: string, baseURL: string | undefined): string {
+  let out = text.replace(URL_IN_TEXT, (match) => {
+    // A sentence's punctuation after a URL is not part of it (`… at http://gw:8080: refused`).
+    const trailing = /[.,:;!?]+$/.exec(match)?.[0] ?? '';
+    return originOf(match.slice(0, match.length - trailing.length)) + trailing;
+  });
+  for (const secret of secretsOf(baseURL)) out = out.split(secret).join('***');
+  return out;
+}
+
+function secretsOf(baseURL: string | undefined): string[] {
+  if (!baseURL) return [];
+  let parsed: URL;
+  try {
+    parsed = new URL(baseURL);
+  } catch {
+    return [baseURL];
+  }
+  const raw = [parsed.username, parsed.password, ...[...parsed.searchParams.values()]];
+  const all = raw.flatMap((s) => [s, safeDecode(s), encodeURIComponent(s)]);
+  // Longest first: a secret that contains another is masked whole.
+  return [...new Set(all)].filter((s) => s.length >= MIN_SECRET_LENGTH).sort((a, b) => b.length - a.length);
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
