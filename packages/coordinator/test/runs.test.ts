@@ -329,6 +329,16 @@ describe('a run on one coordinator, served by another', () => {
     expect(await message(await get(`/v1/runs/${unknown}/events`, { 'last-event-id': 'yesterday' }))).toMatch(
       /^400 INVALID_REQUEST: Last-Event-ID header: an event id is <ms>-<seq>/,
     );
+    const { body: finished } = await startRun(a.url, 'plain:event-id');
+    await waitForRun(a.url, finished.run_id, ALPHA);
+    expect(
+      await message(
+        await get(`/v1/runs/${finished.run_id}/events`, { 'last-event-id': '99999999999999999999-0' }),
+      ),
+    ).toMatch(/^400 INVALID_REQUEST: Last-Event-ID header: .*at most 2\^64-1/);
+    expect(
+      await message(await get(`/v1/runs/${finished.run_id}/events?last_event_id=0-99999999999999999999`)),
+    ).toMatch(/^400 INVALID_REQUEST: query: .*last_event_id/);
     expect(await message(await get(`/v1/runs/${unknown}/events?last_event_id=1`))).toMatch(
       /^400 .*last_event_id/,
     );
