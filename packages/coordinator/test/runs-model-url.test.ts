@@ -10,6 +10,7 @@ import { spawnCoordinatorProcess } from '../../../test-support/coordinator-proce
 import { freePort } from '../../../test-support/free-port.ts';
 import { waitFor } from '../../../test-support/redis-processes.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
+import { withoutUrlSecrets } from '../src/agent/model-url.ts';
 import { api, readSse, waitForRun } from './runs-support.ts';
 
 const TOKEN = 'model-url-token-0123456789ab';
@@ -83,4 +84,18 @@ it('a run that cannot reach the gateway shows its origin only: error, failed eve
   ]) {
     for (const secret of SECRETS) expect(place).not.toContain(secret);
   }
+});
+
+it("cuts the gateway's URLs and any URL with credentials to their origin, masks its secrets elsewhere, keeps other links", () => {
+  const base = 'https://u-5e1d:p-77c0@gw.example:8443/v1?gw_key=k-a91f03';
+  expect(
+    withoutUrlSecrets(
+      'POST https://gw.example:8443/v1/messages?gw_key=k-a91f03: 401 (key k-a91f03 for u-5e1d); ' +
+        'see https://docs.anthropic.com/en/api/errors, or http://x:y@other.example/path.',
+      base,
+    ),
+  ).toBe(
+    'POST https://gw.example:8443: 401 (key *** for ***); ' +
+      'see https://docs.anthropic.com/en/api/errors, or http://other.example.',
+  );
 });

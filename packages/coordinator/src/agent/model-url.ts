@@ -19,17 +19,41 @@ export function originOf(url: string): string {
 }
 
 /**
- * Text from the SDK, fetch or a gateway with every URL in it cut to its origin, and whatever of
- * the base URL could be a secret (user, password, query values) masked wherever else it appears.
+ * Text from the SDK, fetch or a gateway with every URL that could carry a secret (the gateway's
+ * own, or any with a user, password or query) cut to its origin, and whatever of the base URL
+ * could be a secret (user, password, query values) masked wherever else it appears. Other URLs
+ * (an API error's link to its docs) stay whole.
  */
 export function withoutUrlSecrets(text: string, baseURL: string | undefined): string {
+  const gatewayHost = hostOf(baseURL);
   let out = text.replace(URL_IN_TEXT, (match) => {
     // A sentence's punctuation after a URL is not part of it (`… at http://gw:8080: refused`).
     const trailing = /[.,:;!?]+$/.exec(match)?.[0] ?? '';
-    return originOf(match.slice(0, match.length - trailing.length)) + trailing;
+    const url = match.slice(0, match.length - trailing.length);
+    return (mayHoldSecrets(url, gatewayHost) ? originOf(url) : url) + trailing;
   });
   for (const secret of secretsOf(baseURL)) out = out.split(secret).join('***');
   return out;
+}
+
+function hostOf(url: string | undefined): string | undefined {
+  if (!url) return undefined;
+  try {
+    return new URL(url).host;
+  } catch {
+    return undefined;
+  }
+}
+
+function mayHoldSecrets(url: string, gatewayHost: string | undefined): boolean {
+  try {
+    const parsed = new URL(url);
+    return (
+      parsed.host === gatewayHost || parsed.username !== '' || parsed.password !== '' || parsed.search !== ''
+    );
+  } catch {
+    return true;
+  }
 }
 
 function secretsOf(baseURL: string | undefined): string[] {
