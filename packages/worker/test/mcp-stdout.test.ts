@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stopChild } from '../../../test-support/stop-child.ts';
 import { spawnWorkerProcess } from '../../../test-support/worker-process.ts';
+import { answeredId } from '../src/mcp/stdio-lines.ts';
 import { FIXTURE, type McpEnv, NODE, startMcpEnv, waitFor } from './mcp-harness.ts';
 
 const LOGGER = fileURLToPath(new URL('./mcp-stdout-logger.mjs', import.meta.url));
@@ -74,5 +75,23 @@ describe('an answer over 10 MB', () => {
       tool_use_id: 'toolu_after',
       content: 'slept 1 ms',
     });
+  });
+});
+
+describe('which request an over-long answer was for', () => {
+  it('the id at its start (Python SDK order) or its end (TypeScript SDK order), if that request waits', () => {
+    const waiting = new Set<string | number>([3, 'req-7']);
+    expect(
+      answeredId({ head: '{"jsonrpc":"2.0","id":3,"result":{"content":[', tail: '"}]}}' }, waiting),
+    ).toBe(3);
+    expect(
+      answeredId(
+        { head: '{"result":{"content":[{"id":3', tail: ']},"jsonrpc":"2.0","id":"req-7"}' },
+        waiting,
+      ),
+    ).toBe('req-7');
+    // An `id` inside the result names no waiting request: not taken for the answer's.
+    expect(answeredId({ head: '{"result":{"id":99', tail: 'xxx' }, waiting)).toBeUndefined();
+    expect(answeredId({ head: '{"result":{"id":99', tail: 'xxx' }, new Set([5]))).toBe(5);
   });
 });

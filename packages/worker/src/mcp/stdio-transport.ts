@@ -119,6 +119,11 @@ export class ProcessGroupStdioTransport implements Transport {
       return Promise.reject(new Error('the server process is not running'));
     }
     if ('method' in message && 'id' in message) this.waiting.add(message.id);
+    else if ('method' in message && message.method === 'notifications/cancelled') {
+      // A cancelled request (a timeout, an abort) may never be answered: no longer waited for.
+      const requestId = (message.params as { requestId?: unknown } | undefined)?.requestId;
+      if (typeof requestId === 'string' || typeof requestId === 'number') this.waiting.delete(requestId);
+    }
     return new Promise((resolve) => {
       if (stdin.write(serializeMessage(message))) resolve();
       else stdin.once('drain', () => resolve());
