@@ -4,13 +4,18 @@
  * error, its `failed` event, the run record in Redis and the coordinator's log. A real coordinator
  * process on a real Redis; the gateway is a port nobody listens on.
  */
+
+import { inspect } from 'node:util';
 import { closeRedis, createRedis } from '@toolq/shared';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { spawnCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
 import { freePort } from '../../../test-support/free-port.ts';
+import { testLogger } from '../../../test-support/logger.ts';
 import { waitFor } from '../../../test-support/redis-processes.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import { withoutUrlSecrets } from '../src/agent/model-url.ts';
+import { runAgent } from '../src/agent/run-agent.ts';
+import { Dispatcher } from '../src/dispatcher.ts';
 import { api, readSse, waitForRun } from './runs-support.ts';
 
 const TOKEN = 'model-url-token-0123456789ab';
@@ -98,4 +103,27 @@ it("cuts the gateway's URLs and any URL with credentials to their origin, masks 
     'POST https://gw.example:8443: 401 (key *** for ***); ' +
       'see https://docs.anthropic.com/en/api/errors, or http://other.example.',
   );
+});
+
+it("runAgent's error for a library caller holds no secret, printed whole with its causes", async () => {
+  const dispatcher = new Dispatcher({ redisUrl: redis.url, logger: testLogger() });
+  await dispatcher.start();
+  try {
+    const [user, password, key] = SECRETS;
+    const err = await runAgent({
+      dispatcher,
+      apiKey: 'test-key',
+      baseURL: `http://${user}:${password}@${origin.slice('http://'.length)}/v1?gw_key=${key}`,
+      model: 'claude-sonnet-4-6',
+      prompt: 'hello',
+      tools: [],
+      logger: testLogger(),
+    }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'MODEL_ERROR' });
+    const printed = inspect(err, { depth: 10 });
+    expect(printed).toContain(`cannot reach the Messages API at ${origin}`);
+    for (const secret of SECRETS) expect(printed).not.toContain(secret);
+  } finally {
+    await dispatcher.close();
+  }
 });

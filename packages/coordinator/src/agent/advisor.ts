@@ -46,8 +46,12 @@ export interface ModelErrorContext {
 export function modelError(err: unknown, ctx: ModelErrorContext): ToolqError {
   if (err instanceof ToolqError) return err;
   // The base URL can carry a gateway's credentials: nothing of it but its origin is shown.
-  const fail = (message: string) =>
-    new ToolqError('MODEL_ERROR', withoutUrlSecrets(message, ctx.baseURL), { cause: err });
+  const fail = (message: string, keepCause = true) =>
+    new ToolqError(
+      'MODEL_ERROR',
+      withoutUrlSecrets(message, ctx.baseURL),
+      keepCause ? { cause: err } : undefined,
+    );
   if (err instanceof APIUserAbortError) {
     return new ToolqError('CANCELLED', 'the model request was cancelled', { cause: err });
   }
@@ -55,7 +59,8 @@ export function modelError(err: unknown, ctx: ModelErrorContext): ToolqError {
     const where = ctx.baseURL ? ` at ${originOf(ctx.baseURL)}` : '';
     // The SDK says only "Connection error."; fetch's reason (refused, a URL it will not send) is the cause.
     const reason = err.cause instanceof Error ? ` (${err.cause.message})` : '';
-    return fail(`cannot reach the Messages API${where}: ${err.message}${reason}`);
+    // Without the SDK's error as its cause: fetch's error under it names the URL whole.
+    return fail(`cannot reach the Messages API${where}: ${err.message}${reason}`, false);
   }
   if (err instanceof APIError) {
     const detail = err.apiMessage ?? err.message;
