@@ -13,6 +13,9 @@ import type { BatchResult, CallStats } from '../batch-result.ts';
 import type { DispatchOptions, ToolUse } from '../dispatcher.ts';
 import type { AgentDispatcher, AgentEvent, BatchRef, ToolCallRecord } from './types.ts';
 
+/** Tool names a refusal lists at most. */
+const MAX_NAMES_LISTED = 30;
+
 export interface TurnDispatchOptions {
   dispatcher: AgentDispatcher;
   iteration: number;
@@ -207,7 +210,14 @@ export class TurnDispatch {
 
   /** Answers a call to a tool the run did not offer, without dispatching it. */
   private refuse(use: ToolUse): void {
-    const offered = [...this.options.offered].join(', ') || '(none)';
+    const names = [...this.options.offered];
+    // The model learns what it may call; a catalog of hundreds is not repeated in every refusal.
+    const offered =
+      names.length === 0
+        ? '(none)'
+        : names.length <= MAX_NAMES_LISTED
+          ? names.join(', ')
+          : `${names.slice(0, MAX_NAMES_LISTED).join(', ')} and ${names.length - MAX_NAMES_LISTED} more`;
     const block: ToolResultBlock = {
       type: 'tool_result',
       tool_use_id: use.id,
