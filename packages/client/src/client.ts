@@ -65,9 +65,12 @@ export interface ToolBatchOptions extends CallOptions {
 
 /** How a request may be retried. */
 type Replay =
-  /** Reads: after any connection error and on 503. */
+  /** Reads, and writes the server recognises when repeated: after any connection error and on 503. */
   | 'idempotent'
-  /** Writes: only when the server cannot have acted on it (connection refused, or a 503). */
+  /**
+   * Writes: only when the server cannot have acted on it: the connection was refused, or toolq
+   * itself answered a 503 that it gives before doing anything (NOTHING_RAN_503).
+   */
   | 'unsafe';
 
 interface Request {
@@ -82,6 +85,14 @@ interface Request {
 
 /** 503 codes that no retry will change: a configuration, not a passing state. */
 const PERMANENT_503 = new Set(['NO_MODEL']);
+
+/**
+ * The coordinator's 503 codes that prove a write did nothing: SHUTTING_DOWN is refused before a
+ * batch is planned. Not REDIS_UNAVAILABLE: Redis can fail (or answer too late) after some of a
+ * batch's jobs were enqueued. Any other 503 (a proxy's, a load balancer's) may come after the
+ * request was forwarded and run.
+ */
+const NOTHING_RAN_503 = new Set(['SHUTTING_DOWN']);
 
 /** Slack over a batch's server-side deadline before the client gives up on the answer. */
 const BATCH_TIMEOUT_SLACK_MS = 10_000;
@@ -123,7 +134,9 @@ export class ToolqClient {
         ...(minTimeoutMs !== undefined ? { minTimeoutMs } : {}),
       },
       options,
-      options.batchId,
+      options.batchId === undefined
+        ? undefined
+        : { batchId: options.batchId, toolUseIds: toolUses.map((u) => u.id) },
     );
   }
 
@@ -192,9 +205,9 @@ export class ToolqClient {
 
   /**
    * One call: attempts until an answer, a non-retryable error, the deadline or the caller's abort.
-   * `collectAs`: the batch id to collect when a repeated POST finds its first attempt got through.
+   * `collectAs`: the batch to collect when a repeated POST finds its first attempt got through.
    */
-  private async send<T>(request: Request, call: CallOptions, collectAs?: string): Promise<T> {
+  private async send<T>(request: Request, call: CallOptions, collectAs?: CollectAs): Promise<T> {
     const { method, path } = request;
     const retry =
       call.retry === false
@@ -259,14 +272,29 @@ export class ToolqClient {
         if (response.ok) return body as T;
         const error = httpError(response.status, body, text, method, path, attempt);
         if (error.status === 409 && collectAs !== undefined && maybeReceived) {
-          // An earlier attempt reached the server before its connection broke: that is our batch.
+          // An earlier attempt may have reached the server before its answer was lost: that is our
+          // batch, unless the id was used before for another one (then this request never ran).
+          let found: ToolBatch;
           try {
-            return (await this.getToolBatch(collectAs, { ...call, signal: controller.signal })) as T;
+            found = await this.getToolBatch(collectAs.batchId, { ...call, signal: controller.signal });
           } catch (err) {
             throw controller.signal.aborted ? stopped() : err;
           }
+          if (answersIds(found, collectAs.toolUseIds)) return found as T;
+          throw withMessage(
+            error,
+            `${error.serverMessage} (the batch stored under this id answers other tool_use ids: it is not this request's, which did not run)`,
+          );
         }
-        if (error.status === 503 && !PERMANENT_503.has(error.code) && attempt < retry.attempts) {
+        const repeatable = request.replay === 'idempotent' || NOTHING_RAN_503.has(error.code);
+        if (
+          error.status === 503 &&
+          !PERMANENT_503.has(error.code) &&
+          repeatable &&
+          attempt < retry.attempts
+        ) {
+          // A 503 that does not prove nothing ran: a repeat's 409 means the first attempt got through.
+          if (!NOTHING_RAN_503.has(error.code)) maybeReceived = true;
           const delay = backoffMs(retry, attempt, parseRetryAfter(response.headers.get('retry-after')));
           await this.pause(request, attempt, delay, `503 ${error.code}`, controller.signal);
           if (controller.signal.aborted) throw stopped();
@@ -307,6 +335,30 @@ export class ToolqClient {
       signal.addEventListener('abort', done, { once: true });
     });
   }
+}
+
+/** The batch to collect after a repeat answered 409, and the tool_use ids this request sent. */
+interface CollectAs {
+  batchId: string;
+  toolUseIds: readonly string[];
+}
+
+/** The batch answers exactly these tool_use blocks, in order. */
+function answersIds(batch: ToolBatch, ids: readonly string[]): boolean {
+  const answered = Array.isArray(batch.tool_results) ? batch.tool_results.map((r) => r.tool_use_id) : [];
+  return answered.length === ids.length && answered.every((id, i) => id === ids[i]);
+}
+
+function withMessage(error: ToolqHttpError, serverMessage: string): ToolqHttpError {
+  return new ToolqHttpError({
+    status: error.status,
+    code: error.code,
+    serverMessage,
+    method: error.method,
+    path: error.path,
+    body: error.body,
+    attempts: error.attempts,
+  });
 }
 
 function parseBody(text: string, contentType: string | null): unknown {

@@ -32,8 +32,14 @@ export interface FleetReport {
 
 const UNITS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-/** "90s", "15m", "2h", "1d" → ms; between one minute bucket and the retention. */
-export function parseWindow(text: string): number {
+/**
+ * "90s", "15m", "2h", "1d" → ms; between one minute bucket and the retention. `unknown`: a query
+ * string gives an array for `?window=15m&window=1h`.
+ */
+export function parseWindow(text: unknown): number {
+  if (typeof text !== 'string') {
+    throw new ToolqError('INVALID_REQUEST', 'window: give one window, once (like 15m), not a list');
+  }
   const m = /^(\d{1,6})(s|m|h|d)$/.exec(text.trim());
   if (!m?.[1] || !m[2]) {
     throw new ToolqError('INVALID_REQUEST', `window: "${text}" is not a duration like 30s, 15m, 2h or 1d`);

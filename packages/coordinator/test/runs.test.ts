@@ -301,6 +301,13 @@ describe('a run on one coordinator, served by another', () => {
     expect(await message(await post({ prompt: 'a', messages: [{ role: 'user', content: 'b' }] }))).toMatch(
       /exactly one of prompt and messages/,
     );
+    // Named tools are checked before the run is accepted, not by its first step.
+    expect(await message(await post({ prompt: 'x', tools: ['test_echo', 'test_echo'] }))).toMatch(
+      /^400 INVALID_REQUEST: invalid body: tools: "test_echo" named more than once/,
+    );
+    expect(await message(await post({ prompt: 'x', tools: ['test_echo', 'no_such_tool'] }))).toMatch(
+      /^400 UNKNOWN_TOOL: no worker has advertised "no_such_tool"; known tools: .*test_echo/,
+    );
     expect(await message(await post({ prompt: 'x' }, { 'idempotency-key': 'has space' }))).toMatch(
       /^400 INVALID_REQUEST: Idempotency-Key header: .*printable ASCII/,
     );
@@ -322,6 +329,16 @@ describe('a run on one coordinator, served by another', () => {
     expect(await message(await get(`/v1/runs/${unknown}/events`, { 'last-event-id': 'yesterday' }))).toMatch(
       /^400 INVALID_REQUEST: Last-Event-ID header: an event id is <ms>-<seq>/,
     );
+    const { body: finished } = await startRun(a.url, 'plain:event-id');
+    await waitForRun(a.url, finished.run_id, ALPHA);
+    expect(
+      await message(
+        await get(`/v1/runs/${finished.run_id}/events`, { 'last-event-id': '99999999999999999999-0' }),
+      ),
+    ).toMatch(/^400 INVALID_REQUEST: Last-Event-ID header: .*at most 2\^64-1/);
+    expect(
+      await message(await get(`/v1/runs/${finished.run_id}/events?last_event_id=0-99999999999999999999`)),
+    ).toMatch(/^400 INVALID_REQUEST: query: .*last_event_id/);
     expect(await message(await get(`/v1/runs/${unknown}/events?last_event_id=1`))).toMatch(
       /^400 .*last_event_id/,
     );
@@ -333,6 +350,24 @@ describe('a run on one coordinator, served by another', () => {
     expect(await message(await del(body.run_id))).toMatch(
       /^409 RUN_FINISHED: .*has finished already \(done\)/,
     );
+  });
+});
+
+describe("a run's tools", () => {
+  it('a call to a tool the run did not offer is answered is_error and never runs', async () => {
+    const res = await api(a.url, '/v1/runs', {
+      method: 'POST',
+      token: ALPHA,
+      body: { prompt: 'slow:not-offered:0', tools: ['test_echo'] },
+    });
+    expect(res.status).toBe(202);
+    const { run_id } = (await res.json()) as { run_id: string };
+    const run = await waitForRun(a.url, run_id, ALPHA);
+    expect(run.status).toBe('done');
+    expect(run.result?.calls).toEqual([
+      expect.objectContaining({ name: 'test_slow', outcome: 'unknown_tool', isError: true, attempts: 0 }),
+    ]);
+    expect(count('start not-offered')).toBe(0);
   });
 });
 

@@ -4,7 +4,8 @@
  * public servers do not offer on demand: tools added and removed at run time (list_changed),
  * every kind of content block, isError results, cancellation it records, a count of calls in
  * flight, a crash on request, and a grandchild process (for the no-orphans check).
- * Extra echo tools can be named in FIXTURE_TOOLS (comma-separated), for the name-mapping tests.
+ * Extra echo tools can be named in FIXTURE_TOOLS (comma-separated), for the name-mapping tests;
+ * FIXTURE_BIG adds `big`, an answer of any size.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -185,6 +186,17 @@ server.registerTool(
 for (const name of (process.env.FIXTURE_TOOLS ?? '').split(',').filter(Boolean)) {
   server.registerTool(name, { description: `Echo tool ${name}`, inputSchema: z.object({}) }, async () =>
     text(name),
+  );
+}
+
+if (process.env.FIXTURE_BIG) {
+  server.registerTool(
+    'big',
+    {
+      description: 'Answers `bytes` characters of text.',
+      inputSchema: z.object({ bytes: z.number().int().min(0) }),
+    },
+    async ({ bytes }) => text('x'.repeat(bytes)),
   );
 }
 

@@ -7,6 +7,7 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import { APIConnectionError, APIError, APIUserAbortError } from '@anthropic-ai/sdk';
 import { ToolqError } from '@toolq/shared';
+import { originOf, withoutUrlSecrets } from './model-url.ts';
 import type { AdvisorOptions, BetaMessage } from './types.ts';
 
 export const ADVISOR_TOOL_TYPE = 'advisor_20260301';
@@ -44,14 +45,22 @@ export interface ModelErrorContext {
  */
 export function modelError(err: unknown, ctx: ModelErrorContext): ToolqError {
   if (err instanceof ToolqError) return err;
+  // The base URL can carry a gateway's credentials: nothing of it but its origin is shown.
+  const fail = (message: string, keepCause = true) =>
+    new ToolqError(
+      'MODEL_ERROR',
+      withoutUrlSecrets(message, ctx.baseURL),
+      keepCause ? { cause: err } : undefined,
+    );
   if (err instanceof APIUserAbortError) {
     return new ToolqError('CANCELLED', 'the model request was cancelled', { cause: err });
   }
   if (err instanceof APIConnectionError) {
-    const where = ctx.baseURL ? ` at ${ctx.baseURL}` : '';
-    return new ToolqError('MODEL_ERROR', `cannot reach the Messages API${where}: ${err.message}`, {
-      cause: err,
-    });
+    const where = ctx.baseURL ? ` at ${originOf(ctx.baseURL)}` : '';
+    // The SDK says only "Connection error."; fetch's reason (refused, a URL it will not send) is the cause.
+    const reason = err.cause instanceof Error ? ` (${err.cause.message})` : '';
+    // Without the SDK's error as its cause: fetch's error under it names the URL whole.
+    return fail(`cannot reach the Messages API${where}: ${err.message}${reason}`, false);
   }
   if (err instanceof APIError) {
     const detail = err.apiMessage ?? err.message;
@@ -61,19 +70,15 @@ export function modelError(err: unknown, ctx: ModelErrorContext): ToolqError {
       const hint = /advis/i.test(detail)
         ? ' The API decides which advisor may advise which executor; pick a stronger advisor or a lighter executor.'
         : '';
-      return new ToolqError(
-        'MODEL_ERROR',
+      return fail(
         `the Messages API rejected executor model "${ctx.model}" with advisor model "${ctx.advisorModel}" ` +
           `(${kind}): ${detail}${request}.${hint}`,
-        { cause: err },
       );
     }
-    return new ToolqError(
-      'MODEL_ERROR',
+    return fail(
       `the Messages API failed for model "${ctx.model}" (${kind || 'stream error'}): ${detail}${request}`,
-      { cause: err },
     );
   }
   const message = err instanceof Error ? err.message : String(err);
-  return new ToolqError('MODEL_ERROR', `the model request failed: ${message}`, { cause: err });
+  return fail(`the model request failed: ${message}`);
 }

@@ -49,7 +49,7 @@ async function runAgentLoop(options: AgentOptions): Promise<AgentResult> {
   // A resumed run carries on from its last saved step: nothing saved is asked or run again.
   const saved = persistence?.checkpoint ? structuredClone(persistence.checkpoint) : undefined;
   const startedAt = saved?.startedAt ?? Date.now();
-  const tools = await buildToolsParam(options.dispatcher, o);
+  const { tools, offered } = await buildToolsParam(options.dispatcher, o);
   const usage = new UsageTracker(options.dispatcher.metrics, saved?.usage);
   const messages = saved?.messages ?? o.messages;
   const iterations: IterationStats[] = saved?.iterations ?? [];
@@ -94,6 +94,7 @@ async function runAgentLoop(options: AgentOptions): Promise<AgentResult> {
       dispatch: o.dispatch,
       signal,
       emit: o.emit,
+      offered,
       ...(persistence ? { batchId: (n: number) => persistence.batchId(iteration, n) } : {}),
       ...(persistence?.app === undefined ? {} : { app: persistence.app }),
     });

@@ -9,10 +9,13 @@
  */
 
 import { ToolqError, type ToolResultBlock } from '@toolq/shared';
-import { firstLineOf } from '@toolq/shared/internal';
+import { firstLineOf, messages } from '@toolq/shared/internal';
 import type { BatchResult, CallStats } from '../batch-result.ts';
 import type { DispatchOptions, ToolUse } from '../dispatcher.ts';
 import type { AgentDispatcher, AgentEvent, BatchRef, ToolCallRecord } from './types.ts';
+
+/** Tool names a refusal lists at most. */
+const MAX_NAMES_LISTED = 30;
 
 export interface TurnDispatchOptions {
   dispatcher: AgentDispatcher;
@@ -27,6 +30,11 @@ export interface TurnDispatchOptions {
   batchId?: (n: number) => string;
   /** The app the batches belong to (durable runs: the run's app). */
   app?: string;
+  /**
+   * The tools offered to the model this run: a `tool_use` of any other name is answered `is_error`
+   * without being dispatched, so the model cannot reach a tool of the fleet the run did not give it.
+   */
+  offered: ReadonlySet<string>;
 }
 
 interface Answer {
@@ -69,6 +77,10 @@ export class TurnDispatch {
   /** Dispatches one call now, as its own batch (streaming early dispatch). */
   add(use: ToolUse, early: boolean): void {
     if (this.answers.has(use.id)) return;
+    if (!this.options.offered.has(use.name)) {
+      this.refuse(use);
+      return;
+    }
     const batch = this.start([use], early);
     this.track(
       use,
@@ -82,7 +94,7 @@ export class TurnDispatch {
    * every call went can be saved first. Answers the refs of all `order`.
    */
   plan(order: readonly ToolUse[]): Record<string, BatchRef> {
-    const fresh = order.filter((u) => !this.answers.has(u.id));
+    const fresh = this.offeredOnly(order);
     if (this.options.batchId && fresh.length > 0) {
       const batchId = this.options.batchId(this.batches++);
       this.planned = { batchId, uses: fresh };
@@ -106,6 +118,11 @@ export class TurnDispatch {
     const byBatch = new Map<string, ToolUse[]>();
     for (const use of order) {
       const ref = refs[use.id];
+      // Refused calls were never given a batch (plan() and start() give one to every dispatched call).
+      if (!ref && !this.options.offered.has(use.name)) {
+        this.refuse(use);
+        continue;
+      }
       if (!ref) throw new Error(`the saved turn has no batch for tool_use ${use.id}`);
       const uses = byBatch.get(ref.batchId) ?? [];
       uses[ref.index] = use;
@@ -128,7 +145,7 @@ export class TurnDispatch {
 
   /** Dispatches calls together as one batch. */
   addBatch(uses: readonly ToolUse[]): void {
-    const fresh = uses.filter((u) => !this.answers.has(u.id));
+    const fresh = this.offeredOnly(uses);
     if (fresh.length === 0) return;
     const planned = this.planned;
     this.planned = undefined;
@@ -179,6 +196,51 @@ export class TurnDispatch {
   /** Waits for everything dispatched, ignoring results and errors (before dropping a turn). */
   async drain(): Promise<void> {
     await Promise.allSettled(this.answers.values());
+  }
+
+  /** The calls not yet answered whose tool was offered; the others are answered as refused now. */
+  private offeredOnly(uses: readonly ToolUse[]): ToolUse[] {
+    const fresh: ToolUse[] = [];
+    for (const use of uses) {
+      if (this.answers.has(use.id)) continue;
+      if (this.options.offered.has(use.name)) fresh.push(use);
+      else this.refuse(use);
+    }
+    return fresh;
+  }
+
+  /** Answers a call to a tool the run did not offer, without dispatching it. */
+  private refuse(use: ToolUse): void {
+    const names = [...this.options.offered];
+    // The model learns what it may call; a catalog of hundreds is not repeated in every refusal.
+    const offered =
+      names.length === 0
+        ? '(none)'
+        : names.length <= MAX_NAMES_LISTED
+          ? names.join(', ')
+          : `${names.slice(0, MAX_NAMES_LISTED).join(', ')} and ${names.length - MAX_NAMES_LISTED} more`;
+    const block: ToolResultBlock = {
+      type: 'tool_result',
+      tool_use_id: use.id,
+      content: `${messages.unknownTool(use.name)}: not among the tools offered to this run (${offered})`,
+      is_error: true,
+    };
+    const now = Date.now();
+    const record: ToolCallRecord = {
+      iteration: this.options.iteration,
+      toolUseId: use.id,
+      name: use.name,
+      input: use.input,
+      outcome: 'unknown_tool',
+      isError: true,
+      attempts: 0,
+      latencyMs: 0,
+      dispatchedAtMs: now - this.options.runStartedAt,
+      early: false,
+    };
+    this.answers.set(use.id, Promise.resolve({ block, record, settledAt: now }));
+    // A failure like any other: under the `abort` policy it cancels the rest of the turn.
+    this.afterAnswer(record, block);
   }
 
   private start(uses: readonly ToolUse[], early: boolean, plannedId?: string): Promise<BatchResult> {

@@ -13,10 +13,19 @@ export interface ToolSelection {
   advisor: AdvisorOptions | undefined;
 }
 
+export interface ToolsParam {
+  tools: BetaToolUnion[];
+  /**
+   * The catalog tools offered: the only `tool_use` names the loop dispatches. Anything else the
+   * model asks for (a made-up name, a prompt injection, a compromised gateway) is refused unrun.
+   */
+  offered: ReadonlySet<string>;
+}
+
 export async function buildToolsParam(
   dispatcher: AgentDispatcher,
   selection: ToolSelection,
-): Promise<BetaToolUnion[]> {
+): Promise<ToolsParam> {
   const catalogTools = await selectCatalogTools(dispatcher, selection.tools);
   const tools: BetaToolUnion[] = catalogTools.map((tool) => ({
     name: tool.name,
@@ -25,7 +34,7 @@ export async function buildToolsParam(
   }));
   tools.push(...selection.serverTools);
   if (selection.advisor) tools.push(advisorTool(selection.advisor));
-  return tools;
+  return { tools, offered: new Set(catalogTools.map((t) => t.name)) };
 }
 
 async function selectCatalogTools(

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { RUN_EVENT_TYPES } from '../runs/run-events.ts';
+import { isStreamId } from '../runs/run-keys.ts';
 
 export { type RunRequest, runRequestSchema } from './schemas.ts';
 
@@ -31,7 +32,8 @@ export const runListQuerySchema = z
 /** A Redis stream id: `<ms>-<seq>`. */
 export const eventIdSchema = z
   .string()
-  .regex(/^\d{1,20}-\d{1,20}$/, 'an event id is <ms>-<seq>, as sent in id:');
+  .regex(/^\d{1,20}-\d{1,20}$/, 'an event id is <ms>-<seq>, as sent in id:')
+  .refine((id) => !/^\d+-\d+$/.test(id) || isStreamId(id), 'an event id has parts of at most 2^64-1');
 export const runEventsQuerySchema = z.object({ last_event_id: eventIdSchema.optional() }).strict();
 
 export const runStatusSchema = z.enum(['running', 'done', 'failed', 'cancelled']);

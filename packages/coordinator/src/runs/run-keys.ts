@@ -35,3 +35,20 @@ export function runCancelChannel(prefix: string): string {
  * it apart from tool pools, whose names cannot contain one.
  */
 export const RUNS_QUEUE = '{runs/agent}';
+
+/** Both parts of a Redis stream id are unsigned 64-bit numbers. */
+const STREAM_ID_PART_MAX = 18_446_744_073_709_551_615n;
+
+/**
+ * `<ms>-<seq>` as Redis takes it: a larger part makes XRANGE/XREAD fail, which for an event
+ * stream already answered 200 could only end it empty. Checked before anything is answered.
+ */
+export function isStreamId(id: string): boolean {
+  const m = /^(\d{1,20})-(\d{1,20})$/.exec(id);
+  return (
+    m?.[1] !== undefined &&
+    m[2] !== undefined &&
+    BigInt(m[1]) <= STREAM_ID_PART_MAX &&
+    BigInt(m[2]) <= STREAM_ID_PART_MAX
+  );
+}

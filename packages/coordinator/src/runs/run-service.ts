@@ -24,6 +24,7 @@ import {
   readBatchOwner,
 } from '@toolq/shared/internal';
 import { type Job, Queue, WaitingError, Worker } from 'bullmq';
+import { buildToolsParam } from '../agent/tools-param.ts';
 import type { AgentCheckpoint } from '../agent/types.ts';
 import type { Dispatcher } from '../dispatcher.ts';
 import type { RunRequest } from '../http/schemas.ts';
@@ -162,6 +163,8 @@ export class RunService {
   }
 
   async create(app: string, request: RunRequest, idempotencyKey?: string): Promise<CreatedRun> {
+    // Refused here (400) rather than accepted and failed by the run's first step.
+    if (request.tools) await checkRunTools(this.options.dispatcher, request.tools);
     const runId = idempotencyKey === undefined ? newRunId() : idempotentRunId(app, idempotencyKey);
     const requestHash = createHash('sha256').update(JSON.stringify(request)).digest('hex');
     const outcome = await this.store.create({ runId, app, request, requestHash, now: Date.now() });
@@ -288,6 +291,19 @@ export class RunService {
     })();
     return this.closing;
   }
+}
+
+/** A run's `tools`: each named once, each advertised by a worker (the catalog knows it). */
+async function checkRunTools(dispatcher: Dispatcher, tools: readonly string[]): Promise<void> {
+  const repeated = tools.filter((name, i) => tools.indexOf(name) !== i);
+  if (repeated.length > 0) {
+    throw new ToolqError(
+      'INVALID_REQUEST',
+      `invalid body: tools: ${[...new Set(repeated)].map((n) => JSON.stringify(n)).join(', ')} named more than once`,
+    );
+  }
+  // Throws UNKNOWN_TOOL (400) naming what no worker has advertised, as the run itself would.
+  await buildToolsParam(dispatcher, { tools, serverTools: [], advisor: undefined });
 }
 
 function newRunId(): string {

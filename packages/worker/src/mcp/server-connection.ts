@@ -184,7 +184,8 @@ export class McpServerConnection {
         },
       },
     );
-    client.onerror = (err) => this.logger.debug({ err: err.message }, 'MCP protocol error');
+    // Warn: an answer dropped for its size or a broken stream is why a call failed.
+    client.onerror = (err) => this.logger.warn({ err: err.message }, 'MCP protocol error');
     this.client = undefined;
     this.transport = transport;
     try {

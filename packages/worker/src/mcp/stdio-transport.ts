@@ -7,8 +7,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { JSONRPCMessage, Transport } from '@modelcontextprotocol/client';
-import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/client';
+import { serializeMessage } from '@modelcontextprotocol/client';
 import { getDefaultEnvironment } from '@modelcontextprotocol/client/stdio';
+import { answeredId, JsonRpcLineReader, type LineEvent, MAX_MESSAGE_BYTES } from './stdio-lines.ts';
 
 const STDERR_TAIL_BYTES = 2_000;
 
@@ -29,6 +30,8 @@ export interface StdioTransportOptions {
   cwd?: string;
   /** Each line the server writes to stderr (its log). */
   onStderrLine?: (line: string) => void;
+  /** A line on stdout that is not a JSON-RPC message (a server logging to stdout): skipped. */
+  onSkippedLine?: (reason: string, excerpt: string) => void;
   /** How long close() waits after SIGTERM before SIGKILL. Default 2 000 ms. */
   killAfterMs?: number;
 }
@@ -39,7 +42,9 @@ export class ProcessGroupStdioTransport implements Transport {
   onmessage?: (message: JSONRPCMessage) => void;
 
   private child: ChildProcess | undefined;
-  private readonly buffer = new ReadBuffer();
+  private readonly reader = new JsonRpcLineReader();
+  /** Ids of the requests sent and not yet answered: an answer too large to read is failed by its id. */
+  private readonly waiting = new Set<string | number>();
   private stderrTail = '';
   private exitedPromise: Promise<void> | undefined;
   private closedReported = false;
@@ -93,16 +98,7 @@ export class ProcessGroupStdioTransport implements Transport {
       this.reportClosed();
     });
     child.stdout?.on('data', (chunk: Buffer) => {
-      try {
-        this.buffer.append(chunk);
-        for (;;) {
-          const message = this.buffer.readMessage();
-          if (message === null) break;
-          this.onmessage?.(message);
-        }
-      } catch (err) {
-        this.onerror?.(err as Error);
-      }
+      for (const event of this.reader.push(chunk)) this.deliver(event);
     });
     let partial = '';
     child.stderr?.setEncoding('utf8');
@@ -121,6 +117,12 @@ export class ProcessGroupStdioTransport implements Transport {
     const stdin = this.child?.stdin;
     if (!stdin || this.closedReported || !stdin.writable) {
       return Promise.reject(new Error('the server process is not running'));
+    }
+    if ('method' in message && 'id' in message) this.waiting.add(message.id);
+    else if ('method' in message && message.method === 'notifications/cancelled') {
+      // A cancelled request (a timeout, an abort) may never be answered: no longer waited for.
+      const requestId = (message.params as { requestId?: unknown } | undefined)?.requestId;
+      if (typeof requestId === 'string' || typeof requestId === 'number') this.waiting.delete(requestId);
     }
     return new Promise((resolve) => {
       if (stdin.write(serializeMessage(message))) resolve();
@@ -145,6 +147,44 @@ export class ProcessGroupStdioTransport implements Transport {
     this.reportClosed();
   }
 
+  private deliver(event: LineEvent): void {
+    try {
+      switch (event.kind) {
+        case 'message': {
+          const m = event.message;
+          if ('id' in m && m.id !== undefined && !('method' in m)) this.waiting.delete(m.id);
+          this.onmessage?.(m);
+          return;
+        }
+        case 'skipped':
+          this.options.onSkippedLine?.(event.reason, event.excerpt);
+          return;
+        case 'overflow':
+          this.dropOverflow(event);
+          return;
+      }
+    } catch (err) {
+      this.onerror?.(err as Error);
+    }
+  }
+
+  /** Fails the request an over-long answer was for at once, with the reason (not a timeout later). */
+  private dropOverflow(event: Extract<LineEvent, { kind: 'overflow' }>): void {
+    const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
+    const reason = `the server sent a message of ${mb(event.bytes)}, over the ${mb(MAX_MESSAGE_BYTES)} a stdio message may be; it was dropped`;
+    const id = answeredId(event, this.waiting);
+    this.onerror?.(
+      new Error(
+        id === undefined
+          ? `${reason} (no request waiting could be matched to it)`
+          : `${reason} (request ${id})`,
+      ),
+    );
+    if (id === undefined) return;
+    this.waiting.delete(id);
+    this.onmessage?.({ jsonrpc: '2.0', id, error: { code: -32603, message: reason } });
+  }
+
   private killGroup(signal: NodeJS.Signals): void {
     const pid = this.child?.pid;
     if (pid === undefined) return;
@@ -158,7 +198,8 @@ export class ProcessGroupStdioTransport implements Transport {
   private reportClosed(): void {
     if (this.closedReported) return;
     this.closedReported = true;
-    this.buffer.clear();
+    this.reader.reset();
+    this.waiting.clear();
     this.child?.stdio[3]?.destroy(); // the guard's pipe
     this.onclose?.();
   }

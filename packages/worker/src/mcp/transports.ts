@@ -18,12 +18,23 @@ export function createTransport(config: McpServerConfig, logger: Logger): Transp
       requestInit: { headers: config.headers },
     });
   }
+  let skipped = 0;
   return new ProcessGroupStdioTransport({
     command: config.command,
     args: config.args,
     env: config.env,
     cwd: config.cwd,
     onStderrLine: (line) => logger.debug({ stderr: line }, 'MCP server stderr'),
+    // A server that logs to stdout does so on every call: said once at warn, then at debug.
+    onSkippedLine: (reason, line) => {
+      skipped++;
+      if (skipped === 1) {
+        logger.warn(
+          { reason, line },
+          'MCP server wrote a line to stdout that is not JSON-RPC (skipped; it should log to stderr); more such lines are logged at debug',
+        );
+      } else logger.debug({ reason, line, skipped }, 'MCP server stdout line skipped');
+    },
   });
 }
 
