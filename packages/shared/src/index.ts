@@ -46,7 +46,7 @@ export {
   type ToolqErrorCode,
 } from './errors.ts';
 export { parseJsonAs } from './json.ts';
-export { assertKeyPart, createKeys, type Keys } from './keys.ts';
+export { assertKeyPart, createKeys, KEY_PART_PATTERN, type Keys } from './keys.ts';
 export { laneOf } from './lanes.ts';
 export { createLogger, type Logger } from './logger.ts';
 export {

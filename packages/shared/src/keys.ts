@@ -25,11 +25,14 @@ export interface Keys {
   workersProbe(): string;
 }
 
-const SAFE_PART = /^[A-Za-z0-9_.-]{1,100}$/;
+/** What may go into a Redis key or a BullMQ job id: the prefix, pools, coordinator ids, batch names, run ids. */
+export const KEY_PART_PATTERN = /^[A-Za-z0-9_.-]{1,100}$/;
 
 export function assertKeyPart(what: string, value: string): void {
-  if (!SAFE_PART.test(value)) {
-    throw new Error(`${what} ${JSON.stringify(value)} must match ${SAFE_PART} (letters, digits, _ . -)`);
+  if (!KEY_PART_PATTERN.test(value)) {
+    throw new Error(
+      `${what} ${JSON.stringify(value)} must match ${KEY_PART_PATTERN} (letters, digits, _ . -)`,
+    );
   }
 }
 

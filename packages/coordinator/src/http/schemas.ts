@@ -1,10 +1,11 @@
 /** The HTTP contract's request bodies, checked at the edge; types inside are trusted. */
-import { failurePolicySchema } from '@toolq/shared';
+import { failurePolicySchema, KEY_PART_PATTERN } from '@toolq/shared';
 import { z } from 'zod';
 
 export const MAX_TOOL_USES_PER_BATCH = 1_000;
 
-export const batchIdSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'use 1-100 letters, digits, _ . -');
+/** A batch name becomes part of a Redis key (keys.batchName), so it obeys the key-part rule. */
+export const batchIdSchema = z.string().regex(KEY_PART_PATTERN, 'use 1-100 letters, digits, _ . -');
 
 /**
  * One `tool_use` block exactly as the Messages API returns it: `type` and any field the API adds
