@@ -110,6 +110,7 @@ export {
   defineTool,
   inputJsonSchema,
   type JsonSchemaObject,
+  MAX_TIMEOUT_MS,
   type RetryPolicy,
   TOOL_NAME_PATTERN,
   type ToolDefinition,

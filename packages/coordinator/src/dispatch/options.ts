@@ -8,6 +8,7 @@ import {
   DEFAULTS,
   type FailurePolicy,
   type Logger,
+  MAX_TIMEOUT_MS,
   type RedisConnectionConfig,
   type Registry,
   ToolqError,
@@ -82,9 +83,6 @@ export const DISPATCHER_DEFAULTS = {
   failurePolicy: 'continue',
 } as const satisfies Partial<Record<keyof DispatcherOptions | keyof DispatchOptions, unknown>> &
   Record<string, unknown>;
-
-/** Node's timers hold at most 2³¹−1 ms; a longer timeout would fire at once. */
-export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 /** A duration option of the Dispatcher (a misconfiguration: CONFIG_INVALID). */
 export function positiveMs(what: string, value: number): number {
