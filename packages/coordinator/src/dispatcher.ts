@@ -16,6 +16,7 @@ import {
   createLogger,
   createRedis,
   createRegistry,
+  defaultCoordinatorId,
   duplicateConnection,
   type Keys,
   type Logger,
@@ -109,7 +110,7 @@ export class Dispatcher {
       ),
     };
     this.keys = createKeys(options.prefix ?? DISPATCHER_DEFAULTS.prefix);
-    this.coordinatorId = options.coordinatorId ?? `${process.pid}-${randomUUID().slice(0, 8)}`;
+    this.coordinatorId = options.coordinatorId ?? defaultCoordinatorId();
     this.logger = (options.logger ?? createLogger({ name: 'toolq-coordinator' })).child({
       coordinator: this.coordinatorId,
     });

@@ -3,10 +3,10 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { z } from 'zod';
 import { DEFAULTS } from './defaults.ts';
 import { ToolqError } from './errors.ts';
+import { processId } from './ids.ts';
 import { KEY_PART_PATTERN } from './keys.ts';
 import type { RedisAddress, RedisConnectionConfig } from './redis.ts';
 import { describeZodIssues } from './result-encoding.ts';
@@ -257,10 +257,7 @@ function readCaFile(path: string): string {
 }
 
 export function defaultCoordinatorId(): string {
-  const host = hostname()
-    .replace(/[^A-Za-z0-9_.-]/g, '-')
-    .slice(0, 40);
-  return `${host}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  return processId();
 }
 
 const APP_NAME = /^[A-Za-z0-9_.-]{1,64}$/;

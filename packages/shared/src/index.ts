@@ -45,6 +45,7 @@ export {
   ToolqError,
   type ToolqErrorCode,
 } from './errors.ts';
+export { processId, randomHex } from './ids.ts';
 export { parseJsonAs } from './json.ts';
 export { assertKeyPart, createKeys, KEY_PART_PATTERN, type Keys } from './keys.ts';
 export { laneOf } from './lanes.ts';

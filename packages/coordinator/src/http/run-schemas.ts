@@ -4,10 +4,11 @@
  */
 import { z } from 'zod';
 import { RUN_EVENT_TYPES } from '../runs/run-events.ts';
+import { RUN_ID_PATTERN } from '../runs/run-keys.ts';
 
 export { type RunRequest, runRequestSchema } from './schemas.ts';
 
-export const runIdSchema = z.string().regex(/^run_[0-9a-f]{24}$/, 'a run id is run_ and 24 hex digits');
+export const runIdSchema = z.string().regex(RUN_ID_PATTERN, 'a run id is run_ and 24 hex digits');
 export const runParamsSchema = z.object({ id: runIdSchema });
 
 /** Printable ASCII, as Stripe and the IETF draft have it; a UUID is a good choice. */

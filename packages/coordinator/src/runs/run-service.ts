@@ -11,7 +11,7 @@
  * job is back in the queue within lockDuration + 2 × stalledInterval = takeoverMs, and a waiting
  * coordinator picks it up at once (BullMQ's marker wakes it).
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import {
   closeRedis,
   createKeys,
@@ -22,6 +22,7 @@ import {
   publishCancel,
   type Redis,
   type RedisConnectionConfig,
+  randomHex,
   readBatchOwner,
   ToolqError,
 } from '@toolq/shared';
@@ -30,7 +31,7 @@ import type { AgentCheckpoint } from '../agent/types.ts';
 import type { Dispatcher } from '../dispatcher.ts';
 import type { RunRequest } from '../http/schemas.ts';
 import { executeRun, HAND_OVER_NOW, type RunModel } from './run-executor.ts';
-import { RUNS_QUEUE, runCancelChannel } from './run-keys.ts';
+import { RUN_ID_PATTERN, RUNS_QUEUE, runCancelChannel } from './run-keys.ts';
 import { type RunRecord, RunStore, type RunSummary } from './run-store.ts';
 
 export const RUN_DEFAULTS = {
@@ -68,10 +69,8 @@ export interface CreatedRun {
   replayed: boolean;
 }
 
-const RUN_ID = /^run_[0-9a-f]{24}$/;
-
 export function isRunId(value: string): boolean {
-  return RUN_ID.test(value);
+  return RUN_ID_PATTERN.test(value);
 }
 
 export class RunService {
@@ -293,7 +292,7 @@ export class RunService {
 }
 
 function newRunId(): string {
-  return `run_${randomBytes(12).toString('hex')}`;
+  return `run_${randomHex(24)}`;
 }
 
 /** The same key of the same app names the same run: a repeated POST finds it instead of making one. */
