@@ -10,13 +10,7 @@
 import { type BatchMeta, messages, type Redis, rewriteBatchMeta } from '@toolq/shared';
 import type { Catalog, ToolLookup } from '../catalog.ts';
 import { groupJobs, type JobQueues, jobIdOf, type PlannedJob, type QueuedJob } from '../job-queues.ts';
-
-export interface JobRef {
-  /** The queue the job waits in (a pool's, or a lane of it). */
-  queue: string;
-  /** Absent for a call's job of its own, whose id is derived from the batch's uid (jobIdOf). */
-  jobId?: string;
-}
+import type { JobAddress, JobRef } from './pending.ts';
 
 /** Indexes, among `pending`, whose job is gone from its queue. Ask before reading the record. */
 export async function callsWithoutJob(
@@ -125,8 +119,8 @@ export class Rerunnable {
   async rerun(
     deps: { redis: Redis; queues: JobQueues; catalog: Catalog },
     indexes: readonly number[],
-  ): Promise<{ rerun: Map<number, Required<JobRef>>; failed: Map<number, string> }> {
-    const rerun = new Map<number, Required<JobRef>>();
+  ): Promise<{ rerun: Map<number, JobAddress>; failed: Map<number, string> }> {
+    const rerun = new Map<number, JobAddress>();
     const { queued, failed } = this.plan(indexes, (tool) => deps.catalog.lookupCached(tool));
     if (queued.length === 0) return { rerun, failed };
     try {
@@ -176,7 +170,7 @@ export function lostForSure(input: {
   /** The record's calls, as read now (undefined: no record). */
   recorded: BatchMeta['calls'] | undefined;
   /** The batch's job references, by call index. */
-  jobs: ({ readonly pool: string; readonly queue: string; readonly jobId?: string } | undefined)[];
+  jobs: (JobRef | undefined)[];
   /** By call index: epoch ms when the call first looked lost. */
   since: Map<number, number>;
   now: number;

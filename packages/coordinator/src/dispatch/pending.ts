@@ -104,6 +104,9 @@ export interface JobRef {
   readonly jobId?: string;
 }
 
+/** A job's own queue and id, as a re-run makes them. */
+export type JobAddress = Required<Pick<JobRef, 'queue' | 'jobId'>>;
+
 /** Makes the batches' JobRefs, sharing one per pool and queue for calls in a job of their own. */
 export class JobRefs {
   /** The shared JobRef of calls in a job of their own, by pool, then queue (a few per pool and deploy). */

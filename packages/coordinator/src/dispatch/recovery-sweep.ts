@@ -8,7 +8,7 @@ import type { Catalog } from '../catalog.ts';
 import type { JobQueues } from '../job-queues.ts';
 import { callsWithoutJob, lostCallMessage, lostForSure } from './lost-calls.ts';
 import { DISPATCHER_DEFAULTS } from './options.ts';
-import type { Pending, PendingBatches } from './pending.ts';
+import type { JobAddress, Pending, PendingBatches } from './pending.ts';
 
 /** Batches whose reads go out at once: one round trip per chunk instead of one per batch. */
 const SWEEP_CHUNK = 500;
@@ -69,7 +69,7 @@ export class RecoverySweep {
     const { barrier, rerunnable } = entry;
     const lost = entry.foreignKey ? await this.lostForSure(entry, entry.foreignKey, seemLost) : seemLost;
     if (lost.length === 0) return;
-    let rerun = new Map<number, { queue: string; jobId: string }>();
+    let rerun = new Map<number, JobAddress>();
     let failed = new Map<number, string>();
     const eligible = rerunnable?.eligible(lost, Date.now()) ?? [];
     if (rerunnable && eligible.length > 0) {
