@@ -5,7 +5,7 @@
  */
 import type Anthropic from '@anthropic-ai/sdk';
 import type { FailurePolicy, Logger, Outcome } from '@toolq/shared';
-import type { Dispatcher } from '../dispatcher.ts';
+import type { Dispatcher, ToolUse } from '../dispatcher.ts';
 
 export type BetaMessage = Anthropic.Beta.BetaMessage;
 export type BetaMessageParam = Anthropic.Beta.BetaMessageParam;
@@ -89,7 +89,7 @@ export interface PendingTurn {
   firstByteAt?: number;
   endedAt: number;
   usage: { executor: TokenCounts; advisor: TokenCounts };
-  toolUses: { id: string; name: string; input: unknown }[];
+  toolUses: ToolUse[];
   /** By tool_use id: every call's batch, decided before any of them can be lost. */
   refs: Record<string, BatchRef>;
 }
