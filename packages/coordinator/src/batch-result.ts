@@ -1,28 +1,31 @@
 /** What a dispatch answers: the ordered tool_result blocks and what happened to each call. */
 import {
   type CoordinatorMetrics,
-  type Outcome,
+  outcomeSchema,
   type ToolResultBlock,
   toToolResultBlock,
 } from '@toolq/shared';
+import { z } from 'zod';
 import type { SettledCall } from './barrier.ts';
 
-export interface CallStats {
-  toolUseId: string;
-  tool: string;
+/** What happened to one call; also its part of the HTTP batch response (`stats.calls`). */
+export const callStatsSchema = z.object({
+  toolUseId: z.string(),
+  tool: z.string(),
   /** Pool the call was queued on; absent when it never reached a queue (unknown tool, no worker). */
-  pool?: string;
-  outcome: Outcome;
+  pool: z.string().optional(),
+  outcome: outcomeSchema,
   /** Worker that ran it. */
-  worker?: string;
-  attempts: number;
+  worker: z.string().optional(),
+  attempts: z.number().int(),
   /** Enqueue → start on a worker. */
-  queueWaitMs?: number;
+  queueWaitMs: z.number().optional(),
   /** Start → end on the worker. */
-  runMs?: number;
+  runMs: z.number().optional(),
   /** Dispatch → answer known to the coordinator. */
-  latencyMs: number;
-}
+  latencyMs: z.number(),
+});
+export type CallStats = z.infer<typeof callStatsSchema>;
 
 export interface BatchResult {
   batchId: string;

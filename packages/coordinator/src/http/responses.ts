@@ -2,8 +2,9 @@
  * The HTTP API's response bodies as zod schemas: the source of the responses in the OpenAPI
  * document (openapi.ts), and what the tests hold real answers of a running coordinator to.
  */
-import { contentBlockSchema, outcomeSchema, toolSpecSchema } from '@toolq/shared';
+import { contentBlockSchema, toolSpecSchema } from '@toolq/shared';
 import { z } from 'zod';
+import { callStatsSchema } from '../batch-result.ts';
 import { type ApiResponse, named } from './route.ts';
 
 /** Every error, whatever the route: `{"error": {"code", "message"}}`. */
@@ -21,19 +22,6 @@ export const toolResultSchema = z.object({
   tool_use_id: z.string(),
   content: z.union([z.string(), z.array(contentBlockSchema)]),
   is_error: z.literal(true).optional(),
-});
-
-export const callStatsSchema = z.object({
-  toolUseId: z.string(),
-  tool: z.string(),
-  /** Absent when the call never reached a queue (unknown tool, no live worker). */
-  pool: z.string().optional(),
-  outcome: outcomeSchema,
-  worker: z.string().optional(),
-  attempts: z.number().int(),
-  queueWaitMs: z.number().optional(),
-  runMs: z.number().optional(),
-  latencyMs: z.number(),
 });
 
 /** POST /v1/tool-batches and GET /v1/tool-batches/{id}. */
