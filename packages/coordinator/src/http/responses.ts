@@ -5,6 +5,7 @@
 import { contentBlockSchema, toolSpecSchema } from '@toolq/shared';
 import { z } from 'zod';
 import { callStatsSchema } from '../batch-result.ts';
+import { fleetReportSchema } from '../fleet-report.ts';
 import { type ApiResponse, named } from './route.ts';
 
 /** Every error, whatever the route: `{"error": {"code", "message"}}`. */
@@ -46,29 +47,7 @@ export const catalogToolSchema = toolSpecSchema.extend({
 
 export const toolsResponseSchema = z.object({ tools: z.array(catalogToolSchema) });
 
-export const reportResponseSchema = z.object({
-  window: z.object({
-    /** As asked, e.g. "15m". */
-    requested: z.string(),
-    /** ISO times of the minute buckets read. */
-    from: z.string(),
-    to: z.string(),
-  }),
-  tools: z.array(
-    z.object({
-      tool: z.string(),
-      calls: z.number().int(),
-      ok: z.number().int(),
-      avgMs: z.number(),
-      p95Ms: z.number(),
-      maxMs: z.number(),
-    }),
-  ),
-  calls: z.number().int(),
-  succeeded: z.number().int(),
-  /** 0..1. */
-  successRate: z.number(),
-});
+export const reportResponseSchema = fleetReportSchema;
 
 /** The error answer of the document: every route's 4xx and 5xx have this body. */
 export const ERROR = named('Error', errorResponseSchema);
