@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { RUN_EVENT_TYPES } from '../runs/run-events.ts';
 import { RUN_ID_PATTERN } from '../runs/run-keys.ts';
+import { RUN_STATUSES } from '../runs/run-store.ts';
 
 export { type RunRequest, runRequestSchema } from './schemas.ts';
 
@@ -35,7 +36,7 @@ export const eventIdSchema = z
   .regex(/^\d{1,20}-\d{1,20}$/, 'an event id is <ms>-<seq>, as sent in id:');
 export const runEventsQuerySchema = z.object({ last_event_id: eventIdSchema.optional() }).strict();
 
-export const runStatusSchema = z.enum(['running', 'done', 'failed', 'cancelled']);
+export const runStatusSchema = z.enum(RUN_STATUSES);
 const errorBodySchema = z.object({ code: z.string(), message: z.string() });
 
 export const runErrorResponseSchema = z.object({ error: errorBodySchema });
