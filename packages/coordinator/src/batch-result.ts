@@ -28,6 +28,9 @@ export const callStatsSchema = z.object({
 export type CallStats = z.infer<typeof callStatsSchema>;
 
 export interface BatchResult {
+  /** The caller's name for the batch (`batch_id` over HTTP); its uid when the caller gave none. */
+  batchName: string;
+  /** @deprecated The same as `batchName` (its name before). */
   batchId: string;
   /** In the order of the tool_use blocks, one per block. */
   toolResults: ToolResultBlock[];
@@ -40,7 +43,7 @@ export interface BatchResult {
 }
 
 export function summarise(input: {
-  batchId: string;
+  batchName: string;
   startedAt: number;
   /** By index: the caller's own tool_use ids (the barrier's calls; not the caller's objects, kept no longer). */
   calls: readonly { toolUseId: string }[];
@@ -67,7 +70,8 @@ export function summarise(input: {
   const wallMs = endedAt - input.startedAt;
   const slowestRunMs = Math.max(0, ...calls.map((c) => c.runMs ?? 0));
   return {
-    batchId: input.batchId,
+    batchName: input.batchName,
+    batchId: input.batchName,
     // The caller's ids, not the worker's echo of them: a tool_result must match its tool_use exactly.
     toolResults: input.settled.map(({ result }, i) =>
       toToolResultBlock({ ...result, toolUseId: input.calls[i]?.toolUseId ?? result.toolUseId }),

@@ -9,7 +9,8 @@ import { type CallResult, type Logger, parseCallResult, type Redis } from '@tool
 const TRIM_EVERY_MS = 100;
 
 export interface Reply {
-  batchId: string;
+  /** The dispatch's uid (field `b` of the stream entry). */
+  uid: string;
   index: number;
   result: CallResult;
 }
@@ -119,10 +120,10 @@ export class ReplyReader {
 function parseEntry(fields: string[]): Reply | undefined {
   const map = new Map<string, string>();
   for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i] as string, fields[i + 1] as string);
-  const batchId = map.get('b');
+  const uid = map.get('b');
   const index = Number(map.get('i'));
   const raw = map.get('r');
-  if (!batchId || !Number.isInteger(index) || raw === undefined) return undefined;
+  if (!uid || !Number.isInteger(index) || raw === undefined) return undefined;
   const result = parseCallResult(raw);
-  return result ? { batchId, index, result } : undefined;
+  return result ? { uid, index, result } : undefined;
 }

@@ -9,8 +9,8 @@ export interface Keys {
   queueName(pool: string): string;
   /** The record of one dispatch, by its internal uid (see batch-names.ts). */
   batch(coordinatorId: string, uid: string): string;
-  /** A batch's fleet-wide name: which coordinator dispatched `(app, batchId)` under which uid. */
-  batchName(app: string, batchId: string): string;
+  /** A batch's fleet-wide name: which coordinator dispatched `(app, batchName)` under which uid. */
+  batchName(app: string, batchName: string): string;
   replyStream(coordinatorId: string): string;
   /** Hash: worker id → WorkerInfo JSON. */
   workers(): string;
@@ -45,7 +45,7 @@ export function createKeys(prefix: string): Keys {
       return `{${pool}}`;
     },
     batch: (coordinatorId, uid) => `${prefix}:{c.${coordinatorId}}:batch:${uid}`,
-    batchName: (app, batchId) => `${prefix}:batch-name:${app}:${batchId}`,
+    batchName: (app, batchName) => `${prefix}:batch-name:${app}:${batchName}`,
     replyStream: (coordinatorId) => `${prefix}:{c.${coordinatorId}}:replies`,
     workers: () => `${prefix}:workers`,
     waitingPools: () => `${prefix}:waiting-pools`,

@@ -93,7 +93,7 @@ async function runAgentLoop(options: AgentOptions): Promise<AgentResult> {
       dispatch: o.dispatch,
       signal,
       emit: o.emit,
-      ...(persistence ? { batchId: (n: number) => persistence.batchId(iteration, n) } : {}),
+      ...(persistence ? { batchName: (n: number) => persistence.batchId(iteration, n) } : {}),
       ...(persistence?.app === undefined ? {} : { app: persistence.app }),
     });
     let response: TurnResponse;

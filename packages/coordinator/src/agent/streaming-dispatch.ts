@@ -22,8 +22,8 @@ export interface TurnDispatchOptions {
   /** The run's signal: aborting it cancels every call of the turn. */
   signal?: AbortSignal;
   emit: (event: AgentEvent) => void;
-  /** Durable runs: the id of the turn's n-th batch, so that a successor can collect it. */
-  batchId?: (n: number) => string;
+  /** Durable runs: the name of the turn's n-th batch, so that a successor can collect it. */
+  batchName?: (n: number) => string;
   /** The app the batches belong to (durable runs: the run's app). */
   app?: string;
 }
@@ -48,10 +48,10 @@ export class TurnDispatch {
   private readonly cancel = new AbortController();
   private readonly signal: AbortSignal;
   private firstDispatchAt: number | undefined;
-  /** Where each call went (only with `batchId`): saved before the calls can be lost. */
+  /** Where each call went (only with `batchName`): saved before the calls can be lost. */
   private readonly refs = new Map<string, BatchRef>();
   private batches = 0;
-  private planned: { batchId: string; uses: readonly ToolUse[] } | undefined;
+  private planned: { batchName: string; uses: readonly ToolUse[] } | undefined;
 
   constructor(private readonly options: TurnDispatchOptions) {
     this.signal = options.signal ? AbortSignal.any([this.cancel.signal, options.signal]) : this.cancel.signal;
@@ -82,11 +82,11 @@ export class TurnDispatch {
    */
   plan(order: readonly ToolUse[]): Record<string, BatchRef> {
     const fresh = order.filter((u) => !this.answers.has(u.id));
-    if (this.options.batchId && fresh.length > 0) {
-      const batchId = this.options.batchId(this.batches++);
-      this.planned = { batchId, uses: fresh };
+    if (this.options.batchName && fresh.length > 0) {
+      const batchName = this.options.batchName(this.batches++);
+      this.planned = { batchName, uses: fresh };
       fresh.forEach((use, index) => {
-        this.refs.set(use.id, { batchId, index });
+        this.refs.set(use.id, { batchId: batchName, index });
       });
     }
     const refs: Record<string, BatchRef> = {};
@@ -110,11 +110,11 @@ export class TurnDispatch {
       uses[ref.index] = use;
       byBatch.set(ref.batchId, uses);
     }
-    for (const [batchId, uses] of byBatch) {
+    for (const [batchName, uses] of byBatch) {
       const { dispatcher } = this.options;
       const app = this.options.app === undefined ? {} : { app: this.options.app };
-      const collected = dispatcher.collect ? dispatcher.collect(batchId, app) : Promise.resolve(undefined);
-      const batch = collected.then((found) => found ?? this.start(uses, false, batchId));
+      const collected = dispatcher.collect ? dispatcher.collect(batchName, app) : Promise.resolve(undefined);
+      const batch = collected.then((found) => found ?? this.start(uses, false, batchName));
       uses.forEach((use, index) => {
         this.track(
           use,
@@ -132,7 +132,7 @@ export class TurnDispatch {
     const planned = this.planned;
     this.planned = undefined;
     if (planned && sameUses(planned.uses, fresh)) {
-      const batch = this.start(fresh, false, planned.batchId);
+      const batch = this.start(fresh, false, planned.batchName);
       fresh.forEach((use, index) => {
         this.track(
           use,
@@ -180,11 +180,11 @@ export class TurnDispatch {
     await Promise.allSettled(this.answers.values());
   }
 
-  private start(uses: readonly ToolUse[], early: boolean, plannedId?: string): Promise<BatchResult> {
-    const batchId = plannedId ?? this.options.batchId?.(this.batches++);
-    if (batchId !== undefined && plannedId === undefined) {
+  private start(uses: readonly ToolUse[], early: boolean, plannedName?: string): Promise<BatchResult> {
+    const batchName = plannedName ?? this.options.batchName?.(this.batches++);
+    if (batchName !== undefined && plannedName === undefined) {
       uses.forEach((use, index) => {
-        this.refs.set(use.id, { batchId, index });
+        this.refs.set(use.id, { batchId: batchName, index });
       });
     }
     const now = Date.now();
@@ -198,13 +198,13 @@ export class TurnDispatch {
         name: use.name,
         input: use.input,
         early,
-        ...(batchId === undefined ? {} : { batchId }),
+        ...(batchName === undefined ? {} : { batchId: batchName }),
       });
     }
     return this.options.dispatcher.dispatch(uses, {
       ...this.options.dispatch,
       signal: this.signal,
-      ...(batchId === undefined ? {} : { batchId }),
+      ...(batchName === undefined ? {} : { batchName }),
       ...(this.options.app === undefined ? {} : { app: this.options.app }),
     });
   }

@@ -16,7 +16,7 @@ import type { JobAddress, JobRef } from './pending.ts';
 export async function callsWithoutJob(
   queues: JobQueues,
   /** The batch's uid. */
-  batchId: string,
+  uid: string,
   jobs: readonly (JobRef | undefined)[],
   pending: readonly number[],
 ): Promise<number[]> {
@@ -24,7 +24,7 @@ export async function callsWithoutJob(
   for (const index of pending) {
     const ref = jobs[index];
     if (!ref) continue;
-    const jobId = jobIdOf(batchId, index, ref);
+    const jobId = jobIdOf(uid, index, ref);
     const entry = byJob.get(jobId) ?? { queue: ref.queue, indexes: [] };
     entry.indexes.push(index);
     byJob.set(jobId, entry);

@@ -52,7 +52,7 @@ export class RecoverySweep {
           const waiting = entry.barrier.pendingIndexes();
           // Jobs first, then the record: a worker writes the result before its job goes away.
           const withoutJob = entry.enqueued
-            ? await callsWithoutJob(jobs, entry.barrier.batchId, entry.jobs, waiting)
+            ? await callsWithoutJob(jobs, entry.barrier.uid, entry.jobs, waiting)
             : [];
           const found = await readResults(redis, pending.recordKey(entry), waiting);
           for (const [index, result] of found) entry.barrier.settle(index, result);
@@ -92,7 +92,7 @@ export class RecoverySweep {
     }
     if (rerun.size > 0) {
       this.deps.logger.warn(
-        { batchId: entry.id, calls: [...rerun.keys()] },
+        { batchName: entry.batchName, calls: [...rerun.keys()] },
         'Redis lost calls of tools that may run twice: re-running them',
       );
       // The new jobs may be lost as well while the failover lasts: look again soon.
@@ -115,7 +115,7 @@ export class RecoverySweep {
    */
   private async lostForSure(entry: Pending, recordKey: string, lost: readonly number[]): Promise<number[]> {
     const meta = await readBatchMeta(this.deps.redis, recordKey);
-    const uid = entry.barrier.batchId;
+    const uid = entry.barrier.uid;
     return lostForSure({
       uid,
       lost,

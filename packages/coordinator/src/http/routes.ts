@@ -56,8 +56,8 @@ const BATCH_ROUTES: ApiRoute[] = [
         timeoutMs: body.timeout_ms,
         failurePolicy: body.failure_policy,
         maxRetries: body.max_retries,
-        batchId: body.batch_id,
-        // Batch ids are the app's own: another app may use the same id and never sees this batch.
+        batchName: body.batch_id,
+        // Batch names are the app's own: another app may use the same name and never sees this batch.
         app: appOf(request),
         signal: controller.signal,
       });
@@ -208,7 +208,7 @@ export const OPEN_PATHS: ReadonlySet<string> = new Set(API_ROUTES.filter((r) => 
 
 function batchResponse(result: BatchResult) {
   return {
-    batch_id: result.batchId,
+    batch_id: result.batchName,
     tool_results: result.toolResults,
     stats: {
       wall_ms: result.wallMs,

@@ -208,8 +208,8 @@ export class RunService {
     // Workers know a batch by the uid of its dispatch; the batch's name says which one that was.
     const keys = createKeys(this.prefix);
     await Promise.all(
-      [...(await this.unfinishedBatches(runId, outcome.checkpoint))].map(async (batchId) => {
-        const owner = await readBatchOwner(this.redis, keys.batchName(app, batchId));
+      [...(await this.unfinishedBatches(runId, outcome.checkpoint))].map(async (batchName) => {
+        const owner = await readBatchOwner(this.redis, keys.batchName(app, batchName));
         if (owner) {
           await publishCancel(this.redis, keys.cancelChannel(), {
             batchId: owner.uid,
@@ -223,7 +223,7 @@ export class RunService {
   }
 
   /**
-   * The batches of a run with calls not yet answered: those of its saved unfinished turn, and
+   * The names of a run's batches with calls not yet answered: those of its saved unfinished turn, and
    * those its log shows started but not finished (calls sent early, before the response was saved).
    */
   private async unfinishedBatches(
@@ -245,7 +245,7 @@ export class RunService {
       }
       after = events.at(-1)?.id ?? after;
     }
-    for (const batchId of started.values()) batches.add(batchId);
+    for (const batchName of started.values()) batches.add(batchName);
     return batches;
   }
 
