@@ -16,6 +16,12 @@ export interface ToolRunContext {
   /** 1 for the first run, 2 for the first retry, ... */
   attempt: number;
   toolUseId: string;
+  /**
+   * The uid of the dispatch the call belongs to (what its jobs, record and cancellations are
+   * named by), not the caller's batch name; the job id for a plain BullMQ producer's job.
+   */
+  batchUid: string;
+  /** @deprecated The same as `batchUid` (its name before): the dispatch's uid, not the caller's batch name. */
   batchId: string;
   /** Epoch ms at which `signal` aborts for the timeout: the call's deadline or its own timeout. */
   deadline?: number;

@@ -11,22 +11,23 @@ export class RunningCalls {
   /** Batches a coordinator cancelled lately: it has answered them, so their queued calls need not run. */
   private readonly cancelled = new RecentSet(WORKER_DEFAULTS.cancelledBatchesRemembered);
 
-  add(batchId: string, index: number, controller: AbortController): () => void {
-    let calls = this.byBatch.get(batchId);
+  /** `uid`: the dispatch's (the contract's reply.batchId, and a CancelMessage's batchId). */
+  add(uid: string, index: number, controller: AbortController): () => void {
+    let calls = this.byBatch.get(uid);
     if (!calls) {
       calls = new Map();
-      this.byBatch.set(batchId, calls);
+      this.byBatch.set(uid, calls);
     }
     const own = calls;
     own.set(index, controller);
     return () => {
       own.delete(index);
-      if (own.size === 0) this.byBatch.delete(batchId);
+      if (own.size === 0) this.byBatch.delete(uid);
     };
   }
 
-  wasCancelled(batchId: string): boolean {
-    return this.cancelled.has(batchId);
+  wasCancelled(uid: string): boolean {
+    return this.cancelled.has(uid);
   }
 
   cancel(message: CancelMessage): number {

@@ -22,7 +22,8 @@ export interface RunCallOptions {
   tools: ToolLookup;
   data: ParsedJobData;
   workerId: string;
-  batchId: string;
+  /** The dispatch's uid (ToolRunContext.batchUid). */
+  batchUid: string;
   maxResultBytes: number;
   /** Aborted when the coordinator cancels the call or the worker is forced to stop. */
   signal: AbortSignal;
@@ -78,7 +79,8 @@ export async function runCall(options: RunCallOptions): Promise<CallResult> {
               signal,
               attempt,
               toolUseId: data.toolUseId,
-              batchId: options.batchId,
+              batchUid: options.batchUid,
+              batchId: options.batchUid,
               deadline: startedAt + budgetMs,
             }),
           ),
