@@ -4,7 +4,7 @@
  * written before start-up is missed) and trims only what it has read. Unlike BullMQ's QueueEvents,
  * nothing here can be lost to a late subscription or to trimming by others.
  */
-import { type CallResult, type Logger, parseCallResult, type Redis } from '@toolq/shared';
+import { type CallResult, type Logger, parseCallResult, type Redis, withTimeout } from '@toolq/shared';
 
 const TRIM_EVERY_MS = 100;
 
@@ -63,7 +63,7 @@ export class ReplyReader {
     // An XREAD BLOCK cannot be interrupted politely; dropping the connection ends it at once.
     this.options.blocking.disconnect();
     // A read queued while Redis was away may never settle after disconnect(): bound the wait.
-    await Promise.race([this.loop, new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
+    await withTimeout(this.loop ?? Promise.resolve(), 1_000, () => undefined, { unref: true });
   }
 
   private async run(): Promise<void> {

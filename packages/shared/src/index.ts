@@ -64,6 +64,7 @@ export {
   type Registry,
   type WorkerMetrics,
 } from './metrics.ts';
+export { raceSignal, withTimeout } from './race.ts';
 export { probeRedis, type Readiness, whyNotWritable } from './readiness.ts';
 export { RecentSet } from './recent-set.ts';
 export {

@@ -14,6 +14,7 @@ import {
   NonRetryableError,
   type Outcome,
   type ParsedJobData,
+  raceSignal,
 } from '@toolq/shared';
 import type { ToolLookup } from './served-tools.ts';
 import { WORKER_DEFAULTS } from './worker-options.ts';
@@ -73,7 +74,9 @@ export async function runCall(options: RunCallOptions): Promise<CallResult> {
   try {
     for (let attempt = 1; ; attempt++) {
       try {
-        const output = await raceAbort(
+        // Settles as soon as the signal aborts, even when the tool ignores its signal: the answer
+        // must not wait for a tool that never returns (it keeps running; nothing waits for it).
+        const output = await raceSignal(
           Promise.resolve().then(() =>
             tool.run(input.data, {
               signal,
@@ -128,29 +131,6 @@ function attemptsFor(tool: AnyTool, data: ParsedJobData): number {
   if (data.failurePolicy !== 'retry' || !tool.retry) return 1;
   const maxRetries = data.maxRetries ?? tool.retry.attempts - 1;
   return 1 + Math.min(maxRetries, tool.retry.attempts - 1);
-}
-
-/**
- * Settles as soon as the signal aborts, even when the tool ignores its signal: the answer must
- * not wait for a tool that never returns. Such a tool keeps running in the background until it
- * returns; nothing waits for it.
- */
-function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

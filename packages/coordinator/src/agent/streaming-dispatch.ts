@@ -8,7 +8,7 @@
  * failure cancels every other call of the turn, including calls dispatched after it.
  */
 
-import { firstLineOf, ToolqError, type ToolResultBlock } from '@toolq/shared';
+import { firstLineOf, raceSignal, ToolqError, type ToolResultBlock } from '@toolq/shared';
 import type { BatchResult, CallStats } from '../batch-result.ts';
 import type { DispatchOptions, ToolUse } from '../dispatcher.ts';
 import type { AgentDispatcher, AgentEvent, BatchRef, ToolCallRecord } from './types.ts';
@@ -245,25 +245,11 @@ export class TurnDispatch {
 }
 
 function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () =>
-      reject(
-        new ToolqError('CANCELLED', `the agent run was cancelled: ${String(signal.reason ?? 'aborted')}`),
-      );
-    if (signal.aborted) onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
+  return raceSignal(
+    promise,
+    signal,
+    (s) => new ToolqError('CANCELLED', `the agent run was cancelled: ${String(s.reason ?? 'aborted')}`),
+  );
 }
 
 function sameUses(a: readonly ToolUse[], b: readonly ToolUse[]): boolean {
