@@ -64,7 +64,7 @@ export async function listenForCancels(options: {
       return;
     }
     const n = running.cancel(message);
-    if (n > 0) logger.debug({ batchId: message.batchId, cancelled: n }, 'cancelled running calls');
+    if (n > 0) logger.debug({ uid: message.batchId, cancelled: n }, 'cancelled running calls');
   });
   // ioredis subscribes again by itself after a reconnect.
   await subscriber.subscribe(channel);

@@ -22,7 +22,7 @@ import {
 } from './responses.ts';
 import { type ApiRoute, named, route } from './route.ts';
 import { RUN_ROUTES } from './runs.ts';
-import { batchIdSchema, toolBatchRequestSchema } from './schemas.ts';
+import { batchNameSchema, toolBatchRequestSchema } from './schemas.ts';
 
 const TOOL_BATCH = named('ToolBatch', batchResponseSchema);
 
@@ -76,7 +76,7 @@ const BATCH_ROUTES: ApiRoute[] = [
     params: {
       id: {
         description: 'The `batch_id` given when the batch was sent.',
-        schema: batchIdSchema,
+        schema: batchNameSchema,
         label: 'batch id',
       },
     },

@@ -5,7 +5,7 @@ import { z } from 'zod';
 export const MAX_TOOL_USES_PER_BATCH = 1_000;
 
 /** A batch name becomes part of a Redis key (keys.batchName), so it obeys the key-part rule. */
-export const batchIdSchema = z.string().regex(KEY_PART_PATTERN, 'use 1-100 letters, digits, _ . -');
+export const batchNameSchema = z.string().regex(KEY_PART_PATTERN, 'use 1-100 letters, digits, _ . -');
 
 /**
  * One `tool_use` block exactly as the Messages API returns it: `type` and any field the API adds
@@ -36,7 +36,7 @@ export const toolBatchRequestSchema = z
     failure_policy: failurePolicySchema.optional(),
     max_retries: z.number().int().min(0).max(20).optional(),
     /** Your id for the batch, to collect it with GET /v1/tool-batches/:id from any coordinator. */
-    batch_id: batchIdSchema.optional(),
+    batch_id: batchNameSchema.optional(),
   })
   .strict();
 
