@@ -31,6 +31,7 @@ export async function runInProcess(
         signal,
         attempt: 1,
         toolUseId: `inproc_${index}`,
+        batchUid: 'inproc',
         batchId: 'inproc',
       });
       return performance.now() - started;

@@ -34,6 +34,7 @@ const worker = new Worker(
       signal: signal ?? new AbortController().signal,
       attempt: 1,
       toolUseId: String(job.id),
+      batchUid: 'plain',
       batchId: 'plain',
     });
     // Same clock as toolq's workers (Date.now), so run times are comparable.

@@ -4,7 +4,7 @@
  */
 
 /**
- * A `tool_use` block. The SDK's `ToolUseBlock` objects fit as they are (`type`, `caller` and any
+ * A `tool_use` block (mirrors the coordinator's `ToolUse`). The SDK's `ToolUseBlock` objects fit as they are (`type`, `caller` and any
  * further fields are sent along and ignored by the server).
  */
 export interface ToolUseLike {
@@ -39,6 +39,7 @@ export interface ToolResultBlock {
   is_error?: true;
 }
 
+/** Mirrors the coordinator's `CallStats` (batch-result.ts). */
 export interface CallStats {
   toolUseId: string;
   tool: string;
@@ -68,6 +69,7 @@ export interface CatalogTool {
   waitsForWorkers: boolean;
 }
 
+/** GET /v1/report: mirrors the coordinator's `FleetReport` (fleet-report.ts). */
 export interface PerformanceReport {
   window: { calls: number };
   tools: { tool: string; calls: number; ok: number; avgMs: number; p95Ms: number; maxMs: number }[];
@@ -96,6 +98,7 @@ export interface RunRequest {
   failure_policy?: FailurePolicy;
 }
 
+/** Mirrors the coordinator's `RunStatus` (runs/run-store.ts). */
 export type RunStatus = 'running' | 'done' | 'failed' | 'cancelled';
 
 export interface RunCreated {

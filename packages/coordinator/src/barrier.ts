@@ -61,7 +61,7 @@ export class Barrier implements Expirable {
 
   constructor(
     /** The dispatch's uid: what its jobs, record and cancellations are named by. */
-    readonly batchId: string,
+    readonly uid: string,
     /** By index; also what the answer's tool_result ids come from (the caller's own tool_use ids). */
     readonly calls: readonly BarrierCall[],
     private readonly policy: FailurePolicy,
@@ -79,7 +79,7 @@ export class Barrier implements Expirable {
 
   /** Every call's answer, in order; only once the barrier is done. */
   get answers(): readonly SettledCall[] {
-    if (!this.isDone) throw new Error(`barrier ${this.batchId} still waits for ${this.remaining} call(s)`);
+    if (!this.isDone) throw new Error(`barrier ${this.uid} still waits for ${this.remaining} call(s)`);
     return this.slots as SettledCall[];
   }
 

@@ -1,26 +1,32 @@
 /** What a dispatch answers: the ordered tool_result blocks and what happened to each call. */
-import { type Outcome, type ToolResultBlock, toToolResultBlock } from '@toolq/shared';
+import { outcomeSchema, type ToolResultBlock, toToolResultBlock } from '@toolq/shared';
 import type { CoordinatorMetrics } from '@toolq/shared/internal';
+import { z } from 'zod';
 import type { SettledCall } from './barrier.ts';
 
-export interface CallStats {
-  toolUseId: string;
-  tool: string;
+/** What happened to one call; also its part of the HTTP batch response (`stats.calls`). */
+export const callStatsSchema = z.object({
+  toolUseId: z.string(),
+  tool: z.string(),
   /** Pool the call was queued on; absent when it never reached a queue (unknown tool, no worker). */
-  pool?: string;
-  outcome: Outcome;
+  pool: z.string().optional(),
+  outcome: outcomeSchema,
   /** Worker that ran it. */
-  worker?: string;
-  attempts: number;
+  worker: z.string().optional(),
+  attempts: z.number().int(),
   /** Enqueue → start on a worker. */
-  queueWaitMs?: number;
+  queueWaitMs: z.number().optional(),
   /** Start → end on the worker. */
-  runMs?: number;
+  runMs: z.number().optional(),
   /** Dispatch → answer known to the coordinator. */
-  latencyMs: number;
-}
+  latencyMs: z.number(),
+});
+export type CallStats = z.infer<typeof callStatsSchema>;
 
 export interface BatchResult {
+  /** The caller's name for the batch (`batch_id` over HTTP); its uid when the caller gave none. */
+  batchName: string;
+  /** @deprecated The same as `batchName` (its name before). */
   batchId: string;
   /** In the order of the tool_use blocks, one per block. */
   toolResults: ToolResultBlock[];
@@ -33,7 +39,7 @@ export interface BatchResult {
 }
 
 export function summarise(input: {
-  batchId: string;
+  batchName: string;
   startedAt: number;
   /** By index: the caller's own tool_use ids (the barrier's calls; not the caller's objects, kept no longer). */
   calls: readonly { toolUseId: string }[];
@@ -60,7 +66,8 @@ export function summarise(input: {
   const wallMs = endedAt - input.startedAt;
   const slowestRunMs = Math.max(0, ...calls.map((c) => c.runMs ?? 0));
   return {
-    batchId: input.batchId,
+    batchName: input.batchName,
+    batchId: input.batchName,
     // The caller's ids, not the worker's echo of them: a tool_result must match its tool_use exactly.
     toolResults: input.settled.map(({ result }, i) =>
       toToolResultBlock({ ...result, toolUseId: input.calls[i]?.toolUseId ?? result.toolUseId }),

@@ -23,15 +23,15 @@ export interface BatchTrace {
 export function startBatchTrace(
   /** The dispatch's uid (what jobs and replies name). */
   uid: string,
-  /** The caller's batch id (the uid unless the caller named the batch). */
-  batchId: string,
+  /** The caller's name for the batch (the uid unless the caller named it). */
+  batchName: string,
   calls: readonly { tool: string; toolUseId: string }[],
   startedAt: number,
 ): BatchTrace | undefined {
   if (!getTracer()) return undefined;
   const batch = startSpan('toolq.batch', {
     startTime: startedAt,
-    attributes: { 'toolq.batch_id': batchId, 'toolq.batch.uid': uid, 'toolq.batch.calls': calls.length },
+    attributes: { 'toolq.batch_id': batchName, 'toolq.batch.uid': uid, 'toolq.batch.calls': calls.length },
   });
   if (!batch) return undefined;
   const spans = calls.map(
@@ -43,7 +43,7 @@ export function startBatchTrace(
           attributes: {
             'toolq.tool': call.tool,
             'toolq.tool_use_id': call.toolUseId,
-            'toolq.batch_id': batchId,
+            'toolq.batch_id': batchName,
             'toolq.call.index': index,
           },
         },

@@ -15,6 +15,7 @@ import {
   createKeys,
   createRedis,
   createRegistry,
+  defaultCoordinatorId,
   duplicateConnection,
   type Keys,
   type Redis,
@@ -36,6 +37,7 @@ import { Rerunnable } from './dispatch/lost-calls.ts';
 import {
   assertDispatchable,
   batchExists,
+  batchNameOf,
   DISPATCHER_DEFAULTS,
   type DispatcherOptions,
   type DispatchOptions,
@@ -106,7 +108,7 @@ export class Dispatcher {
       ),
     };
     this.keys = createKeys(options.prefix ?? DISPATCHER_DEFAULTS.prefix);
-    this.coordinatorId = options.coordinatorId ?? `${process.pid}-${randomUUID().slice(0, 8)}`;
+    this.coordinatorId = options.coordinatorId ?? defaultCoordinatorId();
     this.logger = (options.logger ?? createLogger({ name: 'toolq-coordinator' })).child({
       coordinator: this.coordinatorId,
     });
@@ -145,7 +147,7 @@ export class Dispatcher {
     this.barrierLimits = {
       maxResultBytes: options.maxBatchResultBytes ?? DISPATCHER_DEFAULTS.maxBatchResultBytes,
       lastLook: (barrier, indexes) => {
-        const entry = pending.get(barrier.batchId);
+        const entry = pending.get(barrier.uid);
         if (!entry) return Promise.resolve(new Map());
         const read = readResults(redis, pending.recordKey(entry), indexes);
         return settleWithin(read, DISPATCHER_DEFAULTS.lastLookMs).then((found) =>
@@ -199,13 +201,14 @@ export class Dispatcher {
 
   dispatch<T extends ToolUse>(toolUses: readonly T[], options: DispatchOptions = {}): Promise<BatchResult> {
     const uid = randomUUID();
-    const name = { app: options.app ?? DISPATCHER_DEFAULTS.app, id: options.batchId ?? uid };
+    const callerName = batchNameOf(options);
+    const name = { app: options.app ?? DISPATCHER_DEFAULTS.app, batchName: callerName ?? uid };
     const startedAt = Date.now();
     try {
       if (this.closing) throw new ToolqError('SHUTTING_DOWN', 'the coordinator is shutting down');
       assertDispatchable(toolUses, name.app, options);
-      if (options.batchId !== undefined && this.pending.hasName(this.keys.batchName(name.app, name.id)))
-        throw batchExists(name.id);
+      if (callerName !== undefined && this.pending.hasName(this.keys.batchName(name.app, name.batchName)))
+        throw batchExists(name.batchName);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -223,26 +226,26 @@ export class Dispatcher {
    * job data, the record) is garbage once the jobs are sent, not kept while the batch waits.
    */
   private async prepare(
-    batchId: string,
-    name: { app: string; id: string },
+    uid: string,
+    name: { app: string; batchName: string },
     startedAt: number,
     toolUses: readonly ToolUse[],
     options: DispatchOptions,
     answer: Deferred<BatchResult>,
   ): Promise<void> {
-    const batchKey = this.keys.batch(this.coordinatorId, batchId);
-    const nameKey = this.keys.batchName(name.app, name.id);
+    const batchKey = this.keys.batch(this.coordinatorId, uid);
+    const nameKey = this.keys.batchName(name.app, name.batchName);
     const lookups = await Promise.all(toolUses.map((use) => this.catalog.lookup(use.name)));
     const { calls, meta, ttlMs } = planBatch({ toolUses, lookups, startedAt, timeoutMs: options.timeoutMs });
-    meta.id = name.id;
+    meta.id = name.batchName;
     meta.app = name.app;
-    const trace = startBatchTrace(batchId, name.id, calls, startedAt); // undefined unless tracing is on
+    const trace = startBatchTrace(uid, name.batchName, calls, startedAt); // undefined unless tracing is on
     const streamKey = this.keys.replyStream(this.coordinatorId);
-    const plan = { uid: batchId, calls, meta, lookups, toolUses, batchKey, streamKey, options, trace };
+    const plan = { uid, calls, meta, lookups, toolUses, batchKey, streamKey, options, trace };
     const { queued, mayRunTwice } = planJobs(plan);
 
     const barrier = new Barrier(
-      batchId,
+      uid,
       calls,
       options.failurePolicy ?? DISPATCHER_DEFAULTS.failurePolicy,
       this.barrierLimits,
@@ -254,8 +257,8 @@ export class Dispatcher {
     const entry = new Pending({
       barrier,
       app: name.app,
-      id: name.id,
-      jobs: this.jobRefs.of(batchId, queued, calls.length, (index) => meta.calls[index]?.pool),
+      batchName: name.batchName,
+      jobs: this.jobRefs.of(uid, queued, calls.length, (index) => meta.calls[index]?.pool),
       startedAt,
       observe: true,
       answer,
@@ -264,8 +267,8 @@ export class Dispatcher {
     });
     const keepMs = ttlMs + this.settings.batchRetentionMs;
     if (mayRunTwice.length > 0)
-      entry.rerunnable = new Rerunnable(batchId, batchKey, mayRunTwice, meta, startedAt + keepMs);
-    const callerNamed = options.batchId !== undefined;
+      entry.rerunnable = new Rerunnable(uid, batchKey, mayRunTwice, meta, startedAt + keepMs);
+    const callerNamed = batchNameOf(options) !== undefined;
     // A random id is the uid itself: only a caller's own id needs a map from name to uid.
     this.pending.add(entry, callerNamed ? nameKey : undefined);
     entry.detach = cancelOnAbort(barrier, options.signal);
@@ -280,7 +283,7 @@ export class Dispatcher {
    * Undefined when no such batch is recorded for the app (never dispatched, or expired).
    */
   async collect(
-    batchId: string,
+    batchName: string,
     options: {
       app?: string;
       /** Bound on finding the batch in Redis (a `REDIS_UNAVAILABLE` error past it). Default: none. */
@@ -288,10 +291,10 @@ export class Dispatcher {
     } = {},
   ): Promise<BatchResult | undefined> {
     const app = options.app ?? DISPATCHER_DEFAULTS.app;
-    assertKeyPart('batchId', batchId);
+    assertKeyPart('batchName', batchName);
     assertKeyPart('app', app);
-    const nameKey = this.keys.batchName(app, batchId);
-    const local = this.pending.named(nameKey, batchId, app);
+    const nameKey = this.keys.batchName(app, batchName);
+    const local = this.pending.named(nameKey, batchName, app);
     if (local) return local;
     const lookup = <T>(work: Promise<T>): Promise<T> =>
       options.lookupTimeoutMs === undefined ? work : withinRedis(work, options.lookupTimeoutMs);
@@ -322,7 +325,7 @@ export class Dispatcher {
     const entry = new Pending({
       barrier,
       app,
-      id: batchId,
+      batchName,
       jobs: this.jobRefs.of(owner.uid, refs, calls.length, (index) => meta.calls[index]?.pool),
       startedAt: meta.createdAt,
       observe: false,
@@ -335,13 +338,13 @@ export class Dispatcher {
     meta.calls.forEach((call, index) => {
       if (call.answer) barrier.settle(index, call.answer, true);
     });
-    this.pending.add(entry, batchId !== owner.uid ? nameKey : undefined); // a random id is found by its uid
+    this.pending.add(entry, batchName !== owner.uid ? nameKey : undefined); // a random id is found by its uid
     // Results already written come back at once; the sweep reads again if this read fails.
     readResults(this.redis, recordKey, barrier.pendingIndexes()).then(
       (found) => {
         for (const [index, settled] of found) barrier.settle(index, settled);
       },
-      (err: Error) => this.logger.warn({ err: err.message, batchId }, 'could not read the batch record'),
+      (err: Error) => this.logger.warn({ err: err.message, batchName }, 'could not read the batch record'),
     );
     this.answers.release(entry);
     return answer.promise;
@@ -353,16 +356,16 @@ export class Dispatcher {
   }
 
   private onReplies(replies: Reply[]): void {
-    for (const { batchId, index, result } of replies) this.accept(batchId, index, result);
+    for (const { uid, index, result } of replies) this.accept(uid, index, result);
   }
 
-  private accept(batchId: string, index: number, result: CallResult): void {
-    const entry = this.pending.get(batchId);
+  private accept(uid: string, index: number, result: CallResult): void {
+    const entry = this.pending.get(uid);
     if (entry) {
       entry.barrier.settle(index, result);
       return;
     }
-    this.answers.noteUnwaited(batchId, index, result);
+    this.answers.noteUnwaited(uid, index, result);
   }
 
   async close(): Promise<void> {

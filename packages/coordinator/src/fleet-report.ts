@@ -10,25 +10,24 @@ import {
   type CallLogWindow,
   histogramPercentile,
 } from '@toolq/shared/internal';
+import { z } from 'zod';
 import { type BatchResult, UNKNOWN_TOOL_LABEL } from './batch-result.ts';
+import { performanceReportSchema } from './performance-report.ts';
 
 export const DEFAULT_REPORT_WINDOW = '15m';
 
-/** The shape of the agent loop's PerformanceReport (not imported: the core does not depend on the agent loop). */
-export interface FleetReport {
-  tools: { tool: string; calls: number; ok: number; avgMs: number; p95Ms: number; maxMs: number }[];
-  calls: number;
-  succeeded: number;
-  /** 0..1; 1 for a window without calls. */
-  successRate: number;
-  window: {
+/** A run's PerformanceReport, over the window it covers; also the answer of GET /v1/report. */
+export const fleetReportSchema = z.object({
+  window: z.object({
     /** As asked, e.g. "15m". */
-    requested: string;
+    requested: z.string(),
     /** ISO times of the minute buckets read (the window rounded out to whole minutes). */
-    from: string;
-    to: string;
-  };
-}
+    from: z.string(),
+    to: z.string(),
+  }),
+  ...performanceReportSchema.shape,
+});
+export type FleetReport = z.infer<typeof fleetReportSchema>;
 
 const UNITS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 

@@ -31,13 +31,13 @@ export interface QueuedJob {
 }
 
 /** The id of the job that carries one call of a batch alone (not a re-run's: dispatch/lost-calls.ts). */
-export function singleCallJobId(batchId: string, index: number): string {
-  return `${batchId}.${index}`;
+export function singleCallJobId(uid: string, index: number): string {
+  return `${uid}.${index}`;
 }
 
 /** A call's job id: the reference's own, or, when it has none, that of the call's job of its own. */
-export function jobIdOf(batchId: string, index: number, ref: { jobId?: string }): string {
-  return ref.jobId ?? singleCallJobId(batchId, index);
+export function jobIdOf(uid: string, index: number, ref: { jobId?: string }): string {
+  return ref.jobId ?? singleCallJobId(uid, index);
 }
 
 /** The job of one call, as the contract in @toolq/shared defines it. */
@@ -67,7 +67,7 @@ export function buildJobData(input: {
  * calls still spread over the workers), at most MAX_CALLS_PER_JOB calls each.
  */
 export function groupJobs(
-  batchId: string,
+  uid: string,
   planned: readonly PlannedJob[],
   liveWorkers: (queue: string) => number,
 ): QueuedJob[] {
@@ -86,10 +86,10 @@ export function groupJobs(
       const [only] = slice;
       queued.push(
         slice.length === 1 && only
-          ? { queue, jobId: singleCallJobId(batchId, only.index), indexes: [only.index], data: only.data }
+          ? { queue, jobId: singleCallJobId(uid, only.index), indexes: [only.index], data: only.data }
           : {
               queue,
-              jobId: `${batchId}.${queue}.c${k}`,
+              jobId: `${uid}.${queue}.c${k}`,
               indexes: slice.map((j) => j.index),
               data: { v: CONTRACT_VERSION, chunk: slice.map((j) => j.data) },
             },

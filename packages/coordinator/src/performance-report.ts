@@ -2,24 +2,28 @@
  * The seed's performance report (per tool: calls, average, p95, max; overall success rate), from a
  * run's calls or the dispatcher's recent calls. Owned by the core and importing nothing of the agent
  * loop, so that the dispatcher can keep its recent calls without depending on the loop's types.
+ * The fleet's report (fleet-report.ts) and the HTTP answer of GET /v1/report are this shape too.
  */
+import { z } from 'zod';
 
-export interface ToolPerformance {
-  tool: string;
-  calls: number;
-  ok: number;
-  avgMs: number;
-  p95Ms: number;
-  maxMs: number;
-}
+export const toolPerformanceSchema = z.object({
+  tool: z.string(),
+  calls: z.number().int(),
+  ok: z.number().int(),
+  avgMs: z.number(),
+  p95Ms: z.number(),
+  maxMs: z.number(),
+});
+export type ToolPerformance = z.infer<typeof toolPerformanceSchema>;
 
-export interface PerformanceReport {
-  tools: ToolPerformance[];
-  calls: number;
-  succeeded: number;
-  /** 0..1; 1 for a run without calls. */
-  successRate: number;
-}
+export const performanceReportSchema = z.object({
+  tools: z.array(toolPerformanceSchema),
+  calls: z.number().int(),
+  succeeded: z.number().int(),
+  /** 0..1; 1 when there were no calls. */
+  successRate: z.number(),
+});
+export type PerformanceReport = z.infer<typeof performanceReportSchema>;
 
 /** What the report needs of a call (a run's ToolCallRecord, or the dispatcher's recent calls). */
 export interface ReportedCall {

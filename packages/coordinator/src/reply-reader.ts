@@ -5,12 +5,13 @@
  * nothing here can be lost to a late subscription or to trimming by others.
  */
 import type { CallResult, Logger } from '@toolq/shared';
-import { parseCallResult, type Redis } from '@toolq/shared/internal';
+import { parseCallResult, type Redis, withTimeout } from '@toolq/shared/internal';
 
 const TRIM_EVERY_MS = 100;
 
 export interface Reply {
-  batchId: string;
+  /** The dispatch's uid (field `b` of the stream entry). */
+  uid: string;
   index: number;
   result: CallResult;
 }
@@ -63,7 +64,7 @@ export class ReplyReader {
     // An XREAD BLOCK cannot be interrupted politely; dropping the connection ends it at once.
     this.options.blocking.disconnect();
     // A read queued while Redis was away may never settle after disconnect(): bound the wait.
-    await Promise.race([this.loop, new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
+    await withTimeout(this.loop ?? Promise.resolve(), 1_000, () => undefined, { unref: true });
   }
 
   private async run(): Promise<void> {
@@ -120,10 +121,10 @@ export class ReplyReader {
 function parseEntry(fields: string[]): Reply | undefined {
   const map = new Map<string, string>();
   for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i] as string, fields[i + 1] as string);
-  const batchId = map.get('b');
+  const uid = map.get('b');
   const index = Number(map.get('i'));
   const raw = map.get('r');
-  if (!batchId || !Number.isInteger(index) || raw === undefined) return undefined;
+  if (!uid || !Number.isInteger(index) || raw === undefined) return undefined;
   const result = parseCallResult(raw);
-  return result ? { batchId, index, result } : undefined;
+  return result ? { uid, index, result } : undefined;
 }

@@ -144,7 +144,9 @@ describe('the fleet performance report', () => {
     expect((await fetch(`${a.url}/v1/report?window=3d`)).status).toBe(400);
     const twice = await fetch(`${a.url}/v1/report?window=15m&window=1h`);
     expect(twice.status).toBe(400);
-    expect(((await twice.json()) as { error: { message: string } }).error.message).toMatch(/^query: window: /);
+    expect(((await twice.json()) as { error: { message: string } }).error.message).toMatch(
+      /^query: window: /,
+    );
     const cli = await runReportCli(['--window', '0m']);
     expect(cli.code).toBe(2);
     expect(cli.stderr).toContain('window: 0m is outside');

@@ -8,6 +8,7 @@ import { parseJsonAs } from './json.ts';
 import type { Redis } from './redis.ts';
 
 export const cancelMessageSchema = z.object({
+  /** The dispatch's uid (not the caller's batch name), as in the jobs' reply.batchId. */
   batchId: z.string(),
   /** Calls to cancel; all of the batch's calls when absent. */
   indexes: z.array(z.number().int()).optional(),

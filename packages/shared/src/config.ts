@@ -3,15 +3,16 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { z } from 'zod';
 import { DEFAULTS } from './defaults.ts';
 import { ToolqError } from './errors.ts';
+import { processId } from './ids.ts';
+import { KEY_PART_PATTERN } from './keys.ts';
 import type { RedisAddress, RedisConnectionConfig } from './redis.ts';
 import { describeZodIssues } from './result-encoding.ts';
 
 const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
-const keyPart = z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'use letters, digits, _ . - (at most 100)');
+const keyPart = z.string().regex(KEY_PART_PATTERN, 'use letters, digits, _ . - (at most 100)');
 
 /** `host:port,host:port,…` (IPv6 as `[::1]:7000`); says which entry is wrong. */
 const addressList = z.string().transform((value, ctx): RedisAddress[] => {
@@ -256,10 +257,7 @@ function readCaFile(path: string): string {
 }
 
 export function defaultCoordinatorId(): string {
-  const host = hostname()
-    .replace(/[^A-Za-z0-9_.-]/g, '-')
-    .slice(0, 40);
-  return `${host}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  return processId();
 }
 
 const APP_NAME = /^[A-Za-z0-9_.-]{1,64}$/;

@@ -35,6 +35,7 @@ export const jobDataSchema = z.object({
    */
   reply: z
     .object({
+      /** The dispatch's uid (not the caller's batch name): what the coordinator knows the batch by. */
       batchId: z.string().min(1).max(200),
       index: z.number().int().min(0),
       /** Redis hash of the batch (one field per call, first write wins). */

@@ -14,11 +14,12 @@ export {
   readCallLog,
 } from './call-log.ts';
 export { type CancelMessage, parseCancelMessage, publishCancel } from './cancel.ts';
-export { parseApiTokens } from './config.ts';
+export { defaultCoordinatorId, parseApiTokens } from './config.ts';
 export { type ParsedJobData, type ToolSpec, toolSpecSchema, type WorkerInfo } from './contract.ts';
 export { DEFAULTS } from './defaults.ts';
 export { coerceError, describeStartupError } from './errors.ts';
-export { assertKeyPart, createKeys, type Keys } from './keys.ts';
+export { processId, randomHex } from './ids.ts';
+export { assertKeyPart, createKeys, KEY_PART_PATTERN, type Keys } from './keys.ts';
 export { laneOf } from './lanes.ts';
 export {
   type CoordinatorMetrics,
@@ -31,6 +32,7 @@ export {
   type Registry,
   type WorkerMetrics,
 } from './metrics.ts';
+export { raceSignal, withTimeout } from './race.ts';
 export { probeRedis, whyNotWritable } from './readiness.ts';
 export { RecentSet } from './recent-set.ts';
 export {
@@ -55,7 +57,7 @@ export {
   storeResult,
   writeResult,
 } from './result-store.ts';
-export { inputJsonSchema, TOOL_NAME_PATTERN } from './tool.ts';
+export { inputJsonSchema, MAX_TIMEOUT_MS, TOOL_NAME_PATTERN } from './tool.ts';
 export {
   carrierOf,
   contextFrom,

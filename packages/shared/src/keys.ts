@@ -9,8 +9,8 @@ export interface Keys {
   queueName(pool: string): string;
   /** The record of one dispatch, by its internal uid (see batch-names.ts). */
   batch(coordinatorId: string, uid: string): string;
-  /** A batch's fleet-wide name: which coordinator dispatched `(app, batchId)` under which uid. */
-  batchName(app: string, batchId: string): string;
+  /** A batch's fleet-wide name: which coordinator dispatched `(app, batchName)` under which uid. */
+  batchName(app: string, batchName: string): string;
   replyStream(coordinatorId: string): string;
   /** Hash: worker id → WorkerInfo JSON. */
   workers(): string;
@@ -25,11 +25,14 @@ export interface Keys {
   workersProbe(): string;
 }
 
-const SAFE_PART = /^[A-Za-z0-9_.-]{1,100}$/;
+/** What may go into a Redis key or a BullMQ job id: the prefix, pools, coordinator ids, batch names, run ids. */
+export const KEY_PART_PATTERN = /^[A-Za-z0-9_.-]{1,100}$/;
 
 export function assertKeyPart(what: string, value: string): void {
-  if (!SAFE_PART.test(value)) {
-    throw new Error(`${what} ${JSON.stringify(value)} must match ${SAFE_PART} (letters, digits, _ . -)`);
+  if (!KEY_PART_PATTERN.test(value)) {
+    throw new Error(
+      `${what} ${JSON.stringify(value)} must match ${KEY_PART_PATTERN} (letters, digits, _ . -)`,
+    );
   }
 }
 
@@ -42,7 +45,7 @@ export function createKeys(prefix: string): Keys {
       return `{${pool}}`;
     },
     batch: (coordinatorId, uid) => `${prefix}:{c.${coordinatorId}}:batch:${uid}`,
-    batchName: (app, batchId) => `${prefix}:batch-name:${app}:${batchId}`,
+    batchName: (app, batchName) => `${prefix}:batch-name:${app}:${batchName}`,
     replyStream: (coordinatorId) => `${prefix}:{c.${coordinatorId}}:replies`,
     workers: () => `${prefix}:workers`,
     waitingPools: () => `${prefix}:waiting-pools`,

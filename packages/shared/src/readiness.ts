@@ -5,6 +5,7 @@
  * a write to each slot in question: a SET of a key of its own that expires in 10 s.
  */
 import { coerceError } from './errors.ts';
+import { withTimeout } from './race.ts';
 import type { Redis } from './redis.ts';
 import { describeRedisFailure } from './redis-errors.ts';
 import { firstLineOf } from './result-encoding.ts';
@@ -21,7 +22,6 @@ export async function probeRedis(
   probeKeys: readonly string[],
   timeoutMs = 2_000,
 ): Promise<Readiness> {
-  let timer: NodeJS.Timeout | undefined;
   // A connection that cannot be made (a certificate it does not trust, a wrong password, no
   // sentinel reachable) only queues the probe: the reconnect's error is the reason worth telling.
   let lastError: string | undefined;
@@ -34,22 +34,18 @@ export async function probeRedis(
   };
   redis.on('error', onError);
   redis.on('node error', onError);
-  const timeout = new Promise<Readiness>((resolve) => {
-    timer = setTimeout(() => {
-      const why = lastError ? ` (connection error: ${lastError})` : '';
-      resolve({ ready: false, reason: `Redis did not answer within ${timeoutMs} ms${why}` });
-    }, timeoutMs);
-    timer.unref();
-  });
   const probes = Promise.all(probeKeys.map((key) => redis.set(key, '1', 'PX', 10_000))).then(
     (): Readiness => ({ ready: true }),
     // A cluster client follows MOVED and retries CLUSTERDOWN itself; what reaches here it could not.
     (err: unknown): Readiness => ({ ready: false, reason: firstLineOf(coerceError(err).message) }),
   );
+  const timedOut = (): Readiness => {
+    const why = lastError ? ` (connection error: ${lastError})` : '';
+    return { ready: false, reason: `Redis did not answer within ${timeoutMs} ms${why}` };
+  };
   try {
-    return await Promise.race([probes, timeout]);
+    return await withTimeout(probes, timeoutMs, timedOut, { unref: true });
   } finally {
-    clearTimeout(timer);
     redis.off('error', onError);
     redis.off('node error', onError);
   }

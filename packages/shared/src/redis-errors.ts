@@ -4,6 +4,7 @@
  * cluster that cannot route.
  */
 import { ToolqError } from './errors.ts';
+import { withTimeout } from './race.ts';
 
 const REDIS_REPLY = /^(NOAUTH|WRONGPASS|OOM|READONLY|CLUSTERDOWN|LOADING|MASTERDOWN|TRYAGAIN|BUSY|MISCONF)\b/;
 const CONNECTION_CODES = new Set([
@@ -33,21 +34,8 @@ export function isRedisFailure(err: unknown): boolean {
  * an outage (BullMQ needs maxRetriesPerRequest: null), a request that someone waits on must not.
  */
 export function withinRedis<T>(work: Promise<T>, ms: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new ToolqError('REDIS_UNAVAILABLE', `Redis did not answer within ${ms} ms`)),
-      ms,
-    );
-    work.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err);
-      },
-    );
+  return withTimeout(work, ms, () => {
+    throw new ToolqError('REDIS_UNAVAILABLE', `Redis did not answer within ${ms} ms`);
   });
 }
 

@@ -107,7 +107,7 @@ interface WithWriteResult {
     field: string,
     resultJson: string,
     ttlMs: number,
-    batchId: string,
+    uid: string,
     index: number,
     streamTtlMs: number,
   ): Promise<number>;
@@ -123,6 +123,7 @@ function withScripts(redis: Redis): Redis & WithWriteResult {
   return r as Redis & WithWriteResult;
 }
 
+/** Where a result goes: the contract's `reply` (whose batchId is the dispatch's uid) and the deadline. */
 export interface ResultTarget {
   batchId: string;
   index: number;

@@ -1,10 +1,13 @@
 import { z } from 'zod';
 import { ToolqError } from './errors.ts';
 
-/** Anthropic's rule for tool names. */
-/** The longest timeout a timer can hold. */
-export const MAX_TOOL_TIMEOUT_MS = 2 ** 31 - 1;
+/**
+ * The longest timeout a Node timer can hold (2³¹−1 ms, about 24.8 days); a longer one fires at once.
+ * The bound of every timeout toolq accepts: a tool's, a dispatch's, a Dispatcher duration option.
+ */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
+/** Anthropic's rule for tool names. */
 export const TOOL_NAME_PATTERN = /^[a-zA-Z0-9_-]{1,64}$/;
 
 export interface ToolRunContext {
@@ -13,6 +16,12 @@ export interface ToolRunContext {
   /** 1 for the first run, 2 for the first retry, ... */
   attempt: number;
   toolUseId: string;
+  /**
+   * The uid of the dispatch the call belongs to (what its jobs, record and cancellations are
+   * named by), not the caller's batch name; the job id for a plain BullMQ producer's job.
+   */
+  batchUid: string;
+  /** @deprecated The same as `batchUid` (its name before): the dispatch's uid, not the caller's batch name. */
   batchId: string;
   /** Epoch ms at which `signal` aborts for the timeout: the call's deadline or its own timeout. */
   deadline?: number;
@@ -60,11 +69,11 @@ export function defineTool<Input, Output>(def: ToolDefinition<Input, Output>): T
   // Node's timers hold at most 2³¹−1 ms (about 24.8 days); a longer one fires at once.
   if (
     def.timeoutMs !== undefined &&
-    !(Number.isFinite(def.timeoutMs) && def.timeoutMs > 0 && def.timeoutMs <= MAX_TOOL_TIMEOUT_MS)
+    !(Number.isFinite(def.timeoutMs) && def.timeoutMs > 0 && def.timeoutMs <= MAX_TIMEOUT_MS)
   ) {
     throw new ToolqError(
       'TOOL_DEFINITION_INVALID',
-      `${where}: timeoutMs must be a number of ms from 1 to ${MAX_TOOL_TIMEOUT_MS} (about 24.8 days), got ${def.timeoutMs}`,
+      `${where}: timeoutMs must be a number of ms from 1 to ${MAX_TIMEOUT_MS} (about 24.8 days), got ${def.timeoutMs}`,
     );
   }
   if (def.retry && !(Number.isInteger(def.retry.attempts) && def.retry.attempts >= 1)) {

@@ -12,22 +12,23 @@ export class RunningCalls {
   /** Batches a coordinator cancelled lately: it has answered them, so their queued calls need not run. */
   private readonly cancelled = new RecentSet(WORKER_DEFAULTS.cancelledBatchesRemembered);
 
-  add(batchId: string, index: number, controller: AbortController): () => void {
-    let calls = this.byBatch.get(batchId);
+  /** `uid`: the dispatch's (the contract's reply.batchId, and a CancelMessage's batchId). */
+  add(uid: string, index: number, controller: AbortController): () => void {
+    let calls = this.byBatch.get(uid);
     if (!calls) {
       calls = new Map();
-      this.byBatch.set(batchId, calls);
+      this.byBatch.set(uid, calls);
     }
     const own = calls;
     own.set(index, controller);
     return () => {
       own.delete(index);
-      if (own.size === 0) this.byBatch.delete(batchId);
+      if (own.size === 0) this.byBatch.delete(uid);
     };
   }
 
-  wasCancelled(batchId: string): boolean {
-    return this.cancelled.has(batchId);
+  wasCancelled(uid: string): boolean {
+    return this.cancelled.has(uid);
   }
 
   cancel(message: CancelMessage): number {
@@ -64,7 +65,7 @@ export async function listenForCancels(options: {
       return;
     }
     const n = running.cancel(message);
-    if (n > 0) logger.debug({ batchId: message.batchId, cancelled: n }, 'cancelled running calls');
+    if (n > 0) logger.debug({ uid: message.batchId, cancelled: n }, 'cancelled running calls');
   });
   // ioredis subscribes again by itself after a reconnect.
   await subscriber.subscribe(channel);

@@ -177,14 +177,16 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
     }
     const controller = new AbortController();
     jobCalls.add(controller);
-    const forget = running.add(data.reply?.batchId ?? String(job.id), data.reply?.index ?? 0, controller);
+    // The contract's reply.batchId is the dispatch's uid; a plain producer's job has only its own id.
+    const batchUid = data.reply?.batchId ?? String(job.id);
+    const forget = running.add(batchUid, data.reply?.index ?? 0, controller);
     try {
       metrics.queueWait.observe({ pool }, Math.max(0, Date.now() - data.enqueuedAt) / 1000);
       const result = await runCall({
         tools,
         data,
         workerId: id,
-        batchId: data.reply?.batchId ?? String(job.id),
+        batchUid,
         maxResultBytes,
         signal: controller.signal,
       });

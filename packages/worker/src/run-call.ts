@@ -16,6 +16,7 @@ import {
   encodeToolOutput,
   messages,
   type ParsedJobData,
+  raceSignal,
 } from '@toolq/shared/internal';
 import type { ToolLookup } from './served-tools.ts';
 import { WORKER_DEFAULTS } from './worker-options.ts';
@@ -24,7 +25,8 @@ export interface RunCallOptions {
   tools: ToolLookup;
   data: ParsedJobData;
   workerId: string;
-  batchId: string;
+  /** The dispatch's uid (ToolRunContext.batchUid). */
+  batchUid: string;
   maxResultBytes: number;
   /** Aborted when the coordinator cancels the call or the worker is forced to stop. */
   signal: AbortSignal;
@@ -74,13 +76,16 @@ export async function runCall(options: RunCallOptions): Promise<CallResult> {
   try {
     for (let attempt = 1; ; attempt++) {
       try {
-        const output = await raceAbort(
+        // Settles as soon as the signal aborts, even when the tool ignores its signal: the answer
+        // must not wait for a tool that never returns (it keeps running; nothing waits for it).
+        const output = await raceSignal(
           Promise.resolve().then(() =>
             tool.run(input.data, {
               signal,
               attempt,
               toolUseId: data.toolUseId,
-              batchId: options.batchId,
+              batchUid: options.batchUid,
+              batchId: options.batchUid,
               deadline: startedAt + budgetMs,
             }),
           ),
@@ -128,29 +133,6 @@ function attemptsFor(tool: AnyTool, data: ParsedJobData): number {
   if (data.failurePolicy !== 'retry' || !tool.retry) return 1;
   const maxRetries = data.maxRetries ?? tool.retry.attempts - 1;
   return 1 + Math.min(maxRetries, tool.retry.attempts - 1);
-}
-
-/**
- * Settles as soon as the signal aborts, even when the tool ignores its signal: the answer must
- * not wait for a tool that never returns. Such a tool keeps running in the background until it
- * returns; nothing waits for it.
- */
-function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -13,6 +13,7 @@ import {
   createWorkerMetrics,
   duplicateConnection,
   laneOf,
+  processId,
   publishPoolMode,
   type Registry,
   whyNotWritable,
@@ -47,7 +48,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
   const pool = options.pool ?? WORKER_DEFAULTS.pool;
   const keys = createKeys(options.prefix ?? WORKER_DEFAULTS.prefix);
   const queueName = keys.queueName(pool);
-  const id = options.id ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const id = options.id ?? processId();
   const logger = (options.logger ?? createLogger({ name: WORKER_DEFAULTS.loggerName })).child({
     worker: id,
     pool,

@@ -5,15 +5,10 @@
  * iterations that tell the executor's tokens from the advisor's.
  */
 import type Anthropic from '@anthropic-ai/sdk';
+import type { ToolUse } from '../dispatcher.ts';
 import type { BetaMessage } from './types.ts';
 
 export type TurnParams = Omit<Anthropic.Beta.Messages.MessageCreateParamsNonStreaming, 'stream'>;
-
-export interface CompleteToolUse {
-  id: string;
-  name: string;
-  input: unknown;
-}
 
 export interface TurnRequest {
   client: Anthropic;
@@ -21,7 +16,7 @@ export interface TurnRequest {
   stream: boolean;
   signal: AbortSignal;
   /** Streaming only: a tool_use block whose input JSON arrived complete. Must not throw. */
-  onToolUse?: (block: CompleteToolUse) => void;
+  onToolUse?: (block: ToolUse) => void;
 }
 
 export interface TurnResponse {

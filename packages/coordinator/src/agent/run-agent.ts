@@ -95,7 +95,7 @@ async function runAgentLoop(options: AgentOptions): Promise<AgentResult> {
       signal,
       emit: o.emit,
       offered,
-      ...(persistence ? { batchId: (n: number) => persistence.batchId(iteration, n) } : {}),
+      ...(persistence ? { batchName: (n: number) => persistence.batchId(iteration, n) } : {}),
       ...(persistence?.app === undefined ? {} : { app: persistence.app }),
     });
     let response: TurnResponse;

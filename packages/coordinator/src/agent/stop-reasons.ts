@@ -3,24 +3,19 @@
  * SDK adds later fails the type check here instead of falling through somewhere.
  */
 import { ToolqError } from '@toolq/shared';
+import type { ToolUse } from '../dispatcher.ts';
 import type { AgentStatus, BetaMessage } from './types.ts';
-
-export interface ToolUseBlock {
-  id: string;
-  name: string;
-  input: unknown;
-}
 
 export type Decision =
   /** Run these calls, append the assistant message and one user message with their results. */
-  | { kind: 'tools'; toolUses: ToolUseBlock[] }
+  | { kind: 'tools'; toolUses: ToolUse[] }
   /** Append the assistant message and ask again: the API paused its own (server-side) work. */
   | { kind: 'continue' }
   /** Drop the response (cut inside a tool_use) and ask again with more room. */
   | { kind: 'retry'; maxTokens: number }
   | { kind: 'final'; status: Exclude<AgentStatus, 'max_iterations'>; keepMessage: boolean };
 
-export function toolUsesOf(message: BetaMessage): ToolUseBlock[] {
+export function toolUsesOf(message: BetaMessage): ToolUse[] {
   return message.content.flatMap((b) =>
     b.type === 'tool_use' ? [{ id: b.id, name: b.name, input: b.input }] : [],
   );

@@ -9,7 +9,7 @@
  */
 
 import { ToolqError, type ToolResultBlock } from '@toolq/shared';
-import { firstLineOf, messages } from '@toolq/shared/internal';
+import { firstLineOf, messages, raceSignal } from '@toolq/shared/internal';
 import type { BatchResult, CallStats } from '../batch-result.ts';
 import type { DispatchOptions, ToolUse } from '../dispatcher.ts';
 import type { AgentDispatcher, AgentEvent, BatchRef, ToolCallRecord } from './types.ts';
@@ -26,8 +26,8 @@ export interface TurnDispatchOptions {
   /** The run's signal: aborting it cancels every call of the turn. */
   signal?: AbortSignal;
   emit: (event: AgentEvent) => void;
-  /** Durable runs: the id of the turn's n-th batch, so that a successor can collect it. */
-  batchId?: (n: number) => string;
+  /** Durable runs: the name of the turn's n-th batch, so that a successor can collect it. */
+  batchName?: (n: number) => string;
   /** The app the batches belong to (durable runs: the run's app). */
   app?: string;
   /**
@@ -57,10 +57,10 @@ export class TurnDispatch {
   private readonly cancel = new AbortController();
   private readonly signal: AbortSignal;
   private firstDispatchAt: number | undefined;
-  /** Where each call went (only with `batchId`): saved before the calls can be lost. */
+  /** Where each call went (only with `batchName`): saved before the calls can be lost. */
   private readonly refs = new Map<string, BatchRef>();
   private batches = 0;
-  private planned: { batchId: string; uses: readonly ToolUse[] } | undefined;
+  private planned: { batchName: string; uses: readonly ToolUse[] } | undefined;
 
   constructor(private readonly options: TurnDispatchOptions) {
     this.signal = options.signal ? AbortSignal.any([this.cancel.signal, options.signal]) : this.cancel.signal;
@@ -95,11 +95,11 @@ export class TurnDispatch {
    */
   plan(order: readonly ToolUse[]): Record<string, BatchRef> {
     const fresh = this.offeredOnly(order);
-    if (this.options.batchId && fresh.length > 0) {
-      const batchId = this.options.batchId(this.batches++);
-      this.planned = { batchId, uses: fresh };
+    if (this.options.batchName && fresh.length > 0) {
+      const batchName = this.options.batchName(this.batches++);
+      this.planned = { batchName, uses: fresh };
       fresh.forEach((use, index) => {
-        this.refs.set(use.id, { batchId, index });
+        this.refs.set(use.id, { batchId: batchName, index });
       });
     }
     const refs: Record<string, BatchRef> = {};
@@ -128,11 +128,11 @@ export class TurnDispatch {
       uses[ref.index] = use;
       byBatch.set(ref.batchId, uses);
     }
-    for (const [batchId, uses] of byBatch) {
+    for (const [batchName, uses] of byBatch) {
       const { dispatcher } = this.options;
       const app = this.options.app === undefined ? {} : { app: this.options.app };
-      const collected = dispatcher.collect ? dispatcher.collect(batchId, app) : Promise.resolve(undefined);
-      const batch = collected.then((found) => found ?? this.start(uses, false, batchId));
+      const collected = dispatcher.collect ? dispatcher.collect(batchName, app) : Promise.resolve(undefined);
+      const batch = collected.then((found) => found ?? this.start(uses, false, batchName));
       uses.forEach((use, index) => {
         this.track(
           use,
@@ -150,7 +150,7 @@ export class TurnDispatch {
     const planned = this.planned;
     this.planned = undefined;
     if (planned && sameUses(planned.uses, fresh)) {
-      const batch = this.start(fresh, false, planned.batchId);
+      const batch = this.start(fresh, false, planned.batchName);
       fresh.forEach((use, index) => {
         this.track(
           use,
@@ -243,11 +243,11 @@ export class TurnDispatch {
     this.afterAnswer(record, block);
   }
 
-  private start(uses: readonly ToolUse[], early: boolean, plannedId?: string): Promise<BatchResult> {
-    const batchId = plannedId ?? this.options.batchId?.(this.batches++);
-    if (batchId !== undefined && plannedId === undefined) {
+  private start(uses: readonly ToolUse[], early: boolean, plannedName?: string): Promise<BatchResult> {
+    const batchName = plannedName ?? this.options.batchName?.(this.batches++);
+    if (batchName !== undefined && plannedName === undefined) {
       uses.forEach((use, index) => {
-        this.refs.set(use.id, { batchId, index });
+        this.refs.set(use.id, { batchId: batchName, index });
       });
     }
     const now = Date.now();
@@ -261,13 +261,13 @@ export class TurnDispatch {
         name: use.name,
         input: use.input,
         early,
-        ...(batchId === undefined ? {} : { batchId }),
+        ...(batchName === undefined ? {} : { batchId: batchName }),
       });
     }
     return this.options.dispatcher.dispatch(uses, {
       ...this.options.dispatch,
       signal: this.signal,
-      ...(batchId === undefined ? {} : { batchId }),
+      ...(batchName === undefined ? {} : { batchName }),
       ...(this.options.app === undefined ? {} : { app: this.options.app }),
     });
   }
@@ -308,25 +308,11 @@ export class TurnDispatch {
 }
 
 function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () =>
-      reject(
-        new ToolqError('CANCELLED', `the agent run was cancelled: ${String(signal.reason ?? 'aborted')}`),
-      );
-    if (signal.aborted) onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
+  return raceSignal(
+    promise,
+    signal,
+    (s) => new ToolqError('CANCELLED', `the agent run was cancelled: ${String(s.reason ?? 'aborted')}`),
+  );
 }
 
 function sameUses(a: readonly ToolUse[], b: readonly ToolUse[]): boolean {

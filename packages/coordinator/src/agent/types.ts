@@ -5,7 +5,7 @@
  */
 import type Anthropic from '@anthropic-ai/sdk';
 import type { FailurePolicy, Logger, Outcome } from '@toolq/shared';
-import type { Dispatcher } from '../dispatcher.ts';
+import type { Dispatcher, ToolUse } from '../dispatcher.ts';
 
 export type BetaMessage = Anthropic.Beta.BetaMessage;
 export type BetaMessageParam = Anthropic.Beta.BetaMessageParam;
@@ -74,8 +74,9 @@ export interface AgentOptions {
   persistence?: AgentPersistence;
 }
 
-/** Where one tool_use of a turn went: the batch (by id) and its place in it. */
+/** Where one tool_use of a turn went: the batch and its place in it. */
 export interface BatchRef {
+  /** The batch's name (given to dispatch() as `batchName`), not its uid; saved in checkpoints as is. */
   batchId: string;
   index: number;
 }
@@ -89,7 +90,7 @@ export interface PendingTurn {
   firstByteAt?: number;
   endedAt: number;
   usage: { executor: TokenCounts; advisor: TokenCounts };
-  toolUses: { id: string; name: string; input: unknown }[];
+  toolUses: ToolUse[];
   /** By tool_use id: every call's batch, decided before any of them can be lost. */
   refs: Record<string, BatchRef>;
 }
@@ -117,7 +118,7 @@ export interface AgentPersistence {
   beforeModelRequest(event: Extract<AgentEvent, { type: 'model_request' }>): Promise<void>;
   /** Awaited after each model response and after each turn's tool results. */
   save(checkpoint: AgentCheckpoint): Promise<void>;
-  /** The id of the n-th batch (0-based) of an iteration's calls; must be new for every call. */
+  /** The name of the n-th batch (0-based) of an iteration's calls, not its uid; must be new for every call. */
   batchId(iteration: number, n: number): string;
   /** The app the run's batches belong to. Default `default`. */
   app?: string;
@@ -264,7 +265,7 @@ export type AgentEvent =
       name: string;
       input: unknown;
       early: boolean;
-      /** The batch it went in, when the run names its batches (durable runs). */
+      /** The name of the batch it went in, when the run names its batches (durable runs). */
       batchId?: string;
     })
   | (EventBase & { type: 'tool_finish'; call: ToolCallRecord })

@@ -40,7 +40,7 @@ export class BatchAnswers {
 
   /** BarrierLimits.onDone: a released batch is answered when its barrier is done. */
   onDone(barrier: Barrier): void {
-    const entry = this.deps.pending.get(barrier.batchId);
+    const entry = this.deps.pending.get(barrier.uid);
     if (entry?.barrier === barrier && !entry.held) this.answer(entry);
   }
 
@@ -55,8 +55,8 @@ export class BatchAnswers {
    * duplicate of a result the sweep already took, or a worker's echo of the coordinator's own
    * timeout or cancellation (not news).
    */
-  noteUnwaited(batchId: string, index: number, result: CallResult): void {
-    const abandoned = this.abandoned.delete(callKey(batchId, index));
+  noteUnwaited(uid: string, index: number, result: CallResult): void {
+    const abandoned = this.abandoned.delete(callKey(uid, index));
     if (abandoned && result.outcome !== 'timeout' && result.outcome !== 'cancelled')
       this.deps.metrics.lateResults.inc();
   }
@@ -66,7 +66,7 @@ export class BatchAnswers {
    * cleans up after the batch and settles its answer. Runs inside whatever answered the last call.
    */
   private answer(entry: Pending): void {
-    const uid = entry.barrier.batchId;
+    const uid = entry.barrier.uid;
     entry.detach?.();
     this.deps.pending.remove(entry);
     try {
@@ -78,7 +78,7 @@ export class BatchAnswers {
       const settled = entry.barrier.answers;
       this.afterAnswer(entry, settled);
       const result = summarise({
-        batchId: entry.id,
+        batchName: entry.batchName,
         startedAt: entry.startedAt,
         calls: entry.barrier.calls,
         settled,
@@ -101,10 +101,11 @@ export class BatchAnswers {
    */
   private afterAnswer(entry: Pending, settled: readonly SettledCall[]): void {
     const { redis, keys, jobs, logger } = this.deps;
-    const batchId = entry.barrier.batchId;
+    const uid = entry.barrier.uid;
     const recordKey = this.deps.pending.recordKey(entry);
     const retention = this.deps.batchRetentionMs;
-    const warn = (what: string) => (err: Error) => logger.warn({ err: err.message, batchId: entry.id }, what);
+    const warn = (what: string) => (err: Error) =>
+      logger.warn({ err: err.message, batchName: entry.batchName }, what);
     const abandoned = settled.flatMap((call, index) =>
       call.byCoordinator && entry.jobs[index] ? [index] : [],
     );
@@ -114,9 +115,9 @@ export class BatchAnswers {
       return;
     }
     markAnswered(redis, recordKey, retention).catch(warn('could not mark batch answered'));
-    for (const index of abandoned) this.abandoned.add(callKey(batchId, index));
+    for (const index of abandoned) this.abandoned.add(callKey(uid, index));
     publishCancel(redis, keys.cancelChannel(), {
-      batchId,
+      batchId: uid,
       indexes: abandoned,
       reason: 'the batch was answered without this call (deadline or cancellation)',
     }).catch(warn('could not publish cancellation'));
@@ -124,12 +125,12 @@ export class BatchAnswers {
     const queueOf = new Map<string, string>(); // job id → queue, each job once
     for (const index of abandoned) {
       const ref = entry.jobs[index];
-      if (ref) queueOf.set(jobIdOf(batchId, index, ref), ref.queue);
+      if (ref) queueOf.set(jobIdOf(uid, index, ref), ref.queue);
     }
     for (const [jobId, queue] of queueOf) jobs.remove(queue, jobId);
   }
 }
 
-function callKey(batchId: string, index: number): string {
-  return `${batchId}.${index}`;
+function callKey(uid: string, index: number): string {
+  return `${uid}.${index}`;
 }

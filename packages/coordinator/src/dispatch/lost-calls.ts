@@ -10,19 +10,13 @@
 import { type BatchMeta, messages, type Redis, rewriteBatchMeta } from '@toolq/shared/internal';
 import type { Catalog, ToolLookup } from '../catalog.ts';
 import { groupJobs, type JobQueues, jobIdOf, type PlannedJob, type QueuedJob } from '../job-queues.ts';
-
-export interface JobRef {
-  /** The queue the job waits in (a pool's, or a lane of it). */
-  queue: string;
-  /** Absent for a call's job of its own, whose id is derived from the batch's uid (jobIdOf). */
-  jobId?: string;
-}
+import type { JobAddress, JobRef } from './pending.ts';
 
 /** Indexes, among `pending`, whose job is gone from its queue. Ask before reading the record. */
 export async function callsWithoutJob(
   queues: JobQueues,
   /** The batch's uid. */
-  batchId: string,
+  uid: string,
   jobs: readonly (JobRef | undefined)[],
   pending: readonly number[],
 ): Promise<number[]> {
@@ -30,7 +24,7 @@ export async function callsWithoutJob(
   for (const index of pending) {
     const ref = jobs[index];
     if (!ref) continue;
-    const jobId = jobIdOf(batchId, index, ref);
+    const jobId = jobIdOf(uid, index, ref);
     const entry = byJob.get(jobId) ?? { queue: ref.queue, indexes: [] };
     entry.indexes.push(index);
     byJob.set(jobId, entry);
@@ -125,8 +119,8 @@ export class Rerunnable {
   async rerun(
     deps: { redis: Redis; queues: JobQueues; catalog: Catalog },
     indexes: readonly number[],
-  ): Promise<{ rerun: Map<number, Required<JobRef>>; failed: Map<number, string> }> {
-    const rerun = new Map<number, Required<JobRef>>();
+  ): Promise<{ rerun: Map<number, JobAddress>; failed: Map<number, string> }> {
+    const rerun = new Map<number, JobAddress>();
     const { queued, failed } = this.plan(indexes, (tool) => deps.catalog.lookupCached(tool));
     if (queued.length === 0) return { rerun, failed };
     try {
@@ -176,7 +170,7 @@ export function lostForSure(input: {
   /** The record's calls, as read now (undefined: no record). */
   recorded: BatchMeta['calls'] | undefined;
   /** The batch's job references, by call index. */
-  jobs: ({ readonly pool: string; readonly queue: string; readonly jobId?: string } | undefined)[];
+  jobs: (JobRef | undefined)[];
   /** By call index: epoch ms when the call first looked lost. */
   since: Map<number, number>;
   now: number;

@@ -4,7 +4,7 @@
  * passes what they need.
  */
 import { type FailurePolicy, type Logger, type RedisConnectionConfig, ToolqError } from '@toolq/shared';
-import { assertKeyPart, DEFAULTS, type Registry } from '@toolq/shared/internal';
+import { assertKeyPart, DEFAULTS, MAX_TIMEOUT_MS, type Registry } from '@toolq/shared/internal';
 
 export interface DispatchOptions {
   /** Per-call timeout. Default: each tool's own timeout (which defaults to 30 s). A smaller value wins. */
@@ -16,10 +16,13 @@ export interface DispatchOptions {
   /** Aborting answers every unanswered call as cancelled at once. One signal may serve many batches. */
   signal?: AbortSignal;
   /**
-   * Your own id for the batch (letters, digits, `_.-`), so that you can `collect()` it later, from
-   * any coordinator. An id names one batch across the fleet until its record expires: a second
-   * dispatch with it is refused (`BATCH_EXISTS`). Default: a random UUID.
+   * Your own name for the batch (letters, digits, `_.-`), so that you can `collect()` it later, from
+   * any coordinator. A name names one batch across the fleet until its record expires: a second
+   * dispatch with it is refused (`BATCH_EXISTS`). Default: the batch's uid (a random UUID), which
+   * its jobs, record and cancellations are named by whether or not you name it.
    */
+  batchName?: string;
+  /** @deprecated The same as `batchName` (its name before). */
   batchId?: string;
   /** The app the batch belongs to: ids are scoped to it and only it can collect the batch. Default `default`. */
   app?: string;
@@ -76,9 +79,6 @@ export const DISPATCHER_DEFAULTS = {
 } as const satisfies Partial<Record<keyof DispatcherOptions | keyof DispatchOptions, unknown>> &
   Record<string, unknown>;
 
-/** Node's timers hold at most 2³¹−1 ms; a longer timeout would fire at once. */
-export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
-
 /** A duration option of the Dispatcher (a misconfiguration: CONFIG_INVALID). */
 export function positiveMs(what: string, value: number): number {
   if (!Number.isFinite(value) || value <= 0 || value > MAX_TIMEOUT_MS)
@@ -107,22 +107,34 @@ export function assertUniqueIds(toolUses: readonly { id: string }[]): void {
 
 /**
  * What dispatch() refuses before anything else (INVALID_INPUT), in this order: duplicate tool_use
- * ids, a malformed app or batch id, a timeout out of range.
+ * ids, a malformed app or batch name, a timeout out of range.
  */
 export function assertDispatchable(
   toolUses: readonly { id: string }[],
   app: string,
-  options: Pick<DispatchOptions, 'batchId' | 'timeoutMs'>,
+  options: Pick<DispatchOptions, 'batchName' | 'batchId' | 'timeoutMs'>,
 ): void {
   assertUniqueIds(toolUses);
   assertKeyPart('app', app);
-  if (options.batchId !== undefined) assertKeyPart('batchId', options.batchId);
+  if (
+    options.batchName !== undefined &&
+    options.batchId !== undefined &&
+    options.batchName !== options.batchId
+  )
+    throw new ToolqError('INVALID_INPUT', 'batchId is the old name of batchName: give one of them');
+  const batchName = batchNameOf(options);
+  if (batchName !== undefined) assertKeyPart('batchName', batchName);
   if (options.timeoutMs !== undefined) assertTimeout(options.timeoutMs);
 }
 
-export function batchExists(batchId: string): ToolqError {
+/** The caller's name for the batch, under its name or its deprecated one. */
+export function batchNameOf(options: Pick<DispatchOptions, 'batchName' | 'batchId'>): string | undefined {
+  return options.batchName ?? options.batchId;
+}
+
+export function batchExists(batchName: string): ToolqError {
   return new ToolqError(
     'BATCH_EXISTS',
-    `batch ${batchId} was dispatched already; use collect() to get its results`,
+    `batch ${batchName} was dispatched already; use collect() to get its results`,
   );
 }

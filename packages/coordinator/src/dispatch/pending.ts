@@ -16,11 +16,11 @@ import type { Rerunnable } from './lost-calls.ts';
  * A class whose constructor sets every field: all entries share one shape, fields in the object.
  */
 export class Pending {
-  /** Its `batchId` is the dispatch's uid. */
+  /** Its `uid` is the dispatch's. */
   readonly barrier: Barrier;
-  /** The app, and the id the caller knows the batch by (the uid itself unless the caller named it). */
+  /** The app, and the name the caller knows the batch by (the uid itself unless the caller named it). */
   readonly app: string;
-  readonly id: string;
+  readonly batchName: string;
   /** The BullMQ job of each queued call (several calls may share one), by call index. */
   readonly jobs: (JobRef | undefined)[];
   /** Epoch ms of the dispatch. */
@@ -54,7 +54,7 @@ export class Pending {
   constructor(init: {
     barrier: Barrier;
     app: string;
-    id: string;
+    batchName: string;
     jobs: (JobRef | undefined)[];
     startedAt: number;
     observe: boolean;
@@ -64,7 +64,7 @@ export class Pending {
   }) {
     this.barrier = init.barrier;
     this.app = init.app;
-    this.id = init.id;
+    this.batchName = init.batchName;
     this.jobs = init.jobs;
     this.startedAt = init.startedAt;
     this.observe = init.observe;
@@ -104,6 +104,9 @@ export interface JobRef {
    */
   readonly jobId?: string;
 }
+
+/** A job's own queue and id, as a re-run makes them. */
+export type JobAddress = Required<Pick<JobRef, 'queue' | 'jobId'>>;
 
 /** Makes the batches' JobRefs, sharing one per pool and queue for calls in a job of their own. */
 export class JobRefs {
@@ -184,7 +187,7 @@ export class PendingBatches {
 
   /** `nameKey`: the batch name key of a batch the caller named (its id is not its uid). */
   add(entry: Pending, nameKey: string | undefined): void {
-    const uid = entry.barrier.batchId;
+    const uid = entry.barrier.uid;
     this.byUid.set(uid, entry);
     if (nameKey !== undefined) this.names.set(nameKey, uid);
   }
@@ -196,11 +199,11 @@ export class PendingBatches {
 
   /** Forgets the batch, its name and its calls that looked lost. */
   remove(entry: Pending): void {
-    const uid = entry.barrier.batchId;
+    const uid = entry.barrier.uid;
     this.byUid.delete(uid);
     this.lostSince.delete(uid);
-    // Only a caller's own id has a map entry (a random id is the uid).
-    if (entry.id !== uid) this.names.delete(this.keys.batchName(entry.app, entry.id));
+    // Only a caller's own name has a map entry (an unnamed batch's name is its uid).
+    if (entry.batchName !== uid) this.names.delete(this.keys.batchName(entry.app, entry.batchName));
   }
 
   /** The answer of a batch waiting in this process, shared with whoever else waits for it. */
@@ -208,20 +211,20 @@ export class PendingBatches {
     return uid === undefined ? undefined : this.byUid.get(uid)?.result;
   }
 
-  /** The answer of the batch the app knows by `batchId` (its name key `nameKey`), if it waits here. */
-  named(nameKey: string, batchId: string, app: string): Promise<BatchResult> | undefined {
-    return this.joinable(this.names.get(nameKey) ?? this.randomNamed(batchId, app));
+  /** The answer of the batch the app knows by `batchName` (its name key `nameKey`), if it waits here. */
+  named(nameKey: string, batchName: string, app: string): Promise<BatchResult> | undefined {
+    return this.joinable(this.names.get(nameKey) ?? this.randomNamed(batchName, app));
   }
 
-  /** A batch dispatched here under a random id (its uid) for this app. */
-  private randomNamed(batchId: string, app: string): string | undefined {
-    const entry = this.byUid.get(batchId);
-    return entry && entry.app === app && entry.id === batchId ? batchId : undefined;
+  /** A batch dispatched here for this app without a name of the caller's (its name is its uid). */
+  private randomNamed(batchName: string, app: string): string | undefined {
+    const entry = this.byUid.get(batchName);
+    return entry && entry.app === app && entry.batchName === batchName ? batchName : undefined;
   }
 
   /** Where the batch's record is: ours, or the dispatching coordinator's. */
   recordKey(entry: Pending): string {
-    return entry.foreignKey ?? this.keys.batch(this.coordinatorId, entry.barrier.batchId);
+    return entry.foreignKey ?? this.keys.batch(this.coordinatorId, entry.barrier.uid);
   }
 
   /** The collected batch's calls that looked lost, with since when (created on first use). */

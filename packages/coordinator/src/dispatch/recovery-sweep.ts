@@ -9,7 +9,7 @@ import type { Catalog } from '../catalog.ts';
 import type { JobQueues } from '../job-queues.ts';
 import { callsWithoutJob, lostCallMessage, lostForSure } from './lost-calls.ts';
 import { DISPATCHER_DEFAULTS } from './options.ts';
-import type { Pending, PendingBatches } from './pending.ts';
+import type { JobAddress, Pending, PendingBatches } from './pending.ts';
 
 /** Batches whose reads go out at once: one round trip per chunk instead of one per batch. */
 const SWEEP_CHUNK = 500;
@@ -53,7 +53,7 @@ export class RecoverySweep {
           const waiting = entry.barrier.pendingIndexes();
           // Jobs first, then the record: a worker writes the result before its job goes away.
           const withoutJob = entry.enqueued
-            ? await callsWithoutJob(jobs, entry.barrier.batchId, entry.jobs, waiting)
+            ? await callsWithoutJob(jobs, entry.barrier.uid, entry.jobs, waiting)
             : [];
           const found = await readResults(redis, pending.recordKey(entry), waiting);
           for (const [index, result] of found) entry.barrier.settle(index, result);
@@ -70,7 +70,7 @@ export class RecoverySweep {
     const { barrier, rerunnable } = entry;
     const lost = entry.foreignKey ? await this.lostForSure(entry, entry.foreignKey, seemLost) : seemLost;
     if (lost.length === 0) return;
-    let rerun = new Map<number, { queue: string; jobId: string }>();
+    let rerun = new Map<number, JobAddress>();
     let failed = new Map<number, string>();
     const eligible = rerunnable?.eligible(lost, Date.now()) ?? [];
     if (rerunnable && eligible.length > 0) {
@@ -93,7 +93,7 @@ export class RecoverySweep {
     }
     if (rerun.size > 0) {
       this.deps.logger.warn(
-        { batchId: entry.id, calls: [...rerun.keys()] },
+        { batchName: entry.batchName, calls: [...rerun.keys()] },
         'Redis lost calls of tools that may run twice: re-running them',
       );
       // The new jobs may be lost as well while the failover lasts: look again soon.
@@ -116,7 +116,7 @@ export class RecoverySweep {
    */
   private async lostForSure(entry: Pending, recordKey: string, lost: readonly number[]): Promise<number[]> {
     const meta = await readBatchMeta(this.deps.redis, recordKey);
-    const uid = entry.barrier.batchId;
+    const uid = entry.barrier.uid;
     return lostForSure({
       uid,
       lost,

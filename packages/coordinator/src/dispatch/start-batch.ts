@@ -1,7 +1,7 @@
 /**
  * Starts a planned batch that waits in this process already (its deadlines armed): writes its
  * record and claims its name, and sends its jobs, in the order that lets a worker always find the
- * record its result goes into, and a caller's own batch id name one batch across the fleet.
+ * record its result goes into, and a caller's own batch name stand for one batch across the fleet.
  */
 import type { Logger } from '@toolq/shared';
 import {
@@ -33,7 +33,7 @@ export function startBatch(
   deps: StartBatchDeps,
   batch: {
     entry: Pending;
-    /** The caller named the batch: its id must be claimed across the fleet before anything runs. */
+    /** The caller named the batch: its name must be claimed across the fleet before anything runs. */
     callerNamed: boolean;
     batchKey: string;
     nameKey: string;
@@ -47,7 +47,7 @@ export function startBatch(
 ): void {
   const { redis, jobs, logger, answers } = deps;
   const { entry, queued, keepMs, ttlMs } = batch;
-  const { barrier, id } = entry;
+  const { barrier, batchName } = entry;
   // Nothing below is awaited: the barrier answers by its deadlines even if Redis never does.
   const enqueue = () => {
     if (barrier.isDone) return;
@@ -64,7 +64,7 @@ export function startBatch(
   const named = claimBatchName(
     redis,
     batch.nameKey,
-    { coordinatorId: deps.coordinatorId, uid: barrier.batchId },
+    { coordinatorId: deps.coordinatorId, uid: barrier.uid },
     keepMs,
   );
   // On a cluster the record, the name and the queue live on different masters: a fast worker
@@ -74,7 +74,7 @@ export function startBatch(
     // A random id is new: its record and name are written beside the jobs, off the critical path.
     enqueue();
     Promise.all([recorded, named]).catch((err: Error) =>
-      logger.warn({ err: err.message, batchId: id }, 'could not record the batch'),
+      logger.warn({ err: err.message, batchName }, 'could not record the batch'),
     );
     answers.release(entry); // from here on, a collect() of this batch joins it
   } else {
@@ -90,7 +90,7 @@ export function startBatch(
         // A random id taken is our own claim, re-sent after a reconnect: the id is still ours.
         if (free === true || (free === false && ownId)) enqueue();
         else if (free === false) {
-          entry.conflict = batchExists(id);
+          entry.conflict = batchExists(batchName);
           barrier.cancelPending(entry.conflict.message);
         } else if (!(free instanceof NoAnswer)) {
           // Redis answered with an error (out of memory, read-only): say so now, not at the deadline.

@@ -8,6 +8,7 @@
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
+import { withTimeout } from '@toolq/shared/internal';
 import type { FastifyInstance } from 'fastify';
 import type { Dispatcher } from '../dispatcher.ts';
 import { toHttpError } from './errors.ts';
@@ -49,10 +50,12 @@ export function registerAdmin(app: FastifyInstance, options: AdminOptions): void
     if (Date.now() - syncedAt < 1_000) return;
     syncedAt = Date.now();
     // Redis down: the page still loads with the pools last seen (its API calls then fail).
-    const refreshed = await Promise.race([
+    const refreshed = await withTimeout(
       dispatcher.catalog.refresh().then(() => true),
-      new Promise<false>((resolve) => setTimeout(resolve, 2_000, false).unref()),
-    ]).catch(() => false);
+      2_000,
+      () => false,
+      { unref: true },
+    ).catch(() => false);
     if (!refreshed) return;
     const pools = new Set(dispatcher.catalog.liveWorkers().map((w) => w.pool));
     for (const tool of dispatcher.catalog.list()) for (const pool of tool.pools) pools.add(pool);

@@ -2,9 +2,11 @@
  * The HTTP API's response bodies as zod schemas: the source of the responses in the OpenAPI
  * document (openapi.ts), and what the tests hold real answers of a running coordinator to.
  */
-import { contentBlockSchema, outcomeSchema } from '@toolq/shared';
+import { contentBlockSchema } from '@toolq/shared';
 import { toolSpecSchema } from '@toolq/shared/internal';
 import { z } from 'zod';
+import { callStatsSchema } from '../batch-result.ts';
+import { fleetReportSchema } from '../fleet-report.ts';
 import { type ApiResponse, named } from './route.ts';
 
 /** Every error, whatever the route: `{"error": {"code", "message"}}`. */
@@ -22,19 +24,6 @@ export const toolResultSchema = z.object({
   tool_use_id: z.string(),
   content: z.union([z.string(), z.array(contentBlockSchema)]),
   is_error: z.literal(true).optional(),
-});
-
-export const callStatsSchema = z.object({
-  toolUseId: z.string(),
-  tool: z.string(),
-  /** Absent when the call never reached a queue (unknown tool, no live worker). */
-  pool: z.string().optional(),
-  outcome: outcomeSchema,
-  worker: z.string().optional(),
-  attempts: z.number().int(),
-  queueWaitMs: z.number().optional(),
-  runMs: z.number().optional(),
-  latencyMs: z.number(),
 });
 
 /** POST /v1/tool-batches and GET /v1/tool-batches/{id}. */
@@ -59,29 +48,7 @@ export const catalogToolSchema = toolSpecSchema.extend({
 
 export const toolsResponseSchema = z.object({ tools: z.array(catalogToolSchema) });
 
-export const reportResponseSchema = z.object({
-  window: z.object({
-    /** As asked, e.g. "15m". */
-    requested: z.string(),
-    /** ISO times of the minute buckets read. */
-    from: z.string(),
-    to: z.string(),
-  }),
-  tools: z.array(
-    z.object({
-      tool: z.string(),
-      calls: z.number().int(),
-      ok: z.number().int(),
-      avgMs: z.number(),
-      p95Ms: z.number(),
-      maxMs: z.number(),
-    }),
-  ),
-  calls: z.number().int(),
-  succeeded: z.number().int(),
-  /** 0..1. */
-  successRate: z.number(),
-});
+export const reportResponseSchema = fleetReportSchema;
 
 /** The error answer of the document: every route's 4xx and 5xx have this body. */
 export const ERROR = named('Error', errorResponseSchema);

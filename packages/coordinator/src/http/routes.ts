@@ -23,7 +23,7 @@ import {
 } from './responses.ts';
 import { type ApiRoute, named, route } from './route.ts';
 import { RUN_ROUTES } from './runs.ts';
-import { batchIdSchema, toolBatchRequestSchema } from './schemas.ts';
+import { batchNameSchema, toolBatchRequestSchema } from './schemas.ts';
 
 const TOOL_BATCH = named('ToolBatch', batchResponseSchema);
 
@@ -57,8 +57,8 @@ const BATCH_ROUTES: ApiRoute[] = [
         timeoutMs: body.timeout_ms,
         failurePolicy: body.failure_policy,
         maxRetries: body.max_retries,
-        batchId: body.batch_id,
-        // Batch ids are the app's own: another app may use the same id and never sees this batch.
+        batchName: body.batch_id,
+        // Batch names are the app's own: another app may use the same name and never sees this batch.
         app: appOf(request),
         signal: controller.signal,
       });
@@ -77,7 +77,7 @@ const BATCH_ROUTES: ApiRoute[] = [
     params: {
       id: {
         description: 'The `batch_id` given when the batch was sent.',
-        schema: batchIdSchema,
+        schema: batchNameSchema,
         label: 'batch id',
       },
     },
@@ -209,7 +209,7 @@ export const OPEN_PATHS: ReadonlySet<string> = new Set(API_ROUTES.filter((r) => 
 
 function batchResponse(result: BatchResult) {
   return {
-    batch_id: result.batchId,
+    batch_id: result.batchName,
     tool_results: result.toolResults,
     stats: {
       wall_ms: result.wallMs,

@@ -4,11 +4,12 @@
  */
 import { z } from 'zod';
 import { RUN_EVENT_TYPES } from '../runs/run-events.ts';
-import { isStreamId } from '../runs/run-keys.ts';
+import { isStreamId, RUN_ID_PATTERN } from '../runs/run-keys.ts';
+import { RUN_STATUSES } from '../runs/run-store.ts';
 
 export { type RunRequest, runRequestSchema } from './schemas.ts';
 
-export const runIdSchema = z.string().regex(/^run_[0-9a-f]{24}$/, 'a run id is run_ and 24 hex digits');
+export const runIdSchema = z.string().regex(RUN_ID_PATTERN, 'a run id is run_ and 24 hex digits');
 export const runParamsSchema = z.object({ id: runIdSchema });
 
 /** Printable ASCII, as Stripe and the IETF draft have it; a UUID is a good choice. */
@@ -36,7 +37,7 @@ export const eventIdSchema = z
   .refine((id) => !/^\d+-\d+$/.test(id) || isStreamId(id), 'an event id has parts of at most 2^64-1');
 export const runEventsQuerySchema = z.object({ last_event_id: eventIdSchema.optional() }).strict();
 
-export const runStatusSchema = z.enum(['running', 'done', 'failed', 'cancelled']);
+export const runStatusSchema = z.enum(RUN_STATUSES);
 const errorBodySchema = z.object({ code: z.string(), message: z.string() });
 
 export const runErrorResponseSchema = z.object({ error: errorBodySchema });

@@ -9,6 +9,7 @@ import type { ServerResponse } from 'node:http';
 import { type Logger, ToolqError, type ToolqErrorCode } from '@toolq/shared';
 import type { FastifyInstance } from 'fastify';
 import type { z } from 'zod';
+import { RUN_ID_PATTERN } from '../runs/run-keys.ts';
 import type { RunService } from '../runs/run-service.ts';
 import { FINAL_EVENTS, type RunRecord } from '../runs/run-store.ts';
 import { appOf } from './auth.ts';
@@ -286,5 +287,5 @@ function encodeCursor(runId: string): string {
 
 function decodeCursor(cursor: string): string | undefined {
   const runId = Buffer.from(cursor, 'base64url').toString();
-  return /^run_[0-9a-f]{24}$/.test(runId) ? runId : undefined;
+  return RUN_ID_PATTERN.test(runId) ? runId : undefined;
 }

@@ -1,10 +1,12 @@
 /** The HTTP contract's request bodies, checked at the edge; types inside are trusted. */
 import { failurePolicySchema } from '@toolq/shared';
+import { KEY_PART_PATTERN } from '@toolq/shared/internal';
 import { z } from 'zod';
 
 export const MAX_TOOL_USES_PER_BATCH = 1_000;
 
-export const batchIdSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'use 1-100 letters, digits, _ . -');
+/** A batch name becomes part of a Redis key (keys.batchName), so it obeys the key-part rule. */
+export const batchNameSchema = z.string().regex(KEY_PART_PATTERN, 'use 1-100 letters, digits, _ . -');
 
 /**
  * One `tool_use` block exactly as the Messages API returns it: `type` and any field the API adds
@@ -35,7 +37,7 @@ export const toolBatchRequestSchema = z
     failure_policy: failurePolicySchema.optional(),
     max_retries: z.number().int().min(0).max(20).optional(),
     /** Your id for the batch, to collect it with GET /v1/tool-batches/:id from any coordinator. */
-    batch_id: batchIdSchema.optional(),
+    batch_id: batchNameSchema.optional(),
   })
   .strict();
 

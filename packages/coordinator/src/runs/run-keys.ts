@@ -5,6 +5,9 @@
  */
 import { assertKeyPart } from '@toolq/shared/internal';
 
+/** `run_` and 24 hex digits: a new run's random id, or an idempotent run's hash of its key. */
+export const RUN_ID_PATTERN = /^run_[0-9a-f]{24}$/;
+
 export interface RunKeys {
   /** Hash: status, app, request, checkpoint, result, owner epoch. */
   record: string;

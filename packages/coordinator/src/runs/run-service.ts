@@ -11,7 +11,7 @@
  * job is back in the queue within lockDuration + 2 × stalledInterval = takeoverMs, and a waiting
  * coordinator picks it up at once (BullMQ's marker wakes it).
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { type Logger, type RedisConnectionConfig, ToolqError } from '@toolq/shared';
 import {
   closeRedis,
@@ -21,6 +21,7 @@ import {
   duplicateConnection,
   publishCancel,
   type Redis,
+  randomHex,
   readBatchOwner,
 } from '@toolq/shared/internal';
 import { type Job, Queue, WaitingError, Worker } from 'bullmq';
@@ -29,7 +30,7 @@ import type { AgentCheckpoint } from '../agent/types.ts';
 import type { Dispatcher } from '../dispatcher.ts';
 import type { RunRequest } from '../http/schemas.ts';
 import { executeRun, HAND_OVER_NOW, type RunModel } from './run-executor.ts';
-import { RUNS_QUEUE, runCancelChannel } from './run-keys.ts';
+import { RUN_ID_PATTERN, RUNS_QUEUE, runCancelChannel } from './run-keys.ts';
 import { type RunRecord, RunStore, type RunSummary } from './run-store.ts';
 
 export const RUN_DEFAULTS = {
@@ -67,10 +68,8 @@ export interface CreatedRun {
   replayed: boolean;
 }
 
-const RUN_ID = /^run_[0-9a-f]{24}$/;
-
 export function isRunId(value: string): boolean {
-  return RUN_ID.test(value);
+  return RUN_ID_PATTERN.test(value);
 }
 
 export class RunService {
@@ -210,8 +209,8 @@ export class RunService {
     // Workers know a batch by the uid of its dispatch; the batch's name says which one that was.
     const keys = createKeys(this.prefix);
     await Promise.all(
-      [...(await this.unfinishedBatches(runId, outcome.checkpoint))].map(async (batchId) => {
-        const owner = await readBatchOwner(this.redis, keys.batchName(app, batchId));
+      [...(await this.unfinishedBatches(runId, outcome.checkpoint))].map(async (batchName) => {
+        const owner = await readBatchOwner(this.redis, keys.batchName(app, batchName));
         if (owner) {
           await publishCancel(this.redis, keys.cancelChannel(), {
             batchId: owner.uid,
@@ -225,7 +224,7 @@ export class RunService {
   }
 
   /**
-   * The batches of a run with calls not yet answered: those of its saved unfinished turn, and
+   * The names of a run's batches with calls not yet answered: those of its saved unfinished turn, and
    * those its log shows started but not finished (calls sent early, before the response was saved).
    */
   private async unfinishedBatches(
@@ -247,7 +246,7 @@ export class RunService {
       }
       after = events.at(-1)?.id ?? after;
     }
-    for (const batchId of started.values()) batches.add(batchId);
+    for (const batchName of started.values()) batches.add(batchName);
     return batches;
   }
 
@@ -307,7 +306,7 @@ async function checkRunTools(dispatcher: Dispatcher, tools: readonly string[]): 
 }
 
 function newRunId(): string {
-  return `run_${randomBytes(12).toString('hex')}`;
+  return `run_${randomHex(24)}`;
 }
 
 /** The same key of the same app names the same run: a repeated POST finds it instead of making one. */

@@ -8,7 +8,9 @@ import type { AgentCheckpoint } from '../agent/types.ts';
 import { type RunKeys, runIndexKey, runKeys } from './run-keys.ts';
 import { type RunRedis, withRunScripts } from './run-scripts.ts';
 
-export type RunStatus = 'running' | 'done' | 'failed' | 'cancelled';
+/** A run's status, in its record and in the HTTP answers about it. */
+export const RUN_STATUSES = ['running', 'done', 'failed', 'cancelled'] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
 
 export interface RunEventInput {
   type: string;

@@ -29,7 +29,7 @@ function run(
     tools: new Map([[tool.name, tool]]),
     data,
     workerId: 'w1',
-    batchId: 'b1',
+    batchUid: 'b1',
     maxResultBytes: options.maxResultBytes ?? 1_000_000,
     signal: options.signal ?? new AbortController().signal,
   });
