@@ -12,6 +12,7 @@ import { getTracer, inSpan, recordSpan } from '@toolq/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
+import { waitFor } from '../../../test-support/wait-for.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
 import { startBatchTrace } from '../src/batch-tracing.ts';
 
@@ -109,17 +110,11 @@ afterAll(async () => {
   await new Promise((resolve) => receiver?.close(resolve));
 });
 
-async function until<T>(what: string, find: () => T | undefined): Promise<T> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const found = find();
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) {
-      const seen = received.map((s) => `${s.service} ${s.name} ${s.spanId}<-${s.parentSpanId ?? ''}`);
-      throw new Error(`timed out waiting for ${what}; received:\n${seen.join('\n')}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+/** Waits for a span to arrive; on timeout, lists every span received. */
+function until<T>(what: string, find: () => T | undefined): Promise<T> {
+  const detail = () =>
+    `received:\n${received.map((s) => `${s.service} ${s.name} ${s.spanId}<-${s.parentSpanId ?? ''}`).join('\n')}`;
+  return waitFor(what, find, { detail });
 }
 
 const childrenOf = (span: ReceivedSpan, name: string) =>

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../test-support/wait-for.ts';
 import type { WorkerProcess } from '../../../test-support/worker-process.ts';
 import {
   childPids,
@@ -16,7 +17,6 @@ import {
   type McpEnv,
   NODE,
   startMcpEnv,
-  waitFor,
 } from './mcp-harness.ts';
 
 let env: McpEnv;

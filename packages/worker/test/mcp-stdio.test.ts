@@ -4,8 +4,9 @@
  * real Dispatcher on a private Redis.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../test-support/wait-for.ts';
 import type { WorkerProcess } from '../../../test-support/worker-process.ts';
-import { EVERYTHING, FIXTURE, type McpEnv, NODE, startMcpEnv, waitFor } from './mcp-harness.ts';
+import { EVERYTHING, FIXTURE, type McpEnv, NODE, startMcpEnv } from './mcp-harness.ts';
 
 let env: McpEnv;
 let worker: WorkerProcess;
