@@ -3,6 +3,7 @@
  * recovers without a restart. Workers are real CLI processes so they can be SIGKILLed.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { newActiveJobs } from '../../../test-support/active-jobs.ts';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import { letTimePass, waitFor } from '../../../test-support/wait-for.ts';
@@ -47,16 +48,6 @@ async function startWorkers(n: number, concurrency?: number): Promise<void> {
   await dispatcher.catalog.refresh();
 }
 
-/**
- * Counts the jobs that became active since it was made: the jobs a killed worker held in earlier
- * tests stay active (until BullMQ finds them stalled), and must not count.
- */
-async function newActiveJobs(): Promise<() => Promise<number>> {
-  const ids = async () => (await dispatcher.queueFor('default').getJobs(['active'])).map((job) => job.id);
-  const before = new Set(await ids());
-  return async () => (await ids()).filter((id) => !before.has(id)).length;
-}
-
 describe('a worker killed mid-batch', () => {
   it('by diag_crash: the crashed call times out at its deadline, the others succeed', async () => {
     // Two live workers: the batch goes as two jobs (chunks of calls run at once). One slot each:
@@ -85,11 +76,9 @@ describe('a worker killed mid-batch', () => {
     // earlier tests may still count as live), and one slot each: once two of its jobs are active,
     // each worker runs one.
     await startWorkers(2, 1);
-    const active = await newActiveJobs();
+    const running = await newActiveJobs(dispatcher.queueFor('default'));
     const pending = dispatcher.dispatch(sleeps(16, 1_000), { timeoutMs: 6_000 });
-    await waitFor('both jobs to run, one on each worker', async () => (await active()) === 2, {
-      intervalMs: 20,
-    });
+    await running(2); // one job on each worker
     const [killed, survivor] = workers;
     await killed?.stop('SIGKILL');
     const result = await pending;
@@ -110,13 +99,11 @@ describe('a worker killed mid-batch', () => {
 describe('Redis killed and restarted mid-batch', () => {
   it('answers every batch by its deadline and recovers without a restart', async () => {
     await startWorkers(2);
-    const active = await newActiveJobs();
+    const running = await newActiveJobs(dispatcher.queueFor('default'));
     const batches = Array.from({ length: 5 }, () =>
       dispatcher.dispatch(sleeps(5, 800), { timeoutMs: 3_000 }),
     );
-    await waitFor('the calls to run on the workers', async () => (await active()) > 0, {
-      intervalMs: 20,
-    });
+    await running(); // the calls run on the workers
     await server.kill();
     // Deliberately down for a while: the batches must survive an outage, not a blip.
     await letTimePass(500);
