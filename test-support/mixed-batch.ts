@@ -4,10 +4,10 @@
  * order, each call as it should be. Needs workers serving `diagnostics` and test-tools.ts.
  */
 import { expect } from 'vitest';
-import { waitFor } from './redis-processes.ts';
+import { waitFor } from './wait-for.ts';
 
 export async function expectMixedBatchAnswered(coordinatorUrl: string): Promise<void> {
-  await waitFor('/readyz to say ready', 10_000, async () => (await fetch(`${coordinatorUrl}/readyz`)).ok);
+  await waitFor('/readyz to say ready', async () => (await fetch(`${coordinatorUrl}/readyz`)).ok, 10_000);
   const res = await fetch(`${coordinatorUrl}/v1/tool-batches`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },

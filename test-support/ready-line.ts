@@ -1,12 +1,16 @@
 import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 
-/** Waits for the `{"event":"ready", ...}` line the toolq CLIs print on stdout once they serve. */
+/**
+ * Waits for the `{"event":"ready", ...}` line the toolq CLIs print on stdout once they serve. The
+ * default is generous (under the 60 s hook timeout): a CLI compiles its TypeScript at start-up,
+ * and on two busy cores that alone took over 30 s.
+ */
 export function waitForReadyLine<T extends { event: 'ready' }>(
   child: ChildProcess,
   exited: Promise<number | null>,
   what: string,
-  timeoutMs = 30_000,
+  timeoutMs = 50_000,
 ): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(

@@ -15,9 +15,9 @@ import {
   type RedisProcess,
   redisProcess,
   run,
-  waitFor,
 } from './redis-processes.ts';
 import { type TestTls, tlsServerArgs } from './tls.ts';
+import { waitFor } from './wait-for.ts';
 
 export interface ClusterNodeInfo {
   id: string;
@@ -149,10 +149,9 @@ export async function startRedisCluster(
       if (!node) throw new Error(`no cluster node on port ${port}`);
       return node;
     },
-    waitHealthy: (timeoutMs = 30_000) =>
-      waitFor(
+    waitHealthy: async (timeoutMs = 30_000) => {
+      await waitFor(
         'the cluster to be healthy (state ok, 3 masters, the other nodes their replicas in sync)',
-        timeoutMs,
         async () => {
           const live = nodes.filter((n) => n.isRunning);
           for (const node of live) {
@@ -171,7 +170,9 @@ export async function startRedisCluster(
           }
           return true;
         },
-      ),
+        timeoutMs,
+      );
+    },
     stop,
   };
   try {

@@ -5,6 +5,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Redis, type RedisOptions } from 'ioredis';
+import { waitFor } from './wait-for.ts';
 
 export const run = promisify(execFile);
 
@@ -45,10 +46,14 @@ export function redisProcess(port: number, args: readonly string[], access?: Red
         );
         proc.once('spawn', () => resolve());
       });
-      await waitFor(`redis-server on port ${port} to answer PING`, 10_000, async () => {
-        const reply = await adminCommand(port, access, ['ping']).catch(() => undefined);
-        return reply === 'PONG';
-      });
+      await waitFor(
+        `redis-server on port ${port} to answer PING`,
+        async () => {
+          const reply = await adminCommand(port, access, ['ping']).catch(() => undefined);
+          return reply === 'PONG';
+        },
+        10_000,
+      );
     },
     async kill() {
       const proc = child;
@@ -97,21 +102,4 @@ export function infoFields(text: unknown): Map<string, string> {
     if (at > 0) map.set(line.slice(0, at), line.slice(at + 1).trim());
   }
   return map;
-}
-
-export async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) {
-      const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }

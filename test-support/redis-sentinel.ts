@@ -15,9 +15,9 @@ import {
   type RedisAccess,
   type RedisProcess,
   redisProcess,
-  waitFor,
 } from './redis-processes.ts';
 import { type TestTls, tlsServerArgs } from './tls.ts';
+import { waitFor } from './wait-for.ts';
 
 export const SENTINEL_MASTER = 'toolq-test';
 
@@ -76,13 +76,17 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
       dataNodes.push(redisProcess(port, args, nodeAccess));
     }
     await Promise.all(dataNodes.map((n) => n.start()));
-    await waitFor('both replicas to sync with the master', 20_000, async () => {
-      for (const replica of dataNodes.slice(1)) {
-        const repl = infoFields(await adminCommand(replica.port, nodeAccess, ['info', 'replication']));
-        if (repl.get('master_link_status') !== 'up') return false;
-      }
-      return true;
-    });
+    await waitFor(
+      'both replicas to sync with the master',
+      async () => {
+        for (const replica of dataNodes.slice(1)) {
+          const repl = infoFields(await adminCommand(replica.port, nodeAccess, ['info', 'replication']));
+          if (repl.get('master_link_status') !== 'up') return false;
+        }
+        return true;
+      },
+      20_000,
+    );
     for (let i = 0; i < 3; i++) {
       const port = await freePort();
       const dir = newDir();
@@ -158,35 +162,40 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
       return node;
     },
     command,
-    waitHealthy: (timeoutMs = 30_000) =>
-      waitFor('the sentinels to agree on a master with synced replicas', timeoutMs, async () => {
-        const masters = new Set<number>();
-        for (const sentinel of sentinels.filter((s) => s.isRunning)) {
-          const reply = (await command(sentinel.port, [
-            'sentinel',
-            'get-master-addr-by-name',
-            SENTINEL_MASTER,
-          ])) as string[];
-          masters.add(Number(reply[1]));
-          const known = (await command(sentinel.port, [
-            'sentinel',
-            'sentinels',
-            SENTINEL_MASTER,
-          ])) as unknown[];
-          // A failover needs a quorum: each sentinel must have found the other two.
-          if (known.length < 2) return false;
-        }
-        const [master] = [...masters];
-        if (masters.size !== 1 || master === undefined) return false;
-        const role = infoFields(await command(master, ['info', 'replication']));
-        if (role.get('role') !== 'master') return false;
-        for (const node of dataNodes.filter((n) => n.isRunning && n.port !== master)) {
-          const repl = infoFields(await command(node.port, ['info', 'replication']));
-          if (repl.get('master_link_status') !== 'up' || repl.get('master_port') !== String(master))
-            return false;
-        }
-        return true;
-      }),
+    waitHealthy: async (timeoutMs = 30_000) => {
+      await waitFor(
+        'the sentinels to agree on a master with synced replicas',
+        async () => {
+          const masters = new Set<number>();
+          for (const sentinel of sentinels.filter((s) => s.isRunning)) {
+            const reply = (await command(sentinel.port, [
+              'sentinel',
+              'get-master-addr-by-name',
+              SENTINEL_MASTER,
+            ])) as string[];
+            masters.add(Number(reply[1]));
+            const known = (await command(sentinel.port, [
+              'sentinel',
+              'sentinels',
+              SENTINEL_MASTER,
+            ])) as unknown[];
+            // A failover needs a quorum: each sentinel must have found the other two.
+            if (known.length < 2) return false;
+          }
+          const [master] = [...masters];
+          if (masters.size !== 1 || master === undefined) return false;
+          const role = infoFields(await command(master, ['info', 'replication']));
+          if (role.get('role') !== 'master') return false;
+          for (const node of dataNodes.filter((n) => n.isRunning && n.port !== master)) {
+            const repl = infoFields(await command(node.port, ['info', 'replication']));
+            if (repl.get('master_link_status') !== 'up' || repl.get('master_port') !== String(master))
+              return false;
+          }
+          return true;
+        },
+        timeoutMs,
+      );
+    },
     stop,
   };
   try {

@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { startCoordinatorProcess } from '../../test-support/coordinator-process.ts';
 import { type RedisServer, startRedisServer } from '../../test-support/redis-server.ts';
+import { letTimePass, waitFor } from '../../test-support/wait-for.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../test-support/worker-process.ts';
 import {
   expandVariables,
@@ -34,6 +35,8 @@ const ALERTS_FILE = join(DEPLOY, 'prometheus/alerts.yml');
 const dashboard: unknown = JSON.parse(readFileSync(join(DEPLOY, 'grafana/dashboards/toolq.json'), 'utf8'));
 const TOKEN = 'e2e-token-0123456789abcdef';
 const SCRAPE_SECONDS = 1;
+/** Waiting on Prometheus: it scrapes and evaluates every second; asked every 250 ms, for up to 45 s. */
+const SCRAPES = { timeoutMs: 45_000, intervalMs: 250 };
 /** Grafana with "last 15 minutes" on a ~1000 px panel: $__interval rounds up to the scrape interval. */
 const BUILTINS = {
   interval: `${SCRAPE_SECONDS}s`,
@@ -113,17 +116,26 @@ beforeAll(async () => {
   load = startLoad(coordinator.url);
   // Enough scrapes of the load for rate() over $__rate_interval to see every outcome and the
   // agent run's tokens (a series needs two samples in the window), then a few more scrapes.
-  await waitFor('every outcome in rate() over $__rate_interval', async () => {
-    const data = await query(
-      `count by (outcome) (rate(toolq_tool_calls_total[${BUILTINS.rateInterval}]) > 0)`,
-    );
-    return data.resultType === 'vector' && data.result.length === METRIC_LABEL_VALUES.outcome?.length;
-  });
-  await waitFor('model tokens in rate() over 1m', async () => {
-    const data = await query('rate(toolq_model_tokens_total[1m]) > 0');
-    return data.resultType === 'vector' && data.result.length > 0;
-  });
-  await new Promise((resolve) => setTimeout(resolve, 3 * SCRAPE_SECONDS * 1000));
+  await waitFor(
+    'every outcome in rate() over $__rate_interval',
+    async () => {
+      const data = await query(
+        `count by (outcome) (rate(toolq_tool_calls_total[${BUILTINS.rateInterval}]) > 0)`,
+      );
+      return data.resultType === 'vector' && data.result.length === METRIC_LABEL_VALUES.outcome?.length;
+    },
+    SCRAPES,
+  );
+  await waitFor(
+    'model tokens in rate() over 1m',
+    async () => {
+      const data = await query('rate(toolq_model_tokens_total[1m]) > 0');
+      return data.resultType === 'vector' && data.result.length > 0;
+    },
+    SCRAPES,
+  );
+  // Deliberately a few more scrapes of the load, so every panel's window holds some.
+  await letTimePass(3 * SCRAPE_SECONDS * 1000);
 }, 180_000);
 
 afterAll(async () => {
@@ -140,14 +152,6 @@ afterAll(async () => {
 
 async function query(expr: string): Promise<QueryData> {
   return prometheus.api<QueryData>('query', { query: expr });
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, ms = 45_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
 }
 
 const isEmpty = (data: QueryData) => data.resultType === 'vector' && data.result.length === 0;
@@ -286,25 +290,33 @@ describe('the alert rules, loaded by that Prometheus', () => {
   }
 
   it('puts the error-rate alert of diag_fail in pending under this load (it fires after its for:)', async () => {
-    await waitFor('ToolqToolErrorRateHigh pending', async () => {
-      const data = await prometheus.api<{ alerts: { labels: Record<string, string>; state: string }[] }>(
-        'alerts',
-      );
-      return data.alerts.some(
-        (a) => a.labels.alertname === 'ToolqToolErrorRateHigh' && a.labels.tool === 'diag_fail',
-      );
-    });
+    await waitFor(
+      'ToolqToolErrorRateHigh pending',
+      async () => {
+        const data = await prometheus.api<{ alerts: { labels: Record<string, string>; state: string }[] }>(
+          'alerts',
+        );
+        return data.alerts.some(
+          (a) => a.labels.alertname === 'ToolqToolErrorRateHigh' && a.labels.tool === 'diag_fail',
+        );
+      },
+      SCRAPES,
+    );
   });
 
   it('loads every rule of alerts.yml and evaluates each without error', async () => {
     const doc = parse(readFileSync(ALERTS_FILE, 'utf8')) as { groups: { rules: { alert?: string }[] }[] };
     const wanted = doc.groups.flatMap((g) => g.rules.map((r) => r.alert)).filter(Boolean);
     let rules: Rule[] = [];
-    await waitFor('every rule evaluated', async () => {
-      const data = await prometheus.api<{ groups: { rules: Rule[] }[] }>('rules');
-      rules = data.groups.flatMap((g) => g.rules);
-      return rules.length === wanted.length && rules.every((r) => !r.lastEvaluation.startsWith('0001'));
-    });
+    await waitFor(
+      'every rule evaluated',
+      async () => {
+        const data = await prometheus.api<{ groups: { rules: Rule[] }[] }>('rules');
+        rules = data.groups.flatMap((g) => g.rules);
+        return rules.length === wanted.length && rules.every((r) => !r.lastEvaluation.startsWith('0001'));
+      },
+      SCRAPES,
+    );
     expect(rules.map((r) => r.name).sort()).toEqual([...wanted].sort());
     report.push('', '## Alerts', '', '| alert | health | state | active alerts |', '|---|---|---|---|');
     for (const r of rules) {

@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest'
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
 import { freePort } from '../../../test-support/free-port.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
+import { waitFor } from '../../../test-support/wait-for.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
 
 const TOKEN = 'client-test-token-0123456789';
@@ -38,6 +39,23 @@ async function stop(child: ChildProcess, exited: Promise<number | null>): Promis
   const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
   await exited;
   clearTimeout(timer);
+}
+
+/** The pool's active jobs, as a coordinator's /metrics reports them (the queue gauges). */
+async function activeJobs(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = /^toolq_queue_jobs\{(?=[^}]*pool="default")(?=[^}]*state="active")[^}]*\} (\d+)/m.exec(text);
+  return Number(line?.[1] ?? 0);
+}
+
+/** Waiting for one more call than now to run on a worker: the coordinator has the batch. */
+async function oneMoreRunning(url: string): Promise<() => Promise<void>> {
+  const before = await activeJobs(url);
+  return async () => {
+    await waitFor('the call to run on the worker', async () => (await activeJobs(url)) > before, {
+      intervalMs: 20,
+    });
+  };
 }
 
 beforeAll(async () => {
@@ -252,22 +270,24 @@ describe('retries', () => {
       onRetry: (e) => retries.push(e),
     });
     try {
+      const running = await oneMoreRunning(first.url);
       const postedAt = Date.now();
       const pending = c.createToolBatch([{ id: 'toolu_1', name: 'diag_sleep', input: { ms: 2_000 } }], {
         batchId: 'client-survives-restart',
         batchTimeoutMs: 30_000,
       });
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await running();
       first.child.kill('SIGKILL'); // mid-batch: the request was received, no answer will come
       await first.exited;
       first = undefined;
       second = await startCoordinatorProcess(env, { port });
+      const restartedMs = Date.now() - postedAt;
       const batch = await pending;
       const elapsed = Date.now() - postedAt;
       expect(batch.batch_id).toBe('client-survives-restart');
-      // Collected, not run again: the batch's wall time counts from the first POST (a second run
-      // would have started after the restart, seconds later).
-      expect(elapsed - batch.stats.wall_ms).toBeLessThan(1_000);
+      // Collected, not run again: the batch's wall time counts from the first POST. A second run
+      // could only have started once the new coordinator was up, after restartedMs.
+      expect(elapsed - batch.stats.wall_ms).toBeLessThan(restartedMs);
       expect(batch.tool_results).toEqual([
         { type: 'tool_result', tool_use_id: 'toolu_1', content: '{"slept_ms":2000}' },
       ]);
@@ -295,15 +315,19 @@ describe('retries', () => {
 describe('abort and timeout', () => {
   it('an abort rejects at once with the reason, and the coordinator cancels the calls', async () => {
     const controller = new AbortController();
-    const started = Date.now();
-    const pending = client.createToolBatch([{ id: 'toolu_1', name: 'diag_sleep', input: { ms: 10_000 } }], {
+    const running = await oneMoreRunning(coordinator.url);
+    const pending = client.createToolBatch([{ id: 'toolu_1', name: 'diag_sleep', input: { ms: 30_000 } }], {
       batchId: 'client-aborted',
       signal: controller.signal,
     });
-    setTimeout(() => controller.abort(new Error('the user closed the tab')), 300);
+    // Aborted mid-call: once the call runs on the worker.
+    await running();
+    const abortedAt = Date.now();
+    controller.abort(new Error('the user closed the tab'));
     const err = await rejection(pending);
     expect((err as Error).message).toBe('the user closed the tab');
-    expect(Date.now() - started).toBeLessThan(5_000);
+    // At once: long before the 30 s call could have answered.
+    expect(Date.now() - abortedAt).toBeLessThan(10_000);
     // The server saw the client go and answered the call as cancelled.
     const collected = await client.getToolBatch('client-aborted', { timeoutMs: 20_000 });
     expect(collected.stats.calls[0]?.outcome).toBe('cancelled');
@@ -330,12 +354,13 @@ describe('abort and timeout', () => {
   it('timeoutMs bounds the call with a ToolqTimeoutError', async () => {
     const started = Date.now();
     const err = await rejection(
-      client.createToolBatch([{ id: 'toolu_1', name: 'diag_sleep', input: { ms: 5_000 } }], {
+      client.createToolBatch([{ id: 'toolu_1', name: 'diag_sleep', input: { ms: 30_000 } }], {
         timeoutMs: 300,
       }),
     );
     expect(err).toBeInstanceOf(ToolqTimeoutError);
     expect(err).toMatchObject({ timeoutMs: 300, attempts: 1 });
-    expect(Date.now() - started).toBeLessThan(4_000);
+    // Bounded by the timeout: long before the 30 s call could have answered.
+    expect(Date.now() - started).toBeLessThan(10_000);
   });
 });

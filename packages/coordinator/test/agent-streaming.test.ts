@@ -28,6 +28,12 @@ async function run(script: Script, options: Partial<AgentOptions> = {}) {
   return { result, model, events };
 }
 
+/**
+ * A call the tests cancel: far longer than the test takes on a loaded machine, so finishing
+ * sooner proves it was cut short, however slow the machine is.
+ */
+const SLEEP_MS = 20_000;
+
 /** One tool call, then a final answer. */
 const oneCall: Script = toolTurnsScript({
   turns: [{ calls: (ctx) => [{ name: 'diag_sleep', input: { ms: 50 }, id: `toolu_t${ctx.turn}` }] }],
@@ -41,8 +47,9 @@ describe('early dispatch', () => {
           content: [
             text('Starting the call now.'),
             toolUse('diag_sleep', { ms: 50 }, { id: 'toolu_early' }),
-            // The model keeps writing for 400 ms after the call is complete.
-            text('While that runs, let me explain what I am doing in some detail.', 400),
+            // The model keeps writing for 1 s after the call is complete: 20 times the call's 50 ms,
+            // so the call is over before the message on a loaded machine too.
+            text('While that runs, let me explain what I am doing in some detail.', 1_000),
           ],
           stopReason: 'tool_use',
         }
@@ -52,11 +59,19 @@ describe('early dispatch', () => {
     const { result, events } = await run(script, { stream: true });
     expect(result.text).toBe('{"slept_ms":50}');
     const first = result.iterations[0];
-    expect(first?.headStartMs).toBeGreaterThanOrEqual(300);
+    const call = result.calls[0];
+    const messageEnd = events.find((e) => e.type === 'model_response')?.atMs ?? Number.NaN;
+    // The tool started on its worker before the model's message ended (recorded timestamps, ms
+    // after the run started), and the head start says so.
+    expect(call?.early).toBe(true);
+    expect((call?.dispatchedAtMs ?? Number.NaN) + (call?.queueWaitMs ?? Number.NaN)).toBeLessThan(messageEnd);
+    expect(first?.headStartMs).toBeGreaterThan(0);
     expect(result.stats.headStartMs).toBe(first?.headStartMs);
-    expect(result.calls[0]?.early).toBe(true);
     // The call finished while the model was still streaming: the tools added nothing to the turn.
-    expect(first?.toolWaitMs).toBeLessThan(50);
+    expect((call?.dispatchedAtMs ?? Number.NaN) + (call?.latencyMs ?? Number.NaN)).toBeLessThanOrEqual(
+      messageEnd,
+    );
+    expect(first?.toolWaitMs).toBe(0);
     const order = events.map((e) => e.type);
     expect(order.indexOf('tool_start')).toBeLessThan(order.indexOf('model_response'));
     expect(order.indexOf('tool_finish')).toBeLessThan(order.indexOf('model_response'));
@@ -70,6 +85,7 @@ describe('early dispatch', () => {
       const { result } = await run(script, options);
       expect(result.iterations[0]?.headStartMs).toBe(0);
       expect(result.calls[0]?.early).toBe(false);
+      // A lower bound: the 50 ms sleep can only take longer on a loaded machine.
       expect(result.iterations[0]?.toolWaitMs).toBeGreaterThanOrEqual(45);
     }
   });
@@ -96,16 +112,18 @@ describe('early dispatch', () => {
     const turns = toolTurnsScript([
       {
         calls: [
-          { name: 'diag_sleep', input: { ms: 3_000 } },
+          { name: 'diag_sleep', input: { ms: SLEEP_MS } },
           { name: 'diag_fail', input: { message: 'quota exceeded' } },
-          { name: 'diag_sleep', input: { ms: 3_000 }, delayMs: 150 },
+          { name: 'diag_sleep', input: { ms: SLEEP_MS }, delayMs: 150 },
         ],
       },
     ]);
     const started = Date.now();
     const { result } = await run(turns, { stream: true, failurePolicy: 'abort' });
-    expect(Date.now() - started).toBeLessThan(2_000);
     expect(result.calls.map((c) => c.outcome)).toEqual(['cancelled', 'error', 'cancelled']);
+    // Cut short, not waited for: answered (cancelled) before their sleeps could have ended.
+    for (const c of result.calls) expect(c.latencyMs).toBeLessThan(SLEEP_MS);
+    expect(Date.now() - started).toBeLessThan(SLEEP_MS);
     const user = result.messages[2]?.content as Anthropic.Beta.BetaToolResultBlockParam[];
     expect(user[0]?.content).toMatch(/cancelled.*diag_fail \(toolu_0002\) failed: Error: quota exceeded/);
     expect(user[2]?.content).toMatch(/cancelled.*quota exceeded/);
@@ -116,8 +134,8 @@ describe('early dispatch', () => {
     const turns = toolTurnsScript([
       {
         calls: [
-          { name: 'diag_sleep', input: { ms: 5_000 } },
-          { name: 'diag_echo', input: { value: 1 }, delayMs: 2_000 },
+          { name: 'diag_sleep', input: { ms: SLEEP_MS } },
+          { name: 'diag_echo', input: { value: 1 }, delayMs: SLEEP_MS / 2 },
         ],
       },
     ]);
@@ -135,7 +153,8 @@ describe('early dispatch', () => {
     );
     expect(error).toBeInstanceOf(ToolqError);
     expect((error as ToolqError).code).toBe('CANCELLED');
-    expect(Date.now() - started).toBeLessThan(1_500);
+    // Neither the rest of the stream nor the call in flight was waited for.
+    expect(Date.now() - started).toBeLessThan(SLEEP_MS / 2);
   });
 
   it('a listener that throws does not break the run', async () => {
@@ -152,7 +171,7 @@ describe('early dispatch', () => {
 describe('errors and options', () => {
   it('a stream that fails mid-message is a MODEL_ERROR, and calls dispatched early are cancelled', async () => {
     const script: Script = () => ({
-      content: [toolUse('diag_sleep', { ms: 3_000 }), text('never arrives', 100)],
+      content: [toolUse('diag_sleep', { ms: SLEEP_MS }), text('never arrives', 100)],
       streamError: { afterBlocks: 1, type: 'overloaded_error', message: 'Overloaded' },
     });
     const started = Date.now();
@@ -161,7 +180,7 @@ describe('errors and options', () => {
     expect((error as ToolqError).code).toBe('MODEL_ERROR');
     expect((error as ToolqError).message).toMatch(/claude-sonnet-4-6.*Overloaded/);
     // The early call was cancelled, not waited for.
-    expect(Date.now() - started).toBeLessThan(1_500);
+    expect(Date.now() - started).toBeLessThan(SLEEP_MS);
   });
 
   it('offers only the named catalog tools, and says which names no worker serves', async () => {

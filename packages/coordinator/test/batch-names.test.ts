@@ -9,6 +9,7 @@ import diagnostics from '@toolq/worker/diagnostics';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
+import { letTimePass, waitFor } from '../../../test-support/wait-for.ts';
 import { Dispatcher } from '../src/index.ts';
 
 /**
@@ -57,18 +58,26 @@ afterAll(async () => {
 
 const sleep = (id: string, ms: number) => ({ id, name: 'diag_sleep', input: { ms } });
 const echo = (id: string, value: unknown) => ({ id, name: 'diag_echo', input: { value } });
-const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Resolves once a batch of that id is recorded (its name taken), whoever dispatched it. */
+const recorded = (batchId: string) =>
+  waitFor(
+    `batch ${batchId} to be recorded`,
+    () => readBatchOwner(redis, keys.batchName('default', batchId)),
+    {
+      intervalMs: 20,
+    },
+  );
 
 describe('one name, one batch', () => {
   it('a second coordinator cannot dispatch a taken id, and cannot cancel the first batch', async () => {
     const first = b.dispatch([sleep('s', 1_500)], { batchId: 'order-42', timeoutMs: 10_000 });
-    await wait(300);
+    await recorded('order-42');
     await expect(
       a.dispatch([sleep('s', 10)], { batchId: 'order-42', timeoutMs: 1_000 }),
     ).rejects.toMatchObject({
       code: 'BATCH_EXISTS',
     });
-    await wait(1_200); // past the refused batch's deadline: nothing of it may touch the first
+    await letTimePass(1_200); // deliberately past the refused batch's deadline: nothing of it may touch the first
     const result = await first;
     expect(result.toolResults).toEqual([
       { type: 'tool_result', tool_use_id: 's', content: '{"slept_ms":1500}' },
@@ -80,8 +89,7 @@ describe('one name, one batch', () => {
     expect(timedOut.calls[0]?.outcome).toBe('timeout');
     // The name lives for the batch's timeout plus the retention.
     const nameKey = keys.batchName('default', 'reused');
-    const until = Date.now() + 5_000;
-    while ((await redis.exists(nameKey)) && Date.now() < until) await wait(50);
+    await waitFor('the name to expire', async () => (await redis.exists(nameKey)) === 0);
     const again = await b.dispatch([echo('e', 'second life')], { batchId: 'reused', timeoutMs: 5_000 });
     expect(again.toolResults).toEqual([{ type: 'tool_result', tool_use_id: 'e', content: 'second life' }]);
   });
@@ -100,10 +108,11 @@ describe('collecting', () => {
   it('joins a batch still waiting in the same process: both answer with the result', async () => {
     const started = Date.now();
     const dispatched = a.dispatch([sleep('s', 800)], { batchId: 'join-1', timeoutMs: 10_000 });
-    await wait(200);
+    await recorded('join-1');
     const collected = await a.collect('join-1');
     const result = await dispatched;
-    expect(Date.now() - started).toBeLessThan(3_000);
+    // With the result, not at the 10 s deadline.
+    expect(Date.now() - started).toBeLessThan(10_000);
     for (const r of [result, collected]) {
       expect(r?.toolResults).toEqual([
         { type: 'tool_result', tool_use_id: 's', content: '{"slept_ms":800}' },
@@ -114,10 +123,14 @@ describe('collecting', () => {
 
   it('from another coordinator, while the batch waits and after it was answered', async () => {
     const started = Date.now();
-    const dispatched = a.dispatch([sleep('s', 600), echo('e', 'x')], { batchId: 'anywhere-1' });
-    await wait(100);
+    const dispatched = a.dispatch([sleep('s', 600), echo('e', 'x')], {
+      batchId: 'anywhere-1',
+      timeoutMs: 10_000,
+    });
+    await recorded('anywhere-1');
     const collected = await b.collect('anywhere-1');
-    expect(Date.now() - started).toBeLessThan(2_500);
+    // With the result, not at the 10 s deadline.
+    expect(Date.now() - started).toBeLessThan(10_000);
     const expected = [
       { type: 'tool_result', tool_use_id: 's', content: '{"slept_ms":600}' },
       { type: 'tool_result', tool_use_id: 'e', content: 'x' },

@@ -13,8 +13,8 @@ import { startCoordinatorProcess } from '../../../test-support/coordinator-proce
 import { testLogger } from '../../../test-support/logger.ts';
 import { expectMixedBatchAnswered } from '../../../test-support/mixed-batch.ts';
 import { type RedisCluster, startRedisCluster } from '../../../test-support/redis-cluster.ts';
-import { waitFor } from '../../../test-support/redis-processes.ts';
 import { healingMs, startSteadyLoad, steadyBatch, summariseLoad } from '../../../test-support/steady-load.ts';
+import { waitFor } from '../../../test-support/wait-for.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
 import { Dispatcher } from '../src/index.ts';
 import { api, getRun, readSse, waitForRun } from './runs-support.ts';
@@ -203,9 +203,13 @@ describe('on a Redis Cluster', () => {
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     const faultAt = Date.now();
     expect(await cluster.command(replica.port, ['cluster', 'failover'])).toBe('OK');
-    await waitFor('the replica to take over', 20_000, async () => {
-      return (await cluster.masterOf(`toolq:{${poolB}}:x`)).port === replica.port;
-    });
+    await waitFor(
+      'the replica to take over',
+      async () => {
+        return (await cluster.masterOf(`toolq:{${poolB}}:x`)).port === replica.port;
+      },
+      20_000,
+    );
     const switchedMs = Date.now() - faultAt;
     await cluster.waitHealthy();
     await new Promise((resolve) => setTimeout(resolve, 2_000));
@@ -242,9 +246,13 @@ describe('on a Redis Cluster', () => {
       await new Promise((resolve) => setTimeout(resolve, 1_500));
       const faultAt = Date.now();
       await cluster.processOf(master.port).kill();
-      await waitFor('the replica to be promoted', 30_000, async () => {
-        return (await cluster.masterOf(`toolq:{${poolA}}:x`)).port === replica.port;
-      });
+      await waitFor(
+        'the replica to be promoted',
+        async () => {
+          return (await cluster.masterOf(`toolq:{${poolA}}:x`)).port === replica.port;
+        },
+        30_000,
+      );
       const promotedMs = Date.now() - faultAt;
       await cluster.waitHealthy();
       // Healing is measured, not assumed: keep the load on until batches succeed again.

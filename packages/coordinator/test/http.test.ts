@@ -8,6 +8,7 @@ import { type RedisServer, startRedisServer } from '../../../test-support/redis-
 import { buildHttpServer, listen } from '../src/http/server.ts';
 import { Dispatcher } from '../src/index.ts';
 import { RunService } from '../src/runs/run-service.ts';
+import { waitForRun } from './runs-support.ts';
 
 const TOKEN = 'test-token-0123456789abcdef';
 let server: RedisServer;
@@ -241,13 +242,7 @@ describe('agent runs over HTTP', () => {
       });
       expect(started.status).toBe(202);
       const { run_id } = (await started.json()) as { run_id: string };
-      let run: { status: string; result?: { status: string; text: string; calls: { name: string }[] } } = {
-        status: 'running',
-      };
-      for (let i = 0; i < 100 && run.status === 'running'; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        run = (await (await fetch(`${url}/v1/runs/${run_id}`)).json()) as typeof run;
-      }
+      const run = await waitForRun(url, run_id);
       expect(run.status).toBe('done');
       expect(run.result?.status).toBe('end_turn');
       expect(run.result?.calls.map((c) => c.name)).toEqual(['diag_echo']);

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
+import { letTimePass, waitFor } from '../../../test-support/wait-for.ts';
 import { Dispatcher } from '../src/index.ts';
 
 let server: RedisServer;
@@ -107,8 +108,10 @@ describe('writes a failover lost', () => {
       { timeoutMs: 20_000, batchId: 'lost-record' },
     );
     // The fast result is in; then the record vanishes, as on a replica promoted before it synced.
-    await new Promise((resolve) => setTimeout(resolve, 250));
-    const record = `toolq:{c.lost}:batch:${await uidOf('lost-record')}`;
+    const record = `toolq:{c.lost}:batch:${await waitFor('the batch', () => uidOf('lost-record'))}`;
+    await waitFor('the fast result', async () => (await admin.hexists(record, 'r:0')) === 1, {
+      intervalMs: 10,
+    });
     expect(await admin.del(record)).toBe(1);
     const result = await pending;
     expect(result.toolResults[0]).toMatchObject({ tool_use_id: 'fast', content: 'kept' });
@@ -116,8 +119,8 @@ describe('writes a failover lost', () => {
     expect(result.toolResults[1]?.content).toMatch(LOST);
     expect(Date.now() - started).toBeLessThan(10_000); // not its 20 s deadline
     // No fragment: the worker wrote nothing into the vanished record (the coordinator's own
-    // `answered` mark, with its TTL, is all there is).
-    await new Promise((resolve) => setTimeout(resolve, 800));
+    // `answered` mark, with its TTL, is all there is). Deliberately waits past the slow call's end.
+    await letTimePass(800);
     expect(await admin.hkeys(record)).toEqual(['answered']);
   });
 

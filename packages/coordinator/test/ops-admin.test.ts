@@ -13,6 +13,7 @@ import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
+import { waitFor } from '../../../test-support/wait-for.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -43,8 +44,7 @@ beforeAll(async () => {
   // first, and is failed before the slow calls take the worker's one slot: behind them it would wait.
   const producer = new Queue('{default}', { connection: { url: redis.url }, prefix: 'toolq' });
   await producer.add('diag_echo', { v: 1, tool: 'diag_echo' }, { jobId: 'broken-job', attempts: 1 });
-  for (let i = 0; i < 300 && (await producer.getJobCounts('failed')).failed === 0; i++)
-    await new Promise((r) => setTimeout(r, 100));
+  await waitFor('the broken job to fail', async () => (await producer.getJobCounts('failed')).failed === 1);
   await producer.close();
   for (const n of [1, 2, 3, 4]) {
     const body = {
@@ -99,14 +99,6 @@ async function poolQueue(url: string): Promise<QueuesResponse['queues'][number] 
   return (await queues(url)).find((q) => q.name === '{default}');
 }
 
-async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 describe('/admin/queues', () => {
   it('answers 401 without the bearer token, for the page, its assets and its API', async () => {
     for (const path of ['/admin/queues', '/admin/queues/api/queues', `/admin/queues/queue/${QUEUE}`]) {
@@ -120,7 +112,7 @@ describe('/admin/queues', () => {
   });
 
   it("lists the pool's queue from the worker catalog, with its active, waiting and failed jobs", async () => {
-    await eventually('1 active, 3 waiting, 1 failed', async () => {
+    await waitFor('1 active, 3 waiting, 1 failed', async () => {
       const q = await poolQueue(readOnly.url);
       return q?.counts.active === 1 && q.counts.waiting === 3 && q.counts.failed === 1;
     });

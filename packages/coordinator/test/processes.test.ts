@@ -6,9 +6,11 @@
 import { createKeys, createRedis, readBatchOwner } from '@toolq/shared/internal';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newActiveJobs } from '../../../test-support/active-jobs.ts';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
+import { letTimePass, maxOverlap, waitFor } from '../../../test-support/wait-for.ts';
 import { startWorkerProcess } from '../../../test-support/worker-process.ts';
 import { Dispatcher } from '../src/index.ts';
 
@@ -19,6 +21,13 @@ beforeAll(async () => {
   server = await startRedisServer();
   coordinator = await startCoordinatorProcess({ REDIS_URL: server.url });
 });
+
+/** Waiting for the next call to run on a worker (the pool's queue, watched from the test's own connection). */
+async function nextCallRunning(): Promise<() => Promise<void>> {
+  const queue = new Queue('{default}', { connection: { url: server.url }, prefix: 'toolq' });
+  const running = await newActiveJobs(queue);
+  return () => running().finally(() => queue.close());
+}
 
 afterAll(async () => {
   coordinator?.child.kill('SIGTERM');
@@ -53,27 +62,40 @@ async function batch(toolUses: { id: string; name: string; input: unknown }[], t
   expect(res.status).toBe(200);
   return (await res.json()) as {
     tool_results: { content: string; is_error?: true }[];
-    stats: { wall_ms: number; calls: { worker?: string; outcome: string }[] };
+    stats: {
+      wall_ms: number;
+      calls: { worker?: string; outcome: string; queueWaitMs?: number; runMs?: number }[];
+    };
   };
 }
-
-const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const sleeps = (n: number, ms: number) =>
   Array.from({ length: n }, (_, i) => ({ id: `t${i}`, name: 'diag_sleep', input: { ms } }));
 
 describe('coordinator and workers as processes', () => {
   it('two workers answer eight 400 ms sleeps in parallel', async () => {
-    const workers = await Promise.all([1, 2].map(() => startWorkerProcess({ redisUrl: server.url })));
+    // One slot each: the batch's two jobs (one per live worker) cannot both go to one worker.
+    const workers = await Promise.all(
+      [1, 2].map(() => startWorkerProcess({ redisUrl: server.url, concurrency: 1 })),
+    );
     try {
       await batch(sleeps(2, 1)); // warm-up: connections, catalog
       const started = Date.now();
       const body = await batch(sleeps(8, 400));
       const elapsed = Date.now() - started;
       expect(body.tool_results.every((r) => r.content === '{"slept_ms":400}')).toBe(true);
-      expect(elapsed).toBeLessThan(1_000);
+      // Both workers ran calls, and at the same time: more calls ran at once than either worker's
+      // share (the workers' recorded starts and finishes, in ms after the batch was enqueued).
+      const workersUsed = new Set(body.stats.calls.map((c) => c.worker));
+      expect(workersUsed).toEqual(new Set(workers.map((w) => w.id)));
+      const runs = body.stats.calls.map((c) => {
+        const start = c.queueWaitMs ?? Number.NaN;
+        return { start, end: start + (c.runMs ?? Number.NaN) };
+      });
+      expect(maxOverlap(runs)).toBeGreaterThan(4);
       console.info(
-        `8 x 400 ms through HTTP, 2 worker processes: ${elapsed} ms (batch wall ${body.stats.wall_ms} ms)`,
+        `8 x 400 ms through HTTP, 2 worker processes: ${elapsed} ms (batch wall ${body.stats.wall_ms} ms, ` +
+          `${maxOverlap(runs)} at once)`,
       );
     } finally {
       await Promise.all(workers.map((w) => w.stop()));
@@ -82,8 +104,9 @@ describe('coordinator and workers as processes', () => {
 
   it('SIGTERM lets a running call finish, then the worker exits 0', async () => {
     const worker = await startWorkerProcess({ redisUrl: server.url });
+    const running = await nextCallRunning();
     const pending = batch([{ id: 'a', name: 'diag_sleep', input: { ms: 800 } }]);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await running();
     worker.child.kill('SIGTERM');
     const body = await pending;
     expect(body.tool_results[0]?.content).toBe('{"slept_ms":800}');
@@ -95,8 +118,9 @@ describe('coordinator and workers as processes', () => {
       redisUrl: server.url,
       env: { TOOLQ_SHUTDOWN_TIMEOUT_MS: '300' },
     });
+    const running = await nextCallRunning();
     const pending = batch([{ id: 'a', name: 'diag_sleep', input: { ms: 1_500 } }], 15_000);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await running();
     first.child.kill('SIGTERM');
     expect(await first.exited).toBe(0);
     const second = await startWorkerProcess({ redisUrl: server.url });
@@ -120,6 +144,7 @@ describe('chunks and worker shutdown', () => {
       redisUrl: server.url,
       env: { TOOLQ_SHUTDOWN_TIMEOUT_MS: '400' },
     });
+    const running = await nextCallRunning();
     const pending = batch(
       [
         { id: 'quick', name: 'diag_sleep', input: { ms: 50 } },
@@ -128,7 +153,8 @@ describe('chunks and worker shutdown', () => {
       ],
       15_000,
     );
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Once the chunk runs; the quick call finishes within the 400 ms shutdown bound.
+    await running();
     first.child.kill('SIGTERM');
     expect(await first.exited).toBe(0);
     const second = await startWorkerProcess({ redisUrl: server.url });
@@ -149,10 +175,11 @@ describe('chunks and worker shutdown', () => {
 describe('coordinator shutdown', () => {
   it('SIGTERM lets an in-flight batch finish, refuses new work, then exits 0', async () => {
     await withOwnCoordinator({}, async (draining) => {
+      const running = await nextCallRunning();
       const request = postBatch(draining.url, {
         tool_uses: [{ id: 'a', name: 'diag_sleep', input: { ms: 800 } }],
       });
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await running();
       draining.child.kill('SIGTERM');
       const res = await request;
       expect(res.status).toBe(200);
@@ -166,10 +193,11 @@ describe('coordinator shutdown', () => {
 
   it('answers what is still running as cancelled when the drain bound passes', async () => {
     await withOwnCoordinator({ TOOLQ_SHUTDOWN_TIMEOUT_MS: '300' }, async (draining) => {
+      const running = await nextCallRunning();
       const request = postBatch(draining.url, {
-        tool_uses: [{ id: 'a', name: 'diag_sleep', input: { ms: 10_000 } }],
+        tool_uses: [{ id: 'a', name: 'diag_sleep', input: { ms: 30_000 } }],
       });
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await running();
       const signalled = Date.now();
       draining.child.kill('SIGTERM');
       const body = (await (await request).json()) as { tool_results: { content: string; is_error?: true }[] };
@@ -177,7 +205,8 @@ describe('coordinator shutdown', () => {
         is_error: true,
         content: 'Error: cancelled: the coordinator is shutting down',
       });
-      expect(Date.now() - signalled).toBeLessThan(3_000);
+      // At the 300 ms drain bound, not when the 30 s call would end.
+      expect(Date.now() - signalled).toBeLessThan(10_000);
       expect(await draining.exited).toBe(0);
     });
   });
@@ -186,6 +215,7 @@ describe('coordinator shutdown', () => {
 describe('a coordinator killed mid-batch', () => {
   it('a new one with the same id collects the results the workers wrote (promise 3)', async () => {
     await withOwnCoordinator({ TOOLQ_COORDINATOR_ID: 'coord-fixed' }, async (doomed) => {
+      const running = await nextCallRunning();
       const request = postBatch(doomed.url, {
         batch_id: 'turn-42',
         tool_uses: [
@@ -195,7 +225,7 @@ describe('a coordinator killed mid-batch', () => {
         ],
         timeout_ms: 5_000,
       }).catch((err: Error) => err);
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await running(); // mid-batch: the calls run on the worker
       doomed.child.kill('SIGKILL');
       expect(await request).toBeInstanceOf(Error);
 
@@ -251,6 +281,7 @@ describe('a coordinator paused mid-batch (SIGSTOP: a long GC pause, CPU starvati
       const redis = createRedis(server.url);
       const queue = new Queue('{default}', { connection: redis, prefix: 'toolq' });
       try {
+        const running = await newActiveJobs(queue);
         const started = Date.now();
         const request = postBatch(own.url, {
           batch_id: 'paused-1',
@@ -258,12 +289,13 @@ describe('a coordinator paused mid-batch (SIGSTOP: a long GC pause, CPU starvati
           timeout_ms: 3_000,
         });
         // Stopped once its job runs on the worker, before any result can have been read.
-        while ((await queue.getJobCounts('active')).active === 0) await wait(10);
+        await running();
         own.child.kill('SIGSTOP');
         const owner = await readBatchOwner(redis, createKeys('toolq').batchName('default', 'paused-1'));
         const record = createKeys('toolq').batch(owner?.coordinatorId ?? '', owner?.uid ?? '');
-        while ((await redis.hlen(record)) < 6) await wait(50); // meta + five results
-        await wait(Math.max(0, started + 3_500 - Date.now())); // every deadline passes while stopped
+        await waitFor('the five results', async () => (await redis.hlen(record)) >= 6); // meta + five results
+        // Deliberately: every deadline passes while the coordinator is stopped.
+        await letTimePass(Math.max(0, started + 3_500 - Date.now()));
         own.child.kill('SIGCONT');
         const res = await request;
         expect(res.status).toBe(200);

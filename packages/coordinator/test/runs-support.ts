@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type { ReceivedRequest, Script, ScriptContext } from '@toolq/scripted-model';
 import { toolTurnsScript } from '@toolq/scripted-model';
+import { waitFor } from '../../../test-support/wait-for.ts';
 
 export interface SseEvent {
   id: string;
@@ -77,20 +78,6 @@ export async function readSse(
     if (!controller.signal.aborted) throw err;
   }
   return { status: res.status, contentType: res.headers.get('content-type'), events };
-}
-
-export async function waitFor<T>(
-  what: string,
-  check: () => Promise<T | undefined> | T | undefined,
-  ms = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 export interface RunView {

@@ -11,6 +11,7 @@ import { type ScriptedModel, startScriptedModel } from '@toolq/scripted-model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
+import { waitFor } from '../../../test-support/wait-for.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
 import {
   api,
@@ -20,7 +21,6 @@ import {
   readSse,
   runsScript,
   type SseEvent,
-  waitFor,
   waitForRun,
 } from './runs-support.ts';
 

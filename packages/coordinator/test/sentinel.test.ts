@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
 import { testLogger } from '../../../test-support/logger.ts';
 import { expectMixedBatchAnswered } from '../../../test-support/mixed-batch.ts';
-import { infoFields, waitFor } from '../../../test-support/redis-processes.ts';
+import { infoFields } from '../../../test-support/redis-processes.ts';
 import {
   type RedisSentinelSetup,
   SENTINEL_MASTER,
@@ -23,6 +23,7 @@ import {
   steadyBatch,
   summariseLoad,
 } from '../../../test-support/steady-load.ts';
+import { waitFor } from '../../../test-support/wait-for.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
 import { Dispatcher } from '../src/index.ts';
 
@@ -63,18 +64,22 @@ async function underLoad(
   await fault();
   await waitFor(
     'the sentinels to promote a replica',
-    30_000,
     async () => (await sentinel.masterPort()) !== before,
+    30_000,
   );
   const promotedMs = Date.now() - faultAt;
   // A live old master is demoted only 10-13 s after the promotion (Sentinel waits ~8 s after it
   // last reported itself master); until then every connection stays on it.
   let demotedMs: number | undefined;
   if (throughDemotionOf !== undefined) {
-    await waitFor('the sentinels to turn the old master into a replica', 30_000, async () => {
-      const role = infoFields(await sentinel.command(throughDemotionOf, ['info', 'replication']));
-      return role.get('role') === 'slave';
-    });
+    await waitFor(
+      'the sentinels to turn the old master into a replica',
+      async () => {
+        const role = infoFields(await sentinel.command(throughDemotionOf, ['info', 'replication']));
+        return role.get('role') === 'slave';
+      },
+      30_000,
+    );
     demotedMs = Date.now() - faultAt;
   }
   // Healing is measured, not assumed: the load goes on while the sentinels re-point the replicas.

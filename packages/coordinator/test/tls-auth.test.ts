@@ -15,7 +15,6 @@ import {
   startCoordinatorProcess,
 } from '../../../test-support/coordinator-process.ts';
 import { expectMixedBatchAnswered } from '../../../test-support/mixed-batch.ts';
-import { waitFor } from '../../../test-support/redis-processes.ts';
 import {
   type RedisSentinelSetup,
   SENTINEL_MASTER,
@@ -24,6 +23,7 @@ import {
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import { stopChild } from '../../../test-support/stop-child.ts';
 import { makeTestTls, type TestTls } from '../../../test-support/tls.ts';
+import { waitFor } from '../../../test-support/wait-for.ts';
 import {
   spawnWorkerProcess,
   startWorkerProcess,
@@ -70,7 +70,7 @@ function startWorkers(env: Record<string, string>, options: { metrics?: boolean 
 async function expectRetryingWithReason(env: Record<string, string>, reason: RegExp): Promise<void> {
   const coordinator = spawnCoordinatorProcess(env);
   try {
-    await waitFor(`the coordinator to log ${reason}`, 20_000, async () => reason.test(coordinator.output()));
+    await waitFor(`the coordinator to log ${reason}`, async () => reason.test(coordinator.output()), 20_000);
     expect(coordinator.child.exitCode).toBeNull();
     expect(coordinator.output()).not.toMatch(/"event":"ready"/);
     // It listens meanwhile: alive, not ready, and saying why; the API answers 503 until it starts.
@@ -145,7 +145,7 @@ describe('TLS with a private CA: a TLS-only redis-server with requirepass', () =
     });
     try {
       const listening = () => /"event":"listening","metrics":"([^"]+)"/.exec(worker.output())?.[1];
-      await waitFor('the worker to listen', 20_000, async () => listening() !== undefined);
+      await waitFor('the worker to listen', async () => listening() !== undefined, 20_000);
       const url = listening();
       expect((await fetch(`${url}/healthz`)).status).toBe(200);
       const ready = await fetch(`${url}/readyz`);
@@ -168,11 +168,15 @@ describe('TLS with a private CA: a TLS-only redis-server with requirepass', () =
     server.useTls(otherTls);
     await server.start();
     let reason = '';
-    await waitFor('/readyz to name the certificate', 20_000, async () => {
-      const res = await fetch(readyz);
-      reason = ((await res.json()) as { reason?: string }).reason ?? '';
-      return res.status === 503 && /certificate/.test(reason);
-    });
+    await waitFor(
+      '/readyz to name the certificate',
+      async () => {
+        const res = await fetch(readyz);
+        reason = ((await res.json()) as { reason?: string }).reason ?? '';
+        return res.status === 503 && /certificate/.test(reason);
+      },
+      20_000,
+    );
     expect(reason).toMatch(
       /^Redis refuses writes: Redis did not answer within 2000 ms \(connection error: self-signed certificate in certificate chain\)$/,
     );
@@ -180,7 +184,7 @@ describe('TLS with a private CA: a TLS-only redis-server with requirepass', () =
     await server.kill();
     server.useTls(tls);
     await server.start();
-    await waitFor('/readyz to say ready again', 20_000, async () => (await fetch(readyz)).ok);
+    await waitFor('/readyz to say ready again', async () => (await fetch(readyz)).ok, 20_000);
     expect(workerOutput()).not.toContain(PASSWORD);
   });
 });
@@ -209,21 +213,25 @@ describe('Sentinel with passwords: data nodes requirepass A, sentinels requirepa
       const before = await sentinel.masterPort();
       const live = sentinel.sentinels[0]?.port ?? 0;
       expect(await sentinel.command(live, ['sentinel', 'failover', SENTINEL_MASTER])).toBe('OK');
-      await waitFor('a replica to be promoted', 30_000, async () => (await sentinel.masterPort()) !== before);
+      await waitFor('a replica to be promoted', async () => (await sentinel.masterPort()) !== before, 30_000);
       // Calls made during the switch may be answered is_error (sentinel.test.ts covers that);
       // once it settles, calls succeed again with no process restarted.
-      await waitFor('a call to succeed on the new master', 30_000, async () => {
-        const res = await fetch(`${coordinator.url}/v1/tool-batches`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({
-            timeout_ms: 2_000,
-            tool_uses: [{ id: 'x', name: 'diag_echo', input: { value: 'ok' } }],
-          }),
-        });
-        const body = (await res.json()) as { tool_results?: { content: unknown; is_error?: boolean }[] };
-        return res.ok && body.tool_results?.[0]?.content === 'ok' && !body.tool_results[0].is_error;
-      });
+      await waitFor(
+        'a call to succeed on the new master',
+        async () => {
+          const res = await fetch(`${coordinator.url}/v1/tool-batches`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({
+              timeout_ms: 2_000,
+              tool_uses: [{ id: 'x', name: 'diag_echo', input: { value: 'ok' } }],
+            }),
+          });
+          const body = (await res.json()) as { tool_results?: { content: unknown; is_error?: boolean }[] };
+          return res.ok && body.tool_results?.[0]?.content === 'ok' && !body.tool_results[0].is_error;
+        },
+        30_000,
+      );
       await expectMixedBatchAnswered(coordinator.url);
     } finally {
       await stopChild(coordinator.child);

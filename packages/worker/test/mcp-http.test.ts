@@ -8,7 +8,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer, request, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../../test-support/free-port.ts';
-import { EVERYTHING, type McpEnv, NODE, startMcpEnv, waitFor } from './mcp-harness.ts';
+import { waitFor } from '../../../test-support/wait-for.ts';
+import { EVERYTHING, type McpEnv, NODE, startMcpEnv } from './mcp-harness.ts';
 
 let env: McpEnv;
 let upstreamPort: number;
