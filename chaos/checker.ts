@@ -469,6 +469,10 @@ function figures(h: History, options: CheckOptions): Record<string, number> {
     runs_started: h.runsStarted.length,
     runs_done: runs.filter((r) => r.status === 'done').length,
     run_takeovers: runs.reduce((n, r) => n + r.takeovers, 0),
+    run_calls_answered_error: runs.reduce(
+      (n, r) => n + r.events.filter((e) => e.type === 'tool_finished' && e.isError).length,
+      0,
+    ),
     model_asks: h.asks.length,
     grace_ms: options.graceMs,
   };
