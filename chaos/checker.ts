@@ -355,7 +355,9 @@ export function checkModelTurns(h: History): CheckResult {
     const finding: Finding = {
       promise: 'durable_turn_once',
       subject: key,
-      detail: `model asked ${asks.length} times for this turn${saved ? ` (its response saved at ${saved.at})` : ' (its response never saved before the next ask)'}`,
+      detail: saved
+        ? `model asked ${asks.length} times for this turn; its response was saved at ${saved.at}, ${broken.length > 0 ? `${broken.length} ask(s) after that` : 'after every ask'}`
+        : `model asked ${asks.length} times for this turn; no response of it was ever saved`,
     };
     (broken.length > 0 ? out.violations : out.excused).push(finding);
   }
