@@ -264,6 +264,7 @@ try {
       return;
     }
     const waitUntil = Date.now() + RUN_WAIT_MS;
+    let notFound = 0;
     for (let i = 0; Date.now() < waitUntil; i++) {
       await sleep(500);
       const to = urls[i % urls.length] ?? url;
@@ -271,8 +272,12 @@ try {
         const res = await fetch(`${to}/v1/runs/${runId}`, { signal: AbortSignal.timeout(5_000) });
         if (res.status !== 200) {
           lastError = `GET ${res.status}`;
+          // Redis answers only once it has loaded its data: a run unknown to every coordinator, again and again, is gone.
+          notFound = res.status === 404 ? notFound + 1 : 0;
+          if (notFound >= 6) break;
           continue;
         }
+        notFound = 0;
         const run = (await res.json()) as { status: string; takeovers: number };
         if (run.status === 'running') continue;
         const events = await runEvents(to, runId);
