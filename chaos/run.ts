@@ -31,7 +31,10 @@ Exit code 0: no broken promise; 1: at least one (listed); 2: the run itself fail
 
 function parseDuration(text: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
-  if (!m) throw new Error(`--duration: ${JSON.stringify(text)} is not like 60s, 5m or 90000`);
+  if (!m) {
+    console.error(`--duration: ${JSON.stringify(text)} is not like 60s, 5m or 90000`);
+    process.exit(2);
+  }
   const n = Number(m[1]);
   return Math.round(m[2] === 'm' ? n * 60_000 : m[2] === 's' ? n * 1_000 : n);
 }
@@ -57,8 +60,13 @@ const durationMs = parseDuration(values.duration);
 const persistence = values.persistence === 'none' ? 'none' : 'aof';
 const workers = Math.max(1, Number(values.workers));
 const graceMs = Number(values.grace);
-if (!Number.isInteger(seed) || !Number.isFinite(graceMs) || durationMs < 15_000) {
-  console.error('--seed must be an integer, --grace a number of ms, --duration at least 15s');
+if (
+  !Number.isInteger(seed) ||
+  !Number.isInteger(workers) ||
+  !Number.isFinite(graceMs) ||
+  durationMs < 15_000
+) {
+  console.error('--seed and --workers must be integers, --grace a number of ms, --duration at least 15s');
   process.exit(2);
 }
 const COORDINATORS = 2;
