@@ -19,6 +19,7 @@ export default defineConfig({
       'test/**/*.test.ts',
       'deploy/test/**/*.test.ts',
       'bench/test/**/*.test.ts',
+      'chaos/test/**/*.test.ts',
     ],
     // Tests start real redis-server and worker processes; generous deadlines, not timing claims.
     testTimeout: 120_000,

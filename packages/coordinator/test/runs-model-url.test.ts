@@ -11,8 +11,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { spawnCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
 import { freePort } from '../../../test-support/free-port.ts';
 import { testLogger } from '../../../test-support/logger.ts';
-import { waitFor } from '../../../test-support/redis-processes.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
+import { waitFor } from '../../../test-support/wait-for.ts';
 import { withoutUrlSecrets } from '../src/agent/model-url.ts';
 import { runAgent } from '../src/agent/run-agent.ts';
 import { Dispatcher } from '../src/dispatcher.ts';
@@ -36,8 +36,10 @@ beforeAll(async () => {
     ANTHROPIC_BASE_URL: `http://${user}:${password}@${origin.slice('http://'.length)}/v1?gw_key=${key}`,
     TOOLQ_API_TOKEN: TOKEN,
   });
-  await waitFor('the coordinator to be ready', 30_000, async () =>
-    coordinator.output().includes('"event":"ready"'),
+  await waitFor(
+    'the coordinator to be ready',
+    () => coordinator.output().includes('"event":"ready"'),
+    30_000,
   );
   url = /"event":"listening","url":"([^"]+)"/.exec(coordinator.output())?.[1] ?? '';
 }, 60_000);

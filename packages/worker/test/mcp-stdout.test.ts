@@ -7,9 +7,10 @@ import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stopChild } from '../../../test-support/stop-child.ts';
+import { waitFor } from '../../../test-support/wait-for.ts';
 import { spawnWorkerProcess } from '../../../test-support/worker-process.ts';
 import { answeredId } from '../src/mcp/stdio-lines.ts';
-import { FIXTURE, type McpEnv, NODE, startMcpEnv, waitFor } from './mcp-harness.ts';
+import { FIXTURE, type McpEnv, NODE, startMcpEnv } from './mcp-harness.ts';
 
 const LOGGER = fileURLToPath(new URL('./mcp-stdout-logger.mjs', import.meta.url));
 
