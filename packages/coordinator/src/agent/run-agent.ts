@@ -222,6 +222,7 @@ async function modelTurn(
       params: request.params,
       stream: o.stream,
       signal: request.signal,
+      timeoutMs: o.modelTimeoutMs,
       ...(early ? { onToolUse: (use) => turn.add(use, true) } : {}),
     });
   } catch (err) {
