@@ -69,7 +69,7 @@ const envSchema = z.object({
   TOOLQ_API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** `name:token,...`: one bearer token per app; each app sees only its own runs and batches. */
   TOOLQ_API_TOKENS: z.string().min(1).optional(),
-  /** How long a run's record and events are kept after its last change. */
+  /** How long a run's record and events are kept after it finished (a running run never expires). */
   TOOLQ_RUN_RETENTION_MS: intFrom(1_000, 365 * 24 * 3600_000).default(DEFAULTS.runRetentionMs),
   /** A run whose coordinator died is taken over by another within this long. */
   TOOLQ_RUN_TAKEOVER_MS: intFrom(1_500, 3600_000).default(DEFAULTS.runTakeoverMs),

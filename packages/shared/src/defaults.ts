@@ -27,7 +27,7 @@ export const DEFAULTS = {
   requestTimeoutMs: 30_000,
   /** Graceful-shutdown bound for workers and coordinators. */
   shutdownTimeoutMs: 10_000,
-  /** How long a run's record and events are kept after its last change. */
+  /** How long a run's record and events are kept after it finished (a running run never expires). */
   runRetentionMs: 24 * 3600_000,
   /** A dead coordinator's runs are taken over within this. */
   runTakeoverMs: 15_000,
