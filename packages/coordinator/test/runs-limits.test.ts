@@ -131,13 +131,15 @@ describe('the size of a run', () => {
       ...messages,
       { role: 'assistant', content: [expect.objectContaining({ type: 'text', text: 'ok' })] },
     ]);
-    const [request = '', result = ''] = await client.hmget(`lim:{r.${runId}}:run`, 'request', 'result');
+    const [request, result] = (await client.hmget(`lim:{r.${runId}}:run`, 'request', 'result')).map(
+      (value) => value ?? '',
+    );
     expect(request).toContain(marker);
     expect(result).not.toContain('MARK-');
     // The record holds the marker's 8 kB once: the result adds its own turn and stats only.
     const fields = await client.hgetall(`lim:{r.${runId}}:run`);
     const stored = Object.values(fields).reduce((sum, value) => sum + value.length, 0);
-    expect(stored).toBeLessThan(request.length + 3_000);
+    expect(stored).toBeLessThan((request ?? '').length + 3_000);
   });
 });
 
@@ -241,7 +243,7 @@ describe('retention', () => {
     );
     const last = await startRun(kept.url, GAMMA, 'plain');
     // The expired runs' entries went when a run was created: the index holds the live runs only.
-    expect(await client.zrange('kept:runs:index:gamma', 0, -1)).toEqual([long, last]);
+    expect(await client.zrange('kept:runs:index:gamma', '0', '-1')).toEqual([long, last]);
 
     const page = (await (await api(kept.url, '/v1/runs?limit=2', { token: GAMMA })).json()) as {
       runs: { run_id: string }[];
