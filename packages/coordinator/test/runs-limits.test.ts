@@ -172,13 +172,49 @@ describe("an app's quota of unfinished runs", () => {
   });
 });
 
+describe("the quota's count heals", () => {
+  it('at the quota, runs counted but finished, or never created, are dropped; a running run without a job gets one', async () => {
+    const active = 'lim:runs:active:gamma';
+    const old = Date.now() - 120_000;
+    // A run that finished without its release (its coordinator died after the final write).
+    const done = await startRun(limits.url, GAMMA, 'plain');
+    expect((await waitForRun(limits.url, done, GAMMA)).status).toBe('done');
+    // A run whose POST died before its record, and one whose POST died after its record but
+    // before its job.
+    const [never, orphan] = ['a', 'c'].map((c) => `run_${c.repeat(24)}`) as [string, string];
+    await client.hset(`lim:{r.${orphan}}:run`, {
+      app: 'gamma',
+      status: 'running',
+      request: JSON.stringify({ prompt: 'plain', tools: [] }),
+      request_hash: 'x',
+      created_at: old,
+      updated_at: old,
+      epoch: 0,
+    });
+    await client.zadd(active, Date.now(), done, old, never, old, orphan);
+
+    const admitted = await post(limits.url, GAMMA, { prompt: 'plain', tools: [] });
+    expect(admitted.status, JSON.stringify(admitted.json)).toBe(202);
+    expect((await waitForRun(limits.url, orphan, GAMMA)).status).toBe('done');
+    expect((await waitForRun(limits.url, (admitted.json as { run_id: string }).run_id, GAMMA)).status).toBe(
+      'done',
+    );
+    expect(await client.zcard(active)).toBe(0);
+  });
+});
+
 describe('the model request timeout', () => {
   it('fails a run whose model accepts the request and never answers, within TOOLQ_MODEL_TIMEOUT_MS and its retries', async () => {
     const begun = Date.now();
     const runId = await startRun(limits.url, BETA, 'hang');
     const run = await waitForRun(limits.url, runId, BETA, 20_000);
     expect(run.status).toBe('failed');
-    expect(run.error).toEqual({ code: 'MODEL_ERROR', message: expect.stringMatching(/timed out/i) });
+    expect(run.error).toEqual({
+      code: 'MODEL_ERROR',
+      message: expect.stringMatching(
+        /^the Messages API at http:\/\/127\.0\.0\.1:\d+ did not answer within 1000 ms \(the model request timeout, TOOLQ_MODEL_TIMEOUT_MS; each retry had as long\)$/,
+      ),
+    });
     // Three attempts of 1 s and the SDK's back-off between them.
     expect(Date.now() - begun).toBeLessThan(15_000);
   }, 30_000);

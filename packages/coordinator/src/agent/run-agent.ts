@@ -232,6 +232,7 @@ async function modelTurn(
       model: o.model,
       ...(o.advisor ? { advisorModel: o.advisor.model } : {}),
       ...(o.baseURL ? { baseURL: o.baseURL } : {}),
+      ...(o.modelTimeoutMs === undefined ? {} : { timeoutMs: o.modelTimeoutMs }),
     });
   }
 }
