@@ -1,6 +1,6 @@
 /**
  * The run API's configuration: per-app tokens (TOOLQ_API_TOKENS), whose mistakes are reported
- * without ever printing a token, and the run retention and takeover bounds.
+ * without ever printing a token, the run retention and takeover bounds, and the run limits.
  */
 import { loadConfig, ToolqError } from '@toolq/shared';
 import { parseApiTokens } from '@toolq/shared/internal';
@@ -56,6 +56,36 @@ describe('TOOLQ_API_TOKENS', () => {
     expect([custom.runRetentionMs, custom.runTakeoverMs]).toEqual([60_000, 5_000]);
     expect(messageOf(() => loadConfig({ TOOLQ_RUN_TAKEOVER_MS: '100' }))).toMatch(/TOOLQ_RUN_TAKEOVER_MS/);
     expect(messageOf(() => loadConfig({ TOOLQ_RUN_RETENTION_MS: 'soon' }))).toMatch(/TOOLQ_RUN_RETENTION_MS/);
+  });
+
+  it('loadConfig reads the run limits: slots, input size, quota per app, model timeout', () => {
+    const defaults = loadConfig({});
+    expect([
+      defaults.runConcurrency,
+      defaults.maxRunInputBytes,
+      defaults.maxActiveRunsPerApp,
+      defaults.modelTimeoutMs,
+    ]).toEqual([100, 1_048_576, 100, 120_000]);
+    const custom = loadConfig({
+      TOOLQ_RUN_CONCURRENCY: '8',
+      TOOLQ_MAX_RUN_INPUT_BYTES: '50000',
+      TOOLQ_MAX_ACTIVE_RUNS_PER_APP: '3',
+      TOOLQ_MODEL_TIMEOUT_MS: '30000',
+    });
+    expect([
+      custom.runConcurrency,
+      custom.maxRunInputBytes,
+      custom.maxActiveRunsPerApp,
+      custom.modelTimeoutMs,
+    ]).toEqual([8, 50_000, 3, 30_000]);
+    for (const [name, value] of [
+      ['TOOLQ_RUN_CONCURRENCY', '0'],
+      ['TOOLQ_MAX_RUN_INPUT_BYTES', '10'],
+      ['TOOLQ_MAX_ACTIVE_RUNS_PER_APP', 'many'],
+      ['TOOLQ_MODEL_TIMEOUT_MS', '5'],
+    ] as const) {
+      expect(messageOf(() => loadConfig({ [name]: value }))).toMatch(new RegExp(name));
+    }
   });
 });
 

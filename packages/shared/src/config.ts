@@ -70,10 +70,18 @@ const envSchema = z.object({
   TOOLQ_API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** `name:token,...`: one bearer token per app; each app sees only its own runs and batches. */
   TOOLQ_API_TOKENS: z.string().min(1).optional(),
-  /** How long a run's record and events are kept after its last change. */
+  /** How long a run's record and events are kept after it finished (a running run never expires). */
   TOOLQ_RUN_RETENTION_MS: intFrom(1_000, 365 * 24 * 3600_000).default(DEFAULTS.runRetentionMs),
   /** A run whose coordinator died is taken over by another within this long. */
   TOOLQ_RUN_TAKEOVER_MS: intFrom(1_500, 3600_000).default(DEFAULTS.runTakeoverMs),
+  /** Runs this coordinator runs at once; more wait, each app's in turn. */
+  TOOLQ_RUN_CONCURRENCY: intFrom(1, 100_000).default(DEFAULTS.runConcurrency),
+  /** Largest POST /v1/runs input (the request as JSON); larger ones are refused with 413. */
+  TOOLQ_MAX_RUN_INPUT_BYTES: intFrom(1_000, 100_000_000).default(DEFAULTS.maxRunInputBytes),
+  /** Runs of one app not finished yet, fleet-wide; one more is refused with 429. */
+  TOOLQ_MAX_ACTIVE_RUNS_PER_APP: intFrom(1, 1_000_000).default(DEFAULTS.maxActiveRunsPerApp),
+  /** How long the agent loop waits for a model request to answer (per attempt). */
+  TOOLQ_MODEL_TIMEOUT_MS: intFrom(1_000, 3600_000).default(DEFAULTS.modelTimeoutMs),
   /** Stable coordinator id, so that a restarted coordinator finds its reply stream again. */
   TOOLQ_COORDINATOR_ID: keyPart.optional(),
   /** Default per-call timeout. */
@@ -122,6 +130,10 @@ export interface ToolqConfig {
   apiTokens: Map<string, string>;
   runRetentionMs: number;
   runTakeoverMs: number;
+  runConcurrency: number;
+  maxRunInputBytes: number;
+  maxActiveRunsPerApp: number;
+  modelTimeoutMs: number;
   coordinatorId: string;
   defaultTimeoutMs: number;
   maxResultBytes: number;
@@ -165,6 +177,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolqConfig {
     apiTokens: parseApiTokens(e.TOOLQ_API_TOKENS, e.TOOLQ_API_TOKEN),
     runRetentionMs: e.TOOLQ_RUN_RETENTION_MS,
     runTakeoverMs: e.TOOLQ_RUN_TAKEOVER_MS,
+    runConcurrency: e.TOOLQ_RUN_CONCURRENCY,
+    maxRunInputBytes: e.TOOLQ_MAX_RUN_INPUT_BYTES,
+    maxActiveRunsPerApp: e.TOOLQ_MAX_ACTIVE_RUNS_PER_APP,
+    modelTimeoutMs: e.TOOLQ_MODEL_TIMEOUT_MS,
     coordinatorId: e.TOOLQ_COORDINATOR_ID ?? defaultCoordinatorId(),
     defaultTimeoutMs: e.TOOLQ_DEFAULT_TIMEOUT_MS,
     maxResultBytes: e.TOOLQ_MAX_RESULT_BYTES,

@@ -27,8 +27,19 @@ export const DEFAULTS = {
   requestTimeoutMs: 30_000,
   /** Graceful-shutdown bound for workers and coordinators. */
   shutdownTimeoutMs: 10_000,
-  /** How long a run's record and events are kept after its last change. */
+  /** How long a run's record and events are kept after it finished (a running run never expires). */
   runRetentionMs: 24 * 3600_000,
   /** A dead coordinator's runs are taken over within this. */
   runTakeoverMs: 15_000,
+  /** Runs one coordinator runs at once (its run slots). */
+  runConcurrency: 100,
+  /** Largest run input (prompt, system, messages, the whole request as JSON). */
+  maxRunInputBytes: 1024 * 1024,
+  /** Runs of one app not yet finished (running or waiting for a slot), fleet-wide. */
+  maxActiveRunsPerApp: 100,
+  /**
+   * How long one model request may take to answer (its headers: a streamed turn's first byte, a
+   * JSON turn's whole answer) before the SDK gives up on it; it retries twice.
+   */
+  modelTimeoutMs: 120_000,
 } as const;

@@ -28,7 +28,11 @@ export type ToolqErrorCode =
   /** An Idempotency-Key reused with a different request. */
   | 'IDEMPOTENCY_CONFLICT'
   /** A finished run cannot be cancelled. */
-  | 'RUN_FINISHED';
+  | 'RUN_FINISHED'
+  /** A run's input is larger than TOOLQ_MAX_RUN_INPUT_BYTES. */
+  | 'RUN_TOO_LARGE'
+  /** The app has TOOLQ_MAX_ACTIVE_RUNS_PER_APP runs not finished yet. */
+  | 'TOO_MANY_RUNS';
 
 export class ToolqError extends Error {
   override name = 'ToolqError';

@@ -5,7 +5,12 @@
  * nothing here keeps a table of models that would go stale.
  */
 import type Anthropic from '@anthropic-ai/sdk';
-import { APIConnectionError, APIError, APIUserAbortError } from '@anthropic-ai/sdk';
+import {
+  APIConnectionError,
+  APIConnectionTimeoutError,
+  APIError,
+  APIUserAbortError,
+} from '@anthropic-ai/sdk';
 import { ToolqError } from '@toolq/shared';
 import { originOf, withoutUrlSecrets } from './model-url.ts';
 import type { AdvisorOptions, BetaMessage } from './types.ts';
@@ -36,6 +41,8 @@ export interface ModelErrorContext {
   model: string;
   advisorModel?: string;
   baseURL?: string;
+  /** The timeout of each model request, when toolq set it. */
+  timeoutMs?: number;
 }
 
 /**
@@ -54,6 +61,14 @@ export function modelError(err: unknown, ctx: ModelErrorContext): ToolqError {
     );
   if (err instanceof APIUserAbortError) {
     return new ToolqError('CANCELLED', 'the model request was cancelled', { cause: err });
+  }
+  if (err instanceof APIConnectionTimeoutError && ctx.timeoutMs !== undefined) {
+    const where = ctx.baseURL ? ` at ${originOf(ctx.baseURL)}` : '';
+    return fail(
+      `the Messages API${where} did not answer within ${ctx.timeoutMs} ms ` +
+        '(the model request timeout, TOOLQ_MODEL_TIMEOUT_MS; each retry had as long)',
+      false,
+    );
   }
   if (err instanceof APIConnectionError) {
     const where = ctx.baseURL ? ` at ${originOf(ctx.baseURL)}` : '';

@@ -15,6 +15,8 @@ export interface TurnRequest {
   params: TurnParams;
   stream: boolean;
   signal: AbortSignal;
+  /** How long the request may take to answer (the SDK's `timeout`); undefined: the client's own. */
+  timeoutMs?: number | undefined;
   /** Streaming only: a tool_use block whose input JSON arrived complete. Must not throw. */
   onToolUse?: (block: ToolUse) => void;
 }
@@ -36,15 +38,26 @@ export async function requestTurn(request: TurnRequest): Promise<TurnResponse> {
   if (!request.stream) {
     const message = await request.client.beta.messages.create(
       { ...request.params, stream: false },
-      { signal: request.signal },
+      sdkOptions(request),
     );
     return { message, startedAt, endedAt: Date.now(), incompleteToolUses: new Set() };
   }
   return streamTurn(request, startedAt);
 }
 
+/**
+ * The SDK's own timeout (10 min, retried twice) let a model that accepts the connection and never
+ * answers hold a run for half an hour; toolq's bound applies to every attempt.
+ */
+function sdkOptions(request: TurnRequest): { signal: AbortSignal; timeout?: number } {
+  return {
+    signal: request.signal,
+    ...(request.timeoutMs === undefined ? {} : { timeout: request.timeoutMs }),
+  };
+}
+
 async function streamTurn(request: TurnRequest, startedAt: number): Promise<TurnResponse> {
-  const stream = request.client.beta.messages.stream(request.params, { signal: request.signal });
+  const stream = request.client.beta.messages.stream(request.params, sdkOptions(request));
   // The SDK parses tool input leniently (a cut `{"a":"b` becomes {a:"b"}); keeping the raw JSON
   // is the only way to know a block is complete before the stop reason arrives.
   const rawJson = new Map<number, string>();

@@ -4,6 +4,7 @@
  */
 import Anthropic from '@anthropic-ai/sdk';
 import { createLogger, type FailurePolicy, type Logger, loadConfig, ToolqError } from '@toolq/shared';
+import { DEFAULTS } from '@toolq/shared/internal';
 import type { AdvisorOptions, AgentEvent, AgentOptions, BetaMessageParam, BetaToolUnion } from './types.ts';
 
 /**
@@ -19,6 +20,8 @@ export const MAX_ITERATIONS_TEXT = 'Maximum iterations reached';
 export interface ResolvedOptions {
   client: Anthropic;
   baseURL: string | undefined;
+  /** Per model request; undefined: the given client's own timeout. */
+  modelTimeoutMs: number | undefined;
   model: string;
   system: AgentOptions['system'];
   messages: BetaMessageParam[];
@@ -46,6 +49,10 @@ export function resolveOptions(o: AgentOptions): ResolvedOptions {
   return {
     client: o.client ?? createClient(o.apiKey ?? config?.anthropicApiKey, baseURL),
     baseURL: o.client ? o.client.baseURL : baseURL,
+    modelTimeoutMs: positiveOrUndefined(
+      'modelTimeoutMs',
+      o.modelTimeoutMs ?? (o.client ? undefined : DEFAULTS.modelTimeoutMs),
+    ),
     model: o.model ?? config?.model ?? DEFAULT_MODEL,
     system: o.system,
     messages: initialMessages(o),
@@ -84,6 +91,10 @@ function initialMessages(o: AgentOptions): BetaMessageParam[] {
   if (o.messages && o.messages.length > 0) return structuredClone([...o.messages]);
   if (o.prompt !== undefined && o.prompt !== '') return [{ role: 'user', content: o.prompt }];
   throw new ToolqError('INVALID_INPUT', 'runAgent needs a `prompt` or a non-empty `messages`');
+}
+
+function positiveOrUndefined(name: string, value: number | undefined): number | undefined {
+  return value === undefined ? undefined : positive(name, value);
 }
 
 function positive(name: string, value: number): number {

@@ -222,6 +222,7 @@ async function modelTurn(
       params: request.params,
       stream: o.stream,
       signal: request.signal,
+      timeoutMs: o.modelTimeoutMs,
       ...(early ? { onToolUse: (use) => turn.add(use, true) } : {}),
     });
   } catch (err) {
@@ -231,6 +232,7 @@ async function modelTurn(
       model: o.model,
       ...(o.advisor ? { advisorModel: o.advisor.model } : {}),
       ...(o.baseURL ? { baseURL: o.baseURL } : {}),
+      ...(o.modelTimeoutMs === undefined ? {} : { timeoutMs: o.modelTimeoutMs }),
     });
   }
 }

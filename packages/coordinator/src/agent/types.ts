@@ -32,6 +32,12 @@ export interface AgentOptions {
   client?: Anthropic;
   apiKey?: string;
   baseURL?: string;
+  /**
+   * How long one model request may take to answer (its response headers: a streamed turn's first
+   * byte, a JSON turn's whole answer); the SDK retries a timed-out request twice. Default
+   * TOOLQ_MODEL_TIMEOUT_MS's (120 s), or a given `client`'s own.
+   */
+  modelTimeoutMs?: number;
   /** Executor model. Default: TOOLQ_MODEL, else DEFAULT_MODEL. */
   model?: string;
   system?: string | Anthropic.Beta.BetaTextBlockParam[];

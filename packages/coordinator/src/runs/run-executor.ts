@@ -12,7 +12,7 @@ import type { AgentCheckpoint, AgentOptions, AgentPersistence, AgentResult } fro
 import type { Dispatcher } from '../dispatcher.ts';
 import { type RunRequest, runRequestSchema } from '../http/schemas.ts';
 import { doneEvent, failedEvent, fromAgentEvent, runStarted, textEvent, turnStarted } from './run-events.ts';
-import type { RunEventInput, RunStore } from './run-store.ts';
+import { type RunEventInput, type RunStore, withoutRequestMessages } from './run-store.ts';
 
 /** Where runs get their model. */
 export interface RunModel {
@@ -20,6 +20,8 @@ export interface RunModel {
   baseURL?: string;
   defaultModel?: string;
   client?: Anthropic;
+  /** How long one model request may take to answer (TOOLQ_MODEL_TIMEOUT_MS). */
+  timeoutMs?: number;
 }
 
 /** A run taken over this many times is failed: something in it keeps killing its coordinators. */
@@ -79,7 +81,11 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
         if (o.handingOver()) throw new ToolqError('SHUTTING_DOWN', 'the coordinator is handing the run over');
         await writer.write({ events: [turnStarted(event)] });
       },
-      save: (cp) => writer.write({ events: compact([textOfCheckpoint(cp)]), checkpoint: cp }),
+      save: (cp) =>
+        writer.write({
+          events: compact([textOfCheckpoint(cp)]),
+          checkpoint: withoutRequestMessages(cp, claim.request),
+        }),
       batchId: (iteration, n) => `run.${runId}.${iteration}.${claim.epoch}.${n}`,
       app: claim.app,
     };
@@ -99,8 +105,9 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
         textEvent(result.iterations.length, result.finalMessage),
         doneEvent(result.status, result.text),
       ]),
-      finish: { status: 'done', result: describeResult(result) },
+      finish: { status: 'done', result: withoutRequestMessages(describeResult(result), claim.request) },
     });
+    await finished(o.store, claim.app, runId);
     return 'finished';
   } catch (thrown) {
     const err = writer.failure ?? coerceError(thrown);
@@ -112,15 +119,27 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
     const forced = code === 'CANCELLED' && o.signal.reason === HAND_OVER_NOW;
     if (o.handingOver() && (code === 'SHUTTING_DOWN' || forced)) return 'handed_over';
     // Cancelled by DELETE: the status and the `cancelled` event are written already.
-    if (code === 'CANCELLED' && (o.signal.aborted || writer.failure)) return 'not_running';
+    if (code === 'CANCELLED' && (o.signal.aborted || writer.failure)) {
+      await finished(o.store, claim.app, runId);
+      return 'not_running';
+    }
     const error = { code: code ?? 'ERROR', message: err.message };
     log.warn({ err: err.message }, 'run failed');
     await writer
       .write({ events: [failedEvent(error)], finish: { status: 'failed', error } })
       .catch(() => undefined);
-    await o.store.touchIndex(claim.app).catch(() => undefined);
+    await finished(o.store, claim.app, runId);
     return 'finished';
   }
+}
+
+/**
+ * After a run's final write: the app's index lives at least as long as the run now does, and the
+ * run no longer counts against the app's quota. Best effort: the quota's own check drops a
+ * finished run it still counts (RunService.admit).
+ */
+async function finished(store: RunStore, app: string, runId: string): Promise<void> {
+  await Promise.all([store.touchIndex(app), store.release(app, runId)]).catch(() => undefined);
 }
 
 /**
@@ -179,6 +198,7 @@ function agentOptions(body: RunRequest, model: RunModel): Omit<AgentOptions, 'di
     ...(model.client ? { client: model.client } : {}),
     ...(model.apiKey ? { apiKey: model.apiKey } : {}),
     ...(model.baseURL ? { baseURL: model.baseURL } : {}),
+    ...(model.timeoutMs !== undefined ? { modelTimeoutMs: model.timeoutMs } : {}),
     ...(chosen ? { model: chosen } : {}),
     ...(body.prompt !== undefined ? { prompt: body.prompt } : {}),
     ...(body.messages ? { messages: body.messages as AgentOptions['messages'] } : {}),

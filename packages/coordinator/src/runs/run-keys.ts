@@ -1,7 +1,7 @@
 /**
  * The Redis keys of durable runs. A run's record, its event log and its event de-duplication set
  * share one Cluster hash tag (`{r.<runId>}`), because one Lua script writes them together; the
- * per-app index and the channel stand alone.
+ * per-app index, the per-app set of unfinished runs and the channel stand alone.
  */
 import { assertKeyPart } from '@toolq/shared/internal';
 
@@ -26,6 +26,15 @@ export function runKeys(prefix: string, runId: string): RunKeys {
 /** Sorted set of an app's runs by creation time (ms). */
 export function runIndexKey(prefix: string, app: string): string {
   return `${prefix}:runs:index:${app}`;
+}
+
+/**
+ * Sorted set of an app's runs not finished yet (running or waiting for a slot), by admission time
+ * (ms): its size is the app's quota count (TOOLQ_MAX_ACTIVE_RUNS_PER_APP) and a new run's place in
+ * the fair order of the runs queue.
+ */
+export function runActiveKey(prefix: string, app: string): string {
+  return `${prefix}:runs:active:${app}`;
 }
 
 /** Pub/sub: the id of a run cancelled on some coordinator, for the one running it. */

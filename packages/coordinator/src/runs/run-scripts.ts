@@ -6,7 +6,11 @@
  */
 import type { Redis } from '@toolq/shared/internal';
 
-/** KEYS: record. ARGV: app, request, request hash, now, retention ms. → 1 created | {app, hash, status}. */
+/**
+ * KEYS: record. ARGV: app, request, request hash, now. → 1 created | {app, hash, status}. A running
+ * run's keys do not expire: retention counts from its finish (WRITE, CANCEL), so a step longer than
+ * the retention cannot lose it.
+ */
 const CREATE = `
 if redis.call('EXISTS', KEYS[1]) == 1 then
   local f = redis.call('HMGET', KEYS[1], 'app', 'request_hash', 'status')
@@ -14,8 +18,19 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 redis.call('HSET', KEYS[1], 'app', ARGV[1], 'status', 'running', 'request', ARGV[2],
   'request_hash', ARGV[3], 'created_at', ARGV[4], 'updated_at', ARGV[4], 'epoch', 0)
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1
+`;
+
+/**
+ * KEYS: the app's unfinished runs (runActiveKey). ARGV: run id, now, the app's quota.
+ * → 0 over the quota | how many unfinished runs the app has, this one included (its fair place).
+ */
+const ADMIT = `
+local n = redis.call('ZCARD', KEYS[1])
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return n end
+if n >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+return n + 1
 `;
 
 /**
@@ -37,7 +52,8 @@ return {'claimed', tostring(epoch), f[1] or '', f[2] or '', f[3] or '', f[4] or 
  * KEYS: record, events, event keys. ARGV: epoch, now, retention ms, checkpoint ('' = keep), final
  * status ('' = still running), final field (result|error), final value, then triples of event
  * type, data, once-key ('' = always). → -1 not running (cancelled, finished, expired) | -2 another
- * owner | the ids of the events written.
+ * owner | the ids of the events written. The keys expire `retention` after the finish, never
+ * while running (PERSIST also clears the expiry of a run created by an older version).
  */
 const WRITE = `
 local f = redis.call('HMGET', KEYS[1], 'status', 'epoch')
@@ -55,7 +71,9 @@ for i = 8, #ARGV, 3 do
     ids[#ids + 1] = redis.call('XADD', KEYS[2], '*', 'type', ARGV[i], 'data', ARGV[i + 1])
   end
 end
-for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+for i = 1, 3 do
+  if ARGV[5] ~= '' then redis.call('PEXPIRE', KEYS[i], ARGV[3]) else redis.call('PERSIST', KEYS[i]) end
+end
 return ids
 `;
 
@@ -80,6 +98,7 @@ type Reply = string | number | (string | number)[];
 
 interface RunCommands {
   toolqRunCreate(record: string, ...args: (string | number)[]): Promise<Reply>;
+  toolqRunAdmit(active: string, ...args: (string | number)[]): Promise<number>;
   toolqRunClaim(record: string, ...args: (string | number)[]): Promise<string[]>;
   toolqRunWrite(
     record: string,
@@ -101,6 +120,7 @@ export function withRunScripts(redis: Redis): RunRedis {
   const r = redis as Redis & Partial<RunCommands>;
   if (!r.toolqRunCreate) {
     redis.defineCommand('toolqRunCreate', { numberOfKeys: 1, lua: CREATE });
+    redis.defineCommand('toolqRunAdmit', { numberOfKeys: 1, lua: ADMIT });
     redis.defineCommand('toolqRunClaim', { numberOfKeys: 1, lua: CLAIM });
     redis.defineCommand('toolqRunWrite', { numberOfKeys: 3, lua: WRITE });
     redis.defineCommand('toolqRunCancel', { numberOfKeys: 3, lua: CANCEL });

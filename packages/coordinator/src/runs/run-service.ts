@@ -10,6 +10,13 @@
  * skip a beat behind the dead one's (the fleet shares one check slot of stalledInterval), so the
  * job is back in the queue within lockDuration + 2 × stalledInterval = takeoverMs, and a waiting
  * coordinator picks it up at once (BullMQ's marker wakes it).
+ *
+ * Fair shares: each coordinator runs `concurrency` runs at once, and the runs waiting for a slot
+ * are taken in turns between apps. A run's BullMQ priority is its place among its app's
+ * unfinished runs (the quota's count, RunStore.admit): every app's first waiting run goes before
+ * any app's second, and so on, FIFO within a place. So one app's hundred slow runs hold a new
+ * app's run up for one slot, not for the whole backlog. A run taken over or handed over goes back
+ * at the front (BullMQ puts a stalled job in the wait list, served before prioritized jobs).
  */
 import { createHash } from 'node:crypto';
 import { type Logger, type RedisConnectionConfig, ToolqError } from '@toolq/shared';
@@ -38,10 +45,23 @@ export const RUN_DEFAULTS = {
   retentionMs: DEFAULTS.runRetentionMs,
   /** TOOLQ_RUN_TAKEOVER_MS */
   takeoverMs: DEFAULTS.runTakeoverMs,
-  concurrency: 100,
+  /** TOOLQ_RUN_CONCURRENCY */
+  concurrency: DEFAULTS.runConcurrency,
+  /** TOOLQ_MAX_RUN_INPUT_BYTES */
+  maxInputBytes: DEFAULTS.maxRunInputBytes,
+  /** TOOLQ_MAX_ACTIVE_RUNS_PER_APP */
+  maxActivePerApp: DEFAULTS.maxActiveRunsPerApp,
   /** How often an owner re-reads the status of its runs, in case a cancel message was missed. */
   statusPollMs: 2_000,
+  /**
+   * A run counted against its quota whose record is still missing this long after is dropped from
+   * the count (its POST died between the two steps); younger ones may be being created right now.
+   */
+  admitGraceMs: 60_000,
 } as const;
+
+/** BullMQ's highest priority number (2^21). */
+const MAX_PRIORITY = 2_097_152;
 
 export interface RunServiceOptions {
   redisUrl?: string | undefined;
@@ -53,12 +73,16 @@ export interface RunServiceOptions {
   /** Without a model this coordinator still serves runs (reads, events, cancel) but runs none. */
   model?: RunModel | undefined;
   logger: Logger;
-  /** How long a run's record and events are kept after its last change. Default 24 h. */
+  /** How long a run's record and events are kept after it finished. Default 24 h. */
   retentionMs?: number;
   /** A dead coordinator's runs are taken over within this. Default 15 s. */
   takeoverMs?: number;
-  /** Runs this coordinator runs at once. Default 100. */
+  /** Runs this coordinator runs at once (its run slots). Default 100. */
   concurrency?: number;
+  /** Largest run request, as JSON; larger ones are refused (413 RUN_TOO_LARGE). Default 1 MiB. */
+  maxInputBytes?: number;
+  /** Unfinished runs one app may have, fleet-wide; one more is refused (429 TOO_MANY_RUNS). Default 100. */
+  maxActivePerApp?: number;
 }
 
 export interface CreatedRun {
@@ -162,11 +186,16 @@ export class RunService {
   }
 
   async create(app: string, request: RunRequest, idempotencyKey?: string): Promise<CreatedRun> {
+    checkRunSize(request, this.options.maxInputBytes ?? RUN_DEFAULTS.maxInputBytes);
     // Refused here (400) rather than accepted and failed by the run's first step.
     if (request.tools) await checkRunTools(this.options.dispatcher, request.tools);
     const runId = idempotencyKey === undefined ? newRunId() : idempotentRunId(app, idempotencyKey);
     const requestHash = createHash('sha256').update(JSON.stringify(request)).digest('hex');
+    // A repeated POST of a run that exists is answered whatever the quota says.
+    const exists = idempotencyKey !== undefined && (await this.store.status(runId)) !== undefined;
+    const place = exists ? 1 : await this.admit(app, runId);
     const outcome = await this.store.create({ runId, app, request, requestHash, now: Date.now() });
+    if (!outcome.created && outcome.status !== 'running') await this.store.release(app, runId);
     if (!outcome.created && (outcome.app !== app || outcome.requestHash !== requestHash)) {
       throw new ToolqError(
         'IDEMPOTENCY_CONFLICT',
@@ -175,10 +204,51 @@ export class RunService {
     }
     const status = outcome.created ? 'running' : outcome.status;
     // Adding again is a no-op while the job exists, and heals a POST that died between the two steps.
-    if (status === 'running') {
-      await this.queue.add('run', { runId }, { jobId: runId, removeOnComplete: true, removeOnFail: true });
-    }
+    if (status === 'running') await this.enqueue(runId, place);
     return { runId, status, replayed: !outcome.created };
+  }
+
+  private async enqueue(runId: string, place: number): Promise<void> {
+    await this.queue.add(
+      'run',
+      { runId },
+      {
+        jobId: runId,
+        removeOnComplete: true,
+        removeOnFail: true,
+        priority: Math.min(Math.max(place, 1), MAX_PRIORITY),
+      },
+    );
+  }
+
+  /**
+   * Counts the run against its app's quota and answers its fair place (see the top). At the
+   * quota, runs counted but finished (their owner died before it said so) or never created are
+   * dropped from the count first; a run that is running but has no job (its POST died after the
+   * record) gets its job back.
+   */
+  private async admit(app: string, runId: string): Promise<number> {
+    const max = this.options.maxActivePerApp ?? RUN_DEFAULTS.maxActivePerApp;
+    const place = await this.store.admit(app, runId, max);
+    if (place > 0) return place;
+    const now = Date.now();
+    const counted = await this.store.admitted(app);
+    const statuses = await Promise.all(counted.map((c) => this.store.status(c.runId)));
+    await Promise.all(
+      counted.map(async ({ runId: id, at }, i) => {
+        const status = statuses[i];
+        const old = now - at > RUN_DEFAULTS.admitGraceMs;
+        if (status === undefined ? old : status !== 'running') await this.store.release(app, id);
+        else if (old && (await this.queue.getJobState(id)) === 'unknown') await this.enqueue(id, i + 1);
+      }),
+    );
+    const retried = await this.store.admit(app, runId, max);
+    if (retried > 0) return retried;
+    throw new ToolqError(
+      'TOO_MANY_RUNS',
+      `app ${app} has ${max} runs not finished yet, its most (TOOLQ_MAX_ACTIVE_RUNS_PER_APP): ` +
+        'wait for one to finish, or cancel one',
+    );
   }
 
   /** The run, if it exists and belongs to `app`. */
@@ -205,6 +275,7 @@ export class RunService {
     const outcome = await this.store.cancel(runId, reason);
     if (outcome.kind === 'missing') return outcome;
     if (outcome.kind === 'finished') return { kind: 'finished', status: outcome.status };
+    await this.store.release(app, runId);
     await this.redis.publish(runCancelChannel(this.prefix), runId);
     // Workers know a batch by the uid of its dispatch; the batch's name says which one that was.
     const keys = createKeys(this.prefix);
@@ -257,14 +328,20 @@ export class RunService {
     return connection;
   }
 
-  /** Catches a cancel whose message this coordinator missed (a reconnect, say). */
+  /**
+   * Catches a cancel whose message this coordinator missed (a reconnect, say), and keeps the index
+   * of each app with a run here alive: a run that runs longer than the retention stays listed.
+   */
   private async pollStatuses(): Promise<void> {
     const ids = [...this.active.keys()];
     if (ids.length === 0) return;
-    const statuses = await Promise.all(ids.map((id) => this.store.status(id)));
+    const rows = await Promise.all(ids.map((id) => this.store.statusAndApp(id)));
     ids.forEach((id, i) => {
-      if (statuses[i] !== 'running') this.active.get(id)?.abort(new Error('the run is no longer running'));
+      if (rows[i]?.status !== 'running')
+        this.active.get(id)?.abort(new Error('the run is no longer running'));
     });
+    const apps = new Set(rows.flatMap((r) => (r?.app ? [r.app] : [])));
+    await Promise.all([...apps].map((app) => this.store.touchIndex(app, 2 * RUN_DEFAULTS.statusPollMs)));
   }
 
   /**
@@ -290,6 +367,30 @@ export class RunService {
     })();
     return this.closing;
   }
+}
+
+/**
+ * A run's input is bounded as a whole (the HTTP body limit is 10 MB, and a run keeps its input for
+ * its retention): over `max` bytes of JSON it is refused, naming the largest part.
+ */
+function checkRunSize(request: RunRequest, max: number): void {
+  const bytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value) ?? '');
+  const total = bytes(request);
+  if (total <= max) return;
+  const parts: [string, number][] = Object.entries(request).flatMap(([field, value]): [string, number][] =>
+    field === 'messages' && Array.isArray(value)
+      ? value.map((m: { content?: unknown }, i): [string, number] => [
+          `messages[${i}].content`,
+          bytes(m.content),
+        ])
+      : [[field, bytes(value)]],
+  );
+  const [field, size] = parts.reduce((a, b) => (b[1] > a[1] ? b : a), ['body', 0]);
+  throw new ToolqError(
+    'RUN_TOO_LARGE',
+    `the run's input is ${total} bytes as JSON, more than TOOLQ_MAX_RUN_INPUT_BYTES (${max}); ` +
+      `the largest part is ${field} (${size} bytes)`,
+  );
 }
 
 /** A run's `tools`: each named once, each advertised by a worker (the catalog knows it). */

@@ -1,11 +1,17 @@
 /**
- * Durable runs in Redis: one record per run (a hash), its event log (a stream) and a per-app index
- * (a sorted set by creation time). Everything expires `retentionMs` after the run's last change.
+ * Durable runs in Redis: one record per run (a hash), its event log (a stream), a per-app index
+ * (a sorted set by creation time) and a per-app set of unfinished runs (the quota). A run's keys
+ * do not expire while it runs and expire `retentionMs` after it finished; the index lives as long
+ * as its newest run and drops the entries of expired runs as runs are created.
+ *
+ * The conversation is stored once: `request` holds its first messages, and a checkpoint's or the
+ * result's `messages` are stored without them (`request_messages` says how many were left out);
+ * get() and claim() put them back.
  */
 import { ToolqError } from '@toolq/shared';
 import type { Redis } from '@toolq/shared/internal';
 import type { AgentCheckpoint } from '../agent/types.ts';
-import { type RunKeys, runIndexKey, runKeys } from './run-keys.ts';
+import { type RunKeys, runActiveKey, runIndexKey, runKeys } from './run-keys.ts';
 import { type RunRedis, withRunScripts } from './run-scripts.ts';
 
 /** A run's status, in its record and in the HTTP answers about it. */
@@ -68,6 +74,9 @@ export interface StoredEvent {
 
 export const FINAL_EVENTS: ReadonlySet<string> = new Set(['done', 'failed', 'cancelled']);
 
+/** Index entries of expired runs checked (and dropped) per run created: keeps the index to about its live runs. */
+const INDEX_PRUNE_BATCH = 100;
+
 export class RunStore {
   private readonly redis: RunRedis;
 
@@ -97,11 +106,11 @@ export class RunStore {
       JSON.stringify(input.request),
       input.requestHash,
       input.now,
-      this.retentionMs,
     );
     if (reply === 1) {
       const index = runIndexKey(this.prefix, input.app);
       await this.redis.multi().zadd(index, input.now, input.runId).pexpire(index, this.retentionMs).exec();
+      await this.pruneIndex(input.app, input.now);
       return { created: true };
     }
     const [app = '', requestHash = '', status = 'running'] = (reply as string[]).map(String);
@@ -112,6 +121,8 @@ export class RunStore {
     const h = await this.redis.hgetall(this.keys(runId).record);
     if (!h.status || !h.app) return undefined;
     const json = (raw: string | undefined) => (raw ? (JSON.parse(raw) as unknown) : undefined);
+    const request = json(h.request);
+    const whole = (raw: string | undefined) => withRequestMessages(json(raw), request);
     return {
       runId,
       app: h.app,
@@ -121,9 +132,9 @@ export class RunStore {
       ...(h.finished_at ? { finishedAt: Number(h.finished_at) } : {}),
       ...(h.owner ? { owner: h.owner } : {}),
       epoch: Number(h.epoch ?? 0),
-      request: json(h.request),
-      ...(h.checkpoint ? { checkpoint: json(h.checkpoint) as AgentCheckpoint } : {}),
-      ...(h.result ? { result: json(h.result) } : {}),
+      request,
+      ...(h.checkpoint ? { checkpoint: whole(h.checkpoint) as AgentCheckpoint } : {}),
+      ...(h.result ? { result: whole(h.result) } : {}),
       ...(h.error ? { error: json(h.error) as { code: string; message: string } } : {}),
     };
   }
@@ -133,28 +144,88 @@ export class RunStore {
     return ((await this.redis.hget(this.keys(runId).record, 'status')) ?? undefined) as RunStatus | undefined;
   }
 
-  /** The app's runs, newest first; `after` is the last run id of the page before. */
+  /** The status and app of a run (undefined once it expired). */
+  async statusAndApp(runId: string): Promise<{ status: RunStatus; app: string } | undefined> {
+    const [status, app] = await this.redis.hmget(this.keys(runId).record, 'status', 'app');
+    return status && app ? { status: status as RunStatus, app } : undefined;
+  }
+
+  /**
+   * The app's runs, newest first; `after` is the last run id of the page before. A page is short
+   * only at the end: entries of expired runs are skipped and more are read in their place.
+   */
   async list(app: string, options: { limit: number; after?: string }): Promise<RunSummary[]> {
     const index = runIndexKey(this.prefix, app);
     let start = 0;
     if (options.after !== undefined) {
       const rank = await this.redis.zrevrank(index, options.after);
-      // The cursor's run expired: nothing older than it is left either (runs expire oldest first).
+      // The cursor's run expired and its entry was dropped: where it stood is not known any more.
       if (rank === null) return [];
       start = rank + 1;
     }
-    const ids = await this.redis.zrevrange(index, start, start + options.limit - 1);
-    const rows = await Promise.all(
-      ids.map((id) => this.redis.hmget(this.keys(id).record, 'status', 'created_at', 'updated_at')),
+    const page: RunSummary[] = [];
+    while (page.length < options.limit) {
+      const want = options.limit - page.length;
+      const ids = await this.redis.zrevrange(index, start, start + want - 1);
+      if (ids.length === 0) break;
+      start += ids.length;
+      const rows = await Promise.all(
+        ids.map((id) => this.redis.hmget(this.keys(id).record, 'status', 'created_at', 'updated_at')),
+      );
+      ids.forEach((runId, i) => {
+        const [status, createdAt, updatedAt] = rows[i] ?? [];
+        if (status) {
+          page.push({
+            runId,
+            status: status as RunStatus,
+            createdAt: Number(createdAt),
+            updatedAt: Number(updatedAt),
+          });
+        }
+      });
+    }
+    return page;
+  }
+
+  /**
+   * Drops index entries of expired runs. Only a run created more than `retentionMs` ago can have
+   * expired (it expires `retentionMs` after its finish), so only those are looked at, oldest first.
+   */
+  private async pruneIndex(app: string, now: number): Promise<void> {
+    const index = runIndexKey(this.prefix, app);
+    const old = await this.redis.zrangebyscore(
+      index,
+      '-inf',
+      `(${now - this.retentionMs}`,
+      'LIMIT',
+      0,
+      INDEX_PRUNE_BATCH,
     );
-    const gone = ids.filter((_, i) => !rows[i]?.[0]);
+    if (old.length === 0) return;
+    const exists = await Promise.all(old.map((id) => this.redis.exists(this.keys(id).record)));
+    const gone = old.filter((_, i) => exists[i] === 0);
     if (gone.length > 0) await this.redis.zrem(index, ...gone);
-    return ids.flatMap((runId, i) => {
-      const [status, createdAt, updatedAt] = rows[i] ?? [];
-      return status
-        ? [{ runId, status: status as RunStatus, createdAt: Number(createdAt), updatedAt: Number(updatedAt) }]
-        : [];
-    });
+  }
+
+  /**
+   * Counts a new run against the app's quota of unfinished runs. → 0 when the app has `max`
+   * already, else how many it has with this one (1 for an app with no other), its fair place.
+   */
+  async admit(app: string, runId: string, max: number): Promise<number> {
+    return Number(await this.redis.toolqRunAdmit(runActiveKey(this.prefix, app), runId, Date.now(), max));
+  }
+
+  /** The run no longer counts against its app's quota (it finished, or was never created). */
+  async release(app: string, runId: string): Promise<void> {
+    await this.redis.zrem(runActiveKey(this.prefix, app), runId);
+  }
+
+  /** The app's unfinished runs as counted, with the time each was admitted. */
+  async admitted(app: string): Promise<{ runId: string; at: number }[]> {
+    const flat = await this.redis.zrange(runActiveKey(this.prefix, app), '0', '-1', 'WITHSCORES');
+    const out: { runId: string; at: number }[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) out.push({ runId: flat[i] ?? '', at: Number(flat[i + 1]) });
+    return out;
   }
 
   async claim(runId: string, coordinator: string): Promise<Claim> {
@@ -164,11 +235,12 @@ export class RunStore {
     const [kind, a, b, c, d, e, f] = reply;
     if (kind === 'missing') return { kind };
     if (kind === 'finished') return { kind, status: a as RunStatus };
+    const request = JSON.parse(b ?? 'null') as unknown;
     return {
       kind: 'claimed',
       epoch: Number(a),
-      request: JSON.parse(b ?? 'null') as unknown,
-      checkpoint: c ? (JSON.parse(c) as AgentCheckpoint) : undefined,
+      request,
+      checkpoint: c ? (withRequestMessages(JSON.parse(c), request) as AgentCheckpoint) : undefined,
       app: d ?? '',
       createdAt: Number(e),
       updatedAt: Number(f),
@@ -184,7 +256,8 @@ export class RunStore {
     epoch: number,
     change: {
       events: readonly RunEventInput[];
-      checkpoint?: AgentCheckpoint;
+      /** An AgentCheckpoint, as withoutRequestMessages stores it. */
+      checkpoint?: object;
       finish?: { status: 'done'; result: unknown } | { status: 'failed'; error: unknown };
     },
   ): Promise<string[]> {
@@ -231,9 +304,12 @@ export class RunStore {
     return { kind: 'cancelled', checkpoint: a ? (JSON.parse(a) as AgentCheckpoint) : undefined };
   }
 
-  /** Keeps the app's index as long as its newest-changed run. */
-  async touchIndex(app: string): Promise<void> {
-    await this.redis.pexpire(runIndexKey(this.prefix, app), this.retentionMs);
+  /**
+   * Keeps the app's index at least as long as a run that just finished (or is still running:
+   * `extraMs` covers the time until the owner touches it again).
+   */
+  async touchIndex(app: string, extraMs = 0): Promise<void> {
+    await this.redis.pexpire(runIndexKey(this.prefix, app), this.retentionMs + extraMs);
   }
 
   /** Events after `after` (an event id; `0` from the start), oldest first. */
@@ -248,6 +324,39 @@ export class RunStore {
     const entries = reply?.[0]?.[1] ?? [];
     return entries.map(([id, fields]) => toEvent(id, fields));
   }
+}
+
+/** The messages a run's conversation starts from: its request's `messages`, or its `prompt`. */
+function requestConversation(request: unknown): unknown[] {
+  const r = (request ?? {}) as { messages?: unknown; prompt?: unknown };
+  if (Array.isArray(r.messages) && r.messages.length > 0) return r.messages;
+  if (typeof r.prompt === 'string' && r.prompt !== '') return [{ role: 'user', content: r.prompt }];
+  return [];
+}
+
+/**
+ * A checkpoint or result as stored: its `messages` without those the request holds already,
+ * which would otherwise be kept twice (a 9 MB request made a 21 MB run). Unchanged when the
+ * conversation does not start with them.
+ */
+export function withoutRequestMessages<T extends { messages: readonly unknown[] }>(
+  value: T,
+  request: unknown,
+): T | (Omit<T, 'messages'> & { messages: unknown[]; request_messages: number }) {
+  const head = requestConversation(request);
+  if (head.length === 0 || value.messages.length < head.length) return value;
+  const same = head.every((m, i) => JSON.stringify(m) === JSON.stringify(value.messages[i]));
+  return same
+    ? { ...value, messages: value.messages.slice(head.length), request_messages: head.length }
+    : value;
+}
+
+/** The inverse of withoutRequestMessages, for anything read back. */
+function withRequestMessages(value: unknown, request: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  const { request_messages: n, ...rest } = value as { request_messages?: unknown; messages?: unknown };
+  if (typeof n !== 'number' || !Array.isArray(rest.messages)) return value;
+  return { ...rest, messages: [...requestConversation(request).slice(0, n), ...rest.messages] };
 }
 
 function toEvent(id: string, fields: string[]): StoredEvent {

@@ -34,6 +34,8 @@ const EXPECTED: Record<ToolqErrorCode, number> = {
   LEASE_LOST: 500,
   IDEMPOTENCY_CONFLICT: 409,
   RUN_FINISHED: 409,
+  RUN_TOO_LARGE: 413,
+  TOO_MANY_RUNS: 429,
 };
 
 describe('ToolqErrors', () => {
