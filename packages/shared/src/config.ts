@@ -73,6 +73,8 @@ const envSchema = z.object({
   TOOLQ_RUN_RETENTION_MS: intFrom(1_000, 365 * 24 * 3600_000).default(DEFAULTS.runRetentionMs),
   /** A run whose coordinator died is taken over by another within this long. */
   TOOLQ_RUN_TAKEOVER_MS: intFrom(1_500, 3600_000).default(DEFAULTS.runTakeoverMs),
+  /** SSE streams of run events one app may have open on one coordinator; past it, 429 TOO_MANY_STREAMS. */
+  TOOLQ_MAX_STREAMS_PER_APP: intFrom(1, 1_000_000).default(DEFAULTS.maxStreamsPerApp),
   /** Stable coordinator id, so that a restarted coordinator finds its reply stream again. */
   TOOLQ_COORDINATOR_ID: keyPart.optional(),
   /** Default per-call timeout. */
@@ -121,6 +123,7 @@ export interface ToolqConfig {
   apiTokens: Map<string, string>;
   runRetentionMs: number;
   runTakeoverMs: number;
+  maxStreamsPerApp: number;
   coordinatorId: string;
   defaultTimeoutMs: number;
   maxResultBytes: number;
@@ -164,6 +167,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolqConfig {
     apiTokens: parseApiTokens(e.TOOLQ_API_TOKENS, e.TOOLQ_API_TOKEN),
     runRetentionMs: e.TOOLQ_RUN_RETENTION_MS,
     runTakeoverMs: e.TOOLQ_RUN_TAKEOVER_MS,
+    maxStreamsPerApp: e.TOOLQ_MAX_STREAMS_PER_APP,
     coordinatorId: e.TOOLQ_COORDINATOR_ID ?? defaultCoordinatorId(),
     defaultTimeoutMs: e.TOOLQ_DEFAULT_TIMEOUT_MS,
     maxResultBytes: e.TOOLQ_MAX_RESULT_BYTES,

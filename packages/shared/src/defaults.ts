@@ -31,4 +31,6 @@ export const DEFAULTS = {
   runRetentionMs: 24 * 3600_000,
   /** A dead coordinator's runs are taken over within this. */
   runTakeoverMs: 15_000,
+  /** SSE streams of run events one app may have open on one coordinator (each holds a socket). */
+  maxStreamsPerApp: 100,
 } as const;

@@ -28,7 +28,9 @@ export type ToolqErrorCode =
   /** An Idempotency-Key reused with a different request. */
   | 'IDEMPOTENCY_CONFLICT'
   /** A finished run cannot be cancelled. */
-  | 'RUN_FINISHED';
+  | 'RUN_FINISHED'
+  /** An app has as many run event streams open on a coordinator as TOOLQ_MAX_STREAMS_PER_APP allows. */
+  | 'TOO_MANY_STREAMS';
 
 export class ToolqError extends Error {
   override name = 'ToolqError';

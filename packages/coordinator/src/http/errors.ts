@@ -32,6 +32,7 @@ export const HTTP_STATUS = {
   LEASE_LOST: 500,
   IDEMPOTENCY_CONFLICT: 409,
   RUN_FINISHED: 409,
+  TOO_MANY_STREAMS: 429,
 } as const satisfies Record<ToolqErrorCode, number>;
 
 /** Fastify's own errors that a client causes, as toolq codes. */

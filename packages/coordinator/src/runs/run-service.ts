@@ -28,6 +28,7 @@ import { buildToolsParam } from '../agent/tools-param.ts';
 import type { AgentCheckpoint } from '../agent/types.ts';
 import type { Dispatcher } from '../dispatcher.ts';
 import type { RunRequest } from '../http/schemas.ts';
+import { RunEventHub } from './run-event-hub.ts';
 import { executeRun, HAND_OVER_NOW, type RunModel } from './run-executor.ts';
 import { RUNS_QUEUE, runCancelChannel } from './run-keys.ts';
 import { type RunRecord, RunStore, type RunSummary } from './run-store.ts';
@@ -40,6 +41,8 @@ export const RUN_DEFAULTS = {
   concurrency: 100,
   /** How often an owner re-reads the status of its runs, in case a cancel message was missed. */
   statusPollMs: 2_000,
+  /** TOOLQ_MAX_STREAMS_PER_APP */
+  maxStreamsPerApp: DEFAULTS.maxStreamsPerApp,
 } as const;
 
 export interface RunServiceOptions {
@@ -58,6 +61,8 @@ export interface RunServiceOptions {
   takeoverMs?: number;
   /** Runs this coordinator runs at once. Default 100. */
   concurrency?: number;
+  /** SSE streams of run events one app may have open on this coordinator. Default 100. */
+  maxStreamsPerApp?: number;
 }
 
 export interface CreatedRun {
@@ -75,6 +80,8 @@ export function isRunId(value: string): boolean {
 
 export class RunService {
   readonly store: RunStore;
+  /** The live events of runs, for this coordinator's SSE streams (one Redis reader for all). */
+  readonly events: RunEventHub;
   private readonly prefix: string;
   private readonly redis: Redis;
   private readonly subscriber: Redis;
@@ -92,6 +99,10 @@ export class RunService {
     this.subscriber = duplicateConnection(this.redis);
     this.subscriber.on('error', () => undefined);
     this.store = new RunStore(this.redis, this.prefix, options.retentionMs ?? RUN_DEFAULTS.retentionMs);
+    this.events = new RunEventHub(this.redis, this.store, {
+      maxStreamsPerApp: options.maxStreamsPerApp ?? RUN_DEFAULTS.maxStreamsPerApp,
+      logger: options.logger,
+    });
     this.queue = new Queue(RUNS_QUEUE, { connection: this.redis, prefix: this.prefix });
     this.queue.on('error', (err) => options.logger.warn({ err: err.message }, 'runs queue error'));
   }
@@ -251,13 +262,6 @@ export class RunService {
     return batches;
   }
 
-  /** A connection of its own for one reader blocking on a run's events; the caller closes it. */
-  blockingConnection(): Redis {
-    const connection = duplicateConnection(this.redis);
-    connection.on('error', () => undefined);
-    return connection;
-  }
-
   /** Catches a cancel whose message this coordinator missed (a reconnect, say). */
   private async pollStatuses(): Promise<void> {
     const ids = [...this.active.keys()];
@@ -287,6 +291,7 @@ export class RunService {
       clearInterval(this.pollTimer);
       await this.worker?.close();
       await this.queue.close();
+      await this.events.close();
       await Promise.all([closeRedis(this.subscriber), closeRedis(this.redis)]);
     })();
     return this.closing;

@@ -34,6 +34,7 @@ const EXPECTED: Record<ToolqErrorCode, number> = {
   LEASE_LOST: 500,
   IDEMPOTENCY_CONFLICT: 409,
   RUN_FINISHED: 409,
+  TOO_MANY_STREAMS: 429,
 };
 
 describe('ToolqErrors', () => {
