@@ -253,6 +253,7 @@ export class RunEventHub {
 
   private async read(): Promise<void> {
     const cluster = isClusterConnection(this.redis);
+    let failing = false;
     while (!this.closed) {
       if (this.followed.size === 0) {
         await new Promise<void>((resolve) => {
@@ -267,13 +268,18 @@ export class RunEventHub {
       }));
       try {
         const batches = cluster ? await this.poll(runs) : await this.block(runs);
+        failing = false;
         for (const [i, events] of batches.entries()) {
           const run = runs[i];
           if (run && events.length > 0) this.fanOut(run.runId, run.from, events);
         }
       } catch (err) {
         if (this.closed) break;
-        this.options.logger?.warn({ err: (err as Error).message }, 'run event reader failed; retrying');
+        // Once per outage, not every RETRY_MS of it; the streams' keep-alives read the log meanwhile.
+        if (!failing) {
+          this.options.logger?.warn({ err: (err as Error).message }, 'run event reader failed; retrying');
+        }
+        failing = true;
         await this.sleep(RETRY_MS);
       }
     }
