@@ -100,6 +100,7 @@ describe('SSE streams of runs', () => {
     const { streams, following } = openStreams(runId, MAX_STREAMS, 'tool_started');
     await waitFor('every stream to follow the run', following);
     const during = await connectedClients();
+    console.log(`streams: ${MAX_STREAMS} open, Redis clients ${before} -> ${during}`);
     // Before: one blocked connection per stream (+50).
     expect(during - before).toBeLessThanOrEqual(2);
 
@@ -191,6 +192,7 @@ describe('SSE streams of runs', () => {
       ),
     );
     const moved = (await netOutputBytes()) - before;
+    console.log(`streams: 10 opened on a ${input}-byte input, ${moved} bytes out of Redis`);
     for (const r of opened) expect(r.events.some(started)).toBe(true);
     // Before: each stream read the whole record (its input, and its checkpoint with the input again).
     expect(moved).toBeLessThan(200_000);
