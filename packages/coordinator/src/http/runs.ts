@@ -219,6 +219,8 @@ export const RUN_ROUTES: ApiRoute[] = [
       const after = headers['last-event-id'] ?? query.last_event_id ?? '0';
       const left = new AbortController();
       res.on('close', () => left.abort());
+      // A client gone before the listener was there would otherwise be followed until the run ends.
+      if (res.destroyed) left.abort();
       try {
         await runs.events.follow(id, after, sseSink(res), left.signal);
       } finally {
@@ -234,11 +236,11 @@ export const RUN_ROUTES: ApiRoute[] = [
 function sseSink(res: ServerResponse): EventSink {
   return {
     write: (events) => {
-      if (res.writableEnded) return;
+      if (res.writableEnded || res.destroyed) return;
       res.write(events.map((e) => `id: ${e.id}\nevent: ${e.type}\ndata: ${e.data}\n\n`).join(''));
     },
     keepAlive: () => {
-      if (!res.writableEnded) res.write(': keep-alive\n\n');
+      if (!res.writableEnded && !res.destroyed) res.write(': keep-alive\n\n');
     },
   };
 }
