@@ -87,6 +87,14 @@ describe('TOOLQ_API_TOKENS', () => {
       expect(messageOf(() => loadConfig({ [name]: value }))).toMatch(new RegExp(name));
     }
   });
+
+  it('loadConfig reads the per-app cap on event streams, default 100', () => {
+    expect(loadConfig({}).maxStreamsPerApp).toBe(100);
+    expect(loadConfig({ TOOLQ_MAX_STREAMS_PER_APP: '7' }).maxStreamsPerApp).toBe(7);
+    expect(messageOf(() => loadConfig({ TOOLQ_MAX_STREAMS_PER_APP: '0' }))).toMatch(
+      /TOOLQ_MAX_STREAMS_PER_APP/,
+    );
+  });
 });
 
 describe('AppTokens', () => {

@@ -9,7 +9,8 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
-import { api, promptOf, waitFor, waitForRun } from './runs-support.ts';
+import { waitFor } from '../../../test-support/wait-for.ts';
+import { api, promptOf, waitForRun } from './runs-support.ts';
 
 const ALPHA = 'alpha-token-0123456789abcdef';
 const BETA = 'beta-token-0123456789abcdef0';

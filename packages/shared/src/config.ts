@@ -82,6 +82,8 @@ const envSchema = z.object({
   TOOLQ_MAX_ACTIVE_RUNS_PER_APP: intFrom(1, 1_000_000).default(DEFAULTS.maxActiveRunsPerApp),
   /** How long the agent loop waits for a model request to answer (per attempt). */
   TOOLQ_MODEL_TIMEOUT_MS: intFrom(1_000, 3600_000).default(DEFAULTS.modelTimeoutMs),
+  /** SSE streams of run events one app may have open on one coordinator; past it, 429 TOO_MANY_STREAMS. */
+  TOOLQ_MAX_STREAMS_PER_APP: intFrom(1, 1_000_000).default(DEFAULTS.maxStreamsPerApp),
   /** Stable coordinator id, so that a restarted coordinator finds its reply stream again. */
   TOOLQ_COORDINATOR_ID: keyPart.optional(),
   /** Default per-call timeout. */
@@ -134,6 +136,7 @@ export interface ToolqConfig {
   maxRunInputBytes: number;
   maxActiveRunsPerApp: number;
   modelTimeoutMs: number;
+  maxStreamsPerApp: number;
   coordinatorId: string;
   defaultTimeoutMs: number;
   maxResultBytes: number;
@@ -181,6 +184,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolqConfig {
     maxRunInputBytes: e.TOOLQ_MAX_RUN_INPUT_BYTES,
     maxActiveRunsPerApp: e.TOOLQ_MAX_ACTIVE_RUNS_PER_APP,
     modelTimeoutMs: e.TOOLQ_MODEL_TIMEOUT_MS,
+    maxStreamsPerApp: e.TOOLQ_MAX_STREAMS_PER_APP,
     coordinatorId: e.TOOLQ_COORDINATOR_ID ?? defaultCoordinatorId(),
     defaultTimeoutMs: e.TOOLQ_DEFAULT_TIMEOUT_MS,
     maxResultBytes: e.TOOLQ_MAX_RESULT_BYTES,

@@ -42,4 +42,6 @@ export const DEFAULTS = {
    * JSON turn's whole answer) before the SDK gives up on it; it retries twice.
    */
   modelTimeoutMs: 120_000,
+  /** SSE streams of run events one app may have open on one coordinator (each holds a socket). */
+  maxStreamsPerApp: 100,
 } as const;

@@ -32,7 +32,9 @@ export type ToolqErrorCode =
   /** A run's input is larger than TOOLQ_MAX_RUN_INPUT_BYTES. */
   | 'RUN_TOO_LARGE'
   /** The app has TOOLQ_MAX_ACTIVE_RUNS_PER_APP runs not finished yet. */
-  | 'TOO_MANY_RUNS';
+  | 'TOO_MANY_RUNS'
+  /** An app has as many run event streams open on a coordinator as TOOLQ_MAX_STREAMS_PER_APP allows. */
+  | 'TOO_MANY_STREAMS';
 
 export class ToolqError extends Error {
   override name = 'ToolqError';

@@ -6,12 +6,13 @@
  * app it does not exist (404).
  */
 import type { ServerResponse } from 'node:http';
-import { type Logger, ToolqError, type ToolqErrorCode } from '@toolq/shared';
+import { ToolqError, type ToolqErrorCode } from '@toolq/shared';
 import type { FastifyInstance } from 'fastify';
 import type { z } from 'zod';
+import type { EventSink } from '../runs/run-event-hub.ts';
 import { RUN_ID_PATTERN } from '../runs/run-keys.ts';
 import type { RunService } from '../runs/run-service.ts';
-import { FINAL_EVENTS, type RunRecord } from '../runs/run-store.ts';
+import type { RunRecord } from '../runs/run-store.ts';
 import { appOf } from './auth.ts';
 import { BAD_REQUEST, error } from './responses.ts';
 import { type ApiRoute, named, type RouteContext, route } from './route.ts';
@@ -28,9 +29,6 @@ import {
   runRequestSchema,
   runResponseSchema,
 } from './run-schemas.ts';
-
-/** How long an SSE stream waits on Redis before it sends a keep-alive comment. */
-const SSE_KEEPALIVE_MS = 15_000;
 
 /** Thrown to the server's error handler, which answers with the code's status (errors.ts). */
 const fail = (code: ToolqErrorCode, message: string): never => {
@@ -178,7 +176,8 @@ export const RUN_ROUTES: ApiRoute[] = [
     summary: "The run's event log, then its live events (Server-Sent Events)",
     description:
       'Each event: `id:` (send it back as `Last-Event-ID` to resume), `event:` its type, `data:` a RunEvent as JSON. ' +
-      'The stream ends after `done`, `failed` or `cancelled`.',
+      'The stream ends after `done`, `failed` or `cancelled`. An app may have TOOLQ_MAX_STREAMS_PER_APP ' +
+      'streams open on one coordinator (default 100); past that it is answered 429 `TOO_MANY_STREAMS`.',
     params: runId('The run.'),
     query: { schema: runEventsQuerySchema, fields: { last_event_id: 'Resume after this event id.' } },
     headers: {
@@ -196,10 +195,17 @@ export const RUN_ROUTES: ApiRoute[] = [
       },
       400: BAD_REQUEST,
       404: NOT_FOUND,
+      429: error(
+        'This app has as many streams open on this coordinator as TOOLQ_MAX_STREAMS_PER_APP allows.',
+      ),
     },
     handler: async ({ params: { id }, query, headers, request, reply, ctx }) => {
       const runs = runsOf(ctx);
-      if (!(await runs.get(appOf(request), id))) return notFound(id);
+      const app = appOf(request);
+      // Two fields of the record: a run's input can be megabytes, and a stream needs none of it.
+      if (!(await runs.events.statusFor(app, id))) return notFound(id);
+      // Throws TOO_MANY_STREAMS (429) before anything is written.
+      const release = runs.events.admit(app);
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, {
@@ -208,58 +214,36 @@ export const RUN_ROUTES: ApiRoute[] = [
         connection: 'keep-alive',
         'x-accel-buffering': 'no',
       });
+      // The 200 now, not with the first event: a stream resumed at the end of the log may have none for a while.
+      res.flushHeaders();
       ctx.streams.add(res);
       const after = headers['last-event-id'] ?? query.last_event_id ?? '0';
-      await streamEvents(runs, id, after, res, ctx.logger).finally(() => ctx.streams.delete(res));
+      const left = new AbortController();
+      res.on('close', () => left.abort());
+      // A client gone before the listener was there would otherwise be followed until the run ends.
+      if (res.destroyed) left.abort();
+      try {
+        await runs.events.follow(id, after, sseSink(res), left.signal);
+      } finally {
+        release();
+        ctx.streams.delete(res);
+        res.end();
+      }
     },
   }),
 ];
 
-/** Writes the run's events after `after`, then the live ones, until its final event or the client leaves. */
-async function streamEvents(
-  runs: RunService,
-  runId: string,
-  after: string,
-  res: ServerResponse,
-  logger: Logger | undefined,
-): Promise<void> {
-  const blocking = runs.blockingConnection();
-  let open = true;
-  res.on('close', () => {
-    open = false;
-    blocking.disconnect();
-  });
-  let cursor = after;
-  try {
-    while (open && !res.writableEnded) {
-      // Status first: a finished run has its final event in the log already, so an empty read after it means the end.
-      const status = await runs.store.status(runId);
-      let events = await runs.store.readEvents(runId, cursor);
-      if (events.length === 0) {
-        if (status !== 'running') break;
-        events = await runs.store.waitForEvents(blocking, runId, cursor, SSE_KEEPALIVE_MS);
-        if (events.length === 0) {
-          res.write(': keep-alive\n\n');
-          continue;
-        }
-      }
-      let final = false;
-      for (const event of events) {
-        res.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${event.data}\n\n`);
-        cursor = event.id;
-        if (FINAL_EVENTS.has(event.type)) {
-          final = true;
-          break;
-        }
-      }
-      if (final) break;
-    }
-  } catch (err) {
-    if (open) logger?.warn({ err: (err as Error).message, run: runId }, 'run event stream failed');
-  } finally {
-    blocking.disconnect();
-    res.end();
-  }
+/** Events as SSE: `id:` to resume from, `event:` the type, `data:` the event's JSON. */
+function sseSink(res: ServerResponse): EventSink {
+  return {
+    write: (events) => {
+      if (res.writableEnded || res.destroyed) return;
+      res.write(events.map((e) => `id: ${e.id}\nevent: ${e.type}\ndata: ${e.data}\n\n`).join(''));
+    },
+    keepAlive: () => {
+      if (!res.writableEnded && !res.destroyed) res.write(': keep-alive\n\n');
+    },
+  };
 }
 
 function view(r: RunRecord): z.input<typeof runResponseSchema> {

@@ -36,6 +36,7 @@ import { buildToolsParam } from '../agent/tools-param.ts';
 import type { AgentCheckpoint } from '../agent/types.ts';
 import type { Dispatcher } from '../dispatcher.ts';
 import type { RunRequest } from '../http/schemas.ts';
+import { RunEventHub } from './run-event-hub.ts';
 import { executeRun, HAND_OVER_NOW, type RunModel } from './run-executor.ts';
 import { RUN_ID_PATTERN, RUNS_QUEUE, runCancelChannel } from './run-keys.ts';
 import { type RunRecord, RunStore, type RunSummary } from './run-store.ts';
@@ -58,6 +59,8 @@ export const RUN_DEFAULTS = {
    * the count (its POST died between the two steps); younger ones may be being created right now.
    */
   admitGraceMs: 60_000,
+  /** TOOLQ_MAX_STREAMS_PER_APP */
+  maxStreamsPerApp: DEFAULTS.maxStreamsPerApp,
 } as const;
 
 /** BullMQ's highest priority number (2^21). */
@@ -83,6 +86,8 @@ export interface RunServiceOptions {
   maxInputBytes?: number;
   /** Unfinished runs one app may have, fleet-wide; one more is refused (429 TOO_MANY_RUNS). Default 100. */
   maxActivePerApp?: number;
+  /** SSE streams of run events one app may have open on this coordinator. Default 100. */
+  maxStreamsPerApp?: number;
 }
 
 export interface CreatedRun {
@@ -98,6 +103,8 @@ export function isRunId(value: string): boolean {
 
 export class RunService {
   readonly store: RunStore;
+  /** The live events of runs, for this coordinator's SSE streams (one Redis reader for all). */
+  readonly events: RunEventHub;
   private readonly prefix: string;
   private readonly redis: Redis;
   private readonly subscriber: Redis;
@@ -115,6 +122,10 @@ export class RunService {
     this.subscriber = duplicateConnection(this.redis);
     this.subscriber.on('error', () => undefined);
     this.store = new RunStore(this.redis, this.prefix, options.retentionMs ?? RUN_DEFAULTS.retentionMs);
+    this.events = new RunEventHub(this.redis, this.store, {
+      maxStreamsPerApp: options.maxStreamsPerApp ?? RUN_DEFAULTS.maxStreamsPerApp,
+      logger: options.logger,
+    });
     this.queue = new Queue(RUNS_QUEUE, { connection: this.redis, prefix: this.prefix });
     this.queue.on('error', (err) => options.logger.warn({ err: err.message }, 'runs queue error'));
   }
@@ -321,13 +332,6 @@ export class RunService {
     return batches;
   }
 
-  /** A connection of its own for one reader blocking on a run's events; the caller closes it. */
-  blockingConnection(): Redis {
-    const connection = duplicateConnection(this.redis);
-    connection.on('error', () => undefined);
-    return connection;
-  }
-
   /**
    * Catches a cancel whose message this coordinator missed (a reconnect, say), and keeps the index
    * of each app with a run here alive: a run that runs longer than the retention stays listed.
@@ -363,6 +367,7 @@ export class RunService {
       clearInterval(this.pollTimer);
       await this.worker?.close();
       await this.queue.close();
+      await this.events.close();
       await Promise.all([closeRedis(this.subscriber), closeRedis(this.redis)]);
     })();
     return this.closing;

@@ -317,13 +317,6 @@ export class RunStore {
     const entries = await this.redis.xrange(this.keys(runId).events, `(${after}`, '+', 'COUNT', count);
     return entries.map(([id, fields]) => toEvent(id, fields));
   }
-
-  /** Blocks up to `ms` on a connection of the caller's own for events after `after`. */
-  async waitForEvents(blocking: Redis, runId: string, after: string, ms: number): Promise<StoredEvent[]> {
-    const reply = await blocking.xread('COUNT', 200, 'BLOCK', ms, 'STREAMS', this.keys(runId).events, after);
-    const entries = reply?.[0]?.[1] ?? [];
-    return entries.map(([id, fields]) => toEvent(id, fields));
-  }
 }
 
 /** The messages a run's conversation starts from: its request's `messages`, or its `prompt`. */
@@ -359,7 +352,8 @@ function withRequestMessages(value: unknown, request: unknown): unknown {
   return { ...rest, messages: [...requestConversation(request).slice(0, n), ...rest.messages] };
 }
 
-function toEvent(id: string, fields: string[]): StoredEvent {
+/** An entry of a run's event log. */
+export function toEvent(id: string, fields: string[]): StoredEvent {
   let type = '';
   let data = '{}';
   for (let i = 0; i + 1 < fields.length; i += 2) {

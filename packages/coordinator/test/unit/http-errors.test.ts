@@ -36,6 +36,7 @@ const EXPECTED: Record<ToolqErrorCode, number> = {
   RUN_FINISHED: 409,
   RUN_TOO_LARGE: 413,
   TOO_MANY_RUNS: 429,
+  TOO_MANY_STREAMS: 429,
 };
 
 describe('ToolqErrors', () => {
