@@ -4,7 +4,7 @@
  * hooks, defaults). Only toolq's own packages import it; it changes with them, without notice. The
  * API for users is the root entry, `@toolq/shared` (index.ts).
  */
-export { claimBatchName, readBatchOwner } from './batch-names.ts';
+export { claimBatchName, expireBatchName, readBatchOwner } from './batch-names.ts';
 export {
   CALL_LOG_RETENTION_MS,
   CallLog,

@@ -7,6 +7,7 @@ import type { CallResult, Logger } from '@toolq/shared';
 import {
   type CallLog,
   type CoordinatorMetrics,
+  expireBatchName,
   type Keys,
   markAnswered,
   publishCancel,
@@ -96,7 +97,7 @@ export class BatchAnswers {
   }
 
   /**
-   * Keeps the record for the retention only, marks the batch answered (workers skip its queued
+   * Keeps the record and its name for the retention only, marks the batch answered (workers skip its queued
    * calls) and stops work nobody waits for.
    */
   private afterAnswer(entry: Pending, settled: readonly SettledCall[]): void {
@@ -105,6 +106,10 @@ export class BatchAnswers {
     const recordKey = this.deps.pending.recordKey(entry);
     const retention = this.deps.batchRetentionMs;
     const warn = (what: string) => (err: Error) => logger.warn({ err: err.message, batchId: entry.id }, what);
+    // The name goes with the record: after it, the id is free again and collect() finds nothing.
+    expireBatchName(redis, keys.batchName(entry.app, entry.id), batchId, retention).catch(
+      warn('could not shorten the batch name'),
+    );
     const abandoned = settled.flatMap((call, index) =>
       call.byCoordinator && entry.jobs[index] ? [index] : [],
     );
