@@ -11,6 +11,7 @@ export {
   type CallLogWindow,
   callLogKey,
   histogramPercentile,
+  PLAIN_PRODUCER_APP,
   readCallLog,
 } from './call-log.ts';
 export { type CancelMessage, parseCancelMessage, publishCancel } from './cancel.ts';

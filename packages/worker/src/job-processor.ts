@@ -18,6 +18,7 @@ import {
   type Keys,
   messages,
   type ParsedJobData,
+  PLAIN_PRODUCER_APP,
   type Redis,
   readWorkers,
   storeResult,
@@ -199,8 +200,10 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
       }
       await report(data, result);
       traceCall(data, result, { pool, worker: id });
-      if (!data.reply)
-        callLog.record(tool, (result.finishedAt ?? 0) - (result.startedAt ?? 0), !result.isError);
+      if (!data.reply) {
+        const ms = (result.finishedAt ?? 0) - (result.startedAt ?? 0);
+        callLog.record(tool, ms, !result.isError, Date.now(), PLAIN_PRODUCER_APP);
+      }
       // With a reply target the result is in the batch record already; BullMQ need not store and
       // broadcast it a second time. Plain producers (no reply) get it as the job's return value.
       return data.reply ? undefined : result;

@@ -88,7 +88,7 @@ export class BatchAnswers {
       endBatchTrace(uid, entry.startedAt, result);
       if (entry.observe) {
         observeBatch(this.deps.metrics, result);
-        recordBatch(this.deps.callLog, result);
+        recordBatch(this.deps.callLog, result, entry.app);
       }
       entry.resolve(result);
     } catch (err) {
