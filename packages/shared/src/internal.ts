@@ -70,9 +70,11 @@ export {
 export {
   HEARTBEAT_INTERVAL_MS,
   type HeartbeatMemory,
+  type PublishedToolSet,
   publishPoolMode,
   publishWorker,
   readWaitingPools,
   readWorkers,
+  type ToolSetMemory,
   unpublishWorker,
 } from './worker-registry.ts';

@@ -12,8 +12,13 @@ export interface Keys {
   /** A batch's fleet-wide name: which coordinator dispatched `(app, batchId)` under which uid. */
   batchName(app: string, batchId: string): string;
   replyStream(coordinatorId: string): string;
-  /** Hash: worker id → WorkerInfo JSON. */
+  /** Hash: worker id → its heartbeat (WorkerInfo JSON; a current worker's names only a version of its tools). */
   workers(): string;
+  /**
+   * Hash: worker id → `{version, tools}`, the tool specs a heartbeat's `toolsVersion` names,
+   * written only when they change. In the catalog's slot.
+   */
+  workerTools(): string;
   /** Hash: pool → WaitingPool JSON, for pools whose calls wait for a worker to start. */
   waitingPools(): string;
   /** Pub/sub channel for cross-process cancellation of running calls. */
@@ -45,6 +50,7 @@ export function createKeys(prefix: string): Keys {
     batchName: (app, batchId) => `${prefix}:batch-name:${app}:${batchId}`,
     replyStream: (coordinatorId) => `${prefix}:{c.${coordinatorId}}:replies`,
     workers: () => `${prefix}:workers`,
+    workerTools: () => `{${prefix}:workers}:tools`,
     waitingPools: () => `${prefix}:waiting-pools`,
     cancelChannel: () => `${prefix}:cancel`,
     coordinatorProbe: (coordinatorId) => `${prefix}:{c.${coordinatorId}}:probe`,

@@ -2,7 +2,15 @@
  * The catalog of live workers and the tools they serve: each worker writes its entry on a
  * heartbeat; readers keep only entries whose heartbeat is recent, so a killed worker drops out
  * without anyone cleaning up after it.
+ *
+ * A heartbeat names its tools by a version (a hash of the specs) and the specs themselves are
+ * written beside it only when they change: every coordinator reads the catalog every second, and
+ * with the specs inline a worker serving a 10,000-tool MCP catalog made each of them read 3.3 MB a
+ * second (and slowed every app's batches, p50 11 → 139 ms). A reader keeps the specs it has read
+ * by version (ToolSetMemory) and reads them again only when a heartbeat names another version.
+ * Entries with the specs inline (older workers, hand-written ones) are read as they are.
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { type ToolSpec, toolSpecSchema, type WorkerInfo, workerInfoSchema } from './contract.ts';
 import { parseJsonAs } from './json.ts';
@@ -15,12 +23,61 @@ export const WORKER_STALE_AFTER_MS = 3 * HEARTBEAT_INTERVAL_MS + 1_000;
 /** Entries this old are deleted by readers, so the hash does not grow with every restart. */
 const PRUNE_AFTER_MS = 3600_000;
 
-export async function publishWorker(redis: Redis, keys: Keys, info: WorkerInfo): Promise<void> {
-  await redis.hset(keys.workers(), info.id, JSON.stringify(info));
+/** Written again now and then even when unchanged, so specs a failover lost come back. */
+const SPECS_REPUBLISH_MS = 5 * 60_000;
+
+/** A heartbeat as stored: the specs inline (older workers), or a version of them (`toolsVersion`). */
+const workerEntrySchema = workerInfoSchema.extend({
+  tools: z.array(toolSpecSchema).optional(),
+  toolsVersion: z.string().optional(),
+});
+const toolSetSchema = z.object({ version: z.string(), tools: z.array(toolSpecSchema) });
+
+/** A publisher's memory of the specs it wrote: which version, and when. */
+export interface PublishedToolSet {
+  version?: string;
+  at?: number;
+}
+
+export function toolSetVersion(tools: readonly ToolSpec[]): string {
+  return createHash('sha256').update(JSON.stringify(tools)).digest('hex').slice(0, 16);
+}
+
+/**
+ * Writes a heartbeat: the worker's entry with its tools' version, and the specs themselves when
+ * `published` says they changed, were not written lately, or are missing (a Redis that lost them).
+ * The specs go first on the same connection, so a reader that sees the new version finds them.
+ */
+export async function publishWorker(
+  redis: Redis,
+  keys: Keys,
+  info: WorkerInfo,
+  published: PublishedToolSet = {},
+): Promise<void> {
+  const version = toolSetVersion(info.tools);
+  const now = Date.now();
+  // Remembered once written: a failed write is tried again at the next beat.
+  const writeSpecs = async () => {
+    await redis.hset(keys.workerTools(), info.id, JSON.stringify({ version, tools: info.tools }));
+    published.version = version;
+    published.at = now;
+  };
+  const fresh = published.version === version && now - (published.at ?? 0) < SPECS_REPUBLISH_MS;
+  // `tools: []` keeps the entry valid for coordinators older than the version (they would delete it).
+  const beat = JSON.stringify({ ...info, tools: [], toolsVersion: version });
+  if (!fresh) {
+    await Promise.all([writeSpecs(), redis.hset(keys.workers(), info.id, beat)]);
+    return;
+  }
+  const [, present] = await Promise.all([
+    redis.hset(keys.workers(), info.id, beat),
+    redis.hexists(keys.workerTools(), info.id),
+  ]);
+  if (!present) await writeSpecs();
 }
 
 export async function unpublishWorker(redis: Redis, keys: Keys, workerId: string): Promise<void> {
-  await redis.hdel(keys.workers(), workerId);
+  await Promise.all([redis.hdel(keys.workers(), workerId), redis.hdel(keys.workerTools(), workerId)]);
 }
 
 export interface WorkerSnapshot {
@@ -39,22 +96,32 @@ export interface WorkerSnapshot {
  */
 export type HeartbeatMemory = Map<string, number>;
 
+/** Worker id → the specs last read for it, by version: read again only when its heartbeat names another. */
+export type ToolSetMemory = Map<string, { version: string; tools: ToolSpec[] }>;
+
 export async function readWorkers(
   redis: Redis,
   keys: Keys,
   now = Date.now(),
   memory?: HeartbeatMemory,
+  toolSets: ToolSetMemory = new Map(),
 ): Promise<WorkerSnapshot> {
   const all = await redis.hgetall(keys.workers());
-  const live: WorkerInfo[] = [];
-  const stale: WorkerInfo[] = [];
+  const entries: { id: string; info: WorkerInfo; version: string | undefined }[] = [];
   const prune: string[] = [];
   for (const [id, raw] of Object.entries(all)) {
-    const info = parseJsonAs(workerInfoSchema, raw);
-    if (!info) {
+    const entry = parseJsonAs(workerEntrySchema, raw);
+    if (!entry) {
       prune.push(id);
       continue;
     }
+    const { toolsVersion, tools, ...rest } = entry;
+    entries.push({ id, info: { ...rest, tools: tools ?? [] }, version: toolsVersion });
+  }
+  await resolveToolSets(redis, keys, entries, toolSets);
+  const live: WorkerInfo[] = [];
+  const stale: WorkerInfo[] = [];
+  for (const { id, info } of entries) {
     const heartbeatAt = Math.max(info.heartbeatAt, memory?.get(id) ?? 0);
     memory?.set(id, heartbeatAt);
     const age = now - heartbeatAt;
@@ -63,9 +130,35 @@ export async function readWorkers(
     else stale.push(info);
   }
   // A worker that left (or was pruned) is forgotten: the memory never outgrows the catalog.
-  if (memory) for (const id of memory.keys()) if (!(id in all) || prune.includes(id)) memory.delete(id);
-  if (prune.length > 0) await redis.hdel(keys.workers(), ...prune);
+  for (const known of [memory, toolSets])
+    if (known) for (const id of known.keys()) if (!(id in all) || prune.includes(id)) known.delete(id);
+  if (prune.length > 0)
+    await Promise.all([redis.hdel(keys.workers(), ...prune), redis.hdel(keys.workerTools(), ...prune)]);
   return { live, stale };
+}
+
+/**
+ * Fills in the tools of the entries that name a version: from `toolSets` when it holds that
+ * version, else read (one HMGET for all of them) and kept. Specs missing, or of another version
+ * than the heartbeat's (a write in between, a failover), are used as found but not taken as that
+ * version's, so the next read tries again.
+ */
+async function resolveToolSets(
+  redis: Redis,
+  keys: Keys,
+  entries: { id: string; info: WorkerInfo; version: string | undefined }[],
+  toolSets: ToolSetMemory,
+): Promise<void> {
+  const missing = entries.filter((e) => e.version !== undefined && toolSets.get(e.id)?.version !== e.version);
+  if (missing.length > 0) {
+    const raws = await redis.hmget(keys.workerTools(), ...missing.map((e) => e.id));
+    missing.forEach((e, i) => {
+      const set = parseJsonAs(toolSetSchema, raws[i] ?? '');
+      if (set) toolSets.set(e.id, set);
+      else toolSets.delete(e.id);
+    });
+  }
+  for (const e of entries) if (e.version !== undefined) e.info.tools = toolSets.get(e.id)?.tools ?? [];
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { Logger } from '@toolq/shared';
 import {
   type Keys,
+  type PublishedToolSet,
   publishWorker,
   type Redis,
   unpublishWorker,
@@ -17,7 +18,9 @@ export async function startHeartbeat(options: {
 }): Promise<{ stop(): Promise<void>; update(tools: WorkerInfo['tools']): void }> {
   const { redis, keys, logger } = options;
   let info = options.info;
-  const beat = () => publishWorker(redis, keys, { ...info, heartbeatAt: Date.now() });
+  // The specs are written when they change, not at every beat (worker-registry.ts says why).
+  const published: PublishedToolSet = {};
+  const beat = () => publishWorker(redis, keys, { ...info, heartbeatAt: Date.now() }, published);
   await beat();
   const timer = setInterval(() => {
     beat().catch((err: Error) => logger.warn({ err: err.message }, 'heartbeat failed'));

@@ -22,6 +22,7 @@ import {
   type Redis,
   readWorkers,
   storeResult,
+  type ToolSetMemory,
   type WorkerMetrics,
 } from '@toolq/shared/internal';
 import { DelayedError, type Job, UnrecoverableError, WaitingError } from 'bullmq';
@@ -230,9 +231,10 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
   }
 
   const heartbeats: HeartbeatMemory = new Map(); // see readWorkers: survives a failover's older heartbeats
+  const toolSets: ToolSetMemory = new Map(); // the other workers' specs, read again only when changed
   /** Whether another live worker of this pool serves the tool (else the call is `Unknown tool`). */
   async function servedElsewhere(tool: string): Promise<boolean> {
-    const { live } = await readWorkers(redis, keys, Date.now(), heartbeats);
+    const { live } = await readWorkers(redis, keys, Date.now(), heartbeats, toolSets);
     return live.some((w) => w.pool === pool && w.id !== id && w.tools.some((t) => t.name === tool));
   }
 
