@@ -77,4 +77,5 @@ export {
   readWorkers,
   type ToolSetMemory,
   unpublishWorker,
+  WAITING_POOL_REFRESH_MS,
 } from './worker-registry.ts';

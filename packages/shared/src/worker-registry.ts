@@ -163,38 +163,100 @@ async function resolveToolSets(
 
 /**
  * A pool whose workers may all be gone (scaled to zero) while its calls wait in the queue for one
- * to start: its tools are remembered here, without expiry, by the workers that serve it.
+ * to start: its tools are remembered here by the workers that serve it, each tool until
+ * - no worker has served it for WAITING_TOOL_FORGET_MS (7 days: a pool may sit at zero over a
+ *   weekend, but a tool that is gone for good does not stay in the catalog for ever), or
+ * - every live worker of the pool registered after the last worker that served it and none serves
+ *   it (the pool's workers were redeployed without it). A pool of workers with different tool sets
+ *   that scale apart may lose the tools of the kind at zero this way: its workers should serve
+ *   the same tools.
+ * Before, a tool was remembered without end, and a call for a tool no worker would ever serve
+ * again waited in the queue for its whole deadline.
  */
+export const WAITING_TOOL_FORGET_MS = 7 * 24 * 3600_000;
+/** How often a live worker of a waiting pool says it still serves its tools (and prunes the entry). */
+export const WAITING_POOL_REFRESH_MS = 10 * 60_000;
+
+const servedSchema = z.object({
+  /** The newest start of a worker that registered the tool. */
+  registeredAt: z.number(),
+  /** When a live worker last said it serves the tool. */
+  seenAt: z.number(),
+});
+
 export const waitingPoolSchema = z.object({
   pool: z.string(),
   tools: z.array(toolSpecSchema),
   updatedAt: z.number(),
+  /** Per tool name; absent from entries of older workers (then `updatedAt` stands for both). */
+  served: z.record(z.string(), servedSchema).optional(),
 });
 export type WaitingPool = z.infer<typeof waitingPoolSchema>;
 
-/** A worker of a waiting pool adds its tools to the pool's entry; others remove the entry. */
+/**
+ * A worker of a waiting pool adds its tools to the pool's entry, marks the tools of the pool's
+ * live workers as served now, and drops those forgotten (see above); a worker of another pool
+ * removes the entry. Called at start, when the worker's tools change and every
+ * WAITING_POOL_REFRESH_MS. `self`: this worker, which may not be in the catalog yet.
+ */
 export async function publishPoolMode(
   redis: Redis,
   keys: Keys,
   pool: string,
   waitForWorkers: boolean,
   tools: readonly ToolSpec[],
+  self: { id: string; startedAt: number },
+  options: { now?: number; toolSets?: ToolSetMemory } = {},
 ): Promise<void> {
   if (!waitForWorkers) {
     await redis.hdel(keys.waitingPools(), pool);
     return;
   }
-  const existing = parseJsonAs(waitingPoolSchema, (await redis.hget(keys.waitingPools(), pool)) ?? '');
+  const now = options.now ?? Date.now();
+  const [raw, { live }] = await Promise.all([
+    redis.hget(keys.waitingPools(), pool),
+    readWorkers(redis, keys, now, undefined, options.toolSets),
+  ]);
+  const existing = parseJsonAs(waitingPoolSchema, raw ?? '');
+  const workers = [
+    ...live.filter((w) => w.pool === pool && w.id !== self.id),
+    { startedAt: self.startedAt, tools },
+  ];
+  const servedNow = new Set(workers.flatMap((w) => w.tools.map((t) => t.name)));
+  const oldestStart = Math.min(...workers.map((w) => w.startedAt));
   const byName = new Map((existing?.tools ?? []).map((t) => [t.name, t] as const));
-  for (const tool of tools) byName.set(tool.name, tool);
-  const entry: WaitingPool = { pool, tools: [...byName.values()], updatedAt: Date.now() };
+  const served: Record<string, z.infer<typeof servedSchema>> = {};
+  for (const name of byName.keys()) {
+    const since = existing?.updatedAt ?? now;
+    served[name] = existing?.served?.[name] ?? { registeredAt: since, seenAt: since };
+  }
+  for (const tool of tools) {
+    byName.set(tool.name, tool);
+    served[tool.name] = {
+      registeredAt: Math.max(served[tool.name]?.registeredAt ?? 0, self.startedAt),
+      seenAt: now,
+    };
+  }
+  for (const [name, times] of Object.entries(served)) {
+    if (servedNow.has(name)) times.seenAt = now;
+    const expired = now - times.seenAt > WAITING_TOOL_FORGET_MS;
+    const redeployedWithout = !servedNow.has(name) && times.registeredAt < oldestStart;
+    if (expired || redeployedWithout) {
+      byName.delete(name);
+      delete served[name];
+    }
+  }
+  const entry: WaitingPool = { pool, tools: [...byName.values()], updatedAt: now, served };
   await redis.hset(keys.waitingPools(), pool, JSON.stringify(entry));
 }
 
-export async function readWaitingPools(redis: Redis, keys: Keys): Promise<WaitingPool[]> {
+/** The waiting pools, each without the tools no worker has served for WAITING_TOOL_FORGET_MS. */
+export async function readWaitingPools(redis: Redis, keys: Keys, now = Date.now()): Promise<WaitingPool[]> {
   const all = await redis.hgetall(keys.waitingPools());
   return Object.values(all).flatMap((raw) => {
     const entry = parseJsonAs(waitingPoolSchema, raw);
-    return entry ? [entry] : [];
+    if (!entry) return [];
+    const seenAt = (name: string) => entry.served?.[name]?.seenAt ?? entry.updatedAt;
+    return [{ ...entry, tools: entry.tools.filter((t) => now - seenAt(t.name) <= WAITING_TOOL_FORGET_MS) }];
   });
 }
