@@ -11,6 +11,7 @@ import {
   readWorkers,
   type ToolSetMemory,
   type ToolSpec,
+  type WaitingPoolMemory,
   type WorkerInfo,
 } from '@toolq/shared/internal';
 
@@ -58,6 +59,8 @@ export class Catalog {
   private readonly heartbeats: HeartbeatMemory = new Map();
   /** Each worker's specs by version: a refresh reads the small heartbeats, and specs only when they change. */
   private readonly toolSets: ToolSetMemory = new Map();
+  /** The same for the waiting pools' entries (as large as their tool sets). */
+  private readonly waitingPools: WaitingPoolMemory = new Map();
 
   constructor(private readonly options: { redis: Redis; keys: Keys; logger: Logger; refreshMs?: number }) {}
 
@@ -96,7 +99,7 @@ export class Catalog {
   private async load(): Promise<void> {
     const [{ live, stale }, waitingPools] = await Promise.all([
       readWorkers(this.options.redis, this.options.keys, Date.now(), this.heartbeats, this.toolSets),
-      readWaitingPools(this.options.redis, this.options.keys),
+      readWaitingPools(this.options.redis, this.options.keys, Date.now(), this.waitingPools),
     ]);
     const waiting = new Map<string, { pool: string; spec: ToolSpec }>();
     for (const { pool, tools } of waitingPools)

@@ -7,6 +7,7 @@ import {
   createKeys,
   createRedis,
   type PublishedToolSet,
+  publishPoolMode,
   publishWorker,
   type Redis,
   type ToolSpec,
@@ -93,6 +94,24 @@ describe('catalog refresh with a 10,000-tool worker', () => {
     const changed = await bytesOf(() => catalog.refresh());
     expect(changed).toBeGreaterThan(3_000_000);
     expect(catalog.lookupCached('mcp__tool_10000')).toMatchObject({ kind: 'ok', pool: 'mcp' });
+  });
+
+  it('reads a 10,000-tool waiting pool (scale from zero) once, then again only when it changes', async () => {
+    const wp = createKeys('wp');
+    const tools = Array.from({ length: 10_000 }, (_, i) => spec(i));
+    const self = { id: 'zero-worker', startedAt: Date.now() };
+    await publishPoolMode(redis, wp, 'zero', true, tools, self);
+    const catalog = new Catalog({ redis, keys: wp, logger: testLogger() });
+    const first = await bytesOf(() => catalog.refresh());
+    expect(catalog.lookupCached('mcp__tool_9999')).toMatchObject({ kind: 'ok', pool: 'zero', workers: 0 });
+    const second = await bytesOf(() => catalog.refresh());
+    expect(catalog.lookupCached('mcp__tool_9999')).toMatchObject({ kind: 'ok', pool: 'zero', workers: 0 });
+    console.info(`catalog refresh, 10,000-tool waiting pool: first ${first} B, then ${second} B a refresh`);
+    expect(first).toBeGreaterThan(3_000_000);
+    expect(second).toBeLessThan(2_000);
+    await publishPoolMode(redis, wp, 'zero', true, [...tools, spec(10_000)], self);
+    await catalog.refresh();
+    expect(catalog.lookupCached('mcp__tool_10000')).toMatchObject({ kind: 'ok', pool: 'zero', workers: 0 });
   });
 
   it('reads a worker entry written with its tools inline (older workers, hand-written ones)', async () => {

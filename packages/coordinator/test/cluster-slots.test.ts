@@ -184,7 +184,7 @@ describe('hash slots of everything toolq touches', () => {
       // batch names, the call log (the fleet's and each app's).
       const tagged = /^toolq:\{(alpha|beta)(\.t[0-9a-f]+)?\}:|^toolq:\{c\.coord-[ab]\}:/;
       const alone =
-        /^toolq:(workers|waiting-pools|batch-name:[^:]+:[^:]+|calllog:\d+|calllog:app:[^:]+:\d+)$|^\{toolq:workers\}:tools$/;
+        /^toolq:(workers|waiting-pools|batch-name:[^:]+:[^:]+|calllog:\d+|calllog:app:[^:]+:\d+)$|^\{toolq:(workers\}:tools|waiting-pools\}:versions)$/;
       expect(allKeys.filter((k) => !tagged.test(k) && !alone.test(k))).toEqual([]);
       expect(allKeys).toContain('toolq:workers');
       // Different pools and different coordinators land in different slots.

@@ -78,4 +78,5 @@ export {
   type ToolSetMemory,
   unpublishWorker,
   WAITING_POOL_REFRESH_MS,
+  type WaitingPoolMemory,
 } from './worker-registry.ts';

@@ -21,6 +21,8 @@ export interface Keys {
   workerTools(): string;
   /** Hash: pool → WaitingPool JSON, for pools whose calls wait for a worker to start. */
   waitingPools(): string;
+  /** Hash: pool → when its WaitingPool entry was last written, so readers re-read only changed entries. */
+  waitingPoolVersions(): string;
   /** Pub/sub channel for cross-process cancellation of running calls. */
   cancelChannel(): string;
   /** Keys of their own in a coordinator's and a pool's slot, which readiness probes write (10 s TTL). */
@@ -52,6 +54,7 @@ export function createKeys(prefix: string): Keys {
     workers: () => `${prefix}:workers`,
     workerTools: () => `{${prefix}:workers}:tools`,
     waitingPools: () => `${prefix}:waiting-pools`,
+    waitingPoolVersions: () => `{${prefix}:waiting-pools}:versions`,
     cancelChannel: () => `${prefix}:cancel`,
     coordinatorProbe: (coordinatorId) => `${prefix}:{c.${coordinatorId}}:probe`,
     // A colon after the tag's first part: BullMQ job ids cannot contain one, so no job owns it.

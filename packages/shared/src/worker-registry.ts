@@ -209,7 +209,7 @@ export async function publishPoolMode(
   options: { now?: number; toolSets?: ToolSetMemory } = {},
 ): Promise<void> {
   if (!waitForWorkers) {
-    await redis.hdel(keys.waitingPools(), pool);
+    await Promise.all([redis.hdel(keys.waitingPools(), pool), redis.hdel(keys.waitingPoolVersions(), pool)]);
     return;
   }
   const now = options.now ?? Date.now();
@@ -247,14 +247,49 @@ export async function publishPoolMode(
     }
   }
   const entry: WaitingPool = { pool, tools: [...byName.values()], updatedAt: now, served };
-  await redis.hset(keys.waitingPools(), pool, JSON.stringify(entry));
+  // The entry first, on the same connection: a reader that sees the new version finds it.
+  await Promise.all([
+    redis.hset(keys.waitingPools(), pool, JSON.stringify(entry)),
+    redis.hset(keys.waitingPoolVersions(), pool, `${self.id} ${now}`),
+  ]);
 }
 
-/** The waiting pools, each without the tools no worker has served for WAITING_TOOL_FORGET_MS. */
-export async function readWaitingPools(redis: Redis, keys: Keys, now = Date.now()): Promise<WaitingPool[]> {
-  const all = await redis.hgetall(keys.waitingPools());
-  return Object.values(all).flatMap((raw) => {
-    const entry = parseJsonAs(waitingPoolSchema, raw);
+/** Pool → its entry as last read, by the version it was read under (see readWaitingPools). */
+export type WaitingPoolMemory = Map<string, { version: string; entry: WaitingPool | undefined }>;
+
+/**
+ * The waiting pools, each without the tools no worker has served for WAITING_TOOL_FORGET_MS. With
+ * `memory`, an entry is read again only when its version changed (an entry as large as a big MCP
+ * catalog is not read every second); entries without a version (older workers) are read each time.
+ */
+export async function readWaitingPools(
+  redis: Redis,
+  keys: Keys,
+  now = Date.now(),
+  memory?: WaitingPoolMemory,
+): Promise<WaitingPool[]> {
+  let entries: (WaitingPool | undefined)[];
+  if (!memory) {
+    const all = await redis.hgetall(keys.waitingPools());
+    entries = Object.values(all).map((raw) => parseJsonAs(waitingPoolSchema, raw));
+  } else {
+    const [versions, pools] = await Promise.all([
+      redis.hgetall(keys.waitingPoolVersions()),
+      redis.hkeys(keys.waitingPools()),
+    ]);
+    const changed = pools.filter((p) => versions[p] === undefined || memory.get(p)?.version !== versions[p]);
+    const raws = changed.length > 0 ? await redis.hmget(keys.waitingPools(), ...changed) : [];
+    changed.forEach((pool, i) => {
+      // Without a version it counts as changed at every read: kept only for this one.
+      memory.set(pool, {
+        version: versions[pool] ?? '',
+        entry: parseJsonAs(waitingPoolSchema, raws[i] ?? ''),
+      });
+    });
+    for (const pool of memory.keys()) if (!pools.includes(pool)) memory.delete(pool);
+    entries = pools.map((p) => memory.get(p)?.entry);
+  }
+  return entries.flatMap((entry) => {
     if (!entry) return [];
     const seenAt = (name: string) => entry.served?.[name]?.seenAt ?? entry.updatedAt;
     return [{ ...entry, tools: entry.tools.filter((t) => now - seenAt(t.name) <= WAITING_TOOL_FORGET_MS) }];
