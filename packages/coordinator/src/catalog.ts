@@ -9,7 +9,9 @@ import {
   type Redis,
   readWaitingPools,
   readWorkers,
+  type ToolSetMemory,
   type ToolSpec,
+  type WaitingPoolMemory,
   type WorkerInfo,
 } from '@toolq/shared/internal';
 
@@ -55,6 +57,10 @@ export class Catalog {
   private timer: NodeJS.Timeout | undefined;
   /** So that a failover to a replica with older heartbeats does not make live workers look gone. */
   private readonly heartbeats: HeartbeatMemory = new Map();
+  /** Each worker's specs by version: a refresh reads the small heartbeats, and specs only when they change. */
+  private readonly toolSets: ToolSetMemory = new Map();
+  /** The same for the waiting pools' entries (as large as their tool sets). */
+  private readonly waitingPools: WaitingPoolMemory = new Map();
 
   constructor(private readonly options: { redis: Redis; keys: Keys; logger: Logger; refreshMs?: number }) {}
 
@@ -92,8 +98,8 @@ export class Catalog {
 
   private async load(): Promise<void> {
     const [{ live, stale }, waitingPools] = await Promise.all([
-      readWorkers(this.options.redis, this.options.keys, Date.now(), this.heartbeats),
-      readWaitingPools(this.options.redis, this.options.keys),
+      readWorkers(this.options.redis, this.options.keys, Date.now(), this.heartbeats, this.toolSets),
+      readWaitingPools(this.options.redis, this.options.keys, Date.now(), this.waitingPools),
     ]);
     const waiting = new Map<string, { pool: string; spec: ToolSpec }>();
     for (const { pool, tools } of waitingPools)

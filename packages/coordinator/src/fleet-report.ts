@@ -1,7 +1,7 @@
 /**
  * The seed's performance report (per tool: calls, average, p95, max; overall success rate) over a
- * window of the whole fleet's calls, read from the call log in Redis (see @toolq/shared call-log).
- * Shared by GET /v1/report and `pnpm report`.
+ * window of the whole fleet's calls, or one app's, read from the call log in Redis (see
+ * @toolq/shared call-log). Shared by GET /v1/report (the caller's app) and `pnpm report` (the fleet).
  */
 import { ToolqError } from '@toolq/shared';
 import {
@@ -53,14 +53,14 @@ export function parseWindow(text: unknown): number {
   return ms;
 }
 
-/** Adds a batch's answered calls to the call log (the coordinator's one hook, per batch). */
-export function recordBatch(log: CallLog, result: BatchResult): void {
+/** Adds a batch's answered calls to the call log, the fleet's and its app's (the coordinator's one hook, per batch). */
+export function recordBatch(log: CallLog, result: BatchResult, app: string): void {
   const at = Date.now();
   for (const call of result.calls) {
     // Unknown names come from callers: one name for all of them, as in the metrics.
     const tool = call.outcome === 'unknown_tool' ? UNKNOWN_TOOL_LABEL : call.tool;
     // A call's own time: its run on the worker, or how long it took to answer when it never ran.
-    log.record(tool, call.runMs ?? call.latencyMs, call.outcome === 'ok', at);
+    log.record(tool, call.runMs ?? call.latencyMs, call.outcome === 'ok', at, app);
   }
 }
 
@@ -87,11 +87,18 @@ export function toReport(window: CallLogWindow, requested: string): FleetReport 
   };
 }
 
-/** This process's calls are flushed first (so its own last second shows); other processes' lag ≤ 1 s. */
-export async function fleetReport(log: CallLog, window = DEFAULT_REPORT_WINDOW): Promise<FleetReport> {
+/**
+ * The fleet's report, or with `app` that app's calls only (plain producers' count as `default`'s).
+ * This process's calls are flushed first (so its own last second shows); other processes' lag ≤ 1 s.
+ */
+export async function fleetReport(
+  log: CallLog,
+  window = DEFAULT_REPORT_WINDOW,
+  app?: string,
+): Promise<FleetReport> {
   const ms = parseWindow(window);
   await log.flush();
-  return toReport(await log.read(ms), window);
+  return toReport(await log.read(ms, undefined, app), window);
 }
 
 /** The report as the seed prints it, with the window it covers. */

@@ -46,6 +46,7 @@ async function run(script: Script, options: Partial<AgentOptions> = {}) {
     prompt: 'Plan, then act.',
     advisor: { model: ADVISOR, maxUses: 2 },
     logger: testLogger(),
+    tools: harness.tools,
     ...options,
   });
   return { result, model };

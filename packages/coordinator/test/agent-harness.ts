@@ -14,6 +14,11 @@ import { Dispatcher } from '../src/dispatcher.ts';
 export interface AgentHarness {
   readonly dispatcher: Dispatcher;
   readonly worker: ToolqWorker;
+  /**
+   * The diagnostics tools the worker serves, to name in `tools`: `'all'` never offers `diag_*`
+   * tools to a model.
+   */
+  readonly tools: readonly string[];
   /** A scripted model, closed after the test, and an SDK client pointed at it (no retries). */
   model(script: Script): Promise<{ model: ScriptedModel; client: Anthropic }>;
 }
@@ -24,11 +29,12 @@ export function useAgentHarness(): AgentHarness {
   let worker: ToolqWorker | undefined;
   let dispatcher: Dispatcher | undefined;
   const models: ScriptedModel[] = [];
+  const served = diagnostics.filter((t) => t.name !== 'diag_crash');
 
   beforeAll(async () => {
     redis = await startRedisServer();
     worker = await startWorker({
-      tools: diagnostics.filter((t) => t.name !== 'diag_crash'),
+      tools: served,
       redisUrl: redis.url,
       logger: testLogger(),
     });
@@ -55,6 +61,7 @@ export function useAgentHarness(): AgentHarness {
     get worker() {
       return started(worker);
     },
+    tools: served.map((t) => t.name).sort(),
     async model(script) {
       const model = await startScriptedModel(script);
       models.push(model);

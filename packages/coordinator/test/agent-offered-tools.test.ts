@@ -81,6 +81,21 @@ for (const stream of [false, true]) {
   });
 }
 
+describe('diagnostics tools', () => {
+  it("tools 'all' (the default) leaves out diag_* (diag_crash SIGKILLs workers); named, they are offered", async () => {
+    const { result, model } = await run({ stream: false });
+    const offered = (model.requests[0]?.body as { tools?: { name: string }[] } | undefined)?.tools ?? [];
+    expect(offered.map((t) => t.name).filter((n) => n.startsWith('diag_'))).toEqual([]);
+    expect(result.calls.map((c) => c.outcome)).toEqual(['unknown_tool', 'unknown_tool']);
+    expect(result.calls.map((c) => c.worker)).toEqual([undefined, undefined]);
+
+    const named = await run({ stream: false, tools: ['diag_echo', 'diag_sleep'] });
+    const namedOffer = (named.model.requests[0]?.body as { tools?: { name: string }[] } | undefined)?.tools;
+    expect(namedOffer?.map((t) => t.name)).toEqual(['diag_echo', 'diag_sleep']);
+    expect(named.result.calls.map((c) => c.outcome)).toEqual(['ok', 'ok']);
+  });
+});
+
 describe('tools not offered, durable runs', () => {
   it('a resumed turn answers a refused call as refused again (it was never given a batch)', async () => {
     const saved: AgentCheckpoint[] = [];

@@ -30,6 +30,7 @@ async function run(script: Script, options: Partial<AgentOptions> = {}) {
     model: 'claude-sonnet-4-6',
     prompt: 'Do the thing.',
     logger: testLogger(),
+    tools: harness.tools,
     ...options,
   });
   return { result, model };

@@ -22,6 +22,7 @@ async function run(script: Script, options: Partial<AgentOptions> = {}) {
     model: 'claude-sonnet-4-6',
     prompt: 'Go.',
     logger: testLogger(),
+    tools: harness.tools,
     onEvent: (e) => events.push(e),
     ...options,
   });

@@ -148,4 +148,16 @@ describe('collecting', () => {
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(RETENTION_MS);
   });
+
+  it('keeps the name of an answered batch no longer than its record, random id or own', async () => {
+    for (const batchId of [undefined, 'named-retained']) {
+      const result = await a.dispatch([echo('e', 1)], { timeoutMs: 30_000, ...(batchId ? { batchId } : {}) });
+      const nameKey = keys.batchName('default', result.batchId);
+      const owner = await readBatchOwner(redis, nameKey);
+      expect(owner?.coordinatorId).toBe('coord-a');
+      // The record's retention, not the 30 s timeout plus it: the name must not outlive the record.
+      await expect.poll(() => redis.pttl(nameKey), { timeout: 2_000 }).toBeLessThanOrEqual(RETENTION_MS);
+      expect(await redis.pttl(nameKey)).toBeGreaterThan(0);
+    }
+  });
 });

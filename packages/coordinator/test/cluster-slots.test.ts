@@ -180,9 +180,11 @@ describe('hash slots of everything toolq touches', () => {
       expect(crossSlot).toEqual([]);
 
       // Every key is tagged with its pool (or a lane of it) or its coordinator, except the keys
-      // that stand alone (one key per command, checked above): the catalog, batch names, the call log.
+      // that stand alone (one key per command, checked above): the catalog (its specs in its slot),
+      // batch names, the call log (the fleet's and each app's).
       const tagged = /^toolq:\{(alpha|beta)(\.t[0-9a-f]+)?\}:|^toolq:\{c\.coord-[ab]\}:/;
-      const alone = /^toolq:(workers|waiting-pools|batch-name:[^:]+:[^:]+|calllog:\d+)$/;
+      const alone =
+        /^toolq:(workers|waiting-pools|batch-name:[^:]+:[^:]+|calllog:\d+|calllog:app:[^:]+:\d+)$|^\{toolq:(workers\}:tools|waiting-pools\}:versions)$/;
       expect(allKeys.filter((k) => !tagged.test(k) && !alone.test(k))).toEqual([]);
       expect(allKeys).toContain('toolq:workers');
       // Different pools and different coordinators land in different slots.

@@ -129,7 +129,8 @@ describe('on a Redis Cluster', () => {
       const [first] = coordinators;
       const created = await api(first?.url ?? '', '/v1/runs', {
         method: 'POST',
-        body: { prompt: 'on a cluster' },
+        // diag_* tools are offered to a model only when named.
+        body: { prompt: 'on a cluster', tools: ['diag_echo', 'diag_sleep', 'test_counted'] },
       });
       expect(created.status).toBe(202);
       const { run_id: runId } = (await created.json()) as { run_id: string };

@@ -1,7 +1,8 @@
 /**
  * A pool scaled to zero (KEDA minReplicaCount 0): by default a call with no live worker is answered
  * at once; a pool whose workers declared `waitForWorkers` keeps its tools known while every worker
- * is gone, and its calls wait in the queue, within their deadlines, for one to start.
+ * is gone, and its calls wait in the queue, within their deadlines, for one to start — until the
+ * pool's workers come back without a tool (or none served it for a week).
  */
 import { startWorker } from '@toolq/worker';
 import diagnostics from '@toolq/worker/diagnostics';
@@ -79,6 +80,35 @@ describe('workers that scale from zero', () => {
     } finally {
       await revived.close();
     }
+  });
+
+  it('a waiting pool forgets a tool once its workers re-register without it', async () => {
+    const only = (...names: string[]) => testTools.filter((t) => names.includes(t.name));
+    const start = (tools: typeof testTools) =>
+      startWorker({
+        tools,
+        pool: 'shrink',
+        waitForWorkers: true,
+        redisUrl: server.url,
+        logger: testLogger(),
+      });
+    await (await start(only('test_counted', 'test_keys'))).close(); // scaled to zero
+    await dispatcher.catalog.refresh();
+    expect(dispatcher.catalog.lookupCached('test_keys')).toMatchObject({
+      kind: 'ok',
+      pool: 'shrink',
+      workers: 0,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 5)); // a later start than the first worker's
+    // The next deployment no longer has test_keys: a call for it must not wait for a worker that never comes.
+    await (await start(only('test_counted'))).close();
+    await dispatcher.catalog.refresh();
+    expect(dispatcher.catalog.lookupCached('test_keys')).toEqual({ kind: 'unknown' });
+    expect(dispatcher.catalog.lookupCached('test_counted')).toMatchObject({
+      kind: 'ok',
+      pool: 'shrink',
+      workers: 0,
+    });
   });
 
   it('in a waiting pool, a call still times out at its deadline when no worker comes', async () => {

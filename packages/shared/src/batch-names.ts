@@ -28,3 +28,34 @@ export async function readBatchOwner(redis: Redis, nameKey: string): Promise<Bat
   const [coordinatorId, uid] = raw?.split(' ') ?? [];
   return coordinatorId && uid ? { coordinatorId, uid } : undefined;
 }
+
+/** PEXPIRE the name only while it still names the uid (ARGV[1], with its leading space). */
+const EXPIRE_NAME = `
+local owner = redis.call('GET', KEYS[1])
+if owner and string.sub(owner, -#ARGV[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+`;
+
+type NameExpiringRedis = Redis & {
+  toolqExpireBatchName(nameKey: string, uidSuffix: string, ttlMs: number): Promise<number>;
+};
+
+/**
+ * An answered batch's name lives as long as its record (the retention), not the whole deadline
+ * it was claimed for: otherwise the name of a batch answered in milliseconds outlived its record
+ * by the batch's timeout, and `collect()` found a name whose record was gone. Left alone when the
+ * name is another batch's (this one lost the claim, or its name expired and was taken again).
+ */
+export async function expireBatchName(
+  redis: Redis,
+  nameKey: string,
+  uid: string,
+  ttlMs: number,
+): Promise<void> {
+  const r = redis as NameExpiringRedis;
+  if (!r.toolqExpireBatchName)
+    redis.defineCommand('toolqExpireBatchName', { numberOfKeys: 1, lua: EXPIRE_NAME });
+  await r.toolqExpireBatchName(nameKey, ` ${uid}`, ttlMs);
+}

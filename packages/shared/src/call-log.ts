@@ -7,6 +7,9 @@
  * script per minute bucket touched, whatever the call rate), and a bucket is one hash per minute
  * holding, per tool, counts, sum, max and a log-scale histogram of durations (γ = 1.05, so a
  * percentile is within ±2.5% of the true value), expiring after CALL_LOG_RETENTION_MS.
+ *
+ * A call of an app is counted twice: in the fleet's bucket (operators, `pnpm report`) and in its
+ * app's own, so that an app's report shows its calls only, read without touching other apps' keys.
  */
 
 import type { Logger } from './logger.ts';
@@ -58,6 +61,11 @@ export function binValue(bin: number): number {
 }
 
 export const callLogKey = (prefix: string, bucket: number): string => `${prefix}:calllog:${bucket}`;
+/** One app's calls in one minute (app names are key parts: letters, digits, `_.-`). */
+export const appCallLogKey = (prefix: string, app: string, bucket: number): string =>
+  `${prefix}:calllog:app:${app}:${bucket}`;
+/** Plain producers' calls (jobs without a coordinator) are the app `default`'s, like a Dispatcher's without an app. */
+export const PLAIN_PRODUCER_APP = 'default';
 
 /** One tool's calls in one minute bucket, not yet written. */
 interface PendingTool {
@@ -70,7 +78,8 @@ interface PendingTool {
 type PendingBucket = Map<string, PendingTool>;
 
 export class CallLog {
-  private pending = new Map<number, PendingBucket>();
+  /** Redis key of a minute bucket (the fleet's or an app's) → its counts not yet written. */
+  private pending = new Map<string, PendingBucket>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
   private readonly redis: FlushingRedis;
@@ -86,13 +95,25 @@ export class CallLog {
     this.redis = withFlush(options.redis);
   }
 
-  /** Counts one answered call: a map update, no Redis round trip. */
-  record(tool: string, ms: number, ok: boolean, at = Date.now()): void {
+  /** Counts one answered call (also in `app`'s own log, when given): map updates, no Redis round trip. */
+  record(tool: string, ms: number, ok: boolean, at = Date.now(), app?: string): void {
     const bucket = Math.floor(at / CALL_LOG_BUCKET_MS);
-    let b = this.pending.get(bucket);
+    this.add(callLogKey(this.options.prefix, bucket), tool, ms, ok);
+    if (app !== undefined) this.add(appCallLogKey(this.options.prefix, app, bucket), tool, ms, ok);
+    if (!this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        void this.flush();
+      }, FLUSH_EVERY_MS);
+      this.timer.unref();
+    }
+  }
+
+  private add(key: string, tool: string, ms: number, ok: boolean): void {
+    let b = this.pending.get(key);
     if (!b) {
       b = new Map();
-      this.pending.set(bucket, b);
+      this.pending.set(key, b);
     }
     let t = b.get(tool);
     if (!t) {
@@ -106,13 +127,6 @@ export class CallLog {
     t.sum += duration;
     if (duration > t.max) t.max = duration;
     t.bins.set(bin, (t.bins.get(bin) ?? 0) + 1);
-    if (!this.timer) {
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        void this.flush();
-      }, FLUSH_EVERY_MS);
-      this.timer.unref();
-    }
   }
 
   /** Writes what was recorded since the last flush; resolves when Redis has it (never rejects). */
@@ -123,12 +137,13 @@ export class CallLog {
     return this.flushing;
   }
 
-  /** The fleet's calls over the last `windowMs` (what every process had flushed). */
-  read(windowMs: number, now?: number): Promise<CallLogWindow> {
+  /** The fleet's (or one app's) calls over the last `windowMs` (what every process had flushed). */
+  read(windowMs: number, now?: number, app?: string): Promise<CallLogWindow> {
     return readCallLog(this.options.redis, {
       prefix: this.options.prefix,
       windowMs,
       ...(now ? { now } : {}),
+      ...(app !== undefined ? { app } : {}),
     });
   }
 
@@ -139,9 +154,9 @@ export class CallLog {
     await this.flush();
   }
 
-  private async write(batch: Map<number, PendingBucket>): Promise<void> {
+  private async write(batch: Map<string, PendingBucket>): Promise<void> {
     await Promise.all(
-      [...batch].map(async ([bucket, tools]) => {
+      [...batch].map(async ([key, tools]) => {
         const incrs: (string | number)[] = [];
         const maxes: (string | number)[] = [];
         for (const [tool, t] of tools) {
@@ -151,7 +166,7 @@ export class CallLog {
         }
         try {
           await this.redis.toolqCallLogFlush(
-            callLogKey(this.options.prefix, bucket),
+            key,
             CALL_LOG_RETENTION_MS + CALL_LOG_BUCKET_MS,
             incrs.length / 2,
             ...incrs,
@@ -182,10 +197,13 @@ export interface CallLogWindow {
   tools: Map<string, ToolCallStats>;
 }
 
-/** Reads and merges the minute buckets that overlap the last `windowMs` (pipelined: one round trip). */
+/**
+ * Reads and merges the minute buckets that overlap the last `windowMs` (pipelined: one round
+ * trip): the fleet's, or with `app` that app's only.
+ */
 export async function readCallLog(
   redis: Redis,
-  options: { prefix: string; windowMs: number; now?: number },
+  options: { prefix: string; windowMs: number; now?: number; app?: string },
 ): Promise<CallLogWindow> {
   const now = options.now ?? Date.now();
   const last = Math.floor(now / CALL_LOG_BUCKET_MS);
@@ -193,7 +211,9 @@ export async function readCallLog(
   const first = Math.floor((now - Math.min(options.windowMs, CALL_LOG_RETENTION_MS)) / CALL_LOG_BUCKET_MS);
   const buckets: number[] = [];
   for (let b = first; b <= last; b++) buckets.push(b);
-  const hashes = await Promise.all(buckets.map((b) => redis.hgetall(callLogKey(options.prefix, b))));
+  const { app, prefix } = options;
+  const keyOf = (b: number) => (app === undefined ? callLogKey(prefix, b) : appCallLogKey(prefix, app, b));
+  const hashes = await Promise.all(buckets.map((b) => redis.hgetall(keyOf(b))));
   const tools = new Map<string, ToolCallStats>();
   for (const hash of hashes) {
     for (const [field, raw] of Object.entries(hash)) {

@@ -4,13 +4,14 @@
  * hooks, defaults). Only toolq's own packages import it; it changes with them, without notice. The
  * API for users is the root entry, `@toolq/shared` (index.ts).
  */
-export { claimBatchName, readBatchOwner } from './batch-names.ts';
+export { claimBatchName, expireBatchName, readBatchOwner } from './batch-names.ts';
 export {
   CALL_LOG_RETENTION_MS,
   CallLog,
   type CallLogWindow,
   callLogKey,
   histogramPercentile,
+  PLAIN_PRODUCER_APP,
   readCallLog,
 } from './call-log.ts';
 export { type CancelMessage, parseCancelMessage, publishCancel } from './cancel.ts';
@@ -71,9 +72,13 @@ export {
 export {
   HEARTBEAT_INTERVAL_MS,
   type HeartbeatMemory,
+  type PublishedToolSet,
   publishPoolMode,
   publishWorker,
   readWaitingPools,
   readWorkers,
+  type ToolSetMemory,
   unpublishWorker,
+  WAITING_POOL_REFRESH_MS,
+  type WaitingPoolMemory,
 } from './worker-registry.ts';

@@ -12,10 +12,17 @@ export interface Keys {
   /** A batch's fleet-wide name: which coordinator dispatched `(app, batchName)` under which uid. */
   batchName(app: string, batchName: string): string;
   replyStream(coordinatorId: string): string;
-  /** Hash: worker id → WorkerInfo JSON. */
+  /** Hash: worker id → its heartbeat (WorkerInfo JSON; a current worker's names only a version of its tools). */
   workers(): string;
+  /**
+   * Hash: worker id → `{version, tools}`, the tool specs a heartbeat's `toolsVersion` names,
+   * written only when they change. In the catalog's slot.
+   */
+  workerTools(): string;
   /** Hash: pool → WaitingPool JSON, for pools whose calls wait for a worker to start. */
   waitingPools(): string;
+  /** Hash: pool → when its WaitingPool entry was last written, so readers re-read only changed entries. */
+  waitingPoolVersions(): string;
   /** Pub/sub channel for cross-process cancellation of running calls. */
   cancelChannel(): string;
   /** Keys of their own in a coordinator's and a pool's slot, which readiness probes write (10 s TTL). */
@@ -48,7 +55,9 @@ export function createKeys(prefix: string): Keys {
     batchName: (app, batchName) => `${prefix}:batch-name:${app}:${batchName}`,
     replyStream: (coordinatorId) => `${prefix}:{c.${coordinatorId}}:replies`,
     workers: () => `${prefix}:workers`,
+    workerTools: () => `{${prefix}:workers}:tools`,
     waitingPools: () => `${prefix}:waiting-pools`,
+    waitingPoolVersions: () => `{${prefix}:waiting-pools}:versions`,
     cancelChannel: () => `${prefix}:cancel`,
     coordinatorProbe: (coordinatorId) => `${prefix}:{c.${coordinatorId}}:probe`,
     // A colon after the tag's first part: BullMQ job ids cannot contain one, so no job owns it.

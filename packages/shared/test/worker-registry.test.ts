@@ -9,13 +9,15 @@ import {
   createKeys,
   createRedis,
   type HeartbeatMemory,
+  publishPoolMode,
   publishWorker,
   type Redis,
+  readWaitingPools,
   readWorkers,
   unpublishWorker,
   type WorkerInfo,
 } from '../src/internal.ts';
-import { WORKER_STALE_AFTER_MS } from '../src/worker-registry.ts';
+import { WAITING_TOOL_FORGET_MS, WORKER_STALE_AFTER_MS } from '../src/worker-registry.ts';
 
 let server: RedisServer;
 let redis: Redis;
@@ -73,5 +75,18 @@ describe('readWorkers with a heartbeat memory', () => {
     await publishWorker(redis, keys, worker('w2', now - 20_000));
     expect(await liveIds(now, memory)).toEqual([]);
     await unpublishWorker(redis, keys, 'w2');
+  });
+});
+
+describe('a waiting pool (scale from zero)', () => {
+  it('forgets a tool no worker has served for WAITING_TOOL_FORGET_MS', async () => {
+    const now = Date.now();
+    const spec = { name: 'weekly_job', description: '', input_schema: { type: 'object' }, timeoutMs: 1_000 };
+    await publishPoolMode(redis, keys, 'weekly', true, [spec], { id: 'w9', startedAt: now }, { now });
+    const tools = async (at: number) =>
+      (await readWaitingPools(redis, keys, at)).find((p) => p.pool === 'weekly')?.tools.map((t) => t.name);
+    expect(await tools(now + WAITING_TOOL_FORGET_MS)).toEqual(['weekly_job']); // a weekend at zero
+    expect(await tools(now + WAITING_TOOL_FORGET_MS + 1)).toEqual([]);
+    await redis.hdel(keys.waitingPools(), 'weekly');
   });
 });

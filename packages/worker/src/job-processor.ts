@@ -18,9 +18,11 @@ import {
   type Keys,
   messages,
   type ParsedJobData,
+  PLAIN_PRODUCER_APP,
   type Redis,
   readWorkers,
   storeResult,
+  type ToolSetMemory,
   type WorkerMetrics,
 } from '@toolq/shared/internal';
 import { DelayedError, type Job, UnrecoverableError, WaitingError } from 'bullmq';
@@ -201,8 +203,10 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
       }
       await report(data, result);
       traceCall(data, result, { pool, worker: id });
-      if (!data.reply)
-        callLog.record(tool, (result.finishedAt ?? 0) - (result.startedAt ?? 0), !result.isError);
+      if (!data.reply) {
+        const ms = (result.finishedAt ?? 0) - (result.startedAt ?? 0);
+        callLog.record(tool, ms, !result.isError, Date.now(), PLAIN_PRODUCER_APP);
+      }
       // With a reply target the result is in the batch record already; BullMQ need not store and
       // broadcast it a second time. Plain producers (no reply) get it as the job's return value.
       return data.reply ? undefined : result;
@@ -229,9 +233,10 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
   }
 
   const heartbeats: HeartbeatMemory = new Map(); // see readWorkers: survives a failover's older heartbeats
+  const toolSets: ToolSetMemory = new Map(); // the other workers' specs, read again only when changed
   /** Whether another live worker of this pool serves the tool (else the call is `Unknown tool`). */
   async function servedElsewhere(tool: string): Promise<boolean> {
-    const { live } = await readWorkers(redis, keys, Date.now(), heartbeats);
+    const { live } = await readWorkers(redis, keys, Date.now(), heartbeats, toolSets);
     return live.some((w) => w.pool === pool && w.id !== id && w.tools.some((t) => t.name === tool));
   }
 

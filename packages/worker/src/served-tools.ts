@@ -40,12 +40,14 @@ export class ServedTools implements ToolLookup {
     this.tools.clear();
     for (const [name, tool] of this.fixed) this.tools.set(name, tool);
     for (const tool of this.options.source?.tools() ?? []) {
-      if (this.tools.has(tool.name))
-        this.options.logger.error(
-          { tool: tool.name },
-          'tool source offers a name already served: not served',
+      // As the MCP source does with its own clashes: logged, the first owner kept, the worker up.
+      if (this.tools.has(tool.name)) {
+        const owner = this.fixed.has(tool.name) ? 'a tool module' : 'another tool of the tool source';
+        this.options.logger.warn(
+          { tool: tool.name, servedBy: owner },
+          `the tool source offers ${tool.name}, which ${owner} serves already: not served`,
         );
-      else this.tools.set(tool.name, tool);
+      } else this.tools.set(tool.name, tool);
     }
     return this.specs();
   }

@@ -110,11 +110,11 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     ...consumers.map((c) => c.waitUntilReady()),
     listenForCancels({ subscriber, channel: keys.cancelChannel(), running, logger }),
   ]);
-  await publishPoolMode(redis, keys, pool, options.waitForWorkers ?? WORKER_DEFAULTS.waitForWorkers, specs);
   const heartbeat = await startHeartbeat({
     redis,
     keys,
     logger,
+    waitForWorkers: options.waitForWorkers ?? WORKER_DEFAULTS.waitForWorkers,
     info: {
       id,
       pool,

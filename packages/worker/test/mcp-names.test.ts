@@ -1,14 +1,32 @@
 /**
  * Fleet names against a real server (the fixture, started in-process through startMcpTools): long
- * and odd MCP names become valid, stable names; a clash with a tool module's tool is refused.
+ * and odd MCP names become valid, stable names; a clash (with a tool module's tool or another MCP
+ * tool) is skipped and logged, not fatal.
  */
-import { ToolqError } from '@toolq/shared';
+import type { Logger } from '@toolq/shared';
 import { createRegistry, TOOL_NAME_PATTERN } from '@toolq/shared/internal';
 import { describe, expect, it } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
 import { parseMcpConfig } from '../src/mcp/config.ts';
 import { startMcpTools } from '../src/mcp/mcp-tools.ts';
 import { FIXTURE, NODE } from './mcp-harness.ts';
+
+/** Warnings as messages; the MCP source logs through a child, so children record here too. */
+function recordingLogger(): { logger: Logger; warnings: string[] } {
+  const warnings: string[] = [];
+  const base = testLogger();
+  const logger = new Proxy(base, {
+    get(target, prop, receiver) {
+      if (prop === 'child') return () => logger;
+      if (prop === 'warn')
+        return (obj: unknown, msg?: string) => {
+          warnings.push(typeof obj === 'string' ? obj : (msg ?? ''));
+        };
+      return Reflect.get(target, prop, receiver);
+    },
+  });
+  return { logger, warnings };
+}
 
 const LONG = `summarise.${'quarterly-report-'.repeat(6)}v2`;
 
@@ -48,27 +66,52 @@ describe('MCP tool names on a real server', () => {
     }
   });
 
-  it('a tool named like one of the tool modules is refused at start-up', async () => {
-    const started = startMcpTools({
+  it('a tool named like one of the tool modules is skipped at start-up, logged naming both', async () => {
+    const { logger, warnings } = recordingLogger();
+    const mcp = await startMcpTools({
       servers: fixture('fx', ''),
       reservedNames: ['fx__pid'],
       registry: createRegistry({ defaultMetrics: false }),
-      logger: testLogger(),
+      logger,
     });
-    await expect(started).rejects.toThrow(ToolqError);
-    await expect(started).rejects.toThrow(
-      /tool "pid" of MCP server "fx" would be served as fx__pid, which is already tool module tool fx__pid/,
-    );
+    try {
+      const names = mcp.tools().map((t) => t.name);
+      expect(names).not.toContain('fx__pid');
+      expect(names).toContain('fx__slow'); // the server's other tools are served
+      expect(warnings).toContainEqual(
+        expect.stringMatching(
+          /tool "pid" of MCP server "fx" would be served as fx__pid, which is already tool module tool fx__pid: not served/,
+        ),
+      );
+    } finally {
+      await mcp.close();
+    }
   });
 
-  it('two tools of one server that would share a name are refused at start-up, naming both', async () => {
-    const started = startMcpTools({
+  it('of two tools of one server that would share a name, the second is skipped, naming both', async () => {
+    const { logger, warnings } = recordingLogger();
+    const mcp = await startMcpTools({
       servers: fixture('fx', 'read.file,read_file'),
       registry: createRegistry({ defaultMetrics: false }),
-      logger: testLogger(),
+      logger,
     });
-    await expect(started).rejects.toThrow(
-      /tool "read_file" of MCP server "fx" would be served as fx__read_file, which is already tool "read\.file" of MCP server "fx"/,
-    );
+    try {
+      expect(mcp.tools().filter((t) => t.name === 'fx__read_file')).toHaveLength(1);
+      expect(warnings).toContainEqual(
+        expect.stringMatching(
+          /tool "read_file" of MCP server "fx" would be served as fx__read_file, which is already tool "read\.file" of MCP server "fx"/,
+        ),
+      );
+      const output = await mcp
+        .tools()
+        .find((t) => t.name === 'fx__read_file')
+        ?.run(
+          {},
+          { signal: new AbortController().signal, attempt: 1, toolUseId: 't', batchUid: 'b', batchId: 'b' },
+        );
+      expect(output).toBe('read.file'); // the first one keeps the name
+    } finally {
+      await mcp.close();
+    }
   });
 });

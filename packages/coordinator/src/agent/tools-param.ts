@@ -1,6 +1,7 @@
 /**
  * The `tools` of a request: the catalog's tools (advertised by live workers, so the coordinator
  * never imports their code), then any server tools and the advisor, which the API runs itself.
+ * `'all'` is every catalog tool with a live (or awaited) worker except the diagnostics tools.
  */
 import { ToolqError } from '@toolq/shared';
 import type { CatalogTool } from '../catalog.ts';
@@ -21,6 +22,13 @@ export interface ToolsParam {
    */
   offered: ReadonlySet<string>;
 }
+
+/**
+ * The diagnostics module's tools (`diag_sleep`, `diag_echo`, `diag_fail`, `diag_crash`) are for
+ * operators and checks: `diag_crash` SIGKILLs the worker that runs it. `'all'` leaves them out, so
+ * a model is offered them only when a run names them.
+ */
+const DIAGNOSTICS_PREFIX = 'diag_';
 
 export async function buildToolsParam(
   dispatcher: AgentDispatcher,
@@ -49,7 +57,10 @@ async function selectCatalogTools(
     await dispatcher.catalog.refresh();
     listed = dispatcher.catalog.list();
   }
-  if (wanted === 'all') return listed.filter((t) => t.liveWorkers > 0 || t.waitsForWorkers);
+  if (wanted === 'all')
+    return listed.filter(
+      (t) => (t.liveWorkers > 0 || t.waitsForWorkers) && !t.name.startsWith(DIAGNOSTICS_PREFIX),
+    );
   const absent = missing();
   if (absent.length > 0) {
     throw new ToolqError(

@@ -45,7 +45,10 @@ export interface AgentOptions {
   prompt?: string;
   /** A conversation to continue (copied, never mutated). Takes precedence over `prompt`. */
   messages?: readonly BetaMessageParam[];
-  /** Catalog tools offered to the model: `'all'` (those with a live worker, the default) or names. */
+  /**
+   * Catalog tools offered to the model: `'all'` (those with a live worker except the `diag_*`
+   * diagnostics tools, the default) or names (a diagnostics tool is offered only when named).
+   */
   tools?: 'all' | readonly string[];
   /** Server-side tools (web search, …) added as given; the API runs them, toolq never enqueues them. */
   serverTools?: readonly BetaToolUnion[];

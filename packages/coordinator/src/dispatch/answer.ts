@@ -7,6 +7,7 @@ import type { CallResult, Logger } from '@toolq/shared';
 import {
   type CallLog,
   type CoordinatorMetrics,
+  expireBatchName,
   type Keys,
   markAnswered,
   publishCancel,
@@ -87,7 +88,7 @@ export class BatchAnswers {
       endBatchTrace(uid, entry.startedAt, result);
       if (entry.observe) {
         observeBatch(this.deps.metrics, result);
-        recordBatch(this.deps.callLog, result);
+        recordBatch(this.deps.callLog, result, entry.app);
       }
       entry.resolve(result);
     } catch (err) {
@@ -96,7 +97,7 @@ export class BatchAnswers {
   }
 
   /**
-   * Keeps the record for the retention only, marks the batch answered (workers skip its queued
+   * Keeps the record and its name for the retention only, marks the batch answered (workers skip its queued
    * calls) and stops work nobody waits for.
    */
   private afterAnswer(entry: Pending, settled: readonly SettledCall[]): void {
@@ -106,6 +107,10 @@ export class BatchAnswers {
     const retention = this.deps.batchRetentionMs;
     const warn = (what: string) => (err: Error) =>
       logger.warn({ err: err.message, batchName: entry.batchName }, what);
+    // The name goes with the record: after it, the name is free again and collect() finds nothing.
+    expireBatchName(redis, keys.batchName(entry.app, entry.batchName), uid, retention).catch(
+      warn('could not shorten the batch name'),
+    );
     const abandoned = settled.flatMap((call, index) =>
       call.byCoordinator && entry.jobs[index] ? [index] : [],
     );

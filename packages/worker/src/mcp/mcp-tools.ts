@@ -4,7 +4,7 @@
  * up or down, `list_changed`) so the worker re-advertises its tools at once.
  */
 import type { Tool } from '@modelcontextprotocol/client';
-import { type AnyTool, createLogger, type Logger, ToolqError } from '@toolq/shared';
+import { type AnyTool, createLogger, type Logger } from '@toolq/shared';
 import type { Registry } from '@toolq/shared/internal';
 import type { ToolSource } from '../tool-source.ts';
 import type { McpServerConfig } from './config.ts';
@@ -39,7 +39,9 @@ export interface McpTools extends ToolSource {
 /**
  * Connects every server (each server's first attempt, bounded by its `startupTimeoutMs`) and
  * resolves. A server that fails to start keeps being retried in the background, its tools out of
- * the list meanwhile. Two tools with one fleet name at start-up are a configuration error.
+ * the list meanwhile. A tool whose fleet name is taken (by another MCP tool or a tool module's
+ * tool) is skipped and logged naming both, at start-up as later: one stray tool of one server
+ * does not keep the worker and all its other tools down.
  */
 export async function startMcpTools(options: McpToolsOptions): Promise<McpTools> {
   const logger = (options.logger ?? createLogger({ name: 'toolq-worker' })).child({ component: 'mcp' });
@@ -51,7 +53,6 @@ export async function startMcpTools(options: McpToolsOptions): Promise<McpTools>
   /** Adapted tools by server and MCP definition, so an unchanged tool is not recompiled on reconnect. */
   const adapted = new Map<string, Map<string, ReturnType<typeof adaptMcpTool>>>();
   let startingUp = true;
-  const startupClashes: string[] = [];
 
   const connections = options.servers.map(
     (config) =>
@@ -78,9 +79,10 @@ export async function startMcpTools(options: McpToolsOptions): Promise<McpTools>
       const label = `tool ${JSON.stringify(tool.name)} of MCP server ${JSON.stringify(conn.name)}`;
       const clash = names.claim(fleetName, conn.name, label);
       if (clash !== undefined) {
-        const message = `${label} would be served as ${fleetName}, which is already ${clash}`;
-        if (startingUp) startupClashes.push(message);
-        logger.error({ server: conn.name, tool: tool.name, fleetName }, `${message}: not served`);
+        logger.warn(
+          { server: conn.name, tool: tool.name, fleetName, servedAs: clash },
+          `${label} would be served as ${fleetName}, which is already ${clash}: not served`,
+        );
         continue;
       }
       const key = JSON.stringify(tool);
@@ -112,10 +114,6 @@ export async function startMcpTools(options: McpToolsOptions): Promise<McpTools>
   for (const c of connections) metrics.tools.set({ server: c.name }, 0);
   await Promise.all(connections.map((c) => c.start()));
   startingUp = false;
-  if (startupClashes.length > 0) {
-    await Promise.all(connections.map((c) => c.close()));
-    throw new ToolqError('CONFIG_INVALID', `MCP tool names clash: ${startupClashes.join('; ')}`);
-  }
   for (const c of connections) {
     if (c.state !== 'connected')
       logger.error(
