@@ -182,8 +182,9 @@ const OPS_ROUTES: ApiRoute[] = [
     path: '/metrics',
     operationId: 'getMetrics',
     tag: 'operations',
-    open: true,
-    summary: 'Prometheus metrics',
+    // The fleet's numbers (tools, pools, models, queue depths) are the operators', not any app's.
+    operator: true,
+    summary: 'Prometheus metrics (an operator token, when tokens are set)',
     responses: {
       200: { description: 'Prometheus text exposition format.', contentType: 'text/plain; version=0.0.4' },
     },
@@ -206,6 +207,11 @@ export const API_ROUTES: readonly ApiRoute[] = [
 
 /** The paths reachable without a token: the auth hook and the start-up gate let them through. */
 export const OPEN_PATHS: ReadonlySet<string> = new Set(API_ROUTES.filter((r) => r.open).map((r) => r.path));
+
+/** The API's paths for operators only (the admin page, outside the table, is too). */
+export const OPERATOR_PATHS: ReadonlySet<string> = new Set(
+  API_ROUTES.filter((r) => r.operator).map((r) => r.path),
+);
 
 function batchResponse(result: BatchResult) {
   return {
