@@ -417,6 +417,10 @@ describe('operators and apps', () => {
     expect((await fetch(`${roles.url}/v1/tools`, { headers: bearer(APP_B) })).status).toBe(200);
     for (const probe of ['/healthz', '/readyz'])
       expect((await fetch(`${roles.url}${probe}`)).status).toBe(200);
+    // No such route: 401 without a token, 404 with either kind.
+    expect((await fetch(`${roles.url}/admin/queues-nope`)).status).toBe(401);
+    for (const token of [APP_A, OPERATOR])
+      expect((await fetch(`${roles.url}/admin/queues-nope`, { headers: bearer(token) })).status).toBe(404);
   });
 
   it(`caps the admin page's page size at ${ADMIN_MAX_JOBS_PER_PAGE} jobs`, async () => {

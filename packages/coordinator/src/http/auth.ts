@@ -55,8 +55,8 @@ export interface TokenHolder {
   name: string;
 }
 
-/** What a route needs: nothing (probes), an app token, or an operator token. */
-export type Access = 'open' | 'app' | 'operator';
+/** What a route needs: nothing (probes), an app token, an operator token, or any known token (no route: 404). */
+export type Access = 'open' | 'app' | 'operator' | 'token';
 
 /**
  * The apps' and operators' tokens, hashed once; `holderOf` looks at every one so the time says
@@ -117,7 +117,7 @@ export function isOpenPath(request: FastifyRequest, openPaths: ReadonlySet<strin
   return openPaths.has(request.url.split('?')[0] ?? '');
 }
 
-const FORBIDDEN: Record<Exclude<Access, 'open'>, string> = {
+const FORBIDDEN: Record<'app' | 'operator', string> = {
   operator:
     'this route is for operators: send a token of TOOLQ_OPERATOR_TOKENS (an app token does not open it)',
   app: 'this route is for apps: send a token of TOOLQ_API_TOKEN or TOOLQ_API_TOKENS (an operator token opens only the admin page and /metrics)',
@@ -143,7 +143,7 @@ export function registerAuth(
       reply.header('www-authenticate', 'Bearer').header('connection', 'close');
       throw new ToolqError('UNAUTHORIZED', 'missing or wrong bearer token');
     }
-    if (holder.role !== access) {
+    if (access !== 'token' && holder.role !== access) {
       reply.header('connection', 'close');
       throw new ToolqError('FORBIDDEN', FORBIDDEN[access]);
     }

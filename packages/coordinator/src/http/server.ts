@@ -142,11 +142,11 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
 /**
  * What a request needs, by the route it matched (`routeOptions.url`, the route's own pattern):
  * the raw URL may spell a path in ways the router decodes (`/%61dmin/queues`), the pattern not.
- * A request that matched nothing needs an app token, and then is a 404.
+ * A request that matched nothing needs a token, of either kind, and then is a 404.
  */
 function accessOf(request: FastifyRequest): Access {
   const path = request.routeOptions.url;
-  if (path === undefined) return 'app';
+  if (path === undefined) return 'token';
   if (OPEN_PATHS.has(path)) return 'open';
   if (OPERATOR_PATHS.has(path) || path === ADMIN_PATH || path.startsWith(`${ADMIN_PATH}/`)) return 'operator';
   return 'app';
