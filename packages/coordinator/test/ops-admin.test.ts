@@ -13,8 +13,12 @@ import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
+import {
+  spawnCoordinatorProcess,
+  startCoordinatorProcess,
+} from '../../../test-support/coordinator-process.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
+import { stopChild } from '../../../test-support/stop-child.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -261,5 +265,28 @@ describe('/admin/queues', () => {
     } finally {
       await producer.close();
     }
+  });
+
+  it('logs operator and app names at start, never their tokens; a token both app and operator stops it', async () => {
+    const started = spawnCoordinatorProcess({ REDIS_URL: redis.url, ...TOKENS, TOOLQ_LOG_LEVEL: 'info' });
+    try {
+      await eventually('the coordinator to log that it listens', async () =>
+        started.output().includes('coordinator listening'),
+      );
+      expect(started.output()).toMatch(/"operators":\["ops"\]/);
+      for (const token of [TOKEN, APP_A, APP_B]) expect(started.output()).not.toContain(token);
+    } finally {
+      await stopChild(started.child);
+    }
+    const refused = spawnCoordinatorProcess({
+      REDIS_URL: redis.url,
+      TOOLQ_API_TOKENS: `appA:${APP_A}`,
+      TOOLQ_OPERATOR_TOKENS: `ops:${APP_A}`,
+    });
+    expect(await refused.exited).not.toBe(0);
+    expect(refused.output()).toMatch(
+      /TOOLQ_OPERATOR_TOKENS: entry 1 \(operator ops\): the token is used by an app/,
+    );
+    expect(refused.output()).not.toContain(APP_A);
   });
 });
