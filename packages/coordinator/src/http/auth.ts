@@ -29,7 +29,7 @@ export function assertSafeListen(host: string, auth: string | boolean | undefine
   if (!auth && !isLoopback(host)) {
     throw new ToolqError(
       'CONFIG_INVALID',
-      `refusing to listen on ${host} without a token: set TOOLQ_API_TOKEN or TOOLQ_API_TOKENS (16+ characters) to serve beyond loopback, or use TOOLQ_HOST=127.0.0.1`,
+      `refusing to listen on ${host} without a token: set TOOLQ_API_TOKEN or TOOLQ_API_TOKENS (and TOOLQ_OPERATOR_TOKENS for /metrics and /admin/queues; 16+ characters) to serve beyond loopback, or use TOOLQ_HOST=127.0.0.1`,
     );
   }
 }
