@@ -10,12 +10,13 @@ import { startScriptedModel, toolTurnsScript } from '@toolq/scripted-model';
 import { createRedis, type Redis } from '@toolq/shared/internal';
 import { startWorker, type ToolqWorker } from '@toolq/worker';
 import diagnostics from '@toolq/worker/diagnostics';
+import { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import testTools from '../../../test-support/test-tools.ts';
-import { ADMIN_MAX_JOBS_PER_PAGE } from '../src/http/admin.ts';
+import { ADMIN_MAX_JOBS_PER_PAGE, ADMIN_MAX_SHOWN_CHARS } from '../src/http/admin.ts';
 import { hostAllowed, isLoopback } from '../src/http/auth.ts';
 import { buildHttpServer, listen } from '../src/http/server.ts';
 import { Dispatcher, type ToolUse } from '../src/index.ts';
@@ -437,6 +438,36 @@ describe('operators and apps', () => {
       const { queues } = (await res.json()) as Listing;
       expect(queues.length).toBeGreaterThan(0);
       for (const q of queues) expect(q.pagination.range, `${asked} ${q.name}`).toEqual({ start: 0, end });
+    }
+  });
+
+  it(`shows at most ${ADMIN_MAX_SHOWN_CHARS} characters of a job's data`, async () => {
+    const producer = new Queue('{default}', { connection: { url: server.url }, prefix: 'toolq' });
+    try {
+      // Delayed: it stays in the queue, away from the worker, while the page lists it.
+      await producer.add(
+        'diag_echo',
+        { v: 1, tool: 'diag_echo', input: { value: 'x'.repeat(1_000_000) } },
+        { jobId: 'big-input', delay: 600_000 },
+      );
+      const res = await fetch(
+        `${roles.url}${ADMIN_API}?activeQueue=${encodeURIComponent('{default}')}&status=delayed&page=1&jobsPerPage=10`,
+        { headers: bearer(OPERATOR) },
+      );
+      expect(res.status).toBe(200);
+      const text = await res.text();
+      expect(text.length).toBeLessThan(2 * ADMIN_MAX_SHOWN_CHARS);
+      type Listing = {
+        queues: { name: string; jobs: { id: string; data: { clipped: string; start: string } }[] }[];
+      };
+      const job = ((JSON.parse(text) as Listing).queues.find((q) => q.name === '{default}')?.jobs ?? []).find(
+        (j) => j.id === 'big-input',
+      );
+      expect(job?.data.clipped).toMatch(/^only the first 65536 of 10000\d\d characters are shown$/);
+      expect(job?.data.start.startsWith('{"v":1,"tool":"diag_echo"')).toBe(true);
+    } finally {
+      await producer.remove('big-input');
+      await producer.close();
     }
   });
 
