@@ -275,6 +275,10 @@ describe('docker-compose.yml', () => {
       // `${VAR:?message}` makes compose refuse to start when the token is unset or empty.
       expect(composeEnv(name).TOOLQ_API_TOKEN, name).toMatch(/^\$\{TOOLQ_API_TOKEN:\?[^}]+\}$/);
     }
+    // /metrics and the admin page answer only an operator token: `name:${TOOLQ_OPERATOR_TOKEN:?…}`.
+    expect(composeEnv('coordinator').TOOLQ_OPERATOR_TOKENS).toMatch(
+      /^[A-Za-z0-9_.-]+:\$\{TOOLQ_OPERATOR_TOKEN:\?[^}]+\}$/,
+    );
   });
 
   it('runs the coordinator as the image default and the worker with the diagnostics tools', () => {
@@ -319,15 +323,15 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('mounts config folders that exist, and hands Prometheus the API token as a secret', () => {
+  it('mounts config folders that exist, and hands Prometheus the operator token (not the API token) as a secret', () => {
     for (const name of ['prometheus', 'grafana']) {
       for (const volume of list(service(name).volumes, `${name}.volumes`)) {
         const source = String(volume).split(':')[0] ?? '';
         expect(existsSync(resolve(DEPLOY, source)), `${name}: ${source}`).toBe(true);
       }
     }
-    expect(service('prometheus').secrets).toContain('toolq_api_token');
-    expect(at(compose, 'secrets.toolq_api_token.environment')).toBe('TOOLQ_API_TOKEN');
+    expect(service('prometheus').secrets).toEqual(['toolq_operator_token']);
+    expect(at(compose, 'secrets.toolq_operator_token.environment')).toBe('TOOLQ_OPERATOR_TOKEN');
   });
 });
 
@@ -348,13 +352,13 @@ describe('prometheus.yml', () => {
     for (const f of ruleFiles) expect(existsSync(join(DEPLOY, 'prometheus', String(f)))).toBe(true);
   });
 
-  it('scrapes the coordinator where compose serves it, with the token compose mounts', () => {
+  it('scrapes the coordinator where compose serves it, with the operator token compose mounts', () => {
     const c = composeEnv('coordinator');
     expect(at(job('toolq-coordinator'), 'static_configs')).toEqual([
       { targets: [`coordinator:${c.TOOLQ_PORT}`] },
     ]);
     expect(at(job('toolq-coordinator'), 'authorization.credentials_file')).toBe(
-      '/run/secrets/toolq_api_token',
+      '/run/secrets/toolq_operator_token',
     );
   });
 
@@ -615,6 +619,31 @@ describe('kubernetes manifests', () => {
     expect(list(c.ports, 'ports')).toContainEqual({ name: 'http', containerPort: Number(port) });
   });
 
+  it('gives the coordinator an operator token from its Secret, which the PodMonitor example scrapes with', () => {
+    const c = obj(coordinatorContainer, 'coordinator container');
+    const operators = str(envVar(c, 'TOOLQ_OPERATOR_TOKENS')?.value, 'TOOLQ_OPERATOR_TOKENS');
+    // `name:$(VAR)`: Kubernetes expands VAR, declared before it, from the Secret.
+    const variable = /^[A-Za-z0-9_.-]+:\$\(([A-Za-z0-9_]+)\)$/.exec(operators)?.[1];
+    const env = list(c.env, 'env').map((e) => obj(e, 'env var'));
+    const index = env.findIndex((e) => e.name === variable);
+    expect(index, `${String(variable)} before TOOLQ_OPERATOR_TOKENS`).toBeGreaterThanOrEqual(0);
+    expect(index).toBeLessThan(env.findIndex((e) => e.name === 'TOOLQ_OPERATOR_TOKENS'));
+    const ref = obj(at(env[index], 'valueFrom.secretKeyRef'), 'secretKeyRef');
+    expect(ref.optional).not.toBe(true);
+    const secret = secretExample.find((s) => at(s, 'metadata.name') === ref.name);
+    expect(Object.keys(obj(at(secret, 'stringData'), 'stringData'))).toContain(ref.key);
+    // Annotation-based scraping cannot send a token: the coordinator pods carry none.
+    expect(JSON.stringify(at(coordinator, 'spec.template.metadata') ?? {})).not.toContain('prometheus.io');
+
+    const monitor = obj(yamlDocs('k8s/podmonitor.example.yaml')[0], 'PodMonitor');
+    expect(monitor.kind).toBe('PodMonitor');
+    expect(at(monitor, 'spec.selector.matchLabels')).toEqual(at(coordinator, 'spec.selector.matchLabels'));
+    const endpoint = obj(list(at(monitor, 'spec.podMetricsEndpoints'), 'endpoints')[0], 'endpoint');
+    expect(endpoint.path).toBe('/metrics');
+    expect(list(c.ports, 'ports')).toContainEqual(expect.objectContaining({ name: endpoint.port }));
+    expect(at(endpoint, 'authorization.credentials')).toEqual({ name: ref.name, key: ref.key });
+  });
+
   it('probes the coordinator and worker on /readyz (readiness) and /healthz (liveness)', () => {
     for (const c of [coordinatorContainer, workerContainer].map((x) => obj(x, 'container'))) {
       expect(at(c, 'readinessProbe.httpGet.path')).toBe('/readyz');
@@ -648,13 +677,15 @@ describe('kubernetes manifests', () => {
     expect(at(worker, 'spec.replicas')).toBeUndefined();
   });
 
-  it('keeps the example token a placeholder toolq would refuse', () => {
-    const secret = obj(
-      secretExample.find((s) => at(s, 'metadata.name') === 'toolq-api-token'),
-      'secret',
-    );
-    const token = str(at(secret, 'stringData.token'), 'token');
-    expect(token.length).toBeLessThan(MIN_TOKEN_LENGTH);
+  it('keeps the example tokens placeholders toolq would refuse', () => {
+    for (const name of ['toolq-api-token', 'toolq-operator-token']) {
+      const secret = obj(
+        secretExample.find((s) => at(s, 'metadata.name') === name),
+        name,
+      );
+      const token = str(at(secret, 'stringData.token'), 'token');
+      expect(token.length, name).toBeLessThan(MIN_TOKEN_LENGTH);
+    }
   });
 
   describe('KEDA ScaledObject', () => {

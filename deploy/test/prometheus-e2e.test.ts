@@ -34,6 +34,8 @@ const ROOT = resolve(DEPLOY, '..');
 const ALERTS_FILE = join(DEPLOY, 'prometheus/alerts.yml');
 const dashboard: unknown = JSON.parse(readFileSync(join(DEPLOY, 'grafana/dashboards/toolq.json'), 'utf8'));
 const TOKEN = 'e2e-token-0123456789abcdef';
+/** /metrics answers only an operator's token, as in deploy/ (compose and the PodMonitor). */
+const OPERATOR = 'e2e-operator-0123456789abcd';
 const SCRAPE_SECONDS = 1;
 /** Waiting on Prometheus: it scrapes and evaluates every second; asked every 250 ms, for up to 45 s. */
 const SCRAPES = { timeoutMs: 45_000, intervalMs: 250 };
@@ -96,6 +98,7 @@ beforeAll(async () => {
     startCoordinatorProcess({
       REDIS_URL: redis.url,
       TOOLQ_API_TOKEN: TOKEN,
+      TOOLQ_OPERATOR_TOKENS: `prometheus:${OPERATOR}`,
       ANTHROPIC_API_KEY: 'test-key',
       ANTHROPIC_BASE_URL: model.url,
       TOOLQ_MODEL: 'claude-sonnet-4-6',
@@ -109,7 +112,7 @@ beforeAll(async () => {
     ruleFiles: [ALERTS_FILE],
     jobs: [
       // The job names of deploy/prometheus/prometheus.yml, which ToolqTargetDown matches.
-      { name: 'toolq-coordinator', targets: [hostOf(coordinator.url)], bearerToken: TOKEN },
+      { name: 'toolq-coordinator', targets: [hostOf(coordinator.url)], bearerToken: OPERATOR },
       { name: 'toolq-worker', targets: workers.map((w) => hostOf(w.metricsUrl ?? '')) },
     ],
   });

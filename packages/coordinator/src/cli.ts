@@ -84,7 +84,9 @@ async function main(): Promise<void> {
   const auth = {
     ...(config.apiToken ? { apiToken: config.apiToken } : {}),
     apiTokens: config.apiTokens,
+    operatorTokens: config.operatorTokens,
   };
+  const anyToken = Boolean(config.apiToken) || config.apiTokens.size > 0 || config.operatorTokens.size > 0;
   let started = false;
   const app = buildHttpServer({
     dispatcher,
@@ -92,12 +94,13 @@ async function main(): Promise<void> {
     bodyLimitBytes: config.bodyLimitBytes,
     requestTimeoutMs: config.requestTimeoutMs,
     adminWrite: config.adminWrite,
+    allowedHosts: config.allowedHosts,
     logger,
     runs,
     ...auth,
   });
   // Checked before connecting anywhere, so a misconfiguration fails fast with its own message.
-  assertSafeListen(host, Boolean(config.apiToken) || config.apiTokens.size > 0);
+  assertSafeListen(host, anyToken);
   // Listening first: while Redis cannot be reached, /healthz answers and /readyz says why.
   const url = await listen(app, { host, port: listenPort, ...auth });
   process.stdout.write(`${JSON.stringify({ event: 'listening', url })}\n`);
@@ -108,9 +111,10 @@ async function main(): Promise<void> {
     {
       url,
       redis: describeRedis(config.redis),
-      // App names only: tokens are never logged.
-      auth: config.apiToken || config.apiTokens.size > 0,
+      // App and operator names only: tokens are never logged.
+      auth: anyToken,
       apps: [...(config.apiToken ? ['default'] : []), ...config.apiTokens.keys()],
+      operators: [...config.operatorTokens.keys()],
     },
     'coordinator listening',
   );

@@ -3,22 +3,28 @@
  * them, huge and deeply nested bodies, bodies that trickle in, a batch whose answer would be too
  * large, a Redis that is full or rejects the password, one AbortSignal for many batches.
  */
+import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import Anthropic from '@anthropic-ai/sdk';
 import { startScriptedModel, toolTurnsScript } from '@toolq/scripted-model';
 import { createRedis, type Redis } from '@toolq/shared/internal';
 import { startWorker, type ToolqWorker } from '@toolq/worker';
 import diagnostics from '@toolq/worker/diagnostics';
+import { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import testTools from '../../../test-support/test-tools.ts';
-import { isLoopback } from '../src/http/auth.ts';
+import { ADMIN_MAX_JOBS_PER_PAGE, ADMIN_MAX_SHOWN_CHARS } from '../src/http/admin.ts';
+import { hostAllowed, isLoopback } from '../src/http/auth.ts';
 import { buildHttpServer, listen } from '../src/http/server.ts';
 import { Dispatcher, type ToolUse } from '../src/index.ts';
 
 const TOKEN = 'hardening-token-0123456789';
+const APP_A = 'app-a-token-0123456789abcdef';
+const APP_B = 'app-b-token-0123456789abcdef';
+const OPERATOR = 'operator-token-0123456789ab';
 let server: RedisServer;
 let redis: Redis;
 let worker: ToolqWorker;
@@ -27,6 +33,10 @@ let open: { app: FastifyInstance; url: string };
 let guarded: { app: FastifyInstance; url: string };
 /** A short request timeout, for the slow senders. */
 let impatient: { app: FastifyInstance; url: string };
+/** Two apps and an operator; the admin page writable. */
+let roles: { app: FastifyInstance; url: string };
+/** No token, one extra host name allowed. */
+let named: { app: FastifyInstance; url: string };
 
 async function serve(apiToken?: string, requestTimeoutMs?: number) {
   const app = buildHttpServer({ dispatcher, requestTimeoutMs, ...(apiToken ? { apiToken } : {}) });
@@ -48,12 +58,25 @@ beforeAll(async () => {
   open = await serve();
   guarded = await serve(TOKEN);
   impatient = await serve(undefined, 1_500);
+  const tokens = {
+    apiTokens: new Map([
+      ['appA', APP_A],
+      ['appB', APP_B],
+    ]),
+    operatorTokens: new Map([['ops', OPERATOR]]),
+  };
+  const rolesApp = buildHttpServer({ dispatcher, adminWrite: true, ...tokens });
+  roles = { app: rolesApp, url: await listen(rolesApp, { host: '127.0.0.1', port: 0, ...tokens }) };
+  const namedApp = buildHttpServer({ dispatcher, allowedHosts: ['toolq.test'] });
+  named = { app: namedApp, url: await listen(namedApp, { host: '127.0.0.1', port: 0 }) };
 });
 
 afterAll(async () => {
   await open?.app.close();
   await guarded?.app.close();
   await impatient?.app.close();
+  await roles?.app.close();
+  await named?.app.close();
   await dispatcher?.close();
   await worker?.close();
   redis?.disconnect();
@@ -193,7 +216,7 @@ describe('slow senders', () => {
       socket.write(
         [
           'POST /v1/tool-batches HTTP/1.1',
-          'Host: x',
+          'Host: 127.0.0.1',
           'Content-Type: application/json',
           'Content-Length: 100000',
           ...headers,
@@ -329,5 +352,197 @@ describe('small things', () => {
     await expect(
       dispatcher.dispatch([{ id: 'a', name: 'diag_echo', input: {} }], { timeoutMs: 2 ** 31 }),
     ).rejects.toThrow(/timeoutMs must be a whole number of ms from 1 to 2147483647/);
+  });
+});
+
+/** A request with headers fetch will not let us set (Host); answers the status and body. */
+function rawRequest(
+  url: string,
+  path: string,
+  headers: Record<string, string>,
+  method = 'GET',
+): Promise<{ status: number; body: string }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: hostname, port, path, method, headers }, (res) => {
+      let body = '';
+      res.on('data', (d) => {
+        body += d.toString();
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+const codeOf = (body: string) => (JSON.parse(body) as { error: { code: string } }).error.code;
+
+describe('operators and apps', () => {
+  const ADMIN_API = '/admin/queues/api/queues';
+
+  it("refuses an app's token on the admin page, its API and its writes (403), and lets an operator in", async () => {
+    for (const token of [APP_A, APP_B]) {
+      for (const [method, path] of [
+        ['GET', '/admin/queues'],
+        ['GET', ADMIN_API],
+        ['GET', '/admin/queues/queue/%7Bdefault%7D'],
+        ['PUT', '/admin/queues/api/queues/pause'],
+        ['PUT', `/admin/queues/api/queues/${encodeURIComponent('{default}')}/some-job/retry`],
+        // The router decodes the path; the check looks at the route matched, not the raw URL.
+        ['GET', '/%61dmin/queues/api/queues'],
+      ] as const) {
+        const res = await rawRequest(roles.url, path, { ...bearer(token), host: '127.0.0.1' }, method);
+        expect(res.status, `${method} ${path}`).toBe(403);
+        expect(codeOf(res.body), path).toBe('FORBIDDEN');
+      }
+    }
+    const page = await fetch(`${roles.url}/admin/queues`, { headers: bearer(OPERATOR) });
+    expect(page.status).toBe(200);
+    const api = await fetch(`${roles.url}${ADMIN_API}`, { headers: bearer(OPERATOR) });
+    expect(api.status).toBe(200);
+    const none = await fetch(`${roles.url}${ADMIN_API}`);
+    expect(none.status).toBe(401);
+  });
+
+  it('keeps /metrics for operators, and the app API for apps', async () => {
+    expect((await fetch(`${roles.url}/metrics`)).status).toBe(401);
+    const asApp = await fetch(`${roles.url}/metrics`, { headers: bearer(APP_A) });
+    expect(asApp.status).toBe(403);
+    expect(((await asApp.json()) as { error: { code: string } }).error.code).toBe('FORBIDDEN');
+    const asOperator = await fetch(`${roles.url}/metrics`, { headers: bearer(OPERATOR) });
+    expect(asOperator.status).toBe(200);
+    expect(await asOperator.text()).toContain('toolq_tool_calls_total');
+
+    const tools = await fetch(`${roles.url}/v1/tools`, { headers: bearer(OPERATOR) });
+    expect(tools.status).toBe(403);
+    expect(((await tools.json()) as { error: { message: string } }).error.message).toMatch(/for apps/);
+    expect((await fetch(`${roles.url}/v1/tools`, { headers: bearer(APP_B) })).status).toBe(200);
+    for (const probe of ['/healthz', '/readyz'])
+      expect((await fetch(`${roles.url}${probe}`)).status).toBe(200);
+    // No such route: 401 without a token, 404 with either kind.
+    expect((await fetch(`${roles.url}/admin/queues-nope`)).status).toBe(401);
+    for (const token of [APP_A, OPERATOR])
+      expect((await fetch(`${roles.url}/admin/queues-nope`, { headers: bearer(token) })).status).toBe(404);
+  });
+
+  it(`caps the admin page's page size at ${ADMIN_MAX_JOBS_PER_PAGE} jobs`, async () => {
+    type Listing = { queues: { name: string; pagination: { range: { start: number; end: number } } }[] };
+    for (const [asked, end] of [
+      ['100000', ADMIN_MAX_JOBS_PER_PAGE - 1],
+      ['7', 6],
+    ] as const) {
+      const res = await fetch(
+        `${roles.url}${ADMIN_API}?activeQueue=${encodeURIComponent('{default}')}&status=waiting&page=1&jobsPerPage=${asked}`,
+        { headers: bearer(OPERATOR) },
+      );
+      expect(res.status).toBe(200);
+      const { queues } = (await res.json()) as Listing;
+      expect(queues.length).toBeGreaterThan(0);
+      for (const q of queues) expect(q.pagination.range, `${asked} ${q.name}`).toEqual({ start: 0, end });
+    }
+  });
+
+  it(`shows at most ${ADMIN_MAX_SHOWN_CHARS} characters of a job's data`, async () => {
+    const producer = new Queue('{default}', { connection: { url: server.url }, prefix: 'toolq' });
+    try {
+      // Delayed: it stays in the queue, away from the worker, while the page lists it.
+      await producer.add(
+        'diag_echo',
+        { v: 1, tool: 'diag_echo', input: { value: 'x'.repeat(1_000_000) } },
+        { jobId: 'big-input', delay: 600_000 },
+      );
+      const res = await fetch(
+        `${roles.url}${ADMIN_API}?activeQueue=${encodeURIComponent('{default}')}&status=delayed&page=1&jobsPerPage=10`,
+        { headers: bearer(OPERATOR) },
+      );
+      expect(res.status).toBe(200);
+      const text = await res.text();
+      expect(text.length).toBeLessThan(2 * ADMIN_MAX_SHOWN_CHARS);
+      type Listing = {
+        queues: { name: string; jobs: { id: string; data: { clipped: string; start: string } }[] }[];
+      };
+      const job = ((JSON.parse(text) as Listing).queues.find((q) => q.name === '{default}')?.jobs ?? []).find(
+        (j) => j.id === 'big-input',
+      );
+      expect(job?.data.clipped).toMatch(/^only the first 65536 of 10000\d\d characters are shown$/);
+      expect(job?.data.start.startsWith('{"v":1,"tool":"diag_echo"')).toBe(true);
+    } finally {
+      await producer.remove('big-input');
+      await producer.close();
+    }
+  });
+
+  it('answers the admin page with a CSP that keeps it on this machine, and without Google Fonts', async () => {
+    const res = await fetch(`${roles.url}/admin/queues`, { headers: bearer(OPERATOR) });
+    const csp = res.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("default-src 'self'");
+    expect(csp).toContain("connect-src 'self'");
+    expect(csp).toContain("font-src 'self' data:");
+    const html = await res.text();
+    expect(html).toContain('static/js/');
+    expect(html).not.toMatch(/https?:\/\//);
+  });
+});
+
+describe('the Host header without tokens (DNS rebinding)', () => {
+  it('serves only requests naming this machine or an allowed host', async () => {
+    const port = new URL(open.url).port;
+    for (const host of [
+      `127.0.0.1:${port}`,
+      `localhost:${port}`,
+      'localhost',
+      `[::1]:${port}`,
+      'LOCALHOST',
+    ]) {
+      const res = await rawRequest(open.url, '/v1/tools', { host });
+      expect(res.status, host).toBe(200);
+    }
+    for (const host of ['attacker.example', `attacker.example:${port}`, '127.0.0.1.nip.io', 'toolq.test']) {
+      for (const path of ['/v1/tools', '/metrics', '/healthz', '/admin/queues']) {
+        const res = await rawRequest(open.url, path, { host });
+        expect(res.status, `${host} ${path}`).toBe(403);
+        expect(codeOf(res.body)).toBe('HOST_NOT_ALLOWED');
+      }
+    }
+    // A browser's cross-site request names its page's origin.
+    const crossSite = await rawRequest(open.url, '/v1/tools', {
+      host: `127.0.0.1:${port}`,
+      origin: 'http://attacker.example',
+    });
+    expect(crossSite.status).toBe(403);
+    const sameSite = await rawRequest(open.url, '/v1/tools', {
+      host: `127.0.0.1:${port}`,
+      origin: `http://127.0.0.1:${port}`,
+    });
+    expect(sameSite.status).toBe(200);
+    // TOOLQ_ALLOWED_HOSTS adds names; with tokens the token guards and any Host is served.
+    expect((await rawRequest(named.url, '/v1/tools', { host: `toolq.test:${port}` })).status).toBe(200);
+    expect((await rawRequest(named.url, '/v1/tools', { host: 'other.test' })).status).toBe(403);
+    const viaProxy = await rawRequest(guarded.url, '/v1/tools', {
+      host: 'toolq.example.com',
+      ...bearer(TOKEN),
+    });
+    expect(viaProxy.status).toBe(200);
+  });
+
+  it('reads Host and Origin strictly', () => {
+    const ok = (host: string | undefined, origin?: string) => hostAllowed({ host, origin }, ['toolq.test']);
+    expect(ok('localhost:1')).toBe(true);
+    expect(ok('[::1]')).toBe(true);
+    expect(ok('toolq.test:8080', 'https://toolq.test')).toBe(true);
+    for (const [host, origin] of [
+      [undefined, undefined],
+      ['', undefined],
+      ['localhost.', undefined],
+      ['localhost:80@evil.example', undefined],
+      ['127.0.0.2', undefined],
+      ['localhost', 'null'],
+      ['localhost', 'file:///x'],
+      ['localhost', 'http://localhost.evil.example'],
+    ] as const) {
+      expect(ok(host, origin), `${host} ${origin}`).toBe(false);
+    }
   });
 });

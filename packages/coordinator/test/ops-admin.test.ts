@@ -1,9 +1,11 @@
 /**
  * The queue admin page (bull-board at /admin/queues) in a real headless Chromium (Debian's
  * /usr/bin/chromium driven by playwright-core), against a real coordinator process and worker
- * process: it loads with the bearer token, shows the pool's queue and its jobs, refuses requests
- * without the token, and is read-only unless TOOLQ_ADMIN_WRITE is on. The screenshots are written
- * to .tmp/admin-queues.png and .tmp/admin-queue-jobs.png.
+ * process: it loads with an operator's token, shows the pool's queue and its jobs, refuses requests
+ * without a token (401) and with an app's token (403: the page shows every app's tool inputs), is
+ * read-only unless TOOLQ_ADMIN_WRITE is on, and loads nothing from outside the machine (the browser
+ * records every request). The screenshots are written to .tmp/admin-queues.png and
+ * .tmp/admin-queue-jobs.png.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -11,15 +13,24 @@ import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
+import {
+  spawnCoordinatorProcess,
+  startCoordinatorProcess,
+} from '../../../test-support/coordinator-process.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
+import { stopChild } from '../../../test-support/stop-child.ts';
 import { waitFor } from '../../../test-support/wait-for.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const CHROMIUM = '/usr/bin/chromium';
+/** The operator's token: the admin page is for operators. */
 const TOKEN = 'admin-token-0123456789abcdef';
 const auth = { authorization: `Bearer ${TOKEN}` };
+/** The apps' tokens: app A sends the batches, app B must not see or touch them. */
+const APP_A = 'app-a-token-0123456789abcdef';
+const APP_B = 'app-b-token-0123456789abcdef';
+const TOKENS = { TOOLQ_API_TOKENS: `appA:${APP_A},appB:${APP_B}`, TOOLQ_OPERATOR_TOKENS: `ops:${TOKEN}` };
 const QUEUE = encodeURIComponent('{default}');
 
 if (!existsSync(CHROMIUM))
@@ -37,8 +48,8 @@ beforeAll(async () => {
   // One slot: the slow calls below keep one job active and the rest waiting.
   worker = await startWorkerProcess({ redisUrl: redis.url, concurrency: 1 });
   [readOnly, writable] = await Promise.all([
-    startCoordinatorProcess({ REDIS_URL: redis.url, TOOLQ_API_TOKEN: TOKEN }),
-    startCoordinatorProcess({ REDIS_URL: redis.url, TOOLQ_API_TOKEN: TOKEN, TOOLQ_ADMIN_WRITE: 'true' }),
+    startCoordinatorProcess({ REDIS_URL: redis.url, ...TOKENS }),
+    startCoordinatorProcess({ REDIS_URL: redis.url, ...TOKENS, TOOLQ_ADMIN_WRITE: 'true' }),
   ]);
   // A plain producer's job that breaks the contract fails at once and stays in "failed". It goes
   // first, and is failed before the slow calls take the worker's one slot: behind them it would wait.
@@ -55,7 +66,7 @@ beforeAll(async () => {
     };
     const sent = fetch(`${readOnly.url}/v1/tool-batches`, {
       method: 'POST',
-      headers: { ...auth, 'content-type': 'application/json' },
+      headers: { authorization: `Bearer ${APP_A}`, 'content-type': 'application/json' },
       body: JSON.stringify(body),
     }).catch(() => undefined); // cut short when the coordinator stops
     pendingBatches.push(sent);
@@ -111,6 +122,38 @@ describe('/admin/queues', () => {
     }
   });
 
+  it("answers 403 to an app's token: another app's tool inputs, retries and pauses stay out of its reach", async () => {
+    await waitFor(
+      'the slow calls to wait',
+      async () => ((await poolQueue(readOnly.url))?.counts.waiting ?? 0) > 0,
+    );
+    for (const token of [APP_A, APP_B]) {
+      const headers = { authorization: `Bearer ${token}` };
+      for (const path of [
+        '/admin/queues',
+        '/admin/queues/api/queues',
+        `/admin/queues/api/queues?activeQueue=${QUEUE}&status=waiting&page=1&jobsPerPage=10`,
+        `/admin/queues/queue/${QUEUE}`,
+      ]) {
+        const res = await fetch(`${writable.url}${path}`, { headers });
+        expect(res.status, path).toBe(403);
+        const text = await res.text();
+        expect(JSON.parse(text)).toMatchObject({ error: { code: 'FORBIDDEN' } });
+        expect(text).not.toContain('slow');
+      }
+      // The page is writable here: the token, not the read-only mode, is what refuses these.
+      for (const path of [`/api/queues/${QUEUE}/broken-job/retry`, '/api/queues/pause']) {
+        const res = await fetch(`${writable.url}/admin/queues${path}`, { method: 'PUT', headers });
+        expect(res.status, path).toBe(403);
+      }
+      expect((await fetch(`${writable.url}/metrics`, { headers })).status).toBe(403);
+    }
+    const q = await poolQueue(writable.url);
+    expect(q?.counts.failed).toBe(1);
+    expect(q?.counts.paused ?? 0).toBe(0);
+    expect((await fetch(`${writable.url}/metrics`, { headers: auth })).status).toBe(200);
+  });
+
   it("lists the pool's queue from the worker catalog, with its active, waiting and failed jobs", async () => {
     await waitFor('1 active, 3 waiting, 1 failed', async () => {
       const q = await poolQueue(readOnly.url);
@@ -148,8 +191,16 @@ describe('/admin/queues', () => {
       // A browser cannot add a bearer header to a navigation by itself; the page's requests
       // (document, assets, API polls) all get it here, as an auth proxy in front would add it.
       await page.setExtraHTTPHeaders(auth);
+      // Everything the page loads, and anything the CSP blocked.
+      const requested: string[] = [];
+      const blocked: string[] = [];
+      page.on('request', (r) => requested.push(r.url()));
+      page.on('console', (m) => {
+        if (/Content Security Policy/i.test(m.text())) blocked.push(m.text());
+      });
       const res = await page.goto(`${readOnly.url}/admin/queues`);
       expect(res?.status()).toBe(200);
+      expect(res?.headers()['content-security-policy']).toContain("default-src 'self'");
       await page
         .getByText('pool default')
         .first()
@@ -167,6 +218,12 @@ describe('/admin/queues', () => {
       for (const id of ['"slow2"', '"slow3"', '"slow4"']) expect(text).toContain(id);
       expect(text).toContain('diag_sleep');
       await page.screenshot({ path: join(ROOT, '.tmp/admin-queue-jobs.png'), fullPage: true });
+      // bull-board's page asked fonts.googleapis.com for its typeface: nothing leaves the machine now.
+      expect(requested.length).toBeGreaterThan(5);
+      expect(requested.filter((u) => !u.startsWith(`${readOnly.url}/`) && !u.startsWith('data:'))).toEqual(
+        [],
+      );
+      expect(blocked).toEqual([]);
     } finally {
       await page.close();
     }
@@ -200,5 +257,28 @@ describe('/admin/queues', () => {
     } finally {
       await producer.close();
     }
+  });
+
+  it('logs operator and app names at start, never their tokens; a token both app and operator stops it', async () => {
+    const started = spawnCoordinatorProcess({ REDIS_URL: redis.url, ...TOKENS, TOOLQ_LOG_LEVEL: 'info' });
+    try {
+      await waitFor('the coordinator to log that it listens', async () =>
+        started.output().includes('coordinator listening'),
+      );
+      expect(started.output()).toMatch(/"operators":\["ops"\]/);
+      for (const token of [TOKEN, APP_A, APP_B]) expect(started.output()).not.toContain(token);
+    } finally {
+      await stopChild(started.child);
+    }
+    const refused = spawnCoordinatorProcess({
+      REDIS_URL: redis.url,
+      TOOLQ_API_TOKENS: `appA:${APP_A}`,
+      TOOLQ_OPERATOR_TOKENS: `ops:${APP_A}`,
+    });
+    expect(await refused.exited).not.toBe(0);
+    expect(refused.output()).toMatch(
+      /TOOLQ_OPERATOR_TOKENS: entry 1 \(operator ops\): the token is used by an app/,
+    );
+    expect(refused.output()).not.toContain(APP_A);
   });
 });

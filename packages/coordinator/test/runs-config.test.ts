@@ -5,7 +5,7 @@
 import { loadConfig, ToolqError } from '@toolq/shared';
 import { parseApiTokens } from '@toolq/shared/internal';
 import { describe, expect, it } from 'vitest';
-import { AppTokens } from '../src/http/auth.ts';
+import { BearerTokens } from '../src/http/auth.ts';
 
 const SECRET = 'very-secret-token-0123456789';
 
@@ -97,13 +97,14 @@ describe('TOOLQ_API_TOKENS', () => {
   });
 });
 
-describe('AppTokens', () => {
-  const tokens = new AppTokens({
+describe('BearerTokens', () => {
+  const tokens = new BearerTokens({
     apiToken: SECRET,
     apiTokens: new Map([
       ['alpha', 'alpha-token-0123456789'],
       ['beta', 'beta-token-0123456789ab'],
     ]),
+    operatorTokens: new Map([['ops', 'ops-token-0123456789abcd']]),
   });
 
   it('names the app of the presented token, and none for anything else', () => {
@@ -122,7 +123,53 @@ describe('AppTokens', () => {
   });
 
   it('requires nothing when no token is set', () => {
-    expect(new AppTokens({}).required).toBe(false);
+    expect(new BearerTokens({}).required).toBe(false);
     expect(tokens.required).toBe(true);
+    expect(new BearerTokens({ operatorTokens: new Map([['ops', SECRET]]) }).required).toBe(true);
+  });
+
+  it("tells an operator's token from an app's, and gives an operator no app", () => {
+    expect(tokens.holderOf('Bearer ops-token-0123456789abcd')).toEqual({ role: 'operator', name: 'ops' });
+    expect(tokens.holderOf('Bearer alpha-token-0123456789')).toEqual({ role: 'app', name: 'alpha' });
+    expect(tokens.appFor('Bearer ops-token-0123456789abcd')).toBeUndefined();
+  });
+});
+
+describe('TOOLQ_OPERATOR_TOKENS and TOOLQ_ALLOWED_HOSTS', () => {
+  it('parse name:token pairs and host names', () => {
+    const config = loadConfig({
+      TOOLQ_OPERATOR_TOKENS: `ops:${SECRET}, prometheus:prometheus-token-0123456789`,
+      TOOLQ_ALLOWED_HOSTS: 'toolq.internal, 10.0.0.5 ,[fd00::1]',
+    });
+    expect([...config.operatorTokens]).toEqual([
+      ['ops', SECRET],
+      ['prometheus', 'prometheus-token-0123456789'],
+    ]);
+    expect(config.allowedHosts).toEqual(['toolq.internal', '10.0.0.5', '[fd00::1]']);
+    expect(loadConfig({}).operatorTokens.size).toBe(0);
+    expect(loadConfig({}).allowedHosts).toEqual([]);
+  });
+
+  it('say what is wrong and where, never the token; no token is both an app and an operator', () => {
+    const cases: [Record<string, string>, RegExp][] = [
+      [{ TOOLQ_OPERATOR_TOKENS: `ops${SECRET}` }, /TOOLQ_OPERATOR_TOKENS: entry 1 is not name:token/],
+      [{ TOOLQ_OPERATOR_TOKENS: 'ops:short' }, /entry 1 \(operator ops\): the token must be at least 16/],
+      [
+        { TOOLQ_OPERATOR_TOKENS: `a:${SECRET},b:${SECRET}` },
+        /entry 2 \(operator b\): the token is used by another operator/,
+      ],
+      [{ TOOLQ_OPERATOR_TOKENS: `ops:${SECRET}`, TOOLQ_API_TOKEN: SECRET }, /the token is used by an app/],
+      [
+        { TOOLQ_OPERATOR_TOKENS: `ops:${SECRET}`, TOOLQ_API_TOKENS: `alpha:${SECRET}` },
+        /TOOLQ_OPERATOR_TOKENS: entry 1 \(operator ops\): the token is used by an app/,
+      ],
+      [{ TOOLQ_ALLOWED_HOSTS: 'ok.example,evil.example:8080' }, /TOOLQ_ALLOWED_HOSTS.*entry 2/],
+    ];
+    for (const [env, expected] of cases) {
+      const message = messageOf(() => loadConfig(env));
+      expect(message).toMatch(expected);
+      expect(message).not.toContain(SECRET);
+      expect(message).not.toContain('short');
+    }
   });
 });

@@ -27,6 +27,7 @@ import {
 const ALPHA = 'alpha-token-0123456789abcdef';
 const BETA = 'beta-token-0123456789abcdef0';
 const DEFAULT = 'default-token-0123456789abcd';
+const OPERATOR = 'operator-token-0123456789abc';
 const TAKEOVER_MS = 3_000;
 const RUN_TOOLS = fileURLToPath(new URL('../../../test-support/run-tools.ts', import.meta.url));
 
@@ -46,6 +47,8 @@ const startCoordinator = () =>
     ANTHROPIC_BASE_URL: model.url,
     TOOLQ_API_TOKEN: DEFAULT,
     TOOLQ_API_TOKENS: `alpha:${ALPHA},beta:${BETA}`,
+    // /metrics is for operators.
+    TOOLQ_OPERATOR_TOKENS: `ops:${OPERATOR}`,
     TOOLQ_RUN_TAKEOVER_MS: String(TAKEOVER_MS),
   });
 
@@ -395,7 +398,9 @@ describe('a coordinator frozen in the middle of a run', () => {
     // when it learnt of the takeover first (which comes first depends on the machine's load):
     // either way its loop ran on, and was refused.
     await waitFor('the revived owner to get the answer', async () => {
-      const metrics = await (await fetch(`${frozen.url}/metrics`)).text();
+      const metrics = await (
+        await fetch(`${frozen.url}/metrics`, { headers: { authorization: `Bearer ${OPERATOR}` } })
+      ).text();
       return (
         /toolq_tool_calls_total\{[^}]*tool="test_slow"[^}]*outcome="(ok|cancelled)"[^}]*\} 1/.test(metrics) ||
         undefined

@@ -29,6 +29,9 @@ const addressList = z.string().transform((value, ctx): RedisAddress[] => {
   });
   return out;
 });
+/** A DNS name or an IP literal (IPv6 in brackets), without a port. */
+const HOST_NAME =
+  /^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*|\[[0-9a-f:.]+\])$/;
 const flag = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'use true or false' })
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
@@ -70,6 +73,29 @@ const envSchema = z.object({
   TOOLQ_API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** `name:token,...`: one bearer token per app; each app sees only its own runs and batches. */
   TOOLQ_API_TOKENS: z.string().min(1).optional(),
+  /**
+   * `name:token,...`: the operators' bearer tokens, for the queue admin page and /metrics (and
+   * only those). An app token there answers 403.
+   */
+  TOOLQ_OPERATOR_TOKENS: z.string().min(1).optional(),
+  /**
+   * Host names (comma-separated) a request may name in its Host header besides localhost,
+   * 127.0.0.1 and [::1], when no token is set. With tokens any Host is served.
+   */
+  TOOLQ_ALLOWED_HOSTS: z
+    .string()
+    .transform((value, ctx) => {
+      const hosts = value.split(',').map((h) => h.trim().toLowerCase());
+      hosts.forEach((host, i) => {
+        if (!HOST_NAME.test(host))
+          ctx.addIssue({
+            code: 'custom',
+            message: `entry ${i + 1} (${JSON.stringify(host)}) is not a host name`,
+          });
+      });
+      return hosts;
+    })
+    .optional(),
   /** How long a run's record and events are kept after it finished (a running run never expires). */
   TOOLQ_RUN_RETENTION_MS: intFrom(1_000, 365 * 24 * 3600_000).default(DEFAULTS.runRetentionMs),
   /** A run whose coordinator died is taken over by another within this long. */
@@ -130,6 +156,10 @@ export interface ToolqConfig {
   apiToken: string | undefined;
   /** App name → token, from TOOLQ_API_TOKENS (empty when unset). */
   apiTokens: Map<string, string>;
+  /** Operator name → token, from TOOLQ_OPERATOR_TOKENS (empty when unset). */
+  operatorTokens: Map<string, string>;
+  /** Host names served without tokens besides the loopback names (TOOLQ_ALLOWED_HOSTS). */
+  allowedHosts: string[];
   runRetentionMs: number;
   runTakeoverMs: number;
   runConcurrency: number;
@@ -166,6 +196,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolqConfig {
     throw new ToolqError('CONFIG_INVALID', `invalid environment: ${describeZodIssues(parsed.error, 20)}`);
   }
   const e = parsed.data;
+  const apiTokens = parseApiTokens(e.TOOLQ_API_TOKENS, e.TOOLQ_API_TOKEN);
   return {
     redis: redisConnectionFrom(e),
     redisUrl: e.REDIS_URL,
@@ -177,7 +208,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolqConfig {
     port: e.TOOLQ_PORT,
     metricsPort: e.TOOLQ_METRICS_PORT,
     apiToken: e.TOOLQ_API_TOKEN,
-    apiTokens: parseApiTokens(e.TOOLQ_API_TOKENS, e.TOOLQ_API_TOKEN),
+    apiTokens,
+    operatorTokens: parseNamedTokens(e.TOOLQ_OPERATOR_TOKENS, {
+      variable: 'TOOLQ_OPERATOR_TOKENS',
+      what: 'operator',
+      // A token that is both would open the app API and the operator routes alike.
+      taken: [...(e.TOOLQ_API_TOKEN === undefined ? [] : [e.TOOLQ_API_TOKEN]), ...apiTokens.values()],
+      takenBy: 'an app (TOOLQ_API_TOKEN or TOOLQ_API_TOKENS)',
+    }),
+    allowedHosts: e.TOOLQ_ALLOWED_HOSTS ?? [],
     runRetentionMs: e.TOOLQ_RUN_RETENTION_MS,
     runTakeoverMs: e.TOOLQ_RUN_TAKEOVER_MS,
     runConcurrency: e.TOOLQ_RUN_CONCURRENCY,
@@ -280,30 +319,55 @@ export function defaultCoordinatorId(): string {
   return processId();
 }
 
-const APP_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+const TOKEN_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /**
  * `name:token,...`. Messages name the entry by position and app, never the token: configuration
  * errors end up in logs. The single TOOLQ_API_TOKEN is the app `default`, so no entry may take it.
  */
 export function parseApiTokens(raw: string | undefined, single?: string): Map<string, string> {
+  return parseNamedTokens(raw, {
+    variable: 'TOOLQ_API_TOKENS',
+    what: 'app',
+    taken: single === undefined ? [] : [single],
+    takenBy: 'another app',
+    reserved: single === undefined ? undefined : { name: 'default', why: 'is the app of TOOLQ_API_TOKEN' },
+  });
+}
+
+/** `name:token,...` of `variable`; no token may be one of `taken` or repeat. Never prints a token. */
+function parseNamedTokens(
+  raw: string | undefined,
+  options: {
+    variable: string;
+    /** What a name names, in messages: `app`, `operator`. */
+    what: string;
+    taken: readonly string[];
+    /** Who holds the `taken` tokens, in messages. */
+    takenBy: string;
+    reserved?: { name: string; why: string } | undefined;
+  },
+): Map<string, string> {
   const tokens = new Map<string, string>();
   if (raw === undefined) return tokens;
+  const { what } = options;
   const fail = (why: string) => {
-    throw new ToolqError('CONFIG_INVALID', `invalid environment: TOOLQ_API_TOKENS: ${why}`);
+    throw new ToolqError('CONFIG_INVALID', `invalid environment: ${options.variable}: ${why}`);
   };
-  const seen = new Set(single === undefined ? [] : [single]);
+  const taken = new Set(options.taken);
+  const seen = new Set<string>();
   raw.split(',').forEach((entry, i) => {
     const at = entry.indexOf(':');
     const name = entry.slice(0, Math.max(0, at)).trim();
     const token = entry.slice(at + 1).trim();
     if (at < 0) fail(`entry ${i + 1} is not name:token`);
-    if (!APP_NAME.test(name)) fail(`entry ${i + 1}: the app name must be 1-64 letters, digits, _ . -`);
-    if (name === 'default' && single !== undefined)
-      fail(`entry ${i + 1}: "default" is the app of TOOLQ_API_TOKEN; use another name`);
-    if (tokens.has(name)) fail(`entry ${i + 1}: app ${name} is named twice`);
-    if (token.length < 16) fail(`entry ${i + 1} (app ${name}): the token must be at least 16 characters`);
-    if (seen.has(token)) fail(`entry ${i + 1} (app ${name}): the token is used by another app`);
+    if (!TOKEN_NAME.test(name)) fail(`entry ${i + 1}: the ${what} name must be 1-64 letters, digits, _ . -`);
+    if (name === options.reserved?.name)
+      fail(`entry ${i + 1}: "${name}" ${options.reserved.why}; use another name`);
+    if (tokens.has(name)) fail(`entry ${i + 1}: ${what} ${name} is named twice`);
+    if (token.length < 16) fail(`entry ${i + 1} (${what} ${name}): the token must be at least 16 characters`);
+    if (seen.has(token)) fail(`entry ${i + 1} (${what} ${name}): the token is used by another ${what}`);
+    if (taken.has(token)) fail(`entry ${i + 1} (${what} ${name}): the token is used by ${options.takenBy}`);
     seen.add(token);
     tokens.set(name, token);
   });

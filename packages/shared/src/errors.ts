@@ -20,6 +20,15 @@ export type ToolqErrorCode =
   | 'INVALID_JSON'
   | 'NOT_FOUND'
   | 'UNAUTHORIZED'
+  /** The token is known but not for this route: an app token on an operator route, or the reverse. */
+  | 'FORBIDDEN'
+  /**
+   * Without tokens, a request whose Host (or Origin) is not this machine's name: a page on another
+   * site reaching the loopback API through DNS rebinding.
+   */
+  | 'HOST_NOT_ALLOWED'
+  /** A write on the queue admin page while it is read-only (TOOLQ_ADMIN_WRITE unset). */
+  | 'READ_ONLY'
   | 'BODY_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'INTERNAL'

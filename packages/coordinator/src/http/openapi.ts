@@ -55,7 +55,12 @@ function operation(route: ApiRoute): JsonObject {
     ? route.responses
     : {
         ...route.responses,
-        401: error('The bearer token is missing or wrong (when TOOLQ_API_TOKEN is set).'),
+        401: error('The bearer token is missing or wrong (when tokens are set).'),
+        403: error(
+          route.operator
+            ? 'An app token: this route needs an operator token (TOOLQ_OPERATOR_TOKENS).'
+            : 'An operator token: this route needs an app token (TOOLQ_API_TOKEN, TOOLQ_API_TOKENS).',
+        ),
       };
   for (const [status, r] of Object.entries(all).sort(([a], [b]) => Number(a) - Number(b))) {
     const contentType = r.contentType ?? 'application/json';
@@ -112,9 +117,11 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[]): JsonObject {
       version: '1.0.0',
       description:
         "Runs the tool calls of an LLM agent as jobs on a queue: send a model turn's tool_use blocks, get their " +
-        'tool_result blocks back in order. With TOOLQ_API_TOKEN set, every route but the probes needs ' +
-        '`Authorization: Bearer <token>`; without it the server listens on loopback only. Every error is ' +
-        '`{"error": {"code", "message"}}`.',
+        'tool_result blocks back in order. With tokens set, every route but the probes needs ' +
+        '`Authorization: Bearer <token>`: an app token (TOOLQ_API_TOKEN, TOOLQ_API_TOKENS) for the API, an ' +
+        'operator token (TOOLQ_OPERATOR_TOKENS) for /metrics and the queue admin page; the other kind answers 403. ' +
+        'Without tokens the server listens on loopback only and serves only requests whose Host is localhost, ' +
+        '127.0.0.1 or [::1] (or TOOLQ_ALLOWED_HOSTS). Every error is `{"error": {"code", "message"}}`.',
     },
     tags: [
       { name: 'batches', description: 'Tool batches: the tool_use blocks of one model turn.' },

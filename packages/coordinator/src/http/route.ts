@@ -96,6 +96,8 @@ interface RouteFacts {
   tag: 'batches' | 'runs' | 'tools' | 'operations';
   /** Reachable without the bearer token (probes); every other route answers 401 without it. */
   open?: boolean;
+  /** For operators (TOOLQ_OPERATOR_TOKENS): an app token answers 403, as an operator token does elsewhere. */
+  operator?: boolean;
   responses: Record<number, ApiResponse>;
   /** Throws when the route cannot serve at all; checked before the request is. */
   ready?: (ctx: RouteContext) => void;

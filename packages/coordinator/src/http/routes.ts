@@ -132,8 +132,8 @@ const TOOL_ROUTES: ApiRoute[] = [
       400: { description: 'A window that is not a duration, or out of range.', body: ERROR },
     },
     // An app sees its own calls only: other apps' tools and volumes are theirs.
-    // TODO(operator tokens): a request with an operator token (TOOLQ_OPERATOR_TOKENS, auth.ts)
-    // should get the fleet's report: pass `undefined` as the app for it.
+    // Operators' tokens do not reach the app API (auth.ts): they read the whole fleet through
+    // /metrics and `toolq-report`.
     handler: async ({ query, request, ctx }) =>
       withinRedis(
         fleetReport(ctx.dispatcher.callLog, query.window ?? DEFAULT_REPORT_WINDOW, appOf(request)),
@@ -186,8 +186,9 @@ const OPS_ROUTES: ApiRoute[] = [
     path: '/metrics',
     operationId: 'getMetrics',
     tag: 'operations',
-    open: true,
-    summary: 'Prometheus metrics',
+    // The fleet's numbers (tools, pools, models, queue depths) are the operators', not any app's.
+    operator: true,
+    summary: 'Prometheus metrics (an operator token, when tokens are set)',
     responses: {
       200: { description: 'Prometheus text exposition format.', contentType: 'text/plain; version=0.0.4' },
     },
@@ -210,6 +211,11 @@ export const API_ROUTES: readonly ApiRoute[] = [
 
 /** The paths reachable without a token: the auth hook and the start-up gate let them through. */
 export const OPEN_PATHS: ReadonlySet<string> = new Set(API_ROUTES.filter((r) => r.open).map((r) => r.path));
+
+/** The API's paths for operators only (the admin page, outside the table, is too). */
+export const OPERATOR_PATHS: ReadonlySet<string> = new Set(
+  API_ROUTES.filter((r) => r.operator).map((r) => r.path),
+);
 
 function batchResponse(result: BatchResult) {
   return {

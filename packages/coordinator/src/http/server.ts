@@ -5,18 +5,25 @@
  */
 import type { ServerResponse } from 'node:http';
 import { type Logger, ToolqError } from '@toolq/shared';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import secureJson from 'secure-json-parse';
 import type { Dispatcher } from '../dispatcher.ts';
 import type { RunService } from '../runs/run-service.ts';
-import { registerAdmin } from './admin.ts';
-import { AppTokens, assertSafeListen, isOpenPath, registerAuth } from './auth.ts';
+import { ADMIN_PATH, registerAdmin } from './admin.ts';
+import {
+  type Access,
+  assertSafeListen,
+  BearerTokens,
+  isOpenPath,
+  registerAuth,
+  registerHostCheck,
+} from './auth.ts';
 import { HTTP_DEFAULTS } from './defaults.ts';
 import { toHttpError } from './errors.ts';
 import { JsonShapeScanner } from './json-shape.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import { type RouteContext, registerRoutes } from './route.ts';
-import { API_ROUTES, OPEN_PATHS } from './routes.ts';
+import { API_ROUTES, OPEN_PATHS, OPERATOR_PATHS } from './routes.ts';
 import { registerRunHooks } from './runs.ts';
 import { MAX_TOOL_USES_PER_BATCH } from './schemas.ts';
 
@@ -26,6 +33,10 @@ export interface HttpServerOptions {
   apiToken?: string;
   /** App name → bearer token (TOOLQ_API_TOKENS); each app sees only its own runs and batches. */
   apiTokens?: ReadonlyMap<string, string>;
+  /** Operator name → bearer token (TOOLQ_OPERATOR_TOKENS): the admin page and /metrics, nothing else. */
+  operatorTokens?: ReadonlyMap<string, string>;
+  /** Host names served without tokens besides localhost, 127.0.0.1 and [::1] (TOOLQ_ALLOWED_HOSTS). */
+  allowedHosts?: readonly string[];
   /** Largest request body. Default 10 MiB. */
   bodyLimitBytes?: number;
   /** How long a client may take to send a request's headers and body (slow senders hold sockets). Default 30 s. */
@@ -93,10 +104,14 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
     throw new ToolqError('NOT_FOUND', `no route ${request.method} ${request.url}`);
   });
 
-  registerAuth(app, new AppTokens(options), OPEN_PATHS);
+  const tokens = new BearerTokens(options);
+  // First of all hooks: a rebound name learns nothing, not even whether it needs a token.
+  registerHostCheck(app, tokens, options.allowedHosts ?? []);
+  registerAuth(app, tokens, accessOf);
   const started = options.isStarted ?? (() => true);
   app.addHook('onRequest', async (request) => {
-    if (started() || isOpenPath(request, OPEN_PATHS)) return;
+    // /metrics copes with Redis being away by itself, and a starting coordinator is worth seeing.
+    if (started() || isOpenPath(request, OPEN_PATHS) || isOpenPath(request, OPERATOR_PATHS)) return;
     // No probe per request: during an outage each would wait in the connection's queue.
     throw new ToolqError(
       'REDIS_UNAVAILABLE',
@@ -124,6 +139,19 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
   return app;
 }
 
+/**
+ * What a request needs, by the route it matched (`routeOptions.url`, the route's own pattern):
+ * the raw URL may spell a path in ways the router decodes (`/%61dmin/queues`), the pattern not.
+ * A request that matched nothing needs a token, of either kind, and then is a 404.
+ */
+function accessOf(request: FastifyRequest): Access {
+  const path = request.routeOptions.url;
+  if (path === undefined) return 'token';
+  if (OPEN_PATHS.has(path)) return 'open';
+  if (OPERATOR_PATHS.has(path) || path === ADMIN_PATH || path.startsWith(`${ADMIN_PATH}/`)) return 'operator';
+  return 'app';
+}
+
 function parseJsonBody(body: string): unknown {
   if (body.trim() === '')
     throw new ToolqError('INVALID_JSON', 'the body is not valid JSON: the body is empty');
@@ -142,8 +170,14 @@ function parseJsonBody(body: string): unknown {
 
 export async function listen(
   app: FastifyInstance,
-  options: { host: string; port: number; apiToken?: string; apiTokens?: ReadonlyMap<string, string> },
+  options: {
+    host: string;
+    port: number;
+    apiToken?: string;
+    apiTokens?: ReadonlyMap<string, string>;
+    operatorTokens?: ReadonlyMap<string, string>;
+  },
 ) {
-  assertSafeListen(options.host, Boolean(options.apiToken) || (options.apiTokens?.size ?? 0) > 0);
+  assertSafeListen(options.host, new BearerTokens(options).required);
   return app.listen({ host: options.host, port: options.port });
 }

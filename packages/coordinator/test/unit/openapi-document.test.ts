@@ -47,13 +47,14 @@ describe('the OpenAPI document', () => {
     );
   });
 
-  it('marks the probes open and documents 401 on every other route', () => {
+  it('marks the probes open and documents 401 and 403 (the other kind of token) on every other route', () => {
     const { paths } = buildOpenApiDocument(API_ROUTES) as Document;
     for (const [path, ops] of Object.entries(paths)) {
       for (const [method, op] of Object.entries(ops)) {
-        const open = ['/healthz', '/readyz', '/metrics'].includes(path);
+        const open = ['/healthz', '/readyz'].includes(path);
         expect(op.security, `${method} ${path}`).toEqual(open ? [] : undefined);
         expect(Object.keys(op.responses).includes('401'), `${method} ${path}`).toBe(!open);
+        expect(Object.keys(op.responses).includes('403'), `${method} ${path}`).toBe(!open);
       }
     }
   });

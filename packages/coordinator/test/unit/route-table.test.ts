@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Dispatcher } from '../../src/dispatcher.ts';
 import { toHttpError } from '../../src/http/errors.ts';
 import { type RouteContext, registerRoutes } from '../../src/http/route.ts';
-import { API_ROUTES, OPEN_PATHS } from '../../src/http/routes.ts';
+import { API_ROUTES, OPEN_PATHS, OPERATOR_PATHS } from '../../src/http/routes.ts';
 
 describe('the route table', () => {
   it('has each method and path once, and each operationId once', () => {
@@ -27,7 +27,12 @@ describe('the route table', () => {
   });
 
   it('leaves only the probes open: every other route needs the bearer token', () => {
-    expect([...OPEN_PATHS].sort()).toEqual(['/healthz', '/metrics', '/readyz']);
+    expect([...OPEN_PATHS].sort()).toEqual(['/healthz', '/readyz']);
+  });
+
+  it('keeps /metrics for operators (an app token is 403 there)', () => {
+    expect([...OPERATOR_PATHS]).toEqual(['/metrics']);
+    expect(API_ROUTES.filter((r) => r.open && r.operator)).toEqual([]);
   });
 
   it('documents 400 on every route that checks a part of the request', () => {
