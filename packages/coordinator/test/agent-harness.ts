@@ -4,12 +4,11 @@
  */
 import Anthropic from '@anthropic-ai/sdk';
 import { type Script, type ScriptedModel, startScriptedModel } from '@toolq/scripted-model';
-import { startWorker, type ToolqWorker } from '@toolq/worker';
+import type { ToolqWorker } from '@toolq/worker';
 import diagnostics from '@toolq/worker/diagnostics';
-import { afterAll, afterEach, beforeAll } from 'vitest';
-import { testLogger } from '../../../test-support/logger.ts';
-import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
-import { Dispatcher } from '../src/dispatcher.ts';
+import { afterEach } from 'vitest';
+import { useInProcessFleet } from '../../../test-support/in-process-fleet.ts';
+import type { Dispatcher } from '../src/dispatcher.ts';
 
 export interface AgentHarness {
   readonly dispatcher: Dispatcher;
@@ -25,41 +24,19 @@ export interface AgentHarness {
 
 /** Registers the suite's hooks; use inside a test file, at the top level. */
 export function useAgentHarness(): AgentHarness {
-  let redis: RedisServer | undefined;
-  let worker: ToolqWorker | undefined;
-  let dispatcher: Dispatcher | undefined;
-  const models: ScriptedModel[] = [];
   const served = diagnostics.filter((t) => t.name !== 'diag_crash');
-
-  beforeAll(async () => {
-    redis = await startRedisServer();
-    worker = await startWorker({
-      tools: served,
-      redisUrl: redis.url,
-      logger: testLogger(),
-    });
-    dispatcher = new Dispatcher({ redisUrl: redis.url, logger: testLogger() });
-    await dispatcher.start();
-  });
+  const fleet = useInProcessFleet({ workers: [{ tools: served }] });
+  const models: ScriptedModel[] = [];
   afterEach(async () => {
     await Promise.all(models.splice(0).map((m) => m.close()));
   });
-  afterAll(async () => {
-    await dispatcher?.close();
-    await worker?.close();
-    await redis?.stop();
-  });
 
-  const started = <T>(value: T | undefined): T => {
-    if (value === undefined) throw new Error('the agent harness is used before beforeAll ran');
-    return value;
-  };
   return {
     get dispatcher() {
-      return started(dispatcher);
+      return fleet.dispatcher;
     },
     get worker() {
-      return started(worker);
+      return fleet.worker;
     },
     tools: served.map((t) => t.name).sort(),
     async model(script) {

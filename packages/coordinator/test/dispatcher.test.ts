@@ -1,58 +1,32 @@
 import { contractJsonSchemas } from '@toolq/shared';
-import {
-  createKeys,
-  createRedis,
-  publishWorker,
-  type Redis,
-  readBatchOwner,
-  writeResult,
-} from '@toolq/shared/internal';
-import { startWorker, type ToolqWorker } from '@toolq/worker';
+import { createKeys, publishWorker, readBatchOwner, writeResult } from '@toolq/shared/internal';
 import diagnostics from '@toolq/worker/diagnostics';
 import { Job, Queue } from 'bullmq';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { testLogger } from '../../../test-support/logger.ts';
-import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
+import { describe, expect, it } from 'vitest';
+import { useInProcessFleet } from '../../../test-support/in-process-fleet.ts';
 import testTools from '../../../test-support/test-tools.ts';
 import { type Interval, maxOverlap, waitFor } from '../../../test-support/wait-for.ts';
-import { Dispatcher } from '../src/index.ts';
 
 /** How late after its deadline a call may be answered: the deadline timer firing late on a loaded machine. */
 const GRACE_MS = 5_000;
 /** A call the test cancels: far longer than any test takes, so answering sooner proves it was cut short. */
 const LONG_MS = 30_000;
 
-let server: RedisServer;
-let worker: ToolqWorker;
-let dispatcher: Dispatcher;
-let redis: Redis;
-
-beforeAll(async () => {
-  server = await startRedisServer();
-  redis = createRedis(server.url);
-  worker = await startWorker({
-    tools: [...diagnostics.filter((t) => t.name !== 'diag_crash'), ...testTools],
-    redisUrl: server.url,
-    concurrency: 64,
-    maxResultBytes: 100_000,
-    logger: testLogger(),
-  });
-  dispatcher = new Dispatcher({ redisUrl: server.url, logger: testLogger() });
-  await dispatcher.start();
-});
-
-afterAll(async () => {
-  await dispatcher?.close();
-  await worker?.close();
-  redis?.disconnect();
-  await server?.stop();
+const fleet = useInProcessFleet({
+  workers: [
+    {
+      tools: [...diagnostics.filter((t) => t.name !== 'diag_crash'), ...testTools],
+      concurrency: 64,
+      maxResultBytes: 100_000,
+    },
+  ],
 });
 
 const call = (id: string, name: string, input: unknown = {}) => ({ id, name, input });
 
 /** A pool that looks alive but whose worker never takes a job: only the test writes results. */
 async function publishSilentWorker(): Promise<void> {
-  await publishWorker(redis, createKeys('toolq'), {
+  await publishWorker(fleet.redis, createKeys('toolq'), {
     id: 'silent-worker',
     pool: 'silent',
     host: 'h',
@@ -62,12 +36,12 @@ async function publishSilentWorker(): Promise<void> {
     heartbeatAt: Date.now(),
     tools: [{ name: 'silent_tool', description: 'd', input_schema: { type: 'object' }, timeoutMs: 10_000 }],
   });
-  await dispatcher.catalog.refresh();
+  await fleet.dispatcher.catalog.refresh();
 }
 
 describe('order and content', () => {
   it('answers in the order of the tool_use blocks, ids matching, whatever finishes first', async () => {
-    const result = await dispatcher.dispatch([
+    const result = await fleet.dispatcher.dispatch([
       call('toolu_a', 'diag_sleep', { ms: 150 }),
       call('toolu_b', 'diag_echo', { value: 'plain string' }),
       call('toolu_c', 'diag_echo', { value: { n: 1 } }),
@@ -80,11 +54,11 @@ describe('order and content', () => {
       { type: 'tool_result', tool_use_id: 'toolu_d', content: '{"slept_ms":10}' },
     ]);
     expect(result.calls.map((c) => c.outcome)).toEqual(['ok', 'ok', 'ok', 'ok']);
-    expect(result.calls[0]?.worker).toBe(worker.id);
+    expect(result.calls[0]?.worker).toBe(fleet.worker.id);
   });
 
   it('passes content blocks through', async () => {
-    const { toolResults } = await dispatcher.dispatch([call('toolu_1', 'test_blocks')]);
+    const { toolResults } = await fleet.dispatcher.dispatch([call('toolu_1', 'test_blocks')]);
     expect(toolResults[0]?.content).toEqual([
       { type: 'text', text: 'hello' },
       { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } },
@@ -93,12 +67,12 @@ describe('order and content', () => {
   });
 
   it('answers an empty batch at once', async () => {
-    const result = await dispatcher.dispatch([]);
+    const result = await fleet.dispatcher.dispatch([]);
     expect(result.toolResults).toEqual([]);
   });
 
   it('rejects duplicate tool_use ids', async () => {
-    await expect(dispatcher.dispatch([call('x', 'diag_echo'), call('x', 'diag_echo')])).rejects.toThrow(
+    await expect(fleet.dispatcher.dispatch([call('x', 'diag_echo'), call('x', 'diag_echo')])).rejects.toThrow(
       /duplicate id x/,
     );
   });
@@ -106,7 +80,7 @@ describe('order and content', () => {
 
 describe('error mapping (promise 2)', () => {
   it('maps each kind of failure to is_error with a message the model can act on', async () => {
-    const result = await dispatcher.dispatch(
+    const result = await fleet.dispatcher.dispatch(
       [
         call('t1', 'diag_fail', { message: 'the API said no' }),
         call('t2', 'no_such_tool', {}),
@@ -160,7 +134,7 @@ describe('error mapping (promise 2)', () => {
 
   it('answers a tool whose workers are all gone at once, without a job', async () => {
     const keys = createKeys('toolq');
-    await publishWorker(redis, keys, {
+    await publishWorker(fleet.redis, keys, {
       id: 'gone-worker',
       pool: 'elsewhere',
       host: 'h',
@@ -171,21 +145,21 @@ describe('error mapping (promise 2)', () => {
       tools: [{ name: 'orphan_tool', description: 'd', input_schema: { type: 'object' }, timeoutMs: 1000 }],
     });
     const started = Date.now();
-    const result = await dispatcher.dispatch([call('t1', 'orphan_tool', {})], { timeoutMs: 20_000 });
+    const result = await fleet.dispatcher.dispatch([call('t1', 'orphan_tool', {})], { timeoutMs: 20_000 });
     // At once, not at its 20 s deadline.
     expect(Date.now() - started).toBeLessThan(20_000 - GRACE_MS);
     expect(result.toolResults[0]).toMatchObject({
       is_error: true,
       content: expect.stringMatching(/no live worker serves tool orphan_tool/),
     });
-    const queue = new Queue('{elsewhere}', { connection: redis, prefix: 'toolq' });
+    const queue = new Queue('{elsewhere}', { connection: fleet.redis, prefix: 'toolq' });
     expect(await queue.getJobCounts('wait', 'active')).toEqual({ wait: 0, active: 0 });
     await queue.close();
   });
 
   it('drops __proto__ keys at validation and pollutes nothing', async () => {
     const input = JSON.parse('{"obj": {"__proto__": {"polluted": true}, "a": 1}}');
-    const { toolResults } = await dispatcher.dispatch([call('t1', 'test_keys', input)]);
+    const { toolResults } = await fleet.dispatcher.dispatch([call('t1', 'test_keys', input)]);
     expect(JSON.parse(toolResults[0]?.content as string)).toEqual({ keys: ['a'], polluted: false });
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
@@ -193,7 +167,7 @@ describe('error mapping (promise 2)', () => {
 
 describe('deadlines and parallelism', () => {
   it('runs calls at once: 8 × 400 ms all run on the worker at the same time', async () => {
-    const result = await dispatcher.dispatch(
+    const result = await fleet.dispatcher.dispatch(
       Array.from({ length: 8 }, (_, i) => call(`t${i}`, 'diag_sleep', { ms: 400 })),
     );
     expect(result.calls.every((c) => c.outcome === 'ok')).toBe(true);
@@ -207,7 +181,7 @@ describe('deadlines and parallelism', () => {
 
   it('answers each call by its own deadline: fast ones succeed, slow ones time out', async () => {
     const started = Date.now();
-    const result = await dispatcher.dispatch(
+    const result = await fleet.dispatcher.dispatch(
       [call('fast', 'diag_sleep', { ms: 50 }), call('slow', 'diag_sleep', { ms: LONG_MS })],
       { timeoutMs: 500 },
     );
@@ -219,9 +193,9 @@ describe('deadlines and parallelism', () => {
   });
 
   it('cancels the call on its worker when the deadline passes', async () => {
-    await dispatcher.dispatch([call('slow', 'diag_sleep', { ms: LONG_MS })], { timeoutMs: 200 });
+    await fleet.dispatcher.dispatch([call('slow', 'diag_sleep', { ms: LONG_MS })], { timeoutMs: 200 });
     // The worker stops the sleep instead of holding a slot for the whole 30 s.
-    const queue = new Queue('{default}', { connection: redis, prefix: 'toolq' });
+    const queue = new Queue('{default}', { connection: fleet.redis, prefix: 'toolq' });
     try {
       await waitFor(
         'the worker to stop the call',
@@ -237,15 +211,15 @@ describe('deadlines and parallelism', () => {
 
   it('cancels every unanswered call when the caller aborts', async () => {
     const controller = new AbortController();
-    const pending = dispatcher.dispatch(
+    const pending = fleet.dispatcher.dispatch(
       [call('a', 'diag_sleep', { ms: LONG_MS }), call('b', 'diag_echo', { value: 1 })],
       { signal: controller.signal, batchId: 'caller-aborts' },
     );
     // The caller hangs up once b is answered (its result is in the batch record), a still running.
     const keys = createKeys('toolq');
     await waitFor('b to be answered', async () => {
-      const owner = await readBatchOwner(redis, keys.batchName('default', 'caller-aborts'));
-      return owner && (await redis.hexists(keys.batch(owner.coordinatorId, owner.uid), 'r:1')) === 1;
+      const owner = await readBatchOwner(fleet.redis, keys.batchName('default', 'caller-aborts'));
+      return owner && (await fleet.redis.hexists(keys.batch(owner.coordinatorId, owner.uid), 'r:1')) === 1;
     });
     controller.abort(new Error('user hung up'));
     const result = await pending;
@@ -257,7 +231,7 @@ describe('deadlines and parallelism', () => {
 
 describe('failure policies', () => {
   it('continue: partial results, the others still succeed', async () => {
-    const result = await dispatcher.dispatch(
+    const result = await fleet.dispatcher.dispatch(
       [call('a', 'diag_fail', { message: 'boom' }), call('b', 'diag_sleep', { ms: 200 })],
       { failurePolicy: 'continue' },
     );
@@ -265,7 +239,7 @@ describe('failure policies', () => {
   });
 
   it('abort: the first failure cancels the rest, each naming the failure', async () => {
-    const result = await dispatcher.dispatch(
+    const result = await fleet.dispatcher.dispatch(
       [
         call('a', 'diag_sleep', { ms: LONG_MS }),
         call('b', 'diag_fail', { message: 'boom' }),
@@ -281,20 +255,23 @@ describe('failure policies', () => {
   });
 
   it('abort: an unknown tool cancels the batch before anything is enqueued', async () => {
-    const result = await dispatcher.dispatch([call('a', 'diag_sleep', { ms: 100 }), call('b', 'nope')], {
-      failurePolicy: 'abort',
-    });
+    const result = await fleet.dispatcher.dispatch(
+      [call('a', 'diag_sleep', { ms: 100 }), call('b', 'nope')],
+      {
+        failurePolicy: 'abort',
+      },
+    );
     expect(result.calls.map((c) => c.outcome)).toEqual(['cancelled', 'unknown_tool']);
   });
 
   it('retry: re-runs a tool that declares retries, with backoff, up to maxRetries', async () => {
-    const ok = await dispatcher.dispatch([call('a', 'test_flaky', { succeed_on: 3 })], {
+    const ok = await fleet.dispatcher.dispatch([call('a', 'test_flaky', { succeed_on: 3 })], {
       failurePolicy: 'retry',
     });
     expect(ok.toolResults[0]).toEqual({ type: 'tool_result', tool_use_id: 'a', content: '{"attempt":3}' });
     expect(ok.calls[0]?.attempts).toBe(3);
 
-    const capped = await dispatcher.dispatch([call('a', 'test_flaky', { succeed_on: 3 })], {
+    const capped = await fleet.dispatcher.dispatch([call('a', 'test_flaky', { succeed_on: 3 })], {
       failurePolicy: 'retry',
       maxRetries: 1,
     });
@@ -302,7 +279,7 @@ describe('failure policies', () => {
   });
 
   it('does not retry under continue, nor a NonRetryableError, nor a tool without retry', async () => {
-    const result = await dispatcher.dispatch(
+    const result = await fleet.dispatcher.dispatch(
       [
         call('a', 'test_flaky', { succeed_on: 2 }),
         call('b', 'test_fatal'),
@@ -311,7 +288,7 @@ describe('failure policies', () => {
       { failurePolicy: 'continue' },
     );
     expect(result.calls.map((c) => c.attempts)).toEqual([1, 1, 1]);
-    const retried = await dispatcher.dispatch(
+    const retried = await fleet.dispatcher.dispatch(
       [call('b', 'test_fatal'), call('c', 'diag_fail', { message: 'x' })],
       {
         failurePolicy: 'retry',
@@ -324,18 +301,18 @@ describe('failure policies', () => {
 
 describe('delivery', () => {
   it('drops and counts a result that arrives after its call was answered', async () => {
-    const late = () => dispatcher.registry.getSingleMetricAsString('toolq_late_results_total');
+    const late = () => fleet.dispatcher.registry.getSingleMetricAsString('toolq_late_results_total');
     const before = Number(/} (\d+)/.exec(await late())?.[1] ?? 0);
     await publishSilentWorker();
-    const result = await dispatcher.dispatch([call('a', 'silent_tool')], { timeoutMs: 150 });
+    const result = await fleet.dispatcher.dispatch([call('a', 'silent_tool')], { timeoutMs: 150 });
     expect(result.calls[0]?.outcome).toBe('timeout');
     // A worker that never heard the cancellation writes its result after the deadline.
     const keys = createKeys('toolq');
     const target = {
       batchId: result.batchId,
       index: 0,
-      batchKey: keys.batch(dispatcher.coordinatorId, result.batchId),
-      streamKey: keys.replyStream(dispatcher.coordinatorId),
+      batchKey: keys.batch(fleet.dispatcher.coordinatorId, result.batchId),
+      streamKey: keys.replyStream(fleet.dispatcher.coordinatorId),
       deadline: Date.now(),
     };
     const lateResult = {
@@ -347,7 +324,7 @@ describe('delivery', () => {
       isError: false,
       attempts: 1,
     };
-    expect(await writeResult(redis, target, lateResult)).toBe(true);
+    expect(await writeResult(fleet.redis, target, lateResult)).toBe(true);
     const after = await waitFor('the late result to be counted', async () => {
       const n = Number(/} (\d+)/.exec(await late())?.[1] ?? 0);
       return n === before ? undefined : n;
@@ -357,7 +334,7 @@ describe('delivery', () => {
 
   it('heals a lost notification: the sweep finds a result written without one', async () => {
     await publishSilentWorker();
-    const pending = dispatcher.dispatch([call('a', 'silent_tool')], {
+    const pending = fleet.dispatcher.dispatch([call('a', 'silent_tool')], {
       timeoutMs: 10_000,
       batchId: 'sweep-heal',
     });
@@ -372,10 +349,14 @@ describe('delivery', () => {
     };
     const keys = createKeys('toolq');
     const owner = await waitFor('the batch to be recorded', () =>
-      readBatchOwner(redis, keys.batchName('default', 'sweep-heal')),
+      readBatchOwner(fleet.redis, keys.batchName('default', 'sweep-heal')),
     );
-    expect(owner?.coordinatorId).toBe(dispatcher.coordinatorId);
-    await redis.hset(keys.batch(dispatcher.coordinatorId, owner?.uid ?? ''), 'r:0', JSON.stringify(stored));
+    expect(owner?.coordinatorId).toBe(fleet.dispatcher.coordinatorId);
+    await fleet.redis.hset(
+      keys.batch(fleet.dispatcher.coordinatorId, owner?.uid ?? ''),
+      'r:0',
+      JSON.stringify(stored),
+    );
     const result = await pending;
     expect(result.toolResults[0]).toEqual({ type: 'tool_result', tool_use_id: 'a', content: 'healed' });
     // Healed by the sweep, not answered at its deadline.
@@ -383,7 +364,7 @@ describe('delivery', () => {
   });
 
   it('a job delivered twice keeps its first result', async () => {
-    const queue = new Queue('{default}', { connection: redis, prefix: 'toolq' });
+    const queue = new Queue('{default}', { connection: fleet.redis, prefix: 'toolq' });
     // Copy every job of the batch as soon as it is enqueued: the same call delivered twice.
     const copies: Promise<unknown>[] = [];
     const onWaiting = async () => {
@@ -395,14 +376,14 @@ describe('delivery', () => {
       }
     };
     const skipped = async () => {
-      const text = await worker.registry.getSingleMetricAsString('toolq_worker_skipped_jobs_total');
+      const text = await fleet.worker.registry.getSingleMetricAsString('toolq_worker_skipped_jobs_total');
       return [...text.matchAll(/reason="(?:duplicate_delivery|already_answered)"[^}]*} (\d+)/g)].reduce(
         (sum, m) => sum + Number(m[1]),
         0,
       );
     };
     const skippedBefore = await skipped();
-    const pending = dispatcher.dispatch([call('a', 'test_counted', { ms: 300 })]);
+    const pending = fleet.dispatcher.dispatch([call('a', 'test_counted', { ms: 300 })]);
     await waitFor('the job to be copied', async () => {
       await onWaiting();
       return copies.length > 0;
@@ -414,8 +395,8 @@ describe('delivery', () => {
     await waitFor('the copy to be skipped', async () => (await skipped()) > skippedBefore);
     const first = JSON.parse(result.toolResults[0]?.content as string) as { run: number };
     expect(await skipped()).toBe(skippedBefore + 1);
-    const stored = await redis.hget(
-      createKeys('toolq').batch(dispatcher.coordinatorId, result.batchId),
+    const stored = await fleet.redis.hget(
+      createKeys('toolq').batch(fleet.dispatcher.coordinatorId, result.batchId),
       'r:0',
     );
     expect(JSON.parse(JSON.parse(stored as string).content)).toEqual(first);
@@ -425,9 +406,9 @@ describe('delivery', () => {
 
 describe('jobs per batch', () => {
   it('sends a batch as one job per live worker (chunks of at most 16 calls), each call answered on its own', async () => {
-    const queue = new Queue('{default}', { connection: redis, prefix: 'toolq' });
+    const queue = new Queue('{default}', { connection: fleet.redis, prefix: 'toolq' });
     const seen = new Map<string, number>();
-    const pending = dispatcher.dispatch(
+    const pending = fleet.dispatcher.dispatch(
       Array.from({ length: 20 }, (_, i) => call(`t${i}`, 'diag_sleep', { ms: 300 })),
     );
     // The jobs live at least as long as their 300 ms sleeps: looked at every 10 ms.
@@ -452,7 +433,7 @@ describe('jobs per batch', () => {
 
 describe('raw BullMQ producers', () => {
   it('runs a job added with a plain Queue and returns the result as the job return value', async () => {
-    const queue = new Queue('{default}', { connection: redis, prefix: 'toolq' });
+    const queue = new Queue('{default}', { connection: fleet.redis, prefix: 'toolq' });
     const now = Date.now();
     const job = await queue.add('diag_echo', {
       v: 1,
@@ -477,7 +458,7 @@ describe('raw BullMQ producers', () => {
   });
 
   it('runs a chunk job from a plain producer and returns the results in chunk order', async () => {
-    const queue = new Queue('{default}', { connection: redis, prefix: 'toolq' });
+    const queue = new Queue('{default}', { connection: fleet.redis, prefix: 'toolq' });
     const now = Date.now();
     const data = (toolUseId: string, value: string) => ({
       v: 1,
@@ -501,7 +482,7 @@ describe('raw BullMQ producers', () => {
   });
 
   it('fails a job that breaks the contract, saying why, without running anything', async () => {
-    const queue = new Queue('{default}', { connection: redis, prefix: 'toolq' });
+    const queue = new Queue('{default}', { connection: fleet.redis, prefix: 'toolq' });
     const job = await queue.add('diag_echo', { tool: 'diag_echo' });
     await waitFor('the job to fail', async () => (await job.getState()) === 'failed', { intervalMs: 20 });
     const failed = await Job.fromId(queue, job.id as string);
