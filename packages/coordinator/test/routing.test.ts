@@ -1,48 +1,16 @@
-/**
- * A pool whose workers serve different tools (a rolling deploy that adds a tool, two modules in one
- * pool): every call runs on a worker that serves its tool, never "Unknown tool" from one that lacks it.
- */
-import { createRedis, type Redis } from '@toolq/shared/internal';
-import { startWorker, type ToolqWorker } from '@toolq/worker';
 import diagnostics from '@toolq/worker/diagnostics';
 import { Job, Queue } from 'bullmq';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { testLogger } from '../../../test-support/logger.ts';
-import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
+import { describe, expect, it } from 'vitest';
+import { useInProcessFleet } from '../../../test-support/in-process-fleet.ts';
 import testTools from '../../../test-support/test-tools.ts';
-import { Dispatcher } from '../src/index.ts';
 
-let server: RedisServer;
-let withDiagnostics: ToolqWorker;
-let withOthers: ToolqWorker;
-let dispatcher: Dispatcher;
-let redis: Redis;
-
-beforeAll(async () => {
-  server = await startRedisServer();
-  redis = createRedis(server.url);
-  [withDiagnostics, withOthers] = await Promise.all([
-    startWorker({
-      tools: diagnostics.filter((t) => t.name !== 'diag_crash'),
-      redisUrl: server.url,
-      logger: testLogger(),
-    }),
-    startWorker({ tools: testTools, redisUrl: server.url, logger: testLogger() }),
-  ]);
-  dispatcher = new Dispatcher({ redisUrl: server.url, logger: testLogger() });
-  await dispatcher.start();
-});
-
-afterAll(async () => {
-  await dispatcher?.close();
-  await Promise.all([withDiagnostics?.close(), withOthers?.close()]);
-  redis?.disconnect();
-  await server?.stop();
+const fleet = useInProcessFleet({
+  workers: [{ tools: diagnostics.filter((t) => t.name !== 'diag_crash') }, { tools: testTools }],
 });
 
 describe('routing by tool within a pool', () => {
   it('sends each call only to workers that serve its tool', async () => {
-    expect(dispatcher.catalog.liveWorkers().map((w) => w.pool)).toEqual(['default', 'default']);
+    expect(fleet.dispatcher.catalog.liveWorkers().map((w) => w.pool)).toEqual(['default', 'default']);
     for (let round = 0; round < 5; round++) {
       const uses: { id: string; name: string; input: unknown }[] = Array.from({ length: 10 }, (_, i) => ({
         id: `e${i}`,
@@ -50,10 +18,10 @@ describe('routing by tool within a pool', () => {
         input: { value: i },
       }));
       uses.push({ id: 'blocks', name: 'test_blocks', input: {} });
-      const result = await dispatcher.dispatch(uses, { timeoutMs: 5_000 });
+      const result = await fleet.dispatcher.dispatch(uses, { timeoutMs: 5_000 });
       expect(result.calls.map((c) => c.outcome)).toEqual(Array(11).fill('ok'));
-      expect(new Set(result.calls.slice(0, 10).map((c) => c.worker))).toEqual(new Set([withDiagnostics.id]));
-      expect(result.calls[10]?.worker).toBe(withOthers.id);
+      expect(new Set(result.calls.slice(0, 10).map((c) => c.worker))).toEqual(new Set([fleet.worker.id]));
+      expect(result.calls[10]?.worker).toBe(fleet.workers[1]?.id);
       // Metrics keep the pool, never the lane.
       expect(new Set(result.calls.map((c) => c.pool))).toEqual(new Set(['default']));
     }
@@ -61,7 +29,7 @@ describe('routing by tool within a pool', () => {
 
   it('a worker that receives a call for a tool it lacks gives it back to one that has it', async () => {
     // A plain producer knows only the pool's queue, which both workers consume.
-    const queue = new Queue('{default}', { connection: redis, prefix: 'toolq' });
+    const queue = new Queue('{default}', { connection: fleet.redis, prefix: 'toolq' });
     try {
       const jobs = await Promise.all(
         Array.from({ length: 12 }, (_, i) =>
@@ -78,7 +46,7 @@ describe('routing by tool within a pool', () => {
       );
       const results = await Promise.all(jobs.map((job) => finished(queue, job.id ?? '')));
       for (const [i, r] of results.entries()) {
-        expect(r).toMatchObject({ outcome: 'ok', content: `plain ${i}`, worker: withDiagnostics.id });
+        expect(r).toMatchObject({ outcome: 'ok', content: `plain ${i}`, worker: fleet.worker.id });
       }
     } finally {
       await queue.close();
@@ -86,7 +54,7 @@ describe('routing by tool within a pool', () => {
   });
 
   it('a tool no live worker of the pool serves is still "Unknown tool" for a plain producer', async () => {
-    const queue = new Queue('{default}', { connection: redis, prefix: 'toolq' });
+    const queue = new Queue('{default}', { connection: fleet.redis, prefix: 'toolq' });
     try {
       const job = await queue.add('nope', {
         v: 1,
