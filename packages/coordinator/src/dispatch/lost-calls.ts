@@ -10,7 +10,7 @@
 import { type BatchMeta, messages, type Redis, rewriteBatchMeta } from '@toolq/shared/internal';
 import type { Catalog, ToolLookup } from '../catalog.ts';
 import { groupJobs, type JobQueues, jobIdOf, type PlannedJob, type QueuedJob } from '../job-queues.ts';
-import type { JobAddress, JobRef } from './pending.ts';
+import type { JobAddress, JobRef } from './job-ref.ts';
 
 /** Indexes, among `pending`, whose job is gone from its queue. Ask before reading the record. */
 export async function callsWithoutJob(

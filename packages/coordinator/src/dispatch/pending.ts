@@ -8,6 +8,7 @@ import { whenAborted } from '../abort-fanout.ts';
 import type { Barrier } from '../barrier.ts';
 import type { BatchResult } from '../batch-result.ts';
 import { singleCallJobId } from '../job-queues.ts';
+import type { JobRef } from './job-ref.ts';
 import type { Rerunnable } from './lost-calls.ts';
 
 /**
@@ -91,22 +92,6 @@ export function deferred<T>(): Deferred<T> {
   });
   return { promise, resolve };
 }
-
-export interface JobRef {
-  /** For metrics. */
-  readonly pool: string;
-  /** Where the job waits: the pool's queue or a lane of it. */
-  readonly queue: string;
-  /**
-   * Absent for a call sent in a job of its own, whose id is derived from the batch's uid (jobIdOf):
-   * those references are shared by every batch (JobRefs.ownJobRef), not an object and an id
-   * string per call.
-   */
-  readonly jobId?: string;
-}
-
-/** A job's own queue and id, as a re-run makes them. */
-export type JobAddress = Required<Pick<JobRef, 'queue' | 'jobId'>>;
 
 /** Makes the batches' JobRefs, sharing one per pool and queue for calls in a job of their own. */
 export class JobRefs {

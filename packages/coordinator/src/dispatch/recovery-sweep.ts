@@ -7,9 +7,10 @@ import type { Logger } from '@toolq/shared';
 import { type CoordinatorMetrics, type Redis, readBatchMeta, readResults } from '@toolq/shared/internal';
 import type { Catalog } from '../catalog.ts';
 import type { JobQueues } from '../job-queues.ts';
+import type { JobAddress } from './job-ref.ts';
 import { callsWithoutJob, lostCallMessage, lostForSure } from './lost-calls.ts';
 import { DISPATCHER_DEFAULTS } from './options.ts';
-import type { JobAddress, Pending, PendingBatches } from './pending.ts';
+import type { Pending, PendingBatches } from './pending.ts';
 
 /** Batches whose reads go out at once: one round trip per chunk instead of one per batch. */
 const SWEEP_CHUNK = 500;
