@@ -56,15 +56,21 @@ describe('ServedTools', () => {
   it('does not serve a source tool whose name is taken, and says so; the fixed one keeps it', () => {
     const fixed = tool('a');
     const logger = testLogger();
-    const error = vi.spyOn(logger, 'error');
+    const warn = vi.spyOn(logger, 'warn');
     const source = sourceOf([tool('a'), tool('b'), tool('b')]);
     const served = new ServedTools([fixed], { source, defaultTimeoutMs: 1_000, logger });
     const specs = served.refresh();
     expect(specs.map((s) => s.name)).toEqual(['a', 'b']);
     expect(served.get('a')).toBe(fixed);
-    expect(error).toHaveBeenCalledTimes(2);
-    expect(error).toHaveBeenCalledWith({ tool: 'a' }, expect.stringContaining('already served'));
-    expect(error).toHaveBeenCalledWith({ tool: 'b' }, expect.stringContaining('already served'));
+    expect(warn).toHaveBeenCalledTimes(2);
+    expect(warn).toHaveBeenCalledWith(
+      { tool: 'a', servedBy: 'a tool module' },
+      expect.stringContaining('serves already: not served'),
+    );
+    expect(warn).toHaveBeenCalledWith(
+      { tool: 'b', servedBy: 'another tool of the tool source' },
+      expect.stringContaining('serves already: not served'),
+    );
   });
 
   it('advertises specs with the default timeout and retry back-off filled in', () => {
