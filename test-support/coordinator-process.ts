@@ -16,18 +16,22 @@ export async function startCoordinatorProcess(
   id: string;
   child: ChildProcess;
   exited: Promise<number | null>;
+  /** What it wrote to stdout so far (its log lines). */
+  output(): string;
 }> {
   const child = spawn(process.execPath, [...RUN_SOURCES, CLI, '--port', String(options.port ?? 0)], {
     env: { ...process.env, TOOLQ_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  const chunks: Buffer[] = [];
+  child.stdout?.on('data', (chunk: Buffer) => chunks.push(chunk));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const { url, coordinator: id } = await waitForReadyLine<{
     event: 'ready';
     url: string;
     coordinator: string;
   }>(child, exited, 'coordinator');
-  return { url, id, child, exited };
+  return { url, id, child, exited, output: () => Buffer.concat(chunks).toString('utf8') };
 }
 
 /**

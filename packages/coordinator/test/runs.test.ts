@@ -50,6 +50,8 @@ const startCoordinator = () =>
     // /metrics is for operators.
     TOOLQ_OPERATOR_TOKENS: `ops:${OPERATOR}`,
     TOOLQ_RUN_TAKEOVER_MS: String(TAKEOVER_MS),
+    // Info: a handover is logged there (the SIGTERM test tells a handover from a takeover by it).
+    TOOLQ_LOG_LEVEL: 'info',
   });
 
 beforeAll(async () => {
@@ -476,9 +478,12 @@ describe('a coordinator shut down in the middle of a run', () => {
     ]);
     const { events } = await readSse(staying.url, `/v1/runs/${body.run_id}/events`, { token: ALPHA });
     const resumed = events.find((e) => e.event === 'run_resumed');
-    // Handed over, not waited for: well inside the takeover bound after the step was saved.
+    // Handed over, not waited for: the leaving coordinator put the run back itself (a takeover
+    // would wait for its lock to expire). A time bound here failed at load 25 (3,007 ms vs 3,000).
     expect(resumed?.data).toMatchObject({ coordinator: staying.id, pending_calls: 0, saved_iterations: 1 });
-    expect(Number(resumed?.data.idle_ms)).toBeLessThan(TAKEOVER_MS);
+    expect(leaving.output()).toMatch(
+      new RegExp(`"runId":"${body.run_id}"[^\n]*run handed over: another coordinator carries it on`),
+    );
     // A fresh coordinator in its place, for the tests after this one.
     const replacement = await startCoordinator();
     if (leaving === a) a = replacement;

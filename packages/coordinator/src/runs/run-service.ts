@@ -189,6 +189,7 @@ export class RunService {
       if (outcome === 'handed_over') {
         // Back to the queue now, not after the lock expires: another coordinator carries on at once.
         await job.moveToWait(token);
+        this.options.logger.info({ runId }, 'run handed over: another coordinator carries it on');
         throw new WaitingError();
       }
     } finally {
