@@ -44,6 +44,8 @@ beforeAll(async () => {
     ANTHROPIC_BASE_URL: model.url,
     TOOLQ_API_TOKENS: `alpha:${ALPHA},beta:${BETA}`,
     TOOLQ_MAX_STREAMS_PER_APP: String(MAX_STREAMS),
+    // The big-input test sends a 1.8 MB run, past the 1 MiB default bound on run inputs.
+    TOOLQ_MAX_RUN_INPUT_BYTES: String(4 * 1024 * 1024),
   });
 }, 60_000);
 
