@@ -14,7 +14,6 @@ import {
   duplicateConnection,
   laneOf,
   processId,
-  publishPoolMode,
   type Registry,
   whyNotWritable,
 } from '@toolq/shared/internal';
