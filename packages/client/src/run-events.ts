@@ -194,8 +194,11 @@ export async function* followRunEvents(
               const event = toRunEvent(message.id, message.event, message.data, path);
               lastEventId = event.id;
               received += 1;
+              // A caller slow to ask for the next event is not a dead connection.
+              clearTimeout(idle);
               yield event;
               if (FINAL_EVENTS.has(event.type)) return;
+              armIdle();
             }
             if (parser.retryMs !== undefined) serverRetryMs = parser.retryMs;
           }

@@ -33,6 +33,8 @@ interface Proxy {
   heads: string[];
   /** Resets every open connection, both sides. */
   cut(): void;
+  /** Stops passing the coordinator's bytes on over the open connections, which stay open: a dead peer. */
+  freeze(): void;
   /** While down, every new connection is reset at once. */
   down: boolean;
   close(): Promise<void>;
@@ -42,6 +44,7 @@ interface Proxy {
 async function startTcpProxy(target: string): Promise<Proxy> {
   const upstream = new URL(target);
   const open = new Set<Socket>();
+  const pairs = new Set<[client: Socket, server: Socket]>();
   const proxy = { heads: [] as string[], down: false };
   const server: Server = createServer((client) => {
     if (proxy.down) {
@@ -61,6 +64,9 @@ async function startTcpProxy(target: string): Promise<Proxy> {
     });
     client.pipe(server);
     server.pipe(client);
+    const pair: [Socket, Socket] = [client, server];
+    pairs.add(pair);
+    client.on('close', () => pairs.delete(pair));
     client.on('close', () => server.destroy());
     server.on('close', () => client.destroy());
   });
@@ -70,6 +76,12 @@ async function startTcpProxy(target: string): Promise<Proxy> {
     url: `http://127.0.0.1:${port}`,
     cut: () => {
       for (const s of [...open]) s.resetAndDestroy();
+    },
+    freeze: () => {
+      for (const [client, server] of pairs) {
+        server.unpipe(client);
+        server.pause();
+      }
     },
     close: () =>
       new Promise<void>((resolve) => {
@@ -219,6 +231,24 @@ describe('runEvents', () => {
     expect(retries).toHaveLength(2);
     expect(retries.every((r) => r.method === 'GET' && r.path === `/v1/runs/${run_id}/events`)).toBe(true);
     expect(retries.every((r) => r.attempt === 1)).toBe(true);
+  });
+
+  it('replaces a connection over which nothing comes for idleTimeoutMs (a dead peer, no reset)', async () => {
+    const retries: RetryEvent[] = [];
+    const client = new ToolqClient({ baseUrl: proxy.url, token: TOKEN, onRetry: (e) => retries.push(e) });
+    const { run_id } = await client.createRun({ prompt: 'steps:2:800' });
+    let frozen = false;
+    const events = await collect(
+      client.runEvents(run_id, { idleTimeoutMs: 1500, reconnectDelayMs: 20 }),
+      (e) => {
+        if (e.type === 'tool_started' && !frozen) {
+          frozen = true;
+          proxy.freeze();
+        }
+      },
+    );
+    expect(events.map(({ id, type, data }) => ({ id, type, data }))).toEqual(await storedEvents(run_id));
+    expect(retries[0]?.reason).toBe('nothing received for 1500 ms');
   });
 
   it('gives up after maxReconnects failed reconnects in a row, with the connection error', async () => {
