@@ -11,13 +11,21 @@ import {
   ToolqTimeoutError,
   wasNeverSent,
 } from './errors.ts';
+import { checkOptions } from './options.ts';
 import { backoffMs, parseRetryAfter, RETRY_DEFAULTS, type RetryEvent, type RetryOptions } from './retry.ts';
+import {
+  checkRunEventsArgs,
+  followRunEvents,
+  RUN_EVENTS_OPTIONS,
+  type RunEventsOptions,
+} from './run-events.ts';
 import type {
   CatalogTool,
   FailurePolicy,
   PerformanceReport,
   Run,
   RunCreated,
+  RunEvent,
   RunList,
   RunRequest,
   ToolBatch,
@@ -199,6 +207,30 @@ export class ToolqClient {
   getRun(runId: string, options: CallOptions = {}): Promise<Run> {
     return this.send(
       { method: 'GET', path: `/v1/runs/${encodeURIComponent(runId)}`, replay: 'idempotent' },
+      options,
+    );
+  }
+
+  /**
+   * The run's events as they happen (GET /v1/runs/{id}/events), from its first (or after
+   * `lastEventId`) to its final one (`done`, `failed` or `cancelled`), after which the iteration
+   * ends. A dropped connection is reconnected with `Last-Event-ID` of the last event handed over:
+   * no event is lost or repeated. Options are checked here, before anything is sent.
+   */
+  runEvents(runId: string, options: RunEventsOptions = {}): AsyncGenerator<RunEvent, void, undefined> {
+    checkOptions('runEvents options', options, RUN_EVENTS_OPTIONS);
+    checkRunEventsArgs(runId, options);
+    return followRunEvents(
+      {
+        baseUrl: this.baseUrl,
+        fetch: this.fetch,
+        token: this.options.token,
+        onRetry: this.options.onRetry,
+        getRun: (id, call) => this.getRun(id, call),
+        httpError: (status, body, text, path, attempts) =>
+          httpError(status, body, text, 'GET', path, attempts),
+      },
+      runId,
       options,
     );
   }

@@ -5,7 +5,9 @@ export {
   type ToolqClientOptions,
 } from './client.ts';
 export { ToolqClientError, ToolqConnectionError, ToolqHttpError, ToolqTimeoutError } from './errors.ts';
+export { ToolqOptionError } from './options.ts';
 export { RETRY_DEFAULTS, type RetryEvent, type RetryOptions } from './retry.ts';
+export { RUN_EVENTS_DEFAULTS, type RunEventsOptions } from './run-events.ts';
 export type {
   AgentStatus,
   CallStats,
@@ -17,10 +19,14 @@ export type {
   PerformanceReport,
   Run,
   RunCreated,
+  RunEvent,
+  RunEventData,
+  RunEventType,
   RunList,
   RunRequest,
   RunStatus,
   TextBlock,
+  TokenUsage,
   ToolBatch,
   ToolResultBlock,
   ToolUseLike,

@@ -147,3 +147,69 @@ export interface RunList {
   /** Pass as `cursor` for the next page; null on the last page. */
   next_cursor: string | null;
 }
+
+/** Mirrors the coordinator's `RUN_EVENT_TYPES` (runs/run-events.ts). */
+export type RunEventType = RunEventData['type'];
+
+/** What every event's `data` carries: its type again and when it was written (epoch ms). */
+interface EventBase<T extends string> {
+  type: T;
+  at: number;
+}
+
+/** Token counts as the Messages API names them. */
+export interface TokenUsage {
+  input_tokens: number;
+  output_tokens: number;
+  cache_creation_input_tokens: number;
+  cache_read_input_tokens: number;
+}
+
+/** An event's `data:` JSON, by type (mirrors runs/run-events.ts and RunStore.cancel). */
+export type RunEventData =
+  | (EventBase<'run_started'> & { coordinator: string; owner_epoch: number })
+  | (EventBase<'run_resumed'> & {
+      coordinator: string;
+      owner_epoch: number;
+      saved_iterations: number;
+      pending_calls: number;
+      idle_ms: number;
+    })
+  | (EventBase<'turn_started'> & { iteration: number; model: string; max_tokens: number })
+  | (EventBase<'turn_finished'> & {
+      iteration: number;
+      stop_reason: string | null;
+      model_ms: number;
+      tool_uses: number;
+      usage: TokenUsage & { advisor: TokenUsage };
+    })
+  | (EventBase<'text'> & { iteration: number; text: string })
+  | (EventBase<'tool_started'> & {
+      iteration: number;
+      tool_use_id: string;
+      tool: string;
+      early: boolean;
+      batch_id?: string;
+    })
+  | (EventBase<'tool_finished'> & {
+      iteration: number;
+      tool_use_id: string;
+      tool: string;
+      worker: string | null;
+      duration_ms: number;
+      outcome: Outcome;
+      is_error: boolean;
+    })
+  | (EventBase<'server_tool'> & { iteration: number; id: string; name: string })
+  | (EventBase<'max_tokens_retry'> & { iteration: number; max_tokens: number })
+  | (EventBase<'done'> & { status: AgentStatus | (string & {}); text: string })
+  | (EventBase<'failed'> & { error: { code: string; message: string } })
+  | (EventBase<'cancelled'> & { reason: string });
+
+/**
+ * One event of GET /v1/runs/{id}/events: `id` is the SSE `id:` (the stream entry id, `<ms>-<seq>`),
+ * `type` its `event:`, `data` its `data:` parsed. Narrow on `type`.
+ */
+export type RunEvent = {
+  [T in RunEventType]: { id: string; type: T; data: Extract<RunEventData, { type: T }> };
+}[RunEventType];
