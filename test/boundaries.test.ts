@@ -54,6 +54,7 @@ const PUBLIC_ON_PURPOSE: Record<string, readonly string[]> = {
     'ToolqClientOptions',
     'ToolqConnectionError',
     'ToolqHttpError',
+    'ToolqOptionError',
     'ToolqTimeoutError',
   ],
   // What new Dispatcher(), dispatch(), runAgent() and performanceReport() take and return.

@@ -11,6 +11,16 @@ import {
   ToolqTimeoutError,
   wasNeverSent,
 } from './errors.ts';
+import {
+  CALL_OPTIONS,
+  CLIENT_OPTIONS,
+  checkOptions,
+  LIST_RUNS_QUERY,
+  type OptionSpec,
+  RUN_OPTIONS,
+  TOOL_BATCH_OPTIONS,
+  ToolqOptionError,
+} from './options.ts';
 import { backoffMs, parseRetryAfter, RETRY_DEFAULTS, type RetryEvent, type RetryOptions } from './retry.ts';
 import type {
   CatalogTool,
@@ -102,6 +112,12 @@ export class ToolqClient {
   private readonly fetch: typeof fetch;
 
   constructor(private readonly options: ToolqClientOptions) {
+    checkOptions('ToolqClient options', options, CLIENT_OPTIONS);
+    if (options.baseUrl === undefined)
+      throw new ToolqOptionError(
+        'baseUrl',
+        'ToolqClient options: baseUrl is required (the coordinator, e.g. http://127.0.0.1:8080)',
+      );
     const url = new URL(options.baseUrl); // throws on a malformed URL, here rather than at the first call
     this.baseUrl = url.href.replace(/\/+$/, '');
     this.fetch = options.fetch ?? globalThis.fetch;
@@ -115,6 +131,7 @@ export class ToolqClient {
     toolUses: readonly ToolUseLike[],
     options: ToolBatchOptions = {},
   ): Promise<ToolBatch> {
+    checkOptions('createToolBatch options', options, TOOL_BATCH_OPTIONS);
     const body = {
       tool_uses: toolUses,
       ...(options.batchTimeoutMs !== undefined ? { timeout_ms: options.batchTimeoutMs } : {}),
@@ -134,6 +151,7 @@ export class ToolqClient {
         ...(minTimeoutMs !== undefined ? { minTimeoutMs } : {}),
       },
       options,
+      TOOL_BATCH_OPTIONS,
       options.batchId === undefined
         ? undefined
         : { batchId: options.batchId, toolUseIds: toolUses.map((u) => u.id) },
@@ -176,11 +194,16 @@ export class ToolqClient {
         ...(key === undefined ? {} : { headers: { 'idempotency-key': key } }),
       },
       options,
+      RUN_OPTIONS,
     );
   }
 
   /** The caller's runs, newest first; pass `next_cursor` as `cursor` for the next page. */
-  listRuns(query: { limit?: number; cursor?: string } = {}, options: CallOptions = {}): Promise<RunList> {
+  async listRuns(
+    query: { limit?: number; cursor?: string } = {},
+    options: CallOptions = {},
+  ): Promise<RunList> {
+    checkOptions('listRuns query', query, LIST_RUNS_QUERY);
     const params = new URLSearchParams();
     if (query.limit !== undefined) params.set('limit', String(query.limit));
     if (query.cursor !== undefined) params.set('cursor', query.cursor);
@@ -207,7 +230,13 @@ export class ToolqClient {
    * One call: attempts until an answer, a non-retryable error, the deadline or the caller's abort.
    * `collectAs`: the batch to collect when a repeated POST finds its first attempt got through.
    */
-  private async send<T>(request: Request, call: CallOptions, collectAs?: CollectAs): Promise<T> {
+  private async send<T>(
+    request: Request,
+    call: CallOptions,
+    spec: OptionSpec = CALL_OPTIONS,
+    collectAs?: CollectAs,
+  ): Promise<T> {
+    checkOptions(`${request.method} ${request.path.split('?')[0]} options`, call, spec);
     const { method, path } = request;
     const retry =
       call.retry === false
@@ -276,7 +305,12 @@ export class ToolqClient {
           // batch, unless the id was used before for another one (then this request never ran).
           let found: ToolBatch;
           try {
-            found = await this.getToolBatch(collectAs.batchId, { ...call, signal: controller.signal });
+            const { timeoutMs, retry } = call; // the call's own options, not the batch's
+            found = await this.getToolBatch(collectAs.batchId, {
+              signal: controller.signal,
+              ...(timeoutMs === undefined ? {} : { timeoutMs }),
+              ...(retry === undefined ? {} : { retry }),
+            });
           } catch (err) {
             throw controller.signal.aborted ? stopped() : err;
           }

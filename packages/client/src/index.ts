@@ -5,6 +5,7 @@ export {
   type ToolqClientOptions,
 } from './client.ts';
 export { ToolqClientError, ToolqConnectionError, ToolqHttpError, ToolqTimeoutError } from './errors.ts';
+export { ToolqOptionError } from './options.ts';
 export { RETRY_DEFAULTS, type RetryEvent, type RetryOptions } from './retry.ts';
 export type {
   AgentStatus,

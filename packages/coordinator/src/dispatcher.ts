@@ -36,10 +36,10 @@ import { Rerunnable } from './dispatch/lost-calls.ts';
 import {
   assertDispatchable,
   batchExists,
+  checkDispatcherOptions,
   DISPATCHER_DEFAULTS,
   type DispatcherOptions,
   type DispatchOptions,
-  positiveMs,
 } from './dispatch/options.ts';
 import {
   cancelOnAbort,
@@ -95,15 +95,10 @@ export class Dispatcher {
   private closing: Promise<void> | undefined;
 
   constructor(options: DispatcherOptions = {}) {
+    checkDispatcherOptions(options);
     this.settings = {
-      sweepIntervalMs: positiveMs(
-        'sweepIntervalMs',
-        options.sweepIntervalMs ?? DISPATCHER_DEFAULTS.sweepIntervalMs,
-      ),
-      batchRetentionMs: positiveMs(
-        'batchRetentionMs',
-        options.batchRetentionMs ?? DISPATCHER_DEFAULTS.batchRetentionMs,
-      ),
+      sweepIntervalMs: options.sweepIntervalMs ?? DISPATCHER_DEFAULTS.sweepIntervalMs,
+      batchRetentionMs: options.batchRetentionMs ?? DISPATCHER_DEFAULTS.batchRetentionMs,
     };
     this.keys = createKeys(options.prefix ?? DISPATCHER_DEFAULTS.prefix);
     this.coordinatorId = options.coordinatorId ?? `${process.pid}-${randomUUID().slice(0, 8)}`;

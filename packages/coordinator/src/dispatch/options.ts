@@ -3,8 +3,16 @@
  * passes. The CLI fills them from the environment (packages/shared/src/config.ts); a library user
  * passes what they need.
  */
-import { type FailurePolicy, type Logger, type RedisConnectionConfig, ToolqError } from '@toolq/shared';
+import {
+  type FailurePolicy,
+  failurePolicySchema,
+  type Logger,
+  type RedisConnectionConfig,
+  ToolqError,
+  type ToolqErrorCode,
+} from '@toolq/shared';
 import { assertKeyPart, DEFAULTS, type Registry } from '@toolq/shared/internal';
+import { z } from 'zod';
 
 export interface DispatchOptions {
   /** Per-call timeout. Default: each tool's own timeout (which defaults to 30 s). A smaller value wins. */
@@ -26,7 +34,11 @@ export interface DispatchOptions {
 }
 
 export interface DispatcherOptions {
-  /** Default `redis://127.0.0.1:6379`. */
+  /**
+   * Default `redis://127.0.0.1:6379`: the library does not read REDIS_URL (the CLI does), so a
+   * Dispatcher given neither this nor `redis` uses a Redis on this host's default port, and
+   * `start()`'s error says so.
+   */
   redisUrl?: string;
   /** Redis Cluster, Sentinel or standalone (`loadConfig().redis`); wins over `redisUrl`. */
   redis?: RedisConnectionConfig;
@@ -50,6 +62,11 @@ export interface DispatcherOptions {
    * so. Default 16 MiB (TOOLQ_MAX_BATCH_RESULT_BYTES): the Messages API takes at most 32 MB a request.
    */
   maxBatchResultBytes?: number;
+  /**
+   * `start()` rejects (`REDIS_UNAVAILABLE`, naming the address) when Redis has not answered within
+   * this. Default 10 000 ms.
+   */
+  startTimeoutMs?: number;
   logger?: Logger;
   /** Default: a new registry. */
   registry?: Registry;
@@ -68,6 +85,7 @@ export const DISPATCHER_DEFAULTS = {
    */
   foreignLostGraceMs: 10_000,
   batchRetentionMs: DEFAULTS.batchRetentionMs,
+  startTimeoutMs: 10_000,
   maxBatchResultBytes: DEFAULTS.maxBatchResultBytes,
   /** How long a deadline waits for its last look at Redis before answering "timed out". */
   lastLookMs: 250,
@@ -79,22 +97,125 @@ export const DISPATCHER_DEFAULTS = {
 /** Node's timers hold at most 2³¹−1 ms; a longer timeout would fire at once. */
 export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
-/** A duration option of the Dispatcher (a misconfiguration: CONFIG_INVALID). */
-export function positiveMs(what: string, value: number): number {
-  if (!Number.isFinite(value) || value <= 0 || value > MAX_TIMEOUT_MS)
-    throw new ToolqError(
-      'CONFIG_INVALID',
-      `${what} must be a number of ms from 1 to ${MAX_TIMEOUT_MS}, got ${value}`,
-    );
-  return value;
+/** A value as an error message shows it: strings quoted, objects by kind, never their contents. */
+function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
+  if (typeof value === 'function') return 'a function';
+  if (Array.isArray(value)) return 'an array';
+  if (value === null) return 'null';
+  if (typeof value === 'object') return `an object (${value.constructor?.name ?? 'no prototype'})`;
+  return String(value);
 }
 
-export function assertTimeout(timeoutMs: number): void {
-  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS)
-    throw new ToolqError(
-      'INVALID_INPUT',
-      `timeoutMs must be a whole number of ms from 1 to ${MAX_TIMEOUT_MS} (about 24.8 days), got ${timeoutMs}`,
-    );
+/** A zod check whose failure reads `<option> must be <expected>, got <value>`. */
+export function rule<T>(test: (value: unknown) => boolean, expected: string): z.ZodType<T> {
+  return z.custom<T>(test, { error: (issue) => `must be ${expected}, got ${show(issue.input)}` });
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+const hasMethods = (v: unknown, names: readonly string[]): boolean =>
+  isObject(v) && names.every((name) => typeof v[name] === 'function');
+
+export const optionRules = {
+  wholeMs: rule<number>(
+    (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= MAX_TIMEOUT_MS,
+    `a whole number of ms from 1 to ${MAX_TIMEOUT_MS} (about 24.8 days)`,
+  ),
+  durationMs: rule<number>(
+    (v) => typeof v === 'number' && Number.isFinite(v) && v > 0 && v <= MAX_TIMEOUT_MS,
+    `a number of ms from 1 to ${MAX_TIMEOUT_MS}`,
+  ),
+  text: rule<string>((v) => typeof v === 'string' && v !== '', 'a non-empty string'),
+  /** The HTTP API's bound (max_retries), so that the library takes no more than it. */
+  maxRetries: rule<number>(
+    (v) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 20,
+    'a whole number from 0 to 20',
+  ),
+  signal: rule<AbortSignal>((v) => v instanceof AbortSignal, 'an AbortSignal'),
+  logger: rule<Logger>(
+    (v) => hasMethods(v, ['child', 'debug', 'info', 'warn', 'error']),
+    'a pino logger (an object with child, debug, info, warn and error)',
+  ),
+} as const;
+
+/**
+ * Every option of the Dispatcher, checked where it is given (CONFIG_INVALID): an unknown name (a
+ * typo such as `sweepIntervalMS`) is an error, not an option silently left at its default.
+ */
+const dispatcherOptionsSchema = z.strictObject({
+  redisUrl: rule<string>(
+    (v) => typeof v === 'string' && /^rediss?:\/\/[^/]/.test(v) && URL.canParse(v),
+    'a redis:// or rediss:// URL',
+  ).optional(),
+  redis: rule<RedisConnectionConfig>(
+    (v) => isObject(v) && ['standalone', 'cluster', 'sentinel'].includes(v.mode as string),
+    'a Redis connection config with mode standalone, cluster or sentinel (loadConfig().redis)',
+  ).optional(),
+  prefix: optionRules.text.optional(),
+  coordinatorId: optionRules.text.optional(),
+  sweepIntervalMs: optionRules.durationMs.optional(),
+  batchRetentionMs: optionRules.durationMs.optional(),
+  maxBatchResultBytes: rule<number>(
+    (v) => Number.isSafeInteger(v) && (v as number) >= 1,
+    'a whole number of bytes >= 1',
+  ).optional(),
+  startTimeoutMs: optionRules.wholeMs.optional(),
+  logger: optionRules.logger.optional(),
+  registry: rule<Registry>(
+    (v) => hasMethods(v, ['registerMetric', 'metrics']),
+    'a prom-client Registry',
+  ).optional(),
+} satisfies Record<keyof DispatcherOptions, z.ZodType>);
+
+/** Every option of dispatch() (INVALID_INPUT). */
+const dispatchOptionsSchema = z.strictObject({
+  timeoutMs: optionRules.wholeMs.optional(),
+  failurePolicy: failurePolicySchema.optional(),
+  maxRetries: optionRules.maxRetries.optional(),
+  signal: optionRules.signal.optional(),
+  batchId: optionRules.text.optional(),
+  app: optionRules.text.optional(),
+} satisfies Record<keyof DispatchOptions, z.ZodType>);
+
+/**
+ * The options as given, or a ToolqError naming each wrong option, what it must be and what it
+ * was; an unknown name is listed with the known ones (and the one it most likely meant).
+ */
+export function checkOptions<T>(
+  schema: z.ZodType<T>,
+  options: unknown,
+  where: string,
+  code: ToolqErrorCode,
+): T {
+  const parsed = schema.safeParse(options ?? {}, { reportInput: true });
+  if (parsed.success) return options as T;
+  const known = schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
+  const problems = parsed.error.issues.slice(0, 5).map((issue) => {
+    const path = issue.path.map(String).join('.');
+    if (issue.code === 'unrecognized_keys' && issue.path.length > 0)
+      return `${path}: ${issue.keys.map((key) => JSON.stringify(key)).join(', ')} is not an option`;
+    if (issue.code === 'unrecognized_keys')
+      return issue.keys.map((key) => unknownOption(key, known)).join('; ');
+    if (issue.code === 'invalid_value')
+      return `${path} must be one of ${issue.values.map((v) => show(v)).join(', ')}, got ${show(issue.input)}`;
+    if (issue.path.length === 0) return `the options must be an object, got ${show(issue.input)}`;
+    return issue.code === 'custom' ? `${path} ${issue.message}` : `${path}: ${issue.message}`;
+  });
+  throw new ToolqError(code, `${where}: ${problems.join('; ')}`);
+}
+
+function unknownOption(key: string, known: readonly string[]): string {
+  const meant = known.find((name) => name.toLowerCase() === key.toLowerCase());
+  const hint = meant ? ` (did you mean ${meant}?)` : '';
+  return `${JSON.stringify(key)} is not an option${hint}; the options are ${known.join(', ')}`;
+}
+
+export function checkDispatcherOptions(options: unknown): DispatcherOptions {
+  return checkOptions(dispatcherOptionsSchema, options, 'invalid Dispatcher options', 'CONFIG_INVALID');
+}
+
+export function checkDispatchOptions(options: unknown): DispatchOptions {
+  return checkOptions(dispatchOptionsSchema, options, 'invalid dispatch() options', 'INVALID_INPUT');
 }
 
 export function assertUniqueIds(toolUses: readonly { id: string }[]): void {
@@ -106,18 +227,18 @@ export function assertUniqueIds(toolUses: readonly { id: string }[]): void {
 }
 
 /**
- * What dispatch() refuses before anything else (INVALID_INPUT), in this order: duplicate tool_use
- * ids, a malformed app or batch id, a timeout out of range.
+ * What dispatch() refuses before anything else (INVALID_INPUT), in this order: an unknown or
+ * malformed option, duplicate tool_use ids, a malformed app or batch id.
  */
 export function assertDispatchable(
   toolUses: readonly { id: string }[],
   app: string,
-  options: Pick<DispatchOptions, 'batchId' | 'timeoutMs'>,
+  options: DispatchOptions,
 ): void {
+  checkDispatchOptions(options);
   assertUniqueIds(toolUses);
   assertKeyPart('app', app);
   if (options.batchId !== undefined) assertKeyPart('batchId', options.batchId);
-  if (options.timeoutMs !== undefined) assertTimeout(options.timeoutMs);
 }
 
 export function batchExists(batchId: string): ToolqError {
