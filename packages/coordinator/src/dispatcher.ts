@@ -40,6 +40,7 @@ import {
   DISPATCHER_DEFAULTS,
   type DispatcherOptions,
   type DispatchOptions,
+  toolUsesOf,
 } from './dispatch/options.ts';
 import {
   cancelOnAbort,
@@ -66,6 +67,11 @@ export interface ToolUse {
   input: unknown;
   type?: 'tool_use';
   caller?: unknown;
+}
+
+/** Any other block of a response's `content` (text, thinking, server_tool_use, …): skipped. */
+export interface ContentBlock {
+  type: string;
 }
 
 export type { DispatcherOptions, DispatchOptions } from './dispatch/options.ts';
@@ -192,12 +198,21 @@ export class Dispatcher {
     return this.pending.size;
   }
 
-  dispatch<T extends ToolUse>(toolUses: readonly T[], options: DispatchOptions = {}): Promise<BatchResult> {
+  /**
+   * Runs the `tool_use` blocks of `blocks` (a response's whole `content` will do: text, thinking,
+   * server tool blocks, … are left out) and answers one tool_result per tool_use, in their order.
+   */
+  dispatch<T extends ToolUse>(
+    blocks: readonly (T | ContentBlock)[],
+    options: DispatchOptions = {},
+  ): Promise<BatchResult> {
     const uid = randomUUID();
     const name = { app: options.app ?? DISPATCHER_DEFAULTS.app, id: options.batchId ?? uid };
     const startedAt = Date.now();
+    let toolUses: ToolUse[];
     try {
       if (this.closing) throw new ToolqError('SHUTTING_DOWN', 'the coordinator is shutting down');
+      toolUses = toolUsesOf(blocks);
       assertDispatchable(toolUses, name.app, options);
       if (options.batchId !== undefined && this.pending.hasName(this.keys.batchName(name.app, name.id)))
         throw batchExists(name.id);

@@ -69,9 +69,14 @@ export const jobChunkSchema = z.object({
 export type JobChunk = { v: typeof CONTRACT_VERSION; chunk: JobData[] };
 
 const textBlockSchema = z.object({ type: z.literal('text'), text: z.string() }).loose();
-const imageBlockSchema = z
-  .object({ type: z.literal('image'), source: z.record(z.string(), z.unknown()) })
-  .loose();
+/** The image sources the Messages API takes, exactly: a tool_result then assigns to the SDK's ImageBlockParam. */
+const IMAGE_MEDIA_TYPES = ['image/jpeg', 'image/png', 'image/gif', 'image/webp'] as const;
+const imageSourceSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('base64'), media_type: z.enum(IMAGE_MEDIA_TYPES), data: z.string() }),
+  z.object({ type: z.literal('url'), url: z.string() }),
+  z.object({ type: z.literal('file'), file_id: z.string() }),
+]);
+const imageBlockSchema = z.object({ type: z.literal('image'), source: imageSourceSchema }).loose();
 export const contentBlockSchema = z.union([textBlockSchema, imageBlockSchema]);
 export type ToolContentBlock = z.infer<typeof contentBlockSchema>;
 

@@ -5,7 +5,8 @@
  */
 import type Anthropic from '@anthropic-ai/sdk';
 import type { FailurePolicy, Logger, Outcome } from '@toolq/shared';
-import type { Dispatcher } from '../dispatcher.ts';
+import type { BatchResult } from '../batch-result.ts';
+import type { Dispatcher, DispatchOptions, ToolUse } from '../dispatcher.ts';
 
 export type BetaMessage = Anthropic.Beta.BetaMessage;
 export type BetaMessageParam = Anthropic.Beta.BetaMessageParam;
@@ -13,8 +14,10 @@ export type BetaToolUnion = Anthropic.Beta.BetaToolUnion;
 export type BetaStopReason = Anthropic.Beta.BetaStopReason;
 
 /** What the loop needs of a Dispatcher (a real one in production and in tests). */
-export type AgentDispatcher = Pick<Dispatcher, 'dispatch' | 'catalog' | 'metrics'> &
-  /** Needed to resume a durable run whose calls another coordinator sent. */
+export type AgentDispatcher = Pick<Dispatcher, 'catalog' | 'metrics'> & {
+  /** The loop sends tool_use blocks only (a Dispatcher also takes a response's whole content). */
+  dispatch(toolUses: readonly ToolUse[], options?: DispatchOptions): Promise<BatchResult>;
+} & /** Needed to resume a durable run whose calls another coordinator sent. */
   Partial<Pick<Dispatcher, 'collect'>>;
 
 export interface AdvisorOptions {
