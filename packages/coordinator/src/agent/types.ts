@@ -17,8 +17,9 @@ export type BetaStopReason = Anthropic.Beta.BetaStopReason;
 export type AgentDispatcher = Pick<Dispatcher, 'catalog' | 'metrics'> & {
   /** The loop sends tool_use blocks only (a Dispatcher also takes a response's whole content). */
   dispatch(toolUses: readonly ToolUse[], options?: DispatchOptions): Promise<BatchResult>;
-} & /** Needed to resume a durable run whose calls another coordinator sent. */
-  Partial<Pick<Dispatcher, 'collect'>>;
+  /** Needed to resume a durable run whose calls another coordinator sent. */
+  collect?: Dispatcher['collect'];
+};
 
 export interface AdvisorOptions {
   /** The stronger model the executor consults inside the same API call, e.g. `claude-opus-5-5`. */
