@@ -15,6 +15,7 @@ import {
   createKeys,
   createRedis,
   createRegistry,
+  describeRedis,
   duplicateConnection,
   type Keys,
   type Redis,
@@ -37,6 +38,7 @@ import {
   assertDispatchable,
   batchExists,
   checkDispatcherOptions,
+  checkStartOptions,
   DISPATCHER_DEFAULTS,
   type DispatcherOptions,
   type DispatchOptions,
@@ -53,6 +55,7 @@ import {
 import { RecoverySweep } from './dispatch/recovery-sweep.ts';
 import { settleWithin } from './dispatch/settle-within.ts';
 import { type StartBatchDeps, startBatch } from './dispatch/start-batch.ts';
+import { type StartBound, startWithin } from './dispatch/start-within.ts';
 import { JobQueues } from './job-queues.ts';
 import { type Reply, ReplyReader } from './reply-reader.ts';
 
@@ -97,6 +100,9 @@ export class Dispatcher {
   private readonly settings: { sweepIntervalMs: number; batchRetentionMs: number };
   /** One object for every barrier: thousands wait at once. */
   private readonly barrierLimits: BarrierLimits;
+  /** How start() is bounded, but for its signal. */
+  private readonly startBound: Omit<StartBound, 'signal'>;
+  private lastRedisError: string | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
 
@@ -114,7 +120,16 @@ export class Dispatcher {
     this.registry = options.registry ?? createRegistry({ labels: { component: 'coordinator' } });
     this.metrics = createCoordinatorMetrics(this.registry);
     this.redis = createRedis(options.redis ?? options.redisUrl);
-    this.redis.on('error', (err) => this.logger.warn({ err: err.message }, 'redis error'));
+    this.redis.on('error', (err) => {
+      this.lastRedisError = err.message;
+      this.logger.warn({ err: err.message }, 'redis error');
+    });
+    this.startBound = {
+      ms: options.startTimeoutMs ?? DISPATCHER_DEFAULTS.startTimeoutMs,
+      address: describeRedis(options.redis ?? options.redisUrl),
+      defaulted: options.redis === undefined && options.redisUrl === undefined,
+      lastError: () => this.lastRedisError,
+    };
     this.callLog = new CallLog({ redis: this.redis, prefix: this.keys.prefix, logger: this.logger });
     const blocking = duplicateConnection(this.redis);
     blocking.on('error', () => undefined); // reported by the reader loop
@@ -157,9 +172,19 @@ export class Dispatcher {
     };
   }
 
-  /** Connects, loads the catalog and starts the reply reader; dispatch() may be called right after. */
-  async start(): Promise<void> {
-    await this.catalog.start();
+  /**
+   * Connects, loads the catalog and starts the reply reader; dispatch() may be called right after.
+   * Rejects (REDIS_UNAVAILABLE, naming the address) when Redis has not answered within
+   * `startTimeoutMs`, or (CANCELLED) when `signal` aborts; the Dispatcher is then closed.
+   */
+  async start(options: { signal?: AbortSignal } = {}): Promise<void> {
+    checkStartOptions(options);
+    try {
+      await startWithin(this.catalog.start(), { ...this.startBound, signal: options.signal });
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
     this.reader.start();
     // Ticks often enough for batches collected from another coordinator's record; each batch is
     // read only when its own time has come.

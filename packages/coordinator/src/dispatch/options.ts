@@ -214,6 +214,11 @@ export function checkDispatcherOptions(options: unknown): DispatcherOptions {
   return checkOptions(dispatcherOptionsSchema, options, 'invalid Dispatcher options', 'CONFIG_INVALID');
 }
 
+export function checkStartOptions(options: unknown): { signal?: AbortSignal } {
+  const schema = z.strictObject({ signal: optionRules.signal.optional() });
+  return checkOptions(schema, options, 'invalid start() options', 'CONFIG_INVALID');
+}
+
 export function checkDispatchOptions(options: unknown): DispatchOptions {
   return checkOptions(dispatchOptionsSchema, options, 'invalid dispatch() options', 'INVALID_INPUT');
 }
