@@ -273,7 +273,19 @@ export class Dispatcher {
     meta.app = name.app;
     const trace = startBatchTrace(batchId, name.id, calls, startedAt); // undefined unless tracing is on
     const streamKey = this.keys.replyStream(this.coordinatorId);
-    const plan = { uid: batchId, calls, meta, lookups, toolUses, batchKey, streamKey, options, trace };
+    // The app goes with each call too: a tool reads who it acts for (ctx.app, ctx.context).
+    const jobOptions = { ...options, app: name.app };
+    const plan = {
+      uid: batchId,
+      calls,
+      meta,
+      lookups,
+      toolUses,
+      batchKey,
+      streamKey,
+      options: jobOptions,
+      trace,
+    };
     const { queued, mayRunTwice } = planJobs(plan);
 
     const barrier = new Barrier(

@@ -82,6 +82,8 @@ export async function runCall(options: RunCallOptions): Promise<CallResult> {
               toolUseId: data.toolUseId,
               batchId: options.batchId,
               deadline: startedAt + budgetMs,
+              app: data.app ?? 'default',
+              context: data.context ?? {},
             }),
           ),
           signal,

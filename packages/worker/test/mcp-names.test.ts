@@ -37,7 +37,14 @@ describe('MCP tool names on a real server', () => {
       const tool = mcp.tools().find((t) => t.name === long);
       const output = await tool?.run(
         {},
-        { signal: new AbortController().signal, attempt: 1, toolUseId: 't', batchId: 'b' },
+        {
+          signal: new AbortController().signal,
+          attempt: 1,
+          toolUseId: 't',
+          batchId: 'b',
+          app: 'default',
+          context: {},
+        },
       );
       expect(output).toBe(LONG); // the server was called with the tool's own name
       expect(mcp.status()).toEqual([

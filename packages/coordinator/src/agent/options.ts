@@ -11,6 +11,7 @@ import {
   loadConfig,
   ToolqError,
 } from '@toolq/shared';
+import { callerContextSchema } from '@toolq/shared/internal';
 import { z } from 'zod';
 import { checkOptions, optionRules, rule } from '../dispatch/options.ts';
 import type { AdvisorOptions, AgentEvent, AgentOptions, BetaMessageParam, BetaToolUnion } from './types.ts';
@@ -39,7 +40,12 @@ export interface ResolvedOptions {
   stopSequences: string[] | undefined;
   stream: boolean;
   earlyDispatch: boolean;
-  dispatch: { timeoutMs?: number; failurePolicy: FailurePolicy; maxRetries?: number };
+  dispatch: {
+    timeoutMs?: number;
+    failurePolicy: FailurePolicy;
+    maxRetries?: number;
+    context?: Record<string, unknown>;
+  };
   advisor: AdvisorOptions | undefined;
   signal: AbortSignal | undefined;
   logger: Logger;
@@ -91,6 +97,7 @@ const agentOptionsSchema = z.strictObject({
   timeoutMs: optionRules.wholeMs.optional(),
   failurePolicy: failurePolicySchema.optional(),
   maxRetries: optionRules.maxRetries.optional(),
+  context: callerContextSchema.optional(),
   advisor: z
     .strictObject({
       model: optionRules.text,
@@ -133,6 +140,7 @@ export function resolveOptions(o: AgentOptions): ResolvedOptions {
       failurePolicy: o.failurePolicy ?? 'continue',
       ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
       ...(o.maxRetries === undefined ? {} : { maxRetries: o.maxRetries }),
+      ...(o.context === undefined ? {} : { context: o.context }),
     },
     advisor: o.advisor,
     signal: o.signal,

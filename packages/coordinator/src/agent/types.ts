@@ -67,6 +67,8 @@ export interface AgentOptions {
   failurePolicy?: FailurePolicy;
   /** With `retry`: re-runs per call. Default: the tool's own policy. */
   maxRetries?: number;
+  /** Who the run acts for: every tool call of the run reads it as `ctx.context` (DispatchOptions.context). */
+  context?: Record<string, unknown>;
   advisor?: AdvisorOptions;
   /** Progress events; a listener that throws is logged, never breaks the run. */
   onEvent?: (event: AgentEvent) => void;

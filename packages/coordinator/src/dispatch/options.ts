@@ -11,7 +11,7 @@ import {
   ToolqError,
   type ToolqErrorCode,
 } from '@toolq/shared';
-import { assertKeyPart, DEFAULTS, type Registry } from '@toolq/shared/internal';
+import { assertKeyPart, callerContextSchema, DEFAULTS, type Registry } from '@toolq/shared/internal';
 import { z } from 'zod';
 
 export interface DispatchOptions {
@@ -31,6 +31,12 @@ export interface DispatchOptions {
   batchId?: string;
   /** The app the batch belongs to: ids are scoped to it and only it can collect the batch. Default `default`. */
   app?: string;
+  /**
+   * Who the batch acts for (a user id, a tenant, …): a JSON object of at most 8 KiB that every
+   * tool of the batch reads as `ctx.context`. Never logged; it is only in the calls' jobs in Redis,
+   * removed when they finish.
+   */
+  context?: Record<string, unknown>;
 }
 
 export interface DispatcherOptions {
@@ -175,6 +181,7 @@ const dispatchOptionsSchema = z.strictObject({
   signal: optionRules.signal.optional(),
   batchId: optionRules.text.optional(),
   app: optionRules.text.optional(),
+  context: callerContextSchema.optional(),
 } satisfies Record<keyof DispatchOptions, z.ZodType>);
 
 /**

@@ -58,6 +58,7 @@ const BATCH_ROUTES: ApiRoute[] = [
         failurePolicy: body.failure_policy,
         maxRetries: body.max_retries,
         batchId: body.batch_id,
+        context: body.context,
         // Batch ids are the app's own: another app may use the same id and never sees this batch.
         app: appOf(request),
         signal: controller.signal,

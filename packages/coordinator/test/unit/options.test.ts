@@ -30,7 +30,7 @@ describe('dispatch() options', () => {
     const err = failure(() => checkDispatchOptions({ timeoutMS: 5_000 }));
     expect(err.message).toMatch(/"timeoutMS" is not an option \(did you mean timeoutMs\?\)/);
     expect(err.message).toMatch(
-      /the options are timeoutMs, failurePolicy, maxRetries, signal, batchId, app$/,
+      /the options are timeoutMs, failurePolicy, maxRetries, signal, batchId, app, context$/,
     );
   });
 
@@ -40,8 +40,16 @@ describe('dispatch() options', () => {
     [{ maxRetries: 21 }, /maxRetries must be a whole number from 0 to 20, got 21/],
     [{ signal: {} }, /signal must be an AbortSignal, got an object \(Object\)/],
     [{ batchId: '' }, /batchId must be a non-empty string, got ""/],
+    [{ context: ['u-1'] }, /context: Invalid input: expected record, received array/],
+    [{ context: { at: new Date(0) } }, /context must hold JSON values only/],
   ])('%j is refused', (options, message) => {
     expect(failure(() => checkDispatchOptions(options)).message).toMatch(message);
+  });
+
+  it('refuses a context over 8 KiB as JSON', () => {
+    expect(failure(() => checkDispatchOptions({ context: { big: 'x'.repeat(8_200) } })).message).toMatch(
+      /context must be at most 8192 bytes as JSON/,
+    );
   });
 
   it('takes every option, and undefined as not given', () => {
@@ -52,6 +60,7 @@ describe('dispatch() options', () => {
       signal: new AbortController().signal,
       batchId: 'b-1',
       app: 'default',
+      context: { user: 'u-1', scopes: ['read'], depth: { n: 1, ok: true, none: null } },
     } as const;
     expect(checkDispatchOptions(options)).toBe(options);
     expect(checkDispatchOptions({ timeoutMs: undefined, failurePolicy: undefined })).toBeTruthy();
