@@ -6,10 +6,12 @@
 import { onAbort } from './abort-fanout.ts';
 import {
   connectionErrorCode,
+  httpError,
+  parseBody,
   ToolqConnectionError,
-  ToolqHttpError,
   ToolqTimeoutError,
   wasNeverSent,
+  withMessage,
 } from './errors.ts';
 import {
   CALL_OPTIONS,
@@ -381,46 +383,4 @@ interface CollectAs {
 function answersIds(batch: ToolBatch, ids: readonly string[]): boolean {
   const answered = Array.isArray(batch.tool_results) ? batch.tool_results.map((r) => r.tool_use_id) : [];
   return answered.length === ids.length && answered.every((id, i) => id === ids[i]);
-}
-
-function withMessage(error: ToolqHttpError, serverMessage: string): ToolqHttpError {
-  return new ToolqHttpError({
-    status: error.status,
-    code: error.code,
-    serverMessage,
-    method: error.method,
-    path: error.path,
-    body: error.body,
-    attempts: error.attempts,
-  });
-}
-
-function parseBody(text: string, contentType: string | null): unknown {
-  if (!contentType?.includes('json') || text === '') return text;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
-
-/** The server's `{"error": {"code", "message"}}`, or whatever else answered (a proxy, Fastify while closing). */
-function httpError(
-  status: number,
-  body: unknown,
-  text: string,
-  method: string,
-  path: string,
-  attempts: number,
-): ToolqHttpError {
-  const envelope = (body as { error?: { code?: unknown; message?: unknown } } | null)?.error;
-  const code = typeof envelope?.code === 'string' ? envelope.code : `HTTP_${status}`;
-  const fallback = (body as { message?: unknown } | null)?.message;
-  const serverMessage =
-    typeof envelope?.message === 'string'
-      ? envelope.message
-      : typeof fallback === 'string'
-        ? fallback
-        : text.slice(0, 500) || `status ${status}`;
-  return new ToolqHttpError({ status, code, serverMessage, method, path, body, attempts });
 }

@@ -15,7 +15,6 @@ import {
   createKeys,
   createRedis,
   createRegistry,
-  describeRedis,
   duplicateConnection,
   type Keys,
   type Redis,
@@ -37,11 +36,13 @@ import { Rerunnable } from './dispatch/lost-calls.ts';
 import {
   assertDispatchable,
   batchExists,
+  type ContentBlock,
   checkDispatcherOptions,
   checkStartOptions,
   DISPATCHER_DEFAULTS,
   type DispatcherOptions,
   type DispatchOptions,
+  type ToolUse,
   toolUsesOf,
 } from './dispatch/options.ts';
 import {
@@ -55,29 +56,11 @@ import {
 import { RecoverySweep } from './dispatch/recovery-sweep.ts';
 import { settleWithin } from './dispatch/settle-within.ts';
 import { type StartBatchDeps, startBatch } from './dispatch/start-batch.ts';
-import { type StartBound, startWithin } from './dispatch/start-within.ts';
+import { type StartBound, startBound, startWithin } from './dispatch/start-within.ts';
 import { JobQueues } from './job-queues.ts';
 import { type Reply, ReplyReader } from './reply-reader.ts';
 
-/**
- * A `tool_use` block as the Messages API (and the SDK's `ToolUseBlock`) has it; only id, name and
- * input are used. `dispatch()` is generic over it, so a literal block with fields the API adds
- * later type-checks as well.
- */
-export interface ToolUse {
-  id: string;
-  name: string;
-  input: unknown;
-  type?: 'tool_use';
-  caller?: unknown;
-}
-
-/** Any other block of a response's `content` (text, thinking, server_tool_use, …): skipped. */
-export interface ContentBlock {
-  type: string;
-}
-
-export type { DispatcherOptions, DispatchOptions } from './dispatch/options.ts';
+export type { ContentBlock, DispatcherOptions, DispatchOptions, ToolUse } from './dispatch/options.ts';
 
 export class Dispatcher {
   readonly coordinatorId: string;
@@ -124,12 +107,7 @@ export class Dispatcher {
       this.lastRedisError = err.message;
       this.logger.warn({ err: err.message }, 'redis error');
     });
-    this.startBound = {
-      ms: options.startTimeoutMs ?? DISPATCHER_DEFAULTS.startTimeoutMs,
-      address: describeRedis(options.redis ?? options.redisUrl),
-      defaulted: options.redis === undefined && options.redisUrl === undefined,
-      lastError: () => this.lastRedisError,
-    };
+    this.startBound = startBound(options, () => this.lastRedisError);
     this.callLog = new CallLog({ redis: this.redis, prefix: this.keys.prefix, logger: this.logger });
     const blocking = duplicateConnection(this.redis);
     blocking.on('error', () => undefined); // reported by the reader loop
@@ -273,20 +251,9 @@ export class Dispatcher {
     meta.app = name.app;
     const trace = startBatchTrace(batchId, name.id, calls, startedAt); // undefined unless tracing is on
     const streamKey = this.keys.replyStream(this.coordinatorId);
-    // The app goes with each call too: a tool reads who it acts for (ctx.app, ctx.context).
-    const jobOptions = { ...options, app: name.app };
-    const plan = {
-      uid: batchId,
-      calls,
-      meta,
-      lookups,
-      toolUses,
-      batchKey,
-      streamKey,
-      options: jobOptions,
-      trace,
-    };
-    const { queued, mayRunTwice } = planJobs(plan);
+    const jobOptions = { ...options, app: name.app }; // a tool reads who it acts for: ctx.app, ctx.context
+    const plan = { uid: batchId, calls, meta, lookups, toolUses, batchKey, streamKey, trace };
+    const { queued, mayRunTwice } = planJobs({ ...plan, options: jobOptions });
 
     const barrier = new Barrier(
       batchId,

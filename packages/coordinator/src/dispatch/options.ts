@@ -14,6 +14,24 @@ import {
 import { assertKeyPart, callerContextSchema, DEFAULTS, type Registry } from '@toolq/shared/internal';
 import { z } from 'zod';
 
+/**
+ * A `tool_use` block as the Messages API (and the SDK's `ToolUseBlock`) has it; only id, name and
+ * input are used. `dispatch()` is generic over it, so a literal block with fields the API adds
+ * later type-checks as well.
+ */
+export interface ToolUse {
+  id: string;
+  name: string;
+  input: unknown;
+  type?: 'tool_use';
+  caller?: unknown;
+}
+
+/** Any other block of a response's `content` (text, thinking, server_tool_use, …): skipped. */
+export interface ContentBlock {
+  type: string;
+}
+
 export interface DispatchOptions {
   /** Per-call timeout. Default: each tool's own timeout (which defaults to 30 s). A smaller value wins. */
   timeoutMs?: number;

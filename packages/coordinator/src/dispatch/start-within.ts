@@ -3,6 +3,8 @@
  * needs maxRetriesPerRequest: null), so a wrong address would leave start() pending with no word.
  */
 import { ToolqError } from '@toolq/shared';
+import { describeRedis } from '@toolq/shared/internal';
+import { DISPATCHER_DEFAULTS, type DispatcherOptions } from './options.ts';
 
 export interface StartBound {
   ms: number;
@@ -13,6 +15,19 @@ export interface StartBound {
   defaulted: boolean;
   /** The last error the connection reported, if any (ECONNREFUSED, WRONGPASS, …). */
   lastError: () => string | undefined;
+}
+
+/** The bound of a Dispatcher's start(), from its options, but for the call's signal. */
+export function startBound(
+  options: DispatcherOptions,
+  lastError: () => string | undefined,
+): Omit<StartBound, 'signal'> {
+  return {
+    ms: options.startTimeoutMs ?? DISPATCHER_DEFAULTS.startTimeoutMs,
+    address: describeRedis(options.redis ?? options.redisUrl),
+    defaulted: options.redis === undefined && options.redisUrl === undefined,
+    lastError,
+  };
 }
 
 /** The work's outcome, or REDIS_UNAVAILABLE after `ms`, or CANCELLED when the signal aborts. */
