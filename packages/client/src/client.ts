@@ -73,6 +73,11 @@ export interface ToolBatchOptions extends CallOptions {
    * attempt got through, and the client collects that batch instead).
    */
   batchId?: string;
+  /**
+   * Who the batch acts for (a user id, a tenant, …): a JSON object of at most 8,192 bytes that
+   * every tool reads as `ctx.context`, with your token's app as `ctx.app`. Never logged.
+   */
+  context?: Record<string, unknown>;
 }
 
 /** How a request may be retried. */
@@ -140,6 +145,7 @@ export class ToolqClient {
       ...(options.failurePolicy ? { failure_policy: options.failurePolicy } : {}),
       ...(options.maxRetries !== undefined ? { max_retries: options.maxRetries } : {}),
       ...(options.batchId !== undefined ? { batch_id: options.batchId } : {}),
+      ...(options.context !== undefined ? { context: options.context } : {}),
     };
     const minTimeoutMs =
       options.batchTimeoutMs !== undefined ? options.batchTimeoutMs + BATCH_TIMEOUT_SLACK_MS : undefined;

@@ -72,6 +72,9 @@ describe('client options', () => {
     expect((await refusal(client.createToolBatch(uses, { batchTimeoutMs: 0 }))).option).toBe(
       'batchTimeoutMs',
     );
+    expect((await refusal(client.createToolBatch(uses, { context: ['u-1'] as never }))).message).toMatch(
+      /context must be a plain JSON object, got an array/,
+    );
   });
 
   it('takes every documented option, and undefined as not given', () => {

@@ -6,6 +6,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { ToolqClient } from '@toolq/client';
 import { createRedis, type Redis } from '@toolq/shared/internal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
@@ -129,6 +130,17 @@ describe('caller context', () => {
     expect(logs).toContain('"name":"toolq-coordinator"'); // both processes' logs were read
     expect(logs).toContain('"name":"toolq-worker"');
     expect(logs).not.toContain(SECRET);
+  });
+
+  it('the HTTP client sends it as createToolBatch({ context })', async () => {
+    const client = new ToolqClient({ baseUrl: url, token: TOKEN });
+    const context = { user: 'u-7' };
+    const batch = await client.createToolBatch([{ id: 'toolu_5', name: 'whoami', input: {} }], { context });
+    expect(JSON.parse(String(batch.tool_results[0]?.content))).toEqual({
+      app: 'alpha',
+      keys: ['user'],
+      sha256: digest(context),
+    });
   });
 
   it('a batch without context gives the tool {} and the app', async () => {
