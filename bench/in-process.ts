@@ -30,6 +30,8 @@ export async function runInProcess(
       await tool.run(tool.input.parse(call.input), {
         signal,
         attempt: 1,
+        app: 'default',
+        context: {},
         toolUseId: `inproc_${index}`,
         batchUid: 'inproc',
         batchId: 'inproc',

@@ -33,6 +33,8 @@ const worker = new Worker(
     const value = await tool.run(input, {
       signal: signal ?? new AbortController().signal,
       attempt: 1,
+      app: 'default',
+      context: {},
       toolUseId: String(job.id),
       batchUid: 'plain',
       batchId: 'plain',

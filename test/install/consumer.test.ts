@@ -74,7 +74,8 @@ beforeAll(async () => {
       run('pnpm', ['pack', '--pack-destination', tarballs], { cwd: pkg.dir, env: bareEnv() }),
     ),
   );
-  const dependencies: Record<string, string> = { zod: '^4.6.7' };
+  // The SDK too: consumer.ts hands results to its types, as a user's app does.
+  const dependencies: Record<string, string> = { zod: '^4.6.7', '@anthropic-ai/sdk': '^1.14.0' };
   for (const file of readdirSync(tarballs)) {
     const pkg = packages.find((p) => file === `${p.name.slice(1).replace('/', '-')}-${p.version}.tgz`);
     if (pkg) dependencies[pkg.name] = `file:${join(tarballs, file)}`;

@@ -4,15 +4,27 @@
  * fails with a typed error (errors.ts).
  */
 import { onAbort } from './abort-fanout.ts';
+import type { CallOptions, ToolBatchOptions, ToolqClientOptions } from './client-options.ts';
 import {
   connectionErrorCode,
+  httpError,
+  parseBody,
   ToolqConnectionError,
-  ToolqHttpError,
   ToolqTimeoutError,
   wasNeverSent,
+  withMessage,
 } from './errors.ts';
-import { checkOptions } from './options.ts';
-import { backoffMs, parseRetryAfter, RETRY_DEFAULTS, type RetryEvent, type RetryOptions } from './retry.ts';
+import {
+  CALL_OPTIONS,
+  CLIENT_OPTIONS,
+  checkOptions,
+  LIST_RUNS_QUERY,
+  type OptionSpec,
+  RUN_OPTIONS,
+  TOOL_BATCH_OPTIONS,
+  ToolqOptionError,
+} from './options.ts';
+import { backoffMs, parseRetryAfter, RETRY_DEFAULTS } from './retry.ts';
 import {
   checkRunEventsArgs,
   followRunEvents,
@@ -21,7 +33,6 @@ import {
 } from './run-events.ts';
 import type {
   CatalogTool,
-  FailurePolicy,
   PerformanceReport,
   Run,
   RunCreated,
@@ -31,45 +42,6 @@ import type {
   ToolBatch,
   ToolUseLike,
 } from './types.ts';
-
-export interface ToolqClientOptions {
-  /** The coordinator, e.g. `http://127.0.0.1:8080`. */
-  baseUrl: string;
-  /** The server's TOOLQ_API_TOKEN, sent as `Authorization: Bearer`. Default: none. */
-  token?: string;
-  /** Bound on a whole call, retries included. Default 60 000 ms (a tool batch waits longer: see createToolBatch). */
-  timeoutMs?: number;
-  /** Default: 4 attempts, 100 ms doubling to at most 2 s. */
-  retry?: RetryOptions;
-  /** Told before each retry (for logs and metrics). */
-  onRetry?: (event: RetryEvent) => void;
-  /** Default: the global fetch. */
-  fetch?: typeof fetch;
-}
-
-/** Options every call takes. */
-export interface CallOptions {
-  /** Aborting rejects the call with the signal's reason; a tool batch's calls are cancelled on the server. */
-  signal?: AbortSignal;
-  /** Replaces the client's timeoutMs for this call. */
-  timeoutMs?: number;
-  /** Replaces the client's retry options for this call; `false`: one attempt. */
-  retry?: RetryOptions | false;
-}
-
-export interface ToolBatchOptions extends CallOptions {
-  /** Per-call timeout on the server. Default: each tool's own. */
-  batchTimeoutMs?: number;
-  /** Default `continue`. */
-  failurePolicy?: FailurePolicy;
-  maxRetries?: number;
-  /**
-   * Your id for the batch (letters, digits, `_.-`): lets you collect it with getToolBatch(), and
-   * makes the POST safe to send again after a broken connection (a 409 then means the first
-   * attempt got through, and the client collects that batch instead).
-   */
-  batchId?: string;
-}
 
 /** How a request may be retried. */
 type Replay =
@@ -110,6 +82,12 @@ export class ToolqClient {
   private readonly fetch: typeof fetch;
 
   constructor(private readonly options: ToolqClientOptions) {
+    checkOptions('ToolqClient options', options, CLIENT_OPTIONS);
+    if (options.baseUrl === undefined)
+      throw new ToolqOptionError(
+        'baseUrl',
+        'ToolqClient options: baseUrl is required (the coordinator, e.g. http://127.0.0.1:8080)',
+      );
     const url = new URL(options.baseUrl); // throws on a malformed URL, here rather than at the first call
     this.baseUrl = url.href.replace(/\/+$/, '');
     this.fetch = options.fetch ?? globalThis.fetch;
@@ -123,12 +101,14 @@ export class ToolqClient {
     toolUses: readonly ToolUseLike[],
     options: ToolBatchOptions = {},
   ): Promise<ToolBatch> {
+    checkOptions('createToolBatch options', options, TOOL_BATCH_OPTIONS);
     const body = {
       tool_uses: toolUses,
       ...(options.batchTimeoutMs !== undefined ? { timeout_ms: options.batchTimeoutMs } : {}),
       ...(options.failurePolicy ? { failure_policy: options.failurePolicy } : {}),
       ...(options.maxRetries !== undefined ? { max_retries: options.maxRetries } : {}),
       ...(options.batchId !== undefined ? { batch_id: options.batchId } : {}),
+      ...(options.context !== undefined ? { context: options.context } : {}),
     };
     const minTimeoutMs =
       options.batchTimeoutMs !== undefined ? options.batchTimeoutMs + BATCH_TIMEOUT_SLACK_MS : undefined;
@@ -142,6 +122,7 @@ export class ToolqClient {
         ...(minTimeoutMs !== undefined ? { minTimeoutMs } : {}),
       },
       options,
+      TOOL_BATCH_OPTIONS,
       options.batchId === undefined
         ? undefined
         : { batchId: options.batchId, toolUseIds: toolUses.map((u) => u.id) },
@@ -184,11 +165,16 @@ export class ToolqClient {
         ...(key === undefined ? {} : { headers: { 'idempotency-key': key } }),
       },
       options,
+      RUN_OPTIONS,
     );
   }
 
   /** The caller's runs, newest first; pass `next_cursor` as `cursor` for the next page. */
-  listRuns(query: { limit?: number; cursor?: string } = {}, options: CallOptions = {}): Promise<RunList> {
+  async listRuns(
+    query: { limit?: number; cursor?: string } = {},
+    options: CallOptions = {},
+  ): Promise<RunList> {
+    checkOptions('listRuns query', query, LIST_RUNS_QUERY);
     const params = new URLSearchParams();
     if (query.limit !== undefined) params.set('limit', String(query.limit));
     if (query.cursor !== undefined) params.set('cursor', query.cursor);
@@ -239,7 +225,13 @@ export class ToolqClient {
    * One call: attempts until an answer, a non-retryable error, the deadline or the caller's abort.
    * `collectAs`: the batch to collect when a repeated POST finds its first attempt got through.
    */
-  private async send<T>(request: Request, call: CallOptions, collectAs?: CollectAs): Promise<T> {
+  private async send<T>(
+    request: Request,
+    call: CallOptions,
+    spec: OptionSpec = CALL_OPTIONS,
+    collectAs?: CollectAs,
+  ): Promise<T> {
+    checkOptions(`${request.method} ${request.path.split('?')[0]} options`, call, spec);
     const { method, path } = request;
     const retry =
       call.retry === false
@@ -308,7 +300,12 @@ export class ToolqClient {
           // batch, unless the id was used before for another one (then this request never ran).
           let found: ToolBatch;
           try {
-            found = await this.getToolBatch(collectAs.batchId, { ...call, signal: controller.signal });
+            const { timeoutMs, retry } = call; // the call's own options, not the batch's
+            found = await this.getToolBatch(collectAs.batchId, {
+              signal: controller.signal,
+              ...(timeoutMs === undefined ? {} : { timeoutMs }),
+              ...(retry === undefined ? {} : { retry }),
+            });
           } catch (err) {
             throw controller.signal.aborted ? stopped() : err;
           }
@@ -379,46 +376,4 @@ interface CollectAs {
 function answersIds(batch: ToolBatch, ids: readonly string[]): boolean {
   const answered = Array.isArray(batch.tool_results) ? batch.tool_results.map((r) => r.tool_use_id) : [];
   return answered.length === ids.length && answered.every((id, i) => id === ids[i]);
-}
-
-function withMessage(error: ToolqHttpError, serverMessage: string): ToolqHttpError {
-  return new ToolqHttpError({
-    status: error.status,
-    code: error.code,
-    serverMessage,
-    method: error.method,
-    path: error.path,
-    body: error.body,
-    attempts: error.attempts,
-  });
-}
-
-function parseBody(text: string, contentType: string | null): unknown {
-  if (!contentType?.includes('json') || text === '') return text;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
-
-/** The server's `{"error": {"code", "message"}}`, or whatever else answered (a proxy, Fastify while closing). */
-function httpError(
-  status: number,
-  body: unknown,
-  text: string,
-  method: string,
-  path: string,
-  attempts: number,
-): ToolqHttpError {
-  const envelope = (body as { error?: { code?: unknown; message?: unknown } } | null)?.error;
-  const code = typeof envelope?.code === 'string' ? envelope.code : `HTTP_${status}`;
-  const fallback = (body as { message?: unknown } | null)?.message;
-  const serverMessage =
-    typeof envelope?.message === 'string'
-      ? envelope.message
-      : typeof fallback === 'string'
-        ? fallback
-        : text.slice(0, 500) || `status ${status}`;
-  return new ToolqHttpError({ status, code, serverMessage, method, path, body, attempts });
 }

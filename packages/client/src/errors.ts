@@ -106,3 +106,47 @@ export function connectionErrorCode(err: unknown): string | undefined {
 export function wasNeverSent(code: string | undefined): boolean {
   return code !== undefined && NOT_SENT_CODES.has(code);
 }
+
+/** The same error with the server's message replaced (explaining a 409). */
+export function withMessage(error: ToolqHttpError, serverMessage: string): ToolqHttpError {
+  return new ToolqHttpError({
+    status: error.status,
+    code: error.code,
+    serverMessage,
+    method: error.method,
+    path: error.path,
+    body: error.body,
+    attempts: error.attempts,
+  });
+}
+
+/** The body as JSON when it says it is JSON and parses, else the text. */
+export function parseBody(text: string, contentType: string | null): unknown {
+  if (!contentType?.includes('json') || text === '') return text;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** The server's `{"error": {"code", "message"}}`, or whatever else answered (a proxy, Fastify while closing). */
+export function httpError(
+  status: number,
+  body: unknown,
+  text: string,
+  method: string,
+  path: string,
+  attempts: number,
+): ToolqHttpError {
+  const envelope = (body as { error?: { code?: unknown; message?: unknown } } | null)?.error;
+  const code = typeof envelope?.code === 'string' ? envelope.code : `HTTP_${status}`;
+  const fallback = (body as { message?: unknown } | null)?.message;
+  const serverMessage =
+    typeof envelope?.message === 'string'
+      ? envelope.message
+      : typeof fallback === 'string'
+        ? fallback
+        : text.slice(0, 500) || `status ${status}`;
+  return new ToolqHttpError({ status, code, serverMessage, method, path, body, attempts });
+}

@@ -1,9 +1,5 @@
-export {
-  type CallOptions,
-  type ToolBatchOptions,
-  ToolqClient,
-  type ToolqClientOptions,
-} from './client.ts';
+export { ToolqClient } from './client.ts';
+export type { CallOptions, ToolBatchOptions, ToolqClientOptions } from './client-options.ts';
 export { ToolqClientError, ToolqConnectionError, ToolqHttpError, ToolqTimeoutError } from './errors.ts';
 export { ToolqOptionError } from './options.ts';
 export { RETRY_DEFAULTS, type RetryEvent, type RetryOptions } from './retry.ts';

@@ -64,6 +64,8 @@ export const TOOL_BATCH_OPTIONS: OptionSpec = {
     (v) => typeof v === 'string' && /^[A-Za-z0-9_.-]{1,100}$/.test(v),
     '1-100 letters, digits, _ . -',
   ],
+  // The server checks its size and values (it answers 400 naming them).
+  context: [(v) => isObject(v) && Object.getPrototypeOf(v) === Object.prototype, 'a plain JSON object'],
 };
 
 export const RUN_OPTIONS: OptionSpec = {

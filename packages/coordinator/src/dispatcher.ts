@@ -38,10 +38,14 @@ import {
   assertDispatchable,
   batchExists,
   batchNameOf,
+  type ContentBlock,
+  checkDispatcherOptions,
+  checkStartOptions,
   DISPATCHER_DEFAULTS,
   type DispatcherOptions,
   type DispatchOptions,
-  positiveMs,
+  type ToolUse,
+  toolUsesOf,
 } from './dispatch/options.ts';
 import {
   cancelOnAbort,
@@ -54,23 +58,11 @@ import {
 import { RecoverySweep } from './dispatch/recovery-sweep.ts';
 import { settleWithin } from './dispatch/settle-within.ts';
 import { type StartBatchDeps, startBatch } from './dispatch/start-batch.ts';
+import { type StartBound, startBound, startWithin } from './dispatch/start-within.ts';
 import { JobQueues } from './job-queues.ts';
 import { type Reply, ReplyReader } from './reply-reader.ts';
 
-/**
- * A `tool_use` block as the Messages API (and the SDK's `ToolUseBlock`) has it; only id, name and
- * input are used. `dispatch()` is generic over it, so a literal block with fields the API adds
- * later type-checks as well.
- */
-export interface ToolUse {
-  id: string;
-  name: string;
-  input: unknown;
-  type?: 'tool_use';
-  caller?: unknown;
-}
-
-export type { DispatcherOptions, DispatchOptions } from './dispatch/options.ts';
+export type { ContentBlock, DispatcherOptions, DispatchOptions, ToolUse } from './dispatch/options.ts';
 
 export class Dispatcher {
   readonly coordinatorId: string;
@@ -93,19 +85,17 @@ export class Dispatcher {
   private readonly settings: { sweepIntervalMs: number; batchRetentionMs: number };
   /** One object for every barrier: thousands wait at once. */
   private readonly barrierLimits: BarrierLimits;
+  /** How start() is bounded, but for its signal. */
+  private readonly startBound: Omit<StartBound, 'signal'>;
+  private lastRedisError: string | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
 
   constructor(options: DispatcherOptions = {}) {
+    checkDispatcherOptions(options);
     this.settings = {
-      sweepIntervalMs: positiveMs(
-        'sweepIntervalMs',
-        options.sweepIntervalMs ?? DISPATCHER_DEFAULTS.sweepIntervalMs,
-      ),
-      batchRetentionMs: positiveMs(
-        'batchRetentionMs',
-        options.batchRetentionMs ?? DISPATCHER_DEFAULTS.batchRetentionMs,
-      ),
+      sweepIntervalMs: options.sweepIntervalMs ?? DISPATCHER_DEFAULTS.sweepIntervalMs,
+      batchRetentionMs: options.batchRetentionMs ?? DISPATCHER_DEFAULTS.batchRetentionMs,
     };
     this.keys = createKeys(options.prefix ?? DISPATCHER_DEFAULTS.prefix);
     this.coordinatorId = options.coordinatorId ?? defaultCoordinatorId();
@@ -115,7 +105,11 @@ export class Dispatcher {
     this.registry = options.registry ?? createRegistry({ labels: { component: 'coordinator' } });
     this.metrics = createCoordinatorMetrics(this.registry);
     this.redis = createRedis(options.redis ?? options.redisUrl);
-    this.redis.on('error', (err) => this.logger.warn({ err: err.message }, 'redis error'));
+    this.redis.on('error', (err) => {
+      this.lastRedisError = err.message;
+      this.logger.warn({ err: err.message }, 'redis error');
+    });
+    this.startBound = startBound(options, () => this.lastRedisError);
     this.callLog = new CallLog({ redis: this.redis, prefix: this.keys.prefix, logger: this.logger });
     const blocking = duplicateConnection(this.redis);
     blocking.on('error', () => undefined); // reported by the reader loop
@@ -158,9 +152,19 @@ export class Dispatcher {
     };
   }
 
-  /** Connects, loads the catalog and starts the reply reader; dispatch() may be called right after. */
-  async start(): Promise<void> {
-    await this.catalog.start();
+  /**
+   * Connects, loads the catalog and starts the reply reader; dispatch() may be called right after.
+   * Rejects (REDIS_UNAVAILABLE, naming the address) when Redis has not answered within
+   * `startTimeoutMs`, or (CANCELLED) when `signal` aborts; the Dispatcher is then closed.
+   */
+  async start(options: { signal?: AbortSignal } = {}): Promise<void> {
+    checkStartOptions(options);
+    try {
+      await startWithin(this.catalog.start(), { ...this.startBound, signal: options.signal });
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
     this.reader.start();
     // Ticks often enough for batches collected from another coordinator's record; each batch is
     // read only when its own time has come.
@@ -199,13 +203,22 @@ export class Dispatcher {
     return this.pending.size;
   }
 
-  dispatch<T extends ToolUse>(toolUses: readonly T[], options: DispatchOptions = {}): Promise<BatchResult> {
+  /**
+   * Runs the `tool_use` blocks of `blocks` (a response's whole `content` will do: text, thinking,
+   * server tool blocks, … are left out) and answers one tool_result per tool_use, in their order.
+   */
+  dispatch<T extends ToolUse>(
+    blocks: readonly (T | ContentBlock)[],
+    options: DispatchOptions = {},
+  ): Promise<BatchResult> {
     const uid = randomUUID();
     const callerName = batchNameOf(options);
     const name = { app: options.app ?? DISPATCHER_DEFAULTS.app, batchName: callerName ?? uid };
     const startedAt = Date.now();
+    let toolUses: ToolUse[];
     try {
       if (this.closing) throw new ToolqError('SHUTTING_DOWN', 'the coordinator is shutting down');
+      toolUses = toolUsesOf(blocks);
       assertDispatchable(toolUses, name.app, options);
       if (callerName !== undefined && this.pending.hasName(this.keys.batchName(name.app, name.batchName)))
         throw batchExists(name.batchName);
@@ -241,8 +254,9 @@ export class Dispatcher {
     meta.app = name.app;
     const trace = startBatchTrace(uid, name.batchName, calls, startedAt); // undefined unless tracing is on
     const streamKey = this.keys.replyStream(this.coordinatorId);
-    const plan = { uid, calls, meta, lookups, toolUses, batchKey, streamKey, options, trace };
-    const { queued, mayRunTwice } = planJobs(plan);
+    const jobOptions = { ...options, app: name.app }; // a tool reads who it acts for: ctx.app, ctx.context
+    const plan = { uid, calls, meta, lookups, toolUses, batchKey, streamKey, trace };
+    const { queued, mayRunTwice } = planJobs({ ...plan, options: jobOptions });
 
     const barrier = new Barrier(
       uid,

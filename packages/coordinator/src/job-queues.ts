@@ -45,7 +45,12 @@ export function buildJobData(input: {
   call: { tool: string; toolUseId: string; deadline: number; timeoutMs: number };
   input: unknown;
   reply: NonNullable<JobData['reply']>;
-  options: { failurePolicy?: FailurePolicy; maxRetries?: number };
+  options: {
+    failurePolicy?: FailurePolicy;
+    maxRetries?: number;
+    app?: string;
+    context?: Record<string, unknown>;
+  };
 }): JobData {
   const { call, options } = input;
   return {
@@ -58,6 +63,8 @@ export function buildJobData(input: {
     failurePolicy: options.failurePolicy ?? 'continue',
     ...(options.maxRetries !== undefined ? { maxRetries: options.maxRetries } : {}),
     enqueuedAt: Date.now(),
+    ...(options.app !== undefined ? { app: options.app } : {}),
+    ...(options.context !== undefined ? { context: options.context } : {}),
     reply: input.reply,
   };
 }

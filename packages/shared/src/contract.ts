@@ -15,6 +15,32 @@ export type FailurePolicy = z.infer<typeof failurePolicySchema>;
 export const outcomeSchema = z.enum(['ok', 'error', 'timeout', 'invalid_input', 'unknown_tool', 'cancelled']);
 export type Outcome = z.infer<typeof outcomeSchema>;
 
+/** Most bytes of a batch's caller context, as JSON: it travels in every call's job. */
+export const MAX_CONTEXT_BYTES = 8_192;
+
+/**
+ * Who a batch acts for (a user id, a tenant, scopes), as the caller gives it: a JSON object the
+ * tools read as `ctx.context`. Never logged; it is in the calls' jobs only, removed with them.
+ */
+export const callerContextSchema = z
+  .record(z.string(), z.unknown())
+  .refine((value) => isJson(value, 0), {
+    error: 'must hold JSON values only (strings, finite numbers, booleans, null, arrays, plain objects)',
+  })
+  .refine((value) => Buffer.byteLength(JSON.stringify(value)) <= MAX_CONTEXT_BYTES, {
+    error: `must be at most ${MAX_CONTEXT_BYTES} bytes as JSON`,
+  });
+
+/** Survives JSON unchanged (no Date, Map, undefined, NaN, function), at most 32 levels deep. */
+function isJson(value: unknown, depth: number): boolean {
+  if (depth > 32) return false;
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return true;
+  if (typeof value === 'number') return Number.isFinite(value);
+  if (Array.isArray(value)) return value.every((item) => isJson(item, depth + 1));
+  if (typeof value !== 'object' || Object.getPrototypeOf(value) !== Object.prototype) return false;
+  return Object.values(value).every((item) => isJson(item, depth + 1));
+}
+
 /** Data of one BullMQ job = one `tool_use` block. The job's name is the tool name. */
 export const jobDataSchema = z.object({
   v: z.literal(CONTRACT_VERSION),
@@ -29,6 +55,9 @@ export const jobDataSchema = z.object({
   /** With `failurePolicy: 'retry'`, at most this many re-runs of a tool that declares `retry`. */
   maxRetries: z.number().int().min(0).max(20).optional(),
   enqueuedAt: z.number().int().positive(),
+  /** The app the batch belongs to (the HTTP token's); absent from plain producers: `default`. */
+  app: z.string().max(100).optional(),
+  context: callerContextSchema.optional(),
   /**
    * Where the worker reports the result. Absent for a plain BullMQ producer: the result is then
    * only the job's return value.
@@ -70,9 +99,14 @@ export const jobChunkSchema = z.object({
 export type JobChunk = { v: typeof CONTRACT_VERSION; chunk: JobData[] };
 
 const textBlockSchema = z.object({ type: z.literal('text'), text: z.string() }).loose();
-const imageBlockSchema = z
-  .object({ type: z.literal('image'), source: z.record(z.string(), z.unknown()) })
-  .loose();
+/** The image sources the Messages API takes, exactly: a tool_result then assigns to the SDK's ImageBlockParam. */
+const IMAGE_MEDIA_TYPES = ['image/jpeg', 'image/png', 'image/gif', 'image/webp'] as const;
+const imageSourceSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('base64'), media_type: z.enum(IMAGE_MEDIA_TYPES), data: z.string() }),
+  z.object({ type: z.literal('url'), url: z.string() }),
+  z.object({ type: z.literal('file'), file_id: z.string() }),
+]);
+const imageBlockSchema = z.object({ type: z.literal('image'), source: imageSourceSchema }).loose();
 export const contentBlockSchema = z.union([textBlockSchema, imageBlockSchema]);
 export type ToolContentBlock = z.infer<typeof contentBlockSchema>;
 

@@ -16,7 +16,14 @@ export {
 } from './call-log.ts';
 export { type CancelMessage, parseCancelMessage, publishCancel } from './cancel.ts';
 export { defaultCoordinatorId, parseApiTokens } from './config.ts';
-export { type ParsedJobData, type ToolSpec, toolSpecSchema, type WorkerInfo } from './contract.ts';
+export {
+  callerContextSchema,
+  MAX_CONTEXT_BYTES,
+  type ParsedJobData,
+  type ToolSpec,
+  toolSpecSchema,
+  type WorkerInfo,
+} from './contract.ts';
 export { DEFAULTS } from './defaults.ts';
 export { coerceError, describeStartupError } from './errors.ts';
 export { processId, randomHex } from './ids.ts';

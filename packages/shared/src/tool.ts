@@ -25,6 +25,10 @@ export interface ToolRunContext {
   batchId: string;
   /** Epoch ms at which `signal` aborts for the timeout: the call's deadline or its own timeout. */
   deadline?: number;
+  /** The app the batch belongs to: the HTTP API token's app name, `default` without one. */
+  app: string;
+  /** The caller's context of the batch (who the call acts for); `{}` when none was given. */
+  context: Readonly<Record<string, unknown>>;
 }
 
 export interface RetryPolicy {

@@ -87,6 +87,8 @@ export async function runCall(options: RunCallOptions): Promise<CallResult> {
               batchUid: options.batchUid,
               batchId: options.batchUid,
               deadline: startedAt + budgetMs,
+              app: data.app ?? 'default',
+              context: data.context ?? {},
             }),
           ),
           signal,

@@ -55,7 +55,15 @@ describe('MCP tool names on a real server', () => {
       const tool = mcp.tools().find((t) => t.name === long);
       const output = await tool?.run(
         {},
-        { signal: new AbortController().signal, attempt: 1, toolUseId: 't', batchUid: 'b', batchId: 'b' },
+        {
+          signal: new AbortController().signal,
+          attempt: 1,
+          toolUseId: 't',
+          batchUid: 'b',
+          batchId: 'b',
+          app: 'default',
+          context: {},
+        },
       );
       expect(output).toBe(LONG); // the server was called with the tool's own name
       expect(mcp.status()).toEqual([
@@ -107,7 +115,15 @@ describe('MCP tool names on a real server', () => {
         .find((t) => t.name === 'fx__read_file')
         ?.run(
           {},
-          { signal: new AbortController().signal, attempt: 1, toolUseId: 't', batchUid: 'b', batchId: 'b' },
+          {
+            signal: new AbortController().signal,
+            attempt: 1,
+            toolUseId: 't',
+            batchUid: 'b',
+            batchId: 'b',
+            app: 'default',
+            context: {},
+          },
         );
       expect(output).toBe('read.file'); // the first one keeps the name
     } finally {

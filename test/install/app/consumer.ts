@@ -1,5 +1,7 @@
 // Type-checked with `tsc --strict` against the installed declarations only. Each @ts-expect-error
 // fails the check if its line type-checks, i.e. if a declaration resolved to `any`.
+import type Anthropic from '@anthropic-ai/sdk';
+import { ToolqClient } from '@toolq/client';
 import {
   Dispatcher,
   type DispatchOptions,
@@ -47,4 +49,28 @@ export async function main(redisUrl: string): Promise<ToolResultBlock[]> {
   await Promise.all([dispatcher.close(), worker.close(), model.close()]);
   if (rate > 1 || url === '' || misuse.timeoutMs === 0) throw new ToolqError('INVALID_INPUT', 'unreachable');
   return toolResults;
+}
+
+/**
+ * The README's first snippet as a user writes it: a response's whole content goes to dispatch(),
+ * and the results go into the SDK's own message types without a cast.
+ */
+export async function nextTurn(
+  client: Anthropic,
+  dispatcher: Dispatcher,
+  messages: Anthropic.MessageParam[],
+): Promise<Anthropic.MessageParam[]> {
+  const response = await client.messages.create({ model: 'claude-sonnet-5-5', max_tokens: 1024, messages });
+  const { toolResults } = await dispatcher.dispatch(response.content, {
+    timeoutMs: 10_000,
+    failurePolicy: 'continue',
+  });
+  messages.push({ role: 'assistant', content: response.content }, { role: 'user', content: toolResults });
+  const beta: Anthropic.Beta.BetaMessageParam = { role: 'user', content: toolResults };
+  // The HTTP client's tool_results assign to the SDK's types as well.
+  const batch = await new ToolqClient({ baseUrl: 'http://127.0.0.1:8080' }).createToolBatch(
+    response.content.filter((b) => b.type === 'tool_use'),
+  );
+  messages.push({ role: 'user', content: batch.tool_results });
+  return beta.role === 'user' ? messages : [];
 }

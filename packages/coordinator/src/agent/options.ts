@@ -3,8 +3,17 @@
  * left out (the model and the SDK client), through the shared config.
  */
 import Anthropic from '@anthropic-ai/sdk';
-import { createLogger, type FailurePolicy, type Logger, loadConfig, ToolqError } from '@toolq/shared';
-import { DEFAULTS } from '@toolq/shared/internal';
+import {
+  createLogger,
+  type FailurePolicy,
+  failurePolicySchema,
+  type Logger,
+  loadConfig,
+  ToolqError,
+} from '@toolq/shared';
+import { callerContextSchema, DEFAULTS } from '@toolq/shared/internal';
+import { z } from 'zod';
+import { checkOptions, optionRules, rule } from '../dispatch/options.ts';
 import type { AdvisorOptions, AgentEvent, AgentOptions, BetaMessageParam, BetaToolUnion } from './types.ts';
 
 /**
@@ -33,14 +42,84 @@ export interface ResolvedOptions {
   stopSequences: string[] | undefined;
   stream: boolean;
   earlyDispatch: boolean;
-  dispatch: { timeoutMs?: number; failurePolicy: FailurePolicy; maxRetries?: number };
+  dispatch: {
+    timeoutMs?: number;
+    failurePolicy: FailurePolicy;
+    maxRetries?: number;
+    context?: Record<string, unknown>;
+  };
   advisor: AdvisorOptions | undefined;
   signal: AbortSignal | undefined;
   logger: Logger;
   emit: (event: AgentEvent) => void;
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+const atLeastOne = rule<number>((v) => Number.isInteger(v) && (v as number) >= 1, 'a whole number >= 1');
+const objects = <T>(what: string) =>
+  rule<readonly T[]>((v) => Array.isArray(v) && v.every(isObject), `an array of ${what}`);
+const strings = rule<readonly string[]>(
+  (v) => Array.isArray(v) && v.every((s) => typeof s === 'string' && s !== ''),
+  'an array of non-empty strings',
+);
+
+/** Every option of runAgent, checked before anything is sent (INVALID_INPUT); unknown names too. */
+const agentOptionsSchema = z.strictObject({
+  dispatcher: rule<AgentOptions['dispatcher']>(
+    (v) => isObject(v) && typeof v.dispatch === 'function' && isObject(v.catalog),
+    'a Dispatcher',
+  ),
+  client: rule<Anthropic>((v) => isObject(v) && isObject(v.beta), 'an Anthropic client').optional(),
+  apiKey: optionRules.text.optional(),
+  baseURL: rule<string>(
+    (v) => typeof v === 'string' && /^https?:\/\//.test(v) && URL.canParse(v),
+    'an http:// or https:// URL',
+  ).optional(),
+  model: optionRules.text.optional(),
+  system: rule<AgentOptions['system']>(
+    (v) => typeof v === 'string' || (Array.isArray(v) && v.every(isObject)),
+    'a string or an array of text blocks',
+  ).optional(),
+  prompt: rule<string>((v) => typeof v === 'string', 'a string').optional(),
+  messages: rule<readonly BetaMessageParam[]>(
+    (v) => Array.isArray(v) && v.every((m) => isObject(m) && (m.role === 'user' || m.role === 'assistant')),
+    'an array of messages ({ role: "user" | "assistant", content })',
+  ).optional(),
+  tools: rule<'all' | readonly string[]>(
+    (v) => v === 'all' || (Array.isArray(v) && v.every((s) => typeof s === 'string' && s !== '')),
+    '"all" or an array of tool names',
+  ).optional(),
+  serverTools: objects<BetaToolUnion>('tool definitions').optional(),
+  maxIterations: atLeastOne.optional(),
+  maxTokens: atLeastOne.optional(),
+  maxTokensCeiling: atLeastOne.optional(),
+  stopSequences: strings.optional(),
+  stream: z.boolean().optional(),
+  earlyDispatch: z.boolean().optional(),
+  timeoutMs: optionRules.wholeMs.optional(),
+  modelTimeoutMs: optionRules.wholeMs.optional(),
+  failurePolicy: failurePolicySchema.optional(),
+  maxRetries: optionRules.maxRetries.optional(),
+  context: callerContextSchema.optional(),
+  advisor: z
+    .strictObject({
+      model: optionRules.text,
+      maxUses: atLeastOne.optional(),
+      maxTokens: atLeastOne.optional(),
+    } satisfies Record<keyof AdvisorOptions, z.ZodType>)
+    .optional(),
+  onEvent: rule<AgentOptions['onEvent']>((v) => typeof v === 'function', 'a function').optional(),
+  signal: optionRules.signal.optional(),
+  logger: optionRules.logger.optional(),
+  persistence: rule<AgentOptions['persistence']>(
+    (v) =>
+      isObject(v) && ['beforeModelRequest', 'save', 'batchId'].every((name) => typeof v[name] === 'function'),
+    'an object with beforeModelRequest, save and batchId functions',
+  ).optional(),
+} satisfies Record<keyof AgentOptions, z.ZodType>);
+
 export function resolveOptions(o: AgentOptions): ResolvedOptions {
+  checkOptions(agentOptionsSchema, o, 'invalid runAgent options', 'INVALID_INPUT');
   const needsEnv = o.model === undefined || (o.client === undefined && o.apiKey === undefined);
   const config = needsEnv ? loadConfig() : undefined;
   const baseURL = o.baseURL ?? config?.anthropicBaseUrl;
@@ -68,6 +147,7 @@ export function resolveOptions(o: AgentOptions): ResolvedOptions {
       failurePolicy: o.failurePolicy ?? 'continue',
       ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
       ...(o.maxRetries === undefined ? {} : { maxRetries: o.maxRetries }),
+      ...(o.context === undefined ? {} : { context: o.context }),
     },
     advisor: o.advisor,
     signal: o.signal,

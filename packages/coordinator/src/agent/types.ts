@@ -5,7 +5,8 @@
  */
 import type Anthropic from '@anthropic-ai/sdk';
 import type { FailurePolicy, Logger, Outcome } from '@toolq/shared';
-import type { Dispatcher, ToolUse } from '../dispatcher.ts';
+import type { BatchResult } from '../batch-result.ts';
+import type { Dispatcher, DispatchOptions, ToolUse } from '../dispatcher.ts';
 
 export type BetaMessage = Anthropic.Beta.BetaMessage;
 export type BetaMessageParam = Anthropic.Beta.BetaMessageParam;
@@ -13,9 +14,12 @@ export type BetaToolUnion = Anthropic.Beta.BetaToolUnion;
 export type BetaStopReason = Anthropic.Beta.BetaStopReason;
 
 /** What the loop needs of a Dispatcher (a real one in production and in tests). */
-export type AgentDispatcher = Pick<Dispatcher, 'dispatch' | 'catalog' | 'metrics'> &
+export type AgentDispatcher = Pick<Dispatcher, 'catalog' | 'metrics'> & {
+  /** The loop sends tool_use blocks only (a Dispatcher also takes a response's whole content). */
+  dispatch(toolUses: readonly ToolUse[], options?: DispatchOptions): Promise<BatchResult>;
   /** Needed to resume a durable run whose calls another coordinator sent. */
-  Partial<Pick<Dispatcher, 'collect'>>;
+  collect?: Dispatcher['collect'];
+};
 
 export interface AdvisorOptions {
   /** The stronger model the executor consults inside the same API call, e.g. `claude-opus-5-5`. */
@@ -72,6 +76,8 @@ export interface AgentOptions {
   failurePolicy?: FailurePolicy;
   /** With `retry`: re-runs per call. Default: the tool's own policy. */
   maxRetries?: number;
+  /** Who the run acts for: every tool call of the run reads it as `ctx.context` (DispatchOptions.context). */
+  context?: Record<string, unknown>;
   advisor?: AdvisorOptions;
   /** Progress events; a listener that throws is logged, never breaks the run. */
   onEvent?: (event: AgentEvent) => void;

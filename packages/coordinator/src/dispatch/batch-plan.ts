@@ -62,7 +62,12 @@ export function planJobs(input: {
   /** Where workers write results and notify: the batch's record and this coordinator's reply stream. */
   batchKey: string;
   streamKey: string;
-  options: { failurePolicy?: FailurePolicy; maxRetries?: number };
+  options: {
+    failurePolicy?: FailurePolicy;
+    maxRetries?: number;
+    app?: string;
+    context?: Record<string, unknown>;
+  };
   /** Gives the trace context each call's job carries; undefined unless tracing is on. */
   trace: { carrier(index: number): TraceCarrier | undefined } | undefined;
 }): {

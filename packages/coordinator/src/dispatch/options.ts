@@ -3,8 +3,40 @@
  * passes. The CLI fills them from the environment (packages/shared/src/config.ts); a library user
  * passes what they need.
  */
-import { type FailurePolicy, type Logger, type RedisConnectionConfig, ToolqError } from '@toolq/shared';
-import { assertKeyPart, DEFAULTS, MAX_TIMEOUT_MS, type Registry } from '@toolq/shared/internal';
+import {
+  type FailurePolicy,
+  failurePolicySchema,
+  type Logger,
+  type RedisConnectionConfig,
+  ToolqError,
+  type ToolqErrorCode,
+} from '@toolq/shared';
+import {
+  assertKeyPart,
+  callerContextSchema,
+  DEFAULTS,
+  MAX_TIMEOUT_MS,
+  type Registry,
+} from '@toolq/shared/internal';
+import { z } from 'zod';
+
+/**
+ * A `tool_use` block as the Messages API (and the SDK's `ToolUseBlock`) has it; only id, name and
+ * input are used. `dispatch()` is generic over it, so a literal block with fields the API adds
+ * later type-checks as well.
+ */
+export interface ToolUse {
+  id: string;
+  name: string;
+  input: unknown;
+  type?: 'tool_use';
+  caller?: unknown;
+}
+
+/** Any other block of a response's `content` (text, thinking, server_tool_use, …): skipped. */
+export interface ContentBlock {
+  type: string;
+}
 
 export interface DispatchOptions {
   /** Per-call timeout. Default: each tool's own timeout (which defaults to 30 s). A smaller value wins. */
@@ -26,10 +58,20 @@ export interface DispatchOptions {
   batchId?: string;
   /** The app the batch belongs to: ids are scoped to it and only it can collect the batch. Default `default`. */
   app?: string;
+  /**
+   * Who the batch acts for (a user id, a tenant, …): a JSON object of at most 8 KiB that every
+   * tool of the batch reads as `ctx.context`. Never logged; it is only in the calls' jobs in Redis,
+   * removed when they finish.
+   */
+  context?: Record<string, unknown>;
 }
 
 export interface DispatcherOptions {
-  /** Default `redis://127.0.0.1:6379`. */
+  /**
+   * Default `redis://127.0.0.1:6379`: the library does not read REDIS_URL (the CLI does), so a
+   * Dispatcher given neither this nor `redis` uses a Redis on this host's default port, and
+   * `start()`'s error says so.
+   */
   redisUrl?: string;
   /** Redis Cluster, Sentinel or standalone (`loadConfig().redis`); wins over `redisUrl`. */
   redis?: RedisConnectionConfig;
@@ -53,6 +95,11 @@ export interface DispatcherOptions {
    * so. Default 16 MiB (TOOLQ_MAX_BATCH_RESULT_BYTES): the Messages API takes at most 32 MB a request.
    */
   maxBatchResultBytes?: number;
+  /**
+   * `start()` rejects (`REDIS_UNAVAILABLE`, naming the address) when Redis has not answered within
+   * this. Default 10 000 ms.
+   */
+  startTimeoutMs?: number;
   logger?: Logger;
   /** Default: a new registry. */
   registry?: Registry;
@@ -71,6 +118,7 @@ export const DISPATCHER_DEFAULTS = {
    */
   foreignLostGraceMs: 10_000,
   batchRetentionMs: DEFAULTS.batchRetentionMs,
+  startTimeoutMs: 10_000,
   maxBatchResultBytes: DEFAULTS.maxBatchResultBytes,
   /** How long a deadline waits for its last look at Redis before answering "timed out". */
   lastLookMs: 250,
@@ -79,22 +127,167 @@ export const DISPATCHER_DEFAULTS = {
 } as const satisfies Partial<Record<keyof DispatcherOptions | keyof DispatchOptions, unknown>> &
   Record<string, unknown>;
 
-/** A duration option of the Dispatcher (a misconfiguration: CONFIG_INVALID). */
-export function positiveMs(what: string, value: number): number {
-  if (!Number.isFinite(value) || value <= 0 || value > MAX_TIMEOUT_MS)
-    throw new ToolqError(
-      'CONFIG_INVALID',
-      `${what} must be a number of ms from 1 to ${MAX_TIMEOUT_MS}, got ${value}`,
-    );
-  return value;
+/** A value as an error message shows it: strings quoted, objects by kind, never their contents. */
+function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
+  if (typeof value === 'function') return 'a function';
+  if (Array.isArray(value)) return 'an array';
+  if (value === null) return 'null';
+  if (typeof value === 'object') return `an object (${value.constructor?.name ?? 'no prototype'})`;
+  return String(value);
 }
 
-export function assertTimeout(timeoutMs: number): void {
-  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS)
-    throw new ToolqError(
-      'INVALID_INPUT',
-      `timeoutMs must be a whole number of ms from 1 to ${MAX_TIMEOUT_MS} (about 24.8 days), got ${timeoutMs}`,
-    );
+/** A zod check whose failure reads `<option> must be <expected>, got <value>`. */
+export function rule<T>(test: (value: unknown) => boolean, expected: string): z.ZodType<T> {
+  return z.custom<T>(test, { error: (issue) => `must be ${expected}, got ${show(issue.input)}` });
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+const hasMethods = (v: unknown, names: readonly string[]): boolean =>
+  isObject(v) && names.every((name) => typeof v[name] === 'function');
+
+export const optionRules = {
+  wholeMs: rule<number>(
+    (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= MAX_TIMEOUT_MS,
+    `a whole number of ms from 1 to ${MAX_TIMEOUT_MS} (about 24.8 days)`,
+  ),
+  durationMs: rule<number>(
+    (v) => typeof v === 'number' && Number.isFinite(v) && v > 0 && v <= MAX_TIMEOUT_MS,
+    `a number of ms from 1 to ${MAX_TIMEOUT_MS}`,
+  ),
+  text: rule<string>((v) => typeof v === 'string' && v !== '', 'a non-empty string'),
+  /** The HTTP API's bound (max_retries), so that the library takes no more than it. */
+  maxRetries: rule<number>(
+    (v) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 20,
+    'a whole number from 0 to 20',
+  ),
+  signal: rule<AbortSignal>((v) => v instanceof AbortSignal, 'an AbortSignal'),
+  logger: rule<Logger>(
+    (v) => hasMethods(v, ['child', 'debug', 'info', 'warn', 'error']),
+    'a pino logger (an object with child, debug, info, warn and error)',
+  ),
+} as const;
+
+/**
+ * Every option of the Dispatcher, checked where it is given (CONFIG_INVALID): an unknown name (a
+ * typo such as `sweepIntervalMS`) is an error, not an option silently left at its default.
+ */
+const dispatcherOptionsSchema = z.strictObject({
+  redisUrl: rule<string>(
+    (v) => typeof v === 'string' && /^rediss?:\/\/[^/]/.test(v) && URL.canParse(v),
+    'a redis:// or rediss:// URL',
+  ).optional(),
+  redis: rule<RedisConnectionConfig>(
+    (v) => isObject(v) && ['standalone', 'cluster', 'sentinel'].includes(v.mode as string),
+    'a Redis connection config with mode standalone, cluster or sentinel (loadConfig().redis)',
+  ).optional(),
+  prefix: optionRules.text.optional(),
+  coordinatorId: optionRules.text.optional(),
+  sweepIntervalMs: optionRules.durationMs.optional(),
+  batchRetentionMs: optionRules.durationMs.optional(),
+  maxBatchResultBytes: rule<number>(
+    (v) => Number.isSafeInteger(v) && (v as number) >= 1,
+    'a whole number of bytes >= 1',
+  ).optional(),
+  startTimeoutMs: optionRules.wholeMs.optional(),
+  logger: optionRules.logger.optional(),
+  registry: rule<Registry>(
+    (v) => hasMethods(v, ['registerMetric', 'metrics']),
+    'a prom-client Registry',
+  ).optional(),
+} satisfies Record<keyof DispatcherOptions, z.ZodType>);
+
+/** Every option of dispatch() (INVALID_INPUT). */
+const dispatchOptionsSchema = z.strictObject({
+  timeoutMs: optionRules.wholeMs.optional(),
+  failurePolicy: failurePolicySchema.optional(),
+  maxRetries: optionRules.maxRetries.optional(),
+  signal: optionRules.signal.optional(),
+  batchName: optionRules.text.optional(),
+  batchId: optionRules.text.optional(),
+  app: optionRules.text.optional(),
+  context: callerContextSchema.optional(),
+} satisfies Record<keyof DispatchOptions, z.ZodType>);
+
+/**
+ * The options as given, or a ToolqError naming each wrong option, what it must be and what it
+ * was; an unknown name is listed with the known ones (and the one it most likely meant).
+ */
+export function checkOptions<T>(
+  schema: z.ZodType<T>,
+  options: unknown,
+  where: string,
+  code: ToolqErrorCode,
+): T {
+  const parsed = schema.safeParse(options ?? {}, { reportInput: true });
+  if (parsed.success) return options as T;
+  const known = schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
+  const problems = parsed.error.issues.slice(0, 5).map((issue) => {
+    const path = issue.path.map(String).join('.');
+    if (issue.code === 'unrecognized_keys' && issue.path.length > 0)
+      return `${path}: ${issue.keys.map((key) => JSON.stringify(key)).join(', ')} is not an option`;
+    if (issue.code === 'unrecognized_keys')
+      return issue.keys.map((key) => unknownOption(key, known)).join('; ');
+    if (issue.code === 'invalid_value')
+      return `${path} must be one of ${issue.values.map((v) => show(v)).join(', ')}, got ${show(issue.input)}`;
+    if (issue.path.length === 0) return `the options must be an object, got ${show(issue.input)}`;
+    return issue.code === 'custom' ? `${path} ${issue.message}` : `${path}: ${issue.message}`;
+  });
+  throw new ToolqError(code, `${where}: ${problems.join('; ')}`);
+}
+
+function unknownOption(key: string, known: readonly string[]): string {
+  const meant = known.find((name) => name.toLowerCase() === key.toLowerCase());
+  const hint = meant ? ` (did you mean ${meant}?)` : '';
+  return `${JSON.stringify(key)} is not an option${hint}; the options are ${known.join(', ')}`;
+}
+
+export function checkDispatcherOptions(options: unknown): DispatcherOptions {
+  return checkOptions(dispatcherOptionsSchema, options, 'invalid Dispatcher options', 'CONFIG_INVALID');
+}
+
+export function checkStartOptions(options: unknown): { signal?: AbortSignal } {
+  const schema = z.strictObject({ signal: optionRules.signal.optional() });
+  return checkOptions(schema, options, 'invalid start() options', 'CONFIG_INVALID');
+}
+
+export function checkDispatchOptions(options: unknown): DispatchOptions {
+  return checkOptions(dispatchOptionsSchema, options, 'invalid dispatch() options', 'INVALID_INPUT');
+}
+
+/**
+ * The `tool_use` blocks of what dispatch() was given: a response's whole `content` (text,
+ * thinking, server_tool_use, … are left out: they are not calls toolq runs) or the tool_use
+ * blocks alone. A block without a `type` counts as a tool_use (a literal `{ id, name, input }`).
+ * Anything malformed is refused (INVALID_INPUT) rather than answered with a tool_result the
+ * Messages API would reject.
+ */
+export function toolUsesOf<T extends { id: string; name: string; input: unknown }>(
+  blocks: readonly unknown[],
+): T[] {
+  if (!Array.isArray(blocks))
+    throw new ToolqError('INVALID_INPUT', `dispatch() takes an array of content blocks, got ${show(blocks)}`);
+  const uses: T[] = [];
+  blocks.forEach((block, i) => {
+    if (typeof block !== 'object' || block === null || Array.isArray(block))
+      throw new ToolqError('INVALID_INPUT', `blocks.${i} must be a content block object, got ${show(block)}`);
+    const { type, id, name, input } = block as Record<string, unknown>;
+    if (type !== undefined && type !== 'tool_use') {
+      if (typeof type === 'string') return; // text, thinking, a server tool: not for toolq
+      throw new ToolqError('INVALID_INPUT', `blocks.${i}.type must be a string, got ${show(type)}`);
+    }
+    const wrong =
+      typeof id !== 'string' || id === ''
+        ? `id must be a non-empty string, got ${show(id)}`
+        : typeof name !== 'string' || name === ''
+          ? `name must be a non-empty string, got ${show(name)}`
+          : input === undefined
+            ? 'input is missing'
+            : undefined;
+    if (wrong) throw new ToolqError('INVALID_INPUT', `blocks.${i} (a tool_use block): ${wrong}`);
+    uses.push(block as T);
+  });
+  return uses;
 }
 
 export function assertUniqueIds(toolUses: readonly { id: string }[]): void {
@@ -106,14 +299,15 @@ export function assertUniqueIds(toolUses: readonly { id: string }[]): void {
 }
 
 /**
- * What dispatch() refuses before anything else (INVALID_INPUT), in this order: duplicate tool_use
- * ids, a malformed app or batch name, a timeout out of range.
+ * What dispatch() refuses before anything else (INVALID_INPUT), in this order: an unknown or
+ * malformed option, duplicate tool_use ids, a malformed app or batch name.
  */
 export function assertDispatchable(
   toolUses: readonly { id: string }[],
   app: string,
-  options: Pick<DispatchOptions, 'batchName' | 'batchId' | 'timeoutMs'>,
+  options: DispatchOptions,
 ): void {
+  checkDispatchOptions(options);
   assertUniqueIds(toolUses);
   assertKeyPart('app', app);
   if (
@@ -124,7 +318,6 @@ export function assertDispatchable(
     throw new ToolqError('INVALID_INPUT', 'batchId is the old name of batchName: give one of them');
   const batchName = batchNameOf(options);
   if (batchName !== undefined) assertKeyPart('batchName', batchName);
-  if (options.timeoutMs !== undefined) assertTimeout(options.timeoutMs);
 }
 
 /** The caller's name for the batch, under its name or its deprecated one. */

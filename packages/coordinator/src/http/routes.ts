@@ -58,6 +58,7 @@ const BATCH_ROUTES: ApiRoute[] = [
         failurePolicy: body.failure_policy,
         maxRetries: body.max_retries,
         batchName: body.batch_id,
+        context: body.context,
         // Batch names are the app's own: another app may use the same name and never sees this batch.
         app: appOf(request),
         signal: controller.signal,

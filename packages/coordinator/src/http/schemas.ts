@@ -1,6 +1,6 @@
 /** The HTTP contract's request bodies, checked at the edge; types inside are trusted. */
 import { failurePolicySchema } from '@toolq/shared';
-import { KEY_PART_PATTERN } from '@toolq/shared/internal';
+import { callerContextSchema, KEY_PART_PATTERN, MAX_CONTEXT_BYTES } from '@toolq/shared/internal';
 import { z } from 'zod';
 
 export const MAX_TOOL_USES_PER_BATCH = 1_000;
@@ -38,6 +38,14 @@ export const toolBatchRequestSchema = z
     max_retries: z.number().int().min(0).max(20).optional(),
     /** Your id for the batch, to collect it with GET /v1/tool-batches/:id from any coordinator. */
     batch_id: batchNameSchema.optional(),
+    /** Who the batch acts for: every tool reads it as `ctx.context` (never logged). */
+    context: callerContextSchema
+      .optional()
+      .describe(
+        `Who the batch acts for (a user id, a tenant, …): a JSON object of at most ${MAX_CONTEXT_BYTES} bytes ` +
+          "that every tool of the batch reads as `ctx.context`, with the token's app as `ctx.app`. Never logged; " +
+          "it is only in the calls' jobs in Redis, removed when they finish.",
+      ),
   })
   .strict();
 

@@ -8,6 +8,11 @@ import type { ToolContentBlock } from '@toolq/shared';
 
 /** Image types a `tool_result` image block may carry. */
 const API_IMAGE_TYPES = new Set(['image/jpeg', 'image/png', 'image/gif', 'image/webp']);
+type ApiImageType = Extract<
+  Extract<ToolContentBlock, { type: 'image' }>['source'],
+  { type: 'base64' }
+>['media_type'];
+const isApiImageType = (mime: string): mime is ApiImageType => API_IMAGE_TYPES.has(mime);
 
 type McpBlock = CallToolResult['content'][number];
 
@@ -38,7 +43,7 @@ function mapBlock(block: McpBlock): ToolContentBlock {
     case 'text':
       return { type: 'text', text: block.text };
     case 'image':
-      if (API_IMAGE_TYPES.has(block.mimeType)) {
+      if (isApiImageType(block.mimeType)) {
         return { type: 'image', source: { type: 'base64', media_type: block.mimeType, data: block.data } };
       }
       return dropped(
@@ -60,7 +65,7 @@ function mapBlock(block: McpBlock): ToolContentBlock {
         return { type: 'text', text: `Resource <${resource.uri}>:\n${resource.text}` };
       }
       const mime = resource.mimeType ?? 'application/octet-stream';
-      if ('blob' in resource && typeof resource.blob === 'string' && API_IMAGE_TYPES.has(mime)) {
+      if ('blob' in resource && typeof resource.blob === 'string' && isApiImageType(mime)) {
         return { type: 'image', source: { type: 'base64', media_type: mime, data: resource.blob } };
       }
       const size =
