@@ -4,7 +4,7 @@
  * in this package's server side that touches `process`: signals, exit codes, the environment.
  */
 import { createLogger, loadConfig, startTracing } from '@toolq/shared';
-import { describeRedis, describeStartupError } from '@toolq/shared/internal';
+import { describeRedis, describeStartupError, listenError } from '@toolq/shared/internal';
 import { Command, InvalidArgumentError } from 'commander';
 import { Dispatcher } from './dispatcher.ts';
 import { assertSafeListen } from './http/auth.ts';
@@ -102,7 +102,15 @@ async function main(): Promise<void> {
   // Checked before connecting anywhere, so a misconfiguration fails fast with its own message.
   assertSafeListen(host, anyToken);
   // Listening first: while Redis cannot be reached, /healthz answers and /readyz says why.
-  const url = await listen(app, { host, port: listenPort, ...auth });
+  const url = await listen(app, { host, port: listenPort, ...auth }).catch((err: unknown) => {
+    throw listenError(err, {
+      server: 'HTTP server',
+      host,
+      port: listenPort,
+      portSetting: 'TOOLQ_PORT (or --port)',
+      hostSetting: 'TOOLQ_HOST (or --host)',
+    });
+  });
   process.stdout.write(`${JSON.stringify({ event: 'listening', url })}\n`);
   await dispatcher.start();
   await runs.start();

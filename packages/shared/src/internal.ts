@@ -18,7 +18,7 @@ export { type CancelMessage, parseCancelMessage, publishCancel } from './cancel.
 export { defaultCoordinatorId, parseApiTokens } from './config.ts';
 export { type ParsedJobData, type ToolSpec, toolSpecSchema, type WorkerInfo } from './contract.ts';
 export { DEFAULTS } from './defaults.ts';
-export { coerceError, describeStartupError } from './errors.ts';
+export { coerceError, describeStartupError, listenError } from './errors.ts';
 export { processId, randomHex } from './ids.ts';
 export { assertKeyPart, createKeys, KEY_PART_PATTERN, type Keys } from './keys.ts';
 export { laneOf } from './lanes.ts';
