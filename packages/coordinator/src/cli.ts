@@ -3,6 +3,7 @@
  * `toolq-coordinator` / `pnpm coordinator`: the HTTP API in front of a Dispatcher. The only place
  * in this package's server side that touches `process`: signals, exit codes, the environment.
  */
+import { readFileSync } from 'node:fs';
 import { createLogger, loadConfig, startTracing } from '@toolq/shared';
 import { describeRedis, describeStartupError, listenError } from '@toolq/shared/internal';
 import { Command, InvalidArgumentError } from 'commander';
@@ -17,7 +18,13 @@ const port = (value: string) => {
   return n;
 };
 
+/** This package's version, for `--version` (package.json sits one level above src/ and dist/ alike). */
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
 const program = new Command('toolq-coordinator')
+  .version(version)
   .description('Serve the toolq HTTP API: run tool batches on toolq workers through Redis.')
   .option(
     '--host <host>',

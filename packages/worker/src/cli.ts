@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { type AnyTool, createLogger, loadConfig, startTracing } from '@toolq/shared';
 import {
   closeRedis,
@@ -28,7 +29,13 @@ const positiveInt = (name: string) => (value: string) => {
   return n;
 };
 
+/** This package's version, for `--version` (package.json sits one level above src/ and dist/ alike). */
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
 const program = new Command('toolq-worker')
+  .version(version)
   .description(
     'Run tool calls from a toolq queue (BullMQ on Redis). Configuration comes from the environment; flags override it.',
   )
