@@ -38,12 +38,17 @@ export async function startCoordinatorProcess(
  * The coordinator CLI started without waiting for it to serve: for a misconfiguration it must
  * survive (it keeps retrying Redis). Everything it writes is collected, for what a log must not say.
  */
-export function spawnCoordinatorProcess(env: Record<string, string>): {
+export function spawnCoordinatorProcess(
+  env: Record<string, string>,
+  /** Default `--port 0`; `null`: no flag (the port then comes from TOOLQ_PORT). */
+  options: { port?: number | null } = {},
+): {
   child: ChildProcess;
   exited: Promise<number | null>;
   output(): string;
 } {
-  const child = spawn(process.execPath, [...RUN_SOURCES, CLI, '--port', '0'], {
+  const port = options.port === null ? [] : ['--port', String(options.port ?? 0)];
+  const child = spawn(process.execPath, [...RUN_SOURCES, CLI, ...port], {
     env: { ...process.env, TOOLQ_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -22,8 +22,11 @@ export interface WorkerProcessOptions {
   tools?: string;
   /** An MCP config file (`--mcp`); without `tools`, the worker serves only its MCP servers. */
   mcp?: string;
-  /** Serve /metrics on a free loopback port instead of `--no-metrics`. */
-  metrics?: boolean;
+  /**
+   * Serve /metrics on a free loopback port instead of `--no-metrics`; `'defaults'`: with no metrics
+   * flag at all, as an operator starts it.
+   */
+  metrics?: boolean | 'defaults';
   pool?: string;
   concurrency?: number;
   env?: Record<string, string>;
@@ -34,7 +37,8 @@ function spawnWorker(options: WorkerProcessOptions, stdio: 'inherit' | 'pipe'): 
   const tools = options.tools ?? (options.mcp ? undefined : 'diagnostics');
   if (tools) args.push('--tools', tools);
   if (options.mcp) args.push('--mcp', options.mcp);
-  args.push(...(options.metrics ? ['--metrics-port', '0', '--metrics-host', '127.0.0.1'] : ['--no-metrics']));
+  if (options.metrics === true) args.push('--metrics-port', '0', '--metrics-host', '127.0.0.1');
+  else if (!options.metrics) args.push('--no-metrics');
   if (options.pool) args.push('--pool', options.pool);
   if (options.concurrency) args.push('--concurrency', String(options.concurrency));
   return spawn(process.execPath, [`--conditions=${SOURCE_CONDITION}`, ...args], {

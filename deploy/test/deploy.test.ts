@@ -297,6 +297,12 @@ describe('docker-compose.yml', () => {
     );
   });
 
+  it('sets the worker metrics address itself: the default (a free loopback port) is not scrapable', () => {
+    const w = composeEnv('worker');
+    expect(w.TOOLQ_METRICS_HOST).toBe('0.0.0.0');
+    expect(Number(w.TOOLQ_METRICS_PORT)).toBeGreaterThan(0);
+  });
+
   it('points toolq at the compose Redis, configured as BullMQ needs, and waits for it to be healthy', () => {
     for (const name of ['coordinator', 'worker']) {
       const url = new URL(String(composeEnv(name).REDIS_URL));
@@ -670,6 +676,9 @@ describe('kubernetes manifests', () => {
     expect(c.command).toEqual(nodeCommand(WORKER_ENTRY));
     expect(list(c.args, 'args').slice(0, 1)).toEqual(['--tools']);
     const metricsPort = Number(envVar(c, 'TOOLQ_METRICS_PORT')?.value);
+    // Set explicitly: the default (a free loopback port) is reachable by neither probes nor Prometheus.
+    expect(metricsPort).toBeGreaterThan(0);
+    expect(envVar(c, 'TOOLQ_METRICS_HOST')?.value).toBe('0.0.0.0');
     expect(list(c.ports, 'ports')).toContainEqual({ name: 'metrics', containerPort: metricsPort });
     expect(at(worker, 'spec.template.metadata.annotations')).toMatchObject({
       'prometheus.io/port': String(metricsPort),
@@ -907,6 +916,11 @@ describe('the scale-to-zero example (k8s/keda-scale-to-zero.example.yaml)', () =
     expect(env.get('TOOLQ_WAIT_FOR_WORKERS')).toBe('true');
     expect(Number(at(so, 'spec.minReplicaCount'))).toBe(0);
     expect(at(so, 'spec.scaleTargetRef.name')).toBe(at(deployment, 'metadata.name'));
+  });
+
+  it('probes the metrics address it sets (the default, a free loopback port, is not reachable)', () => {
+    expect(env.get('TOOLQ_METRICS_HOST')).toBe('0.0.0.0');
+    expect(Number(at(container, 'readinessProbe.httpGet.port'))).toBe(Number(env.get('TOOLQ_METRICS_PORT')));
   });
 
   it("watches its own pool's BullMQ lists, and any waiting call wakes it", () => {

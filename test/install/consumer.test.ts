@@ -33,6 +33,14 @@ const APP = fileURLToPath(new URL('./app/', import.meta.url));
 const APP_FILES = ['tools.mjs', 'dispatch.mjs', 'agent.mjs', 'consumer.ts'];
 const PREFIX = 'consumer';
 
+/**
+ * Packages under toolq that declare a newer Node than toolq's own `engines` (>= 20.12), with no
+ * older version their dependents' ranges accept: npm notes them (EBADENGINE) on Node 20. Both are
+ * plain JS that works there (the README says so); anything else with such a notice fails the test.
+ */
+const NODE_22_ONLY = ['content-disposition', 'cookie'];
+const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
+
 /** The workspace packages users install: those that build and are not private. */
 const publishablePackages = () => buildablePackages().filter((pkg) => !pkg.private);
 
@@ -59,6 +67,8 @@ let dir: string;
 let project: string;
 let redis: RedisServer;
 let packages: ReturnType<typeof publishablePackages>;
+/** What `npm install` wrote on stderr (its warnings). */
+let installWarnings: string;
 const children: ChildProcess[] = [];
 
 beforeAll(async () => {
@@ -89,14 +99,15 @@ beforeAll(async () => {
     ),
   );
   for (const file of APP_FILES) copyFileSync(join(APP, file), join(project, file));
-  await run(
+  const install = await run(
     'npm',
-    ['install', '--omit=dev', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'],
+    ['install', '--omit=dev', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=warn'],
     {
       cwd: project,
       env: bareEnv(),
     },
   );
+  installWarnings = install.stderr;
   redis = await startRedisServer();
 }, 240_000);
 
@@ -174,6 +185,33 @@ describe('toolq installed from its packed tarballs into a project outside the re
     for (const dev of ['tsx', 'typescript', 'vitest', '@types/node']) {
       expect(existsSync(join(project, 'node_modules', dev)), `${dev} was installed`).toBe(false);
     }
+  });
+
+  it('installs without an engine warning, but for the two packages the README names on Node 20', () => {
+    const engineWarnings = installWarnings.split('\n').filter((line) => /EBADENGINE/.test(line));
+    const named = engineWarnings
+      .map((line) => /package: '([^@']+)@/.exec(line)?.[1])
+      .filter((name): name is string => name !== undefined);
+    expect(named.length, installWarnings).toBe(engineWarnings.filter((l) => /package:/.test(l)).length);
+    if (NODE_MAJOR >= 22) expect(engineWarnings).toEqual([]);
+    else expect([...new Set(named)].filter((n) => !NODE_22_ONLY.includes(n))).toEqual([]);
+  });
+
+  it('each installed CLI answers --version with its package version, and toolq-report --help', async () => {
+    const version = installed('@toolq/coordinator').version;
+    for (const bin of ['toolq-worker', 'toolq-coordinator', 'toolq-report']) {
+      const { stdout } = await run('npx', ['--no-install', bin, '--version'], {
+        cwd: project,
+        env: bareEnv(),
+      });
+      expect(stdout.trim(), bin).toBe(version);
+    }
+    const { stdout } = await run('npx', ['--no-install', 'toolq-report', '--help'], {
+      cwd: project,
+      env: bareEnv(),
+    });
+    expect(stdout).toMatch(/^Usage: toolq-report/);
+    expect(stdout).toContain('--window');
   });
 
   it('toolq-worker --tools ./tools.mjs and toolq-coordinator from node_modules/.bin answer a batch over HTTP', async () => {

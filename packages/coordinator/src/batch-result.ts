@@ -32,7 +32,10 @@ export interface BatchResult {
   toolResults: ToolResultBlock[];
   calls: CallStats[];
   wallMs: number;
-  /** Run time of the slowest call on its worker (0 when none ran). */
+  /**
+   * Own time of the slowest call: its run on its worker, or for a call that timed out without a
+   * worker's timing, the time from the dispatch to its deadline (0 when none ran).
+   */
   slowestRunMs: number;
   /** wallMs − slowestRunMs: what the queue, the network and the barrier cost. */
   overheadMs: number;
@@ -41,8 +44,11 @@ export interface BatchResult {
 export function summarise(input: {
   batchName: string;
   startedAt: number;
-  /** By index: the caller's own tool_use ids (the barrier's calls; not the caller's objects, kept no longer). */
-  calls: readonly { toolUseId: string }[];
+  /**
+   * By index: the caller's own tool_use ids and each call's deadline (the barrier's calls; not the
+   * caller's objects, kept no longer).
+   */
+  calls: readonly { toolUseId: string; deadline: number }[];
   settled: readonly SettledCall[];
   poolOf: (index: number) => string | undefined;
 }): BatchResult {
@@ -64,7 +70,10 @@ export function summarise(input: {
     return stats;
   });
   const wallMs = endedAt - input.startedAt;
-  const slowestRunMs = Math.max(0, ...calls.map((c) => c.runMs ?? 0));
+  const slowestRunMs = Math.max(
+    0,
+    ...calls.map((c, i) => ownTimeMs(c, input.calls[i]?.deadline, input.startedAt)),
+  );
   return {
     batchName: input.batchName,
     batchId: input.batchName,
@@ -77,6 +86,18 @@ export function summarise(input: {
     slowestRunMs,
     overheadMs: Math.max(0, wallMs - slowestRunMs),
   };
+}
+
+/**
+ * How long a call itself took, which the overhead is not. A call the coordinator timed out has no
+ * run time (its worker never answered), yet it took its whole budget: counting 0 made the time up
+ * to its deadline "overhead" (a 1 s timeout read as ~1 s of overhead, and fired the overhead
+ * alert). Its own time runs until its deadline; only the lateness past it is overhead.
+ */
+function ownTimeMs(call: CallStats, deadline: number | undefined, startedAt: number): number {
+  if (call.runMs !== undefined) return call.runMs;
+  if (call.outcome === 'timeout' && deadline !== undefined) return Math.max(0, deadline - startedAt);
+  return 0;
 }
 
 export const UNKNOWN_TOOL_LABEL = '_unknown';

@@ -3,8 +3,9 @@
  * `toolq-coordinator` / `pnpm coordinator`: the HTTP API in front of a Dispatcher. The only place
  * in this package's server side that touches `process`: signals, exit codes, the environment.
  */
+import { readFileSync } from 'node:fs';
 import { createLogger, loadConfig, startTracing } from '@toolq/shared';
-import { describeRedis, describeStartupError } from '@toolq/shared/internal';
+import { describeRedis, describeStartupError, listenError } from '@toolq/shared/internal';
 import { Command, InvalidArgumentError } from 'commander';
 import { Dispatcher } from './dispatcher.ts';
 import { assertSafeListen } from './http/auth.ts';
@@ -17,7 +18,13 @@ const port = (value: string) => {
   return n;
 };
 
+/** This package's version, for `--version` (package.json sits one level above src/ and dist/ alike). */
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
 const program = new Command('toolq-coordinator')
+  .version(version)
   .description('Serve the toolq HTTP API: run tool batches on toolq workers through Redis.')
   .option(
     '--host <host>',
@@ -102,7 +109,15 @@ async function main(): Promise<void> {
   // Checked before connecting anywhere, so a misconfiguration fails fast with its own message.
   assertSafeListen(host, anyToken);
   // Listening first: while Redis cannot be reached, /healthz answers and /readyz says why.
-  const url = await listen(app, { host, port: listenPort, ...auth });
+  const url = await listen(app, { host, port: listenPort, ...auth }).catch((err: unknown) => {
+    throw listenError(err, {
+      server: 'HTTP server',
+      host,
+      port: listenPort,
+      portSetting: 'TOOLQ_PORT (or --port)',
+      hostSetting: 'TOOLQ_HOST (or --host)',
+    });
+  });
   process.stdout.write(`${JSON.stringify({ event: 'listening', url })}\n`);
   await dispatcher.start();
   await runs.start();

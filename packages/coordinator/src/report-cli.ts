@@ -3,12 +3,19 @@
  * `pnpm report [--window 15m] [--json]`: the fleet's performance report, read from the call log in
  * Redis (REDIS_URL, TOOLQ_PREFIX), with no coordinator needed.
  */
+import { readFileSync } from 'node:fs';
 import { loadConfig } from '@toolq/shared';
 import { CallLog, closeRedis, createRedis, describeStartupError } from '@toolq/shared/internal';
 import { Command } from 'commander';
 import { DEFAULT_REPORT_WINDOW, fleetReport, formatFleetReport, parseWindow } from './fleet-report.ts';
 
+/** This package's version, for `--version` (package.json sits one level above src/ and dist/ alike). */
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
 const program = new Command('toolq-report')
+  .version(version)
   .description(
     "Print the fleet's per-tool performance report (calls, avg, p95, max; success rate) from Redis.",
   )

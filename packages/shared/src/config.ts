@@ -69,6 +69,8 @@ const envSchema = z.object({
   TOOLQ_PORT: intFrom(0, 65535).default(DEFAULTS.port),
   /** Worker metrics/health port (0 = any free port). */
   TOOLQ_METRICS_PORT: intFrom(0, 65535).default(DEFAULTS.metricsPort),
+  /** Worker metrics/health listen address. */
+  TOOLQ_METRICS_HOST: z.string().min(1).default(DEFAULTS.metricsHost),
   /** Bearer token for the HTTP API. Unset: the API listens on loopback only. */
   TOOLQ_API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** `name:token,...`: one bearer token per app; each app sees only its own runs and batches. */
@@ -153,6 +155,7 @@ export interface ToolqConfig {
   host: string;
   port: number;
   metricsPort: number;
+  metricsHost: string;
   apiToken: string | undefined;
   /** App name → token, from TOOLQ_API_TOKENS (empty when unset). */
   apiTokens: Map<string, string>;
@@ -207,6 +210,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolqConfig {
     host: e.TOOLQ_HOST,
     port: e.TOOLQ_PORT,
     metricsPort: e.TOOLQ_METRICS_PORT,
+    metricsHost: e.TOOLQ_METRICS_HOST,
     apiToken: e.TOOLQ_API_TOKEN,
     apiTokens,
     operatorTokens: parseNamedTokens(e.TOOLQ_OPERATOR_TOKENS, {

@@ -11,9 +11,16 @@ export const DEFAULTS = {
   concurrency: 32,
   host: '127.0.0.1',
   port: 8080,
-  metricsPort: 9464,
-  /** All interfaces: Prometheus usually scrapes from another machine. */
-  metricsHost: '0.0.0.0',
+  /**
+   * Any free port (printed in the worker's `listening` line): several workers share a host without
+   * clashing. Deployments that are scraped set a fixed one (deploy/: 9464).
+   */
+  metricsPort: 0,
+  /**
+   * Loopback: the worker's metrics port has no token, so it is not opened to the network unless
+   * asked (TOOLQ_METRICS_HOST=0.0.0.0 where Prometheus scrapes from another machine, as in deploy/).
+   */
+  metricsHost: '127.0.0.1',
   /** Timeout of a tool that declares none. */
   defaultTimeoutMs: 30_000,
   /** Largest result of one call (serialised). */

@@ -77,6 +77,38 @@ export function coerceError(thrown: unknown): Error {
 }
 
 /**
+ * A server that could not listen, as a one-line configuration error that names the setting to
+ * change (the bare EADDRINUSE came with a stack trace and no hint). Anything else is returned as is.
+ */
+export function listenError(
+  err: unknown,
+  target: { server: string; host: string; port: number; portSetting: string; hostSetting: string },
+): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  const at = target.host.includes(':') ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
+  const cannot = `cannot start the ${target.server} on ${at}`;
+  if (code === 'EADDRINUSE')
+    return new ToolqError(
+      'CONFIG_INVALID',
+      `${cannot}: the port is in use (another process on this host?); set ${target.portSetting} to a free port, or 0 for any free one`,
+      { cause: err },
+    );
+  if (code === 'EACCES')
+    return new ToolqError(
+      'CONFIG_INVALID',
+      `${cannot}: not allowed to bind that port; set ${target.portSetting} to 1024 or above, or 0 for any free one`,
+      { cause: err },
+    );
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND')
+    return new ToolqError(
+      'CONFIG_INVALID',
+      `${cannot}: ${target.host} is not an address of this host; set ${target.hostSetting}`,
+      { cause: err },
+    );
+  return err;
+}
+
+/**
  * What a CLI prints when it cannot start: a ToolqError's message is written for the reader (bad
  * configuration, missing tool module), anything else is a bug and keeps its stack.
  */

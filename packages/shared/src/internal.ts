@@ -25,7 +25,7 @@ export {
   type WorkerInfo,
 } from './contract.ts';
 export { DEFAULTS } from './defaults.ts';
-export { coerceError, describeStartupError } from './errors.ts';
+export { coerceError, describeStartupError, listenError } from './errors.ts';
 export { processId, randomHex } from './ids.ts';
 export { assertKeyPart, createKeys, KEY_PART_PATTERN, type Keys } from './keys.ts';
 export { laneOf } from './lanes.ts';

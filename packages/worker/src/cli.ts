@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { type AnyTool, createLogger, loadConfig, startTracing } from '@toolq/shared';
 import {
   closeRedis,
@@ -7,6 +8,7 @@ import {
   createRegistry,
   DEFAULTS,
   describeStartupError,
+  listenError,
   type Redis,
   whyNotWritable,
 } from '@toolq/shared/internal';
@@ -27,7 +29,13 @@ const positiveInt = (name: string) => (value: string) => {
   return n;
 };
 
+/** This package's version, for `--version` (package.json sits one level above src/ and dist/ alike). */
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
 const program = new Command('toolq-worker')
+  .version(version)
   .description(
     'Run tool calls from a toolq queue (BullMQ on Redis). Configuration comes from the environment; flags override it.',
   )
@@ -47,13 +55,12 @@ const program = new Command('toolq-worker')
   )
   .option(
     '--metrics-port <port>',
-    `port of /metrics, /healthz, /readyz; 0 = any [env TOOLQ_METRICS_PORT, default ${DEFAULTS.metricsPort}]`,
+    `port of /metrics, /healthz, /readyz; 0 = any free one, printed in the "listening" line [env TOOLQ_METRICS_PORT, default ${DEFAULTS.metricsPort}]`,
     positiveInt('metrics port'),
   )
   .option(
     '--metrics-host <host>',
-    'address the metrics server binds; the default serves every interface, for Prometheus on another machine',
-    DEFAULTS.metricsHost,
+    `address the metrics server binds; 0.0.0.0 for Prometheus on another machine [env TOOLQ_METRICS_HOST, default ${DEFAULTS.metricsHost}]`,
   )
   .option('--no-metrics', 'do not start the metrics/health server')
   .option(
@@ -64,6 +71,7 @@ const program = new Command('toolq-worker')
     'after',
     '\nEnvironment: REDIS_URL (or REDIS_CLUSTER_NODES, or REDIS_SENTINELS + REDIS_SENTINEL_MASTER;\n' +
       'REDIS_USERNAME, REDIS_PASSWORD, REDIS_SENTINEL_PASSWORD, REDIS_TLS, REDIS_TLS_CA_FILE), TOOLQ_PREFIX, TOOLQ_POOL, TOOLQ_CONCURRENCY, TOOLQ_METRICS_PORT,\n' +
+      'TOOLQ_METRICS_HOST, ' +
       'TOOLQ_DEFAULT_TIMEOUT_MS, TOOLQ_MAX_RESULT_BYTES, TOOLQ_SHUTDOWN_TIMEOUT_MS, TOOLQ_LOG_LEVEL.\n' +
       'SIGTERM/SIGINT: stop taking jobs and finish running ones (up to TOOLQ_SHUTDOWN_TIMEOUT_MS), then give the rest back.\n' +
       'A second signal gives running calls back at once.',
@@ -77,7 +85,7 @@ async function main(): Promise<void> {
     pool?: string;
     concurrency?: number;
     metricsPort?: number;
-    metricsHost: string;
+    metricsHost?: string;
     metrics: boolean;
     waitForWorkers?: boolean;
   }>();
@@ -95,12 +103,22 @@ async function main(): Promise<void> {
     startupProbe ??= createRedis(config.redis).on('error', () => undefined);
     return `the worker is still starting: ${(await whyNotWritable(startupProbe, probeKeys)) ?? 'connecting to Redis'}`;
   };
+  const metricsAt = {
+    host: flags.metricsHost ?? config.metricsHost,
+    port: flags.metricsPort ?? config.metricsPort,
+  };
   const health = flags.metrics
     ? await startHealthServer({
         registry,
         readiness: () => (running ? running.readiness() : whileStarting()),
-        host: flags.metricsHost,
-        port: flags.metricsPort ?? config.metricsPort,
+        ...metricsAt,
+      }).catch((err: unknown) => {
+        throw listenError(err, {
+          server: 'metrics server',
+          ...metricsAt,
+          portSetting: 'TOOLQ_METRICS_PORT (or --metrics-port; --no-metrics for none)',
+          hostSetting: 'TOOLQ_METRICS_HOST (or --metrics-host)',
+        });
       })
     : undefined;
   if (health) {

@@ -10,9 +10,11 @@ import {
   type JobData,
   jobChunkSchema,
   jobDataSchema,
+  type Logger,
 } from '@toolq/shared';
 import {
   type CallLog,
+  firstLineOf,
   type HeartbeatMemory,
   isCallStillWanted,
   type Keys,
@@ -60,6 +62,7 @@ export interface JobProcessorOptions {
   /** Calls of plain producers reach no coordinator: the worker adds them to the fleet's report. */
   callLog: CallLog;
   maxResultBytes: number;
+  logger: Logger;
 }
 
 export type JobProcessor = (job: ToolqJob, token?: string, signal?: AbortSignal) => Promise<JobReturn>;
@@ -97,6 +100,34 @@ export function settleJob(
   return { kind: 'done', value: results[0] };
 }
 
+/** Outcomes a worker's operator hears of: the tool, its input or its deadline went wrong. */
+const LOGGED_OUTCOMES: ReadonlySet<CallResult['outcome']> = new Set([
+  'error',
+  'timeout',
+  'invalid_input',
+  'unknown_tool',
+]);
+
+/**
+ * One warn line per failed or timed-out call, else a failing tool is silent on its worker. Names
+ * and the result's first line only: never the call's input or its context (credentials, user data).
+ */
+function logFailedCall(logger: Logger, data: ParsedJobData, result: CallResult, batch: string): void {
+  if (!LOGGED_OUTCOMES.has(result.outcome)) return;
+  logger.warn(
+    {
+      tool: data.tool,
+      tool_use_id: data.toolUseId,
+      batch,
+      outcome: result.outcome,
+      attempts: result.attempts,
+      ...(result.startedAt && result.finishedAt ? { ms: result.finishedAt - result.startedAt } : {}),
+      message: firstLineOf(result.content),
+    },
+    'tool call failed',
+  );
+}
+
 /** The result of a call whose deadline passed while it waited in the queue. */
 export function lateTimeout(data: ParsedJobData, workerId: string): CallResult {
   return {
@@ -113,7 +144,18 @@ export function lateTimeout(data: ParsedJobData, workerId: string): CallResult {
 }
 
 export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
-  const { pool, workerId: id, tools, running, redis, keys, metrics, callLog, maxResultBytes } = options;
+  const {
+    pool,
+    workerId: id,
+    tools,
+    running,
+    redis,
+    keys,
+    metrics,
+    callLog,
+    maxResultBytes,
+    logger,
+  } = options;
   const skip = (reason: string) => metrics.skipped.inc({ pool, reason });
 
   /**
@@ -171,7 +213,9 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
     }
     if (Date.now() >= data.deadline) {
       skip('deadline_passed');
-      return report(data, lateTimeout(data, id));
+      const late = lateTimeout(data, id);
+      logFailedCall(logger, data, late, data.reply?.batchId ?? String(job.id));
+      return report(data, late);
     }
     if (!tools.has(data.tool) && (await servedElsewhere(data.tool))) {
       skip('tool_not_served');
@@ -201,6 +245,7 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
       if (result.startedAt && result.finishedAt) {
         metrics.duration.observe({ tool, pool }, (result.finishedAt - result.startedAt) / 1000);
       }
+      logFailedCall(logger, data, result, batchUid);
       await report(data, result);
       traceCall(data, result, { pool, worker: id });
       if (!data.reply) {

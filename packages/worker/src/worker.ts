@@ -82,6 +82,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     metrics,
     callLog,
     maxResultBytes: options.maxResultBytes ?? WORKER_DEFAULTS.maxResultBytes,
+    logger,
   });
 
   // Two consumers: the pool's shared queue and this tool set's lane (lanes.ts explains the routing).

@@ -108,6 +108,7 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
       finish: { status: 'done', result: withoutRequestMessages(describeResult(result), claim.request) },
     });
     await finished(o.store, claim.app, runId);
+    log.info({ app: claim.app, status: result.status, iterations: result.iterations.length }, 'run finished');
     return 'finished';
   } catch (thrown) {
     const err = writer.failure ?? coerceError(thrown);
