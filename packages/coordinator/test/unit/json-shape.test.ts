@@ -200,7 +200,13 @@ describe('bytes that must count for nothing', () => {
         {
           id: 'toolu_02',
           name: 'echo',
-          input: { s: '\u005b\u007b\u0022', big: 12345678901234567890, zero: 0 },
+          input: {
+            s: '\u005b\u007b\u0022',
+            big: Number.MAX_SAFE_INTEGER,
+            huge: 1.7976931348623157e308,
+            tiny: 5e-324,
+            zero: 0,
+          },
         },
         { id: 'toolu_03', name: 'echo', input: { quote: '"', backslash: '\\', both: '\\"', tab: '\t\n' } },
       ],
