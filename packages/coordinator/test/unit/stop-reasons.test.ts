@@ -4,7 +4,7 @@
  * blocks are calls toolq runs; a max_tokens cut inside a call asked again with max_tokens doubled
  * up to the ceiling (at and one below it); and the final text.
  */
-import type { ToolqError } from '@toolq/shared';
+import { ToolqError } from '@toolq/shared';
 import { describe, expect, it } from 'vitest';
 import { decide, isCutInsideToolUse, textOf, toolUsesOf } from '../../src/agent/stop-reasons.ts';
 import type { BetaMessage, BetaStopReason } from '../../src/agent/types.ts';
@@ -20,6 +20,7 @@ function thrown(fn: () => unknown): ToolqError {
   try {
     fn();
   } catch (err) {
+    expect(err).toBeInstanceOf(ToolqError);
     return err as ToolqError;
   }
   throw new Error('expected a throw');
