@@ -7,8 +7,8 @@
  * What a stale owner may still *do* (not write) is fenced too. An owner that stalls or loses
  * Redis for longer than the job's lock loses its lease while alive; when it comes back, another
  * coordinator may have taken the run over (bumped the epoch) or be about to. So before each model
- * request and before each dispatch of calls the owner confirms, in this order:
- *   1. the lease: the job's lock still holds its token (one GET, run-scripts.ts LEASE). No other
+ * request and before each dispatch of calls the owner confirms both (side by side):
+ *   1. the lease: the job's lock still holds its token (run-scripts.ts LEASE). No other
  *      coordinator can claim the run before that lock is gone, so a lapsed lock stops the owner
  *      before anyone else starts, without waiting for the takeover;
  *   2. the epoch: a fenced write, queued after the `tool_started` events of the batch about to go
@@ -192,19 +192,20 @@ class FencedWriter {
   ) {}
 
   /**
-   * Before the owner acts outside Redis (a model request, a dispatch): its lease, then its epoch
+   * Before the owner acts outside Redis (a model request, a dispatch): its lease, and its epoch
    * with `events`, in a write after every event sent before. A lost lease fails every later write.
    */
   async confirm(events: RunEventInput[]): Promise<void> {
     if (this.failure) throw this.failure;
-    if (!(await this.holdsLease())) {
+    // Side by side (one round trip's wait): each alone proves that no claim came before it.
+    const [held] = await Promise.all([this.holdsLease(), this.write({ events })]);
+    if (!held) {
       this.failure ??= new ToolqError(
         'LEASE_LOST',
         `run ${this.runId}: this coordinator's lease lapsed; another one takes the run over`,
       );
       throw this.failure;
     }
-    await this.write({ events });
   }
 
   write(change: Parameters<RunStore['write']>[2]): Promise<void> {
