@@ -95,7 +95,12 @@ async function runAgentLoop(options: AgentOptions): Promise<AgentResult> {
       signal,
       emit: o.emit,
       offered,
-      ...(persistence ? { batchName: (n: number) => persistence.batchId(iteration, n) } : {}),
+      ...(persistence
+        ? { batchName: (n: number, ids: readonly string[]) => persistence.batchId(iteration, n, ids) }
+        : {}),
+      ...(persistence?.beforeDispatch
+        ? { beforeDispatch: persistence.beforeDispatch.bind(persistence) }
+        : {}),
       ...(persistence?.app === undefined ? {} : { app: persistence.app }),
     });
     let response: TurnResponse;

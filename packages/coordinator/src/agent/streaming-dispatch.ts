@@ -26,8 +26,10 @@ export interface TurnDispatchOptions {
   /** The run's signal: aborting it cancels every call of the turn. */
   signal?: AbortSignal;
   emit: (event: AgentEvent) => void;
-  /** Durable runs: the name of the turn's n-th batch, so that a successor can collect it. */
-  batchName?: (n: number) => string;
+  /** Durable runs: the name of the turn's n-th batch (of these calls), so that a successor can collect it. */
+  batchName?: (n: number, toolUseIds: readonly string[]) => string;
+  /** Durable runs: awaited before a named batch is sent (AgentPersistence.beforeDispatch). */
+  beforeDispatch?: (batchName: string) => Promise<boolean>;
   /** The app the batches belong to (durable runs: the run's app). */
   app?: string;
   /**
@@ -96,7 +98,10 @@ export class TurnDispatch {
   plan(order: readonly ToolUse[]): Record<string, BatchRef> {
     const fresh = this.offeredOnly(order);
     if (this.options.batchName && fresh.length > 0) {
-      const batchName = this.options.batchName(this.batches++);
+      const batchName = this.options.batchName(
+        this.batches++,
+        fresh.map((u) => u.id),
+      );
       this.planned = { batchName, uses: fresh };
       fresh.forEach((use, index) => {
         this.refs.set(use.id, { batchId: batchName, index });
@@ -132,7 +137,7 @@ export class TurnDispatch {
       const { dispatcher } = this.options;
       const app = this.options.app === undefined ? {} : { app: this.options.app };
       const collected = dispatcher.collect ? dispatcher.collect(batchName, app) : Promise.resolve(undefined);
-      const batch = collected.then((found) => found ?? this.start(uses, false, batchName));
+      const batch = collected.then((found) => found ?? this.start(uses, false, batchName, true));
       uses.forEach((use, index) => {
         this.track(
           use,
@@ -243,8 +248,19 @@ export class TurnDispatch {
     this.afterAnswer(record, block);
   }
 
-  private start(uses: readonly ToolUse[], early: boolean, plannedName?: string): Promise<BatchResult> {
-    const batchName = plannedName ?? this.options.batchName?.(this.batches++);
+  /** `collected`: a collect() of `plannedName` found nothing just now; it is not looked for again. */
+  private start(
+    uses: readonly ToolUse[],
+    early: boolean,
+    plannedName?: string,
+    collected = false,
+  ): Promise<BatchResult> {
+    const batchName =
+      plannedName ??
+      this.options.batchName?.(
+        this.batches++,
+        uses.map((u) => u.id),
+      );
     if (batchName !== undefined && plannedName === undefined) {
       uses.forEach((use, index) => {
         this.refs.set(use.id, { batchId: batchName, index });
@@ -264,11 +280,23 @@ export class TurnDispatch {
         ...(batchName === undefined ? {} : { batchId: batchName }),
       });
     }
-    return this.options.dispatcher.dispatch(uses, {
-      ...this.options.dispatch,
-      signal: this.signal,
-      ...(batchName === undefined ? {} : { batchName }),
-      ...(this.options.app === undefined ? {} : { app: this.options.app }),
+    const { dispatcher, beforeDispatch } = this.options;
+    const app = this.options.app === undefined ? {} : { app: this.options.app };
+    const send = () =>
+      dispatcher.dispatch(uses, {
+        ...this.options.dispatch,
+        signal: this.signal,
+        ...(batchName === undefined ? {} : { batchName }),
+        ...app,
+      });
+    if (batchName === undefined || !beforeDispatch) return send();
+    // The tool_start events above are written (in order) before beforeDispatch lets the batch go.
+    return beforeDispatch(batchName).then(async (earlier) => {
+      if (earlier && !collected && dispatcher.collect) {
+        const found = await dispatcher.collect(batchName, app);
+        if (found) return found;
+      }
+      return send();
     });
   }
 

@@ -133,8 +133,18 @@ export interface AgentPersistence {
   beforeModelRequest(event: Extract<AgentEvent, { type: 'model_request' }>): Promise<void>;
   /** Awaited after each model response and after each turn's tool results. */
   save(checkpoint: AgentCheckpoint): Promise<void>;
-  /** The name of the n-th batch (0-based) of an iteration's calls, not its uid; must be new for every call. */
-  batchId(iteration: number, n: number): string;
+  /**
+   * The name of the n-th batch (0-based) of an iteration's calls (`toolUseIds`, in order), not its
+   * uid; new for every call, unless an earlier owner of the run started a batch of exactly these
+   * calls: then its name, so that they are collected rather than run again (see beforeDispatch).
+   */
+  batchId(iteration: number, n: number, toolUseIds: readonly string[]): string;
+  /**
+   * Awaited before each dispatch of a named batch: nothing is enqueued unless it resolves (a
+   * durable run's owner confirms it still owns the run). True: the name may have been dispatched
+   * already, by an earlier owner; the batch is collected first and sent only if nobody has it.
+   */
+  beforeDispatch?(batchName: string): Promise<boolean>;
   /** The app the run's batches belong to. Default `default`. */
   app?: string;
 }

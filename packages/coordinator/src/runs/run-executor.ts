@@ -3,6 +3,25 @@
  * fences the owner before), resumes runAgent from the saved checkpoint, writes an event per step
  * and a checkpoint after each model response and each batch, and finally the result. Every write
  * is fenced (run-scripts.ts): once another coordinator has the run, nothing of this one lands.
+ *
+ * What a stale owner may still *do* (not write) is fenced too. An owner that stalls or loses
+ * Redis for longer than the job's lock loses its lease while alive; when it comes back, another
+ * coordinator may have taken the run over (bumped the epoch) or be about to. So before each model
+ * request and before each dispatch of calls the owner confirms both (side by side):
+ *   1. the lease: the job's lock still holds its token (run-scripts.ts LEASE). No other
+ *      coordinator can claim the run before that lock is gone, so a lapsed lock stops the owner
+ *      before anyone else starts, without waiting for the takeover;
+ *   2. the epoch: a fenced write, queued after the `tool_started` events of the batch about to go
+ *      (or with the `turn_started` of the model request). It lands only if no claim came first.
+ * A takeover that lands between 2 and the dispatch reaching Redis finds the stale owner's calls
+ * logged as started, by batch name. The new owner, which asks the model again for the unsaved
+ * turn, gives a batch of exactly those calls (the same tool_use ids) that same name
+ * (`batchId`), and collects it before it sends it (`beforeDispatch`): the dispatcher claims a
+ * batch name with SET NX fleet-wide, so whichever of the two dispatches reaches the name first
+ * runs the calls, and the other collects them (or, too late, is refused the name and sends
+ * nothing). A re-asked response with other tool_use ids holds other calls: they run under their
+ * own ids, once each. Batches are otherwise named per owner (`.<epoch>.`), because a new
+ * response may hold other calls than the batch of the same place before.
  */
 import type Anthropic from '@anthropic-ai/sdk';
 import { type Logger, ToolqError } from '@toolq/shared';
@@ -37,6 +56,8 @@ export interface ExecuteOptions {
   signal: AbortSignal;
   /** True once this coordinator is shutting down: the run is handed over at its next model turn. */
   handingOver: () => boolean;
+  /** Whether this coordinator still holds the run's lease (its BullMQ job lock); one round trip. */
+  holdsLease: () => Promise<boolean>;
 }
 
 /** The abort reason of a run handed over mid-step at the shutdown bound (not a user's cancel). */
@@ -51,7 +72,7 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
   const claim = await o.store.claim(runId, o.coordinatorId);
   if (claim.kind !== 'claimed') return 'not_running';
   const log = o.logger.child({ run: runId, epoch: claim.epoch });
-  const writer = new FencedWriter(o.store, runId, claim.epoch, log);
+  const writer = new FencedWriter(o.store, runId, claim.epoch, log, o.holdsLease);
   const checkpoint = claim.checkpoint;
   try {
     await writer.write({
@@ -75,18 +96,29 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
       throw new ToolqError('INTERNAL', `the run was taken over ${claim.epoch - 1} times; giving up`);
     }
     const request = runRequestSchema.parse(claim.request);
+    // Calls earlier owners started and nobody saw finish: a batch of exactly these is theirs (see the top).
+    const earlier = claim.epoch > 1 ? await o.store.unfinishedCalls(runId) : new Map<string, string[]>();
     const persistence: AgentPersistence = {
       ...(checkpoint ? { checkpoint } : {}),
       beforeModelRequest: async (event) => {
         if (o.handingOver()) throw new ToolqError('SHUTTING_DOWN', 'the coordinator is handing the run over');
-        await writer.write({ events: [turnStarted(event)] });
+        await writer.confirm([turnStarted(event)]);
       },
       save: (cp) =>
         writer.write({
           events: compact([textOfCheckpoint(cp)]),
           checkpoint: withoutRequestMessages(cp, claim.request),
         }),
-      batchId: (iteration, n) => `run.${runId}.${iteration}.${claim.epoch}.${n}`,
+      batchId: (iteration, n, toolUseIds) => {
+        for (const [name, started] of earlier) {
+          if (name.startsWith(`run.${runId}.${iteration}.`) && sameIds(started, toolUseIds)) return name;
+        }
+        return `run.${runId}.${iteration}.${claim.epoch}.${n}`;
+      },
+      beforeDispatch: async (batchName) => {
+        await writer.confirm([]);
+        return earlier.has(batchName);
+      },
       app: claim.app,
     };
     const result = await runAgent({
@@ -157,7 +189,25 @@ class FencedWriter {
     private readonly runId: string,
     private readonly epoch: number,
     private readonly logger: Logger,
+    private readonly holdsLease: () => Promise<boolean>,
   ) {}
+
+  /**
+   * Before the owner acts outside Redis (a model request, a dispatch): its lease, and its epoch
+   * with `events`, in a write after every event sent before. A lost lease fails every later write.
+   */
+  async confirm(events: RunEventInput[]): Promise<void> {
+    if (this.failure) throw this.failure;
+    // Side by side (one round trip's wait): each alone proves that no claim came before it.
+    const [held] = await Promise.all([this.holdsLease(), this.write({ events })]);
+    if (!held) {
+      this.failure ??= new ToolqError(
+        'LEASE_LOST',
+        `run ${this.runId}: this coordinator's lease lapsed; another one takes the run over`,
+      );
+      throw this.failure;
+    }
+  }
 
   write(change: Parameters<RunStore['write']>[2]): Promise<void> {
     const next = this.chain.then(async () => {
@@ -181,6 +231,10 @@ class FencedWriter {
         this.logger.warn({ err: err.message, event: event.type }, 'could not log a run event');
     });
   }
+}
+
+function sameIds(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((id, i) => id === b[i]);
 }
 
 function compact(events: (RunEventInput | undefined)[]): RunEventInput[] {

@@ -48,6 +48,15 @@ export function runCancelChannel(prefix: string): string {
  */
 export const RUNS_QUEUE = '{runs/agent}';
 
+/**
+ * BullMQ's lock of a run's job (`<prefix>:<queue>:<jobId>:lock`, holding the owner's token): the
+ * run's lease. Read only, to confirm the lease before the owner talks to the model or dispatches.
+ */
+export function runLockKey(prefix: string, runId: string): string {
+  assertKeyPart('runId', runId);
+  return `${prefix}:${RUNS_QUEUE}:${runId}:lock`;
+}
+
 /** Both parts of a Redis stream id are unsigned 64-bit numbers. */
 const STREAM_ID_PART_MAX = 18_446_744_073_709_551_615n;
 

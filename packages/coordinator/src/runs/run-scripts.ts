@@ -94,6 +94,18 @@ for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
 return {'cancelled', checkpoint, redis.call('HGET', KEYS[1], 'owner') or ''}
 `;
 
+/**
+ * KEYS: the lock key of the run's BullMQ job (runLockKey). ARGV: the token BullMQ gave this
+ * coordinator with the job. → the lock's remaining ms while it is still this token's, else -1. A
+ * takeover needs this lock gone first (the stalled check moves only an unlocked job, and the next
+ * owner's lock carries its own token), so a yes proves nobody else owns the run yet, and that
+ * nobody can before that many ms have passed.
+ */
+const LEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PTTL', KEYS[1]) end
+return -1
+`;
+
 type Reply = string | number | (string | number)[];
 
 interface RunCommands {
@@ -112,6 +124,7 @@ interface RunCommands {
     eventKeys: string,
     ...args: (string | number)[]
   ): Promise<string[]>;
+  toolqRunLease(lock: string, token: string): Promise<number>;
 }
 
 export type RunRedis = Redis & RunCommands;
@@ -124,6 +137,7 @@ export function withRunScripts(redis: Redis): RunRedis {
     redis.defineCommand('toolqRunClaim', { numberOfKeys: 1, lua: CLAIM });
     redis.defineCommand('toolqRunWrite', { numberOfKeys: 3, lua: WRITE });
     redis.defineCommand('toolqRunCancel', { numberOfKeys: 3, lua: CANCEL });
+    redis.defineCommand('toolqRunLease', { numberOfKeys: 1, lua: LEASE });
   }
   return r as RunRedis;
 }

@@ -37,7 +37,7 @@ import type { Dispatcher } from '../dispatcher.ts';
 import type { RunRequest } from '../http/schemas.ts';
 import { RunEventHub } from './run-event-hub.ts';
 import { executeRun, HAND_OVER_NOW, type RunModel } from './run-executor.ts';
-import { RUN_ID_PATTERN, RUNS_QUEUE, runCancelChannel } from './run-keys.ts';
+import { RUN_ID_PATTERN, RUNS_QUEUE, runCancelChannel, runLockKey } from './run-keys.ts';
 import { checkRunSize, checkRunTools } from './run-request-checks.ts';
 import { type RunRecord, RunStore, type RunSummary } from './run-store.ts';
 
@@ -185,6 +185,9 @@ export class RunService {
         logger: this.options.logger,
         signal: controller.signal,
         handingOver: () => this.handingOver,
+        // BullMQ gives a processor its job's lock token; without one there is no lease to check.
+        holdsLease: async () =>
+          token === undefined || (await this.store.leaseLeft(runLockKey(this.prefix, runId), token)) > 0,
       });
       if (outcome === 'handed_over') {
         // Back to the queue now, not after the lock expires: another coordinator carries on at once.
@@ -315,21 +318,7 @@ export class RunService {
     checkpoint: AgentCheckpoint | undefined,
   ): Promise<Set<string>> {
     const batches = new Set(Object.values(checkpoint?.pending?.refs ?? {}).map((r) => r.batchId));
-    const started = new Map<string, string>();
-    let after = '0';
-    for (;;) {
-      const events = await this.store.readEvents(runId, after, 500);
-      if (events.length === 0) break;
-      for (const event of events) {
-        if (event.type !== 'tool_started' && event.type !== 'tool_finished') continue;
-        const data = JSON.parse(event.data) as { tool_use_id?: string; batch_id?: string };
-        if (!data.tool_use_id) continue;
-        if (event.type === 'tool_finished') started.delete(data.tool_use_id);
-        else if (data.batch_id) started.set(data.tool_use_id, data.batch_id);
-      }
-      after = events.at(-1)?.id ?? after;
-    }
-    for (const batchName of started.values()) batches.add(batchName);
+    for (const batchName of (await this.store.unfinishedCalls(runId)).keys()) batches.add(batchName);
     return batches;
   }
 

@@ -312,6 +312,40 @@ export class RunStore {
     await this.redis.pexpire(runIndexKey(this.prefix, app), this.retentionMs + extraMs);
   }
 
+  /**
+   * How many ms the run's lease (its BullMQ job lock, `lockKey`) is still `token`'s; -1 once it
+   * is not (it lapsed, or another coordinator has the job). One round trip.
+   */
+  async leaseLeft(lockKey: string, token: string): Promise<number> {
+    return Number(await this.redis.toolqRunLease(lockKey, token));
+  }
+
+  /**
+   * The calls the run's log shows started but not finished, by batch name, each batch's
+   * tool_use ids in the order they were started: what earlier owners may still have running.
+   */
+  async unfinishedCalls(runId: string): Promise<Map<string, string[]>> {
+    const started = new Map<string, string>();
+    let after = '0';
+    for (;;) {
+      const events = await this.readEvents(runId, after, 500);
+      if (events.length === 0) break;
+      for (const event of events) {
+        if (event.type !== 'tool_started' && event.type !== 'tool_finished') continue;
+        const data = JSON.parse(event.data) as { tool_use_id?: string; batch_id?: string };
+        if (!data.tool_use_id) continue;
+        if (event.type === 'tool_finished') started.delete(data.tool_use_id);
+        else if (data.batch_id) started.set(data.tool_use_id, data.batch_id);
+      }
+      after = events.at(-1)?.id ?? after;
+    }
+    const batches = new Map<string, string[]>();
+    for (const [toolUseId, batchName] of started) {
+      batches.set(batchName, [...(batches.get(batchName) ?? []), toolUseId]);
+    }
+    return batches;
+  }
+
   /** Events after `after` (an event id; `0` from the start), oldest first. */
   async readEvents(runId: string, after: string, count = 200): Promise<StoredEvent[]> {
     const entries = await this.redis.xrange(this.keys(runId).events, `(${after}`, '+', 'COUNT', count);
