@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import { stopChild } from '../../../test-support/stop-child.ts';
+import { waitFor } from '../../../test-support/wait-for.ts';
 import { spawnWorkerProcess } from '../../../test-support/worker-process.ts';
 
 const TOOLS = fileURLToPath(new URL('../../../test-support/whoami-tools.ts', import.meta.url));
@@ -23,16 +24,6 @@ let redis: Redis;
 let worker: ReturnType<typeof spawnWorkerProcess>;
 let coordinator: ReturnType<typeof spawnCoordinatorProcess>;
 let url: string;
-
-async function until<T>(what: string, probe: () => T | undefined, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 const readyUrl = (output: string) =>
   output
@@ -56,8 +47,8 @@ beforeAll(async () => {
     REDIS_URL: server.url,
     TOOLQ_API_TOKENS: `alpha:${TOKEN}`,
   });
-  url = await until('the coordinator', () => readyUrl(coordinator.output()));
-  await until('the worker', () => (worker.output().includes('"event":"ready"') ? true : undefined));
+  url = await waitFor('the coordinator', () => readyUrl(coordinator.output()));
+  await waitFor('the worker', () => worker.output().includes('"event":"ready"'));
 }, 60_000);
 
 afterAll(async () => {
