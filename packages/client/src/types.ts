@@ -96,6 +96,11 @@ export interface RunRequest {
   stream?: boolean;
   timeout_ms?: number;
   failure_policy?: FailurePolicy;
+  /**
+   * Who the run acts for: every tool it calls reads it as `ctx.context` (a JSON object, at most
+   * 8,192 bytes as JSON). Stored with the run request in the run's record for the run's retention.
+   */
+  context?: Record<string, unknown>;
 }
 
 /** Mirrors the coordinator's `RunStatus` (runs/run-store.ts). */

@@ -1,12 +1,15 @@
 /**
  * A batch's caller context (HTTP `context`, DispatchOptions.context) reaches every tool as
  * `ctx.context`, with the token's app as `ctx.app`; it is never logged (both processes at debug)
- * and leaves Redis with the batch's jobs. Real coordinator and worker processes.
+ * and leaves Redis with the batch's jobs. A durable run's (`POST /v1/runs` `context`) reaches the
+ * tools the model asks for the same way. Real coordinator and worker processes, the real SDK
+ * against the scripted Messages API.
  */
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { ToolqClient } from '@toolq/client';
+import { type ScriptedModel, startScriptedModel, toolTurnsScript } from '@toolq/scripted-model';
 import { createRedis, type Redis } from '@toolq/shared/internal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
@@ -14,6 +17,7 @@ import { type RedisServer, startRedisServer } from '../../../test-support/redis-
 import { stopChild } from '../../../test-support/stop-child.ts';
 import { waitFor } from '../../../test-support/wait-for.ts';
 import { spawnWorkerProcess } from '../../../test-support/worker-process.ts';
+import { api, waitForRun } from './runs-support.ts';
 
 const TOOLS = fileURLToPath(new URL('../../../test-support/whoami-tools.ts', import.meta.url));
 const TOKEN = 'alpha-token-0123456789abcdef';
@@ -21,6 +25,7 @@ const SECRET = 'ctx-secret-7f3a9c';
 
 let server: RedisServer;
 let redis: Redis;
+let model: ScriptedModel;
 let worker: ReturnType<typeof spawnWorkerProcess>;
 let coordinator: ReturnType<typeof spawnCoordinatorProcess>;
 let url: string;
@@ -40,12 +45,21 @@ const readyUrl = (output: string) =>
 beforeAll(async () => {
   server = await startRedisServer();
   redis = createRedis(server.url);
+  // Every run asks for whoami once, then answers with what the tool returned.
+  model = await startScriptedModel(
+    toolTurnsScript({
+      turns: [{ calls: [{ name: 'whoami', input: {} }] }],
+      final: (results) => results.map((r) => r.content).join('\n'),
+    }),
+  );
   const env = { TOOLQ_LOG_LEVEL: 'debug' };
   worker = spawnWorkerProcess({ redisUrl: server.url, tools: TOOLS, env });
   coordinator = spawnCoordinatorProcess({
     ...env,
     REDIS_URL: server.url,
     TOOLQ_API_TOKENS: `alpha:${TOKEN}`,
+    ANTHROPIC_API_KEY: 'test-key',
+    ANTHROPIC_BASE_URL: model.url,
   });
   url = await waitFor('the coordinator', () => readyUrl(coordinator.output()));
   await waitFor('the worker', () => worker.output().includes('"event":"ready"'));
@@ -58,6 +72,7 @@ afterAll(async () => {
       .map((c) => stopChild(c)),
   );
   redis?.disconnect();
+  await model?.close();
   await server?.stop();
 });
 
@@ -149,6 +164,50 @@ describe('caller context', () => {
     [{ big: 'x'.repeat(9_000) }, /context: must be at most 8192 bytes as JSON/],
   ])('refuses context %#', async (context, message) => {
     const res = await post({ tool_uses: [{ id: 'toolu_4', name: 'whoami', input: {} }], context });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(message);
+  });
+});
+
+describe("a durable run's caller context", () => {
+  it("every tool the model asks for sees the run's context and app; nothing logs it", async () => {
+    const context = { user: 'u-9', tenant: 'acme', token: `${SECRET}-run` };
+    const res = await api(url, '/v1/runs', {
+      method: 'POST',
+      token: TOKEN,
+      body: { prompt: 'who?', context },
+    });
+    expect(res.status).toBe(202);
+    const { run_id } = (await res.json()) as { run_id: string };
+    const run = await waitForRun(url, run_id, TOKEN);
+    expect(run.status).toBe('done');
+    expect(run.result?.calls.map((c) => c.name)).toEqual(['whoami']);
+    expect(JSON.parse(run.result?.text ?? '')).toEqual({
+      app: 'alpha',
+      keys: Object.keys(context),
+      sha256: digest(context),
+    });
+    expect(`${coordinator.output()}\n${worker.output()}`).not.toContain(`${SECRET}-run`);
+  });
+
+  it('the HTTP client sends it as createRun({ context })', async () => {
+    const client = new ToolqClient({ baseUrl: url, token: TOKEN });
+    const context = { user: 'u-8' };
+    const { run_id } = await client.createRun({ prompt: 'who? (client)', context });
+    const run = await waitForRun(url, run_id, TOKEN);
+    expect(JSON.parse(run.result?.text ?? '')).toEqual({
+      app: 'alpha',
+      keys: ['user'],
+      sha256: digest(context),
+    });
+  });
+
+  it.each([
+    [[1, 2], /context: Invalid input: expected record, received array/],
+    ['u-1', /context: Invalid input: expected record, received string/],
+    [{ big: 'x'.repeat(9_000) }, /context: must be at most 8192 bytes as JSON/],
+  ])('refuses context %#', async (context, message) => {
+    const res = await api(url, '/v1/runs', { method: 'POST', token: TOKEN, body: { prompt: 'no', context } });
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(message);
   });

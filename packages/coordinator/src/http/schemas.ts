@@ -72,6 +72,15 @@ export const runRequestSchema = z
     stream: z.boolean().optional(),
     timeout_ms: z.number().int().min(1).max(3_600_000).optional(),
     failure_policy: failurePolicySchema.optional(),
+    /** Who the run acts for: every tool of every turn reads it as `ctx.context`; kept with the run. */
+    context: callerContextSchema
+      .optional()
+      .describe(
+        `Who the run acts for (a user id, a tenant, …): a JSON object of at most ${MAX_CONTEXT_BYTES} bytes ` +
+          "that every tool the run calls reads as `ctx.context`, with the token's app as `ctx.app`. Never logged; " +
+          "unlike a batch's, it is stored with the run request in the run record (so that a coordinator that " +
+          "takes the run over sends it too) and stays there for the run's retention.",
+      ),
   })
   .strict()
   .refine(

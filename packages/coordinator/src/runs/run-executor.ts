@@ -264,6 +264,7 @@ function agentOptions(body: RunRequest, model: RunModel): Omit<AgentOptions, 'di
     ...(body.stream !== undefined ? { stream: body.stream } : {}),
     ...(body.timeout_ms !== undefined ? { timeoutMs: body.timeout_ms } : {}),
     ...(body.failure_policy ? { failurePolicy: body.failure_policy } : {}),
+    ...(body.context ? { context: body.context } : {}),
   };
 }
 
