@@ -30,7 +30,7 @@ const workerBin = (
   )[0] ?? ''
 ).replace(/^\.\//, '');
 /** Image path → file of deploy/examples, from the COPY lines (`COPY a b /dir/`). */
-const copied = new Map(
+const copied = new Map<string, string>(
   lines
     .filter((l) => l.startsWith('COPY '))
     .flatMap((l) => {
