@@ -47,7 +47,7 @@ const BUILTINS = {
 };
 
 /**
- * The core metrics of shared/design.md ("Observability"): a panel over any of them must show data
+ * The core metrics (the METRICS table of packages/shared/src/metrics.ts): a panel over any of them must show data
  * under the load. Worker-side job and skip counters may legitimately be empty (no job skipped).
  */
 const CORE = [
