@@ -129,3 +129,32 @@ it("runAgent's error for a library caller holds no secret, printed whole with it
     await dispatcher.close();
   }
 });
+
+it('a gateway URL without a key is no model: POST /v1/runs answers 503 NO_MODEL, not 202 and a failed run', async () => {
+  const keyless = spawnCoordinatorProcess({
+    REDIS_URL: redis.url,
+    ANTHROPIC_BASE_URL: origin,
+    TOOLQ_API_TOKEN: TOKEN,
+  });
+  try {
+    await waitFor(
+      'the keyless coordinator to be ready',
+      () => keyless.output().includes('"event":"ready"'),
+      30_000,
+    );
+    const keylessUrl = /"event":"listening","url":"([^"]+)"/.exec(keyless.output())?.[1] ?? '';
+    const res = await api(keylessUrl, '/v1/runs', {
+      method: 'POST',
+      token: TOKEN,
+      body: { prompt: 'hello', tools: [] },
+    });
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { error: { code: string; message: string } }).error).toMatchObject({
+      code: 'NO_MODEL',
+      message: expect.stringContaining('ANTHROPIC_API_KEY'),
+    });
+  } finally {
+    keyless.child.kill('SIGKILL');
+    await keyless.exited;
+  }
+});

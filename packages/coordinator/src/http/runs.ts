@@ -79,11 +79,14 @@ export const RUN_ROUTES: ApiRoute[] = [
       202: { description: 'Started.', body: named('RunCreated', runCreatedResponseSchema) },
       400: BAD_REQUEST,
       409: error('The Idempotency-Key was used with another request.'),
-      503: error('No model is configured (ANTHROPIC_API_KEY or ANTHROPIC_BASE_URL).'),
+      503: error('No model is configured (ANTHROPIC_API_KEY, with ANTHROPIC_BASE_URL for a gateway).'),
     },
     ready: (ctx) => {
       if (!runsOf(ctx).hasModel) {
-        fail('NO_MODEL', 'no model is configured: set ANTHROPIC_API_KEY (or ANTHROPIC_BASE_URL)');
+        fail(
+          'NO_MODEL',
+          'no model is configured: set ANTHROPIC_API_KEY (ANTHROPIC_BASE_URL alone, a gateway without a key, is not enough)',
+        );
       }
     },
     handler: async ({ body, headers, request, reply, ctx }) => {

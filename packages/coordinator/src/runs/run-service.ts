@@ -130,9 +130,10 @@ export class RunService {
     this.queue.on('error', (err) => options.logger.warn({ err: err.message }, 'runs queue error'));
   }
 
+  /** A key (or a client) is what lets a run call the model: a gateway URL alone fails every run. */
   get hasModel(): boolean {
     const m = this.options.model;
-    return Boolean(m && (m.client || m.apiKey || m.baseURL));
+    return Boolean(m && (m.client || m.apiKey));
   }
 
   get running(): number {
