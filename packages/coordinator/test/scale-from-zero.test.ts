@@ -70,9 +70,7 @@ describe('workers that scale from zero', () => {
     // What KEDA and ToolqNoLiveWorkers see: no worker, by design, and the call waiting to wake one.
     await refreshGauges(dispatcher);
     const value = async (gauge: { get(): Promise<{ values: { labels: object; value: number }[] }> }) =>
-      Object.fromEntries(
-        (await gauge.get()).values.map((v) => [JSON.stringify(v.labels), v.value] as const),
-      );
+      Object.fromEntries((await gauge.get()).values.map((v) => [JSON.stringify(v.labels), v.value] as const));
     const { metrics } = dispatcher;
     expect(await value(metrics.waitsForWorkers)).toMatchObject({ '{"pool":"zero"}': 1 });
     expect(await value(metrics.workers)).toMatchObject({ '{"pool":"zero"}': 0 });
