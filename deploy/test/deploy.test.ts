@@ -701,14 +701,12 @@ describe('kubernetes manifests', () => {
     const so = find('ScaledObject', 'toolq-worker');
     const spec = obj(so.spec, 'spec');
     const triggers = list(spec.triggers, 'triggers').map((t) => obj(t, 'trigger'));
-    const prefix = str(configMap.TOOLQ_PREFIX, 'TOOLQ_PREFIX');
     const pool = str(envVar(obj(workerContainer, 'c'), 'TOOLQ_POOL')?.value, 'TOOLQ_POOL');
 
-    it('targets the worker Deployment and its container', () => {
+    it('targets the worker Deployment', () => {
       expect(so.apiVersion).toBe('keda.sh/v1alpha1');
       expect(at(spec, 'scaleTargetRef.name')).toBe(at(worker, 'metadata.name'));
       expect(at(spec, 'scaleTargetRef.kind') ?? 'Deployment').toBe('Deployment');
-      expect(at(spec, 'scaleTargetRef.envSourceContainerName')).toBe(at(workerContainer, 'name'));
     });
 
     it('never scales to zero, since a pool without live workers answers is_error instead of queueing', () => {
@@ -719,49 +717,33 @@ describe('kubernetes manifests', () => {
       expect(Number(spec.pollingInterval)).toBeGreaterThan(0);
     });
 
-    it('watches the BullMQ lists of the pool the workers serve', () => {
-      expect(triggers.every((t) => t.type === 'redis')).toBe(true);
-      const listNames = triggers.map((t) => at(t, 'metadata.listName'));
-      // BullMQ prefix = TOOLQ_PREFIX, queue name = `{pool}` (a Redis Cluster hash tag).
-      expect(listNames).toContain(`${prefix}:{${pool}}:wait`);
-      for (const name of listNames)
-        expect(name).toMatch(new RegExp(`^${prefix}:\\{${pool}\\}:(wait|active)$`));
-      for (const t of triggers) expect(Number(at(t, 'metadata.listLength'))).toBeGreaterThan(0);
+    it("counts the jobs of the workers' pool, its lanes included, as the coordinators report them", () => {
+      expect(triggers.every((t) => t.type === 'prometheus')).toBe(true);
+      expect(triggers.map((t) => kedaQueryPools(str(at(t, 'metadata.query'), 'query')))).toEqual([
+        [pool],
+        [pool],
+      ]);
+      for (const t of triggers) {
+        // Every coordinator reports the same gauge: max across them, never sum.
+        expect(at(t, 'metadata.query')).toMatch(/\bmax\b/);
+        expect(Number(at(t, 'metadata.threshold'))).toBeGreaterThan(0);
+        expect(String(at(t, 'metadata.serverAddress'))).toMatch(/^https?:\/\//);
+      }
     });
 
     it('targets fewer active jobs per worker than its concurrency, so scale-up starts before saturation', () => {
       const concurrency = Number(envVar(obj(workerContainer, 'c'), 'TOOLQ_CONCURRENCY')?.value);
-      const active = triggers.find((t) => String(at(t, 'metadata.listName')).endsWith(':active'));
-      expect(Number(at(active, 'metadata.listLength'))).toBeLessThan(concurrency);
-    });
-
-    it('reads a host:port Redis address from an env var of the worker container', () => {
-      for (const t of triggers) {
-        const name = str(at(t, 'metadata.addressFromEnv'), 'addressFromEnv');
-        const ref = obj(
-          at(envVar(obj(workerContainer, 'c'), name), 'valueFrom.configMapKeyRef'),
-          `${name} ref`,
-        );
-        expect(ref.name).toBe('toolq-config');
-        const address = str(configMap[str(ref.key, 'key')], name);
-        // No scheme (KEDA's redis scaler wants host:port); the host is the Redis Service,
-        // namespace-qualified because KEDA resolves it from its own namespace.
-        expect(address).toBe(`${String(at(redisService, 'metadata.name'))}.NAMESPACE.svc:${redisPort}`);
-      }
+      const active = triggers.find((t) => String(at(t, 'metadata.query')).includes('state="active"'));
+      expect(Number(at(active, 'metadata.threshold'))).toBeLessThan(concurrency);
     });
   });
 
-  it.skipIf(!HAS_KUBECTL)('renders with kustomize, writing the namespace into the KEDA Redis address', () => {
+  it.skipIf(!HAS_KUBECTL)('renders with kustomize, in its namespace', () => {
     const r = spawnSync('kubectl', ['kustomize', join(DEPLOY, 'k8s')], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     const rendered = parseAllDocuments(r.stdout).map((d) => obj(d.toJS(), 'rendered'));
     const namespace = str(kustomization.namespace, 'namespace');
     for (const o of rendered) expect(at(o, 'metadata.namespace')).toBe(namespace);
-    const cm = obj(
-      rendered.find((o) => o.kind === 'ConfigMap'),
-      'ConfigMap',
-    );
-    expect(at(cm, 'data.REDIS_ADDRESS')).toBe(`toolq-redis.${namespace}.svc:${redisPort}`);
     expect(rendered.map((o) => o.kind).sort()).toEqual(
       [
         'ConfigMap',
@@ -909,8 +891,6 @@ describe('the scale-to-zero example (k8s/keda-scale-to-zero.example.yaml)', () =
   const env = new Map(
     list(container.env, 'env').map((e) => [str(at(e, 'name'), 'name'), at(e, 'value')] as const),
   );
-  const configMap = yamlDocs('k8s/config.yaml').find((d) => at(d, 'kind') === 'ConfigMap');
-  const prefix = str(at(configMap, 'data.TOOLQ_PREFIX'), 'TOOLQ_PREFIX');
 
   it('lets its pool wait for workers, and only then scales it to zero', () => {
     expect(env.get('TOOLQ_WAIT_FOR_WORKERS')).toBe('true');
@@ -923,12 +903,21 @@ describe('the scale-to-zero example (k8s/keda-scale-to-zero.example.yaml)', () =
     expect(Number(at(container, 'readinessProbe.httpGet.port'))).toBe(Number(env.get('TOOLQ_METRICS_PORT')));
   });
 
-  it("watches its own pool's BullMQ lists, and any waiting call wakes it", () => {
+  it("counts its own pool's jobs, and any waiting call wakes it", () => {
     const pool = str(env.get('TOOLQ_POOL'), 'TOOLQ_POOL');
     expect(pool).not.toBe('default');
     const triggers = list(at(so, 'spec.triggers'), 'triggers');
-    const names = triggers.map((t) => at(t, 'metadata.listName'));
-    expect(names).toEqual([`${prefix}:{${pool}}:wait`, `${prefix}:{${pool}}:active`]);
-    expect(at(triggers[0], 'metadata.activationListLength')).toBe('0');
+    expect(triggers.map((t) => kedaQueryPools(str(at(t, 'metadata.query'), 'query')))).toEqual([
+      [pool],
+      [pool],
+    ]);
+    expect(at(triggers[0], 'metadata.query')).toContain('waiting');
+    expect(at(triggers[0], 'metadata.activationThreshold')).toBe('0');
   });
 });
+
+/** The pools a KEDA trigger's query selects (`pool="…"` matchers of toolq_queue_jobs). */
+function kedaQueryPools(query: string): string[] {
+  expect(query).toMatch(/\btoolq_queue_jobs\{/);
+  return [...query.matchAll(/\bpool="([^"]+)"/g)].map((m) => m[1] ?? '');
+}

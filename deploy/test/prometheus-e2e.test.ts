@@ -7,12 +7,17 @@
  * A misspelt metric or label is not an error in PromQL, only an empty graph: so the panels must
  * also return data, and the processes must export exactly the metric table in @toolq/shared.
  * The values each panel showed and each alert's state are written to .tmp/prometheus-e2e.md.
+ *
+ * A third worker of the same pool serves other tools, so the pool has lanes: every diag_* call
+ * waits and runs in the lane of the two workers that serve it, not in the pool's own queue. The
+ * KEDA ScaledObject's queries, taken from its YAML, must still count those calls.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startScriptedModel, toolTurnsScript } from '@toolq/scripted-model';
 import { METRIC_LABEL_VALUES, METRICS, PROCESS_METRIC_PREFIX } from '@toolq/shared/internal';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { startCoordinatorProcess } from '../../test-support/coordinator-process.ts';
@@ -32,6 +37,8 @@ import { hasPrometheus, type PrometheusServer, startPrometheus } from './support
 const DEPLOY = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const ROOT = resolve(DEPLOY, '..');
 const ALERTS_FILE = join(DEPLOY, 'prometheus/alerts.yml');
+const SCALED_OBJECT = join(DEPLOY, 'k8s/keda-scaledobject.yaml');
+const TEST_TOOLS = join(ROOT, 'test-support/test-tools.ts');
 const dashboard: unknown = JSON.parse(readFileSync(join(DEPLOY, 'grafana/dashboards/toolq.json'), 'utf8'));
 const TOKEN = 'e2e-token-0123456789abcdef';
 /** /metrics answers only an operator's token, as in deploy/ (compose and the PodMonitor). */
@@ -105,6 +112,8 @@ beforeAll(async () => {
     }),
     startWorkerProcess({ redisUrl: redis.url, metrics: true, concurrency: 4 }),
     startWorkerProcess({ redisUrl: redis.url, metrics: true, concurrency: 4 }),
+    // Same pool, other tools: the diag_* calls go to the lane of the two workers above.
+    startWorkerProcess({ redisUrl: redis.url, metrics: true, concurrency: 4, tools: TEST_TOOLS }),
   ]);
   const hostOf = (url: string) => new URL(url).host;
   prometheus = await startPrometheus({
@@ -177,14 +186,15 @@ function show(data: QueryData): string {
     .join('; ');
 }
 
-describe('Prometheus scraping a coordinator and two workers under load', () => {
-  it('scrapes all three processes', async () => {
+describe('Prometheus scraping a coordinator and three workers under load', () => {
+  it('scrapes all four processes', async () => {
     // Over the last minute: one scrape that timed out on a loaded machine is not the question.
     const data = await query('max_over_time(up{job=~"toolq-.*"}[1m])');
     expect(data.resultType).toBe('vector');
     const up = data.resultType === 'vector' ? data.result : [];
     expect(up.map((s) => `${s.metric.job} ${s.value[1]}`).sort()).toEqual([
       'toolq-coordinator 1',
+      'toolq-worker 1',
       'toolq-worker 1',
       'toolq-worker 1',
     ]);
@@ -278,6 +288,71 @@ describe("the Grafana dashboard's queries, sent to that Prometheus", () => {
     );
     const outcomes = data.resultType === 'vector' ? data.result.map((s) => s.metric.outcome) : [];
     expect(outcomes.sort()).toEqual([...(METRIC_LABEL_VALUES.outcome ?? [])].sort());
+  });
+});
+
+describe("the KEDA ScaledObject's queries, sent to that Prometheus", () => {
+  const so = parse(readFileSync(SCALED_OBJECT, 'utf8')) as {
+    spec: { triggers: { type: string; metadata: { query: string } }[] };
+  };
+  const queries = so.spec.triggers.map((t) => t.metadata.query);
+  const evaluate = async (expr: string) => {
+    const data = await query(expr);
+    return data.resultType === 'vector' ? Number(data.result[0]?.value[1] ?? Number.NaN) : Number.NaN;
+  };
+
+  it('counts calls running in a lane of the pool (its own queue holds none of them)', async () => {
+    const active = queries.find((q) => q.includes('state="active"'));
+    expect(active).toBeDefined();
+    // Calls that keep running in the lane until the test cancels them (a client that goes away does).
+    const cancel = new AbortController();
+    const batch = fetch(`${coordinator.url}/v1/tool-batches`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        tool_uses: [
+          { id: 'lane1', name: 'diag_sleep', input: { ms: 60_000 } },
+          { id: 'lane2', name: 'diag_sleep', input: { ms: 60_000 } },
+        ],
+        timeout_ms: 60_000,
+      }),
+      signal: cancel.signal,
+    }).then((res) => res.arrayBuffer());
+    // They run in a lane: the pool's own active list (what a KEDA redis trigger read) stays empty.
+    const client = new Redis(redis.url);
+    const running = async (pattern: string) => {
+      const keys = await client.keys(pattern);
+      const lengths = await Promise.all(keys.map((k) => client.llen(k)));
+      return lengths.reduce((a, b) => a + b, 0);
+    };
+    try {
+      await waitFor(
+        'the calls running in a lane',
+        async () => (await running('toolq:{default.t*}:active')) >= 2,
+        SCRAPES,
+      );
+      expect(await running('toolq:{default}:active')).toBe(0);
+    } finally {
+      client.disconnect();
+    }
+    let value = Number.NaN;
+    await waitFor(
+      'the active query counts the calls in the lane',
+      async () => {
+        value = await evaluate(active ?? '');
+        return value >= 2;
+      },
+      SCRAPES,
+    );
+    report.push('', '## KEDA queries', '', `- \`${active}\`: ${value}`);
+    for (const q of queries.filter((q) => q !== active)) {
+      const v = await evaluate(q);
+      report.push(`- \`${q}\`: ${v}`);
+      // The backlog query answers a number (0 when workers keep up), never an empty vector.
+      expect(Number.isFinite(v), q).toBe(true);
+    }
+    cancel.abort();
+    await batch.catch(() => undefined); // the abort is the point
   });
 });
 

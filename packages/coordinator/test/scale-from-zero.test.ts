@@ -11,6 +11,7 @@ import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import testTools from '../../../test-support/test-tools.ts';
 import { Dispatcher } from '../src/index.ts';
+import { refreshGauges } from '../src/queue-gauges.ts';
 
 let server: RedisServer;
 let dispatcher: Dispatcher;
@@ -66,6 +67,14 @@ describe('workers that scale from zero', () => {
     });
     // Deliberately lets time pass: nobody runs it meanwhile.
     await new Promise((resolve) => setTimeout(resolve, 500));
+    // What KEDA and ToolqNoLiveWorkers see: no worker, by design, and the call waiting to wake one.
+    await refreshGauges(dispatcher);
+    const value = async (gauge: { get(): Promise<{ values: { labels: object; value: number }[] }> }) =>
+      Object.fromEntries((await gauge.get()).values.map((v) => [JSON.stringify(v.labels), v.value] as const));
+    const { metrics } = dispatcher;
+    expect(await value(metrics.waitsForWorkers)).toMatchObject({ '{"pool":"zero"}': 1 });
+    expect(await value(metrics.workers)).toMatchObject({ '{"pool":"zero"}': 0 });
+    expect(await value(metrics.queueJobs)).toMatchObject({ '{"pool":"zero","state":"waiting"}': 1 });
     const revived = await startWorker({
       tools: echo,
       pool: 'zero',

@@ -2,7 +2,7 @@
  * Routing by tool. Every worker consumes two queues: its pool's shared queue `{<pool>}` and its
  * lane `{<pool>.t<hash of its tool names>}`, which only workers serving exactly the same tools
  * share. While every live worker of a pool serves a tool, its calls go to the pool's queue (the
- * usual case, and the queue plain producers and KEDA know); when the pool is mixed (a rolling
+ * usual case, and the queue plain producers know); when the pool is mixed (a rolling
  * deploy that adds a tool, two modules in one pool) they go to a lane whose workers all serve it.
  * A worker that still receives a call for a tool it lacks gives the job back (see the worker).
  */

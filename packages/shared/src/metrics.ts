@@ -76,6 +76,12 @@ export const METRICS = {
     help: 'Live worker processes by pool (heartbeat seen recently)',
     component: 'coordinator',
   },
+  toolq_pool_waits_for_workers: {
+    type: 'gauge',
+    labels: ['pool'],
+    help: 'Whether a pool may scale to zero (its workers run with TOOLQ_WAIT_FOR_WORKERS): 1, or 0',
+    component: 'coordinator',
+  },
   toolq_model_tokens_total: {
     type: 'counter',
     labels: ['model', 'role', 'kind'],
@@ -177,6 +183,7 @@ export function createCoordinatorMetrics(registry: Registry) {
     lostCalls: counter(registry, 'toolq_lost_calls_total'),
     queueJobs: gauge(registry, 'toolq_queue_jobs'),
     workers: gauge(registry, 'toolq_workers'),
+    waitsForWorkers: gauge(registry, 'toolq_pool_waits_for_workers'),
     modelTokens: counter(registry, 'toolq_model_tokens_total'),
   };
 }
