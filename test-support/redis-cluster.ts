@@ -12,6 +12,7 @@ import {
   adminCommand,
   infoFields,
   type RedisAccess,
+  RedisExitedAtStart,
   type RedisProcess,
   redisProcess,
   run,
@@ -69,11 +70,11 @@ export async function startRedisCluster(
     await Promise.all(nodes.map((n) => n.kill()));
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   };
-  try {
-    for (let i = 0; i < 6; i++) {
+  // A node on two free ports; a port taken between freePort() and the bind makes redis-server exit
+  // at once, and the node is tried again on other ports (a suite once failed to start that way).
+  const startNode = async (dir: string): Promise<RedisProcess> => {
+    for (let attempt = 1; ; attempt++) {
       const [port, busPort] = [await freePort(), await freePort()];
-      const dir = mkdtempSync(join(tmpdir(), 'toolq-cluster-'));
-      dirs.push(dir);
       // Flags as tried in /work/shared/real-parts.md; masterauth lets a replica sync from its master.
       // biome-ignore format: one flag and its value per pair
       const args = [
@@ -84,9 +85,21 @@ export async function startRedisCluster(
         '--appendonly', 'yes', '--save', '', '--repl-diskless-sync-delay', '0',
         '--requirepass', PASSWORD, '--masterauth', PASSWORD,
       ];
-      nodes.push(redisProcess(port, args, access));
+      const node = redisProcess(port, args, access);
+      try {
+        await node.start();
+        return node;
+      } catch (err) {
+        if (!(err instanceof RedisExitedAtStart) || attempt === 3) throw err;
+      }
     }
-    await Promise.all(nodes.map((n) => n.start()));
+  };
+  try {
+    for (let i = 0; i < 6; i++) {
+      const dir = mkdtempSync(join(tmpdir(), 'toolq-cluster-'));
+      dirs.push(dir);
+      nodes.push(await startNode(dir));
+    }
     // biome-ignore format: one flag and its value per pair
     await run('redis-cli', [
       '-a', PASSWORD, '--no-auth-warning', ...(tls ? ['--tls', '--cacert', tls.caFile] : []), '--cluster', 'create',

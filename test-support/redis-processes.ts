@@ -30,6 +30,13 @@ export interface RedisProcess {
   start(): Promise<void>;
 }
 
+/** redis-server ended before it answered: most often its port was taken in the meantime. */
+export class RedisExitedAtStart extends Error {
+  constructor(readonly port: number) {
+    super(`redis-server on port ${port} exited at start (its port or bus port taken?)`);
+  }
+}
+
 export function redisProcess(port: number, args: readonly string[], access?: RedisAccess): RedisProcess {
   let child: ChildProcess | undefined;
   const self: RedisProcess = {
@@ -49,10 +56,13 @@ export function redisProcess(port: number, args: readonly string[], access?: Red
       await waitFor(
         `redis-server on port ${port} to answer PING`,
         async () => {
+          // A server that exits at once will never answer: say so now (a port taken between
+          // freePort() and its bind is the usual reason), so the caller can try other ports.
+          if (proc.exitCode !== null || proc.signalCode !== null) throw new RedisExitedAtStart(port);
           const reply = await adminCommand(port, access, ['ping']).catch(() => undefined);
           return reply === 'PONG';
         },
-        10_000,
+        { timeoutMs: 10_000, fatal: (err) => err instanceof RedisExitedAtStart },
       );
     },
     async kill() {

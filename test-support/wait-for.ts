@@ -10,6 +10,8 @@ export interface WaitForOptions {
   intervalMs?: number;
   /** Extra detail for the timeout message (what was seen last). */
   detail?: () => string;
+  /** An error of the check that ends the wait at once (thrown as it is): waiting cannot help. */
+  fatal?: (err: unknown) => boolean;
 }
 
 /**
@@ -26,6 +28,7 @@ export async function waitFor<T>(
     timeoutMs = 30_000,
     intervalMs = 100,
     detail,
+    fatal,
   } = typeof options === 'number' ? { timeoutMs: options } : options;
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
@@ -34,6 +37,7 @@ export async function waitFor<T>(
       const value = await check();
       if (value !== undefined && value !== null && value !== false) return value;
     } catch (err) {
+      if (fatal?.(err)) throw err;
       lastError = err;
     }
     if (Date.now() > deadline) {
