@@ -74,6 +74,9 @@ export interface StoredEvent {
 
 export const FINAL_EVENTS: ReadonlySet<string> = new Set(['done', 'failed', 'cancelled']);
 
+/** How long a new run's index entry outlives the retention before its owner first touches the index. */
+const NEW_RUN_INDEX_GRACE_MS = 5_000;
+
 /** Index entries of expired runs checked (and dropped) per run created: keeps the index to about its live runs. */
 const INDEX_PRUNE_BATCH = 100;
 
@@ -109,7 +112,16 @@ export class RunStore {
     );
     if (reply === 1) {
       const index = runIndexKey(this.prefix, input.app);
-      await this.redis.multi().zadd(index, input.now, input.runId).pexpire(index, this.retentionMs).exec();
+      // Never shortens the index's life (another run of the app may be keeping it longer), and
+      // lasts until the new run's owner keeps it alive (its status poll, every 2 s): with a
+      // retention shorter than that poll, the index of an app with a run running expired.
+      const ms = this.retentionMs + NEW_RUN_INDEX_GRACE_MS;
+      await this.redis
+        .multi()
+        .zadd(index, input.now, input.runId)
+        .pexpire(index, ms, 'NX')
+        .pexpire(index, ms, 'GT')
+        .exec();
       await this.pruneIndex(input.app, input.now);
       return { created: true };
     }
@@ -309,7 +321,11 @@ export class RunStore {
    * `extraMs` covers the time until the owner touches it again).
    */
   async touchIndex(app: string, extraMs = 0): Promise<void> {
-    await this.redis.pexpire(runIndexKey(this.prefix, app), this.retentionMs + extraMs);
+    // Only ever lengthened: a run that finishes must not cut short what a running run's owner set
+    // (it did: the index of an app with a run still running expired with its finished ones).
+    const index = runIndexKey(this.prefix, app);
+    const ms = this.retentionMs + extraMs;
+    await this.redis.multi().pexpire(index, ms, 'NX').pexpire(index, ms, 'GT').exec();
   }
 
   /**
