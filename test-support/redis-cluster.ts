@@ -75,7 +75,7 @@ export async function startRedisCluster(
   const startNode = async (dir: string): Promise<RedisProcess> => {
     for (let attempt = 1; ; attempt++) {
       const [port, busPort] = [await freePort(), await freePort()];
-      // Flags as tried in /work/shared/real-parts.md; masterauth lets a replica sync from its master.
+      // masterauth lets a replica sync from its master.
       // biome-ignore format: one flag and its value per pair
       const args = [
         ...(tls ? [...tlsServerArgs(tls, port), '--tls-replication', 'yes', '--tls-cluster', 'yes'] : ['--port', String(port)]),
