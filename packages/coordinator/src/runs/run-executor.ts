@@ -30,8 +30,9 @@ import { runAgent } from '../agent/run-agent.ts';
 import type { AgentCheckpoint, AgentOptions, AgentPersistence, AgentResult } from '../agent/types.ts';
 import type { Dispatcher } from '../dispatcher.ts';
 import { type RunRequest, runRequestSchema } from '../http/schemas.ts';
+import { withoutRequestMessages } from './run-conversation.ts';
 import { doneEvent, failedEvent, fromAgentEvent, runStarted, textEvent, turnStarted } from './run-events.ts';
-import { type RunEventInput, type RunStore, withoutRequestMessages } from './run-store.ts';
+import type { RunEventInput, RunStore } from './run-store.ts';
 
 /** Where runs get their model. */
 export interface RunModel {
