@@ -10,6 +10,7 @@ import { ToolqError } from '@toolq/shared';
 import { freePort } from './free-port.ts';
 import { adminCommand, type RedisAccess } from './redis-processes.ts';
 import { type TestTls, tlsServerArgs } from './tls.ts';
+import { waitFor } from './wait-for.ts';
 
 export interface RedisServer {
   readonly port: number;
@@ -103,14 +104,9 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
 }
 
 async function waitForPing(port: number, access: RedisAccess): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      if ((await adminCommand(port, access, ['ping'])) === 'PONG') return;
-    } catch (err) {
-      if (Date.now() > deadline)
-        throw new Error(`redis-server on port ${port} did not answer: ${(err as Error).message}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
+  await waitFor(
+    `redis-server on port ${port} to answer PING`,
+    async () => (await adminCommand(port, access, ['ping'])) === 'PONG',
+    { timeoutMs: 10_000, intervalMs: 50 },
+  );
 }

@@ -3,13 +3,24 @@
  * and odd MCP names become valid, stable names; a clash (with a tool module's tool or another MCP
  * tool) is skipped and logged, not fatal.
  */
-import type { Logger } from '@toolq/shared';
+import type { Logger, ToolRunContext } from '@toolq/shared';
 import { createRegistry, TOOL_NAME_PATTERN } from '@toolq/shared/internal';
 import { describe, expect, it } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
 import { parseMcpConfig } from '../src/mcp/config.ts';
 import { startMcpTools } from '../src/mcp/mcp-tools.ts';
 import { FIXTURE, NODE } from './mcp-harness.ts';
+
+/** What a worker hands a tool for one call (these tests call MCP tools directly). */
+const toolContext = (): ToolRunContext => ({
+  signal: new AbortController().signal,
+  attempt: 1,
+  toolUseId: 't',
+  batchUid: 'b',
+  batchId: 'b',
+  app: 'default',
+  context: {},
+});
 
 /** Warnings as messages; the MCP source logs through a child, so children record here too. */
 function recordingLogger(): { logger: Logger; warnings: string[] } {
@@ -53,18 +64,7 @@ describe('MCP tool names on a real server', () => {
       expect(long).toMatch(/_[0-9a-f]{8}$/);
       expect(names.every((n) => TOOL_NAME_PATTERN.test(n))).toBe(true);
       const tool = mcp.tools().find((t) => t.name === long);
-      const output = await tool?.run(
-        {},
-        {
-          signal: new AbortController().signal,
-          attempt: 1,
-          toolUseId: 't',
-          batchUid: 'b',
-          batchId: 'b',
-          app: 'default',
-          context: {},
-        },
-      );
+      const output = await tool?.run({}, toolContext());
       expect(output).toBe(LONG); // the server was called with the tool's own name
       expect(mcp.status()).toEqual([
         expect.objectContaining({ server: 'my.docs', state: 'connected', reason: '' }),
@@ -113,18 +113,7 @@ describe('MCP tool names on a real server', () => {
       const output = await mcp
         .tools()
         .find((t) => t.name === 'fx__read_file')
-        ?.run(
-          {},
-          {
-            signal: new AbortController().signal,
-            attempt: 1,
-            toolUseId: 't',
-            batchUid: 'b',
-            batchId: 'b',
-            app: 'default',
-            context: {},
-          },
-        );
+        ?.run({}, toolContext());
       expect(output).toBe('read.file'); // the first one keeps the name
     } finally {
       await mcp.close();
