@@ -149,7 +149,8 @@ export class Barrier implements Expirable {
       .catch(() => new Map<number, CallResult>())
       .then((found) => {
         this.looking = false;
-        for (const [index, result] of found) this.settle(index, result);
+        // A worker's result names its worker; one without is the coordinator's own (not started).
+        for (const [index, result] of found) this.settle(index, result, result.worker === undefined);
         this.timeOut(due);
       });
   }

@@ -4,6 +4,7 @@
  */
 import type { Logger } from '@toolq/shared';
 import {
+  flowRoute,
   type HeartbeatMemory,
   type Keys,
   type Redis,
@@ -14,6 +15,7 @@ import {
   type WaitingPoolMemory,
   type WorkerInfo,
 } from '@toolq/shared/internal';
+import { FlowView, limitsView, type ToolLimitsView } from './flow/flow-view.ts';
 
 export type ToolLookup =
   | {
@@ -33,6 +35,8 @@ export interface CatalogTool extends ToolSpec {
   liveWorkers: number;
   /** Its pool lets calls wait for a worker to start (scale from zero). */
   waitsForWorkers: boolean;
+  /** The flow limits in force (docs/flow-control.md), and whether an operator paused it. */
+  limits: Omit<ToolLimitsView, 'tool'>;
 }
 
 interface Entry {
@@ -62,7 +66,12 @@ export class Catalog {
   /** The same for the waiting pools' entries (as large as their tool sets). */
   private readonly waitingPools: WaitingPoolMemory = new Map();
 
-  constructor(private readonly options: { redis: Redis; keys: Keys; logger: Logger; refreshMs?: number }) {}
+  /** Which tools go through their own queue, with what limits (flow control). */
+  readonly flow: FlowView;
+
+  constructor(private readonly options: { redis: Redis; keys: Keys; logger: Logger; refreshMs?: number }) {
+    this.flow = new FlowView(options.keys);
+  }
 
   async start(): Promise<void> {
     await this.refresh();
@@ -100,6 +109,7 @@ export class Catalog {
     const [{ live, stale }, waitingPools] = await Promise.all([
       readWorkers(this.options.redis, this.options.keys, Date.now(), this.heartbeats, this.toolSets),
       readWaitingPools(this.options.redis, this.options.keys, Date.now(), this.waitingPools),
+      this.flow.refresh(this.options.redis),
     ]);
     const waiting = new Map<string, { pool: string; spec: ToolSpec }>();
     for (const { pool, tools } of waitingPools)
@@ -153,6 +163,11 @@ export class Catalog {
       return entry ? { kind: 'no_worker', pool: best?.[0] ?? 'default' } : { kind: 'unknown' };
     }
     const [pool, serving] = best;
+    // A flow-controlled tool has one queue for the fleet, consumed by every worker serving it.
+    if (this.flow.isFlowControlled(entry.spec)) {
+      const workers = [...entry.pools.values()].reduce((a, b) => a + b, 0);
+      return { kind: 'ok', spec: entry.spec, pool, queue: flowRoute(name), workers };
+    }
     // Every live worker of the pool serves it: its shared queue. Otherwise only a lane is safe.
     if (serving >= (this.poolSizes.get(pool) ?? 0))
       return { kind: 'ok', spec: entry.spec, pool, queue: pool, workers: serving };
@@ -179,6 +194,7 @@ export class Catalog {
         pools: [...pools.keys()].sort(),
         liveWorkers: [...pools.values()].reduce((a, b) => a + b, 0),
         waitsForWorkers: this.waiting.has(spec.name),
+        limits: withoutTool(limitsView(spec.name, this.flow.limitsOf(spec))),
       }))
       .sort((a, b) => a.name.localeCompare(b.name));
   }
@@ -186,4 +202,8 @@ export class Catalog {
   liveWorkers(): readonly WorkerInfo[] {
     return this.workers;
   }
+}
+
+function withoutTool({ tool: _, ...rest }: ToolLimitsView): Omit<ToolLimitsView, 'tool'> {
+  return rest;
 }

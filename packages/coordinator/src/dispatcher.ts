@@ -56,9 +56,10 @@ import {
   PendingBatches,
 } from './dispatch/pending.ts';
 import { RecoverySweep } from './dispatch/recovery-sweep.ts';
-import { settleWithin } from './dispatch/settle-within.ts';
 import { type StartBatchDeps, startBatch } from './dispatch/start-batch.ts';
 import { type StartBound, startBound, startWithin } from './dispatch/start-within.ts';
+import { FlowControl } from './flow/flow-control.ts';
+import { flowAwareLastLook } from './flow/not-started.ts';
 import { JobQueues } from './job-queues.ts';
 import { type Reply, ReplyReader } from './reply-reader.ts';
 
@@ -71,6 +72,8 @@ export class Dispatcher {
   readonly metrics: CoordinatorMetrics;
   /** The fleet's call log in Redis, for the performance report (GET /v1/report, pnpm report). */
   readonly callLog: CallLog;
+  /** Operators' runtime limits and pauses of flow-controlled tools (docs/flow-control.md). */
+  readonly flow: FlowControl;
   private readonly keys: Keys;
   private readonly logger: Logger;
   private readonly redis: Redis;
@@ -136,18 +139,12 @@ export class Dispatcher {
       logger,
       batchRetentionMs,
     });
+    this.flow = new FlowControl({ redis, catalog, queueFor: (route) => jobs.queueFor(route) });
     this.sweep = new RecoverySweep({ redis, jobs, catalog, metrics, logger, pending, sweepIntervalMs });
     this.starting = { redis, jobs, logger, coordinatorId: this.coordinatorId, answers: this.answers };
     this.barrierLimits = {
       maxResultBytes: options.maxBatchResultBytes ?? DISPATCHER_DEFAULTS.maxBatchResultBytes,
-      lastLook: (barrier, indexes) => {
-        const entry = pending.get(barrier.uid);
-        if (!entry) return Promise.resolve(new Map());
-        const read = readResults(redis, pending.recordKey(entry), indexes);
-        return settleWithin(read, DISPATCHER_DEFAULTS.lastLookMs).then((found) =>
-          found instanceof Error ? new Map() : found,
-        );
-      },
+      lastLook: flowAwareLastLook(redis, pending, catalog.flow),
       onDone: (barrier) => this.answers.onDone(barrier),
     };
   }

@@ -12,8 +12,9 @@ import {
   type Logger,
   MAX_CALLS_PER_JOB,
 } from '@toolq/shared';
-import type { Keys, Redis } from '@toolq/shared/internal';
+import { type Keys, type Redis, toolOfRoute } from '@toolq/shared/internal';
 import { Queue } from 'bullmq';
+import { fairPriorities } from './flow/fair-share.ts';
 
 export interface PlannedJob {
   /** The queue it goes to: a pool, or a lane of one. */
@@ -82,11 +83,11 @@ export function groupJobs(
   for (const job of planned) byQueue.set(job.queue, [...(byQueue.get(job.queue) ?? []), job]);
   const queued: QueuedJob[] = [];
   for (const [queue, jobs] of byQueue) {
-    const chunks = Math.max(
-      Math.min(jobs.length, liveWorkers(queue)),
-      Math.ceil(jobs.length / MAX_CALLS_PER_JOB),
-      1,
-    );
+    // A flow-controlled tool's calls are one job each: its cap and rate limit count jobs.
+    const flow = toolOfRoute(queue) !== undefined;
+    const chunks = flow
+      ? jobs.length
+      : Math.max(Math.min(jobs.length, liveWorkers(queue)), Math.ceil(jobs.length / MAX_CALLS_PER_JOB), 1);
     const size = Math.ceil(jobs.length / chunks);
     for (let start = 0, k = 0; start < jobs.length; start += size, k++) {
       const slice = jobs.slice(start, start + size);
@@ -129,12 +130,19 @@ export class JobQueues {
     for (const job of jobs) byQueue.set(job.queue, [...(byQueue.get(job.queue) ?? []), job]);
     const failures = await Promise.all(
       [...byQueue].map(async ([queue, poolJobs]) => {
-        const bulk = poolJobs.map(({ data, jobId }) => ({
-          name: 'chunk' in data ? 'chunk' : data.tool,
-          data,
-          opts: { jobId, removeOnComplete: true, removeOnFail: { age: 3600, count: 1000 } },
-        }));
         try {
+          // Fair shares between apps: each call's priority is its fair-share tag (flow/fair-share.ts).
+          const priorities = await fairPriorities(this.options.redis, this.options.keys, queue, poolJobs);
+          const bulk = poolJobs.map(({ data, jobId }, i) => ({
+            name: 'chunk' in data ? 'chunk' : data.tool,
+            data,
+            opts: {
+              jobId,
+              removeOnComplete: true,
+              removeOnFail: { age: 3600, count: 1000 },
+              ...(priorities ? { priority: priorities[i] } : {}),
+            },
+          }));
           const [only] = bulk;
           // One job: add() skips the MULTI that addBulk wraps around its scripts.
           if (bulk.length === 1 && only) await this.queueFor(queue).add(only.name, only.data, only.opts);

@@ -1,4 +1,5 @@
 import type { Dispatcher } from './dispatcher.ts';
+import { refreshFlowGauges } from './flow/flow-gauges.ts';
 
 const STATES = ['waiting', 'active', 'delayed', 'failed'] as const;
 
@@ -22,8 +23,9 @@ export async function refreshGauges(dispatcher: Dispatcher): Promise<void> {
     metrics.workers.set({ pool }, workersByPool.get(pool) ?? 0);
     metrics.waitsForWorkers.set({ pool }, waitingPools.has(pool) ? 1 : 0);
   }
-  await Promise.all(
-    [...pools].map(async (pool) => {
+  await Promise.all([
+    refreshFlowGauges(dispatcher),
+    ...[...pools].map(async (pool) => {
       // A pool's jobs wait in its own queue and, while its workers differ, in their lanes.
       const all = await Promise.all(
         [pool, ...catalog.lanesOf(pool)].map((queue) => dispatcher.queueFor(queue).getJobCounts(...STATES)),
@@ -34,5 +36,5 @@ export async function refreshGauges(dispatcher: Dispatcher): Promise<void> {
           all.reduce((sum, counts) => sum + (counts[state] ?? 0), 0),
         );
     }),
-  );
+  ]);
 }

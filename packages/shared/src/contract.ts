@@ -12,7 +12,19 @@ export const CONTRACT_VERSION = 1;
 export const failurePolicySchema = z.enum(['continue', 'abort', 'retry']);
 export type FailurePolicy = z.infer<typeof failurePolicySchema>;
 
-export const outcomeSchema = z.enum(['ok', 'error', 'timeout', 'invalid_input', 'unknown_tool', 'cancelled']);
+/**
+ * `not_started`: a flow-controlled call that never started (a cap, a rate limit, a downstream's
+ * 429, an operator's pause kept it waiting past its deadline); unlike `timeout`, nothing ran.
+ */
+export const outcomeSchema = z.enum([
+  'ok',
+  'error',
+  'timeout',
+  'invalid_input',
+  'unknown_tool',
+  'cancelled',
+  'not_started',
+]);
 export type Outcome = z.infer<typeof outcomeSchema>;
 
 /** Most bytes of a batch's caller context, as JSON: it travels in every call's job. */
@@ -152,6 +164,9 @@ export const toolSpecSchema = z.object({
   input_schema: z.record(z.string(), z.unknown()),
   timeoutMs: z.number().positive(),
   retry: z.object({ attempts: z.number().int().min(1), backoffMs: z.number().min(0) }).optional(),
+  /** The definition's flow limits (absent from older workers: none). */
+  concurrency: z.number().int().min(1).optional(),
+  rateLimit: z.object({ max: z.number().int().min(1), perMs: z.number().int().min(1) }).optional(),
 });
 export type ToolSpec = z.infer<typeof toolSpecSchema>;
 

@@ -25,6 +25,8 @@ export {
   toToolResultBlock,
 } from './contract.ts';
 export { NonRetryableError, ToolqError, type ToolqErrorCode } from './errors.ts';
+export type { RateLimit } from './flow/limits.ts';
+export { RateLimitedError } from './flow/rate-limited-error.ts';
 export { createLogger, type Logger } from './logger.ts';
 export type { RedisConnectionConfig } from './redis.ts';
 export {

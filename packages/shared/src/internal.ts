@@ -26,6 +26,33 @@ export {
 } from './contract.ts';
 export { DEFAULTS } from './defaults.ts';
 export { coerceError, describeStartupError, listenError } from './errors.ts';
+export {
+  type Admission,
+  admitStart,
+  type FlowKeys,
+  type FlowState,
+  fairTags,
+  flowKeys,
+  holdTool,
+  MAX_PRIORITY,
+  markStarted,
+  readFlowState,
+  readOverride,
+  readStarted,
+  writeOverride,
+} from './flow/flow-store.ts';
+export {
+  checkDeclaredLimits,
+  concurrencySchema,
+  type DeclaredLimits,
+  type EffectiveLimits,
+  effectiveLimits,
+  type LimitsOverride,
+  limitsOverrideSchema,
+  rateLimitSchema,
+} from './flow/limits.ts';
+export { isRateLimitedError } from './flow/rate-limited-error.ts';
+export { flowRoute, toolOfRoute } from './flow/route.ts';
 export { processId, randomHex } from './ids.ts';
 export { assertKeyPart, createKeys, KEY_PART_PATTERN, type Keys } from './keys.ts';
 export { laneOf } from './lanes.ts';

@@ -3,10 +3,15 @@
  * Redis Cluster hash tag: a queue's keys are tagged with its pool (BullMQ's own keys are
  * `<prefix>:{<pool>}:*`), a batch record and its coordinator's reply stream with the coordinator id.
  */
+import { toolOfRoute } from './flow/route.ts';
+
 export interface Keys {
   readonly prefix: string;
-  /** BullMQ queue name for a pool; with BullMQ's `prefix` option set to `prefix`. */
-  queueName(pool: string): string;
+  /**
+   * BullMQ queue name for a route: a pool, a lane of one, or a flow-controlled tool's queue
+   * (`tool=<name>`, flow/route.ts); with BullMQ's `prefix` option set to `prefix`.
+   */
+  queueName(route: string): string;
   /** The record of one dispatch, by its internal uid (see batch-names.ts). */
   batch(coordinatorId: string, uid: string): string;
   /** A batch's fleet-wide name: which coordinator dispatched `(app, batchName)` under which uid. */
@@ -47,9 +52,9 @@ export function createKeys(prefix: string): Keys {
   assertKeyPart('prefix', prefix);
   return {
     prefix,
-    queueName: (pool) => {
-      assertKeyPart('pool', pool);
-      return `{${pool}}`;
+    queueName: (route) => {
+      if (toolOfRoute(route) === undefined) assertKeyPart('pool', route);
+      return `{${route}}`;
     },
     batch: (coordinatorId, uid) => `${prefix}:{c.${coordinatorId}}:batch:${uid}`,
     batchName: (app, batchName) => `${prefix}:batch-name:${app}:${batchName}`,

@@ -114,15 +114,46 @@ export const METRICS = {
     help: 'Jobs not run because their batch was already answered, their deadline passed or they were delivered twice',
     component: 'worker',
   },
+  toolq_flow_throttled_total: {
+    type: 'counter',
+    labels: ['tool', 'reason'],
+    help: 'Starts of flow-controlled calls refused: rate_limit (the sliding window was full), downstream (the tool threw RateLimitedError), paused (an operator or a downstream hold)',
+    component: 'worker',
+  },
+  toolq_flow_slot_wait_seconds: {
+    type: 'histogram',
+    labels: ['tool'],
+    help: 'Time a flow-controlled call waited for a slot: from enqueue to its admitted start',
+    component: 'worker',
+    buckets: LATENCY_BUCKETS,
+  },
+  toolq_flow_calls: {
+    type: 'gauge',
+    labels: ['tool', 'state'],
+    help: "Calls of a flow-controlled tool in its queue: active (running, a dead worker's until it is known dead) and waiting",
+    component: 'coordinator',
+  },
+  toolq_flow_concurrency_limit: {
+    type: 'gauge',
+    labels: ['tool'],
+    help: 'The fleet-wide cap in force for a flow-controlled tool (0: none)',
+    component: 'coordinator',
+  },
+  toolq_flow_paused: {
+    type: 'gauge',
+    labels: ['tool'],
+    help: 'Whether an operator paused the tool: 1, or 0',
+    component: 'coordinator',
+  },
 } as const satisfies Record<string, MetricDefinition>;
 
 export type MetricName = keyof typeof METRICS;
 
 /** Closed label value sets: a dashboard or alert matching another value is a bug. */
 export const METRIC_LABEL_VALUES: Readonly<Record<string, readonly string[]>> = {
-  outcome: ['ok', 'error', 'timeout', 'invalid_input', 'unknown_tool', 'cancelled'],
+  outcome: ['ok', 'error', 'timeout', 'invalid_input', 'unknown_tool', 'cancelled', 'not_started'],
   state: ['waiting', 'active', 'delayed', 'failed'],
-  reason: ['already_answered', 'deadline_passed', 'duplicate_delivery'],
+  reason: ['already_answered', 'deadline_passed', 'duplicate_delivery', 'rate_limit', 'downstream', 'paused'],
   action: ['rerun', 'error'],
 };
 
@@ -169,6 +200,8 @@ export function createWorkerMetrics(registry: Registry) {
     duration: histogram(registry, 'toolq_tool_duration_seconds'),
     queueWait: histogram(registry, 'toolq_tool_queue_wait_seconds'),
     skipped: counter(registry, 'toolq_worker_skipped_jobs_total'),
+    flowThrottled: counter(registry, 'toolq_flow_throttled_total'),
+    flowSlotWait: histogram(registry, 'toolq_flow_slot_wait_seconds'),
   };
 }
 export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;
@@ -185,6 +218,9 @@ export function createCoordinatorMetrics(registry: Registry) {
     workers: gauge(registry, 'toolq_workers'),
     waitsForWorkers: gauge(registry, 'toolq_pool_waits_for_workers'),
     modelTokens: counter(registry, 'toolq_model_tokens_total'),
+    flowCalls: gauge(registry, 'toolq_flow_calls'),
+    flowConcurrency: gauge(registry, 'toolq_flow_concurrency_limit'),
+    flowPaused: gauge(registry, 'toolq_flow_paused'),
   };
 }
 export type CoordinatorMetrics = ReturnType<typeof createCoordinatorMetrics>;

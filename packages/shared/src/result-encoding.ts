@@ -17,6 +17,8 @@ export const messages = {
   noWorker: (tool: string, pool: string) =>
     `Error: no live worker serves tool ${tool} (pool ${pool}); start one with \`pnpm worker\``,
   cancelled: (reason: string) => `Error: cancelled: ${reason}`,
+  /** A flow-controlled call that never ran: the model may retry it later, knowing nothing happened. */
+  notStarted: (tool: string, why: string) => `Error: tool ${tool} was not started (it did not run): ${why}`,
   batchTooLarge: (tool: string, bytes: number, limit: number) =>
     `Error: the result of ${tool} (${bytes} bytes) was dropped: the batch's answer would be larger than ${limit} bytes (TOOLQ_MAX_BATCH_RESULT_BYTES); ask for less per call or split the work over several turns`,
 };

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ToolqError } from './errors.ts';
+import { checkDeclaredLimits, type RateLimit } from './flow/limits.ts';
 
 /**
  * The longest timeout a Node timer can hold (2³¹−1 ms, about 24.8 days); a longer one fires at once.
@@ -52,6 +53,13 @@ export interface ToolDefinition<Input = unknown, Output = unknown> {
   timeoutMs?: number;
   /** Only for idempotent tools: used when a batch runs with `failurePolicy: 'retry'`. Default: none. */
   retry?: RetryPolicy;
+  /**
+   * At most this many calls of the tool run at once across the whole fleet, whatever the number of
+   * workers (docs/flow-control.md). Default: no cap. Operators override it at run time.
+   */
+  concurrency?: number;
+  /** At most `max` calls start in any window of `perMs` ms, fleet-wide. Default: no limit. */
+  rateLimit?: RateLimit;
   run: (input: Input, ctx: ToolRunContext) => Promise<Output> | Output;
 }
 
@@ -83,6 +91,7 @@ export function defineTool<Input, Output>(def: ToolDefinition<Input, Output>): T
   if (def.retry && !(Number.isInteger(def.retry.attempts) && def.retry.attempts >= 1)) {
     throw new ToolqError('TOOL_DEFINITION_INVALID', `${where}: retry.attempts must be an integer >= 1`);
   }
+  checkDeclaredLimits(where, def);
   inputJsonSchema(def); // throws here, not at first use, if the schema cannot become JSON Schema
   return def;
 }

@@ -27,9 +27,11 @@ import {
   type ToolSetMemory,
   type WorkerMetrics,
 } from '@toolq/shared/internal';
-import { DelayedError, type Job, UnrecoverableError, WaitingError } from 'bullmq';
+import { DelayedError, type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import { traceCall } from './call-tracing.ts';
 import type { RunningCalls } from './cancel-listener.ts';
+import { FLOW_REQUEUE, FlowHold, flowOutcome } from './flow/flow-outcome.ts';
+import type { WorkerFlow } from './flow/worker-flow.ts';
 import { runCall } from './run-call.ts';
 import type { ServedTools } from './served-tools.ts';
 import { WORKER_DEFAULTS } from './worker-options.ts';
@@ -49,7 +51,13 @@ export const GIVEN_BACK: unique symbol = Symbol('given back');
 export const NOT_SERVED: unique symbol = Symbol('not served');
 
 /** How one call of a job ended: its result, nothing to return, or a reason to put the job back. */
-export type CallOutcome = CallResult | undefined | typeof GIVEN_BACK | typeof NOT_SERVED;
+export type CallOutcome =
+  | CallResult
+  | undefined
+  | typeof GIVEN_BACK
+  | typeof NOT_SERVED
+  | typeof FLOW_REQUEUE
+  | FlowHold;
 
 export interface JobProcessorOptions {
   pool: string;
@@ -63,6 +71,8 @@ export interface JobProcessorOptions {
   callLog: CallLog;
   maxResultBytes: number;
   logger: Logger;
+  /** Flow control (flow/worker-flow.ts): whether each call starts now. */
+  flow?: WorkerFlow;
 }
 
 export type JobProcessor = (job: ToolqJob, token?: string, signal?: AbortSignal) => Promise<JobReturn>;
@@ -90,12 +100,20 @@ export function stillWantedLocally(call: {
 export function settleJob(
   outcomes: readonly CallOutcome[],
   isChunk: boolean,
-): { kind: 'give-back' } | { kind: 'not-served' } | { kind: 'done'; value: JobReturn } {
+):
+  | { kind: 'give-back' }
+  | { kind: 'not-served' }
+  | { kind: 'requeue' }
+  | { kind: 'hold'; until: number }
+  | { kind: 'done'; value: JobReturn } {
   if (outcomes.includes(GIVEN_BACK)) return { kind: 'give-back' };
   // Calls of it that did run here have their results in the batch record and are skipped.
   if (outcomes.includes(NOT_SERVED)) return { kind: 'not-served' };
+  if (outcomes.includes(FLOW_REQUEUE)) return { kind: 'requeue' };
+  const holds = outcomes.flatMap((o) => (o instanceof FlowHold ? [o.until] : []));
+  if (holds.length > 0) return { kind: 'hold', until: Math.max(...holds) };
   // Calls without a reply target (plain producers) answer through the job's return value.
-  const results = outcomes.map((o) => (typeof o === 'symbol' ? undefined : o));
+  const results = outcomes.map((o) => (typeof o === 'symbol' || o instanceof FlowHold ? undefined : o));
   if (isChunk) return { kind: 'done', value: results.some((r) => r !== undefined) ? results : undefined };
   return { kind: 'done', value: results[0] };
 }
@@ -155,6 +173,7 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
     callLog,
     maxResultBytes,
     logger,
+    flow,
   } = options;
   const skip = (reason: string) => metrics.skipped.inc({ pool, reason });
 
@@ -190,6 +209,12 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
       await job.moveToDelayed(Date.now() + WORKER_DEFAULTS.notServedDelayMs, token);
       throw new DelayedError();
     }
+    // A tool queue's call refused a start: back to wait, the queue held (flow/worker-flow.ts).
+    if (settlement.kind === 'requeue') throw Worker.RateLimitError();
+    if (settlement.kind === 'hold') {
+      await job.moveToDelayed(settlement.until, token);
+      throw new DelayedError();
+    }
     return settlement.value;
   };
 
@@ -221,6 +246,8 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
       skip('tool_not_served');
       return NOT_SERVED;
     }
+    const gate = await flow?.beforeStart(job, data);
+    if (gate && gate.kind !== 'start') return flowOutcome(gate, data, { metrics, pool, report });
     const controller = new AbortController();
     jobCalls.add(controller);
     // The contract's reply.batchId is the dispatch's uid; a plain producer's job has only its own id.
@@ -228,6 +255,7 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
     const forget = running.add(batchUid, data.reply?.index ?? 0, controller);
     try {
       metrics.queueWait.observe({ pool }, Math.max(0, Date.now() - data.enqueuedAt) / 1000);
+      let rateLimited: { retryAfterMs: number; message: string } | undefined;
       const result = await runCall({
         tools,
         data,
@@ -235,7 +263,19 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
         batchUid,
         maxResultBytes,
         signal: controller.signal,
+        onRateLimited: (retryAfterMs, message) => {
+          rateLimited = { retryAfterMs, message };
+        },
       });
+      if (rateLimited && flow) {
+        const decision = await flow.onDownstreamLimit(
+          job,
+          data,
+          rateLimited.retryAfterMs,
+          rateLimited.message,
+        );
+        if (decision.kind !== 'start') return flowOutcome(decision, data, { metrics, pool, report });
+      }
       // Given back: another worker runs it, within the same deadline.
       if (controller.signal.reason instanceof ShutdownAbort && result.outcome === 'cancelled')
         return GIVEN_BACK;

@@ -14,6 +14,7 @@ import {
   coerceError,
   describeZodIssues,
   encodeToolOutput,
+  isRateLimitedError,
   messages,
   type ParsedJobData,
   raceSignal,
@@ -30,6 +31,8 @@ export interface RunCallOptions {
   maxResultBytes: number;
   /** Aborted when the coordinator cancels the call or the worker is forced to stop. */
   signal: AbortSignal;
+  /** The tool threw RateLimitedError: the call is answered `not_started` unless flow control runs it again. */
+  onRateLimited?: (retryAfterMs: number, message: string) => void;
 }
 
 class TimeoutSignalReason extends Error {}
@@ -99,6 +102,11 @@ export async function runCall(options: RunCallOptions): Promise<CallResult> {
           : finish('error', encoded.message, attempt);
       } catch (thrown) {
         if (signal.aborted) return abortedResult(signal, finish, data, attempt);
+        if (isRateLimitedError(thrown)) {
+          options.onRateLimited?.(thrown.retryAfterMs, thrown.message);
+          const why = `the service it calls refused it as rate limited (${thrown.message}); retry after ${thrown.retryAfterMs} ms`;
+          return finish('not_started', messages.notStarted(data.tool, why), attempt);
+        }
         const error = coerceError(thrown);
         if (attempt >= maxAttempts || error instanceof NonRetryableError) {
           return finish('error', messages.error(error.message), attempt);

@@ -84,5 +84,9 @@ export function specOf(tool: AnyTool, defaultTimeoutMs: number): ToolSpec {
           },
         }
       : {}),
+    ...(tool.concurrency !== undefined ? { concurrency: tool.concurrency } : {}),
+    ...(tool.rateLimit !== undefined
+      ? { rateLimit: { max: tool.rateLimit.max, perMs: tool.rateLimit.perMs } }
+      : {}),
   };
 }

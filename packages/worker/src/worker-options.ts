@@ -67,6 +67,16 @@ export const WORKER_DEFAULTS = {
   maxStalledCount: 1,
   /** How often the worker refreshes its catalog entry (readers count it gone after missing about three). */
   heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
+  /** How often the worker re-reads the fleet's flow limits, pauses and holds (docs/flow-control.md). */
+  flowSyncIntervalMs: 1_000,
+  /**
+   * The lock of a flow-controlled tool's job: a dead worker's call counts against the tool's cap
+   * until BullMQ's stalled check (run this often) finds the lock gone, so it is shorter than for
+   * other jobs; the lock is renewed every half of it while the call runs.
+   */
+  flowLockDurationMs: 10_000,
+  /** A pool queue's call of a paused tool looks again this often (it is delayed, not running). */
+  pausedRecheckMs: 1_000,
   /** Batches a coordinator cancelled that the worker remembers, so that their queued calls are skipped. */
   cancelledBatchesRemembered: 10_000,
 } as const satisfies Partial<Record<keyof WorkerOptions, unknown>> & Record<string, unknown>;

@@ -19,12 +19,16 @@ import {
 } from '@toolq/shared/internal';
 import { Worker } from 'bullmq';
 import { listenForCancels, RunningCalls } from './cancel-listener.ts';
+import { WorkerFlow } from './flow/worker-flow.ts';
 import { startHeartbeat } from './heartbeat.ts';
 import { createJobProcessor, type JobReturn, ShutdownAbort } from './job-processor.ts';
 import { ServedTools } from './served-tools.ts';
 import { WORKER_DEFAULTS, type WorkerOptions } from './worker-options.ts';
 
 export type { WorkerOptions } from './worker-options.ts';
+
+/** A limiter BullMQ's own counting never reaches: only worker-flow.ts's holds stop the tool queue. */
+const FLOW_LIMITER_MAX = 1e15;
 
 export interface ToolqWorker {
   readonly id: string;
@@ -72,6 +76,18 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
 
   // Calls of plain producers reach no coordinator: the worker adds them to the fleet's report.
   const callLog = new CallLog({ redis, prefix: keys.prefix, logger });
+  const consumers: Worker<JobData | JobChunk, JobReturn>[] = [];
+  const flow = new WorkerFlow({
+    redis,
+    keys,
+    tools,
+    metrics,
+    logger,
+    workerId: id,
+    consume: (name) => {
+      consumers.push(consume(name, true));
+    },
+  });
   const processor = createJobProcessor({
     pool,
     workerId: id,
@@ -83,29 +99,40 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     callLog,
     maxResultBytes: options.maxResultBytes ?? WORKER_DEFAULTS.maxResultBytes,
     logger,
+    flow,
   });
 
   // Two consumers: the pool's shared queue and this tool set's lane (lanes.ts explains the routing).
   const lane = laneOf(pool, tools.names());
   const bullConnection = duplicateConnection(redis);
   bullConnection.on('error', () => undefined); // BullMQ reports it through the worker's 'error' event
-  const consume = (name: string) => {
+  function consume(name: string, flowControlled = false) {
     const consumer = new Worker<JobData | JobChunk, JobReturn>(name, processor, {
       connection: bullConnection,
       prefix: keys.prefix,
       concurrency,
       lockDuration: WORKER_DEFAULTS.lockDurationMs,
       maxStalledCount: WORKER_DEFAULTS.maxStalledCount,
+      ...(flowControlled
+        ? {
+            lockDuration: WORKER_DEFAULTS.flowLockDurationMs,
+            stalledInterval: WORKER_DEFAULTS.flowLockDurationMs,
+            // BullMQ checks a queue's manual hold (queue.rateLimit) only for a consumer with a
+            // limiter; this one never limits by itself (worker-flow.ts holds the queue).
+            limiter: { max: FLOW_LIMITER_MAX, duration: WORKER_DEFAULTS.flowLockDurationMs },
+          }
+        : {}),
     });
     consumer.on('error', (err) => logger.warn({ err: err.message, queue: name }, 'bullmq worker error'));
     return consumer;
-  };
-  const consumers = [consume(queueName), consume(keys.queueName(lane))];
+  }
+  consumers.push(consume(queueName), consume(keys.queueName(lane)));
   const worker = {
     isRunning: () => consumers.every((c) => c.isRunning()),
     close: () => Promise.all(consumers.map((c) => c.close())).then(() => undefined),
   };
 
+  await flow.start();
   await Promise.all([
     ...consumers.map((c) => c.waitUntilReady()),
     listenForCancels({ subscriber, channel: keys.cancelChannel(), running, logger }),
@@ -154,6 +181,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
       timer.unref();
       await graceful;
       clearTimeout(timer);
+      await flow.close();
       await callLog.close();
       await Promise.all([closeRedis(redis), closeRedis(subscriber), closeRedis(bullConnection)]);
       logger.info('worker stopped');

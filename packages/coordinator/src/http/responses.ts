@@ -44,6 +44,12 @@ export const catalogToolSchema = toolSpecSchema.extend({
   liveWorkers: z.number().int(),
   /** Its pool lets calls wait for a worker to start (scale from zero). */
   waitsForWorkers: z.boolean(),
+  /** Flow limits in force (the definition's or an operator's override) and the pause: docs/flow-control.md. */
+  limits: z.object({
+    concurrency: z.number().int().nullable(),
+    rate_limit: z.object({ max: z.number().int(), per_ms: z.number().int() }).nullable(),
+    paused: z.boolean(),
+  }),
 });
 
 export const toolsResponseSchema = z.object({ tools: z.array(catalogToolSchema) });

@@ -87,7 +87,7 @@ interface RawInput {
 }
 
 interface RouteFacts {
-  method: 'get' | 'post' | 'delete';
+  method: 'get' | 'post' | 'put' | 'delete';
   /** In Fastify's form: `/v1/runs/:id`. */
   path: string;
   operationId: string;
@@ -177,7 +177,7 @@ function parseRequest(route: ApiRoute, request: FastifyRequest) {
 export function registerRoutes(app: FastifyInstance, routes: readonly ApiRoute[], ctx: RouteContext): void {
   for (const r of routes) {
     app.route({
-      method: r.method.toUpperCase() as 'GET' | 'POST' | 'DELETE',
+      method: r.method.toUpperCase() as 'GET' | 'POST' | 'PUT' | 'DELETE',
       url: r.path,
       handler: async (request, reply) => {
         r.ready?.(ctx);

@@ -11,6 +11,7 @@ import { DEFAULT_REPORT_WINDOW, fleetReport } from '../fleet-report.ts';
 import { refreshGauges } from '../queue-gauges.ts';
 import { appOf } from './auth.ts';
 import { HTTP_DEFAULTS } from './defaults.ts';
+import { FLOW_ROUTES } from './flow-routes.ts';
 import {
   BAD_REQUEST,
   batchResponseSchema,
@@ -206,6 +207,7 @@ const OPS_ROUTES: ApiRoute[] = [
 export const API_ROUTES: readonly ApiRoute[] = [
   ...BATCH_ROUTES,
   ...TOOL_ROUTES,
+  ...FLOW_ROUTES,
   ...RUN_ROUTES,
   ...OPS_ROUTES,
 ];

@@ -7,6 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { ToolqError } from '@toolq/shared';
+import { concurrencySchema, rateLimitSchema } from '@toolq/shared/internal';
 import { z } from 'zod';
 import { sanitiseNamePart } from './names.ts';
 
@@ -31,6 +32,19 @@ const toolqSettingsSchema = z
       .object({ attempts: positiveInt.max(10).default(3), backoffMs: z.number().int().min(0).default(200) })
       .strict()
       .default({ attempts: 3, backoffMs: 200 }),
+    /**
+     * Fleet-wide flow limits per MCP tool name (as the server names it), like defineTool's
+     * `concurrency` and `rateLimit` (docs/flow-control.md). `"*"` applies to every tool of the server
+     * that has no entry of its own.
+     */
+    limits: z
+      .record(
+        z.string().min(1),
+        z
+          .object({ concurrency: concurrencySchema.optional(), rateLimit: rateLimitSchema.optional() })
+          .strict(),
+      )
+      .default({}),
     /** How long connecting (spawn + initialize + tools/list) may take. Default 20 000 ms. */
     startupTimeoutMs: positiveInt.max(600_000).default(20_000),
     /**

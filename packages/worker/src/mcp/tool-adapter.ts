@@ -28,6 +28,7 @@ export function adaptMcpTool(options: {
     tool.annotations?.title ||
     tool.title ||
     `${tool.name} (MCP server ${connection.name})`;
+  const limits = settings.limits[tool.name] ?? settings.limits['*'] ?? {};
   const adapted = defineTool({
     name: fleetName,
     description,
@@ -35,6 +36,8 @@ export function adaptMcpTool(options: {
     inputSchema: schema.jsonSchema,
     timeoutMs: settings.timeoutMs,
     ...(isSafeToRetry(tool) ? { retry: settings.retry } : {}),
+    ...(limits.concurrency !== undefined ? { concurrency: limits.concurrency } : {}),
+    ...(limits.rateLimit !== undefined ? { rateLimit: limits.rateLimit } : {}),
     run: async (input, ctx) => {
       const signal = withReadableReason(ctx.signal, ctx.deadline);
       const result = await connection.call(tool.name, input, { signal, deadline: ctx.deadline });

@@ -1,0 +1,102 @@
+/**
+ * Flow-controlled tools for tests (docs/flow-control.md). Each records, from its own side, when it
+ * started and ended (this host's clock, the same for every worker process of a test) in the Redis
+ * list `flowtest:events` of the worker's Redis (REDIS_URL), so that a test sees what really ran.
+ */
+import { defineTool, RateLimitedError } from '@toolq/shared';
+import { Redis } from 'ioredis';
+import { z } from 'zod';
+
+export const FLOW_EVENTS_KEY = 'flowtest:events';
+
+export interface FlowEvent {
+  tool: string;
+  pid: number;
+  tag: string;
+  start: number;
+  end?: number;
+}
+
+let redis: Redis | undefined;
+const conn = () => {
+  redis ??= new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:1', { maxRetriesPerRequest: 3 });
+  return redis;
+};
+
+async function record(event: FlowEvent): Promise<void> {
+  await conn().rpush(FLOW_EVENTS_KEY, JSON.stringify(event));
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+
+const input = z.object({ ms: z.number().int().min(0).default(0), tag: z.string().default('') });
+
+/** Runs `ms` and records its interval. */
+async function timed(tool: string, args: z.output<typeof input>, signal: AbortSignal) {
+  const start = Date.now();
+  await record({ tool, pid: process.pid, tag: args.tag, start });
+  await sleep(args.ms, signal);
+  const end = Date.now();
+  await record({ tool, pid: process.pid, tag: args.tag, start, end });
+  return { start, end };
+}
+
+export default [
+  defineTool({
+    name: 'capped',
+    description: 'Sleeps; at most 3 run at once fleet-wide.',
+    input,
+    concurrency: 3,
+    run: (args, ctx) => timed('capped', args, ctx.signal),
+  }),
+  defineTool({
+    name: 'rated',
+    description: 'Sleeps; at most 4 start per second fleet-wide.',
+    input,
+    rateLimit: { max: 4, perMs: 1000 },
+    run: (args, ctx) => timed('rated', args, ctx.signal),
+  }),
+  defineTool({
+    name: 'single',
+    description: 'Sleeps; one at a time fleet-wide.',
+    input,
+    concurrency: 1,
+    run: (args, ctx) => timed('single', args, ctx.signal),
+  }),
+  defineTool({
+    name: 'upstream',
+    description: 'One at a time; the first call with a `refuse` tag answers 429 once (per tag).',
+    input: input.extend({ refuseForMs: z.number().int().min(0).optional() }),
+    concurrency: 1,
+    run: async (args, ctx) => {
+      if (args.refuseForMs !== undefined && (await conn().incr(`flowtest:refused:${args.tag}`)) === 1) {
+        await record({ tool: 'upstream-429', pid: process.pid, tag: args.tag, start: Date.now() });
+        throw new RateLimitedError('HTTP 429 from the test service', { retryAfterMs: args.refuseForMs });
+      }
+      return timed('upstream', args, ctx.signal);
+    },
+  }),
+  defineTool({
+    name: 'free',
+    description: 'Sleeps, without limits.',
+    input,
+    run: (args, ctx) => timed('free', args, ctx.signal),
+  }),
+];
+
+/** The events a test's tools recorded, in the order written. */
+export async function readFlowEvents(redisUrl: string): Promise<FlowEvent[]> {
+  const client = new Redis(redisUrl);
+  try {
+    return (await client.lrange(FLOW_EVENTS_KEY, 0, -1)).map((raw) => JSON.parse(raw) as FlowEvent);
+  } finally {
+    client.disconnect();
+  }
+}
