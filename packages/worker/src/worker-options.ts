@@ -75,6 +75,8 @@ export const WORKER_DEFAULTS = {
    * other jobs; the lock is renewed every half of it while the call runs.
    */
   flowLockDurationMs: 10_000,
+  /** How long (s) a tool queue's consumer blocks waiting for a job before it looks again (BullMQ's 5 s). */
+  flowDrainDelaySeconds: 1,
   /** A pool queue's call of a paused tool looks again this often (it is delayed, not running). */
   pausedRecheckMs: 1_000,
   /** Batches a coordinator cancelled that the worker remembers, so that their queued calls are skipped. */

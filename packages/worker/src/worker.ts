@@ -117,6 +117,9 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
         ? {
             lockDuration: WORKER_DEFAULTS.flowLockDurationMs,
             stalledInterval: WORKER_DEFAULTS.flowLockDurationMs,
+            // Seconds a worker waits for a job before it looks again: a hold's end is announced
+            // (worker-flow.ts), this bounds the wait if the worker that would announce it died.
+            drainDelay: WORKER_DEFAULTS.flowDrainDelaySeconds,
             // BullMQ checks a queue's manual hold (queue.rateLimit) only for a consumer with a
             // limiter; this one never limits by itself (worker-flow.ts holds the queue).
             limiter: { max: FLOW_LIMITER_MAX, duration: WORKER_DEFAULTS.flowLockDurationMs },

@@ -178,7 +178,7 @@ export class WorkerFlow {
         return { kind: 'answer', result: this.notStarted(data, why) };
       }
       // The hold is in force already; the window's is set here, for every worker of the queue.
-      if (!held) await this.queueOf(tool).rateLimit(admission.waitMs);
+      if (!held) await this.holdQueue(tool, admission.waitMs);
       return { kind: 'requeue' };
     }
     this.options.metrics.flowSlotWait.observe({ tool }, Math.max(0, now - data.enqueuedAt) / 1000);
@@ -203,7 +203,7 @@ export class WorkerFlow {
     this.state.held.set(tool, Math.max(until, this.state.held.get(tool) ?? 0));
     if (retryAfterMs > 0) {
       await Promise.all([
-        this.queueOf(tool).rateLimit(retryAfterMs),
+        this.holdQueue(tool, retryAfterMs),
         holdTool(this.options.redis, this.flowKeys, tool, until),
       ]);
     }
@@ -214,6 +214,20 @@ export class WorkerFlow {
     return toolOfRoute(job.queueName.slice(1, -1)) === undefined
       ? { kind: 'hold', until }
       : { kind: 'requeue' };
+  }
+
+  /**
+   * BullMQ's manual rate limit on the tool's queue: no worker moves a job of it to active for `ms`.
+   * When it ends, BullMQ wakes only the workers that ran into it; one blocked waiting for a job
+   * would sleep its whole drain delay (a call put back with a priority adds no wake-up marker).
+   * So the marker is added then: the worker it wakes adds the next one as it takes a job.
+   */
+  private async holdQueue(tool: string, ms: number): Promise<void> {
+    await this.queueOf(tool).rateLimit(ms);
+    const marker = this.flowKeys.queueKey(tool, 'marker');
+    setTimeout(() => {
+      this.options.redis.zadd(marker, 0, '0').catch(() => undefined);
+    }, ms + 1).unref();
   }
 
   /** Until when a tool's calls in a pool queue wait: an operator's pause (re-checked each second) or a hold. */
