@@ -17,7 +17,12 @@ let server: RedisServer;
 let dispatcher: Dispatcher;
 const workers: WorkerProcess[] = [];
 
-const calls = (tool: string, n: number, input: Record<string, unknown>, prefix: string) =>
+const calls = (
+  tool: string,
+  n: number,
+  input: Record<string, unknown>,
+  prefix: string,
+): { id: string; name: string; input: Record<string, unknown> }[] =>
   Array.from({ length: n }, (_, i) => ({
     id: `${prefix}-${i}`,
     name: tool,
