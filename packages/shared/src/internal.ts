@@ -27,14 +27,12 @@ export {
 export { DEFAULTS } from './defaults.ts';
 export { coerceError, describeStartupError, listenError } from './errors.ts';
 export {
-  type Admission,
   admitStart,
   type FlowKeys,
   type FlowState,
   fairTags,
   flowKeys,
   holdTool,
-  MAX_PRIORITY,
   markStarted,
   readFlowState,
   readOverride,
@@ -42,13 +40,10 @@ export {
   writeOverride,
 } from './flow/flow-store.ts';
 export {
-  checkDeclaredLimits,
   concurrencySchema,
-  type DeclaredLimits,
   type EffectiveLimits,
   effectiveLimits,
   type LimitsOverride,
-  limitsOverrideSchema,
   rateLimitSchema,
 } from './flow/limits.ts';
 export { isRateLimitedError } from './flow/rate-limited-error.ts';
