@@ -14,6 +14,7 @@ import { ToolqError } from '@toolq/shared';
 import { withTimeout } from '@toolq/shared/internal';
 import type { FastifyInstance } from 'fastify';
 import type { Dispatcher } from '../dispatcher.ts';
+import { flowAdminQueues } from '../flow/admin-queues.ts';
 import { toHttpError } from './errors.ts';
 
 export const ADMIN_PATH = '/admin/queues';
@@ -104,11 +105,13 @@ export function registerAdmin(app: FastifyInstance, options: AdminOptions): void
         .sort()
         .map((lane) => ({ queue: lane, pool, lane })),
     ]);
-    const key = queues.map((q) => q.queue).join('\n');
+    const flowQueues = flowAdminQueues(dispatcher.catalog);
+    // The names carry the limits in force: a change re-lists the queues.
+    const key = [...queues.map((q) => q.queue), ...flowQueues.map((q) => q.displayName)].join('\n');
     if (key === shown) return;
     shown = key;
-    board.replaceQueues(
-      queues.map(({ queue, pool, lane }) => {
+    board.replaceQueues([
+      ...queues.map(({ queue, pool, lane }) => {
         const bull = dispatcher.queueFor(queue);
         return new BullMQAdapter(bull, {
           readOnlyMode: !write,
@@ -119,7 +122,16 @@ export function registerAdmin(app: FastifyInstance, options: AdminOptions): void
             : `BullMQ queue ${bull.name} of the workers serving pool ${pool}`,
         });
       }),
-    );
+      ...flowQueues.map(
+        ({ queue, displayName, description }) =>
+          new BullMQAdapter(dispatcher.queueFor(queue), {
+            readOnlyMode: !write,
+            allowRetries: write,
+            displayName,
+            description,
+          }),
+      ),
+    ]);
   };
 
   app.register(
