@@ -2,6 +2,7 @@
 import type { OverheadConfig, StartupConfig } from './barrier-overhead.ts';
 import type { CompetitorConfig } from './competitor.ts';
 import type { EarlyDispatchConfig } from './early-dispatch.ts';
+import type { FlowConfig } from './flow.ts';
 import type { HttpConfig } from './http-vs-library.ts';
 import type { MemoryConfig } from './memory.ts';
 import type { ThroughputConfig } from './throughput.ts';
@@ -21,6 +22,7 @@ export interface BenchConfig {
   earlyDispatch: EarlyDispatchConfig;
   memory: MemoryConfig;
   http: HttpConfig;
+  flow: FlowConfig;
 }
 
 const scenarios: EarlyDispatchConfig['scenarios'] = [
@@ -45,6 +47,7 @@ export const FULL: BenchConfig = {
   earlyDispatch: { scenarios, iterations: 5 },
   memory: { batches: 10_000, sleepMs: 8_000, workers: 2 },
   http: { batchSizes: [1, 10], iterations: { 1: 1_000, 10: 1_000 }, warmup: 30, block: 10, timeoutMs: 5_000 },
+  flow: { overheadIterations: 300, capCalls: 300, callMs: 50, rateCalls: 16 },
 };
 
 export const QUICK: BenchConfig = {
@@ -64,6 +67,7 @@ export const QUICK: BenchConfig = {
   earlyDispatch: { scenarios, iterations: 1 },
   memory: { batches: 2_000, sleepMs: 3_000, workers: 2 },
   http: { batchSizes: [1, 10], iterations: { 1: 100, 10: 100 }, warmup: 10, block: 10, timeoutMs: 5_000 },
+  flow: { overheadIterations: 60, capCalls: 90, callMs: 50, rateCalls: 12 },
 };
 
 /** The code paths of --quick at the smallest size that still exercises them (tests). */
@@ -81,4 +85,5 @@ export const TINY: BenchConfig = {
   },
   memory: { batches: 200, sleepMs: 1_500, workers: 1 },
   http: { batchSizes: [1, 10], iterations: { 1: 5, 10: 5 }, warmup: 1, block: 5, timeoutMs: 5_000 },
+  flow: { overheadIterations: 3, capCalls: 9, callMs: 20, rateCalls: 5 },
 };

@@ -1,7 +1,9 @@
 /** Markdown for a suite run: the environment, one table per benchmark, and the targets of issue 5. */
+
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { SYSTEM_LABEL, type System } from './barrier-overhead.ts';
+import { renderFlow } from './flow.ts';
 import { HTTP_PATH_LABEL, type HttpPath } from './http-vs-library.ts';
 import { median, ratio, type Summary } from './stats.ts';
 import type { SuiteResult } from './suite.ts';
@@ -223,6 +225,7 @@ export function renderReport(r: SuiteResult, options: { includeAnalysis?: boolea
     ...earlySection(r),
     ...memorySection(r),
     ...httpSection(r),
+    ...renderFlow(r.flow, table),
   );
 
   if (options.includeAnalysis !== false && existsSync(ANALYSIS_FILE)) {

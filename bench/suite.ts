@@ -16,6 +16,7 @@ import { type CompetitorRow, measureCompetitor } from './competitor.ts';
 import type { BenchConfig } from './config.ts';
 import { type EarlyDispatchRow, loadRunAgent, measureEarlyDispatch } from './early-dispatch.ts';
 import { collectEnvironment, type Environment } from './environment.ts';
+import { type FlowResult, measureFlow } from './flow.ts';
 import { type HttpResult, measureHttpVsLibrary } from './http-vs-library.ts';
 import { type MemoryResult, measureMemory } from './memory.ts';
 import { startBenchProcesses } from './processes.ts';
@@ -35,6 +36,7 @@ export interface SuiteResult {
   earlyDispatch: EarlyDispatchRow[] | { notDone: string };
   memory: MemoryResult;
   http: HttpResult;
+  flow: FlowResult;
 }
 
 export type Progress = (message: string) => void;
@@ -103,6 +105,9 @@ export async function runSuite(
     step('HTTP front door vs the library');
     const http = await measureHttpVsLibrary(redisUrl, clients.dispatcher, config.http);
 
+    step('flow control: cost per call, cap utilisation, rate window');
+    const flow = await measureFlow(redisUrl, config.flow, logger);
+
     for (const n of counts.filter((c) => c > config.latencyWorkers)) await throughputAt(n);
 
     await clients.dispatcher.close();
@@ -127,6 +132,7 @@ export async function runSuite(
       earlyDispatch,
       memory,
       http,
+      flow,
     };
   } finally {
     await clients?.dispatcher.close().catch(() => undefined);
