@@ -100,3 +100,40 @@ export async function readFlowEvents(redisUrl: string): Promise<FlowEvent[]> {
     client.disconnect();
   }
 }
+
+/**
+ * Every start a tool's sliding log admitted, on Redis's clock: the log keeps each entry for the
+ * window, so reading it every 100 ms sees them all. Stop it to get the times, ascending.
+ */
+export function watchAdmissions(redisUrl: string, startsKey: string): { stop(): Promise<number[]> } {
+  const client = new Redis(redisUrl);
+  const seen = new Map<string, number>();
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const flat = await client.zrange(startsKey, '0', '-1', 'WITHSCORES');
+      for (let i = 0; i + 1 < flat.length; i += 2) seen.set(flat[i] as string, Number(flat[i + 1]));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      client.disconnect();
+      return [...seen.values()].sort((a, b) => a - b);
+    },
+  };
+}
+
+/** The most of these times inside any window of `ms` (each time opens one). */
+export function busiestWindow(times: readonly number[], ms: number): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  let most = 0;
+  for (const [i, t] of sorted.entries()) {
+    let n = 0;
+    for (let j = i; j < sorted.length && (sorted[j] as number) < t + ms; j++) n++;
+    most = Math.max(most, n);
+  }
+  return most;
+}

@@ -5,7 +5,12 @@
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type FlowEvent, readFlowEvents } from '../../../test-support/flow-tools.ts';
+import {
+  busiestWindow,
+  type FlowEvent,
+  readFlowEvents,
+  watchAdmissions,
+} from '../../../test-support/flow-tools.ts';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import { waitFor } from '../../../test-support/wait-for.ts';
@@ -34,18 +39,6 @@ const eventsOf = async (prefix: string) =>
 const startsOf = (events: FlowEvent[], tool: string) =>
   events.filter((e) => e.tool === tool && e.end === undefined).map((e) => e.start);
 
-/** The most starts inside any window of `ms` (each start opens one). */
-function busiestWindow(starts: readonly number[], ms: number): number {
-  const sorted = [...starts].sort((a, b) => a - b);
-  let most = 0;
-  for (let i = 0; i < sorted.length; i++) {
-    let n = 0;
-    for (let j = i; j < sorted.length && (sorted[j] as number) < (sorted[i] as number) + ms; j++) n++;
-    most = Math.max(most, n);
-  }
-  return most;
-}
-
 beforeAll(async () => {
   server = await startRedisServer();
   for (let i = 0; i < 2; i++)
@@ -66,15 +59,17 @@ afterAll(async () => {
 
 describe('flow limits', () => {
   it('starts at most 4 calls of a 4-per-second tool in any sliding second, across 2 workers', async () => {
+    const admissions = watchAdmissions(server.url, 'toolq:{tool=rated}:flow:starts');
     const result = await dispatcher.dispatch(calls('rated', 14, { ms: 10 }, 'rate'), { timeoutMs: 60_000 });
+    const admitted = await admissions.stop();
     expect(result.calls.map((c) => c.outcome)).toEqual(Array(14).fill('ok'));
-    const starts = startsOf(await eventsOf('rate'), 'rated');
-    expect(starts).toHaveLength(14);
-    // Admission is on Redis's clock; a tool records its start a few ms later, each by its own
-    // delay: a window shorter by that jitter (100 ms) must never hold a 5th start.
-    expect(busiestWindow(starts, 900)).toBeLessThanOrEqual(4);
-    // 14 starts at 4 per second need more than 3 s: the limit held them back.
-    expect(Math.max(...starts) - Math.min(...starts)).toBeGreaterThanOrEqual(3_000 - 100);
+    expect(startsOf(await eventsOf('rate'), 'rated')).toHaveLength(14);
+    // Every start, on Redis's clock (the tools record theirs a few ms later, each by its own delay,
+    // which a loaded machine stretches to hundreds of ms: that view is in pnpm bench).
+    expect(admitted).toHaveLength(14);
+    expect(busiestWindow(admitted, 1000)).toBe(4);
+    // 14 starts at 4 per sliding second need at least 3 s: the 5th, 9th and 13th wait a window each.
+    expect((admitted[12] as number) - (admitted[0] as number)).toBeGreaterThanOrEqual(3_000);
   }, 90_000);
 
   it("holds a tool fleet-wide for a downstream's 429, not another tool, and runs the refused call after", async () => {

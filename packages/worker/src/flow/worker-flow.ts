@@ -182,8 +182,13 @@ export class WorkerFlow {
       return { kind: 'requeue' };
     }
     this.options.metrics.flowSlotWait.observe({ tool }, Math.max(0, now - data.enqueuedAt) / 1000);
+    // Not awaited (one round trip less before the tool starts): the connection sends it before the
+    // call's result, and the coordinator looks only at the deadline.
     if (data.reply)
-      await markStarted(this.options.redis, data.reply.batchKey, data.reply.index, admission.at);
+      markStarted(this.options.redis, data.reply.batchKey, data.reply.index, admission.at).catch(
+        (err: Error) =>
+          this.options.logger.warn({ err: err.message, tool }, 'could not mark a flow call started'),
+      );
     return { kind: 'start' };
   }
 
