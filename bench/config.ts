@@ -47,7 +47,7 @@ export const FULL: BenchConfig = {
   earlyDispatch: { scenarios, iterations: 5 },
   memory: { batches: 10_000, sleepMs: 8_000, workers: 2 },
   http: { batchSizes: [1, 10], iterations: { 1: 1_000, 10: 1_000 }, warmup: 30, block: 10, timeoutMs: 5_000 },
-  flow: { overheadIterations: 300, capCalls: 300, callMs: 50, rateCalls: 16 },
+  flow: { overheadIterations: 300, capCalls: 150, callMs: 200, rateCalls: 16 },
 };
 
 export const QUICK: BenchConfig = {
@@ -67,7 +67,7 @@ export const QUICK: BenchConfig = {
   earlyDispatch: { scenarios, iterations: 1 },
   memory: { batches: 2_000, sleepMs: 3_000, workers: 2 },
   http: { batchSizes: [1, 10], iterations: { 1: 100, 10: 100 }, warmup: 10, block: 10, timeoutMs: 5_000 },
-  flow: { overheadIterations: 60, capCalls: 90, callMs: 50, rateCalls: 12 },
+  flow: { overheadIterations: 60, capCalls: 60, callMs: 200, rateCalls: 12 },
 };
 
 /** The code paths of --quick at the smallest size that still exercises them (tests). */

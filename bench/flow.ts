@@ -42,6 +42,8 @@ export interface FlowResult {
   unlimitedMs: Summary;
   cappedMs: Summary;
   cap: number;
+  capCalls: number;
+  callMs: number;
   maxRunning: number;
   /** Busy slot time over cap × the backlog's span. */
   utilisation: number;
@@ -96,6 +98,8 @@ export async function measureFlow(redisUrl: string, config: FlowConfig, logger: 
       unlimitedMs: summarize(unlimited),
       cappedMs: summarize(capped),
       cap: CAP,
+      capCalls: config.capCalls,
+      callMs: config.callMs,
       maxRunning: maxOverlap(backlog),
       utilisation: busy / (CAP * span),
       refillMs: summarize(refill),
@@ -119,7 +123,8 @@ export function renderFlow(r: FlowResult, table: (head: string[], rows: string[]
   return [
     '## Flow control (issue 19)',
     '',
-    `${r.workers} toolq worker processes serving test-support/flow-tools.ts (their own prefix); the tools' own start and end times.`,
+    `${r.workers} toolq worker processes serving test-support/flow-tools.ts (their own prefix); the tools' own start and end times. ` +
+      `Utilisation: ${r.capCalls} calls of ${r.callMs} ms sent at once to a tool capped at ${r.cap}; it depends on the calls' length (the refill gap is paid once per call).`,
     '',
     table(
       ['measure', 'value'],
