@@ -38,7 +38,7 @@ function anchors(markdown: string): Set<string> {
   let fenced = false;
   for (const line of markdown.split('\n')) {
     if (/^ {0,3}(```|~~~)/.test(line)) fenced = !fenced;
-    const heading = !fenced && /^#{1,6}\s+(.*)$/.exec(line);
+    const heading = fenced ? null : /^#{1,6}\s+(.*)$/.exec(line);
     if (!heading?.[1]) continue;
     const slug = heading[1]
       .toLowerCase()
