@@ -99,6 +99,14 @@ describe('the docs hold to the repository', () => {
     expect(broken).toEqual([]);
   });
 
+  it('docs/operations.md names every alert rule of deploy/', () => {
+    const rules = readFileSync(join(REPO_ROOT, 'deploy/prometheus/alerts.yml'), 'utf8');
+    const names = [...rules.matchAll(/^\s*- alert: (\S+)/gm)].map((m) => m[1] ?? '');
+    expect(names.length).toBeGreaterThan(0);
+    const operations = readFileSync(join(REPO_ROOT, 'docs/operations.md'), 'utf8');
+    expect(names.filter((name) => !operations.includes(`\`${name}\``))).toEqual([]);
+  });
+
   it('references no design.md (there is none)', () => {
     expect(existsSync(join(REPO_ROOT, 'design.md'))).toBe(false);
     expect(matching(/design\.md/)).toEqual([]);
