@@ -4,7 +4,7 @@
  * `pnpm run docs` fails here.
  */
 import { readFileSync } from 'node:fs';
-import { relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { envVariables, generatedDocs } from '../scripts/docs.ts';
 import { REPO_ROOT } from '../test-support/built-packages.ts';
@@ -30,6 +30,13 @@ describe('generated docs pages', () => {
       expect(v.meaning, v.name).not.toBe('');
       expect(v.default, v.name).not.toBe('');
     }
+  });
+
+  it('lists every variable loadConfig reads (e.X in config.ts)', () => {
+    const source = readFileSync(join(REPO_ROOT, 'packages/shared/src/config.ts'), 'utf8');
+    const read = new Set([...source.matchAll(/\be\.([A-Z][A-Z0-9_]+)/g)].map((m) => m[1]));
+    const documented = new Set(envVariables().map((v) => v.name));
+    expect([...read].filter((name) => name && !documented.has(name))).toEqual([]);
   });
 
   it('refuses a variable without a doc comment, so the page cannot lose a row silently', () => {

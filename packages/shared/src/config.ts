@@ -136,7 +136,7 @@ const envSchema = z.object({
   TOOLQ_MAX_BATCH_RESULT_BYTES: intFrom(1, 1_000_000_000).default(DEFAULTS.maxBatchResultBytes),
   /** How long a client may take to send a request's headers and body (408 beyond). */
   TOOLQ_REQUEST_TIMEOUT_MS: intFrom(1_000, 3600_000).default(DEFAULTS.requestTimeoutMs),
-  /** How long a graceful shutdown lets running work finish before giving it back or answering it cancelled.
+  /** How long a graceful shutdown lets running work finish before handing it back or cancelling it. */
   TOOLQ_SHUTDOWN_TIMEOUT_MS: intFrom(0, 3600_000).default(DEFAULTS.shutdownTimeoutMs),
   /** Log level of the pino JSON lines on stdout. */
   TOOLQ_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -150,7 +150,7 @@ const envSchema = z.object({
    * ANTHROPIC_API_KEY beside it (a placeholder if the gateway wants none): alone, runs answer 503 NO_MODEL.
    * @default the SDK's (`https://api.anthropic.com`) */
   ANTHROPIC_BASE_URL: z.url().optional(),
-  /** `true`: retries, removals and cleaning on /admin/queues; otherwise every write there is 403 READ_ONLY.
+  /** `true`: retries, removals and cleaning on /admin/queues; otherwise each write there is 403 READ_ONLY. */
   TOOLQ_ADMIN_WRITE: z.enum(['true', 'false']).default('false'),
   /** OTLP/HTTP collector (http://otel-collector:4318): traces are exported only when set. @default unset: no
    * tracing */
