@@ -107,6 +107,20 @@ describe('the docs hold to the repository', () => {
     expect(names.filter((name) => !operations.includes(`\`${name}\``))).toEqual([]);
   });
 
+  it('every route of docs/openapi.json is in a docs page', () => {
+    const openapi = JSON.parse(readFileSync(join(REPO_ROOT, 'docs/openapi.json'), 'utf8')) as {
+      paths: Record<string, Record<string, unknown>>;
+    };
+    const routes = Object.entries(openapi.paths).flatMap(([path, ops]) =>
+      Object.keys(ops)
+        .filter((method) => /^(get|post|put|patch|delete)$/.test(method))
+        .map((method) => `${method.toUpperCase()} ${path}`),
+    );
+    expect(routes.length).toBeGreaterThan(0);
+    const text = pages.map((p) => p.text).join('\n');
+    expect(routes.filter((route) => !text.includes(route))).toEqual([]);
+  });
+
   it('references no design.md (there is none)', () => {
     expect(existsSync(join(REPO_ROOT, 'design.md'))).toBe(false);
     expect(matching(/design\.md/)).toEqual([]);
