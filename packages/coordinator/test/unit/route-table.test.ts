@@ -30,8 +30,13 @@ describe('the route table', () => {
     expect([...OPEN_PATHS].sort()).toEqual(['/healthz', '/readyz']);
   });
 
-  it('keeps /metrics for operators (an app token is 403 there)', () => {
-    expect([...OPERATOR_PATHS]).toEqual(['/metrics']);
+  it('keeps /metrics and the flow-control routes for operators (an app token is 403 there)', () => {
+    expect([...OPERATOR_PATHS].sort()).toEqual([
+      '/metrics',
+      '/v1/tools/:name/limits',
+      '/v1/tools/:name/pause',
+      '/v1/tools/:name/resume',
+    ]);
     expect(API_ROUTES.filter((r) => r.open && r.operator)).toEqual([]);
   });
 
