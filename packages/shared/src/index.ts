@@ -26,6 +26,13 @@ export {
 } from './contract.ts';
 export { NonRetryableError, ToolqError, type ToolqErrorCode } from './errors.ts';
 export { createLogger, type Logger } from './logger.ts';
+export {
+  type McpContentBlock,
+  type McpResultValue,
+  type McpToolResult,
+  mcpResult,
+  type ToolAnnotations,
+} from './mcp-content.ts';
 export type { RedisConnectionConfig } from './redis.ts';
 export {
   type AnyTool,

@@ -18,6 +18,7 @@ export { type CancelMessage, parseCancelMessage, publishCancel } from './cancel.
 export { defaultCoordinatorId, parseApiTokens } from './config.ts';
 export {
   callerContextSchema,
+  JOB_VERSION,
   MAX_CONTEXT_BYTES,
   type ParsedJobData,
   type ToolSpec,
@@ -29,6 +30,8 @@ export { coerceError, describeStartupError, listenError } from './errors.ts';
 export { processId, randomHex } from './ids.ts';
 export { assertKeyPart, createKeys, KEY_PART_PATTERN, type Keys } from './keys.ts';
 export { laneOf } from './lanes.ts';
+export { isMcpResult, mcpContentBlockSchema, mcpToolResultSchema } from './mcp-content.ts';
+export { mcpErrorText, mcpToToolResultContent } from './mcp-mapping.ts';
 export {
   type CoordinatorMetrics,
   createCoordinatorMetrics,
@@ -40,6 +43,12 @@ export {
   type Registry,
   type WorkerMetrics,
 } from './metrics.ts';
+export {
+  type ProgressMessage,
+  parseProgressMessage,
+  progressChannel,
+  publishProgress,
+} from './progress.ts';
 export { raceSignal, withTimeout } from './race.ts';
 export { probeRedis, whyNotWritable } from './readiness.ts';
 export { RecentSet } from './recent-set.ts';

@@ -30,6 +30,7 @@ import {
 import { DelayedError, type Job, UnrecoverableError, WaitingError } from 'bullmq';
 import { traceCall } from './call-tracing.ts';
 import type { RunningCalls } from './cancel-listener.ts';
+import { callProgress } from './progress-reporter.ts';
 import { runCall } from './run-call.ts';
 import type { ServedTools } from './served-tools.ts';
 import { WORKER_DEFAULTS } from './worker-options.ts';
@@ -203,7 +204,7 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
     const parsed = jobDataSchema.safeParse(raw);
     if (!parsed.success) {
       throw new UnrecoverableError(
-        `job ${job.id} does not follow toolq contract v1: ${parsed.error.message}`,
+        `job ${job.id} does not follow toolq contract v1 or v2: ${parsed.error.message}`,
       );
     }
     const data = parsed.data;
@@ -226,6 +227,7 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
     // The contract's reply.batchId is the dispatch's uid; a plain producer's job has only its own id.
     const batchUid = data.reply?.batchId ?? String(job.id);
     const forget = running.add(batchUid, data.reply?.index ?? 0, controller);
+    const progress = callProgress({ redis, data, logger });
     try {
       metrics.queueWait.observe({ pool }, Math.max(0, Date.now() - data.enqueuedAt) / 1000);
       const result = await runCall({
@@ -235,7 +237,9 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
         batchUid,
         maxResultBytes,
         signal: controller.signal,
+        reportProgress: progress.report,
       });
+      await progress.close();
       // Given back: another worker runs it, within the same deadline.
       if (controller.signal.reason instanceof ShutdownAbort && result.outcome === 'cancelled')
         return GIVEN_BACK;
@@ -256,6 +260,7 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
       // broadcast it a second time. Plain producers (no reply) get it as the job's return value.
       return data.reply ? undefined : result;
     } finally {
+      void progress.close();
       forget();
       jobCalls.delete(controller);
     }

@@ -84,5 +84,6 @@ export function specOf(tool: AnyTool, defaultTimeoutMs: number): ToolSpec {
           },
         }
       : {}),
+    ...(tool.annotations ? { annotations: tool.annotations } : {}),
   };
 }

@@ -17,6 +17,7 @@ const toolContext = (): ToolRunContext => ({
   attempt: 1,
   toolUseId: 't',
   batchUid: 'b',
+  reportProgress: () => undefined,
   batchId: 'b',
   app: 'default',
   context: {},

@@ -19,6 +19,7 @@ import {
   type Registry,
 } from '@toolq/shared/internal';
 import { z } from 'zod';
+import type { ProgressUpdate } from './progress-listener.ts';
 
 /**
  * A `tool_use` block as the Messages API (and the SDK's `ToolUseBlock`) has it; only id, name and
@@ -64,6 +65,11 @@ export interface DispatchOptions {
    * removed when they finish.
    */
   context?: Record<string, unknown>;
+  /**
+   * Called with each progress report of the batch's calls (`ctx.reportProgress` in a tool), a few
+   * a second per call at most. Reports may be lost (pub/sub): the result is what counts.
+   */
+  onProgress?: (update: ProgressUpdate) => void;
 }
 
 export interface DispatcherOptions {
@@ -207,6 +213,7 @@ const dispatchOptionsSchema = z.strictObject({
   batchId: optionRules.text.optional(),
   app: optionRules.text.optional(),
   context: callerContextSchema.optional(),
+  onProgress: rule<(update: ProgressUpdate) => void>((v) => typeof v === 'function', 'a function').optional(),
 } satisfies Record<keyof DispatchOptions, z.ZodType>);
 
 /**
