@@ -30,7 +30,6 @@ export { coerceError, describeStartupError, listenError } from './errors.ts';
 export { processId, randomHex } from './ids.ts';
 export { assertKeyPart, createKeys, KEY_PART_PATTERN, type Keys } from './keys.ts';
 export { laneOf } from './lanes.ts';
-export { isMcpResult, mcpContentBlockSchema, mcpToolResultSchema } from './mcp-content.ts';
 export { mcpErrorText, mcpToToolResultContent } from './mcp-mapping.ts';
 export {
   type CoordinatorMetrics,
@@ -44,7 +43,6 @@ export {
   type WorkerMetrics,
 } from './metrics.ts';
 export {
-  type ProgressMessage,
   parseProgressMessage,
   progressChannel,
   publishProgress,
