@@ -205,6 +205,13 @@ export type RunEventData =
       outcome: Outcome;
       is_error: boolean;
     })
+  | (EventBase<'tool_progress'> & {
+      iteration: number;
+      tool_use_id: string;
+      progress: number;
+      total?: number;
+      message?: string;
+    })
   | (EventBase<'server_tool'> & { iteration: number; id: string; name: string })
   | (EventBase<'max_tokens_retry'> & { iteration: number; max_tokens: number })
   | (EventBase<'done'> & { status: AgentStatus | (string & {}); text: string })

@@ -232,7 +232,7 @@ export class Dispatcher {
     this.prepare(uid, name, startedAt, toolUses, options, answer).catch((err: unknown) =>
       answer.resolve(Promise.reject(err)),
     );
-    return answer.promise;
+    return options.onProgress ? this.progress.flushed(answer.promise) : answer.promise;
   }
 
   /**

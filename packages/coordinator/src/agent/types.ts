@@ -294,6 +294,14 @@ export type AgentEvent =
       batchId?: string;
     })
   | (EventBase & { type: 'tool_finish'; call: ToolCallRecord })
+  /** A running call's progress (`ctx.reportProgress` in the tool), at most a few a second per call. */
+  | (EventBase & {
+      type: 'tool_progress';
+      toolUseId: string;
+      progress: number;
+      total?: number;
+      message?: string;
+    })
   | (EventBase & { type: 'max_tokens_retry'; maxTokens: number });
 
 export type AgentEventType = AgentEvent['type'];

@@ -12,6 +12,9 @@ import {
   type Redis,
 } from '@toolq/shared/internal';
 
+/** How long an answer waits at most for the progress reported before it. */
+const FLUSH_WAIT_MS = 250;
+
 /** One progress report of one call of a batch (`DispatchOptions.onProgress`). */
 export interface ProgressUpdate {
   /** The call's place in the batch, and its tool_use id. */
@@ -46,8 +49,32 @@ export class ProgressListener {
   ): Promise<void> {
     this.watchers.set(uid, { ids: calls.map((call) => call.id), onProgress });
     const stop = () => void this.watchers.delete(uid);
-    until.then(stop, stop);
+    until.then(() => this.flush(), stop).finally(stop);
     await this.subscribe();
+  }
+
+  /**
+   * `answer`, once every report published before its results has been handed over: a worker
+   * publishes a call's progress before it writes the result, and Redis answers a PING on the
+   * subscription after the messages it sent before, so the last report is not lost to the result.
+   */
+  async flushed<T>(answer: Promise<T>): Promise<T> {
+    const value = await answer;
+    await this.flush();
+    return value;
+  }
+
+  private async flush(): Promise<void> {
+    const subscriber = this.subscriber;
+    if (!subscriber) return;
+    let timer: NodeJS.Timeout | undefined;
+    // Bounded: a Redis that does not answer must not hold the answer up.
+    await Promise.race([
+      subscriber.ping().catch(() => undefined),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, FLUSH_WAIT_MS);
+      }),
+    ]).finally(() => clearTimeout(timer));
   }
 
   private subscribe(): Promise<void> {
