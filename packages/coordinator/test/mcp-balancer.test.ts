@@ -126,6 +126,54 @@ describe('/mcp behind a round-robin balancer of two coordinators', () => {
     expect(readFileSync(abortFile, 'utf8')).toContain('cancellation');
   });
 
+  it('a cancel that reaches another coordinator before its call does still cancels the call', async () => {
+    const [a, b] = coordinators;
+    if (!a || !b) throw new Error('two coordinators expected');
+    const post = (url: string, body: unknown, session?: string) =>
+      fetch(new URL('/mcp', url), {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${TOKEN}`,
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-protocol-version': '2025-06-18',
+          ...(session ? { 'mcp-session-id': session } : {}),
+        },
+        body: JSON.stringify(body),
+      });
+    const init = await post(a.url, {
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+    });
+    const session = init.headers.get('mcp-session-id') ?? '';
+    await init.text();
+    const cancel = await post(
+      b.url,
+      {
+        jsonrpc: '2.0',
+        method: 'notifications/cancelled',
+        params: { requestId: 7, reason: 'changed my mind' },
+      },
+      session,
+    );
+    expect(cancel.status).toBe(202);
+    const call = await post(
+      a.url,
+      {
+        jsonrpc: '2.0',
+        id: 7,
+        method: 'tools/call',
+        params: { name: 'mcp_sleep', arguments: { ms: 30_000 } },
+      },
+      session,
+    );
+    const text = await call.text();
+    expect(text).toContain('"isError":true');
+    expect(text).toContain('changed my mind');
+  });
+
   it('shows a new worker tool in tools/list, and tells the client the list changed', async () => {
     let changed = 0;
     const client = await connect({ onToolsChanged: () => changed++ });

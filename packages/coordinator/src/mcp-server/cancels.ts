@@ -2,11 +2,14 @@
  * `notifications/cancelled` across coordinators: a client's cancel may reach another coordinator
  * than the one running the call (round-robin). The receiving one aborts the call itself when it
  * holds it, else publishes the cancel; every coordinator listens and aborts what it holds. The
- * dispatch's abort then answers the call and tells its worker to stop (the cancel channel).
+ * dispatch's abort then answers the call and tells its worker to stop (the cancel channel). A
+ * cancel that overtakes its call (sent to another coordinator before the call's own has started it)
+ * is also kept in Redis for a while, and the call checks for it as it starts.
  */
 import type { Logger } from '@toolq/shared';
 import { closeRedis, duplicateConnection, type Redis } from '@toolq/shared/internal';
 import { z } from 'zod';
+import { MCP_DEFAULTS } from './options.ts';
 
 const cancelSchema = z.object({
   session: z.string(),
@@ -56,7 +59,20 @@ export class McpCancels {
   /** Cancels a call of the session wherever it runs. */
   async cancel(message: McpCancel): Promise<void> {
     if (this.abortLocal(message)) return;
-    await this.options.redis.publish(this.channel, JSON.stringify(message));
+    const key = this.markKey(message.session, message.requestId);
+    await Promise.all([
+      this.options.redis.set(key, message.reason, 'PX', MCP_DEFAULTS.cancelMemoryMs),
+      this.options.redis.publish(this.channel, JSON.stringify(message)),
+    ]);
+  }
+
+  /** A cancel of this call that arrived before the call did (request ids are never reused in a session). */
+  async cancelledEarly(session: string, requestId: string | number): Promise<string | undefined> {
+    return (await this.options.redis.get(this.markKey(session, requestId))) ?? undefined;
+  }
+
+  private markKey(session: string, requestId: string | number): string {
+    return `${this.options.prefix}:mcp-cancelled:${keyOf(session, requestId)}`;
   }
 
   private abortLocal(message: McpCancel): boolean {

@@ -10,4 +10,6 @@ export const MCP_DEFAULTS = {
   /** The `_meta` key in which a client may send its own time limit for a `tools/call`, in ms. */
   timeoutMetaKey: 'toolq/timeoutMs',
   serverName: 'toolq',
+  /** A cancel that finds no running call is remembered this long, for a call it overtook. */
+  cancelMemoryMs: 60_000,
 } as const;

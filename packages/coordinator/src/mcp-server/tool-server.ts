@@ -40,6 +40,8 @@ export function createToolServer(context: ToolServerContext): Server {
     const progressToken = meta?.progressToken;
     const timeoutMs = timeoutOf(meta?.[MCP_DEFAULTS.timeoutMetaKey]);
     try {
+      const early = session ? await cancels.cancelledEarly(session, ctx.mcpReq.id) : undefined;
+      if (early !== undefined) controller.abort(new Error(early));
       const result = await dispatcher.dispatch(
         [{ type: 'tool_use', id: `toolu_mcp_${randomUUID()}`, name, input }],
         {
