@@ -10,6 +10,7 @@ import { processId } from './ids.ts';
 import { KEY_PART_PATTERN } from './keys.ts';
 import type { RedisAddress, RedisConnectionConfig } from './redis.ts';
 import { describeZodIssues } from './result-encoding.ts';
+import { parseToolSets } from './tool-sets.ts';
 
 const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const keyPart = z.string().regex(KEY_PART_PATTERN, 'use letters, digits, _ . - (at most 100)');
@@ -135,6 +136,11 @@ const envSchema = z.object({
   TOOLQ_MODEL: z.string().min(1).optional(),
   ANTHROPIC_API_KEY: z.string().min(1).optional(),
   ANTHROPIC_BASE_URL: z.url().optional(),
+  /**
+   * `name:tool,tool;name:tool`: named tool sets a durable run can ask for (`tool_set`), instead of
+   * listing tool names. See docs/tool-sets.md.
+   */
+  TOOLQ_TOOL_SETS: z.string().min(1).optional(),
   /** Retries and removals on the queue admin page (/admin/queues); otherwise it is read-only. */
   TOOLQ_ADMIN_WRITE: z.enum(['true', 'false']).default('false'),
   /** OTLP/HTTP collector (e.g. http://collector:4318): traces are exported only when set. */
@@ -182,6 +188,8 @@ export interface ToolqConfig {
   model: string | undefined;
   anthropicApiKey: string | undefined;
   anthropicBaseUrl: string | undefined;
+  /** Tool set name → its tool names, from TOOLQ_TOOL_SETS (empty when unset). */
+  toolSets: Map<string, readonly string[]>;
   adminWrite: boolean;
   otlpEndpoint: string | undefined;
 }
@@ -240,6 +248,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolqConfig {
     model: e.TOOLQ_MODEL,
     anthropicApiKey: e.ANTHROPIC_API_KEY,
     anthropicBaseUrl: e.ANTHROPIC_BASE_URL,
+    toolSets: parseToolSets(e.TOOLQ_TOOL_SETS, (why) => {
+      throw new ToolqError('CONFIG_INVALID', `invalid environment: TOOLQ_TOOL_SETS: ${why}`);
+    }),
     adminWrite: e.TOOLQ_ADMIN_WRITE === 'true',
     otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
   };

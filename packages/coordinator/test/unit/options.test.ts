@@ -122,8 +122,12 @@ describe('runAgent options', () => {
     [{ stream: 'yes' }, /stream: Invalid input: expected boolean, received string/],
     [{ advisor: { model: 'm', maxUse: 2 } }, /advisor: "maxUse" is not an option/],
     [{ tools: 'some' }, /tools must be "all" or an array of tool names, got "some"/],
+    [
+      { tools: undefined },
+      /tools is required: name the tools the model is offered, e.g. `tools: \["get_weather"\]`/,
+    ],
   ])('%j is refused before the model is asked', async (extra, message) => {
-    const options = { dispatcher, prompt: 'hi', apiKey: 'k', model: 'm', ...extra };
+    const options = { dispatcher, prompt: 'hi', apiKey: 'k', model: 'm', tools: [], ...extra };
     const err = await runAgent(options as never).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ToolqError);
     expect((err as ToolqError).code).toBe('INVALID_INPUT');
