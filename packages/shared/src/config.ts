@@ -126,6 +126,12 @@ const envSchema = z.object({
    * GET /v1/tool-batches/:id and collect()). Costs the results' size plus about 650 bytes a call.
    */
   TOOLQ_BATCH_RETENTION_MS: intFrom(1, 24 * 3600_000).default(DEFAULTS.batchRetentionMs),
+  /**
+   * How long each queue keeps completed jobs for the queue admin page's recent history (0: removed
+   * at once), and at most how many per queue. Failed jobs stay an hour (at most 1,000 a queue).
+   */
+  TOOLQ_JOB_HISTORY_MS: intFrom(0, 24 * 3600_000).default(DEFAULTS.jobHistoryMs),
+  TOOLQ_JOB_HISTORY_COUNT: intFrom(0, 100_000).default(DEFAULTS.jobHistoryCount),
   /** Most bytes of result content one batch answers with; results past it become errors. */
   TOOLQ_MAX_BATCH_RESULT_BYTES: intFrom(1, 1_000_000_000).default(DEFAULTS.maxBatchResultBytes),
   /** How long a client may take to send a request's headers and body. */
@@ -182,6 +188,8 @@ export interface ToolqConfig {
   bodyLimitBytes: number;
   shutdownTimeoutMs: number;
   batchRetentionMs: number;
+  jobHistoryMs: number;
+  jobHistoryCount: number;
   maxBatchResultBytes: number;
   requestTimeoutMs: number;
   logLevel: ToolqEnv['TOOLQ_LOG_LEVEL'];
@@ -242,6 +250,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolqConfig {
     bodyLimitBytes: e.TOOLQ_BODY_LIMIT_BYTES,
     shutdownTimeoutMs: e.TOOLQ_SHUTDOWN_TIMEOUT_MS,
     batchRetentionMs: e.TOOLQ_BATCH_RETENTION_MS,
+    jobHistoryMs: e.TOOLQ_JOB_HISTORY_MS,
+    jobHistoryCount: e.TOOLQ_JOB_HISTORY_COUNT,
     maxBatchResultBytes: e.TOOLQ_MAX_BATCH_RESULT_BYTES,
     requestTimeoutMs: e.TOOLQ_REQUEST_TIMEOUT_MS,
     logLevel: e.TOOLQ_LOG_LEVEL,
