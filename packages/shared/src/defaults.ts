@@ -30,7 +30,7 @@ export const DEFAULTS = {
   /**
    * How long each queue keeps its completed jobs, for the queue admin page's recent history, and
    * how many at most per queue: the count bounds the memory whatever the traffic (see
-   * docs/job-history.md for the bytes a kept job costs). Failed jobs stay an hour, as before.
+   * docs/tool-sets.md, "Queue admin page", for the bytes a kept job costs). Failed jobs stay an hour.
    */
   jobHistoryMs: 300_000,
   jobHistoryCount: 1_000,

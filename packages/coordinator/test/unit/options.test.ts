@@ -95,6 +95,8 @@ describe('Dispatcher options', () => {
     [{ logger: console }, /logger must be a pino logger/],
     [{ startTimeoutMs: -1 }, /startTimeoutMs must be a whole number of ms/],
     [{ maxBatchResultBytes: 1.5 }, /maxBatchResultBytes must be a whole number of bytes/],
+    [{ jobHistoryMs: -1 }, /jobHistoryMs must be a whole number of ms from 0 to 86400000 \(24 h\), got -1/],
+    [{ jobHistoryCount: 1.5 }, /jobHistoryCount must be a whole number from 0 to 100000, got 1.5/],
   ])('%j is refused (CONFIG_INVALID)', (options, message) => {
     const err = failure(() => checkDispatcherOptions(options));
     expect(err.code).toBe('CONFIG_INVALID');
