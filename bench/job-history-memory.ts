@@ -7,10 +7,10 @@
  * (dropped). Results are in docs/tool-sets.md ("Queue admin page").
  */
 import { loadavg } from 'node:os';
+import { Dispatcher } from '@toolq/coordinator';
 import { startWorker } from '@toolq/worker';
 import diagnostics from '@toolq/worker/diagnostics';
 import { Redis } from 'ioredis';
-import { Dispatcher } from '../packages/coordinator/src/index.ts';
 import { testLogger } from '../test-support/logger.ts';
 import { startRedisServer } from '../test-support/redis-server.ts';
 

@@ -65,7 +65,7 @@ export {
   writeResult,
 } from './result-store.ts';
 export { inputJsonSchema, MAX_TIMEOUT_MS, TOOL_NAME_PATTERN } from './tool.ts';
-export { parseToolSets, TOOL_SET_NAME_PATTERN } from './tool-sets.ts';
+export { TOOL_SET_NAME_PATTERN } from './tool-sets.ts';
 export {
   carrierOf,
   contextFrom,
