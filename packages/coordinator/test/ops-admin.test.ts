@@ -106,7 +106,13 @@ afterAll(async () => {
 });
 
 interface QueuesResponse {
-  queues: { name: string; displayName?: string; readOnlyMode: boolean; counts: Record<string, number> }[];
+  queues: {
+    name: string;
+    displayName?: string;
+    description?: string;
+    readOnlyMode: boolean;
+    counts: Record<string, number>;
+  }[];
 }
 
 async function queues(url: string): Promise<QueuesResponse['queues']> {
@@ -184,6 +190,9 @@ describe('/admin/queues', () => {
     expect(lanes.every((q) => q.readOnlyMode)).toBe(true);
     const historyLane = list.find((q) => q.name.startsWith('{history.t'));
     expect(historyLane?.displayName).toMatch(/^pool history, lane history\.t[0-9a-f]{10}: whoami$/);
+    // The descriptions (the page's ⓘ) list the tools too: a lane's, and those a pool's queue gets.
+    expect(lanes[0]?.description).toMatch(new RegExp(`exactly these tools: ${DIAGNOSTICS}$`));
+    expect(list.find((q) => q.name === '{history}')?.description).toMatch(/they all serve: whoami$/);
   });
 
   it("keeps completed calls a while as the page's history: a batch answers as before, its job stays without its context", async () => {

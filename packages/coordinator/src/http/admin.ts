@@ -120,7 +120,8 @@ export function registerAdmin(app: FastifyInstance, options: AdminOptions): void
           description: lane
             ? `BullMQ queue ${bull.name}: calls of pool ${pool} for the workers serving exactly these tools: ` +
               listNames(tools, LANE_NAMES_DESCRIBED)
-            : `BullMQ queue ${bull.name} of the workers serving pool ${pool}`,
+            : `BullMQ queue ${bull.name} of the workers serving pool ${pool}: calls of the tools they all serve: ` +
+              listNames(poolTools(dispatcher.catalog.liveWorkers(), pool), LANE_NAMES_DESCRIBED),
         });
       }),
     );
@@ -162,6 +163,13 @@ const LANE_NAMES_DESCRIBED = 200;
 function laneTools(workers: readonly WorkerInfo[], lane: string): string[] {
   const worker = workers.find((w) => w.lane === lane);
   return (worker?.tools ?? []).map((t) => t.name).sort();
+}
+
+/** The tools every live worker of a pool serves: the calls its shared queue gets (shared/lanes.ts). */
+function poolTools(workers: readonly WorkerInfo[], pool: string): string[] {
+  const sets = workers.filter((w) => w.pool === pool).map((w) => new Set(w.tools.map((t) => t.name)));
+  const [first, ...rest] = sets;
+  return [...(first ?? [])].filter((name) => rest.every((set) => set.has(name))).sort();
 }
 
 /** `a, b, c` or `a, b, … and 7 more`; `no live worker` for none. */
