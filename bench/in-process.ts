@@ -34,6 +34,7 @@ export async function runInProcess(
         context: {},
         toolUseId: `inproc_${index}`,
         batchUid: 'inproc',
+        reportProgress: () => undefined,
         batchId: 'inproc',
       });
       return performance.now() - started;

@@ -37,6 +37,7 @@ const worker = new Worker(
       context: {},
       toolUseId: String(job.id),
       batchUid: 'plain',
+      reportProgress: () => undefined,
       batchId: 'plain',
     });
     // Same clock as toolq's workers (Date.now), so run times are comparable.

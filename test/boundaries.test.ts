@@ -96,9 +96,12 @@ const PUBLIC_ON_PURPOSE: Record<string, readonly string[]> = {
     'advisorResult',
     'thinking',
   ],
-  // defineTool's types, toAnthropicTool (README), the result schema of the job contract, config and tracing.
+  // defineTool's types, toAnthropicTool (README), the result schema of the job contract, config and tracing;
+  // what mcpResult() returns and ToolDefinition's MCP annotations (docs/mcp-server.md).
   '@toolq/shared': [
+    'McpResultValue',
     'RetryPolicy',
+    'ToolAnnotations',
     'ToolDefinition',
     'ToolRunContext',
     'ToolqConfig',

@@ -72,6 +72,9 @@ function makeProject(): string {
   for (const pkg of buildablePackages().filter((p) => !p.private)) link(pkg.name, pkg.dir);
   // Where the packages themselves find them: one copy of each, as npm would dedupe it.
   link('@anthropic-ai/sdk', packageDir(join(REPO_ROOT, 'packages/coordinator'), '@anthropic-ai/sdk'));
+  // The MCP client an app calls /mcp with (docs/mcp-server.md); the worker's own dependency.
+  const mcpClient = '@modelcontextprotocol/client';
+  link(mcpClient, packageDir(join(REPO_ROOT, 'packages/worker'), mcpClient));
   for (const name of ['zod', 'bullmq', 'ioredis', '@types/node']) link(name, packageDir(REPO_ROOT, name));
   return dir;
 }

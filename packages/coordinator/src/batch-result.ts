@@ -1,5 +1,5 @@
 /** What a dispatch answers: the ordered tool_result blocks and what happened to each call. */
-import { outcomeSchema, type ToolResultBlock, toToolResultBlock } from '@toolq/shared';
+import { type McpToolResult, outcomeSchema, type ToolResultBlock, toToolResultBlock } from '@toolq/shared';
 import type { CoordinatorMetrics } from '@toolq/shared/internal';
 import { z } from 'zod';
 import type { SettledCall } from './barrier.ts';
@@ -30,6 +30,11 @@ export interface BatchResult {
   batchId: string;
   /** In the order of the tool_use blocks, one per block. */
   toolResults: ToolResultBlock[];
+  /**
+   * By call, the MCP content of the calls that answered with it (tools returning `mcpResult()`,
+   * MCP servers' tools), for callers that speak MCP; absent when no call did.
+   */
+  mcpResults?: (McpToolResult | undefined)[];
   calls: CallStats[];
   wallMs: number;
   /**
@@ -81,6 +86,9 @@ export function summarise(input: {
     toolResults: input.settled.map(({ result }, i) =>
       toToolResultBlock({ ...result, toolUseId: input.calls[i]?.toolUseId ?? result.toolUseId }),
     ),
+    ...(input.settled.some(({ result }) => result.mcp)
+      ? { mcpResults: input.settled.map(({ result }) => result.mcp) }
+      : {}),
     calls,
     wallMs,
     slowestRunMs,

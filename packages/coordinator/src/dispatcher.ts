@@ -55,6 +55,7 @@ import {
   Pending,
   PendingBatches,
 } from './dispatch/pending.ts';
+import { ProgressListener } from './dispatch/progress-listener.ts';
 import { RecoverySweep } from './dispatch/recovery-sweep.ts';
 import { type StartBatchDeps, startBatch } from './dispatch/start-batch.ts';
 import { type StartBound, startBound, startWithin } from './dispatch/start-within.ts';
@@ -83,6 +84,7 @@ export class Dispatcher {
   private readonly jobRefs = new JobRefs();
   private readonly answers: BatchAnswers;
   private readonly sweep: RecoverySweep;
+  private readonly progress: ProgressListener;
   /** What startBatch() needs: one object for every batch. */
   private readonly starting: StartBatchDeps;
   private readonly settings: { sweepIntervalMs: number; batchRetentionMs: number };
@@ -117,7 +119,7 @@ export class Dispatcher {
     const blocking = duplicateConnection(this.redis);
     blocking.on('error', () => undefined); // reported by the reader loop
     this.catalog = new Catalog({ redis: this.redis, keys: this.keys, logger: this.logger });
-    this.jobs = new JobQueues({ redis: this.redis, keys: this.keys, logger: this.logger });
+    this.jobs = new JobQueues({ redis: this.redis, keys: this.keys, logger: this.logger, history: options });
     this.reader = new ReplyReader({
       blocking,
       redis: this.redis,
@@ -141,6 +143,7 @@ export class Dispatcher {
     });
     this.flow = new FlowControl({ redis, catalog, queueFor: (route) => jobs.queueFor(route) });
     this.sweep = new RecoverySweep({ redis, jobs, catalog, metrics, logger, pending, sweepIntervalMs });
+    this.progress = new ProgressListener({ redis, channel: keys.replyStream(this.coordinatorId), logger });
     this.starting = { redis, jobs, logger, coordinatorId: this.coordinatorId, answers: this.answers };
     this.barrierLimits = {
       maxResultBytes: options.maxBatchResultBytes ?? DISPATCHER_DEFAULTS.maxBatchResultBytes,
@@ -184,10 +187,8 @@ export class Dispatcher {
     // Redis first: a reader that is not reading is most often a Redis it cannot reach, and that
     // is what the operator needs to read. Writes in this coordinator's slot and the catalog's: on
     // a cluster they may be on different masters.
-    const redis = await whyNotWritable(this.redis, [
-      this.keys.coordinatorProbe(this.coordinatorId),
-      this.keys.workersProbe(),
-    ]);
+    const probes = [this.keys.coordinatorProbe(this.coordinatorId), this.keys.workersProbe()];
+    const redis = await whyNotWritable(this.redis, probes);
     return redis ?? (this.reader.isHealthy() ? undefined : 'the reply stream reader is not reading');
   }
 
@@ -228,7 +229,7 @@ export class Dispatcher {
     this.prepare(uid, name, startedAt, toolUses, options, answer).catch((err: unknown) =>
       answer.resolve(Promise.reject(err)),
     );
-    return answer.promise;
+    return options.onProgress ? this.progress.flushed(answer.promise) : answer.promise;
   }
 
   /**
@@ -246,6 +247,7 @@ export class Dispatcher {
     const batchKey = this.keys.batch(this.coordinatorId, uid);
     const nameKey = this.keys.batchName(name.app, name.batchName);
     const lookups = await Promise.all(toolUses.map((use) => this.catalog.lookup(use.name)));
+    if (options.onProgress) await this.progress.watch(uid, toolUses, options.onProgress, answer.promise);
     const { calls, meta, ttlMs } = planBatch({ toolUses, lookups, startedAt, timeoutMs: options.timeoutMs });
     meta.id = name.batchName;
     meta.app = name.app;
@@ -386,8 +388,7 @@ export class Dispatcher {
       for (const { barrier } of this.pending.values())
         barrier.cancelPending('the coordinator is shutting down');
       await this.reader.stop();
-      await this.jobs.close();
-      await this.callLog.close();
+      await Promise.all([this.jobs.close(), this.callLog.close(), this.progress.close()]);
       await closeRedis(this.redis);
     })();
     return this.closing;

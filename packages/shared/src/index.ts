@@ -28,6 +28,13 @@ export { NonRetryableError, ToolqError, type ToolqErrorCode } from './errors.ts'
 export type { RateLimit } from './flow/limits.ts';
 export { RateLimitedError } from './flow/rate-limited-error.ts';
 export { createLogger, type Logger } from './logger.ts';
+export {
+  type McpContentBlock,
+  type McpResultValue,
+  type McpToolResult,
+  mcpResult,
+  type ToolAnnotations,
+} from './mcp-content.ts';
 export type { RedisConnectionConfig } from './redis.ts';
 export {
   type AnyTool,

@@ -15,9 +15,10 @@ export {
   readCallLog,
 } from './call-log.ts';
 export { type CancelMessage, parseCancelMessage, publishCancel } from './cancel.ts';
-export { defaultCoordinatorId, parseApiTokens } from './config.ts';
+export { defaultCoordinatorId } from './config.ts';
 export {
   callerContextSchema,
+  JOB_VERSION,
   MAX_CONTEXT_BYTES,
   type ParsedJobData,
   type ToolSpec,
@@ -50,6 +51,7 @@ export { flowRoute, toolOfRoute } from './flow/route.ts';
 export { processId, randomHex } from './ids.ts';
 export { assertKeyPart, createKeys, KEY_PART_PATTERN, type Keys } from './keys.ts';
 export { laneOf } from './lanes.ts';
+export { mcpErrorText, mcpToToolResultContent } from './mcp-mapping.ts';
 export {
   type CoordinatorMetrics,
   createCoordinatorMetrics,
@@ -61,6 +63,11 @@ export {
   type Registry,
   type WorkerMetrics,
 } from './metrics.ts';
+export {
+  parseProgressMessage,
+  progressChannel,
+  publishProgress,
+} from './progress.ts';
 export { raceSignal, withTimeout } from './race.ts';
 export { probeRedis, whyNotWritable } from './readiness.ts';
 export { RecentSet } from './recent-set.ts';
@@ -86,7 +93,9 @@ export {
   storeResult,
   writeResult,
 } from './result-store.ts';
+export { parseApiTokens } from './tokens.ts';
 export { inputJsonSchema, MAX_TIMEOUT_MS, TOOL_NAME_PATTERN } from './tool.ts';
+export { TOOL_SET_NAME_PATTERN } from './tool-sets.ts';
 export {
   carrierOf,
   contextFrom,

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ToolqError } from './errors.ts';
 import { checkDeclaredLimits, type RateLimit } from './flow/limits.ts';
+import { type ToolAnnotations, toolAnnotationsSchema } from './mcp-content.ts';
 
 /**
  * The longest timeout a Node timer can hold (2³¹−1 ms, about 24.8 days); a longer one fires at once.
@@ -30,6 +31,12 @@ export interface ToolRunContext {
   app: string;
   /** The caller's context of the batch (who the call acts for); `{}` when none was given. */
   context: Readonly<Record<string, unknown>>;
+  /**
+   * Reports how far the call is: MCP clients that asked for progress get `notifications/progress`,
+   * durable runs show it in their events. Cheap to call often: the worker sends at most a few a
+   * second per call (the latest value wins). `progress` must grow from one report to the next.
+   */
+  reportProgress(progress: number, total?: number, message?: string): void;
 }
 
 export interface RetryPolicy {
@@ -60,6 +67,8 @@ export interface ToolDefinition<Input = unknown, Output = unknown> {
   concurrency?: number;
   /** At most `max` calls start in any window of `perMs` ms, fleet-wide. Default: no limit. */
   rateLimit?: RateLimit;
+  /** MCP tool annotations, listed to MCP clients of the coordinator (`/mcp`): hints, not guarantees. */
+  annotations?: ToolAnnotations;
   run: (input: Input, ctx: ToolRunContext) => Promise<Output> | Output;
 }
 
@@ -92,6 +101,12 @@ export function defineTool<Input, Output>(def: ToolDefinition<Input, Output>): T
     throw new ToolqError('TOOL_DEFINITION_INVALID', `${where}: retry.attempts must be an integer >= 1`);
   }
   checkDeclaredLimits(where, def);
+  if (def.annotations !== undefined && !toolAnnotationsSchema.safeParse(def.annotations).success) {
+    throw new ToolqError(
+      'TOOL_DEFINITION_INVALID',
+      `${where}: annotations must be MCP tool annotations (title: string; readOnlyHint, destructiveHint, idempotentHint, openWorldHint: booleans)`,
+    );
+  }
   inputJsonSchema(def); // throws here, not at first use, if the schema cannot become JSON Schema
   return def;
 }

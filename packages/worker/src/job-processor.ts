@@ -32,6 +32,8 @@ import { traceCall } from './call-tracing.ts';
 import type { RunningCalls } from './cancel-listener.ts';
 import { FLOW_REQUEUE, FlowHold, flowOutcome } from './flow/flow-outcome.ts';
 import type { WorkerFlow } from './flow/worker-flow.ts';
+import { trimForHistory } from './job-history.ts';
+import { callProgress } from './progress-reporter.ts';
 import { runCall } from './run-call.ts';
 import type { ServedTools } from './served-tools.ts';
 import { WORKER_DEFAULTS } from './worker-options.ts';
@@ -215,6 +217,7 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
       await job.moveToDelayed(settlement.until, token);
       throw new DelayedError();
     }
+    await trimForHistory(job, logger);
     return settlement.value;
   };
 
@@ -228,7 +231,7 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
     const parsed = jobDataSchema.safeParse(raw);
     if (!parsed.success) {
       throw new UnrecoverableError(
-        `job ${job.id} does not follow toolq contract v1: ${parsed.error.message}`,
+        `job ${job.id} does not follow toolq contract v1 or v2: ${parsed.error.message}`,
       );
     }
     const data = parsed.data;
@@ -253,6 +256,7 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
     // The contract's reply.batchId is the dispatch's uid; a plain producer's job has only its own id.
     const batchUid = data.reply?.batchId ?? String(job.id);
     const forget = running.add(batchUid, data.reply?.index ?? 0, controller);
+    const progress = callProgress({ redis, data, logger });
     try {
       metrics.queueWait.observe({ pool }, Math.max(0, Date.now() - data.enqueuedAt) / 1000);
       let rateLimited: { retryAfterMs: number; message: string } | undefined;
@@ -266,7 +270,9 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
         onRateLimited: (retryAfterMs, message) => {
           rateLimited = { retryAfterMs, message };
         },
+        reportProgress: progress.report,
       });
+      await progress.close();
       if (rateLimited && flow) {
         const decision = await flow.onDownstreamLimit(
           job,
@@ -296,6 +302,7 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
       // broadcast it a second time. Plain producers (no reply) get it as the job's return value.
       return data.reply ? undefined : result;
     } finally {
+      void progress.close();
       forget();
       jobCalls.delete(controller);
     }

@@ -33,7 +33,11 @@ export interface RunCallOptions {
   signal: AbortSignal;
   /** The tool threw RateLimitedError: the call is answered `not_started` unless flow control runs it again. */
   onRateLimited?: (retryAfterMs: number, message: string) => void;
+  /** `ctx.reportProgress`; default: reports go nowhere. */
+  reportProgress?: (progress: number, total?: number, message?: string) => void;
 }
+
+const IGNORE_PROGRESS = (): void => undefined;
 
 class TimeoutSignalReason extends Error {}
 
@@ -46,11 +50,17 @@ export async function runCall(options: RunCallOptions): Promise<CallResult> {
     tool: data.tool,
     worker: options.workerId,
   };
-  const finish = (outcome: Outcome, content: CallResult['content'], attempts: number): CallResult => ({
+  const finish = (
+    outcome: Outcome,
+    content: CallResult['content'],
+    attempts: number,
+    mcp?: CallResult['mcp'],
+  ): CallResult => ({
     ...base,
     outcome,
     content,
     isError: outcome !== 'ok',
+    ...(mcp ? { mcp } : {}),
     attempts,
     enqueuedAt: data.enqueuedAt,
     startedAt,
@@ -92,14 +102,15 @@ export async function runCall(options: RunCallOptions): Promise<CallResult> {
               deadline: startedAt + budgetMs,
               app: data.app ?? 'default',
               context: data.context ?? {},
+              reportProgress: options.reportProgress ?? IGNORE_PROGRESS,
             }),
           ),
           signal,
         );
         const encoded = encodeToolOutput(data.tool, output, options.maxResultBytes);
-        return encoded.ok
-          ? finish('ok', encoded.content, attempt)
-          : finish('error', encoded.message, attempt);
+        if (!encoded.ok) return finish('error', encoded.message, attempt);
+        // An MCP result with isError: the tool ran and said it failed; retrying is the model's call.
+        return finish(encoded.failed ? 'error' : 'ok', encoded.content, attempt, encoded.mcp);
       } catch (thrown) {
         if (signal.aborted) return abortedResult(signal, finish, data, attempt);
         if (isRateLimitedError(thrown)) {

@@ -88,5 +88,6 @@ export function specOf(tool: AnyTool, defaultTimeoutMs: number): ToolSpec {
     ...(tool.rateLimit !== undefined
       ? { rateLimit: { max: tool.rateLimit.max, perMs: tool.rateLimit.perMs } }
       : {}),
+    ...(tool.annotations ? { annotations: tool.annotations } : {}),
   };
 }

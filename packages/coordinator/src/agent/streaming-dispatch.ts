@@ -286,6 +286,13 @@ export class TurnDispatch {
       dispatcher.dispatch(uses, {
         ...this.options.dispatch,
         signal: this.signal,
+        onProgress: ({ index: _index, ...progress }) =>
+          this.options.emit({
+            type: 'tool_progress',
+            iteration: this.options.iteration,
+            atMs: Date.now() - this.options.runStartedAt,
+            ...progress,
+          }),
         ...(batchName === undefined ? {} : { batchName }),
         ...app,
       });

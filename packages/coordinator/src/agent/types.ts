@@ -50,10 +50,11 @@ export interface AgentOptions {
   /** A conversation to continue (copied, never mutated). Takes precedence over `prompt`. */
   messages?: readonly BetaMessageParam[];
   /**
-   * Catalog tools offered to the model: `'all'` (those with a live worker except the `diag_*`
-   * diagnostics tools, the default) or names (a diagnostics tool is offered only when named).
+   * Catalog tools offered to the model, required: names (`[]` for none; a diagnostics tool is
+   * offered only when named), or `'all'`, an explicit opt-in to every tool with a live worker except
+   * the `diag_*` diagnostics tools, including tools added to the fleet later (an MCP server's).
    */
-  tools?: 'all' | readonly string[];
+  tools: 'all' | readonly string[];
   /** Server-side tools (web search, …) added as given; the API runs them, toolq never enqueues them. */
   serverTools?: readonly BetaToolUnion[];
   /** Model calls before the run stops with `max_iterations`. Default 15 (as the seed). */
@@ -294,6 +295,14 @@ export type AgentEvent =
       batchId?: string;
     })
   | (EventBase & { type: 'tool_finish'; call: ToolCallRecord })
+  /** A running call's progress (`ctx.reportProgress` in the tool), at most a few a second per call. */
+  | (EventBase & {
+      type: 'tool_progress';
+      toolUseId: string;
+      progress: number;
+      total?: number;
+      message?: string;
+    })
   | (EventBase & { type: 'max_tokens_retry'; maxTokens: number });
 
 export type AgentEventType = AgentEvent['type'];
