@@ -4,6 +4,7 @@
  * change an old reader could misread.
  */
 import { z } from 'zod';
+import { approvalSettingSchema } from './approval-rule.ts';
 import { TOOL_NAME_PATTERN } from './tool.ts';
 import { TRACEPARENT_PATTERN } from './tracing.ts';
 
@@ -152,6 +153,8 @@ export const toolSpecSchema = z.object({
   input_schema: z.record(z.string(), z.unknown()),
   timeoutMs: z.number().positive(),
   retry: z.object({ attempts: z.number().int().min(1), backoffMs: z.number().min(0) }).optional(),
+  /** Which calls wait for a person's approval (approval-rule.ts); absent: none. */
+  approval: approvalSettingSchema.optional(),
 });
 export type ToolSpec = z.infer<typeof toolSpecSchema>;
 

@@ -60,11 +60,14 @@ export {
   markAnswered,
   parseCallResult,
   readBatchMeta,
+  type ResultTarget,
   readResults,
   rewriteBatchMeta,
   storeResult,
   writeResult,
 } from './result-store.ts';
+export { approvalSettingSchema, needsApproval } from './approval-rule.ts';
+export { parseJsonAs } from './json.ts';
 export { inputJsonSchema, MAX_TIMEOUT_MS, TOOL_NAME_PATTERN } from './tool.ts';
 export {
   carrierOf,

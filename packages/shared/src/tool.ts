@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { type ApprovalSetting, approvalSettingSchema } from './approval-rule.ts';
 import { ToolqError } from './errors.ts';
 
 /**
@@ -52,6 +53,12 @@ export interface ToolDefinition<Input = unknown, Output = unknown> {
   timeoutMs?: number;
   /** Only for idempotent tools: used when a batch runs with `failurePolicy: 'retry'`. Default: none. */
   retry?: RetryPolicy;
+  /**
+   * Whether a person must approve a call before it runs: `'always'`, `'never'` (the default), or
+   * a rule on the input (`{ when: [{ field: 'amount', above: 100 }] }`), which the coordinator
+   * evaluates when it plans the batch (see docs/approvals.md).
+   */
+  approval?: ApprovalSetting;
   run: (input: Input, ctx: ToolRunContext) => Promise<Output> | Output;
 }
 
@@ -82,6 +89,15 @@ export function defineTool<Input, Output>(def: ToolDefinition<Input, Output>): T
   }
   if (def.retry && !(Number.isInteger(def.retry.attempts) && def.retry.attempts >= 1)) {
     throw new ToolqError('TOOL_DEFINITION_INVALID', `${where}: retry.attempts must be an integer >= 1`);
+  }
+  if (def.approval !== undefined) {
+    const parsed = approvalSettingSchema.safeParse(def.approval);
+    if (!parsed.success) {
+      throw new ToolqError(
+        'TOOL_DEFINITION_INVALID',
+        `${where}: approval must be 'always', 'never' or { when: [{ field, above | equals | in }] }: ${parsed.error.issues[0]?.message}`,
+      );
+    }
   }
   inputJsonSchema(def); // throws here, not at first use, if the schema cannot become JSON Schema
   return def;

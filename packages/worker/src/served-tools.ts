@@ -84,5 +84,6 @@ export function specOf(tool: AnyTool, defaultTimeoutMs: number): ToolSpec {
           },
         }
       : {}),
+    ...(tool.approval !== undefined && tool.approval !== 'never' ? { approval: tool.approval } : {}),
   };
 }

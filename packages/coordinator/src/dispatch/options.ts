@@ -19,6 +19,7 @@ import {
   type Registry,
 } from '@toolq/shared/internal';
 import { z } from 'zod';
+import { type ApprovalOptions, approvalOptionsSchema } from '../approvals/approval-options.ts';
 
 /**
  * A `tool_use` block as the Messages API (and the SDK's `ToolUseBlock`) has it; only id, name and
@@ -64,6 +65,11 @@ export interface DispatchOptions {
    * removed when they finish.
    */
   context?: Record<string, unknown>;
+  /**
+   * Calls that wait for a person's approval before they run (docs/approvals.md): tools to hold
+   * this time besides those whose definition asks for it, the expiry, a handler for embedded use.
+   */
+  approval?: ApprovalOptions;
 }
 
 export interface DispatcherOptions {
@@ -207,6 +213,7 @@ const dispatchOptionsSchema = z.strictObject({
   batchId: optionRules.text.optional(),
   app: optionRules.text.optional(),
   context: callerContextSchema.optional(),
+  approval: approvalOptionsSchema.optional(),
 } satisfies Record<keyof DispatchOptions, z.ZodType>);
 
 /**

@@ -38,6 +38,7 @@ export const HTTP_STATUS = {
   RUN_TOO_LARGE: 413,
   TOO_MANY_RUNS: 429,
   TOO_MANY_STREAMS: 429,
+  APPROVAL_DECIDED: 409,
 } as const satisfies Record<ToolqErrorCode, number>;
 
 /** Fastify's own errors that a client causes, as toolq codes. */

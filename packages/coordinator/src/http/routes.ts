@@ -9,6 +9,7 @@ import { z } from 'zod';
 import type { BatchResult } from '../batch-result.ts';
 import { DEFAULT_REPORT_WINDOW, fleetReport } from '../fleet-report.ts';
 import { refreshGauges } from '../queue-gauges.ts';
+import { APPROVAL_ROUTES, outcomeResponse } from './approvals.ts';
 import { appOf } from './auth.ts';
 import { HTTP_DEFAULTS } from './defaults.ts';
 import {
@@ -59,6 +60,7 @@ const BATCH_ROUTES: ApiRoute[] = [
         maxRetries: body.max_retries,
         batchName: body.batch_id,
         context: body.context,
+        ...approvalOption(body),
         // Batch names are the app's own: another app may use the same name and never sees this batch.
         app: appOf(request),
         signal: controller.signal,
@@ -207,6 +209,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
   ...BATCH_ROUTES,
   ...TOOL_ROUTES,
   ...RUN_ROUTES,
+  ...APPROVAL_ROUTES,
   ...OPS_ROUTES,
 ];
 
@@ -227,6 +230,18 @@ function batchResponse(result: BatchResult) {
       slowest_run_ms: result.slowestRunMs,
       overhead_ms: result.overheadMs,
       calls: result.calls,
+    },
+    ...(result.approvals ? { approvals: result.approvals.map(outcomeResponse) } : {}),
+  };
+}
+
+/** A request's approval fields as dispatch()'s option. */
+export function approvalOption(body: { approval_tools?: string[]; approval_timeout_ms?: number }) {
+  if (body.approval_tools === undefined && body.approval_timeout_ms === undefined) return {};
+  return {
+    approval: {
+      ...(body.approval_tools ? { tools: body.approval_tools } : {}),
+      ...(body.approval_timeout_ms === undefined ? {} : { timeoutMs: body.approval_timeout_ms }),
     },
   };
 }

@@ -7,6 +7,7 @@ import type { ServerResponse } from 'node:http';
 import { type Logger, ToolqError } from '@toolq/shared';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import secureJson from 'secure-json-parse';
+import { registerApprovalPage } from '../approvals/approval-page.ts';
 import type { Dispatcher } from '../dispatcher.ts';
 import type { RunService } from '../runs/run-service.ts';
 import { ADMIN_PATH, registerAdmin } from './admin.ts';
@@ -135,6 +136,7 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
   registerRunHooks(app, context);
   registerRoutes(app, API_ROUTES, context);
   registerAdmin(app, { dispatcher, write: options.adminWrite ?? false });
+  registerApprovalPage(app);
 
   return app;
 }

@@ -28,6 +28,7 @@ import { type Logger, ToolqError } from '@toolq/shared';
 import { coerceError } from '@toolq/shared/internal';
 import { runAgent } from '../agent/run-agent.ts';
 import type { AgentCheckpoint, AgentOptions, AgentPersistence, AgentResult } from '../agent/types.ts';
+import type { ApprovalOptions } from '../approvals/approval-options.ts';
 import type { Dispatcher } from '../dispatcher.ts';
 import { type RunRequest, runRequestSchema } from '../http/schemas.ts';
 import { withoutRequestMessages } from './run-conversation.ts';
@@ -124,6 +125,7 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
     };
     const result = await runAgent({
       ...agentOptions(request, o.model),
+      approval: runApproval(runId, request),
       dispatcher: o.dispatcher,
       persistence,
       signal: o.signal,
@@ -266,6 +268,15 @@ function agentOptions(body: RunRequest, model: RunModel): Omit<AgentOptions, 'di
     ...(body.timeout_ms !== undefined ? { timeoutMs: body.timeout_ms } : {}),
     ...(body.failure_policy ? { failurePolicy: body.failure_policy } : {}),
     ...(body.context ? { context: body.context } : {}),
+  };
+}
+
+/** A run's approvals: listed with its id, their events on its stream, its own tools and expiry. */
+function runApproval(runId: string, body: RunRequest): ApprovalOptions {
+  return {
+    runId,
+    ...(body.approval_tools ? { tools: body.approval_tools } : {}),
+    ...(body.approval_timeout_ms === undefined ? {} : { timeoutMs: body.approval_timeout_ms }),
   };
 }
 
