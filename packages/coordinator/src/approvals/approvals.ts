@@ -287,10 +287,10 @@ export class Approvals {
 /** What the model reads for a call that never ran. An expiry never reads as a refusal. */
 function refusal(a: StoredApproval): string {
   if (a.status === 'expired') {
-    const seconds = Math.round((a.expiresAt - a.requestedAt) / 1000);
+    const seconds = Math.round((a.expiresAt - a.requestedAt) / 100) / 10;
     return (
-      `The approval request for this ${a.tool} call expired after ${seconds} s without a decision ` +
-      '(nobody denied it); the call was not run.'
+      `The approval request for this ${a.tool} call expired after ${seconds} s: nobody decided in time ` +
+      '(it was not refused). The call was not run.'
     );
   }
   const reason = a.reason ? `: ${a.reason}` : ' (no reason given)';
