@@ -121,7 +121,7 @@ describe('a durable run waiting for approval', () => {
     // One request per turn: the first response was saved before the kill and never asked again.
     const turns = model.requests.filter((r) => promptOf(r) === prompt);
     expect(turns.map((r) => (r.body as { messages: unknown[] }).messages.length)).toEqual([1, 3]);
-    const results = JSON.stringify((turns[1]?.body as { messages: unknown[] }).messages[2]);
+    const results = JSON.stringify((turns[1]?.body as { messages?: unknown[] } | undefined)?.messages?.[2]);
     expect(results).toContain('paid 900 to globex');
 
     const { events } = await readSse(survivor.url, `/v1/runs/${runId}/events`, { token: ALPHA });
