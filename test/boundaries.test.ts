@@ -29,6 +29,11 @@ const PUBLIC_ON_PURPOSE: Record<string, readonly string[]> = {
   // The HTTP client's whole surface: its options, errors and the API's request and response shapes.
   '@toolq/client': [
     'AgentStatus',
+    'Approval',
+    'ApprovalDecision',
+    'ApprovalOutcome',
+    'ApprovalStatus',
+    'DecidedApproval',
     'CallOptions',
     'CallStats',
     'CatalogTool',
@@ -65,7 +70,15 @@ const PUBLIC_ON_PURPOSE: Record<string, readonly string[]> = {
   ],
   // What new Dispatcher(), dispatch(), runAgent() and performanceReport() take and return.
   '@toolq/coordinator': [
+    'APPROVAL_DEFAULTS',
     'AdvisorOptions',
+    'ApprovalDecision',
+    'ApprovalHandler',
+    'ApprovalOptions',
+    'ApprovalOutcome',
+    'ApprovalRequest',
+    'ApprovalStatus',
+    'ApprovalVerdict',
     'AgentDispatcher',
     'AgentEventType',
     'AgentOptions',
@@ -96,6 +109,9 @@ const PUBLIC_ON_PURPOSE: Record<string, readonly string[]> = {
   ],
   // defineTool's types, toAnthropicTool (README), the result schema of the job contract, config and tracing.
   '@toolq/shared': [
+    'ApprovalCondition',
+    'ApprovalRule',
+    'ApprovalSetting',
     'RetryPolicy',
     'ToolDefinition',
     'ToolRunContext',

@@ -39,6 +39,8 @@ export interface ToolResultBlock {
   is_error?: true;
 }
 
+import type { ApprovalOutcome } from './approvals.ts';
+
 /** Mirrors the coordinator's `CallStats` (batch-result.ts). */
 export interface CallStats {
   toolUseId: string;
@@ -56,6 +58,8 @@ export interface ToolBatch {
   batch_id: string;
   tool_results: ToolResultBlock[];
   stats: { wall_ms: number; slowest_run_ms: number; overhead_ms: number; calls: CallStats[] };
+  /** The decisions on the calls that waited for approval: who, when, why. */
+  approvals?: ApprovalOutcome[];
 }
 
 export interface CatalogTool {
@@ -101,6 +105,10 @@ export interface RunRequest {
    * 8,192 bytes as JSON). Stored with the run request in the run's record for the run's retention.
    */
   context?: Record<string, unknown>;
+  /** Tools whose calls wait for a person's approval in this run (besides those whose definition asks). */
+  approval_tools?: string[];
+  /** When a pending approval of the run expires. Default 86 400 000 ms (24 h). */
+  approval_timeout_ms?: number;
 }
 
 /** Mirrors the coordinator's `RunStatus` (runs/run-store.ts). */
@@ -207,6 +215,29 @@ export type RunEventData =
     })
   | (EventBase<'server_tool'> & { iteration: number; id: string; name: string })
   | (EventBase<'max_tokens_retry'> & { iteration: number; max_tokens: number })
+  | (EventBase<'approval_requested'> & {
+      approval_id: string;
+      tool: string;
+      tool_use_id: string;
+      input: unknown;
+      batch_id: string;
+      expires_at: number;
+    })
+  | (EventBase<'approval_decided'> & {
+      approval_id: string;
+      tool: string;
+      tool_use_id: string;
+      decision: 'approve' | 'deny';
+      decided_by: string | null;
+      decided_at: number | null;
+      reason: string;
+    })
+  | (EventBase<'approval_expired'> & {
+      approval_id: string;
+      tool: string;
+      tool_use_id: string;
+      expired_at?: number;
+    })
   | (EventBase<'done'> & { status: AgentStatus | (string & {}); text: string })
   | (EventBase<'failed'> & { error: { code: string; message: string } })
   | (EventBase<'cancelled'> & { reason: string });

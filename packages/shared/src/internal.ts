@@ -5,7 +5,7 @@
  * API for users is the root entry, `@toolq/shared` (index.ts).
  */
 
-export { approvalSettingSchema, needsApproval } from './approval-rule.ts';
+export { needsApproval } from './approval-rule.ts';
 export { claimBatchName, expireBatchName, readBatchOwner } from './batch-names.ts';
 export {
   CALL_LOG_RETENTION_MS,
