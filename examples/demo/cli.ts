@@ -63,6 +63,7 @@ async function main(): Promise<number> {
     stream: flags.stream,
     signal: controller.signal,
     onSetup: (line) => say(`setup: ${line}`),
+    onApproval: (line) => say(`          ${line}`),
     onEvent: (event) => {
       const line = formatEvent(event);
       if (line) say(line);
