@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { ApprovalOutcome } from './approvals/approval-options.ts';
 import type { SettledCall } from './barrier.ts';
 
-/** What happened to one call; also its part of the HTTP batch response (`stats.calls`). */
+/** What happened to one call (the HTTP API writes it in snake_case: http/wire.ts). */
 export const callStatsSchema = z.object({
   toolUseId: z.string(),
   tool: z.string(),

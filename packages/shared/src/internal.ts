@@ -5,7 +5,7 @@
  * API for users is the root entry, `@toolq/shared` (index.ts).
  */
 
-export { needsApproval } from './approval-rule.ts';
+export { approvalSettingSchema, needsApproval } from './approval-rule.ts';
 export { claimBatchName, expireBatchName, readBatchOwner } from './batch-names.ts';
 export {
   CALL_LOG_RETENTION_MS,
@@ -23,7 +23,6 @@ export {
   MAX_CONTEXT_BYTES,
   type ParsedJobData,
   type ToolSpec,
-  toolSpecSchema,
   type WorkerInfo,
 } from './contract.ts';
 export { DEFAULTS } from './defaults.ts';

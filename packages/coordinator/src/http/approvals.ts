@@ -6,7 +6,7 @@
 
 import { withinRedis } from '@toolq/shared/internal';
 import { z } from 'zod';
-import type { ApprovalOutcome, ApprovalRequest } from '../approvals/approval-options.ts';
+import type { ApprovalRequest } from '../approvals/approval-options.ts';
 import { APPROVAL_DEFAULTS } from '../approvals/approval-options.ts';
 import type { StoredApproval } from '../approvals/approval-store.ts';
 import { appOf } from './auth.ts';
@@ -54,29 +54,6 @@ const decidedSchema = approvalSchema.extend({
   decided_at: z.number().optional(),
   reason: z.string().optional(),
 });
-
-/** An approval's decision as the batch response (`approvals`) shows it. */
-export const approvalOutcomeSchema = z.object({
-  approval_id: z.string(),
-  tool_use_id: z.string(),
-  tool: z.string(),
-  status: z.enum(['approved', 'denied', 'expired', 'cancelled']),
-  decided_by: z.string().optional(),
-  decided_at: z.number().optional(),
-  reason: z.string().optional(),
-});
-
-export function outcomeResponse(o: ApprovalOutcome) {
-  return {
-    approval_id: o.approvalId,
-    tool_use_id: o.toolUseId,
-    tool: o.tool,
-    status: o.status,
-    ...(o.decidedBy === undefined ? {} : { decided_by: o.decidedBy }),
-    ...(o.decidedAt === undefined ? {} : { decided_at: o.decidedAt }),
-    ...(o.reason === undefined ? {} : { reason: o.reason }),
-  };
-}
 
 function requestResponse(a: ApprovalRequest) {
   return {
