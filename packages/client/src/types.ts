@@ -78,6 +78,17 @@ export interface CatalogTool {
   input_schema: Record<string, unknown>;
   timeout_ms: number;
   retry?: { attempts: number; backoff_ms: number };
+  /** Which calls wait for a person's approval (docs/approvals.md); absent: none. */
+  approval?:
+    | 'always'
+    | {
+        when: {
+          field: string;
+          above?: number;
+          equals?: string | number | boolean;
+          in?: (string | number | boolean)[];
+        }[];
+      };
   pools: string[];
   live_workers: number;
   /** Its pool lets calls wait for a worker to start (scale from zero). */

@@ -68,6 +68,15 @@ describe('approvals through the client', () => {
     ]);
   });
 
+  it("shows a tool's approval rule in the catalog", async () => {
+    const tools = await client.listTools();
+    expect(tools.find((t) => t.name === 'test_pay')?.approval).toEqual({
+      when: [{ field: 'amount', above: 100 }],
+    });
+    expect(tools.find((t) => t.name === 'test_wipe')?.approval).toBe('always');
+    expect(tools.find((t) => t.name === 'test_lookup')?.approval).toBeUndefined();
+  });
+
   it('refuses a malformed decision or id before sending it', async () => {
     expect(() =>
       client.decideApproval('apr_0123456789abcdef01234567', { decision: 'maybe' as 'approve' }),

@@ -144,4 +144,32 @@ describe('a durable run waiting for approval', () => {
     expect(types.indexOf('approval_requested')).toBeLessThan(types.indexOf('approval_decided'));
     expect(types.at(-1)).toBe('done');
   });
+
+  it('answers an expired approval to the model as expired, not denied; the payment never runs; the events say so', async () => {
+    const prompt = 'hooli';
+    const survivor = [a, b].find((c) => c.child.exitCode === null && c.child.signalCode === null) ?? b;
+    const started = await api(survivor.url, '/v1/runs', {
+      method: 'POST',
+      token: ALPHA,
+      body: { prompt, approval_timeout_ms: 1_500 },
+    });
+    expect(started.status).toBe(202);
+    const { run_id: runId } = (await started.json()) as { run_id: string };
+    const run = await waitForRun(survivor.url, runId, ALPHA, 60_000);
+    expect(run.status).toBe('done');
+    expect(ran('pay hooli 900')).toBe(0);
+    expect(ran('lookup balance-hooli')).toBe(1);
+    const turns = model.requests.filter((r) => promptOf(r) === prompt);
+    const results = JSON.stringify((turns[1]?.body as { messages?: unknown[] } | undefined)?.messages?.[2]);
+    expect(results).toContain('expired after 1.5 s: nobody decided in time (it was not refused)');
+    const { events } = await readSse(survivor.url, `/v1/runs/${runId}/events`, { token: ALPHA });
+    const types = events.map((e) => e.event);
+    expect(types).toContain('approval_requested');
+    expect(types).toContain('approval_expired');
+    expect(types).not.toContain('approval_decided');
+    expect(events.find((e) => e.event === 'approval_expired')?.data).toMatchObject({
+      tool: 'test_pay',
+      expired_at: expect.any(Number),
+    });
+  });
 });
