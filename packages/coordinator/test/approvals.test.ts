@@ -157,6 +157,10 @@ describe('a batch with a call that needs approval', () => {
     expect(body.approvals?.[0]?.decided_at).toBeGreaterThanOrEqual(before);
     expect(ran('pay acme 500')).toBe(1);
     expect(await pending(a.url)).toEqual([]);
+    // The decision is in the batch's record: collected on the other coordinator, the batch says who decided.
+    const collected = await api(b.url, '/v1/tool-batches/mixed-1', { token: ALPHA });
+    expect(collected.status).toBe(200);
+    expect(((await collected.json()) as BatchAnswer).approvals).toEqual(body.approvals);
   });
 
   it("lists and decides an app's approvals only for that app: another app's and unknown ids are 404", async () => {

@@ -182,6 +182,11 @@ export class ApprovalStore {
     await this.redis.zrem(this.expiringKey(), a.approvalId);
   }
 
+  /** An id whose record is gone: out of the expiry index (the app's index skips it when listing). */
+  async forget(id: string): Promise<void> {
+    await this.redis.zrem(this.expiringKey(), id);
+  }
+
   /** Ids of approvals whose time is up, or that were decided but not yet acted on (their decider died). */
   due(now: number, limit: number): Promise<string[]> {
     return this.redis.zrangebyscore(this.expiringKey(), '-inf', now, 'LIMIT', 0, limit);

@@ -10,10 +10,13 @@
 import { type Logger, ToolqError } from '@toolq/shared';
 import {
   type BatchMeta,
+  createKeys,
   isCallStillWanted,
   needsApproval,
   type Redis,
   randomHex,
+  readBatchMeta,
+  readBatchOwner,
   storeResult,
 } from '@toolq/shared/internal';
 import { type BarrierCall, coordinatorResult } from '../barrier.ts';
@@ -205,14 +208,26 @@ export class Approvals {
   async sweep(): Promise<void> {
     const now = Date.now();
     for (const id of await this.store.due(now, 100)) {
-      await this.store.close(id, 'expired', now, true);
-      await this.settle(id);
+      // Gone from Redis (its retention passed after a crash between deciding and unindexing).
+      if ((await this.store.close(id, 'expired', now, true)) === 'missing') await this.store.forget(id);
+      else await this.settle(id);
     }
   }
 
   /** The decisions recorded in a batch's record. */
   outcomes(batchKey: string, indexes: readonly number[]): Promise<ApprovalOutcome[]> {
     return this.store.outcomesOnBatch(batchKey, indexes);
+  }
+
+  /** The decisions recorded in the record of the app's batch of this name (a collected batch's answer). */
+  async outcomesOfBatch(app: string, batchName: string): Promise<ApprovalOutcome[]> {
+    const keys = createKeys(this.deps.prefix);
+    const owner = await readBatchOwner(this.deps.redis, keys.batchName(app, batchName));
+    if (!owner) return [];
+    const batchKey = keys.batch(owner.coordinatorId, owner.uid);
+    const meta = await readBatchMeta(this.deps.redis, batchKey);
+    const held = meta?.calls.flatMap((call, index) => (call.approval ? [index] : [])) ?? [];
+    return this.store.outcomesOnBatch(batchKey, held);
   }
 
   /**

@@ -116,12 +116,12 @@ export const APPROVAL_ROUTES: ApiRoute[] = [
     },
     handler: async ({ params, body, request, ctx }) => {
       const app = appOf(request);
-      const decided = await ctx.dispatcher.approvals.decide(app, params.approval_id, {
+      const deciding = ctx.dispatcher.approvals.decide(app, params.approval_id, {
         decision: body.decision,
         by: body.decided_by ?? `app:${app}`,
         ...(body.reason === undefined ? {} : { reason: body.reason }),
       });
-      return decidedResponse(decided);
+      return decidedResponse(await withinRedis(deciding, HTTP_DEFAULTS.redisWaitMs));
     },
   }),
 ];

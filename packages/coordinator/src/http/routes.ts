@@ -98,6 +98,12 @@ const BATCH_ROUTES: ApiRoute[] = [
       if (!result) {
         throw new ToolqError('NOT_FOUND', `no batch ${params.id} is recorded (never dispatched, or expired)`);
       }
+      // Who decided its held calls, from its record (a batch collected here did not wait for them itself).
+      if (!result.approvals) {
+        const decided = ctx.dispatcher.approvals.outcomesOfBatch(appOf(request), params.id);
+        const approvals = await withinRedis(decided, HTTP_DEFAULTS.redisWaitMs).catch(() => []);
+        if (approvals.length > 0) return wireBatch({ ...result, approvals });
+      }
       return wireBatch(result);
     },
   }),
