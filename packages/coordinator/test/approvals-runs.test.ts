@@ -26,8 +26,10 @@ let model: ScriptedModel;
 let worker: WorkerProcess;
 let a: Coordinator;
 let b: Coordinator;
+let c: Coordinator | undefined;
 let dir: string;
 let log: string;
+let env: Record<string, string>;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'toolq-approval-runs-'));
@@ -51,7 +53,7 @@ beforeAll(async () => {
     concurrency: 4,
     env: { TOOLQ_TEST_EXECUTIONS: log },
   });
-  const env = {
+  env = {
     REDIS_URL: redis.url,
     ANTHROPIC_API_KEY: 'test-key',
     ANTHROPIC_BASE_URL: model.url,
@@ -62,8 +64,8 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const c of [a, b]) c?.child.kill('SIGKILL');
-  await Promise.all([a?.exited, b?.exited]);
+  for (const x of [a, b, c]) x?.child.kill('SIGKILL');
+  await Promise.all([a?.exited, b?.exited, c?.exited]);
   await worker?.stop();
   await model?.close();
   await redis?.stop();
@@ -171,5 +173,56 @@ describe('a durable run waiting for approval', () => {
       tool: 'test_pay',
       expired_at: expect.any(Number),
     });
+  });
+
+  it('stays pending through a graceful shutdown (SIGTERM) of the coordinator holding the run', async () => {
+    const alive = [a, b].filter((x) => x.child.exitCode === null && x.child.signalCode === null);
+    c = await startCoordinatorProcess({ ...env, TOOLQ_SHUTDOWN_TIMEOUT_MS: '1000' });
+    const coordinators = [...alive, c];
+    const prompt = 'umbrella';
+    const started = await api(c.url, '/v1/runs', { method: 'POST', token: ALPHA, body: { prompt } });
+    const { run_id: runId } = (await started.json()) as { run_id: string };
+    const approval = await waitFor('the payment to wait for approval', async () =>
+      (await pending(c?.url ?? '')).find((p) => p.run_id === runId),
+    );
+    const owner = (await getRun(c.url, runId, ALPHA)).coordinator;
+    const leaving = coordinators.find((x) => x.id === owner);
+    const staying = coordinators.find((x) => x.id !== owner);
+    if (!leaving || !staying) throw new Error(`owner ${owner} is none of the coordinators`);
+    leaving.child.kill('SIGTERM');
+    await leaving.exited;
+    // Handed over, not cancelled: still pending, and deciding it works.
+    expect((await pending(staying.url)).map((p) => p.approval_id)).toContain(approval.approval_id);
+    const decided = await api(staying.url, `/v1/approvals/${approval.approval_id}`, {
+      method: 'POST',
+      token: ALPHA,
+      body: { decision: 'approve' },
+    });
+    expect(decided.status).toBe(200);
+    const run = await waitForRun(staying.url, runId, ALPHA, 60_000);
+    expect(run.status).toBe('done');
+    expect(ran('pay umbrella 900')).toBe(1);
+    expect(ran('lookup balance-umbrella')).toBe(1);
+  });
+
+  it('ends with its run: a cancelled run is no longer listed, and deciding its approval is 409', async () => {
+    const url =
+      c?.child.exitCode === null ? (c?.url ?? '') : [a, b].find((x) => x.child.exitCode === null)?.url;
+    if (!url) throw new Error('no coordinator left');
+    const started = await api(url, '/v1/runs', { method: 'POST', token: ALPHA, body: { prompt: 'soylent' } });
+    const { run_id: runId } = (await started.json()) as { run_id: string };
+    const approval = await waitFor('the payment to wait for approval', async () =>
+      (await pending(url)).find((p) => p.run_id === runId),
+    );
+    expect((await api(url, `/v1/runs/${runId}`, { method: 'DELETE', token: ALPHA })).status).toBe(200);
+    const res = await api(url, `/v1/approvals/${approval.approval_id}`, {
+      method: 'POST',
+      token: ALPHA,
+      body: { decision: 'approve' },
+    });
+    expect(res.status).toBe(409);
+    expect(await res.text()).toMatch(/its run is no longer running/);
+    expect((await pending(url)).map((p) => p.approval_id)).not.toContain(approval.approval_id);
+    expect(ran('pay soylent 900')).toBe(0);
   });
 });

@@ -192,6 +192,11 @@ export class ApprovalStore {
     return this.redis.zrangebyscore(this.expiringKey(), '-inf', now, 'LIMIT', 0, limit);
   }
 
+  /** A run's status (`running`, `done`, …), undefined when its record is gone. */
+  async runStatus(runId: string): Promise<string | undefined> {
+    return (await this.redis.hget(runKeys(this.prefix, runId).record, 'status')) ?? undefined;
+  }
+
   async appendRunEvent(runId: string, type: string, data: Record<string, unknown>): Promise<void> {
     const k = runKeys(this.prefix, runId);
     await this.redis.toolqApprovalRunEvent(k.record, k.events, type, JSON.stringify({ type, ...data }));

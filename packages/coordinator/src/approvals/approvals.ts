@@ -151,10 +151,15 @@ export class Approvals {
     }
   }
 
-  /** The batch was answered (cancelled, aborted): its approvals still pending can no longer start anything. */
+  /**
+   * The batch was answered (cancelled, aborted): its approvals still pending can no longer start
+   * anything. Not a run's: its batch ends here too when its coordinator hands it over, and the
+   * successor collects the batch; a run's approvals end with the run instead (list(), settle()).
+   */
   batchEnded(held: HeldCalls): void {
     const now = Date.now();
     for (const a of held.approvals) {
+      if (a.runId) continue;
       this.store
         .close(a.approvalId, 'cancelled', now, false)
         .then((closed) => (closed === 'ok' ? this.store.unindex(a) : undefined))
@@ -165,7 +170,22 @@ export class Approvals {
   }
 
   async list(app: string): Promise<ApprovalRequest[]> {
-    return (await this.store.listPending(app, Date.now())).map(publicRequest);
+    const pending = await this.store.listPending(app, Date.now());
+    const live = await Promise.all(pending.map((a) => this.runGoesOn(a)));
+    const ended = pending.filter((_, i) => !live[i]);
+    // A run that finished or was cancelled no longer waits: its approvals are closed, not listed.
+    for (const a of ended) {
+      this.store
+        .close(a.approvalId, 'cancelled', Date.now(), false)
+        .then(() => this.settle(a.approvalId))
+        .catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'could not close approval'));
+    }
+    return pending.filter((_, i) => live[i]).map(publicRequest);
+  }
+
+  /** A batch's approval, or a run's whose run is still running. */
+  private async runGoesOn(a: { runId?: string }): Promise<boolean> {
+    return a.runId === undefined || (await this.store.runStatus(a.runId)) === 'running';
   }
 
   /**
@@ -176,6 +196,15 @@ export class Approvals {
   async decide(app: string, approvalId: string, verdict: ApprovalVerdict): Promise<StoredApproval> {
     const status = verdict.decision === 'approve' ? 'approved' : 'denied';
     const by = verdict.by ?? 'unknown';
+    const found = await this.store.get(approvalId);
+    if (found?.app === app && found.status === 'pending' && !(await this.runGoesOn(found))) {
+      await this.store.close(approvalId, 'cancelled', Date.now(), false);
+      await this.settle(approvalId);
+      throw new ToolqError(
+        'APPROVAL_DECIDED',
+        `approval ${approvalId} is cancelled: its run is no longer running`,
+      );
+    }
     const answer = await this.store.decide(app, approvalId, status, by, Date.now(), verdict.reason ?? '');
     if (answer === 'missing')
       throw new ToolqError('NOT_FOUND', `no approval ${approvalId} is pending for this app`);
@@ -254,7 +283,8 @@ export class Approvals {
     };
     await this.store.recordOnBatch(a.target.batchKey, a.target.index, outcome);
     if (status === 'approved') {
-      if (await isCallStillWanted(redis, a.target.batchKey, a.target.index)) {
+      const wanted = await isCallStillWanted(redis, a.target.batchKey, a.target.index);
+      if (wanted && (await this.runGoesOn(a))) {
         const now = Date.now();
         const data = { ...a.job.data, deadline: now + a.timeoutMs, enqueuedAt: now };
         const failed = await jobs.enqueue([
