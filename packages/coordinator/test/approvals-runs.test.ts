@@ -18,6 +18,7 @@ import { startWorkerProcess, type WorkerProcess } from '../../../test-support/wo
 import { api, executions, getRun, promptOf, readSse, waitForRun } from './runs-support.ts';
 
 const ALPHA = 'alpha-token-0123456789abcdef';
+const TOOL_NAMES = ['test_lookup', 'test_pay'];
 const TOOLS = fileURLToPath(new URL('../../../test-support/approval-tools.ts', import.meta.url));
 
 type Coordinator = Awaited<ReturnType<typeof startCoordinatorProcess>>;
@@ -88,7 +89,11 @@ const pending = async (url: string) =>
 describe('a durable run waiting for approval', () => {
   it("survives its coordinator's SIGKILL: approved on the other, it finishes with each call run once and each turn asked once", async () => {
     const prompt = 'globex';
-    const started = await api(a.url, '/v1/runs', { method: 'POST', token: ALPHA, body: { prompt } });
+    const started = await api(a.url, '/v1/runs', {
+      method: 'POST',
+      token: ALPHA,
+      body: { prompt, tools: TOOL_NAMES },
+    });
     expect(started.status).toBe(202);
     const { run_id: runId } = (await started.json()) as { run_id: string };
 
@@ -153,7 +158,7 @@ describe('a durable run waiting for approval', () => {
     const started = await api(survivor.url, '/v1/runs', {
       method: 'POST',
       token: ALPHA,
-      body: { prompt, approval_timeout_ms: 1_500 },
+      body: { prompt, tools: TOOL_NAMES, approval_timeout_ms: 1_500 },
     });
     expect(started.status).toBe(202);
     const { run_id: runId } = (await started.json()) as { run_id: string };
@@ -180,7 +185,11 @@ describe('a durable run waiting for approval', () => {
     c = await startCoordinatorProcess({ ...env, TOOLQ_SHUTDOWN_TIMEOUT_MS: '1000' });
     const coordinators = [...alive, c];
     const prompt = 'umbrella';
-    const started = await api(c.url, '/v1/runs', { method: 'POST', token: ALPHA, body: { prompt } });
+    const started = await api(c.url, '/v1/runs', {
+      method: 'POST',
+      token: ALPHA,
+      body: { prompt, tools: TOOL_NAMES },
+    });
     const { run_id: runId } = (await started.json()) as { run_id: string };
     const approval = await waitFor('the payment to wait for approval', async () =>
       (await pending(c?.url ?? '')).find((p) => p.run_id === runId),
@@ -209,7 +218,11 @@ describe('a durable run waiting for approval', () => {
     const url =
       c?.child.exitCode === null ? (c?.url ?? '') : [a, b].find((x) => x.child.exitCode === null)?.url;
     if (!url) throw new Error('no coordinator left');
-    const started = await api(url, '/v1/runs', { method: 'POST', token: ALPHA, body: { prompt: 'soylent' } });
+    const started = await api(url, '/v1/runs', {
+      method: 'POST',
+      token: ALPHA,
+      body: { prompt: 'soylent', tools: TOOL_NAMES },
+    });
     const { run_id: runId } = (await started.json()) as { run_id: string };
     const approval = await waitFor('the payment to wait for approval', async () =>
       (await pending(url)).find((p) => p.run_id === runId),
