@@ -27,12 +27,14 @@ import {
   withinRedis,
 } from '@toolq/shared/internal';
 import type { Queue } from 'bullmq';
+import { Approvals } from './approvals/approvals.ts';
+import { holdForApprovals } from './approvals/batch-hook.ts';
 import { Barrier, type BarrierLimits } from './barrier.ts';
 import type { BatchResult } from './batch-result.ts';
 import { startBatchTrace } from './batch-tracing.ts';
 import { Catalog } from './catalog.ts';
 import { BatchAnswers } from './dispatch/answer.ts';
-import { planBatch, planJobs } from './dispatch/batch-plan.ts';
+import { collectPlan, planBatch, planJobs } from './dispatch/batch-plan.ts';
 import { Rerunnable } from './dispatch/lost-calls.ts';
 import {
   assertDispatchable,
@@ -72,6 +74,7 @@ export class Dispatcher {
   readonly metrics: CoordinatorMetrics;
   /** The fleet's call log in Redis, for the performance report (GET /v1/report, pnpm report). */
   readonly callLog: CallLog;
+  readonly approvals: Approvals; // calls waiting for a person (approvals/)
   private readonly keys: Keys;
   private readonly logger: Logger;
   private readonly redis: Redis;
@@ -125,6 +128,7 @@ export class Dispatcher {
       onReplies: (replies) => this.onReplies(replies),
     });
     const { redis, keys, jobs, catalog, metrics, callLog, logger } = this;
+    this.approvals = new Approvals({ redis, prefix: keys.prefix, jobs, logger });
     const { batchRetentionMs, sweepIntervalMs } = this.settings;
     const pending = new PendingBatches(keys, this.coordinatorId);
     this.pending = pending;
@@ -173,6 +177,7 @@ export class Dispatcher {
     // read only when its own time has come.
     const every = Math.min(this.settings.sweepIntervalMs, DISPATCHER_DEFAULTS.foreignSweepMs);
     this.sweepTimer = setInterval(() => {
+      this.approvals.tick();
       this.sweep.run().catch((err: Error) => this.logger.warn({ err: err.message }, 'sweep failed'));
     }, every);
     this.sweepTimer.unref();
@@ -251,14 +256,19 @@ export class Dispatcher {
     const nameKey = this.keys.batchName(name.app, name.batchName);
     const lookups = await Promise.all(toolUses.map((use) => this.catalog.lookup(use.name)));
     if (options.onProgress) await this.progress.watch(uid, toolUses, options.onProgress, answer.promise);
-    const { calls, meta, ttlMs } = planBatch({ toolUses, lookups, startedAt, timeoutMs: options.timeoutMs });
+    const planned = planBatch({ toolUses, lookups, startedAt, timeoutMs: options.timeoutMs });
+    const { calls, meta } = planned;
     meta.id = name.batchName;
     meta.app = name.app;
     const trace = startBatchTrace(uid, name.batchName, calls, startedAt); // undefined unless tracing is on
     const streamKey = this.keys.replyStream(this.coordinatorId);
     const jobOptions = { ...options, app: name.app }; // a tool reads who it acts for: ctx.app, ctx.context
     const plan = { uid, calls, meta, lookups, toolUses, batchKey, streamKey, trace };
-    const { queued, mayRunTwice } = planJobs({ ...plan, options: jobOptions });
+    const closing = () => this.closing !== undefined; // its approvals stay pending for a successor
+    const hook = { ...name, jobOptions, options, answer, closing };
+    const held = holdForApprovals(this.approvals, { ...plan, ...planned, ...hook });
+    const { ttlMs } = held;
+    const { queued, mayRunTwice } = planJobs({ ...plan, lookups: held.lookups, options: jobOptions });
 
     const barrier = new Barrier(
       uid,
@@ -277,7 +287,7 @@ export class Dispatcher {
       jobs: this.jobRefs.of(uid, queued, calls.length, (index) => meta.calls[index]?.pool),
       startedAt,
       observe: true,
-      answer,
+      answer: held.answer,
       sweepAt: startedAt + every,
       sweepEvery: every,
     });
@@ -290,6 +300,7 @@ export class Dispatcher {
     entry.detach = cancelOnAbort(barrier, options.signal);
     // Records the batch and sends its jobs; nothing there is awaited: the deadlines are armed.
     startBatch(this.starting, { entry, callerNamed, batchKey, nameKey, meta, queued, keepMs, ttlMs });
+    held.request();
   }
 
   /**
@@ -324,18 +335,8 @@ export class Dispatcher {
     if (!meta || (meta.app !== undefined && meta.app !== app)) return undefined;
     const again = this.pending.joinable(owner.uid); // another collector may have got here meanwhile
     if (again) return again;
-    // What the barrier needs of each call, not the record's copy of it (answers, job ids).
-    const calls = meta.calls.map(({ toolUseId, tool, deadline, timeoutMs }, index) => ({
-      index,
-      toolUseId,
-      tool,
-      deadline,
-      timeoutMs,
-    }));
+    const { calls, refs } = collectPlan(meta);
     const barrier = new Barrier(owner.uid, calls, 'continue', this.barrierLimits);
-    const refs = meta.calls.flatMap(({ pool, queue, job }, index) =>
-      pool && job ? [{ queue: queue ?? pool, jobId: job, indexes: [index] }] : [],
-    );
     const foreign = owner.coordinatorId !== this.coordinatorId;
     const answer = deferred<BatchResult>();
     const entry = new Pending({

@@ -4,6 +4,7 @@
  * change an old reader could misread.
  */
 import { z } from 'zod';
+import { approvalSettingSchema } from './approval-rule.ts';
 import { mcpToolResultSchema, toolAnnotationsSchema } from './mcp-content.ts';
 import { TOOL_NAME_PATTERN } from './tool.ts';
 import { TRACEPARENT_PATTERN } from './tracing.ts';
@@ -170,6 +171,8 @@ export const toolSpecSchema = z.object({
   retry: z.object({ attempts: z.number().int().min(1), backoffMs: z.number().min(0) }).optional(),
   /** MCP tool annotations (hints for MCP clients: read-only, destructive, …); v2 on. */
   annotations: toolAnnotationsSchema.optional(),
+  /** Which calls wait for a person's approval (approval-rule.ts); absent: none. */
+  approval: approvalSettingSchema.optional(),
 });
 export type ToolSpec = z.infer<typeof toolSpecSchema>;
 

@@ -4,6 +4,8 @@
  * hooks, defaults). Only toolq's own packages import it; it changes with them, without notice. The
  * API for users is the root entry, `@toolq/shared` (index.ts).
  */
+
+export { approvalSettingSchema, needsApproval } from './approval-rule.ts';
 export { claimBatchName, expireBatchName, readBatchOwner } from './batch-names.ts';
 export {
   CALL_LOG_RETENTION_MS,
@@ -27,6 +29,7 @@ export {
 export { DEFAULTS } from './defaults.ts';
 export { coerceError, describeStartupError, listenError } from './errors.ts';
 export { processId, randomHex } from './ids.ts';
+export { parseJsonAs } from './json.ts';
 export { assertKeyPart, createKeys, KEY_PART_PATTERN, type Keys } from './keys.ts';
 export { laneOf } from './lanes.ts';
 export { mcpErrorText, mcpToToolResultContent } from './mcp-mapping.ts';
@@ -65,6 +68,7 @@ export {
   isCallStillWanted,
   markAnswered,
   parseCallResult,
+  type ResultTarget,
   readBatchMeta,
   readResults,
   rewriteBatchMeta,

@@ -4,8 +4,10 @@
  * field is snake_case (wire.ts maps the library's camelCase objects to these).
  */
 import { contentBlockSchema, outcomeSchema } from '@toolq/shared';
+import { approvalSettingSchema } from '@toolq/shared/internal';
 import { z } from 'zod';
 import { fleetReportSchema } from '../fleet-report.ts';
+import { approvalOutcomeSchema } from './approval-wire.ts';
 import { type ApiResponse, named } from './route.ts';
 
 /** Every error, whatever the route: `{"error": {"code", "message"}}`. */
@@ -52,6 +54,10 @@ export const batchResponseSchema = z.object({
     overhead_ms: z.number(),
     calls: z.array(callStatsSchema),
   }),
+  approvals: z
+    .array(approvalOutcomeSchema)
+    .optional()
+    .describe('The decisions on the calls that waited for approval: who, when, why (docs/approvals.md).'),
 });
 
 export const catalogToolSchema = z.object({
@@ -65,6 +71,9 @@ export const catalogToolSchema = z.object({
     .object({ attempts: z.number().int(), backoff_ms: z.number() })
     .optional()
     .describe('How the tool may be re-run with `failure_policy: "retry"`.'),
+  approval: approvalSettingSchema
+    .optional()
+    .describe("Which calls wait for a person's approval: always, or when the input matches a rule."),
   pools: z.array(z.string()),
   live_workers: z.number().int(),
   waits_for_workers: z

@@ -8,6 +8,7 @@ import { withinRedis } from '@toolq/shared/internal';
 import { z } from 'zod';
 import { DEFAULT_REPORT_WINDOW, fleetReport } from '../fleet-report.ts';
 import { refreshGauges } from '../queue-gauges.ts';
+import { APPROVAL_ROUTES } from './approvals.ts';
 import { appOf } from './auth.ts';
 import { HTTP_DEFAULTS } from './defaults.ts';
 import {
@@ -59,6 +60,7 @@ const BATCH_ROUTES: ApiRoute[] = [
         maxRetries: body.max_retries,
         batchName: body.batch_id,
         context: body.context,
+        ...approvalOption(body),
         // Batch names are the app's own: another app may use the same name and never sees this batch.
         app: appOf(request),
         signal: controller.signal,
@@ -95,6 +97,12 @@ const BATCH_ROUTES: ApiRoute[] = [
       });
       if (!result) {
         throw new ToolqError('NOT_FOUND', `no batch ${params.id} is recorded (never dispatched, or expired)`);
+      }
+      // Who decided its held calls, from its record (a batch collected here did not wait for them itself).
+      if (!result.approvals) {
+        const decided = ctx.dispatcher.approvals.outcomesOfBatch(appOf(request), params.id);
+        const approvals = await withinRedis(decided, HTTP_DEFAULTS.redisWaitMs).catch(() => []);
+        if (approvals.length > 0) return wireBatch({ ...result, approvals });
       }
       return wireBatch(result);
     },
@@ -209,6 +217,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
   ...BATCH_ROUTES,
   ...TOOL_ROUTES,
   ...RUN_ROUTES,
+  ...APPROVAL_ROUTES,
   ...OPS_ROUTES,
 ];
 
@@ -219,3 +228,14 @@ export const OPEN_PATHS: ReadonlySet<string> = new Set(API_ROUTES.filter((r) => 
 export const OPERATOR_PATHS: ReadonlySet<string> = new Set(
   API_ROUTES.filter((r) => r.operator).map((r) => r.path),
 );
+
+/** A request's approval fields as dispatch()'s option. */
+export function approvalOption(body: { approval_tools?: string[]; approval_timeout_ms?: number }) {
+  if (body.approval_tools === undefined && body.approval_timeout_ms === undefined) return {};
+  return {
+    approval: {
+      ...(body.approval_tools ? { tools: body.approval_tools } : {}),
+      ...(body.approval_timeout_ms === undefined ? {} : { timeoutMs: body.approval_timeout_ms }),
+    },
+  };
+}

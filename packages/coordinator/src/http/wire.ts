@@ -9,6 +9,7 @@ import type { z } from 'zod';
 import type { BatchResult, CallStats } from '../batch-result.ts';
 import type { CatalogTool } from '../catalog.ts';
 import type { FleetReport } from '../fleet-report.ts';
+import { wireApprovalOutcome } from './approval-wire.ts';
 import type { batchResponseSchema, catalogToolSchema, reportResponseSchema } from './responses.ts';
 
 export function wireCallStats(c: CallStats) {
@@ -36,6 +37,7 @@ export function wireBatch(result: BatchResult): z.input<typeof batchResponseSche
       overhead_ms: result.overheadMs,
       calls: result.calls.map(wireCallStats),
     },
+    ...(result.approvals ? { approvals: result.approvals.map(wireApprovalOutcome) } : {}),
   };
 }
 
@@ -47,6 +49,7 @@ export function wireCatalogTool(t: CatalogTool): z.input<typeof catalogToolSchem
     input_schema: t.input_schema,
     timeout_ms: t.timeoutMs,
     ...(t.retry ? { retry: { attempts: t.retry.attempts, backoff_ms: t.retry.backoffMs } } : {}),
+    ...(t.approval === undefined ? {} : { approval: t.approval }),
     pools: t.pools,
     live_workers: t.liveWorkers,
     waits_for_workers: t.waitsForWorkers,
