@@ -1,8 +1,7 @@
 /**
- * The Dispatcher turns the tool_use blocks of one model turn into BullMQ jobs and answers with the
- * ordered tool_result blocks. Results reach it through its own reply stream (ReplyReader); a
- * periodic sweep reads the batch records of batches still waiting, so a missed notification costs
- * latency, never correctness; deadlines are enforced here whatever the workers do.
+ * The Dispatcher turns the tool calls of one model turn into BullMQ jobs and answers in order. Results
+ * reach it through its own reply stream (ReplyReader); a periodic sweep reads the records of batches
+ * still waiting (a missed notification costs latency, never correctness); deadlines are enforced here.
  */
 import { randomUUID } from 'node:crypto';
 import { type CallResult, createLogger, type Logger, ToolqError } from '@toolq/shared';
@@ -56,10 +55,11 @@ import {
   PendingBatches,
 } from './dispatch/pending.ts';
 import { RecoverySweep } from './dispatch/recovery-sweep.ts';
-import { settleWithin } from './dispatch/settle-within.ts';
+import { lastLookIn } from './dispatch/settle-within.ts';
 import { type StartBatchDeps, startBatch } from './dispatch/start-batch.ts';
 import { type StartBound, startBound, startWithin } from './dispatch/start-within.ts';
 import { JobQueues } from './job-queues.ts';
+import * as openai from './openai/dispatch.ts';
 import { type Reply, ReplyReader } from './reply-reader.ts';
 
 export type { ContentBlock, DispatcherOptions, DispatchOptions, ToolUse } from './dispatch/options.ts';
@@ -140,14 +140,7 @@ export class Dispatcher {
     this.starting = { redis, jobs, logger, coordinatorId: this.coordinatorId, answers: this.answers };
     this.barrierLimits = {
       maxResultBytes: options.maxBatchResultBytes ?? DISPATCHER_DEFAULTS.maxBatchResultBytes,
-      lastLook: (barrier, indexes) => {
-        const entry = pending.get(barrier.uid);
-        if (!entry) return Promise.resolve(new Map());
-        const read = readResults(redis, pending.recordKey(entry), indexes);
-        return settleWithin(read, DISPATCHER_DEFAULTS.lastLookMs).then((found) =>
-          found instanceof Error ? new Map() : found,
-        );
-      },
+      lastLook: lastLookIn(pending, redis),
       onDone: (barrier) => this.answers.onDone(barrier),
     };
   }
@@ -232,6 +225,19 @@ export class Dispatcher {
       answer.resolve(Promise.reject(err)),
     );
     return answer.promise;
+  }
+
+  /** A Chat Completions message's `tool_calls`, answered as `role: "tool"` messages in order (openai/). */
+  dispatchOpenAI(
+    calls: readonly openai.ChatCall[],
+    options?: DispatchOptions,
+  ): Promise<openai.ChatToolBatch> {
+    return openai.dispatchChatToolCalls(this, calls, options);
+  }
+
+  /** A Responses output's `function_call` items, answered as `function_call_output` items in order. */
+  dispatchResponses(items: readonly openai.OutputItem[], options?: DispatchOptions) {
+    return openai.dispatchFunctionCalls(this, items, options);
   }
 
   /**
@@ -323,13 +329,9 @@ export class Dispatcher {
     const again = this.pending.joinable(owner.uid); // another collector may have got here meanwhile
     if (again) return again;
     // What the barrier needs of each call, not the record's copy of it (answers, job ids).
-    const calls = meta.calls.map(({ toolUseId, tool, deadline, timeoutMs }, index) => ({
-      index,
-      toolUseId,
-      tool,
-      deadline,
-      timeoutMs,
-    }));
+    const calls = meta.calls.map(({ toolUseId, tool, deadline, timeoutMs }, index) => {
+      return { index, toolUseId, tool, deadline, timeoutMs };
+    });
     const barrier = new Barrier(owner.uid, calls, 'continue', this.barrierLimits);
     const refs = meta.calls.flatMap(({ pool, queue, job }, index) =>
       pool && job ? [{ queue: queue ?? pool, jobId: job, indexes: [index] }] : [],
