@@ -1,11 +1,10 @@
 /**
- * The Dispatcher turns the tool_use blocks of one model turn into BullMQ jobs and answers with the
- * ordered tool_result blocks. Results reach it through its own reply stream (ReplyReader); a
- * periodic sweep reads the batch records of batches still waiting, so a missed notification costs
- * latency, never correctness; deadlines are enforced here whatever the workers do.
+ * The Dispatcher turns the tool calls of one model turn into BullMQ jobs and answers in order. Results
+ * reach it through its own reply stream (ReplyReader); a periodic sweep reads the records of batches
+ * still waiting (a missed notification costs latency, never correctness); deadlines are enforced here.
  */
 import { randomUUID } from 'node:crypto';
-import { type CallResult, createLogger, type Logger, ToolqError } from '@toolq/shared';
+import { createLogger, type Logger, ToolqError } from '@toolq/shared';
 import {
   assertKeyPart,
   CallLog,
@@ -59,10 +58,11 @@ import {
 } from './dispatch/pending.ts';
 import { ProgressListener } from './dispatch/progress-listener.ts';
 import { RecoverySweep } from './dispatch/recovery-sweep.ts';
-import { settleWithin } from './dispatch/settle-within.ts';
+import { lastLookIn } from './dispatch/settle-within.ts';
 import { type StartBatchDeps, startBatch } from './dispatch/start-batch.ts';
 import { type StartBound, startBound, startWithin } from './dispatch/start-within.ts';
 import { JobQueues } from './job-queues.ts';
+import * as openai from './openai/dispatch.ts';
 import { type Reply, ReplyReader } from './reply-reader.ts';
 
 export type { ContentBlock, DispatcherOptions, DispatchOptions, ToolUse } from './dispatch/options.ts';
@@ -147,14 +147,7 @@ export class Dispatcher {
     this.starting = { redis, jobs, logger, coordinatorId: this.coordinatorId, answers: this.answers };
     this.barrierLimits = {
       maxResultBytes: options.maxBatchResultBytes ?? DISPATCHER_DEFAULTS.maxBatchResultBytes,
-      lastLook: (barrier, indexes) => {
-        const entry = pending.get(barrier.uid);
-        if (!entry) return Promise.resolve(new Map());
-        const read = readResults(redis, pending.recordKey(entry), indexes);
-        return settleWithin(read, DISPATCHER_DEFAULTS.lastLookMs).then((found) =>
-          found instanceof Error ? new Map() : found,
-        );
-      },
+      lastLook: lastLookIn(pending, redis),
       onDone: (barrier) => this.answers.onDone(barrier),
     };
   }
@@ -238,6 +231,19 @@ export class Dispatcher {
       answer.resolve(Promise.reject(err)),
     );
     return options.onProgress ? this.progress.flushed(answer.promise) : answer.promise;
+  }
+
+  /** A Chat Completions message's `tool_calls`, answered as `role: "tool"` messages in order (openai/). */
+  dispatchOpenAI(
+    calls: readonly openai.ChatCall[],
+    options?: DispatchOptions,
+  ): Promise<openai.ChatToolBatch> {
+    return openai.dispatchChatToolCalls(this, calls, options);
+  }
+
+  /** A Responses output's `function_call` items, answered as `function_call_output` items in order. */
+  dispatchResponses(items: readonly openai.OutputItem[], options?: DispatchOptions) {
+    return openai.dispatchFunctionCalls(this, items, options);
   }
 
   /**
@@ -373,24 +379,18 @@ export class Dispatcher {
   }
 
   private onReplies(replies: Reply[]): void {
-    for (const { uid, index, result } of replies) this.accept(uid, index, result);
-  }
-
-  private accept(uid: string, index: number, result: CallResult): void {
-    const entry = this.pending.get(uid);
-    if (entry) {
-      entry.barrier.settle(index, result);
-      return;
+    for (const { uid, index, result } of replies) {
+      const entry = this.pending.get(uid);
+      if (entry) entry.barrier.settle(index, result);
+      else this.answers.noteUnwaited(uid, index, result);
     }
-    this.answers.noteUnwaited(uid, index, result);
   }
 
   async close(): Promise<void> {
     this.closing ??= (async () => {
       clearInterval(this.sweepTimer);
       this.catalog.stop();
-      for (const { barrier } of this.pending.values())
-        barrier.cancelPending('the coordinator is shutting down');
+      this.cancelAll('the coordinator is shutting down');
       await this.reader.stop();
       await Promise.all([this.jobs.close(), this.callLog.close(), this.progress.close()]);
       await closeRedis(this.redis);

@@ -37,3 +37,13 @@ export {
 } from './approvals/approval-options.ts';
 export type { BatchResult, CallStats } from './batch-result.ts';
 export { Dispatcher, type DispatcherOptions, type DispatchOptions, type ToolUse } from './dispatcher.ts';
+export type {
+  ChatToolBatch,
+  ChatToolCall,
+  ChatToolMessage,
+  FunctionCallItem,
+  FunctionCallOutputContent,
+  FunctionCallOutputItem,
+  OpenAIBatchStats,
+  ResponsesToolBatch,
+} from './openai/dispatch.ts';

@@ -60,6 +60,41 @@ export const batchResponseSchema = z.object({
     .describe('The decisions on the calls that waited for approval: who, when, why (docs/approvals.md).'),
 });
 
+const batchStatsSchema = batchResponseSchema.shape.stats;
+
+/** POST /v1/tool-batches with `tool_calls`: OpenAI Chat Completions tool messages, in order. */
+export const chatBatchResponseSchema = z.object({
+  batch_id: z.string(),
+  tool_messages: z
+    .array(z.object({ role: z.literal('tool'), tool_call_id: z.string(), content: z.string() }))
+    .describe(
+      'One per tool call, in the order sent: append them after the assistant message. An error (OpenAI tool messages have no error flag) starts `Error:`.',
+    ),
+  stats: batchStatsSchema,
+});
+
+const functionCallOutputContentSchema = z.union([
+  z.object({ type: z.literal('input_text'), text: z.string() }),
+  z.object({ type: z.literal('input_image'), image_url: z.string() }),
+]);
+
+/** POST /v1/tool-batches with `function_calls`: OpenAI Responses function_call_output items, in order. */
+export const responsesBatchResponseSchema = z.object({
+  batch_id: z.string(),
+  function_call_outputs: z
+    .array(
+      z.object({
+        type: z.literal('function_call_output'),
+        call_id: z.string(),
+        output: z.union([z.string(), z.array(functionCallOutputContentSchema)]),
+      }),
+    )
+    .describe(
+      "One per function_call, in the order sent: put them in the next request's `input`. An error starts `Error:`.",
+    ),
+  stats: batchStatsSchema,
+});
+
 export const catalogToolSchema = z.object({
   name: z.string(),
   description: z.string(),

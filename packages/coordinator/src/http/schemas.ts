@@ -8,6 +8,7 @@ import {
   TOOL_SET_NAME_PATTERN,
 } from '@toolq/shared/internal';
 import { z } from 'zod';
+import { chatToolCallSchema, functionCallItemSchema } from '../openai/format.ts';
 
 export const MAX_TOOL_USES_PER_BATCH = 1_000;
 
@@ -38,7 +39,25 @@ export const toolBatchRequestSchema = z
     tool_uses: z
       .array(toolUseBlockSchema)
       .max(MAX_TOOL_USES_PER_BATCH)
-      .refine((uses) => new Set(uses.map((u) => u.id)).size === uses.length, 'ids must be unique'),
+      .refine((xs) => new Set(xs.map((x) => x.id)).size === xs.length, 'ids must be unique')
+      .optional()
+      .describe('The `tool_use` blocks of a Messages API response; answered with `tool_results`.'),
+    tool_calls: z
+      .array(chatToolCallSchema)
+      .max(MAX_TOOL_USES_PER_BATCH)
+      .refine((xs) => new Set(xs.map((x) => x.id)).size === xs.length, 'ids must be unique')
+      .optional()
+      .describe(
+        'The `tool_calls` of an OpenAI Chat Completions message, as returned; answered with `tool_messages`. A call whose `arguments` are not JSON is answered with an error message, the others run.',
+      ),
+    function_calls: z
+      .array(functionCallItemSchema)
+      .max(MAX_TOOL_USES_PER_BATCH)
+      .refine((xs) => new Set(xs.map((x) => x.call_id)).size === xs.length, 'call_ids must be unique')
+      .optional()
+      .describe(
+        'The `function_call` items of an OpenAI Responses output, as returned; answered with `function_call_outputs`.',
+      ),
     timeout_ms: z.number().int().min(1).max(3_600_000).optional(),
     failure_policy: failurePolicySchema.optional(),
     max_retries: z.number().int().min(0).max(20).optional(),
@@ -70,7 +89,17 @@ export const toolBatchRequestSchema = z
           "it is only in the calls' jobs in Redis, removed when they finish.",
       ),
   })
-  .strict();
+  .strict()
+  .refine((r) => [r.tool_uses, r.tool_calls, r.function_calls].filter((x) => x !== undefined).length === 1, {
+    message:
+      'give exactly one of tool_uses (Messages API), tool_calls (Chat Completions) and function_calls (Responses API)',
+    path: ['tool_uses'],
+  })
+  .refine((r) => r.tool_uses !== undefined || r.batch_id === undefined, {
+    message:
+      'batch_id names batches of tool_uses only (GET /v1/tool-batches/{id} answers tool_result blocks)',
+    path: ['batch_id'],
+  });
 
 export type ToolBatchRequest = z.infer<typeof toolBatchRequestSchema>;
 

@@ -9,8 +9,15 @@ import type { z } from 'zod';
 import type { BatchResult, CallStats } from '../batch-result.ts';
 import type { CatalogTool } from '../catalog.ts';
 import type { FleetReport } from '../fleet-report.ts';
+import type { ChatToolBatch, OpenAIBatchStats, ResponsesToolBatch } from '../openai/dispatch.ts';
 import { wireApprovalOutcome } from './approval-wire.ts';
-import type { batchResponseSchema, catalogToolSchema, reportResponseSchema } from './responses.ts';
+import type {
+  batchResponseSchema,
+  catalogToolSchema,
+  chatBatchResponseSchema,
+  reportResponseSchema,
+  responsesBatchResponseSchema,
+} from './responses.ts';
 
 export function wireCallStats(c: CallStats) {
   return {
@@ -38,6 +45,30 @@ export function wireBatch(result: BatchResult): z.input<typeof batchResponseSche
       calls: result.calls.map(wireCallStats),
     },
     ...(result.approvals ? { approvals: result.approvals.map(wireApprovalOutcome) } : {}),
+  };
+}
+
+/** The stats of a batch of OpenAI tool calls, as for tool_use blocks. */
+function wireOpenAIStats(result: OpenAIBatchStats) {
+  return {
+    wall_ms: result.wallMs,
+    slowest_run_ms: result.slowestRunMs,
+    overhead_ms: result.overheadMs,
+    calls: result.calls.map(wireCallStats),
+  };
+}
+
+/** POST /v1/tool-batches with `tool_calls`. */
+export function wireChatBatch(result: ChatToolBatch): z.input<typeof chatBatchResponseSchema> {
+  return { batch_id: result.batchName, tool_messages: result.toolMessages, stats: wireOpenAIStats(result) };
+}
+
+/** POST /v1/tool-batches with `function_calls`. */
+export function wireResponsesBatch(result: ResponsesToolBatch): z.input<typeof responsesBatchResponseSchema> {
+  return {
+    batch_id: result.batchName,
+    function_call_outputs: result.outputs,
+    stats: wireOpenAIStats(result),
   };
 }
 
