@@ -65,7 +65,7 @@ beforeAll(async () => {
   ]);
   dispatcher = new Dispatcher({ redis: cluster.config, coordinatorId, logger: testLogger() });
   await dispatcher.start();
-}, 90_000);
+});
 
 afterAll(async () => {
   await dispatcher?.close();

@@ -83,7 +83,7 @@ beforeAll(async () => {
       TOOLQ_RUN_CONCURRENCY: '1',
     });
   coordinators = await Promise.all([start(), start()]);
-}, 60_000);
+});
 
 afterAll(async () => {
   for (const c of coordinators) c.child.kill('SIGKILL');

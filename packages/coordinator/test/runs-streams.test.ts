@@ -47,7 +47,7 @@ beforeAll(async () => {
     // The big-input test sends a 1.8 MB run, past the 1 MiB default bound on run inputs.
     TOOLQ_MAX_RUN_INPUT_BYTES: String(4 * 1024 * 1024),
   });
-}, 60_000);
+});
 
 afterAll(async () => {
   coordinator?.child.kill('SIGKILL');

@@ -42,7 +42,7 @@ beforeAll(async () => {
   ]);
   dispatcher = new Dispatcher({ redis: sentinel.config, logger: testLogger() });
   await dispatcher.start();
-}, 90_000);
+});
 
 afterAll(async () => {
   await dispatcher?.close();

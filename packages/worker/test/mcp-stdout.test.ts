@@ -29,7 +29,7 @@ beforeAll(async () => {
     async () => (await env.liveTools()).includes('big__big') || undefined,
     30_000,
   );
-}, 60_000);
+});
 
 afterAll(async () => {
   if (worker) await stopChild(worker.child);
