@@ -155,7 +155,7 @@ describe('on a Redis Cluster', () => {
       await Promise.all(coordinators.map((c) => c.exited));
       await model.close();
     }
-  }, 60_000);
+  });
 
   it('readiness is false where a client cannot route: MOVED to a standalone client, true through the cluster client', async () => {
     // The CLI pointed at one cluster node with REDIS_URL (the misconfiguration of issue 12):

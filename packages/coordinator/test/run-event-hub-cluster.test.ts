@@ -81,5 +81,5 @@ describe('RunEventHub on a Redis Cluster', () => {
     } finally {
       await hub.close();
     }
-  }, 60_000);
+  });
 });

@@ -90,7 +90,7 @@ describe('RunEventHub', () => {
     } finally {
       await hub.close();
     }
-  }, 60_000);
+  });
 
   it('a Last-Event-ID past the end of the log moves no other stream of the run, nor makes it spin', async () => {
     const hub = new RunEventHub(redis, store, { maxStreamsPerApp: 10 });
@@ -114,7 +114,7 @@ describe('RunEventHub', () => {
     } finally {
       await hub.close();
     }
-  }, 30_000);
+  });
 
   it('wakes the blocked reader when a run joins: its live events come at once, not after the read times out', async () => {
     // Reads that block a minute: an event that waited for the read to time out comes 60 s late,

@@ -169,5 +169,5 @@ describe('behind Redis Sentinel', () => {
     for (const kind of Object.keys(report.errorKinds))
       expect(kind).toMatch(/^Error: the call was lost by Redis/);
     expect(report.isErrorCalls).toBeLessThanOrEqual(8);
-  }, 60_000);
+  });
 });

@@ -110,7 +110,7 @@ describe('TLS with a private CA: a TLS-only redis-server with requirepass', () =
     server = await startRedisServer({ tls, password: PASSWORD });
     workers = await startWorkers(server.env, { metrics: true });
     workerOutput = collectOutput(workers[0]?.child as ChildProcess);
-  }, 60_000);
+  });
   afterAll(async () => {
     await Promise.all(workers.map((w) => w.stop('SIGKILL')));
     await server?.stop();
@@ -198,7 +198,7 @@ describe('Sentinel with passwords: data nodes requirepass A, sentinels requirepa
   beforeAll(async () => {
     sentinel = await startRedisSentinel({ password: PASSWORD, sentinelPassword: SENTINEL_PASSWORD });
     workers = await startWorkers(sentinel.env);
-  }, 60_000);
+  });
   afterAll(async () => {
     await Promise.all(workers.map((w) => w.stop('SIGKILL')));
     await sentinel?.stop();
@@ -270,7 +270,7 @@ describe('Sentinel over TLS with passwords: every node and sentinel TLS-only', (
   beforeAll(async () => {
     sentinel = await startRedisSentinel({ password: PASSWORD, sentinelPassword: SENTINEL_PASSWORD, tls });
     workers = await startWorkers(sentinel.env);
-  }, 60_000);
+  });
   afterAll(async () => {
     await Promise.all(workers.map((w) => w.stop('SIGKILL')));
     await sentinel?.stop();
