@@ -138,7 +138,7 @@ describe('the happy path', () => {
 
     const tools = await client.listTools();
     expect(tools.map((t) => t.name)).toEqual(expect.arrayContaining(['diag_echo', 'diag_sleep']));
-    expect(tools.find((t) => t.name === 'diag_echo')?.liveWorkers).toBeGreaterThan(0);
+    expect(tools.find((t) => t.name === 'diag_echo')?.live_workers).toBeGreaterThan(0);
 
     const report = await client.getReport();
     expect(report.calls).toBeGreaterThan(0);
@@ -229,10 +229,13 @@ describe('retries', () => {
     });
     // The worker re-registers on its next heartbeat; later tests need it.
     await expect
-      .poll(async () => (await client.listTools()).some((t) => t.name === 'diag_echo' && t.liveWorkers > 0), {
-        timeout: 30_000,
-        interval: 250,
-      })
+      .poll(
+        async () => (await client.listTools()).some((t) => t.name === 'diag_echo' && t.live_workers > 0),
+        {
+          timeout: 30_000,
+          interval: 250,
+        },
+      )
       .toBe(true);
   });
 
