@@ -41,11 +41,11 @@ export interface LoadReport {
 
 export interface SteadyLoad {
   /**
-   * Waits until the `n` latest batches started after `since` were all answered ok: the fleet has
-   * healed. What a test waits for after a fault instead of a fixed few seconds, which a loaded
-   * machine may not heal in.
+   * Waits until `n` batches started from now on were answered, the latest `n` of them all ok: the
+   * fleet has healed. What a test waits for once a fault is over (the promotion, the demotion)
+   * instead of a fixed few seconds, which a loaded machine may not heal in.
    */
-  healed(since: number, n?: number): Promise<void>;
+  healed(n?: number): Promise<void>;
   stop(): Promise<LoadReport>;
 }
 
@@ -100,7 +100,8 @@ export function startSteadyLoad(
     });
   }, 250);
   return {
-    async healed(since, n = 10) {
+    async healed(n = 10) {
+      const since = Date.now();
       await waitFor(
         `${n} batches in a row to succeed after the fault`,
         () => {

@@ -213,7 +213,7 @@ describe('on a Redis Cluster', () => {
     );
     const switchedMs = Date.now() - faultAt;
     await cluster.waitHealthy();
-    await load.healed(faultAt);
+    await load.healed();
     const report = await load.stop();
     console.info(
       `${summariseLoad('cluster, graceful CLUSTER FAILOVER', report, faultAt)}; roles switched in ${switchedMs} ms`,
@@ -257,7 +257,7 @@ describe('on a Redis Cluster', () => {
       const promotedMs = Date.now() - faultAt;
       await cluster.waitHealthy();
       // Healing is measured, not assumed: keep the load on until batches succeed again.
-      await load.healed(faultAt);
+      await load.healed();
       const report = await load.stop();
       const heal = healingMs(report, faultAt);
       console.info(

@@ -84,7 +84,7 @@ async function underLoad(
   }
   // Healing is measured, not assumed: the load goes on until batches succeed again (not a fixed
   // 3 s, which a loaded machine did not always heal in).
-  await load.healed(faultAt);
+  await load.healed();
   const report = await load.stop();
   const demoted = demotedMs === undefined ? '' : `, old master demoted after ${demotedMs} ms`;
   console.info(`${summariseLoad(label, report, faultAt)}; new master named after ${promotedMs} ms${demoted}`);
