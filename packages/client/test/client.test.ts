@@ -273,7 +273,7 @@ describe('retries', () => {
       const url = await waitFor(
         'the coordinator to listen',
         () => /"event":"listening","url":"([^"]+)"/.exec(starting.output())?.[1],
-        50_000,
+        100_000,
       );
       const retries: RetryEvent[] = [];
       const c = new ToolqClient({
