@@ -43,10 +43,10 @@ describe('a server that logs JSON to stdout', () => {
     await waitFor(
       'the noisy server to be connected',
       async () => (await env.liveTools()).includes('noisy__slow') || undefined,
-      15_000,
+      60_000,
     );
     for (const ms of [1, 2, 3]) {
-      const result = await env.call([use(`toolu_${ms}`, 'noisy__slow', { ms })], { timeoutMs: 5_000 });
+      const result = await env.call([use(`toolu_${ms}`, 'noisy__slow', { ms })], { timeoutMs: 30_000 });
       expect(result.toolResults[0]).toEqual({
         type: 'tool_result',
         tool_use_id: `toolu_${ms}`,
