@@ -185,13 +185,6 @@ async function finished(store: RunStore, app: string, runId: string): Promise<vo
 class FencedWriter {
   private chain: Promise<unknown> = Promise.resolve();
   failure: ToolqError | undefined;
-  /**
-   * A `turn_finished` goes with the next write, which for a response with calls is its checkpoint
-   * (saved in the same tick). Sent alone it could land and its checkpoint be refused, a claim
-   * between the two (chaos: Redis paused as the turn ended): the log said the turn was saved,
-   * and the next owner, resuming from the checkpoint before, asked the model for it again.
-   */
-  private held: RunEventInput[] = [];
 
   constructor(
     private readonly store: RunStore,
@@ -219,10 +212,6 @@ class FencedWriter {
   }
 
   write(change: Parameters<RunStore['write']>[2]): Promise<void> {
-    if (this.held.length > 0) {
-      change = { ...change, events: [...this.held, ...change.events] };
-      this.held = [];
-    }
     const next = this.chain.then(async () => {
       if (this.failure) throw this.failure;
       try {
@@ -239,10 +228,6 @@ class FencedWriter {
   }
 
   send(event: RunEventInput): void {
-    if (event.type === 'turn_finished') {
-      this.held.push(event);
-      return;
-    }
     this.write({ events: [event] }).catch((err: Error) => {
       if (!this.failure)
         this.logger.warn({ err: err.message, event: event.type }, 'could not log a run event');
