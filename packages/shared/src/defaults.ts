@@ -1,7 +1,7 @@
 /**
  * Every default toolq has, in one place: the environment (config.ts), the worker's options and the
- * coordinator's (Dispatcher, HTTP server) all take theirs from here, so the README's configuration
- * table, `--help` and the code cannot disagree.
+ * coordinator's (Dispatcher, HTTP server) all take theirs from here, so docs/configuration.md (generated
+ * from config.ts), `--help` and the code cannot disagree.
  */
 export const DEFAULTS = {
   redisUrl: 'redis://127.0.0.1:6379',
