@@ -27,7 +27,7 @@ beforeAll(async () => {
   await waitFor(
     'the big server to be connected',
     async () => (await env.liveTools()).includes('big__big') || undefined,
-    30_000,
+    100_000, // a spawned worker's start-up, as long as a ready line may take
   );
 });
 
