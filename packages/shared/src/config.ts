@@ -10,6 +10,8 @@ import { processId } from './ids.ts';
 import { KEY_PART_PATTERN } from './keys.ts';
 import type { RedisAddress, RedisConnectionConfig } from './redis.ts';
 import { describeZodIssues } from './result-encoding.ts';
+import { parseApiTokens, parseNamedTokens } from './tokens.ts';
+import { parseToolSets } from './tool-sets.ts';
 
 const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const keyPart = z.string().regex(KEY_PART_PATTERN, 'use letters, digits, _ . - (at most 100)');
@@ -132,6 +134,10 @@ const envSchema = z.object({
   /** How long an answered batch stays collectable (GET /v1/tool-batches/{id}, collect()). Costs the results'
    * size plus about 650 bytes a call (1,000 batches of 5 small calls held 3.26 MB). */
   TOOLQ_BATCH_RETENTION_MS: intFrom(1, 24 * 3600_000).default(DEFAULTS.batchRetentionMs),
+  /** How long each queue keeps completed jobs for the admin page's recent history (0: removed at once). */
+  TOOLQ_JOB_HISTORY_MS: intFrom(0, 24 * 3600_000).default(DEFAULTS.jobHistoryMs),
+  /** At most this many completed jobs kept per queue (failed jobs stay an hour, at most 1,000 a queue). */
+  TOOLQ_JOB_HISTORY_COUNT: intFrom(0, 100_000).default(DEFAULTS.jobHistoryCount),
   /** Most result content one batch answers with; results past it become is_error saying so. */
   TOOLQ_MAX_BATCH_RESULT_BYTES: intFrom(1, 1_000_000_000).default(DEFAULTS.maxBatchResultBytes),
   /** How long a client may take to send a request's headers and body (408 beyond). */
@@ -150,6 +156,8 @@ const envSchema = z.object({
    * ANTHROPIC_API_KEY beside it (a placeholder if the gateway wants none): alone, runs answer 503 NO_MODEL.
    * @default the SDK's (`https://api.anthropic.com`) */
   ANTHROPIC_BASE_URL: z.url().optional(),
+  /** Named tool sets a durable run asks for by `tool_set`: `name:tool,tool; name:tool` (docs/tool-sets.md). */
+  TOOLQ_TOOL_SETS: z.string().min(1).optional(),
   /** `true`: retries, removals and cleaning on /admin/queues; otherwise each write there is 403 READ_ONLY. */
   TOOLQ_ADMIN_WRITE: z.enum(['true', 'false']).default('false'),
   /** OTLP/HTTP collector (http://otel-collector:4318): traces are exported only when set. @default unset: no
@@ -192,12 +200,16 @@ export interface ToolqConfig {
   bodyLimitBytes: number;
   shutdownTimeoutMs: number;
   batchRetentionMs: number;
+  jobHistoryMs: number;
+  jobHistoryCount: number;
   maxBatchResultBytes: number;
   requestTimeoutMs: number;
   logLevel: ToolqEnv['TOOLQ_LOG_LEVEL'];
   model: string | undefined;
   anthropicApiKey: string | undefined;
   anthropicBaseUrl: string | undefined;
+  /** Tool set name → its tool names, from TOOLQ_TOOL_SETS (empty when unset). */
+  toolSets: Map<string, readonly string[]>;
   adminWrite: boolean;
   otlpEndpoint: string | undefined;
 }
@@ -250,12 +262,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolqConfig {
     bodyLimitBytes: e.TOOLQ_BODY_LIMIT_BYTES,
     shutdownTimeoutMs: e.TOOLQ_SHUTDOWN_TIMEOUT_MS,
     batchRetentionMs: e.TOOLQ_BATCH_RETENTION_MS,
+    jobHistoryMs: e.TOOLQ_JOB_HISTORY_MS,
+    jobHistoryCount: e.TOOLQ_JOB_HISTORY_COUNT,
     maxBatchResultBytes: e.TOOLQ_MAX_BATCH_RESULT_BYTES,
     requestTimeoutMs: e.TOOLQ_REQUEST_TIMEOUT_MS,
     logLevel: e.TOOLQ_LOG_LEVEL,
     model: e.TOOLQ_MODEL,
     anthropicApiKey: e.ANTHROPIC_API_KEY,
     anthropicBaseUrl: e.ANTHROPIC_BASE_URL,
+    toolSets: parseToolSets(e.TOOLQ_TOOL_SETS, (why) => {
+      throw new ToolqError('CONFIG_INVALID', `invalid environment: TOOLQ_TOOL_SETS: ${why}`);
+    }),
     adminWrite: e.TOOLQ_ADMIN_WRITE === 'true',
     otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
   };
@@ -337,59 +354,4 @@ function readCaFile(path: string): string {
 
 export function defaultCoordinatorId(): string {
   return processId();
-}
-
-const TOKEN_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
-
-/**
- * `name:token,...`. Messages name the entry by position and app, never the token: configuration
- * errors end up in logs. The single TOOLQ_API_TOKEN is the app `default`, so no entry may take it.
- */
-export function parseApiTokens(raw: string | undefined, single?: string): Map<string, string> {
-  return parseNamedTokens(raw, {
-    variable: 'TOOLQ_API_TOKENS',
-    what: 'app',
-    taken: single === undefined ? [] : [single],
-    takenBy: 'another app',
-    reserved: single === undefined ? undefined : { name: 'default', why: 'is the app of TOOLQ_API_TOKEN' },
-  });
-}
-
-/** `name:token,...` of `variable`; no token may be one of `taken` or repeat. Never prints a token. */
-function parseNamedTokens(
-  raw: string | undefined,
-  options: {
-    variable: string;
-    /** What a name names, in messages: `app`, `operator`. */
-    what: string;
-    taken: readonly string[];
-    /** Who holds the `taken` tokens, in messages. */
-    takenBy: string;
-    reserved?: { name: string; why: string } | undefined;
-  },
-): Map<string, string> {
-  const tokens = new Map<string, string>();
-  if (raw === undefined) return tokens;
-  const { what } = options;
-  const fail = (why: string) => {
-    throw new ToolqError('CONFIG_INVALID', `invalid environment: ${options.variable}: ${why}`);
-  };
-  const taken = new Set(options.taken);
-  const seen = new Set<string>();
-  raw.split(',').forEach((entry, i) => {
-    const at = entry.indexOf(':');
-    const name = entry.slice(0, Math.max(0, at)).trim();
-    const token = entry.slice(at + 1).trim();
-    if (at < 0) fail(`entry ${i + 1} is not name:token`);
-    if (!TOKEN_NAME.test(name)) fail(`entry ${i + 1}: the ${what} name must be 1-64 letters, digits, _ . -`);
-    if (name === options.reserved?.name)
-      fail(`entry ${i + 1}: "${name}" ${options.reserved.why}; use another name`);
-    if (tokens.has(name)) fail(`entry ${i + 1}: ${what} ${name} is named twice`);
-    if (token.length < 16) fail(`entry ${i + 1} (${what} ${name}): the token must be at least 16 characters`);
-    if (seen.has(token)) fail(`entry ${i + 1} (${what} ${name}): the token is used by another ${what}`);
-    if (taken.has(token)) fail(`entry ${i + 1} (${what} ${name}): the token is used by ${options.takenBy}`);
-    seen.add(token);
-    tokens.set(name, token);
-  });
-  return tokens;
 }

@@ -27,6 +27,13 @@ export const DEFAULTS = {
   maxResultBytes: 1_000_000,
   /** Most result content one batch answers with (the Messages API takes at most 32 MB a request). */
   maxBatchResultBytes: 16 * 1024 * 1024,
+  /**
+   * How long each queue keeps its completed jobs, for the queue admin page's recent history, and
+   * how many at most per queue: the count bounds the memory whatever the traffic (see
+   * docs/tool-sets.md, "Queue admin page", for the bytes a kept job costs). Failed jobs stay an hour.
+   */
+  jobHistoryMs: 300_000,
+  jobHistoryCount: 1_000,
   /** How long an answered batch stays collectable. */
   batchRetentionMs: 60_000,
   bodyLimitBytes: 10 * 1024 * 1024,

@@ -30,6 +30,7 @@ import {
 import { DelayedError, type Job, UnrecoverableError, WaitingError } from 'bullmq';
 import { traceCall } from './call-tracing.ts';
 import type { RunningCalls } from './cancel-listener.ts';
+import { trimForHistory } from './job-history.ts';
 import { runCall } from './run-call.ts';
 import type { ServedTools } from './served-tools.ts';
 import { WORKER_DEFAULTS } from './worker-options.ts';
@@ -190,6 +191,7 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
       await job.moveToDelayed(Date.now() + WORKER_DEFAULTS.notServedDelayMs, token);
       throw new DelayedError();
     }
+    await trimForHistory(job, logger);
     return settlement.value;
   };
 
