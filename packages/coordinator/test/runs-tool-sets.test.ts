@@ -53,7 +53,7 @@ beforeAll(async () => {
     () => /"event":"ready","url":"([^"]+)"/.exec(coordinator.output())?.[1],
   );
   await waitFor('the worker', () => worker.output().includes('"event":"ready"'));
-}, 60_000);
+});
 
 afterAll(async () => {
   await Promise.all(
