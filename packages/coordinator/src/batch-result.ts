@@ -2,6 +2,7 @@
 import { type McpToolResult, outcomeSchema, type ToolResultBlock, toToolResultBlock } from '@toolq/shared';
 import type { CoordinatorMetrics } from '@toolq/shared/internal';
 import { z } from 'zod';
+import type { ApprovalOutcome } from './approvals/approval-options.ts';
 import type { SettledCall } from './barrier.ts';
 
 /** What happened to one call (the HTTP API writes it in snake_case: http/wire.ts). */
@@ -44,6 +45,8 @@ export interface BatchResult {
   slowestRunMs: number;
   /** wallMs − slowestRunMs: what the queue, the network and the barrier cost. */
   overheadMs: number;
+  /** The decisions on the calls that waited for approval (approvals/): who, when, why. */
+  approvals?: ApprovalOutcome[];
 }
 
 export function summarise(input: {

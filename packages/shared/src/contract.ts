@@ -4,6 +4,7 @@
  * change an old reader could misread.
  */
 import { z } from 'zod';
+import { approvalSettingSchema } from './approval-rule.ts';
 import { mcpToolResultSchema, toolAnnotationsSchema } from './mcp-content.ts';
 import { TOOL_NAME_PATTERN } from './tool.ts';
 import { TRACEPARENT_PATTERN } from './tracing.ts';
@@ -185,6 +186,8 @@ export const toolSpecSchema = z.object({
   rateLimit: z.object({ max: z.number().int().min(1), perMs: z.number().int().min(1) }).optional(),
   /** MCP tool annotations (hints for MCP clients: read-only, destructive, …); v2 on. */
   annotations: toolAnnotationsSchema.optional(),
+  /** Which calls wait for a person's approval (approval-rule.ts); absent: none. */
+  approval: approvalSettingSchema.optional(),
 });
 export type ToolSpec = z.infer<typeof toolSpecSchema>;
 

@@ -4,6 +4,7 @@
  * to each other through Redis (keys, result store, catalog, metrics, …) is `@toolq/shared/internal`:
  * no semver promise, so it can change with them.
  */
+export type { ApprovalCondition, ApprovalRule, ApprovalSetting } from './approval-rule.ts';
 export { loadConfig, type ToolqConfig } from './config.ts';
 export {
   type CallResult,

@@ -4,6 +4,8 @@
  * hooks, defaults). Only toolq's own packages import it; it changes with them, without notice. The
  * API for users is the root entry, `@toolq/shared` (index.ts).
  */
+
+export { approvalSettingSchema, needsApproval } from './approval-rule.ts';
 export { claimBatchName, expireBatchName, readBatchOwner } from './batch-names.ts';
 export {
   CALL_LOG_RETENTION_MS,
@@ -49,6 +51,7 @@ export {
 export { isRateLimitedError } from './flow/rate-limited-error.ts';
 export { flowRoute, toolOfRoute } from './flow/route.ts';
 export { processId, randomHex } from './ids.ts';
+export { parseJsonAs } from './json.ts';
 export { assertKeyPart, createKeys, KEY_PART_PATTERN, type Keys } from './keys.ts';
 export { laneOf } from './lanes.ts';
 export { mcpErrorText, mcpToToolResultContent } from './mcp-mapping.ts';
@@ -87,6 +90,7 @@ export {
   isCallStillWanted,
   markAnswered,
   parseCallResult,
+  type ResultTarget,
   readBatchMeta,
   readResults,
   rewriteBatchMeta,

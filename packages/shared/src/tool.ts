@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { type ApprovalSetting, approvalSettingSchema } from './approval-rule.ts';
 import { ToolqError } from './errors.ts';
 import { checkDeclaredLimits, type RateLimit } from './flow/limits.ts';
 import { type ToolAnnotations, toolAnnotationsSchema } from './mcp-content.ts';
@@ -69,6 +70,12 @@ export interface ToolDefinition<Input = unknown, Output = unknown> {
   rateLimit?: RateLimit;
   /** MCP tool annotations, listed to MCP clients of the coordinator (`/mcp`): hints, not guarantees. */
   annotations?: ToolAnnotations;
+  /**
+   * Whether a person must approve a call before it runs: `'always'`, `'never'` (the default), or
+   * a rule on the input (`{ when: [{ field: 'amount', above: 100 }] }`), which the coordinator
+   * evaluates when it plans the batch (see docs/approvals.md).
+   */
+  approval?: ApprovalSetting;
   run: (input: Input, ctx: ToolRunContext) => Promise<Output> | Output;
 }
 
@@ -106,6 +113,15 @@ export function defineTool<Input, Output>(def: ToolDefinition<Input, Output>): T
       'TOOL_DEFINITION_INVALID',
       `${where}: annotations must be MCP tool annotations (title: string; readOnlyHint, destructiveHint, idempotentHint, openWorldHint: booleans)`,
     );
+  }
+  if (def.approval !== undefined) {
+    const parsed = approvalSettingSchema.safeParse(def.approval);
+    if (!parsed.success) {
+      throw new ToolqError(
+        'TOOL_DEFINITION_INVALID',
+        `${where}: approval must be 'always', 'never' or { when: [{ field, above | equals | in }] }: ${parsed.error.issues[0]?.message}`,
+      );
+    }
   }
   inputJsonSchema(def); // throws here, not at first use, if the schema cannot become JSON Schema
   return def;

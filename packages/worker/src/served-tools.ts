@@ -89,5 +89,6 @@ export function specOf(tool: AnyTool, defaultTimeoutMs: number): ToolSpec {
       ? { rateLimit: { max: tool.rateLimit.max, perMs: tool.rateLimit.perMs } }
       : {}),
     ...(tool.annotations ? { annotations: tool.annotations } : {}),
+    ...(tool.approval !== undefined && tool.approval !== 'never' ? { approval: tool.approval } : {}),
   };
 }

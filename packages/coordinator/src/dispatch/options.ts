@@ -19,6 +19,7 @@ import {
   type Registry,
 } from '@toolq/shared/internal';
 import { z } from 'zod';
+import { type ApprovalOptions, approvalOptionsSchema } from '../approvals/approval-options.ts';
 import type { ProgressUpdate } from './progress-listener.ts';
 
 /**
@@ -70,6 +71,11 @@ export interface DispatchOptions {
    * a second per call at most. Reports may be lost (pub/sub): the result is what counts.
    */
   onProgress?: (update: ProgressUpdate) => void;
+  /**
+   * Calls that wait for a person's approval before they run (docs/approvals.md): tools to hold
+   * this time besides those whose definition asks for it, the expiry, a handler for embedded use.
+   */
+  approval?: ApprovalOptions;
 }
 
 export interface DispatcherOptions {
@@ -232,6 +238,7 @@ const dispatchOptionsSchema = z.strictObject({
   app: optionRules.text.optional(),
   context: callerContextSchema.optional(),
   onProgress: rule<(update: ProgressUpdate) => void>((v) => typeof v === 'function', 'a function').optional(),
+  approval: approvalOptionsSchema.optional(),
 } satisfies Record<keyof DispatchOptions, z.ZodType>);
 
 /**

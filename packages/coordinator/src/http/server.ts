@@ -7,6 +7,7 @@ import type { ServerResponse } from 'node:http';
 import { type Logger, ToolqError } from '@toolq/shared';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import secureJson from 'secure-json-parse';
+import { registerApprovalPage } from '../approvals/approval-page.ts';
 import type { Dispatcher } from '../dispatcher.ts';
 import { registerMcp } from '../mcp-server/endpoint.ts';
 import type { McpService } from '../mcp-server/service.ts';
@@ -143,6 +144,7 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
   registerRoutes(app, API_ROUTES, context);
   registerAdmin(app, { dispatcher, write: options.adminWrite ?? false });
   if (options.mcp) registerMcp(app, options.mcp);
+  registerApprovalPage(app);
 
   return app;
 }

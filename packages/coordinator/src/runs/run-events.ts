@@ -19,6 +19,10 @@ export const RUN_EVENT_TYPES = [
   'tool_progress',
   'server_tool',
   'max_tokens_retry',
+  // Written by the approvals (approvals/approvals.ts), from whichever coordinator requested, decided or expired it.
+  'approval_requested',
+  'approval_decided',
+  'approval_expired',
   'done',
   'failed',
   'cancelled',
