@@ -109,12 +109,16 @@ export function watchAdmissions(redisUrl: string, startsKey: string): { stop(): 
   const client = new Redis(redisUrl);
   const seen = new Map<string, number>();
   let running = true;
+  const read = async () => {
+    const flat = await client.zrange(startsKey, '0', '-1', 'WITHSCORES');
+    for (let i = 0; i + 1 < flat.length; i += 2) seen.set(flat[i] as string, Number(flat[i + 1]));
+  };
   const loop = (async () => {
     while (running) {
-      const flat = await client.zrange(startsKey, '0', '-1', 'WITHSCORES');
-      for (let i = 0; i + 1 < flat.length; i += 2) seen.set(flat[i] as string, Number(flat[i + 1]));
+      await read();
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
+    await read(); // the last starts, admitted while the loop slept
   })();
   return {
     stop: async () => {
