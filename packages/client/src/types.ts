@@ -15,7 +15,7 @@ export interface ToolUseLike {
 }
 
 export type FailurePolicy = 'continue' | 'abort' | 'retry';
-export type Outcome = 'ok' | 'error' | 'timeout' | 'invalid_input' | 'unknown_tool' | 'cancelled';
+export type Outcome = 'ok' | 'error' | 'timeout' | 'invalid_input' | 'unknown_tool' | 'cancelled' | 'unknown';
 
 // Shaped as the SDK's TextBlockParam and ImageBlockParam, so that tool_results go into
 // `messages` without a cast.

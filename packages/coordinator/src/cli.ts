@@ -64,6 +64,7 @@ async function main(): Promise<void> {
     prefix: config.prefix,
     coordinatorId: config.coordinatorId,
     batchRetentionMs: config.batchRetentionMs,
+    deadWorkerAfterMs: config.deadWorkerAfterMs,
     maxBatchResultBytes: config.maxBatchResultBytes,
     logger,
   });

@@ -31,6 +31,7 @@ import { Barrier, type BarrierLimits } from './barrier.ts';
 import type { BatchResult } from './batch-result.ts';
 import { startBatchTrace } from './batch-tracing.ts';
 import { Catalog } from './catalog.ts';
+import { DeadWorkerSweep, deadWorkerSettings } from './delivery/dead-workers.ts';
 import { BatchAnswers } from './dispatch/answer.ts';
 import { planBatch, planJobs } from './dispatch/batch-plan.ts';
 import { Rerunnable } from './dispatch/lost-calls.ts';
@@ -126,17 +127,10 @@ export class Dispatcher {
     const { batchRetentionMs, sweepIntervalMs } = this.settings;
     const pending = new PendingBatches(keys, this.coordinatorId);
     this.pending = pending;
-    this.answers = new BatchAnswers({
-      redis,
-      keys,
-      jobs,
-      pending,
-      metrics,
-      callLog,
-      logger,
-      batchRetentionMs,
-    });
-    this.sweep = new RecoverySweep({ redis, jobs, catalog, metrics, logger, pending, sweepIntervalMs });
+    const core = { redis, keys, jobs, metrics, logger };
+    this.answers = new BatchAnswers({ ...core, pending, callLog, batchRetentionMs });
+    const deadWorkers = new DeadWorkerSweep({ ...core, ...deadWorkerSettings(this.coordinatorId, options) });
+    this.sweep = new RecoverySweep({ ...core, catalog, pending, sweepIntervalMs, deadWorkers });
     this.starting = { redis, jobs, logger, coordinatorId: this.coordinatorId, answers: this.answers };
     this.barrierLimits = {
       maxResultBytes: options.maxBatchResultBytes ?? DISPATCHER_DEFAULTS.maxBatchResultBytes,

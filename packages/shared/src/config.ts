@@ -125,6 +125,11 @@ const envSchema = z.object({
    * GET /v1/tool-batches/:id and collect()). Costs the results' size plus about 650 bytes a call.
    */
   TOOLQ_BATCH_RETENTION_MS: intFrom(1, 24 * 3600_000).default(DEFAULTS.batchRetentionMs),
+  /**
+   * A worker whose heartbeat (every 2 s) is older than this is taken for dead: its started
+   * at-most-once calls are answered "outcome unknown", its other calls run again (docs/delivery.md).
+   */
+  TOOLQ_DEAD_WORKER_AFTER_MS: intFrom(2_500, 3600_000).default(DEFAULTS.deadWorkerAfterMs),
   /** Most bytes of result content one batch answers with; results past it become errors. */
   TOOLQ_MAX_BATCH_RESULT_BYTES: intFrom(1, 1_000_000_000).default(DEFAULTS.maxBatchResultBytes),
   /** How long a client may take to send a request's headers and body. */
@@ -176,6 +181,7 @@ export interface ToolqConfig {
   bodyLimitBytes: number;
   shutdownTimeoutMs: number;
   batchRetentionMs: number;
+  deadWorkerAfterMs: number;
   maxBatchResultBytes: number;
   requestTimeoutMs: number;
   logLevel: ToolqEnv['TOOLQ_LOG_LEVEL'];
@@ -234,6 +240,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolqConfig {
     bodyLimitBytes: e.TOOLQ_BODY_LIMIT_BYTES,
     shutdownTimeoutMs: e.TOOLQ_SHUTDOWN_TIMEOUT_MS,
     batchRetentionMs: e.TOOLQ_BATCH_RETENTION_MS,
+    deadWorkerAfterMs: e.TOOLQ_DEAD_WORKER_AFTER_MS,
     maxBatchResultBytes: e.TOOLQ_MAX_BATCH_RESULT_BYTES,
     requestTimeoutMs: e.TOOLQ_REQUEST_TIMEOUT_MS,
     logLevel: e.TOOLQ_LOG_LEVEL,

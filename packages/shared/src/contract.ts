@@ -12,7 +12,19 @@ export const CONTRACT_VERSION = 1;
 export const failurePolicySchema = z.enum(['continue', 'abort', 'retry']);
 export type FailurePolicy = z.infer<typeof failurePolicySchema>;
 
-export const outcomeSchema = z.enum(['ok', 'error', 'timeout', 'invalid_input', 'unknown_tool', 'cancelled']);
+/**
+ * `unknown`: an at-most-once call was interrupted after it started (its worker died, or it was
+ * delivered again): it may or may not have taken effect (docs/delivery.md).
+ */
+export const outcomeSchema = z.enum([
+  'ok',
+  'error',
+  'timeout',
+  'invalid_input',
+  'unknown_tool',
+  'cancelled',
+  'unknown',
+]);
 export type Outcome = z.infer<typeof outcomeSchema>;
 
 /** Most bytes of a batch's caller context, as JSON: it travels in every call's job. */
@@ -55,6 +67,11 @@ export const jobDataSchema = z.object({
   /** With `failurePolicy: 'retry'`, at most this many re-runs of a tool that declares `retry`. */
   maxRetries: z.number().int().min(0).max(20).optional(),
   enqueuedAt: z.number().int().positive(),
+  /**
+   * The call's idempotency key (ToolRunContext.idempotencyKey), the same for every run of it.
+   * Absent from plain producers and older coordinators: the worker then derives one from the job.
+   */
+  idempotencyKey: z.string().min(1).max(200).optional(),
   /** The app the batch belongs to (the HTTP token's); absent from plain producers: `default`. */
   app: z.string().max(100).optional(),
   context: callerContextSchema.optional(),
@@ -152,6 +169,8 @@ export const toolSpecSchema = z.object({
   input_schema: z.record(z.string(), z.unknown()),
   timeoutMs: z.number().positive(),
   retry: z.object({ attempts: z.number().int().min(1), backoffMs: z.number().min(0) }).optional(),
+  /** Absent from older workers: `at-least-once`. */
+  delivery: z.enum(['at-least-once', 'at-most-once']).optional(),
 });
 export type ToolSpec = z.infer<typeof toolSpecSchema>;
 

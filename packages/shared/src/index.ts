@@ -29,6 +29,8 @@ export { createLogger, type Logger } from './logger.ts';
 export type { RedisConnectionConfig } from './redis.ts';
 export {
   type AnyTool,
+  type CachePolicy,
+  type Delivery,
   defineTool,
   type RetryPolicy,
   type ToolDefinition,

@@ -25,6 +25,17 @@ export {
   type WorkerInfo,
 } from './contract.ts';
 export { DEFAULTS } from './defaults.ts';
+export {
+  claimStart,
+  forgetRunningJob,
+  idempotencyKeyFor,
+  idempotencyKeyOf,
+  interruptedResult,
+  readRunningJobs,
+  recordRunningJob,
+  startedBy,
+  startMarkerTtlMs,
+} from './delivery.ts';
 export { coerceError, describeStartupError, listenError } from './errors.ts';
 export { processId, randomHex } from './ids.ts';
 export { assertKeyPart, createKeys, KEY_PART_PATTERN, type Keys } from './keys.ts';

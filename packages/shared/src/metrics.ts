@@ -114,16 +114,29 @@ export const METRICS = {
     help: 'Jobs not run because their batch was already answered, their deadline passed or they were delivered twice',
     component: 'worker',
   },
+  toolq_cache_calls_total: {
+    type: 'counter',
+    labels: ['tool', 'result'],
+    help: 'Calls of tools with a cache: hit (a stored result), miss (ran), coalesced (waited for an identical call running)',
+    component: 'worker',
+  },
+  toolq_interrupted_calls_total: {
+    type: 'counter',
+    labels: ['pool', 'action'],
+    help: 'Calls of workers found dead (heartbeat stopped): rerun (at-least-once) or answered outcome unknown (at-most-once, started)',
+    component: 'coordinator',
+  },
 } as const satisfies Record<string, MetricDefinition>;
 
 export type MetricName = keyof typeof METRICS;
 
 /** Closed label value sets: a dashboard or alert matching another value is a bug. */
 export const METRIC_LABEL_VALUES: Readonly<Record<string, readonly string[]>> = {
-  outcome: ['ok', 'error', 'timeout', 'invalid_input', 'unknown_tool', 'cancelled'],
+  outcome: ['ok', 'error', 'timeout', 'invalid_input', 'unknown_tool', 'cancelled', 'unknown'],
   state: ['waiting', 'active', 'delayed', 'failed'],
   reason: ['already_answered', 'deadline_passed', 'duplicate_delivery'],
-  action: ['rerun', 'error'],
+  action: ['rerun', 'error', 'unknown'],
+  result: ['hit', 'miss', 'coalesced'],
 };
 
 /** Process metrics (prom-client's defaults) carry this prefix; they are not part of the table. */
@@ -169,6 +182,7 @@ export function createWorkerMetrics(registry: Registry) {
     duration: histogram(registry, 'toolq_tool_duration_seconds'),
     queueWait: histogram(registry, 'toolq_tool_queue_wait_seconds'),
     skipped: counter(registry, 'toolq_worker_skipped_jobs_total'),
+    cache: counter(registry, 'toolq_cache_calls_total'),
   };
 }
 export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;
@@ -185,6 +199,7 @@ export function createCoordinatorMetrics(registry: Registry) {
     workers: gauge(registry, 'toolq_workers'),
     waitsForWorkers: gauge(registry, 'toolq_pool_waits_for_workers'),
     modelTokens: counter(registry, 'toolq_model_tokens_total'),
+    interrupted: counter(registry, 'toolq_interrupted_calls_total'),
   };
 }
 export type CoordinatorMetrics = ReturnType<typeof createCoordinatorMetrics>;

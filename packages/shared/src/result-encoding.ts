@@ -17,6 +17,9 @@ export const messages = {
   noWorker: (tool: string, pool: string) =>
     `Error: no live worker serves tool ${tool} (pool ${pool}); start one with \`pnpm worker\``,
   cancelled: (reason: string) => `Error: cancelled: ${reason}`,
+  /** An at-most-once call that will not run again (docs/delivery.md): the model must check first. */
+  interrupted: (tool: string, why: string) =>
+    `Error: outcome unknown: the call to ${tool} was interrupted after it started (${why}). It may or may not have taken effect, and toolq will not run it again: check whether it did before repeating it.`,
   batchTooLarge: (tool: string, bytes: number, limit: number) =>
     `Error: the result of ${tool} (${bytes} bytes) was dropped: the batch's answer would be larger than ${limit} bytes (TOOLQ_MAX_BATCH_RESULT_BYTES); ask for less per call or split the work over several turns`,
 };

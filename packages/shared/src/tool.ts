@@ -29,6 +29,30 @@ export interface ToolRunContext {
   app: string;
   /** The caller's context of the batch (who the call acts for); `{}` when none was given. */
   context: Readonly<Record<string, unknown>>;
+  /**
+   * The same string for every run of this call (a re-run after its worker died, a retry, a
+   * durable run resumed on another coordinator) and another for every other call: pass it to a
+   * downstream API that takes one (payment providers do). See docs/delivery.md.
+   */
+  idempotencyKey: string;
+}
+
+/**
+ * How often a call may run (docs/delivery.md). `at-least-once` (the default): a call interrupted
+ * by its worker's death runs again on another worker, within its deadline. `at-most-once`: it is
+ * never started twice by anything; an interrupted one is answered that its outcome is unknown.
+ */
+export type Delivery = 'at-least-once' | 'at-most-once';
+export const DELIVERY_MODES: readonly Delivery[] = ['at-least-once', 'at-most-once'];
+
+/**
+ * Shared results for a tool whose answer depends only on its input: identical calls (same tool,
+ * same input, same scope) running at once wait for one run, and those within `ttlMs` after it get
+ * its result. `app`: shared within the caller's app; `fleet`: shared by every app.
+ */
+export interface CachePolicy {
+  ttlMs: number;
+  scope: 'app' | 'fleet';
 }
 
 export interface RetryPolicy {
@@ -52,6 +76,10 @@ export interface ToolDefinition<Input = unknown, Output = unknown> {
   timeoutMs?: number;
   /** Only for idempotent tools: used when a batch runs with `failurePolicy: 'retry'`. Default: none. */
   retry?: RetryPolicy;
+  /** Default `at-least-once`; an `at-most-once` tool may not declare `retry`. See docs/delivery.md. */
+  delivery?: Delivery;
+  /** Default: none (every call runs). */
+  cache?: CachePolicy;
   run: (input: Input, ctx: ToolRunContext) => Promise<Output> | Output;
 }
 
@@ -83,8 +111,39 @@ export function defineTool<Input, Output>(def: ToolDefinition<Input, Output>): T
   if (def.retry && !(Number.isInteger(def.retry.attempts) && def.retry.attempts >= 1)) {
     throw new ToolqError('TOOL_DEFINITION_INVALID', `${where}: retry.attempts must be an integer >= 1`);
   }
+  checkDelivery(def, where);
   inputJsonSchema(def); // throws here, not at first use, if the schema cannot become JSON Schema
   return def;
+}
+
+function checkDelivery(def: AnyTool, where: string): void {
+  if (def.delivery !== undefined && !DELIVERY_MODES.includes(def.delivery)) {
+    throw new ToolqError(
+      'TOOL_DEFINITION_INVALID',
+      `${where}: delivery must be 'at-least-once' or 'at-most-once', got ${JSON.stringify(def.delivery)}`,
+    );
+  }
+  if (def.delivery === 'at-most-once' && def.retry) {
+    throw new ToolqError(
+      'TOOL_DEFINITION_INVALID',
+      `${where}: retry runs a call again, which an at-most-once tool forbids: drop retry or the delivery`,
+    );
+  }
+  const cache = def.cache;
+  if (cache === undefined) return;
+  const ttlOk = Number.isInteger(cache?.ttlMs) && cache.ttlMs >= 1 && cache.ttlMs <= MAX_TIMEOUT_MS;
+  if (!ttlOk || (cache.scope !== 'app' && cache.scope !== 'fleet')) {
+    throw new ToolqError(
+      'TOOL_DEFINITION_INVALID',
+      `${where}: cache must be { ttlMs: a whole number of ms from 1 to ${MAX_TIMEOUT_MS}, scope: 'app' or 'fleet' }`,
+    );
+  }
+  if (def.delivery === 'at-most-once') {
+    throw new ToolqError(
+      'TOOL_DEFINITION_INVALID',
+      `${where}: cache shares one run's result with identical calls, which suits only tools that may run again: drop cache or delivery 'at-most-once'`,
+    );
+  }
 }
 
 export type JsonSchemaObject = { type: 'object'; [key: string]: unknown };

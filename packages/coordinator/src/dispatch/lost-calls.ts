@@ -4,8 +4,9 @@
  * refuses to write the result), or a result. A worker writes a call's result before its job
  * completes and is removed, so a call whose job no longer exists and whose result is not in the
  * record (read after the job check) will never be answered by a worker. The sweep re-runs such a
- * call when its tool may run twice (it declares `retry`) and its deadline has not passed, and
- * answers the others `is_error` at once instead of at their deadlines.
+ * call when its tool may run twice (at-least-once, the default: docs/delivery.md) and its deadline
+ * has not passed, and answers the others `is_error` at once instead of at their deadlines (an
+ * at-most-once call with outcome `unknown`: it may have run before Redis lost it).
  */
 import { type BatchMeta, messages, type Redis, rewriteBatchMeta } from '@toolq/shared/internal';
 import type { Catalog, ToolLookup } from '../catalog.ts';

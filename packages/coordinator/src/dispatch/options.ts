@@ -91,6 +91,12 @@ export interface DispatcherOptions {
    */
   batchRetentionMs?: number;
   /**
+   * A worker whose heartbeat (written every 2 s) is older than this is taken for dead: its started
+   * at-most-once calls are answered "outcome unknown" and its other calls run again on another
+   * worker (docs/delivery.md). Default 6 000 ms (TOOLQ_DEAD_WORKER_AFTER_MS), at least 2 500.
+   */
+  deadWorkerAfterMs?: number;
+  /**
    * Most bytes of result content one batch answers with; results past it become errors saying
    * so. Default 16 MiB (TOOLQ_MAX_BATCH_RESULT_BYTES): the Messages API takes at most 32 MB a request.
    */
@@ -118,6 +124,9 @@ export const DISPATCHER_DEFAULTS = {
    */
   foreignLostGraceMs: 10_000,
   batchRetentionMs: DEFAULTS.batchRetentionMs,
+  deadWorkerAfterMs: DEFAULTS.deadWorkerAfterMs,
+  /** How often the fleet looks for dead workers (one coordinator at a time). */
+  deadWorkerSweepMs: 1_000,
   startTimeoutMs: 10_000,
   maxBatchResultBytes: DEFAULTS.maxBatchResultBytes,
   /** How long a deadline waits for its last look at Redis before answering "timed out". */
@@ -185,6 +194,10 @@ const dispatcherOptionsSchema = z.strictObject({
   coordinatorId: optionRules.text.optional(),
   sweepIntervalMs: optionRules.durationMs.optional(),
   batchRetentionMs: optionRules.durationMs.optional(),
+  deadWorkerAfterMs: rule<number>(
+    (v) => Number.isInteger(v) && (v as number) >= 2_500 && (v as number) <= 3600_000,
+    'a whole number of ms from 2500 (a heartbeat is written every 2 s) to 3600000',
+  ).optional(),
   maxBatchResultBytes: rule<number>(
     (v) => Number.isSafeInteger(v) && (v as number) >= 1,
     'a whole number of bytes >= 1',
