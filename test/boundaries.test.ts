@@ -96,6 +96,7 @@ const PUBLIC_ON_PURPOSE: Record<string, readonly string[]> = {
   ],
   // defineTool's types, toAnthropicTool (README), the result schema of the job contract, config and tracing.
   '@toolq/shared': [
+    'CachePolicy',
     'RetryPolicy',
     'ToolDefinition',
     'ToolRunContext',

@@ -82,6 +82,9 @@ describe('a worker SIGKILLed mid-call', () => {
     const killedAt = Date.now();
     const result = await pending;
     const answeredMs = Date.now() - killedAt;
+    console.info(
+      `delivery: batch answered ${answeredMs} ms after the SIGKILL (deadWorkerAfterMs ${DEAD_AFTER_MS}, calls of 4 s)`,
+    );
 
     const starts = readStarts(executions);
     const startsOf = (label: string) => starts.filter((s) => s.label === label);
