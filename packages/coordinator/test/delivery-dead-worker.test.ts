@@ -15,6 +15,7 @@ import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import { waitFor } from '../../../test-support/wait-for.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
+import { fleetReport } from '../src/fleet-report.ts';
 import { Dispatcher } from '../src/index.ts';
 
 const TOOLS = fileURLToPath(new URL('../../../test-support/delivery-tools.ts', import.meta.url));
@@ -122,5 +123,9 @@ describe('a worker SIGKILLed mid-call', () => {
     const counted = await dispatcher.registry.getSingleMetric('toolq_interrupted_calls_total')?.get();
     const unknown = counted?.values.find((v) => v.labels.action === 'unknown')?.value ?? 0;
     expect(unknown).toBe(onKilled.filter((u) => u.name === 'test_pay').length);
+    // The performance report counts them apart: failures whose outcome is unknown.
+    const report = await fleetReport(dispatcher.callLog, '15m');
+    expect(report.tools.find((t) => t.tool === 'test_pay')?.unknown).toBe(unknown);
+    expect(report.tools.find((t) => t.tool === 'test_lookup')?.unknown).toBeUndefined();
   });
 });
