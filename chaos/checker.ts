@@ -62,6 +62,7 @@ export class History {
   readonly runsFinished = new Map<string, EventOf<'run_finished'>>();
   readonly runsLost = new Map<string, EventOf<'run_lost'>>();
   readonly asks: EventOf<'model_ask'>[] = [];
+  readonly stalls: EventOf<'stall'>[] = [];
   readonly lastAt: number;
 
   constructor(readonly events: readonly HistoryEvent[]) {
@@ -106,6 +107,9 @@ export class History {
         case 'model_ask':
           this.asks.push(e);
           break;
+        case 'stall':
+          this.stalls.push(e);
+          break;
       }
     }
     this.lastAt = events.reduce((max, e) => Math.max(max, 'until' in e ? e.until : e.at), 0);
@@ -132,6 +136,27 @@ export class History {
 
   firstAnswer(batch: string): EventOf<'batch_answer'> | undefined {
     return this.answers.get(batch)?.[0];
+  }
+
+  /**
+   * How long, within [from, to], at least one of these processes could not run: the union of
+   * their stalls, each less the CPU the process used meanwhile (a stall it spent running its own
+   * code is its own doing, not the machine's) and taken as the end of its window.
+   */
+  starvedMs(from: number, to: number, proc: (s: EventOf<'stall'>) => boolean): number {
+    const windows = this.stalls
+      .filter(proc)
+      .map((s) => [Math.max(from, s.at - Math.max(0, s.ms - s.cpuMs)), Math.min(to, s.at)] as const)
+      .filter(([a, b]) => b > a)
+      .sort((x, y) => x[0] - y[0]);
+    let total = 0;
+    let reached = Number.NEGATIVE_INFINITY;
+    for (const [a, b] of windows) {
+      if (b <= reached) continue;
+      total += b - Math.max(a, reached);
+      reached = b;
+    }
+    return total;
   }
 
   /** Whether Redis lost (or may have lost) its data between these times: a restart without persistence. */
@@ -222,6 +247,9 @@ export function checkOrder(h: History): CheckResult {
 /**
  * The first answer by the deadline plus the grace. A batch whose coordinator was killed under it
  * is answered when the caller collects it from another: late, excused (the caller's own retry).
+ * So is a lateness no longer than the time the machine kept the processes that carry the answer
+ * (the driver that sent and timed it, the coordinators it went to and came from) off the CPU in
+ * the batch's life, as they measured it; a later answer than that is a violation.
  */
 export function checkDeadlines(h: History, options: CheckOptions): CheckResult {
   const out = result();
@@ -237,7 +265,12 @@ export function checkDeadlines(h: History, options: CheckOptions): CheckResult {
     };
     const coordinatorDied =
       h.faultsIn(['coordinator_kill'], sent.at, answer.at, (f) => f.target === sent.coordinator).length > 0;
-    (coordinatorDied ? out.excused : out.violations).push(finding);
+    const carriers = new Set(['driver', sent.coordinator, answer.coordinator]);
+    const starved = h.starvedMs(sent.at, answer.at, (s) => carriers.has(s.proc));
+    if (!coordinatorDied && starved > 0)
+      finding.detail += `; the machine kept the driver and its coordinator(s) off the CPU for ${starved} ms in its life (their event-loop stalls less their own CPU)`;
+    const stalled = late - options.graceMs <= starved;
+    (coordinatorDied || stalled ? out.excused : out.violations).push(finding);
   }
   return out;
 }
@@ -384,8 +417,9 @@ export function checkRunsFinish(h: History, options: CheckOptions): CheckResult 
 /**
  * A call that ended well before its batch's deadline (and before the batch was answered) must
  * reach the caller as its result. Excused: its worker killed or frozen between its end and its
- * write, Redis unreachable or paused until past the deadline, or data lost to a Redis restart
- * without persistence.
+ * write, Redis unreachable or paused until past the deadline, data lost to a Redis restart
+ * without persistence, or its worker and the batch's coordinator kept off the CPU (their measured
+ * stalls) for all but the write margin of the time from its end to the deadline.
  */
 export function checkDelivered(h: History, options: CheckOptions): CheckResult {
   const out = result();
@@ -406,7 +440,12 @@ export function checkDelivered(h: History, options: CheckOptions): CheckResult {
         subject: `${sent.batch}/${call.id}`,
         detail: `the tool ended at +${end.at - sent.at} ms on pid ${end.pid} (deadline +${sent.timeoutMs} ms), the caller got ${got ? JSON.stringify(got.content) : 'nothing'}`,
       };
+      const carriers = (s: EventOf<'stall'>) => s.pid === end.pid || s.proc === sent.coordinator;
+      const starved = h.starvedMs(end.at, deadline, carriers);
+      if (starved > 0)
+        finding.detail += `; its worker and coordinator were kept off the CPU ${starved} ms of that`;
       const excused =
+        starved >= deadline - end.at - margin ||
         h.processHit(end.pid, end.at, deadline) ||
         h.faultsIn(REDIS_OUTAGES, end.at, deadline).length > 0 ||
         h.redisLostData(end.at, answer.at, options.persistence);
@@ -477,6 +516,9 @@ function figures(h: History, options: CheckOptions): Record<string, number> {
     ),
     model_asks: h.asks.length,
     grace_ms: options.graceMs,
+    stalls_measured: h.stalls.length,
+    longest_stall_ms: h.stalls.reduce((max, s) => Math.max(max, s.ms), 0),
+    longest_stall_off_cpu_ms: h.stalls.reduce((max, s) => Math.max(max, s.ms - s.cpuMs), 0),
   };
   for (const f of h.faults) out[`fault_${f.kind}`] = (out[`fault_${f.kind}`] ?? 0) + 1;
   return out;

@@ -2,12 +2,16 @@
  * The chaos run's fleet as real processes: Redis (one server, or a 6-node Cluster), worker and
  * coordinator CLIs, and the faults done to them. Every fault is logged to the history with the
  * pid it hit and the window it held.
+ *
+ * The CLIs run built (dist/, plain node): a process restarted by a fault compiles no TypeScript,
+ * which on a loaded 2-core machine took seconds of CPU from every other process of the run. Each
+ * preloads stalls.mjs and records its event-loop stalls to the history.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { startCoordinatorProcess } from '../test-support/coordinator-process.ts';
 import { freePort } from '../test-support/free-port.ts';
 import { type RedisCluster, startRedisCluster } from '../test-support/redis-cluster.ts';
@@ -17,7 +21,11 @@ import { startWorkerProcess, type WorkerProcess } from '../test-support/worker-p
 import type { PlannedFault } from './faults.ts';
 import type { EventOf } from './history.ts';
 
-const TOOLS = fileURLToPath(new URL('./tools.ts', import.meta.url));
+const TOOLS = fileURLToPath(new URL('./tools.mjs', import.meta.url));
+const WATCH_STALLS = [
+  '--import',
+  pathToFileURL(fileURLToPath(new URL('./stalls.mjs', import.meta.url))).href,
+];
 /** Loud enough for a crash, quiet about the reconnects every fault causes. */
 const LOG_LEVEL = process.env.TOOLQ_CHAOS_LOG_LEVEL ?? 'fatal';
 
@@ -120,10 +128,14 @@ export class Fleet {
       redisUrl: this.redisEnv.REDIS_URL ?? '',
       tools: TOOLS,
       concurrency: 4,
+      built: true,
+      nodeArgs: WATCH_STALLS,
       env: {
         ...this.redisEnv,
         TOOLQ_LOG_LEVEL: LOG_LEVEL,
         TOOLQ_CHAOS_LOG: join(this.options.dir, `tools-w${slot}-${gen}.jsonl`),
+        TOOLQ_CHAOS_STALLS: join(this.options.dir, `tools-w${slot}-${gen}.jsonl`),
+        TOOLQ_CHAOS_PROC: `worker:${slot}`,
       },
     });
   }
@@ -132,13 +144,15 @@ export class Fleet {
     return startCoordinatorProcess(
       {
         ...this.redisEnv,
+        TOOLQ_CHAOS_STALLS: join(this.options.dir, `coordinator-${id}.jsonl`),
+        TOOLQ_CHAOS_PROC: `http://127.0.0.1:${port}`,
         TOOLQ_LOG_LEVEL: LOG_LEVEL,
         TOOLQ_COORDINATOR_ID: id,
         TOOLQ_RUN_TAKEOVER_MS: String(this.options.takeoverMs),
         ANTHROPIC_API_KEY: 'chaos-key',
         ANTHROPIC_BASE_URL: this.options.modelUrl,
       },
-      { port },
+      { port, built: true, nodeArgs: WATCH_STALLS },
     );
   }
 

@@ -2,7 +2,8 @@
  * The chaos run's history: JSON lines, one file written by the driver (what it sent, what it got,
  * the faults) and one per worker process written by the tools (every start and end). Each write is
  * an appendFileSync, finished before the call goes on, so a line a process wrote survives its
- * SIGKILL; a process killed mid-call simply has a start without an end.
+ * SIGKILL; a process killed mid-call simply has a start without an end. Every process also
+ * records its event-loop stalls (stalls.mjs).
  */
 import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -95,6 +96,18 @@ export const historyEvent = z.discriminatedUnion('type', [
     tag: z.string(),
     at: z.number(),
     reason: z.string(),
+  }),
+  /**
+   * A process's event loop ran `ms` late, ending at `at` (stalls.mjs): `proc` is `driver`, a
+   * coordinator's URL or `worker:<slot>`; `cpuMs` the CPU it used meanwhile (its own blocking).
+   */
+  z.object({
+    type: z.literal('stall'),
+    proc: z.string(),
+    pid: z.number(),
+    ms: z.number(),
+    cpuMs: z.number(),
+    at: z.number(),
   }),
   /** The scripted model was asked for turn `turn` (0: the first) of the run tagged `tag`. */
   z.object({ type: z.literal('model_ask'), tag: z.string(), turn: z.number(), at: z.number() }),

@@ -7,11 +7,13 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { startScriptedModel, toolTurnsScript } from '@toolq/scripted-model';
+import { buildPackages } from '../test-support/built-packages.ts';
 import { checkHistory, PROMISES } from './checker.ts';
 import { describeFault, planFaults, prng } from './faults.ts';
 import { Fleet } from './fleet.ts';
 import { appendEvent, DRIVER_LOG, type HistoryEvent, readHistory } from './history.ts';
-import { CHAOS_TOOL } from './tools.ts';
+import { watchStalls } from './stalls.mjs';
+import { CHAOS_TOOL } from './tools.mjs';
 
 const HELP = `pnpm chaos [options]
 
@@ -81,6 +83,8 @@ rmSync(dir, { recursive: true, force: true });
 mkdirSync(dir, { recursive: true });
 const driverLog = join(dir, DRIVER_LOG);
 const record = (event: HistoryEvent) => appendEvent(driverLog, event);
+// The driver times every answer: its own stalls are part of the history too.
+const stopWatchingStalls = watchStalls(driverLog, 'driver');
 
 const plan = planFaults({ seed, durationMs, cluster: values.cluster, workers, coordinators: COORDINATORS });
 const load = prng(seed ^ 0x5eed);
@@ -109,6 +113,8 @@ const model = await startScriptedModel((ctx) => {
 let fleet: Fleet | undefined;
 let exitCode = 2;
 try {
+  // The fleet runs the built CLIs: build (incremental, a no-op when dist/ is fresh) from a clean clone too.
+  await buildPackages();
   fleet = await Fleet.start({
     dir,
     cluster: values.cluster,
@@ -312,6 +318,7 @@ try {
   const ranMs = Date.now() - started;
   await fleet.stop();
   fleet = undefined;
+  stopWatchingStalls();
 
   const { events, unreadable } = readHistory(dir);
   const report = checkHistory(events, { graceMs, persistence });
@@ -321,6 +328,12 @@ try {
   );
   console.log('figures:');
   for (const [name, n] of Object.entries(report.figures)) console.log(`  ${name}: ${n}`);
+  const stalls = events.flatMap((e) => (e.type === 'stall' ? [e] : []));
+  const worst = stalls.sort((a, b) => b.ms - b.cpuMs - (a.ms - a.cpuMs)).slice(0, 3);
+  if (worst.length > 0)
+    console.log(
+      `event-loop stalls the processes measured (off the CPU): ${worst.map((w) => `${w.ms - w.cpuMs} ms of ${w.ms} ms on ${w.proc} ending +${w.at - started} ms`).join('; ')}`,
+    );
   console.log('promises checked:');
   for (const [name, text] of Object.entries(PROMISES)) {
     const vacuous = report.vacuous.find((v) => v.promise === name);

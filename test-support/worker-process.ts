@@ -2,10 +2,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { waitForReadyLine } from './ready-line.ts';
-import { SOURCE_CONDITION } from './run-sources.ts';
+import { builtEnv, SOURCE_CONDITION } from './run-sources.ts';
 import { stopChild } from './stop-child.ts';
 
 const WORKER_CLI = fileURLToPath(new URL('../packages/worker/src/cli.ts', import.meta.url));
+const BUILT_WORKER_CLI = fileURLToPath(new URL('../packages/worker/dist/cli.js', import.meta.url));
 
 export interface WorkerProcess {
   readonly id: string;
@@ -30,10 +31,17 @@ export interface WorkerProcessOptions {
   pool?: string;
   concurrency?: number;
   env?: Record<string, string>;
+  /**
+   * Run the built CLI (dist/, plain node, no tsx) instead of the sources: it starts on about half
+   * the CPU. Its tools must then be JavaScript. The caller builds first (built-packages.ts).
+   */
+  built?: boolean;
+  /** Node flags before the CLI, e.g. `--import` of a module to preload. */
+  nodeArgs?: readonly string[];
 }
 
 function spawnWorker(options: WorkerProcessOptions, stdio: 'inherit' | 'pipe'): ChildProcess {
-  const args = ['--import', 'tsx', WORKER_CLI];
+  const args = options.built ? [BUILT_WORKER_CLI] : ['--import', 'tsx', WORKER_CLI];
   const tools = options.tools ?? (options.mcp ? undefined : 'diagnostics');
   if (tools) args.push('--tools', tools);
   if (options.mcp) args.push('--mcp', options.mcp);
@@ -41,9 +49,10 @@ function spawnWorker(options: WorkerProcessOptions, stdio: 'inherit' | 'pipe'): 
   else if (!options.metrics) args.push('--no-metrics');
   if (options.pool) args.push('--pool', options.pool);
   if (options.concurrency) args.push('--concurrency', String(options.concurrency));
-  return spawn(process.execPath, [`--conditions=${SOURCE_CONDITION}`, ...args], {
+  const node = options.built ? [] : [`--conditions=${SOURCE_CONDITION}`];
+  return spawn(process.execPath, [...node, ...(options.nodeArgs ?? []), ...args], {
     env: {
-      ...process.env,
+      ...(options.built ? builtEnv() : process.env),
       REDIS_URL: options.redisUrl,
       TOOLQ_PREFIX: options.prefix ?? 'toolq',
       TOOLQ_LOG_LEVEL: process.env.TOOLQ_TEST_LOG_LEVEL ?? 'warn',

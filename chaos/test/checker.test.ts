@@ -52,6 +52,15 @@ const fault = (
   extra: { pid?: number; target?: string } = {},
 ): EventOf<'fault'> => ({ type: 'fault', kind, target: extra.target ?? 'redis', at, until, ...extra });
 
+const stall = (proc: string, at: number, ms: number, cpuMs = 0, pid = 50): EventOf<'stall'> => ({
+  type: 'stall',
+  proc,
+  pid,
+  ms,
+  cpuMs,
+  at,
+});
+
 function broken(events: HistoryEvent[], options = OPTIONS): PromiseName[] {
   return checkHistory(events, options).violations.map((v) => v.promise);
 }
@@ -110,6 +119,26 @@ describe('deadline', () => {
     ];
     expect(broken(events)).toEqual([]);
     expect(excused(events)).toEqual(['deadline']);
+  });
+  // Answered 3,400 ms past the deadline, 2,400 ms past the grace (the incident: a 6 s machine stall).
+  const late: HistoryEvent[] = [sent('b', ['a']), answer('b', [ok('a')], 7_400)];
+  it('excused by no more than the time the driver and its coordinator were kept off the CPU, and says so', () => {
+    for (const proc of [C0, 'driver']) {
+      const events = [...late, stall(proc, 6_000, 2_500, 50)];
+      expect(broken(events)).toEqual([]);
+      const [finding] = checkHistory(events, OPTIONS).excused;
+      expect(finding?.detail).toMatch(/kept the driver and its coordinator\(s\) off the CPU for 2450 ms/);
+    }
+    // The two stalled at once (one machine stall) count once; one after the other, both.
+    expect(broken([...late, stall(C0, 6_000, 1_500), stall('driver', 6_000, 1_500)])).toEqual(['deadline']);
+    expect(broken([...late, stall(C0, 5_000, 1_200), stall('driver', 7_000, 1_200)])).toEqual([]);
+  });
+  it('broken when the stalls are shorter than the lateness, spent on its own CPU, outside its life, or elsewhere', () => {
+    expect(broken([...late, stall(C0, 6_000, 2_300)])).toEqual(['deadline']);
+    expect(broken([...late, stall(C0, 6_000, 6_000, 5_000)])).toEqual(['deadline']); // its own blocking
+    expect(broken([...late, stall(C0, -1, 6_000)])).toEqual(['deadline']); // before the batch was sent
+    expect(broken([...late, stall('http://127.0.0.1:2', 6_000, 6_000)])).toEqual(['deadline']);
+    expect(broken([...late, stall('worker:0', 6_000, 6_000)])).toEqual(['deadline']);
   });
 });
 
@@ -228,6 +257,13 @@ describe('a result the worker wrote reaches the caller', () => {
     expect(excused([...base, fault('worker_stop', 501, 5_000, { pid: 9 })])).toEqual(['result_delivered']);
     expect(excused([...base, fault('client_pause', 400, 4_500)])).toEqual(['result_delivered']);
     expect(broken([...base, fault('worker_kill', 501, 501, { pid: 10 })])).toEqual(['result_delivered']);
+  });
+  it('excused when its worker or the coordinator was off the CPU for all but the write margin until the deadline', () => {
+    const base: HistoryEvent[] = [sent('b', ['a']), end('a', 500, 9), answer('b', [err('a')], 4_000)];
+    expect(excused([...base, stall('worker:1', 4_000, 3_300, 0, 9)])).toEqual(['result_delivered']);
+    expect(excused([...base, stall(C0, 4_000, 3_300)])).toEqual(['result_delivered']);
+    expect(broken([...base, stall('worker:1', 4_000, 3_000, 0, 9)])).toEqual(['result_delivered']);
+    expect(broken([...base, stall('worker:2', 4_000, 3_300, 0, 10)])).toEqual(['result_delivered']);
   });
 });
 

@@ -68,11 +68,11 @@ const PERMANENT_503 = new Set(['NO_MODEL']);
 
 /**
  * The coordinator's 503 codes that prove a write did nothing: SHUTTING_DOWN is refused before a
- * batch is planned. Not REDIS_UNAVAILABLE: Redis can fail (or answer too late) after some of a
+ * batch is planned, STARTING before the request is read. Not REDIS_UNAVAILABLE: Redis can fail (or answer too late) after some of a
  * batch's jobs were enqueued. Any other 503 (a proxy's, a load balancer's) may come after the
  * request was forwarded and run.
  */
-const NOTHING_RAN_503 = new Set(['SHUTTING_DOWN']);
+const NOTHING_RAN_503 = new Set(['SHUTTING_DOWN', 'STARTING']);
 
 /** Slack over a batch's server-side deadline before the client gives up on the answer. */
 const BATCH_TIMEOUT_SLACK_MS = 10_000;

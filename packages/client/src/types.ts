@@ -1,6 +1,9 @@
 /**
- * The HTTP API's bodies as the client sends and receives them (snake_case, as on the wire; see
- * docs/openapi.json). Written here rather than imported: the client depends on nothing of toolq.
+ * The HTTP API's bodies as the client sends and receives them: snake_case, exactly as on the wire
+ * (docs/openapi.json), so that what the client answers is what the API documents and what goes to
+ * the Messages API unchanged. The client's own options (ToolqClientOptions, CallOptions, …) are
+ * camelCase, like any JS API; it maps them to the wire's fields itself. Written here rather than
+ * imported: the client depends on nothing of toolq.
  */
 
 /**
@@ -39,17 +42,22 @@ export interface ToolResultBlock {
   is_error?: true;
 }
 
-/** Mirrors the coordinator's `CallStats` (batch-result.ts). */
+/** What happened to one call of a batch (`stats.calls`; the coordinator's `callStatsSchema`, http/responses.ts). */
 export interface CallStats {
-  toolUseId: string;
+  tool_use_id: string;
   tool: string;
+  /** The pool the call was queued on; absent when it never reached a queue. */
   pool?: string;
   outcome: Outcome;
+  /** The worker that ran it. */
   worker?: string;
   attempts: number;
-  queueWaitMs?: number;
-  runMs?: number;
-  latencyMs: number;
+  /** Enqueue → start on a worker. */
+  queue_wait_ms?: number;
+  /** Start → end on the worker. */
+  run_ms?: number;
+  /** Dispatch → answer known to the coordinator. */
+  latency_ms: number;
 }
 
 export interface ToolBatch {
@@ -58,24 +66,38 @@ export interface ToolBatch {
   stats: { wall_ms: number; slowest_run_ms: number; overhead_ms: number; calls: CallStats[] };
 }
 
+/** One tool of GET /v1/tools. */
 export interface CatalogTool {
   name: string;
   description: string;
+  /** The tool's JSON Schema, exactly as the tool declares it. */
   input_schema: Record<string, unknown>;
-  timeoutMs: number;
-  retry?: { attempts: number; backoffMs: number };
+  timeout_ms: number;
+  retry?: { attempts: number; backoff_ms: number };
   pools: string[];
-  liveWorkers: number;
-  waitsForWorkers: boolean;
+  live_workers: number;
+  /** Its pool lets calls wait for a worker to start (scale from zero). */
+  waits_for_workers: boolean;
 }
 
-/** GET /v1/report: mirrors the coordinator's `FleetReport` (fleet-report.ts). */
+/** GET /v1/report (the coordinator's `reportResponseSchema`, http/responses.ts). */
 export interface PerformanceReport {
-  window: { calls: number };
-  tools: { tool: string; calls: number; ok: number; avgMs: number; p95Ms: number; maxMs: number }[];
+  /** As asked (e.g. `15m`), and the ISO times of the minute buckets read. */
+  window: { requested: string; from: string; to: string };
+  tools: {
+    tool: string;
+    calls: number;
+    ok: number;
+    /** Calls answered outcome `unknown` (at-most-once calls interrupted after they started); absent when none. */
+    unknown?: number;
+    avg_ms: number;
+    p95_ms: number;
+    max_ms: number;
+  }[];
   calls: number;
   succeeded: number;
-  successRate: number;
+  /** 0..1; 1 when there were no calls. */
+  success_rate: number;
 }
 
 export interface MessageParam {
@@ -133,17 +155,55 @@ export interface Run {
   /** Times another coordinator took it over. */
   takeovers: number;
   saved_iterations?: number;
-  result?: {
-    status: AgentStatus | (string & {});
-    text: string;
-    model: string;
-    iterations: number;
-    calls: Record<string, unknown>[];
-    usage: Record<string, unknown>;
-    stats: Record<string, unknown>;
-    messages: MessageParam[];
-  };
+  result?: RunResult;
   error?: { code: string; message: string };
+}
+
+/** One tool call of a run (`result.calls`). */
+export interface RunCall {
+  iteration: number;
+  tool_use_id: string;
+  name: string;
+  /** The model's input to the tool, as it was. */
+  input: unknown;
+  outcome: Outcome;
+  is_error: boolean;
+  worker?: string;
+  pool?: string;
+  attempts: number;
+  queue_wait_ms?: number;
+  run_ms?: number;
+  latency_ms: number;
+  /** Milliseconds after the run started when the call was dispatched. */
+  dispatched_at_ms: number;
+  /** Dispatched before the model's message ended (streaming). */
+  early: boolean;
+}
+
+/** A finished run's result (GET /v1/runs/{id} `result`). */
+export interface RunResult {
+  status: AgentStatus | (string & {});
+  text: string;
+  model: string;
+  iterations: number;
+  calls: RunCall[];
+  usage: {
+    executor: TokenUsage;
+    advisor: TokenUsage;
+    by_model: (TokenUsage & { model: string; role: 'executor' | 'advisor'; calls: number })[];
+  };
+  stats: {
+    wall_ms: number;
+    model_ms: number;
+    tool_wall_ms: number;
+    tool_wait_ms: number;
+    tool_calls: number;
+    sum_tool_ms: number;
+    /** sum_tool_ms / tool_wall_ms: what running the calls in parallel saved. */
+    speedup: number;
+    head_start_ms: number;
+  };
+  messages: MessageParam[];
 }
 
 /** GET /v1/runs: newest first. */

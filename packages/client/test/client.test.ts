@@ -15,7 +15,10 @@ import {
 } from '@toolq/client';
 import { startScriptedModel, toolTurnsScript } from '@toolq/scripted-model';
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
-import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
+import {
+  spawnCoordinatorProcess,
+  startCoordinatorProcess,
+} from '../../../test-support/coordinator-process.ts';
 import { freePort } from '../../../test-support/free-port.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import { waitFor } from '../../../test-support/wait-for.ts';
@@ -135,7 +138,7 @@ describe('the happy path', () => {
 
     const tools = await client.listTools();
     expect(tools.map((t) => t.name)).toEqual(expect.arrayContaining(['diag_echo', 'diag_sleep']));
-    expect(tools.find((t) => t.name === 'diag_echo')?.liveWorkers).toBeGreaterThan(0);
+    expect(tools.find((t) => t.name === 'diag_echo')?.live_workers).toBeGreaterThan(0);
 
     const report = await client.getReport();
     expect(report.calls).toBeGreaterThan(0);
@@ -226,10 +229,13 @@ describe('retries', () => {
     });
     // The worker re-registers on its next heartbeat; later tests need it.
     await expect
-      .poll(async () => (await client.listTools()).some((t) => t.name === 'diag_echo' && t.liveWorkers > 0), {
-        timeout: 30_000,
-        interval: 250,
-      })
+      .poll(
+        async () => (await client.listTools()).some((t) => t.name === 'diag_echo' && t.live_workers > 0),
+        {
+          timeout: 30_000,
+          interval: 250,
+        },
+      )
       .toBe(true);
   });
 
@@ -250,8 +256,43 @@ describe('retries', () => {
       const batch = await pending;
       expect(batch.tool_results).toEqual([{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'late' }]);
       expect(retries[0]).toMatchObject({ method: 'POST', reason: 'ECONNREFUSED' });
+      // A coordinator that listens but has not started yet refuses it as STARTING: sent again too.
+      for (const r of retries) expect(['ECONNREFUSED', '503 STARTING']).toContain(r.reason);
     } finally {
       if (late) await stop(late.child, late.exited);
+    }
+  });
+
+  it('sends a POST again while the coordinator listens but has not started (503 STARTING: nothing ran)', async () => {
+    // A Redis that is down: the coordinator listens (for its probes) and cannot start until it is up.
+    const late = await startRedisServer();
+    await late.kill();
+    const starting = spawnCoordinatorProcess({ REDIS_URL: late.url });
+    let redisUp: Promise<void> | undefined;
+    try {
+      const url = await waitFor(
+        'the coordinator to listen',
+        () => /"event":"listening","url":"([^"]+)"/.exec(starting.output())?.[1],
+        50_000,
+      );
+      const retries: RetryEvent[] = [];
+      const c = new ToolqClient({
+        baseUrl: url,
+        retry: { attempts: 200, initialDelayMs: 100, maxDelayMs: 300 },
+        onRetry: (e) => {
+          retries.push(e);
+          // Redis comes up once the POST has been refused as STARTING.
+          if (e.reason === '503 STARTING') redisUp ??= late.start();
+        },
+      });
+      const batch = await c.createToolBatch([{ id: 'toolu_1', name: 'diag_echo', input: { value: 'x' } }]);
+      // Answered by the started coordinator (no worker serves this Redis: the tool is unknown there).
+      expect(batch.tool_results).toMatchObject([{ tool_use_id: 'toolu_1', is_error: true }]);
+      expect(retries[0]).toMatchObject({ method: 'POST', reason: '503 STARTING' });
+    } finally {
+      await stop(starting.child, starting.exited);
+      await redisUp;
+      await late.stop();
     }
   });
 

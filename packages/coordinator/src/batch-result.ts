@@ -4,7 +4,7 @@ import type { CoordinatorMetrics } from '@toolq/shared/internal';
 import { z } from 'zod';
 import type { SettledCall } from './barrier.ts';
 
-/** What happened to one call; also its part of the HTTP batch response (`stats.calls`). */
+/** What happened to one call (the HTTP API writes it in snake_case: http/wire.ts). */
 export const callStatsSchema = z.object({
   toolUseId: z.string(),
   tool: z.string(),

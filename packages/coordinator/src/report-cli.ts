@@ -8,6 +8,7 @@ import { loadConfig } from '@toolq/shared';
 import { CallLog, closeRedis, createRedis, describeStartupError } from '@toolq/shared/internal';
 import { Command } from 'commander';
 import { DEFAULT_REPORT_WINDOW, fleetReport, formatFleetReport, parseWindow } from './fleet-report.ts';
+import { wireReport } from './http/wire.ts';
 
 /** This package's version, for `--version` (package.json sits one level above src/ and dist/ alike). */
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
@@ -20,7 +21,7 @@ const program = new Command('toolq-report')
     "Print the fleet's per-tool performance report (calls, avg, p95, max; success rate) from Redis.",
   )
   .option('-w, --window <duration>', 'how far back: 30s, 15m, 2h, 1d (at most 24h)', DEFAULT_REPORT_WINDOW)
-  .option('--json', 'print the report as JSON')
+  .option('--json', 'print the report as JSON, as GET /v1/report answers it (snake_case)')
   .addHelpText('after', '\nEnvironment: REDIS_URL, TOOLQ_PREFIX.');
 
 async function main(): Promise<void> {
@@ -32,7 +33,9 @@ async function main(): Promise<void> {
   redis.on('error', () => undefined); // the command's own failure says it
   try {
     const report = await fleetReport(new CallLog({ redis, prefix: config.prefix }), flags.window);
-    process.stdout.write(`${flags.json ? JSON.stringify(report, null, 2) : formatFleetReport(report)}\n`);
+    // The same JSON as GET /v1/report, so that one parser reads both.
+    const json = () => JSON.stringify(wireReport(report), null, 2);
+    process.stdout.write(`${flags.json ? json() : formatFleetReport(report)}\n`);
   } finally {
     await closeRedis(redis);
   }

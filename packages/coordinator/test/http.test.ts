@@ -84,7 +84,8 @@ describe('POST /v1/tool-batches', () => {
       /tool_uses\.0\.id: Invalid input: expected string/,
     ],
     ['a missing input', '{"tool_uses": [{"id": "a", "name": "diag_echo"}]}', /tool_uses\.0\.input: Required/],
-    ['an unknown field', '{"tool_uses": [], "timeoutMs": 5}', /Unrecognized key: "timeoutMs"/],
+    ['an unknown field', '{"tool_uses": [], "timeout": 5}', /Unrecognized key: "timeout"/],
+    ['a field in camelCase', '{"tool_uses": [], "timeoutMs": 5}', /timeoutMs is now timeout_ms/],
     [
       'duplicate ids',
       '{"tool_uses": [{"id":"a","name":"x","input":{}},{"id":"a","name":"x","input":{}}]}',
@@ -164,11 +165,11 @@ describe('catalog, health, metrics', () => {
   it('lists the tools of live workers with their JSON Schema', async () => {
     const res = await fetch(`${open.url}/v1/tools`);
     const { tools } = (await res.json()) as {
-      tools: { name: string; input_schema: unknown; liveWorkers: number }[];
+      tools: { name: string; input_schema: unknown; live_workers: number }[];
     };
     expect(tools.map((t) => t.name)).toEqual(['diag_crash', 'diag_echo', 'diag_fail', 'diag_sleep']);
     expect(tools.find((t) => t.name === 'diag_sleep')).toMatchObject({
-      liveWorkers: 1,
+      live_workers: 1,
       input_schema: { type: 'object', properties: { ms: { type: 'integer' } }, required: ['ms'] },
     });
   });
@@ -176,17 +177,17 @@ describe('catalog, health, metrics', () => {
   it('serves the performance report of the recent calls', async () => {
     const report = (await (await fetch(`${open.url}/v1/report`)).json()) as {
       calls: number;
-      tools: { tool: string; calls: number; ok: number; avgMs: number; p95Ms: number; maxMs: number }[];
-      successRate: number;
+      tools: { tool: string; calls: number; ok: number; avg_ms: number; p95_ms: number; max_ms: number }[];
+      success_rate: number;
     };
     expect(report.calls).toBeGreaterThan(0);
     const sleep = report.tools.find((t) => t.tool === 'diag_sleep');
     expect(sleep).toMatchObject({ calls: 1, ok: 1 });
-    expect(sleep?.maxMs).toBeGreaterThanOrEqual(100);
+    expect(sleep?.max_ms).toBeGreaterThanOrEqual(100);
     expect(report.tools.find((t) => t.tool === '_unknown')).toMatchObject({ ok: 0 });
     expect(report.tools.some((t) => t.tool === 'mystery')).toBe(false);
-    expect(report.successRate).toBeGreaterThan(0);
-    expect(report.successRate).toBeLessThan(1);
+    expect(report.success_rate).toBeGreaterThan(0);
+    expect(report.success_rate).toBeLessThan(1);
   });
 
   it('is ready when Redis answers and the reader runs', async () => {

@@ -9,10 +9,15 @@ import { fileURLToPath } from 'node:url';
 import { CallLog, callLogKey, closeRedis, createRedis, readCallLog } from '@toolq/shared/internal';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { z } from 'zod';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
-import { type FleetReport, toReport } from '../src/fleet-report.ts';
+import { toReport } from '../src/fleet-report.ts';
+import type { reportResponseSchema } from '../src/http/responses.ts';
+
+/** GET /v1/report's body, as on the wire. */
+type WireReport = z.infer<typeof reportResponseSchema>;
 
 const REPORT_CLI = fileURLToPath(new URL('../src/report-cli.ts', import.meta.url));
 const PREFIX = 'toolq';
@@ -49,10 +54,10 @@ async function batch(url: string, toolUses: { id: string; name: string; input: u
 const uses = (n: number, name: string, input: (i: number) => unknown, tag: string) =>
   Array.from({ length: n }, (_, i) => ({ id: `${tag}${i}`, name, input: input(i) }));
 
-async function report(url: string, window = '15m'): Promise<FleetReport> {
+async function report(url: string, window = '15m'): Promise<WireReport> {
   const res = await fetch(`${url}/v1/report?window=${window}`);
   expect(res.status).toBe(200);
-  return (await res.json()) as FleetReport;
+  return (await res.json()) as WireReport;
 }
 
 function runReportCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -109,26 +114,26 @@ describe('the fleet performance report', () => {
     const byTool = Object.fromEntries(fromA.tools.map((t) => [t.tool, t]));
     expect(fromA.calls).toBe(34);
     expect(fromA.succeeded).toBe(31);
-    expect(fromA.successRate).toBeCloseTo(31 / 34, 5);
+    expect(fromA.success_rate).toBeCloseTo(31 / 34, 5);
     expect(byTool.diag_sleep).toMatchObject({ calls: 20, ok: 20 });
     expect(byTool.diag_echo).toMatchObject({ calls: 11, ok: 11 });
     expect(byTool.diag_fail).toMatchObject({ calls: 2, ok: 0 });
     expect(byTool._unknown).toMatchObject({ calls: 1, ok: 0 });
     const sleep = byTool.diag_sleep;
     // Run times on the worker: 40 ms (+ timer slack) x18, 400 ms x2; the histogram is within 2.5%.
-    expect(sleep?.maxMs).toBeGreaterThanOrEqual(400);
-    expect(sleep?.p95Ms).toBeGreaterThanOrEqual(400 * 0.975);
-    expect(sleep?.p95Ms).toBeLessThanOrEqual(sleep?.maxMs ?? 0);
-    expect(sleep?.avgMs).toBeGreaterThanOrEqual((18 * 40 + 2 * 400) / 20);
+    expect(sleep?.max_ms).toBeGreaterThanOrEqual(400);
+    expect(sleep?.p95_ms).toBeGreaterThanOrEqual(400 * 0.975);
+    expect(sleep?.p95_ms).toBeLessThanOrEqual(sleep?.max_ms ?? 0);
+    expect(sleep?.avg_ms).toBeGreaterThanOrEqual((18 * 40 + 2 * 400) / 20);
     // Below the max, whatever the load: an average, not the slowest call.
-    expect(sleep?.avgMs).toBeLessThan(sleep?.maxMs ?? 0);
+    expect(sleep?.avg_ms).toBeLessThan(sleep?.max_ms ?? 0);
 
     const fromB = await report(b.url);
     expect(fromB.tools).toEqual(fromA.tools);
 
     const cli = await runReportCli(['--window', '15m', '--json']);
     expect(cli.code, cli.stderr).toBe(0);
-    expect((JSON.parse(cli.stdout) as FleetReport).tools).toEqual(fromA.tools);
+    expect((JSON.parse(cli.stdout) as WireReport).tools).toEqual(fromA.tools);
     const text = await runReportCli([]);
     console.info(text.stdout);
     expect(text.stdout).toMatch(/diag_sleep\s+calls=20 {2}avg=0\.\d{3}s {2}p95=0\.\d{3}s {2}max=0\.4\d\ds/);

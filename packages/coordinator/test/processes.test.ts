@@ -64,7 +64,7 @@ async function batch(toolUses: { id: string; name: string; input: unknown }[], t
     tool_results: { content: string; is_error?: true }[];
     stats: {
       wall_ms: number;
-      calls: { worker?: string; outcome: string; queueWaitMs?: number; runMs?: number }[];
+      calls: { worker?: string; outcome: string; queue_wait_ms?: number; run_ms?: number }[];
     };
   };
 }
@@ -89,8 +89,8 @@ describe('coordinator and workers as processes', () => {
       const workersUsed = new Set(body.stats.calls.map((c) => c.worker));
       expect(workersUsed).toEqual(new Set(workers.map((w) => w.id)));
       const runs = body.stats.calls.map((c) => {
-        const start = c.queueWaitMs ?? Number.NaN;
-        return { start, end: start + (c.runMs ?? Number.NaN) };
+        const start = c.queue_wait_ms ?? Number.NaN;
+        return { start, end: start + (c.run_ms ?? Number.NaN) };
       });
       expect(maxOverlap(runs)).toBeGreaterThan(4);
       console.info(

@@ -370,7 +370,7 @@ describe("a run's tools", () => {
     const run = await waitForRun(a.url, run_id, ALPHA);
     expect(run.status).toBe('done');
     expect(run.result?.calls).toEqual([
-      expect.objectContaining({ name: 'test_slow', outcome: 'unknown_tool', isError: true, attempts: 0 }),
+      expect.objectContaining({ name: 'test_slow', outcome: 'unknown_tool', is_error: true, attempts: 0 }),
     ]);
     expect(count('start not-offered')).toBe(0);
   });

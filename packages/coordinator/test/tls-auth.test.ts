@@ -89,8 +89,10 @@ async function expectRetryingWithReason(env: Record<string, string>, reason: Reg
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ tool_uses: [{ id: 'a', name: 'diag_echo', input: {} }] }),
     });
+    // Refused before anything ran (a client may repeat even this POST), and when to ask again.
     expect(batch.status).toBe(503);
-    expect(await batch.json()).toMatchObject({ error: { code: 'REDIS_UNAVAILABLE' } });
+    expect(batch.headers.get('retry-after')).toBe('1');
+    expect(await batch.json()).toMatchObject({ error: { code: 'STARTING' } });
     for (const secret of [PASSWORD, SENTINEL_PASSWORD, tls.ca, otherTls.ca]) {
       expect(coordinator.output()).not.toContain(secret);
     }

@@ -13,6 +13,11 @@ export type ToolqErrorCode =
   | 'JOB_DATA_INVALID'
   | 'REDIS_UNAVAILABLE'
   | 'SHUTTING_DOWN'
+  /**
+   * The coordinator listens (for its probes) but has not started yet: it refused the request before
+   * doing anything, so even a write may be sent again (after the Retry-After).
+   */
+  | 'STARTING'
   | 'BATCH_EXISTS'
   | 'MODEL_ERROR'
   | 'NO_MODEL'

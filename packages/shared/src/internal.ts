@@ -21,7 +21,6 @@ export {
   MAX_CONTEXT_BYTES,
   type ParsedJobData,
   type ToolSpec,
-  toolSpecSchema,
   type WorkerInfo,
 } from './contract.ts';
 export { DEFAULTS } from './defaults.ts';

@@ -19,6 +19,7 @@ export const HTTP_STATUS = {
   JOB_DATA_INVALID: 400,
   REDIS_UNAVAILABLE: 503,
   SHUTTING_DOWN: 503,
+  STARTING: 503,
   BATCH_EXISTS: 409,
   MODEL_ERROR: 502,
   NO_MODEL: 503,
@@ -40,6 +41,12 @@ export const HTTP_STATUS = {
   TOO_MANY_STREAMS: 429,
 } as const satisfies Record<ToolqErrorCode, number>;
 
+/** 503s of a passing state, not our bug: nothing to log as a failed request. */
+const PASSING_503: ReadonlySet<ToolqErrorCode> = new Set(['REDIS_UNAVAILABLE', 'SHUTTING_DOWN', 'STARTING']);
+
+/** How long a client should wait before sending again a request refused with this code. */
+const RETRY_AFTER_S: Partial<Record<ToolqErrorCode, number>> = { STARTING: 1 };
+
 /** Fastify's own errors that a client causes, as toolq codes. */
 const FASTIFY_CODES: Record<string, ToolqErrorCode> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'BODY_TOO_LARGE',
@@ -60,13 +67,25 @@ export interface HttpErrorBody {
   error: { code: string; message: string };
 }
 
-/** The status and body for anything a handler threw. `internal` is true for what is our bug. */
-export function toHttpError(err: unknown): { status: number; body: HttpErrorBody; internal: boolean } {
-  const answer = (code: ToolqErrorCode, message: string) => ({
-    status: HTTP_STATUS[code],
-    body: { error: { code, message } },
-    internal: HTTP_STATUS[code] >= 500 && code !== 'REDIS_UNAVAILABLE' && code !== 'SHUTTING_DOWN',
-  });
+/**
+ * The status and body for anything a handler threw. `internal` is true for what is our bug;
+ * `retryAfterS`, the Retry-After to send, for a refusal that a repeat soon will not meet.
+ */
+export function toHttpError(err: unknown): {
+  status: number;
+  body: HttpErrorBody;
+  internal: boolean;
+  retryAfterS?: number;
+} {
+  const answer = (code: ToolqErrorCode, message: string) => {
+    const retryAfterS = RETRY_AFTER_S[code];
+    return {
+      status: HTTP_STATUS[code],
+      body: { error: { code, message } },
+      internal: HTTP_STATUS[code] >= 500 && !PASSING_503.has(code),
+      ...(retryAfterS === undefined ? {} : { retryAfterS }),
+    };
+  };
   if (err instanceof ToolqError) return answer(err.code, err.message);
   if (isRedisFailure(err)) {
     return answer('REDIS_UNAVAILABLE', `Redis is unavailable: ${(err as Error).message}`);

@@ -4,11 +4,17 @@
  * them (responses.ts, run-schemas.ts), so that it cannot say something the server does not do.
  * GET /openapi.json serves it and docs/openapi.json is its checked-in copy (`pnpm openapi`).
  */
+import { readFileSync } from 'node:fs';
 import { type ZodType, z } from 'zod';
 import { error } from './responses.ts';
 import type { ApiResponse, ApiRoute, NamedSchema, QuerySpec, ValueSpec } from './route.ts';
 
 type JsonObject = Record<string, unknown>;
+
+/** The API's version is the coordinator package's (package.json is two levels above src/http/ and dist/http/). */
+const VERSION = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 /** `/v1/runs/:id` → `/v1/runs/{id}`. */
 const openApiPath = (path: string) => path.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
@@ -114,14 +120,16 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[]): JsonObject {
     openapi: '3.1.0',
     info: {
       title: 'toolq coordinator',
-      version: '1.0.0',
+      version: VERSION,
       description:
         "Runs the tool calls of an LLM agent as jobs on a queue: send a model turn's tool_use blocks, get their " +
         'tool_result blocks back in order. With tokens set, every route but the probes needs ' +
         '`Authorization: Bearer <token>`: an app token (TOOLQ_API_TOKEN, TOOLQ_API_TOKENS) for the API, an ' +
         'operator token (TOOLQ_OPERATOR_TOKENS) for /metrics and the queue admin page; the other kind answers 403. ' +
         'Without tokens the server listens on loopback only and serves only requests whose Host is localhost, ' +
-        '127.0.0.1 or [::1] (or TOOLQ_ALLOWED_HOSTS). Every error is `{"error": {"code", "message"}}`.',
+        '127.0.0.1 or [::1] (or TOOLQ_ALLOWED_HOSTS). Every error is `{"error": {"code", "message"}}`. ' +
+        'Every field of every body and query is snake_case; a field sent in camelCase (`timeoutMs`) is a 400 ' +
+        'that names the field to use (`timeout_ms`).',
     },
     tags: [
       { name: 'batches', description: 'Tool batches: the tool_use blocks of one model turn.' },

@@ -1,11 +1,10 @@
 /**
  * The HTTP API's response bodies as zod schemas: the source of the responses in the OpenAPI
- * document (openapi.ts), and what the tests hold real answers of a running coordinator to.
+ * document (openapi.ts), and what the tests hold real answers of a running coordinator to. Every
+ * field is snake_case (wire.ts maps the library's camelCase objects to these).
  */
-import { contentBlockSchema } from '@toolq/shared';
-import { toolSpecSchema } from '@toolq/shared/internal';
+import { contentBlockSchema, outcomeSchema } from '@toolq/shared';
 import { z } from 'zod';
-import { callStatsSchema } from '../batch-result.ts';
 import { fleetReportSchema } from '../fleet-report.ts';
 import { type ApiResponse, named } from './route.ts';
 
@@ -26,6 +25,22 @@ export const toolResultSchema = z.object({
   is_error: z.literal(true).optional(),
 });
 
+/** What happened to one call of a batch (`stats.calls`), in the order of the tool_use blocks. */
+export const callStatsSchema = z.object({
+  tool_use_id: z.string(),
+  tool: z.string(),
+  pool: z
+    .string()
+    .optional()
+    .describe('The pool the call was queued on; absent when it never reached a queue.'),
+  outcome: outcomeSchema,
+  worker: z.string().optional().describe('The worker that ran it.'),
+  attempts: z.number().int(),
+  queue_wait_ms: z.number().optional().describe('Enqueue → start on a worker.'),
+  run_ms: z.number().optional().describe('Start → end on the worker.'),
+  latency_ms: z.number().describe('Dispatch → answer known to the coordinator.'),
+});
+
 /** POST /v1/tool-batches and GET /v1/tool-batches/{id}. */
 export const batchResponseSchema = z.object({
   batch_id: z.string(),
@@ -39,16 +54,49 @@ export const batchResponseSchema = z.object({
   }),
 });
 
-export const catalogToolSchema = toolSpecSchema.extend({
+export const catalogToolSchema = z.object({
+  name: z.string(),
+  description: z.string(),
+  input_schema: z
+    .record(z.string(), z.unknown())
+    .describe("The tool's JSON Schema, exactly as the tool declares it."),
+  timeout_ms: z.number().describe("The tool's own deadline per call."),
+  retry: z
+    .object({ attempts: z.number().int(), backoff_ms: z.number() })
+    .optional()
+    .describe('How the tool may be re-run with `failure_policy: "retry"`.'),
   pools: z.array(z.string()),
-  liveWorkers: z.number().int(),
-  /** Its pool lets calls wait for a worker to start (scale from zero). */
-  waitsForWorkers: z.boolean(),
+  live_workers: z.number().int(),
+  waits_for_workers: z
+    .boolean()
+    .describe('Its pool lets calls wait for a worker to start (scale from zero).'),
 });
 
 export const toolsResponseSchema = z.object({ tools: z.array(catalogToolSchema) });
 
-export const reportResponseSchema = fleetReportSchema;
+export const reportResponseSchema = z.object({
+  window: fleetReportSchema.shape.window,
+  tools: z.array(
+    z.object({
+      tool: z.string(),
+      calls: z.number().int(),
+      ok: z.number().int(),
+      unknown: z
+        .number()
+        .int()
+        .optional()
+        .describe(
+          'Calls answered outcome unknown (at-most-once calls interrupted after they started; docs/delivery.md), among the failures. Absent when none.',
+        ),
+      avg_ms: z.number(),
+      p95_ms: z.number(),
+      max_ms: z.number(),
+    }),
+  ),
+  calls: z.number().int(),
+  succeeded: z.number().int(),
+  success_rate: z.number().describe('0..1; 1 when there were no calls.'),
+});
 
 /** The error answer of the document: every route's 4xx and 5xx have this body. */
 export const ERROR = named('Error', errorResponseSchema);

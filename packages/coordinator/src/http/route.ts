@@ -11,6 +11,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodError, ZodObject, ZodType, z } from 'zod';
 import type { Dispatcher } from '../dispatcher.ts';
 import type { RunService } from '../runs/run-service.ts';
+import { renamedField } from './renamed-fields.ts';
 
 /** A schema that becomes a named component (`#/components/schemas/<name>`). */
 export interface NamedSchema<S extends ZodType = ZodType> {
@@ -155,11 +156,15 @@ function parseRequest(route: ApiRoute, request: FastifyRequest) {
   }
   let query: unknown;
   if (route.query) {
+    const renamed = renamedField(route.query.schema, request.query);
+    if (renamed) invalid(`query: ${renamed}`);
     const parsed = route.query.schema.safeParse(request.query);
     query = parsed.success ? parsed.data : invalid(`query: ${describeZodIssues(parsed.error)}`);
   }
   let body: unknown;
   if (route.body) {
+    const renamed = renamedField(route.body.schema, request.body);
+    if (renamed) invalid(`invalid body: ${renamed}`);
     const parsed = route.body.schema.safeParse(request.body);
     body = parsed.success ? parsed.data : invalid(`invalid body: ${describeZodIssues(parsed.error, 10)}`);
   }

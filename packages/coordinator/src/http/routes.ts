@@ -6,7 +6,6 @@
 import { ToolqError } from '@toolq/shared';
 import { withinRedis } from '@toolq/shared/internal';
 import { z } from 'zod';
-import type { BatchResult } from '../batch-result.ts';
 import { DEFAULT_REPORT_WINDOW, fleetReport } from '../fleet-report.ts';
 import { refreshGauges } from '../queue-gauges.ts';
 import { appOf } from './auth.ts';
@@ -24,6 +23,7 @@ import {
 import { type ApiRoute, named, route } from './route.ts';
 import { RUN_ROUTES } from './runs.ts';
 import { batchNameSchema, toolBatchRequestSchema } from './schemas.ts';
+import { wireBatch, wireCatalogTool, wireReport } from './wire.ts';
 
 const TOOL_BATCH = named('ToolBatch', batchResponseSchema);
 
@@ -63,7 +63,7 @@ const BATCH_ROUTES: ApiRoute[] = [
         app: appOf(request),
         signal: controller.signal,
       });
-      return batchResponse(result);
+      return wireBatch(result);
     },
   }),
   route({
@@ -96,7 +96,7 @@ const BATCH_ROUTES: ApiRoute[] = [
       if (!result) {
         throw new ToolqError('NOT_FOUND', `no batch ${params.id} is recorded (never dispatched, or expired)`);
       }
-      return batchResponse(result);
+      return wireBatch(result);
     },
   }),
 ];
@@ -111,7 +111,7 @@ const TOOL_ROUTES: ApiRoute[] = [
     responses: { 200: { description: 'The catalog.', body: named('ToolList', toolsResponseSchema) } },
     handler: async ({ ctx }) => {
       await withinRedis(ctx.dispatcher.catalog.refresh(), HTTP_DEFAULTS.redisWaitMs);
-      return { tools: ctx.dispatcher.catalog.list() };
+      return { tools: ctx.dispatcher.catalog.list().map(wireCatalogTool) };
     },
   }),
   route({
@@ -136,9 +136,11 @@ const TOOL_ROUTES: ApiRoute[] = [
     // Operators' tokens do not reach the app API (auth.ts): they read the whole fleet through
     // /metrics and `toolq-report`.
     handler: async ({ query, request, ctx }) =>
-      withinRedis(
-        fleetReport(ctx.dispatcher.callLog, query.window ?? DEFAULT_REPORT_WINDOW, appOf(request)),
-        HTTP_DEFAULTS.redisWaitMs,
+      wireReport(
+        await withinRedis(
+          fleetReport(ctx.dispatcher.callLog, query.window ?? DEFAULT_REPORT_WINDOW, appOf(request)),
+          HTTP_DEFAULTS.redisWaitMs,
+        ),
       ),
   }),
 ];
@@ -217,16 +219,3 @@ export const OPEN_PATHS: ReadonlySet<string> = new Set(API_ROUTES.filter((r) => 
 export const OPERATOR_PATHS: ReadonlySet<string> = new Set(
   API_ROUTES.filter((r) => r.operator).map((r) => r.path),
 );
-
-function batchResponse(result: BatchResult) {
-  return {
-    batch_id: result.batchName,
-    tool_results: result.toolResults,
-    stats: {
-      wall_ms: result.wallMs,
-      slowest_run_ms: result.slowestRunMs,
-      overhead_ms: result.overheadMs,
-      calls: result.calls,
-    },
-  };
-}

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { RUN_EVENT_TYPES } from '../runs/run-events.ts';
 import { isStreamId, RUN_ID_PATTERN } from '../runs/run-keys.ts';
+import { runResultSchema } from '../runs/run-result.ts';
 import { RUN_STATUSES } from '../runs/run-store.ts';
 
 export { type RunRequest, runRequestSchema } from './schemas.ts';
@@ -44,17 +45,6 @@ export const runErrorResponseSchema = z.object({ error: errorBodySchema });
 
 /** 202 from POST /v1/runs (and 202 again for a repeated Idempotency-Key, with `idempotent-replayed: true`). */
 export const runCreatedResponseSchema = z.object({ run_id: runIdSchema, status: runStatusSchema });
-
-export const runResultSchema = z.object({
-  status: z.string(),
-  text: z.string(),
-  model: z.string(),
-  iterations: z.number().int(),
-  calls: z.array(z.record(z.string(), z.unknown())),
-  usage: z.record(z.string(), z.unknown()),
-  stats: z.record(z.string(), z.unknown()),
-  messages: z.array(z.record(z.string(), z.unknown())),
-});
 
 /** GET /v1/runs/:id */
 export const runResponseSchema = z.object({

@@ -94,10 +94,11 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
   });
 
   app.setErrorHandler((error, _request, reply) => {
-    const { status, body, internal } = toHttpError(error);
+    const { status, body, internal, retryAfterS } = toHttpError(error);
     if (internal) options.logger?.error({ err: (error as Error).message }, 'request failed');
     // A client refused before its body was read has no reason to keep the socket.
     if (status === 400 || status === 413 || status === 415) reply.header('connection', 'close');
+    if (retryAfterS !== undefined) reply.header('retry-after', String(retryAfterS));
     return reply.code(status).send(body);
   });
   app.setNotFoundHandler((request) => {
@@ -112,9 +113,11 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
   app.addHook('onRequest', async (request) => {
     // /metrics copes with Redis being away by itself, and a starting coordinator is worth seeing.
     if (started() || isOpenPath(request, OPEN_PATHS) || isOpenPath(request, OPERATOR_PATHS)) return;
-    // No probe per request: during an outage each would wait in the connection's queue.
+    // No probe per request: during an outage each would wait in the connection's queue. Its own
+    // code (not REDIS_UNAVAILABLE, which can come after a batch's first jobs were enqueued): refused
+    // before anything ran, so a client may send even a write again.
     throw new ToolqError(
-      'REDIS_UNAVAILABLE',
+      'STARTING',
       'the coordinator is still starting: connecting to Redis and loading the tool catalog (GET /readyz says why it is not ready)',
     );
   });

@@ -4,7 +4,8 @@
  * report the calls it collected without repeating what the owner before had already reported.
  */
 import { textOf } from '../agent/stop-reasons.ts';
-import type { AgentEvent, BetaMessage, TokenCounts } from '../agent/types.ts';
+import type { AgentEvent, BetaMessage } from '../agent/types.ts';
+import { wireTokens } from './run-result.ts';
 import type { RunEventInput } from './run-store.ts';
 
 export const RUN_EVENT_TYPES = [
@@ -68,7 +69,7 @@ export function fromAgentEvent(e: AgentEvent): RunEventInput | undefined {
         stop_reason: e.stopReason,
         model_ms: e.modelMs,
         tool_uses: e.toolUses,
-        usage: { ...tokens(e.usage.executor), advisor: tokens(e.usage.advisor) },
+        usage: { ...wireTokens(e.usage.executor), advisor: wireTokens(e.usage.advisor) },
       });
     case 'tool_start':
       return event(
@@ -105,16 +106,6 @@ export function fromAgentEvent(e: AgentEvent): RunEventInput | undefined {
       return unknown;
     }
   }
-}
-
-/** Token counts as the Messages API names them. */
-function tokens(t: TokenCounts) {
-  return {
-    input_tokens: t.inputTokens,
-    output_tokens: t.outputTokens,
-    cache_creation_input_tokens: t.cacheCreationInputTokens,
-    cache_read_input_tokens: t.cacheReadInputTokens,
-  };
 }
 
 export function doneEvent(status: string, text: string): RunEventInput {

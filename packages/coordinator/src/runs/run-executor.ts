@@ -27,11 +27,12 @@ import type Anthropic from '@anthropic-ai/sdk';
 import { type Logger, ToolqError } from '@toolq/shared';
 import { coerceError } from '@toolq/shared/internal';
 import { runAgent } from '../agent/run-agent.ts';
-import type { AgentCheckpoint, AgentOptions, AgentPersistence, AgentResult } from '../agent/types.ts';
+import type { AgentCheckpoint, AgentOptions, AgentPersistence } from '../agent/types.ts';
 import type { Dispatcher } from '../dispatcher.ts';
 import { type RunRequest, runRequestSchema } from '../http/schemas.ts';
 import { withoutRequestMessages } from './run-conversation.ts';
 import { doneEvent, failedEvent, fromAgentEvent, runStarted, textEvent, turnStarted } from './run-events.ts';
+import { wireRunResult } from './run-result.ts';
 import type { RunEventInput, RunStore } from './run-store.ts';
 
 /** Where runs get their model. */
@@ -138,7 +139,7 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
         textEvent(result.iterations.length, result.finalMessage),
         doneEvent(result.status, result.text),
       ]),
-      finish: { status: 'done', result: withoutRequestMessages(describeResult(result), claim.request) },
+      finish: { status: 'done', result: withoutRequestMessages(wireRunResult(result), claim.request) },
     });
     await finished(o.store, claim.app, runId);
     log.info({ app: claim.app, status: result.status, iterations: result.iterations.length }, 'run finished');
@@ -266,19 +267,5 @@ function agentOptions(body: RunRequest, model: RunModel): Omit<AgentOptions, 'di
     ...(body.timeout_ms !== undefined ? { timeoutMs: body.timeout_ms } : {}),
     ...(body.failure_policy ? { failurePolicy: body.failure_policy } : {}),
     ...(body.context ? { context: body.context } : {}),
-  };
-}
-
-/** What GET /v1/runs/:id answers as `result` once a run is done. */
-export function describeResult(r: AgentResult) {
-  return {
-    status: r.status,
-    text: r.text,
-    model: r.model,
-    iterations: r.iterations.length,
-    calls: r.calls,
-    usage: r.usage,
-    stats: r.stats,
-    messages: r.messages,
   };
 }

@@ -21,6 +21,7 @@ const EXPECTED: Record<ToolqErrorCode, number> = {
   JOB_DATA_INVALID: 400,
   REDIS_UNAVAILABLE: 503,
   SHUTTING_DOWN: 503,
+  STARTING: 503,
   BATCH_EXISTS: 409,
   MODEL_ERROR: 502,
   NO_MODEL: 503,
@@ -55,7 +56,7 @@ describe('ToolqErrors', () => {
     }
   });
 
-  it('count as our bug (logged) when 5xx, except Redis being away and shutting down', () => {
+  it('count as our bug (logged) when 5xx, except Redis being away, starting and shutting down', () => {
     const internal = (Object.keys(EXPECTED) as ToolqErrorCode[])
       .filter((code) => toHttpError(new ToolqError(code, 'x')).internal)
       .sort();
@@ -70,6 +71,14 @@ describe('ToolqErrors', () => {
       'TIMEOUT',
       'TOOL_DEFINITION_INVALID',
     ]);
+  });
+
+  it('a refusal while starting tells the client when to send again; nothing else does', () => {
+    const withRetryAfter = (Object.keys(EXPECTED) as ToolqErrorCode[]).filter(
+      (code) => toHttpError(new ToolqError(code, 'x')).retryAfterS !== undefined,
+    );
+    expect(withRetryAfter).toEqual(['STARTING']);
+    expect(toHttpError(new ToolqError('STARTING', 'x')).retryAfterS).toBe(1);
   });
 });
 

@@ -4,6 +4,7 @@
  * HTTP server forgets its session. Its tool list is kept current (`notifications/tools/list_changed`)
  * and is empty while it is down, so the catalog only offers tools that can run.
  */
+import { readFileSync } from 'node:fs';
 import { type CallToolResult, Client, type Tool, type Transport } from '@modelcontextprotocol/client';
 import type { Logger } from '@toolq/shared';
 import {
@@ -25,6 +26,11 @@ import {
   stderrOf,
   transportClosed,
 } from './transports.ts';
+
+/** The worker package's version, as MCP servers see it (package.json is two levels above src/mcp/ and dist/mcp/). */
+const WORKER_VERSION = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 /**
  * The MCP request's timeout is the time left to the call's deadline plus this: the call's own
@@ -170,7 +176,7 @@ export class McpServerConnection {
     const { startupTimeoutMs } = this.config.toolq;
     const transport = createTransport(this.config, this.logger);
     const client = new Client(
-      { name: 'toolq-worker', version: '0.1.0' },
+      { name: 'toolq-worker', version: WORKER_VERSION },
       {
         listChanged: {
           tools: {

@@ -1,17 +1,21 @@
+// @ts-check
 /**
  * The chaos run's tool, served by its worker processes: every call appends its start and its end
- * (or abort) to the file named by TOOLQ_CHAOS_LOG, one file per worker process.
+ * (or abort) to the file named by TOOLQ_CHAOS_LOG, one file per worker process. JavaScript, so
+ * the workers run the built CLI with plain node: no TypeScript to compile when one restarts.
+ * The lines are history.ts's `call_*` events (type-checked there: tsconfig checks this file).
  */
+import { appendFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defineTool } from '@toolq/shared';
 import { z } from 'zod';
-import { appendEvent, type HistoryEvent } from './history.ts';
 
 export const CHAOS_TOOL = 'chaos_work';
 
-function record(event: HistoryEvent): void {
+/** @param {import('./history.ts').HistoryEvent} event */
+function record(event) {
   const file = process.env.TOOLQ_CHAOS_LOG;
-  if (file) appendEvent(file, event);
+  if (file) appendFileSync(file, `${JSON.stringify(event)}\n`);
 }
 
 export const work = defineTool({
