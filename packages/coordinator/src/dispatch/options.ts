@@ -93,7 +93,7 @@ export interface DispatcherOptions {
   /**
    * A worker whose heartbeat (written every 2 s) is older than this is taken for dead: its started
    * at-most-once calls are answered "outcome unknown" and its other calls run again on another
-   * worker (docs/delivery.md). Default 6 000 ms (TOOLQ_DEAD_WORKER_AFTER_MS), at least 2 500.
+   * worker (docs/delivery.md). Default 10 000 ms (TOOLQ_DEAD_WORKER_AFTER_MS), at least 2 500.
    */
   deadWorkerAfterMs?: number;
   /**
