@@ -261,7 +261,11 @@ try {
           method: 'POST',
           // The same key from a retry returns the same run: a lost 202 never starts a second one.
           headers: { 'content-type': 'application/json', 'idempotency-key': `chaos-${tag}` },
-          body: JSON.stringify({ prompt: `chaos:${tag}`, timeout_ms: RUN_CALL_TIMEOUT_MS }),
+          body: JSON.stringify({
+            prompt: `chaos:${tag}`,
+            tools: [CHAOS_TOOL],
+            timeout_ms: RUN_CALL_TIMEOUT_MS,
+          }),
           signal: AbortSignal.timeout(10_000),
         });
         if (res.status === 202 || res.status === 200) {

@@ -1,7 +1,7 @@
 /**
  * The package sources stay small enough to read: no file in packages/<name>/src over 400 lines, and
  * the Dispatcher, which every new capability touches, under 450 (issue 18's targets). A file that
- * grows past the limit is split by concern (see the README's architecture section), not exempted.
+ * grows past the limit is split by concern (see docs/architecture.md), not exempted.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';

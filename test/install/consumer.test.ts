@@ -148,6 +148,7 @@ describe('toolq installed from its packed tarballs into a project outside the re
         '@toolq/shared',
         '@toolq/worker',
         '@toolq/coordinator',
+        '@toolq/client',
         '@toolq/scripted-model',
       ]),
     );
@@ -161,6 +162,10 @@ describe('toolq installed from its packed tarballs into a project outside the re
       expect(existsSync(join(root, 'dist', 'index.d.ts')), name).toBe(true);
       expect(existsSync(join(root, 'dist', 'index.js.map')), name).toBe(true);
       expect(existsSync(join(root, 'test')), `${name} ships its tests`).toBe(false);
+      // Its own README (what it is, how to install it from the tarball, an example): test/doc-blocks checks its code.
+      expect(readFileSync(join(root, 'README.md'), 'utf8'), `${name} ships its README`).toContain(
+        `# ${name}`,
+      );
       const ranges = { ...pkg.dependencies, ...pkg.peerDependencies };
       for (const [dep, range] of Object.entries(ranges)) {
         expect(range, `${name} → ${dep}`).not.toMatch(/^workspace:/);

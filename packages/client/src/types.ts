@@ -105,14 +105,22 @@ export interface MessageParam {
   content: string | Record<string, unknown>[];
 }
 
-/** POST /v1/runs. Give exactly one of `prompt` and `messages`. */
-export interface RunRequest {
+/**
+ * POST /v1/runs. Give exactly one of `prompt` and `messages`, and name the run's tools: `tools`
+ * (names from listTools(); `[]` for none) or `tool_set` (a set the coordinator's operator defined
+ * in TOOLQ_TOOL_SETS). A run that names neither is refused (400 INVALID_REQUEST).
+ */
+export type RunRequest = RunRequestFields &
+  (
+    | { tools: string[]; tool_set?: never }
+    | { /** The name of a tool set the operator defined, e.g. `support`. */ tool_set: string; tools?: never }
+  );
+
+interface RunRequestFields {
   prompt?: string;
   messages?: MessageParam[];
   system?: string;
   model?: string;
-  /** Tool names from the catalog; default: every tool with a live worker. */
-  tools?: string[];
   max_iterations?: number;
   max_tokens?: number;
   stream?: boolean;

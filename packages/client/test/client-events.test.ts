@@ -26,6 +26,7 @@ import { startWorkerProcess, type WorkerProcess } from '../../../test-support/wo
 
 const TOKEN = 'client-events-token-0123456789';
 const RUN_TOOLS = fileURLToPath(new URL('../../../test-support/run-tools.ts', import.meta.url));
+const RUN_TOOL_NAMES = ['test_slow'];
 
 interface Proxy {
   url: string;
@@ -178,7 +179,7 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
 describe('runEvents', () => {
   it('follows a whole run: every stored event, in order, typed, then ends after the final one', async () => {
     const client = direct();
-    const { run_id } = await client.createRun({ prompt: 'steps:2:50' });
+    const { run_id } = await client.createRun({ prompt: 'steps:2:50', tools: RUN_TOOL_NAMES });
     const events = await collect(client.runEvents(run_id));
     expect(events.map(({ id, type, data }) => ({ id, type, data }))).toEqual(await storedEvents(run_id));
     expect(events.at(0)?.type).toBe('run_started');
@@ -201,7 +202,7 @@ describe('runEvents', () => {
   it('resumes after the connection is cut mid-run, twice: no event lost or repeated', async () => {
     const retries: RetryEvent[] = [];
     const client = new ToolqClient({ baseUrl: proxy.url, token: TOKEN, onRetry: (e) => retries.push(e) });
-    const { run_id } = await client.createRun({ prompt: 'steps:3:600' });
+    const { run_id } = await client.createRun({ prompt: 'steps:3:600', tools: RUN_TOOL_NAMES });
     const before = proxy.heads.length;
     let cuts = 0;
     const events = await collect(client.runEvents(run_id, { reconnectDelayMs: 50 }), (e) => {
@@ -236,7 +237,7 @@ describe('runEvents', () => {
   it('replaces a connection over which nothing comes for idleTimeoutMs (a dead peer, no reset)', async () => {
     const retries: RetryEvent[] = [];
     const client = new ToolqClient({ baseUrl: proxy.url, token: TOKEN, onRetry: (e) => retries.push(e) });
-    const { run_id } = await client.createRun({ prompt: 'steps:2:800' });
+    const { run_id } = await client.createRun({ prompt: 'steps:2:800', tools: RUN_TOOL_NAMES });
     let frozen = false;
     const events = await collect(
       client.runEvents(run_id, { idleTimeoutMs: 1500, reconnectDelayMs: 20 }),
@@ -254,7 +255,7 @@ describe('runEvents', () => {
   it('gives up after maxReconnects failed reconnects in a row, with the connection error', async () => {
     const retries: RetryEvent[] = [];
     const client = new ToolqClient({ baseUrl: proxy.url, token: TOKEN, onRetry: (e) => retries.push(e) });
-    const { run_id } = await client.createRun({ prompt: 'steps:1:3000' });
+    const { run_id } = await client.createRun({ prompt: 'steps:1:3000', tools: RUN_TOOL_NAMES });
     const seen: RunEvent[] = [];
     const err = await rejection(
       collect(client.runEvents(run_id, { maxReconnects: 2, reconnectDelayMs: 20 }), (e) => {
@@ -282,7 +283,7 @@ describe('runEvents', () => {
 
   it('ends when its signal aborts, with the reason, mid-stream and while waiting to reconnect', async () => {
     const client = new ToolqClient({ baseUrl: proxy.url, token: TOKEN });
-    const { run_id } = await client.createRun({ prompt: 'steps:1:2000' });
+    const { run_id } = await client.createRun({ prompt: 'steps:1:2000', tools: RUN_TOOL_NAMES });
     const controller = new AbortController();
     const reason = new Error('enough');
     const started = Date.now();
@@ -296,7 +297,7 @@ describe('runEvents', () => {
 
     const waiting = new AbortController();
     const later = new Error('stop waiting');
-    const { run_id: long } = await client.createRun({ prompt: 'steps:1:10000' });
+    const { run_id: long } = await client.createRun({ prompt: 'steps:1:10000', tools: RUN_TOOL_NAMES });
     const err2 = await rejection(
       collect(
         client.runEvents(long, {

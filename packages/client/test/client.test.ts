@@ -147,7 +147,7 @@ describe('the happy path', () => {
   it('creates a run and reads it (runs need a model: this coordinator has none, so 503 NO_MODEL, not retried)', async () => {
     const retries: RetryEvent[] = [];
     const noModel = new ToolqClient({ baseUrl: coordinator.url, onRetry: (e) => retries.push(e) });
-    const err = await rejection(noModel.createRun({ prompt: 'hi' }));
+    const err = await rejection(noModel.createRun({ prompt: 'hi', tools: [] }));
     expect(err).toBeInstanceOf(ToolqHttpError);
     expect(err).toMatchObject({ status: 503, code: 'NO_MODEL', attempts: 1 });
     expect(retries).toEqual([]);

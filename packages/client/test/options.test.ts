@@ -65,7 +65,7 @@ describe('client options', () => {
       'retry.attempt',
     );
     expect(
-      (await refusal(client.createRun({ prompt: 'p' }, { idempotencykey: 'k' } as never))).message,
+      (await refusal(client.createRun({ prompt: 'p', tools: [] }, { idempotencykey: 'k' } as never))).message,
     ).toMatch(/did you mean idempotencyKey/);
     expect((await refusal(client.listRuns({ limit: 0 }))).option).toBe('limit');
     expect((await refusal(client.createToolBatch(uses, { batchId: 'a b' }))).option).toBe('batchId');

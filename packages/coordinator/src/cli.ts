@@ -40,9 +40,10 @@ const program = new Command('toolq-coordinator')
       'Environment: REDIS_URL (or REDIS_CLUSTER_NODES, or REDIS_SENTINELS + REDIS_SENTINEL_MASTER; REDIS_USERNAME,\n' +
       'REDIS_PASSWORD, REDIS_SENTINEL_PASSWORD, REDIS_TLS, REDIS_TLS_CA_FILE), TOOLQ_PREFIX, TOOLQ_HOST, TOOLQ_PORT, TOOLQ_API_TOKEN, TOOLQ_API_TOKENS,\n' +
       'TOOLQ_COORDINATOR_ID, TOOLQ_RUN_RETENTION_MS, TOOLQ_RUN_TAKEOVER_MS, TOOLQ_RUN_CONCURRENCY,\n' +
-      'TOOLQ_MAX_RUN_INPUT_BYTES, TOOLQ_MAX_ACTIVE_RUNS_PER_APP, TOOLQ_MODEL_TIMEOUT_MS, TOOLQ_MAX_STREAMS_PER_APP, ' +
+      'TOOLQ_MAX_RUN_INPUT_BYTES, TOOLQ_MAX_ACTIVE_RUNS_PER_APP, TOOLQ_MODEL_TIMEOUT_MS, TOOLQ_MAX_STREAMS_PER_APP, TOOLQ_TOOL_SETS, ' +
       'ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, TOOLQ_MODEL (agent runs), ' +
-      'TOOLQ_BODY_LIMIT_BYTES, TOOLQ_REQUEST_TIMEOUT_MS, TOOLQ_BATCH_RETENTION_MS, TOOLQ_MAX_BATCH_RESULT_BYTES,\n' +
+      'TOOLQ_BODY_LIMIT_BYTES, TOOLQ_REQUEST_TIMEOUT_MS, TOOLQ_BATCH_RETENTION_MS, TOOLQ_JOB_HISTORY_MS, TOOLQ_JOB_HISTORY_COUNT,\n' +
+      'TOOLQ_MAX_BATCH_RESULT_BYTES, ' +
       'TOOLQ_SHUTDOWN_TIMEOUT_MS, TOOLQ_LOG_LEVEL, TOOLQ_ADMIN_WRITE, OTEL_EXPORTER_OTLP_ENDPOINT.\n' +
       'SIGTERM/SIGINT: stop accepting, let in-flight batches finish (up to TOOLQ_SHUTDOWN_TIMEOUT_MS), then\n' +
       'answer what is left as cancelled. A second signal exits at once.',
@@ -65,6 +66,8 @@ async function main(): Promise<void> {
     coordinatorId: config.coordinatorId,
     batchRetentionMs: config.batchRetentionMs,
     deadWorkerAfterMs: config.deadWorkerAfterMs,
+    jobHistoryMs: config.jobHistoryMs,
+    jobHistoryCount: config.jobHistoryCount,
     maxBatchResultBytes: config.maxBatchResultBytes,
     logger,
   });
@@ -79,6 +82,7 @@ async function main(): Promise<void> {
     maxInputBytes: config.maxRunInputBytes,
     maxActivePerApp: config.maxActiveRunsPerApp,
     maxStreamsPerApp: config.maxStreamsPerApp,
+    toolSets: config.toolSets,
     model:
       config.anthropicApiKey || config.anthropicBaseUrl
         ? {
@@ -131,6 +135,7 @@ async function main(): Promise<void> {
       auth: anyToken,
       apps: [...(config.apiToken ? ['default'] : []), ...config.apiTokens.keys()],
       operators: [...config.operatorTokens.keys()],
+      toolSets: Object.fromEntries(config.toolSets),
     },
     'coordinator listening',
   );

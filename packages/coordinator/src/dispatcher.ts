@@ -115,7 +115,7 @@ export class Dispatcher {
     const blocking = duplicateConnection(this.redis);
     blocking.on('error', () => undefined); // reported by the reader loop
     this.catalog = new Catalog({ redis: this.redis, keys: this.keys, logger: this.logger });
-    this.jobs = new JobQueues({ redis: this.redis, keys: this.keys, logger: this.logger });
+    this.jobs = new JobQueues({ redis: this.redis, keys: this.keys, logger: this.logger, history: options });
     this.reader = new ReplyReader({
       blocking,
       redis: this.redis,

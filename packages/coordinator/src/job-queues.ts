@@ -12,8 +12,8 @@ import {
   type Logger,
   MAX_CALLS_PER_JOB,
 } from '@toolq/shared';
-import type { Keys, Redis } from '@toolq/shared/internal';
-import { Queue } from 'bullmq';
+import { DEFAULTS, type Keys, type Redis } from '@toolq/shared/internal';
+import { type KeepJobs, Queue } from 'bullmq';
 
 export interface PlannedJob {
   /** The queue it goes to: a pool, or a lane of one. */
@@ -106,10 +106,41 @@ export function groupJobs(
   return queued;
 }
 
+/**
+ * Failed jobs stay an hour (at most 1,000 a queue), as they always have: the evidence of what went
+ * wrong, and the lost-call sweep leaves a call whose job failed to its deadline (lost-calls.ts).
+ */
+export const KEEP_FAILED = { age: 3600, count: 1000 } as const satisfies KeepJobs;
+
+/**
+ * What BullMQ keeps of a completed job: the admin page's recent history, bounded by age and count
+ * per queue. Nothing else reads a completed job: results travel through the batch record, and a
+ * call's completed job counts as gone (dispatch/lost-calls.ts). The worker drops a kept job's
+ * caller context and cuts a large input when it completes it (worker/src/job-history.ts).
+ */
+export function keepCompleted(history: {
+  jobHistoryMs?: number | undefined;
+  jobHistoryCount?: number | undefined;
+}): KeepJobs | true {
+  const ms = history.jobHistoryMs ?? DEFAULTS.jobHistoryMs;
+  const count = history.jobHistoryCount ?? DEFAULTS.jobHistoryCount;
+  return ms > 0 && count > 0 ? { age: Math.ceil(ms / 1000), count } : true;
+}
+
 export class JobQueues {
   private readonly queues = new Map<string, Queue>();
+  private readonly keep: KeepJobs | true;
 
-  constructor(private readonly options: { redis: Redis; keys: Keys; logger: Logger }) {}
+  constructor(
+    private readonly options: {
+      redis: Redis;
+      keys: Keys;
+      logger: Logger;
+      history: Parameters<typeof keepCompleted>[0];
+    },
+  ) {
+    this.keep = keepCompleted(options.history);
+  }
 
   /** The BullMQ queue of a pool or lane; created on first use. */
   queueFor(name: string): Queue {
@@ -132,7 +163,7 @@ export class JobQueues {
         const bulk = poolJobs.map(({ data, jobId }) => ({
           name: 'chunk' in data ? 'chunk' : data.tool,
           data,
-          opts: { jobId, removeOnComplete: true, removeOnFail: { age: 3600, count: 1000 } },
+          opts: { jobId, removeOnComplete: this.keep, removeOnFail: KEEP_FAILED },
         }));
         try {
           const [only] = bulk;

@@ -6,6 +6,7 @@
  */
 import type Anthropic from '@anthropic-ai/sdk';
 import { toolTurnsScript } from '@toolq/scripted-model';
+import { ToolqError } from '@toolq/shared';
 import { describe, expect, it } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type AgentOptions, runAgent } from '../src/agent/index.ts';
@@ -24,7 +25,7 @@ const echoAndSleep = () =>
     },
   ]);
 
-async function run(options: Partial<AgentOptions>) {
+async function run(options: Partial<AgentOptions> & Pick<AgentOptions, 'tools'>) {
   const { model, client } = await harness.model(echoAndSleep());
   const result = await runAgent({
     dispatcher: harness.dispatcher,
@@ -81,9 +82,28 @@ for (const stream of [false, true]) {
   });
 }
 
+describe('a run names its tools', () => {
+  it('without `tools` runAgent refuses (INVALID_INPUT naming tools) before the model is asked', async () => {
+    const { model, client } = await harness.model(echoAndSleep());
+    const err = await runAgent({
+      dispatcher: harness.dispatcher,
+      client,
+      model: 'claude-sonnet-4-6',
+      prompt: 'Echo something.',
+      logger: testLogger(),
+      // What a JavaScript caller can do; TypeScript refuses it.
+    } as unknown as AgentOptions).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ToolqError);
+    expect(err).toMatchObject({ code: 'INVALID_INPUT' });
+    expect((err as Error).message).toMatch(/^invalid runAgent options: tools is required: name the tools/);
+    expect((err as Error).message).toContain("`tools: 'all'`");
+    expect(model.requests).toEqual([]);
+  });
+});
+
 describe('diagnostics tools', () => {
-  it("tools 'all' (the default) leaves out diag_* (diag_crash SIGKILLs workers); named, they are offered", async () => {
-    const { result, model } = await run({ stream: false });
+  it("tools 'all' (an explicit opt-in) leaves out diag_* (diag_crash SIGKILLs workers); named, they are offered", async () => {
+    const { result, model } = await run({ stream: false, tools: 'all' });
     const offered = (model.requests[0]?.body as { tools?: { name: string }[] } | undefined)?.tools ?? [];
     expect(offered.map((t) => t.name).filter((n) => n.startsWith('diag_'))).toEqual([]);
     expect(result.calls.map((c) => c.outcome)).toEqual(['unknown_tool', 'unknown_tool']);

@@ -175,7 +175,7 @@ describe("a durable run's caller context", () => {
     const res = await api(url, '/v1/runs', {
       method: 'POST',
       token: TOKEN,
-      body: { prompt: 'who?', context },
+      body: { prompt: 'who?', tools: ['whoami'], context },
     });
     expect(res.status).toBe(202);
     const { run_id } = (await res.json()) as { run_id: string };
@@ -193,7 +193,7 @@ describe("a durable run's caller context", () => {
   it('the HTTP client sends it as createRun({ context })', async () => {
     const client = new ToolqClient({ baseUrl: url, token: TOKEN });
     const context = { user: 'u-8' };
-    const { run_id } = await client.createRun({ prompt: 'who? (client)', context });
+    const { run_id } = await client.createRun({ prompt: 'who? (client)', tools: ['whoami'], context });
     const run = await waitForRun(url, run_id, TOKEN);
     expect(JSON.parse(run.result?.text ?? '')).toEqual({
       app: 'alpha',
@@ -207,7 +207,11 @@ describe("a durable run's caller context", () => {
     ['u-1', /context: Invalid input: expected record, received string/],
     [{ big: 'x'.repeat(9_000) }, /context: must be at most 8192 bytes as JSON/],
   ])('refuses context %#', async (context, message) => {
-    const res = await api(url, '/v1/runs', { method: 'POST', token: TOKEN, body: { prompt: 'no', context } });
+    const res = await api(url, '/v1/runs', {
+      method: 'POST',
+      token: TOKEN,
+      body: { prompt: 'no', tools: [], context },
+    });
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(message);
   });

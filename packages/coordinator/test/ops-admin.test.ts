@@ -4,8 +4,9 @@
  * process: it loads with an operator's token, shows the pool's queue and its jobs, refuses requests
  * without a token (401) and with an app's token (403: the page shows every app's tool inputs), is
  * read-only unless TOOLQ_ADMIN_WRITE is on, and loads nothing from outside the machine (the browser
- * records every request). The screenshots are written to .tmp/admin-queues.png and
- * .tmp/admin-queue-jobs.png.
+ * records every request). Each lane is shown with the tools it serves, and completed calls stay a
+ * while (TOOLQ_JOB_HISTORY_MS) as recent history, without their caller context. The screenshots are
+ * written to .tmp/admin-queues.png, .tmp/admin-queue-jobs.png and .tmp/admin-queue-history.png.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -32,12 +33,18 @@ const APP_A = 'app-a-token-0123456789abcdef';
 const APP_B = 'app-b-token-0123456789abcdef';
 const TOKENS = { TOOLQ_API_TOKENS: `appA:${APP_A},appB:${APP_B}`, TOOLQ_OPERATOR_TOKENS: `ops:${TOKEN}` };
 const QUEUE = encodeURIComponent('{default}');
+/** A second pool, whose worker is free: its calls complete, and stay as the page's history. */
+const HISTORY_QUEUE = encodeURIComponent('{history}');
+const WHOAMI_TOOLS = fileURLToPath(new URL('../../../test-support/whoami-tools.ts', import.meta.url));
+const CONTEXT_SECRET = 'admin-history-ctx-5b2e';
+const DIAGNOSTICS = 'diag_crash, diag_echo, diag_fail, diag_sleep';
 
 if (!existsSync(CHROMIUM))
   throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)`);
 
 let redis: RedisServer;
 let worker: WorkerProcess;
+let historyWorker: WorkerProcess;
 let readOnly: Awaited<ReturnType<typeof startCoordinatorProcess>>;
 let writable: Awaited<ReturnType<typeof startCoordinatorProcess>>;
 let browser: Browser;
@@ -46,7 +53,10 @@ const pendingBatches: Promise<unknown>[] = [];
 beforeAll(async () => {
   redis = await startRedisServer();
   // One slot: the slow calls below keep one job active and the rest waiting.
-  worker = await startWorkerProcess({ redisUrl: redis.url, concurrency: 1 });
+  [worker, historyWorker] = await Promise.all([
+    startWorkerProcess({ redisUrl: redis.url, concurrency: 1 }),
+    startWorkerProcess({ redisUrl: redis.url, pool: 'history', tools: WHOAMI_TOOLS }),
+  ]);
   [readOnly, writable] = await Promise.all([
     startCoordinatorProcess({ REDIS_URL: redis.url, ...TOKENS }),
     startCoordinatorProcess({ REDIS_URL: redis.url, ...TOKENS, TOOLQ_ADMIN_WRITE: 'true' }),
@@ -90,13 +100,19 @@ afterAll(async () => {
   await browser?.close();
   for (const c of [readOnly, writable]) c?.child.kill('SIGKILL');
   await Promise.all([readOnly?.exited, writable?.exited]);
-  await worker?.stop('SIGKILL');
+  await Promise.all([worker?.stop('SIGKILL'), historyWorker?.stop('SIGKILL')]);
   await Promise.all(pendingBatches);
   await redis?.stop();
 });
 
 interface QueuesResponse {
-  queues: { name: string; displayName?: string; readOnlyMode: boolean; counts: Record<string, number> }[];
+  queues: {
+    name: string;
+    displayName?: string;
+    description?: string;
+    readOnlyMode: boolean;
+    counts: Record<string, number>;
+  }[];
 }
 
 async function queues(url: string): Promise<QueuesResponse['queues']> {
@@ -164,11 +180,62 @@ describe('/admin/queues', () => {
       displayName: 'pool default',
       readOnlyMode: true,
     });
-    // The worker's lane (the queue of its exact tool set) is listed too, read-only as well.
-    const lanes = list.filter((q) => q.name !== '{default}');
+    // The worker's lane (the queue of its exact tool set) is listed too, read-only as well, named
+    // with the tools it serves: its name alone is a hash of them.
+    const lanes = list.filter((q) => q.name.startsWith('{default.t'));
     expect(lanes.length).toBe(1);
-    expect(lanes[0]?.displayName).toMatch(/^pool default, lane /);
+    expect(lanes[0]?.displayName).toMatch(
+      new RegExp(`^pool default, lane default\\.t[0-9a-f]{10}: ${DIAGNOSTICS}$`),
+    );
     expect(lanes.every((q) => q.readOnlyMode)).toBe(true);
+    const historyLane = list.find((q) => q.name.startsWith('{history.t'));
+    expect(historyLane?.displayName).toMatch(/^pool history, lane history\.t[0-9a-f]{10}: whoami$/);
+    // The descriptions (the page's ⓘ) list the tools too: a lane's, and those a pool's queue gets.
+    expect(lanes[0]?.description).toMatch(new RegExp(`exactly these tools: ${DIAGNOSTICS}$`));
+    expect(list.find((q) => q.name === '{history}')?.description).toMatch(/they all serve: whoami$/);
+  });
+
+  it("keeps completed calls a while as the page's history: a batch answers as before, its job stays without its context", async () => {
+    const send = (id: string) =>
+      fetch(`${readOnly.url}/v1/tool-batches`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${APP_A}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          tool_uses: [{ type: 'tool_use', id, name: 'whoami', input: {} }],
+          context: { user: 'u-7', token: CONTEXT_SECRET },
+        }),
+      });
+    for (const id of ['hist1', 'hist2']) {
+      const res = await send(id);
+      expect(res.status).toBe(200);
+      const { tool_results } = (await res.json()) as {
+        tool_results: { tool_use_id: string; content: string; is_error?: boolean }[];
+      };
+      // The tool saw the context: the batch answers exactly as it did when jobs left at once.
+      expect(tool_results).toHaveLength(1);
+      expect(tool_results[0]?.tool_use_id).toBe(id);
+      expect(tool_results[0]?.is_error ?? false).toBe(false);
+      expect(JSON.parse(tool_results[0]?.content ?? '{}')).toMatchObject({
+        app: 'appA',
+        keys: ['user', 'token'],
+      });
+    }
+    const history = new Queue('{history}', { connection: { url: redis.url }, prefix: 'toolq' });
+    try {
+      await waitFor(
+        'both calls kept as completed',
+        async () => (await history.getJobCounts('completed')).completed === 2,
+      );
+      const kept = await history.getCompleted();
+      expect(kept.map((j) => (j.data as { toolUseId: string }).toolUseId).sort()).toEqual(['hist1', 'hist2']);
+      // The worker dropped the context before completing the job: it left Redis with the batch.
+      for (const job of kept) expect(JSON.stringify(job.data)).not.toContain(CONTEXT_SECRET);
+      expect(kept.every((j) => (j.data as { context?: unknown }).context === undefined)).toBe(true);
+    } finally {
+      await history.close();
+    }
+    const q = (await queues(readOnly.url)).find((x) => x.name === '{history}');
+    expect(q?.counts.completed).toBe(2);
   });
 
   it('refuses retries and removals when read-only', async () => {
@@ -209,6 +276,9 @@ describe('/admin/queues', () => {
           await page.screenshot({ path: join(ROOT, '.tmp/admin-queues-failed.png'), fullPage: true });
           throw err;
         });
+      // Each lane is shown with the tools it serves.
+      await page.getByText(`${DIAGNOSTICS}`).first().waitFor({ timeout: 30_000 });
+      expect(await page.locator('body').textContent()).toMatch(/lane history\.t[0-9a-f]{10}: whoami/);
       await page.screenshot({ path: join(ROOT, '.tmp/admin-queues.png'), fullPage: true });
 
       await page.goto(`${readOnly.url}/admin/queues/queue/${QUEUE}?status=waiting`);
@@ -218,6 +288,17 @@ describe('/admin/queues', () => {
       for (const id of ['"slow2"', '"slow3"', '"slow4"']) expect(text).toContain(id);
       expect(text).toContain('diag_sleep');
       await page.screenshot({ path: join(ROOT, '.tmp/admin-queue-jobs.png'), fullPage: true });
+
+      // Recent history: the failed job, and another pool's completed calls (named by tool).
+      await page.goto(`${readOnly.url}/admin/queues/queue/${QUEUE}?status=failed`);
+      await page.getByText('broken-job').first().waitFor({ timeout: 30_000 });
+      await page.goto(`${readOnly.url}/admin/queues/queue/${HISTORY_QUEUE}?status=completed`);
+      await page.getByText('"hist2"').first().waitFor({ timeout: 30_000 });
+      const history = await page.locator('body').textContent();
+      expect(history).toContain('"hist1"');
+      expect(history).toContain('whoami');
+      expect(history).not.toContain(CONTEXT_SECRET);
+      await page.screenshot({ path: join(ROOT, '.tmp/admin-queue-history.png'), fullPage: true });
       // bull-board's page asked fonts.googleapis.com for its typeface: nothing leaves the machine now.
       expect(requested.length).toBeGreaterThan(5);
       expect(requested.filter((u) => !u.startsWith(`${readOnly.url}/`) && !u.startsWith('data:'))).toEqual(

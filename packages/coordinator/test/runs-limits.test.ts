@@ -103,6 +103,7 @@ describe('the size of a run', () => {
         { role: 'assistant', content: 'hi' },
         { role: 'user', content: 'x'.repeat(30_000) },
       ],
+      tools: [],
     });
     expect(status).toBe(413);
     const error = (json as { error: { code: string; message: string } }).error;
@@ -110,7 +111,7 @@ describe('the size of a run', () => {
     expect(error.message).toMatch(/TOOLQ_MAX_RUN_INPUT_BYTES \(20000\)/);
     expect(error.message).toMatch(/the largest part is messages\[2\]\.content \(30002 bytes\)/);
     // The prompt and the system prompt count too.
-    const system = await post(limits.url, ALPHA, { prompt: 'hi', system: 's'.repeat(25_000) });
+    const system = await post(limits.url, ALPHA, { prompt: 'hi', system: 's'.repeat(25_000), tools: [] });
     expect(system.status).toBe(413);
     expect(JSON.stringify(system.json)).toMatch(/the largest part is system/);
     expect(await client.keys('lim:{r.*')).toEqual([]);

@@ -64,7 +64,7 @@ async function keysOf(runId: string): Promise<string[]> {
 
 describe('run retention', () => {
   it("removes a run's records once its retention has passed", async () => {
-    const res = await api(url, '/v1/runs', { method: 'POST', body: { prompt: 'plain:expire' } });
+    const res = await api(url, '/v1/runs', { method: 'POST', body: { prompt: 'plain:expire', tools: [] } });
     expect(res.status).toBe(202);
     const { run_id } = (await res.json()) as { run_id: string };
     const done = await waitForRun(url, run_id);

@@ -114,7 +114,7 @@ describe('an owner that lost its lease while its model request was out', () => {
     const res = await api(first.url, '/v1/runs', {
       method: 'POST',
       token: TOKEN,
-      body: { prompt: 'stale-owner' },
+      body: { prompt: 'stale-owner', tools: ['test_slow'] },
     });
     expect(res.status).toBe(202);
     const { run_id: runId } = (await res.json()) as { run_id: string };

@@ -15,7 +15,7 @@ import { adminCommand, infoFields } from '../../../test-support/redis-processes.
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import { waitFor } from '../../../test-support/wait-for.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
-import { api, readSse, runsScript, type SseEvent, waitForRun } from './runs-support.ts';
+import { api, RUN_TOOL_NAMES, readSse, runsScript, type SseEvent, waitForRun } from './runs-support.ts';
 
 const ALPHA = 'alpha-token-0123456789abcdef';
 const BETA = 'beta-token-0123456789abcdef0';
@@ -64,7 +64,11 @@ const connectedClients = async () => Number((await info('clients')).get('connect
 const netOutputBytes = async () => Number((await info('stats')).get('total_net_output_bytes'));
 
 async function startRun(prompt: string): Promise<string> {
-  const res = await api(coordinator.url, '/v1/runs', { method: 'POST', token: ALPHA, body: { prompt } });
+  const res = await api(coordinator.url, '/v1/runs', {
+    method: 'POST',
+    token: ALPHA,
+    body: { prompt, tools: RUN_TOOL_NAMES },
+  });
   expect(res.status).toBe(202);
   return ((await res.json()) as { run_id: string }).run_id;
 }
@@ -176,7 +180,11 @@ describe('SSE streams of runs', () => {
     const res = await api(coordinator.url, '/v1/runs', {
       method: 'POST',
       token: ALPHA,
-      body: { prompt: `slow:big-input:4000:${'x'.repeat(input / 2)}`, system: 'y'.repeat(input / 2) },
+      body: {
+        prompt: `slow:big-input:4000:${'x'.repeat(input / 2)}`,
+        system: 'y'.repeat(input / 2),
+        tools: RUN_TOOL_NAMES,
+      },
     });
     expect(res.status).toBe(202);
     const runId = ((await res.json()) as { run_id: string }).run_id;

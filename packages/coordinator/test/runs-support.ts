@@ -7,6 +7,9 @@ import type { ReceivedRequest, Script, ScriptContext } from '@toolq/scripted-mod
 import { toolTurnsScript } from '@toolq/scripted-model';
 import { waitFor } from '../../../test-support/wait-for.ts';
 
+/** The tools of test-support/run-tools.ts, which runsScript's conversations call. */
+export const RUN_TOOL_NAMES = ['test_echo', 'test_slow'];
+
 export interface SseEvent {
   id: string;
   event: string;

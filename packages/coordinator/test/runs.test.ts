@@ -18,6 +18,7 @@ import {
   executions,
   getRun,
   promptOf,
+  RUN_TOOL_NAMES,
   readSse,
   runsScript,
   type SseEvent,
@@ -78,7 +79,12 @@ afterAll(async () => {
 });
 
 async function startRun(url: string, prompt: string, token = ALPHA, headers: Record<string, string> = {}) {
-  const res = await api(url, '/v1/runs', { method: 'POST', token, body: { prompt }, headers });
+  const res = await api(url, '/v1/runs', {
+    method: 'POST',
+    token,
+    body: { prompt, tools: RUN_TOOL_NAMES },
+    headers,
+  });
   expect(res.status).toBe(202);
   return { res, body: (await res.json()) as { run_id: string; status: string } };
 }
@@ -201,7 +207,7 @@ describe('a run on one coordinator, served by another', () => {
     const other = await api(b.url, '/v1/runs', {
       method: 'POST',
       token: ALPHA,
-      body: { prompt: 'echo:different' },
+      body: { prompt: 'echo:different', tools: RUN_TOOL_NAMES },
       headers: { 'idempotency-key': key },
     });
     expect(other.status).toBe(409);
@@ -313,7 +319,10 @@ describe('a run on one coordinator, served by another', () => {
     expect(await message(await post({ prompt: 'x', tools: ['test_echo', 'no_such_tool'] }))).toMatch(
       /^400 UNKNOWN_TOOL: no worker has advertised "no_such_tool"; known tools: .*test_echo/,
     );
-    expect(await message(await post({ prompt: 'x' }, { 'idempotency-key': 'has space' }))).toMatch(
+    expect(await message(await post({ prompt: 'x' }))).toMatch(
+      /^400 INVALID_REQUEST: invalid body: tools: a run names the tools its model is offered/,
+    );
+    expect(await message(await post({ prompt: 'x', tools: [] }, { 'idempotency-key': 'has space' }))).toMatch(
       /^400 INVALID_REQUEST: Idempotency-Key header: .*printable ASCII/,
     );
     const get = (p: string, headers: Record<string, string> = {}) => api(b.url, p, { token: ALPHA, headers });

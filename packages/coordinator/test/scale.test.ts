@@ -1,5 +1,5 @@
 /**
- * The two failure modes measured with a QueueEvents barrier (design.md): completions lost right
+ * The two failure modes measured with a QueueEvents barrier (docs/architecture.md): completions lost right
  * after start-up, and batches hung forever in a burst. Here every call must come back.
  */
 import { createKeys, createRedis } from '@toolq/shared/internal';

@@ -10,6 +10,8 @@ import { processId } from './ids.ts';
 import { KEY_PART_PATTERN } from './keys.ts';
 import type { RedisAddress, RedisConnectionConfig } from './redis.ts';
 import { describeZodIssues } from './result-encoding.ts';
+import { parseApiTokens, parseNamedTokens } from './tokens.ts';
+import { parseToolSets } from './tool-sets.ts';
 
 const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const keyPart = z.string().regex(KEY_PART_PATTERN, 'use letters, digits, _ . - (at most 100)');
@@ -36,54 +38,60 @@ const flag = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'use true or false' })
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
+/** Each variable's doc comment (and `@default`, where it needs words) is its row of docs/configuration.md. */
 const envSchema = z.object({
-  /** Redis to use. Unset: the demo starts a private redis-server; other commands use localhost:6379. */
+  /** Redis to use (standalone). The demo and the tests start a private one. @default `redis://127.0.0.1:6379`
+   * for the CLIs */
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
-  /** Seed nodes of a Redis Cluster; selects cluster mode (over REDIS_URL). */
+  /** Seed nodes of a Redis Cluster (a few are enough); selects cluster mode, over REDIS_URL. */
   REDIS_CLUSTER_NODES: addressList.optional(),
-  /** Sentinels watching REDIS_SENTINEL_MASTER; selects Sentinel mode (over REDIS_URL). */
+  /** Sentinels watching REDIS_SENTINEL_MASTER; selects Sentinel mode, over REDIS_URL. */
   REDIS_SENTINELS: addressList.optional(),
+  /** The name the sentinels monitor the master under (required with REDIS_SENTINELS). */
   REDIS_SENTINEL_MASTER: z.string().min(1).max(200).optional(),
-  /** Credentials of the data nodes (a REDIS_URL's own credentials win in standalone mode). */
+  /** ACL user of the data nodes (a REDIS_URL's own credentials win). @default unset (Redis's default user) */
   REDIS_USERNAME: z.string().min(1).optional(),
+  /** Password of the data nodes (requirepass, or the ACL user's); a REDIS_URL's own wins. Never logged. */
   REDIS_PASSWORD: z.string().min(1).optional(),
-  /** The sentinels' own password, when it differs from REDIS_PASSWORD. */
+  /** The sentinels' own password, when it differs from REDIS_PASSWORD. @default REDIS_PASSWORD */
   REDIS_SENTINEL_PASSWORD: z.string().min(1).optional(),
-  /** TLS to every node (`rediss://` turns it on for REDIS_URL by itself). */
+  /** TLS to every node and sentinel (`rediss://` turns it on for REDIS_URL by itself, REDIS_TLS_CA_FILE for
+   * every mode). Certificates are always verified. @default `false` */
   REDIS_TLS: flag.optional(),
-  /** PEM CA bundle to trust for TLS (a private CA); implies TLS. Read once, here. */
+  /** PEM CA bundle trusted instead of Node's built-in CAs (a private CA); implies TLS. Read once at start: a
+   * bad file stops the process. @default Node's CAs */
   REDIS_TLS_CA_FILE: z.string().min(1).optional(),
-  /** Key prefix of every Redis key. */
+  /** Key prefix of every Redis key: fleets with different prefixes share a Redis apart. */
   TOOLQ_PREFIX: keyPart.default(DEFAULTS.prefix),
-  /** Queue (pool) a worker serves. */
+  /** Queue (pool) a worker serves; a coordinator routes each call to a pool that serves its tool. */
   TOOLQ_POOL: keyPart.default(DEFAULTS.pool),
-  /**
-   * A worker of this pool says: its calls may wait in the queue (within their deadlines) while no
-   * worker is alive, for one to start (KEDA scaling from zero). Default: answered is_error at once.
-   */
+  /** The pool may scale to zero: its calls wait in the queue (within their deadlines) for a worker to start
+   * (KEDA). Otherwise a call for a tool without a live worker is answered is_error at once.
+   * @default unset (`false`) */
   TOOLQ_WAIT_FOR_WORKERS: z.enum(['true', 'false', '1', '0']).optional(),
-  /** Jobs one worker process runs at once. */
+  /** BullMQ jobs one worker runs at once, per queue it consumes (its pool's and its lane); a job is a call,
+   * or a chunk of at most 16 calls of one batch. */
   TOOLQ_CONCURRENCY: intFrom(1, 10_000).default(DEFAULTS.concurrency),
-  /** Coordinator HTTP listen address. */
+  /** Coordinator HTTP listen address. Without tokens keep it on loopback. */
   TOOLQ_HOST: z.string().min(1).default(DEFAULTS.host),
+  /** Coordinator HTTP port (0: any free one, printed in its `listening` line). */
   TOOLQ_PORT: intFrom(0, 65535).default(DEFAULTS.port),
-  /** Worker metrics/health port (0 = any free port). */
+  /** Worker /metrics, /healthz and /readyz port; 0 = any free one (printed in its `listening` line), so
+   * several workers share a host. deploy/ sets 9464. */
   TOOLQ_METRICS_PORT: intFrom(0, 65535).default(DEFAULTS.metricsPort),
-  /** Worker metrics/health listen address. */
+  /** Worker metrics listen address; it has no token, so it stays on loopback unless set (0.0.0.0 where
+   * Prometheus scrapes from another machine, as in deploy/). */
   TOOLQ_METRICS_HOST: z.string().min(1).default(DEFAULTS.metricsHost),
-  /** Bearer token for the HTTP API. Unset: the API listens on loopback only. */
+  /** Bearer token of the HTTP API; its app is `default`. Without any token the coordinator serves loopback
+   * only. @default unset */
   TOOLQ_API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
-  /** `name:token,...`: one bearer token per app; each app sees only its own runs and batches. */
+  /** `name:token,…` (16+ characters): a bearer token per app; an app sees only its own runs and batches. */
   TOOLQ_API_TOKENS: z.string().min(1).optional(),
-  /**
-   * `name:token,...`: the operators' bearer tokens, for the queue admin page and /metrics (and
-   * only those). An app token there answers 403.
-   */
+  /** `name:token,…` (16+ characters, none an app's): the operators' bearer tokens, for /metrics and
+   * /admin/queues only. An app token there is 403, an operator token on the app API too. */
   TOOLQ_OPERATOR_TOKENS: z.string().min(1).optional(),
-  /**
-   * Host names (comma-separated) a request may name in its Host header besides localhost,
-   * 127.0.0.1 and [::1], when no token is set. With tokens any Host is served.
-   */
+  /** Host names (comma-separated) a Host or Origin header may name besides localhost, 127.0.0.1 and [::1]
+   * when no token is set; others are 403 HOST_NOT_ALLOWED. With tokens any Host is served. */
   TOOLQ_ALLOWED_HOSTS: z
     .string()
     .transform((value, ctx) => {
@@ -98,51 +106,65 @@ const envSchema = z.object({
       return hosts;
     })
     .optional(),
-  /** How long a run's record and events are kept after it finished (a running run never expires). */
+  /** How long a run's record, events and index entry are kept after it finished (a running one never
+   * expires). */
   TOOLQ_RUN_RETENTION_MS: intFrom(1_000, 365 * 24 * 3600_000).default(DEFAULTS.runRetentionMs),
   /** A run whose coordinator died is taken over by another within this long. */
   TOOLQ_RUN_TAKEOVER_MS: intFrom(1_500, 3600_000).default(DEFAULTS.runTakeoverMs),
-  /** Runs this coordinator runs at once; more wait, each app's in turn. */
+  /** Runs one coordinator runs at once (its run slots); waiting runs are taken in turns between apps. */
   TOOLQ_RUN_CONCURRENCY: intFrom(1, 100_000).default(DEFAULTS.runConcurrency),
-  /** Largest POST /v1/runs input (the request as JSON); larger ones are refused with 413. */
+  /** Largest POST /v1/runs body as JSON; larger is 413 RUN_TOO_LARGE naming the largest part. */
   TOOLQ_MAX_RUN_INPUT_BYTES: intFrom(1_000, 100_000_000).default(DEFAULTS.maxRunInputBytes),
-  /** Runs of one app not finished yet, fleet-wide; one more is refused with 429. */
+  /** Runs of one app not finished yet (running or waiting), fleet-wide; one more is 429 TOO_MANY_RUNS. */
   TOOLQ_MAX_ACTIVE_RUNS_PER_APP: intFrom(1, 1_000_000).default(DEFAULTS.maxActiveRunsPerApp),
-  /** How long the agent loop waits for a model request to answer (per attempt). */
+  /** How long a model request may take to answer (a streamed turn: its first byte; a JSON turn: all of it);
+   * the SDK retries a timeout twice, then the run fails with MODEL_ERROR. */
   TOOLQ_MODEL_TIMEOUT_MS: intFrom(1_000, 3600_000).default(DEFAULTS.modelTimeoutMs),
-  /** SSE streams of run events one app may have open on one coordinator; past it, 429 TOO_MANY_STREAMS. */
+  /** SSE streams of run events an app may have open on one coordinator; one more is 429 TOO_MANY_STREAMS. */
   TOOLQ_MAX_STREAMS_PER_APP: intFrom(1, 1_000_000).default(DEFAULTS.maxStreamsPerApp),
-  /** Stable coordinator id, so that a restarted coordinator finds its reply stream again. */
+  /** Stable id, so that a restarted coordinator reads its own reply stream again. @default
+   * `<host>-<pid>-<random>` */
   TOOLQ_COORDINATOR_ID: keyPart.optional(),
-  /** Default per-call timeout. */
+  /** Timeout of a tool that declares none. */
   TOOLQ_DEFAULT_TIMEOUT_MS: intFrom(1, 24 * 3600_000).default(DEFAULTS.defaultTimeoutMs),
-  /** Largest tool result a worker hands back. */
+  /** Largest result of one call (serialised); a larger one becomes is_error. */
   TOOLQ_MAX_RESULT_BYTES: intFrom(1, 100_000_000).default(DEFAULTS.maxResultBytes),
-  /** Largest HTTP request body. */
+  /** Largest HTTP request body (413 beyond). */
   TOOLQ_BODY_LIMIT_BYTES: intFrom(1, 1_000_000_000).default(DEFAULTS.bodyLimitBytes),
-  /**
-   * How long a batch's record stays in Redis after the batch was answered (for
-   * GET /v1/tool-batches/:id and collect()). Costs the results' size plus about 650 bytes a call.
-   */
+  /** How long an answered batch stays collectable (GET /v1/tool-batches/{id}, collect()). Costs the results'
+   * size plus about 650 bytes a call (1,000 batches of 5 small calls held 3.26 MB). */
   TOOLQ_BATCH_RETENTION_MS: intFrom(1, 24 * 3600_000).default(DEFAULTS.batchRetentionMs),
-  /**
-   * A worker whose heartbeat (every 2 s) is older than this is taken for dead: its started
-   * at-most-once calls are answered "outcome unknown", its other calls run again (docs/delivery.md).
-   */
+  /** A worker whose heartbeat (every 2 s) is older than this is taken for dead: its started at-most-once
+   * calls are answered "outcome unknown", its other calls run again (docs/delivery.md). At least 2500. */
   TOOLQ_DEAD_WORKER_AFTER_MS: intFrom(2_500, 3600_000).default(DEFAULTS.deadWorkerAfterMs),
-  /** Most bytes of result content one batch answers with; results past it become errors. */
+  /** How long each queue keeps completed jobs for the admin page's recent history (0: removed at once). */
+  TOOLQ_JOB_HISTORY_MS: intFrom(0, 24 * 3600_000).default(DEFAULTS.jobHistoryMs),
+  /** At most this many completed jobs kept per queue (failed jobs stay an hour, at most 1,000 a queue). */
+  TOOLQ_JOB_HISTORY_COUNT: intFrom(0, 100_000).default(DEFAULTS.jobHistoryCount),
+  /** Most result content one batch answers with; results past it become is_error saying so. */
   TOOLQ_MAX_BATCH_RESULT_BYTES: intFrom(1, 1_000_000_000).default(DEFAULTS.maxBatchResultBytes),
-  /** How long a client may take to send a request's headers and body. */
+  /** How long a client may take to send a request's headers and body (408 beyond). */
   TOOLQ_REQUEST_TIMEOUT_MS: intFrom(1_000, 3600_000).default(DEFAULTS.requestTimeoutMs),
-  /** How long a graceful shutdown waits for running work before forcing. */
+  /** How long a graceful shutdown lets running work finish before handing it back or cancelling it. */
   TOOLQ_SHUTDOWN_TIMEOUT_MS: intFrom(0, 3600_000).default(DEFAULTS.shutdownTimeoutMs),
+  /** Log level of the pino JSON lines on stdout. */
   TOOLQ_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Model of the agent loop (runAgent, runs) when the caller names none. @default `DEFAULT_MODEL` (exported
+   * by the coordinator package) */
   TOOLQ_MODEL: z.string().min(1).optional(),
+  /** API key of the Messages API for agent runs: it is what enables /v1/runs. Unset, POST /v1/runs answers
+   * 503 NO_MODEL (there is no offline fallback). Never logged. @default unset: runs answer `503 NO_MODEL` */
   ANTHROPIC_API_KEY: z.string().min(1).optional(),
+  /** Where the agent loop sends model requests (a gateway, or the scripted model of your tests). It needs
+   * ANTHROPIC_API_KEY beside it (a placeholder if the gateway wants none): alone, runs answer 503 NO_MODEL.
+   * @default the SDK's (`https://api.anthropic.com`) */
   ANTHROPIC_BASE_URL: z.url().optional(),
-  /** Retries and removals on the queue admin page (/admin/queues); otherwise it is read-only. */
+  /** Named tool sets a durable run asks for by `tool_set`: `name:tool,tool; name:tool` (docs/tool-sets.md). */
+  TOOLQ_TOOL_SETS: z.string().min(1).optional(),
+  /** `true`: retries, removals and cleaning on /admin/queues; otherwise each write there is 403 READ_ONLY. */
   TOOLQ_ADMIN_WRITE: z.enum(['true', 'false']).default('false'),
-  /** OTLP/HTTP collector (e.g. http://collector:4318): traces are exported only when set. */
+  /** OTLP/HTTP collector (http://otel-collector:4318): traces are exported only when set. @default unset: no
+   * tracing */
   OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
 });
 
@@ -182,12 +204,16 @@ export interface ToolqConfig {
   shutdownTimeoutMs: number;
   batchRetentionMs: number;
   deadWorkerAfterMs: number;
+  jobHistoryMs: number;
+  jobHistoryCount: number;
   maxBatchResultBytes: number;
   requestTimeoutMs: number;
   logLevel: ToolqEnv['TOOLQ_LOG_LEVEL'];
   model: string | undefined;
   anthropicApiKey: string | undefined;
   anthropicBaseUrl: string | undefined;
+  /** Tool set name → its tool names, from TOOLQ_TOOL_SETS (empty when unset). */
+  toolSets: Map<string, readonly string[]>;
   adminWrite: boolean;
   otlpEndpoint: string | undefined;
 }
@@ -241,12 +267,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolqConfig {
     shutdownTimeoutMs: e.TOOLQ_SHUTDOWN_TIMEOUT_MS,
     batchRetentionMs: e.TOOLQ_BATCH_RETENTION_MS,
     deadWorkerAfterMs: e.TOOLQ_DEAD_WORKER_AFTER_MS,
+    jobHistoryMs: e.TOOLQ_JOB_HISTORY_MS,
+    jobHistoryCount: e.TOOLQ_JOB_HISTORY_COUNT,
     maxBatchResultBytes: e.TOOLQ_MAX_BATCH_RESULT_BYTES,
     requestTimeoutMs: e.TOOLQ_REQUEST_TIMEOUT_MS,
     logLevel: e.TOOLQ_LOG_LEVEL,
     model: e.TOOLQ_MODEL,
     anthropicApiKey: e.ANTHROPIC_API_KEY,
     anthropicBaseUrl: e.ANTHROPIC_BASE_URL,
+    toolSets: parseToolSets(e.TOOLQ_TOOL_SETS, (why) => {
+      throw new ToolqError('CONFIG_INVALID', `invalid environment: TOOLQ_TOOL_SETS: ${why}`);
+    }),
     adminWrite: e.TOOLQ_ADMIN_WRITE === 'true',
     otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
   };
@@ -328,59 +359,4 @@ function readCaFile(path: string): string {
 
 export function defaultCoordinatorId(): string {
   return processId();
-}
-
-const TOKEN_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
-
-/**
- * `name:token,...`. Messages name the entry by position and app, never the token: configuration
- * errors end up in logs. The single TOOLQ_API_TOKEN is the app `default`, so no entry may take it.
- */
-export function parseApiTokens(raw: string | undefined, single?: string): Map<string, string> {
-  return parseNamedTokens(raw, {
-    variable: 'TOOLQ_API_TOKENS',
-    what: 'app',
-    taken: single === undefined ? [] : [single],
-    takenBy: 'another app',
-    reserved: single === undefined ? undefined : { name: 'default', why: 'is the app of TOOLQ_API_TOKEN' },
-  });
-}
-
-/** `name:token,...` of `variable`; no token may be one of `taken` or repeat. Never prints a token. */
-function parseNamedTokens(
-  raw: string | undefined,
-  options: {
-    variable: string;
-    /** What a name names, in messages: `app`, `operator`. */
-    what: string;
-    taken: readonly string[];
-    /** Who holds the `taken` tokens, in messages. */
-    takenBy: string;
-    reserved?: { name: string; why: string } | undefined;
-  },
-): Map<string, string> {
-  const tokens = new Map<string, string>();
-  if (raw === undefined) return tokens;
-  const { what } = options;
-  const fail = (why: string) => {
-    throw new ToolqError('CONFIG_INVALID', `invalid environment: ${options.variable}: ${why}`);
-  };
-  const taken = new Set(options.taken);
-  const seen = new Set<string>();
-  raw.split(',').forEach((entry, i) => {
-    const at = entry.indexOf(':');
-    const name = entry.slice(0, Math.max(0, at)).trim();
-    const token = entry.slice(at + 1).trim();
-    if (at < 0) fail(`entry ${i + 1} is not name:token`);
-    if (!TOKEN_NAME.test(name)) fail(`entry ${i + 1}: the ${what} name must be 1-64 letters, digits, _ . -`);
-    if (name === options.reserved?.name)
-      fail(`entry ${i + 1}: "${name}" ${options.reserved.why}; use another name`);
-    if (tokens.has(name)) fail(`entry ${i + 1}: ${what} ${name} is named twice`);
-    if (token.length < 16) fail(`entry ${i + 1} (${what} ${name}): the token must be at least 16 characters`);
-    if (seen.has(token)) fail(`entry ${i + 1} (${what} ${name}): the token is used by another ${what}`);
-    if (taken.has(token)) fail(`entry ${i + 1} (${what} ${name}): the token is used by ${options.takenBy}`);
-    seen.add(token);
-    tokens.set(name, token);
-  });
-  return tokens;
 }

@@ -1,7 +1,7 @@
 /**
  * Every default toolq has, in one place: the environment (config.ts), the worker's options and the
- * coordinator's (Dispatcher, HTTP server) all take theirs from here, so the README's configuration
- * table, `--help` and the code cannot disagree.
+ * coordinator's (Dispatcher, HTTP server) all take theirs from here, so docs/configuration.md (generated
+ * from config.ts), `--help` and the code cannot disagree.
  */
 export const DEFAULTS = {
   redisUrl: 'redis://127.0.0.1:6379',
@@ -27,6 +27,13 @@ export const DEFAULTS = {
   maxResultBytes: 1_000_000,
   /** Most result content one batch answers with (the Messages API takes at most 32 MB a request). */
   maxBatchResultBytes: 16 * 1024 * 1024,
+  /**
+   * How long each queue keeps its completed jobs, for the queue admin page's recent history, and
+   * how many at most per queue: the count bounds the memory whatever the traffic (see
+   * docs/tool-sets.md, "Queue admin page", for the bytes a kept job costs). Failed jobs stay an hour.
+   */
+  jobHistoryMs: 300_000,
+  jobHistoryCount: 1_000,
   /** How long an answered batch stays collectable. */
   batchRetentionMs: 60_000,
   /** A worker whose heartbeat (every 2 s) is older than this is dead: its calls are settled (docs/delivery.md). */

@@ -15,7 +15,7 @@ export {
   readCallLog,
 } from './call-log.ts';
 export { type CancelMessage, parseCancelMessage, publishCancel } from './cancel.ts';
-export { defaultCoordinatorId, parseApiTokens } from './config.ts';
+export { defaultCoordinatorId } from './config.ts';
 export {
   callerContextSchema,
   MAX_CONTEXT_BYTES,
@@ -75,7 +75,9 @@ export {
   storeResult,
   writeResult,
 } from './result-store.ts';
+export { parseApiTokens } from './tokens.ts';
 export { inputJsonSchema, MAX_TIMEOUT_MS, TOOL_NAME_PATTERN } from './tool.ts';
+export { TOOL_SET_NAME_PATTERN } from './tool-sets.ts';
 export {
   carrierOf,
   contextFrom,

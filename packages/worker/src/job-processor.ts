@@ -33,6 +33,7 @@ import { traceCall } from './call-tracing.ts';
 import type { RunningCalls } from './cancel-listener.ts';
 import { createResultCache } from './delivery/cache.ts';
 import { createDeliveryGuard, type TrackedJob } from './delivery/guard.ts';
+import { trimForHistory } from './job-history.ts';
 import { runCall } from './run-call.ts';
 import type { ServedTools } from './served-tools.ts';
 import { WORKER_DEFAULTS } from './worker-options.ts';
@@ -214,6 +215,7 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
       await job.moveToDelayed(Date.now() + WORKER_DEFAULTS.notServedDelayMs, token);
       throw new DelayedError();
     }
+    await trimForHistory(job, logger);
     return settlement.value;
   };
 

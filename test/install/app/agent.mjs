@@ -20,6 +20,7 @@ try {
     baseURL: model.url,
     apiKey: 'offline',
     prompt: 'Weather in Lima and Kyiv?',
+    tools: ['get_weather'],
   });
   console.log(JSON.stringify({ status: result.status, text: result.text, calls: result.calls.length }));
 } finally {

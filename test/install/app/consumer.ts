@@ -52,7 +52,7 @@ export async function main(redisUrl: string): Promise<ToolResultBlock[]> {
 }
 
 /**
- * The README's first snippet as a user writes it: a response's whole content goes to dispatch(),
+ * The README's own agent loop as a user writes it: a response's whole content goes to dispatch(),
  * and the results go into the SDK's own message types without a cast.
  */
 export async function nextTurn(

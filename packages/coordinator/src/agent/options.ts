@@ -63,6 +63,12 @@ const strings = rule<readonly string[]>(
   'an array of non-empty strings',
 );
 
+/** What runAgent says to a caller that names no tools. */
+export const NAME_YOUR_TOOLS =
+  'tools is required: name the tools the model is offered, e.g. `tools: ["get_weather"]` ([] for none); ' +
+  "`tools: 'all'` offers every tool a live worker serves (except diag_*), including tools added to the " +
+  'fleet later (an MCP server with write tools, too)';
+
 /** Every option of runAgent, checked before anything is sent (INVALID_INPUT); unknown names too. */
 const agentOptionsSchema = z.strictObject({
   dispatcher: rule<AgentOptions['dispatcher']>(
@@ -120,6 +126,9 @@ const agentOptionsSchema = z.strictObject({
 
 export function resolveOptions(o: AgentOptions): ResolvedOptions {
   checkOptions(agentOptionsSchema, o, 'invalid runAgent options', 'INVALID_INPUT');
+  // Checked apart from the schema to say how to name them (JavaScript callers have no type check).
+  if (o.tools === undefined)
+    throw new ToolqError('INVALID_INPUT', `invalid runAgent options: ${NAME_YOUR_TOOLS}`);
   const needsEnv = o.model === undefined || (o.client === undefined && o.apiKey === undefined);
   const config = needsEnv ? loadConfig() : undefined;
   const baseURL = o.baseURL ?? config?.anthropicBaseUrl;
@@ -135,7 +144,7 @@ export function resolveOptions(o: AgentOptions): ResolvedOptions {
     model: o.model ?? config?.model ?? DEFAULT_MODEL,
     system: o.system,
     messages: initialMessages(o),
-    tools: o.tools ?? 'all',
+    tools: o.tools,
     serverTools: o.serverTools ?? [],
     maxIterations: positive('maxIterations', o.maxIterations ?? DEFAULT_MAX_ITERATIONS),
     maxTokens,

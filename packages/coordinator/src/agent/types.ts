@@ -50,10 +50,11 @@ export interface AgentOptions {
   /** A conversation to continue (copied, never mutated). Takes precedence over `prompt`. */
   messages?: readonly BetaMessageParam[];
   /**
-   * Catalog tools offered to the model: `'all'` (those with a live worker except the `diag_*`
-   * diagnostics tools, the default) or names (a diagnostics tool is offered only when named).
+   * Catalog tools offered to the model, required: names (`[]` for none; a diagnostics tool is
+   * offered only when named), or `'all'`, an explicit opt-in to every tool with a live worker except
+   * the `diag_*` diagnostics tools, including tools added to the fleet later (an MCP server's).
    */
-  tools?: 'all' | readonly string[];
+  tools: 'all' | readonly string[];
   /** Server-side tools (web search, …) added as given; the API runs them, toolq never enqueues them. */
   serverTools?: readonly BetaToolUnion[];
   /** Model calls before the run stops with `max_iterations`. Default 15 (as the seed). */

@@ -13,8 +13,7 @@
  * alone. A worker only frozen past `deadAfterMs` is treated as dead: its late results are
  * duplicates (the first answer stays) and an at-least-once call may run twice at once.
  */
-import type { CallResult, Logger } from '@toolq/shared';
-import { jobChunkSchema, jobDataSchema } from '@toolq/shared';
+import { type CallResult, jobChunkSchema, jobDataSchema, type Logger } from '@toolq/shared';
 import {
   type CoordinatorMetrics,
   type HeartbeatMemory,

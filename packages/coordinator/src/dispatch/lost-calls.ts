@@ -2,18 +2,23 @@
  * Calls a Redis failover (or a restart without persistence) lost. Replication is asynchronous: a
  * promoted replica may lack a job the old master accepted, or a batch record (the worker then
  * refuses to write the result), or a result. A worker writes a call's result before its job
- * completes and is removed, so a call whose job no longer exists and whose result is not in the
- * record (read after the job check) will never be answered by a worker. The sweep re-runs such a
- * call when its tool may run twice (at-least-once, the default: docs/delivery.md) and its deadline
- * has not passed, and answers the others `is_error` at once instead of at their deadlines (an
- * at-most-once call with outcome `unknown`: it may have run before Redis lost it).
+ * completes, so a call whose job no longer exists or has completed (queues keep completed jobs a
+ * while for the admin page) and whose result is not in the record (read after the job check) will
+ * never be answered by a worker. A failed job (kept an hour, as always) is left to the call's
+ * deadline: it may have failed at the stall limit, and a re-run would undo that limit. The sweep
+ * re-runs such a call when its tool may run twice (at-least-once, the default: docs/delivery.md)
+ * and its deadline has not passed, and answers the others `is_error` at once instead of at their
+ * deadlines (an at-most-once call with outcome `unknown`: it may have run before Redis lost it).
  */
 import { type BatchMeta, messages, type Redis, rewriteBatchMeta } from '@toolq/shared/internal';
 import type { Catalog, ToolLookup } from '../catalog.ts';
 import { groupJobs, type JobQueues, jobIdOf, type PlannedJob, type QueuedJob } from '../job-queues.ts';
 import type { JobAddress, JobRef } from './job-ref.ts';
 
-/** Indexes, among `pending`, whose job is gone from its queue. Ask before reading the record. */
+/** BullMQ's `unknown` (no such job), and `completed`, kept for the admin page's history (job-queues.ts). */
+const GONE: ReadonlySet<string> = new Set(['unknown', 'completed']);
+
+/** Indexes, among `pending`, whose job is gone from its queue or completed. Ask before reading the record. */
 export async function callsWithoutJob(
   queues: JobQueues,
   /** The batch's uid. */
@@ -32,7 +37,7 @@ export async function callsWithoutJob(
   }
   const gone = await Promise.all(
     [...byJob].map(async ([jobId, { queue, indexes }]) =>
-      (await queues.queueFor(queue).getJobState(jobId)) === 'unknown' ? indexes : [],
+      GONE.has(await queues.queueFor(queue).getJobState(jobId)) ? indexes : [],
     ),
   );
   return gone.flat();

@@ -97,6 +97,14 @@ export interface DispatcherOptions {
    */
   deadWorkerAfterMs?: number;
   /**
+   * How long each queue keeps its completed jobs, for the queue admin page's recent history.
+   * Default 300 000 ms (TOOLQ_JOB_HISTORY_MS); 0 removes them at once. BullMQ counts it in whole
+   * seconds (rounded up) and removes old jobs as new ones complete. Failed jobs stay an hour.
+   */
+  jobHistoryMs?: number;
+  /** At most this many completed jobs per queue. Default 1 000 (TOOLQ_JOB_HISTORY_COUNT). */
+  jobHistoryCount?: number;
+  /**
    * Most bytes of result content one batch answers with; results past it become errors saying
    * so. Default 16 MiB (TOOLQ_MAX_BATCH_RESULT_BYTES): the Messages API takes at most 32 MB a request.
    */
@@ -127,6 +135,8 @@ export const DISPATCHER_DEFAULTS = {
   deadWorkerAfterMs: DEFAULTS.deadWorkerAfterMs,
   /** How often the fleet looks for dead workers (one coordinator at a time). */
   deadWorkerSweepMs: 1_000,
+  jobHistoryMs: DEFAULTS.jobHistoryMs,
+  jobHistoryCount: DEFAULTS.jobHistoryCount,
   startTimeoutMs: 10_000,
   maxBatchResultBytes: DEFAULTS.maxBatchResultBytes,
   /** How long a deadline waits for its last look at Redis before answering "timed out". */
@@ -197,6 +207,14 @@ const dispatcherOptionsSchema = z.strictObject({
   deadWorkerAfterMs: rule<number>(
     (v) => Number.isInteger(v) && (v as number) >= 2_500 && (v as number) <= 3600_000,
     'a whole number of ms from 2500 (a heartbeat is written every 2 s) to 3600000',
+  ).optional(),
+  jobHistoryMs: rule<number>(
+    (v) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 24 * 3600_000,
+    'a whole number of ms from 0 to 86400000 (24 h)',
+  ).optional(),
+  jobHistoryCount: rule<number>(
+    (v) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 100_000,
+    'a whole number from 0 to 100000',
   ).optional(),
   maxBatchResultBytes: rule<number>(
     (v) => Number.isSafeInteger(v) && (v as number) >= 1,

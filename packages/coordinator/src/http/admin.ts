@@ -11,7 +11,7 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import { ToolqError } from '@toolq/shared';
-import { withTimeout } from '@toolq/shared/internal';
+import { type WorkerInfo, withTimeout } from '@toolq/shared/internal';
 import type { FastifyInstance } from 'fastify';
 import type { Dispatcher } from '../dispatcher.ts';
 import { toHttpError } from './errors.ts';
@@ -110,13 +110,18 @@ export function registerAdmin(app: FastifyInstance, options: AdminOptions): void
     board.replaceQueues(
       queues.map(({ queue, pool, lane }) => {
         const bull = dispatcher.queueFor(queue);
+        const tools = lane ? laneTools(dispatcher.catalog.liveWorkers(), lane) : [];
         return new BullMQAdapter(bull, {
           readOnlyMode: !write,
           allowRetries: write,
-          displayName: lane ? `pool ${pool}, lane ${lane}` : `pool ${pool}`,
+          displayName: lane
+            ? `pool ${pool}, lane ${lane}: ${listNames(tools, LANE_NAMES_SHOWN)}`
+            : `pool ${pool}`,
           description: lane
-            ? `BullMQ queue ${bull.name}: calls of pool ${pool} for the workers serving exactly this tool set`
-            : `BullMQ queue ${bull.name} of the workers serving pool ${pool}`,
+            ? `BullMQ queue ${bull.name}: calls of pool ${pool} for the workers serving exactly these tools: ` +
+              listNames(tools, LANE_NAMES_DESCRIBED)
+            : `BullMQ queue ${bull.name} of the workers serving pool ${pool}: calls of the tools they all serve: ` +
+              listNames(poolTools(dispatcher.catalog.liveWorkers(), pool), LANE_NAMES_DESCRIBED),
         });
       }),
     );
@@ -144,6 +149,34 @@ export function registerAdmin(app: FastifyInstance, options: AdminOptions): void
     },
     { prefix: ADMIN_PATH },
   );
+}
+
+/** Tool names a lane's name shows on the page (its hash says nothing to a person); the rest are counted. */
+const LANE_NAMES_SHOWN = 6;
+/** Tool names its description lists (an MCP server may bring thousands). */
+const LANE_NAMES_DESCRIBED = 200;
+
+/**
+ * The tools a lane serves: every live worker of a lane serves exactly the same tools (its name is a
+ * hash of them, shared/lanes.ts), so the first one's are the lane's.
+ */
+function laneTools(workers: readonly WorkerInfo[], lane: string): string[] {
+  const worker = workers.find((w) => w.lane === lane);
+  return (worker?.tools ?? []).map((t) => t.name).sort();
+}
+
+/** The tools every live worker of a pool serves: the calls its shared queue gets (shared/lanes.ts). */
+function poolTools(workers: readonly WorkerInfo[], pool: string): string[] {
+  const sets = workers.filter((w) => w.pool === pool).map((w) => new Set(w.tools.map((t) => t.name)));
+  const [first, ...rest] = sets;
+  return [...(first ?? [])].filter((name) => rest.every((set) => set.has(name))).sort();
+}
+
+/** `a, b, c` or `a, b, … and 7 more`; `no live worker` for none. */
+function listNames(names: readonly string[], max: number): string {
+  if (names.length === 0) return 'no live worker';
+  const shown = names.slice(0, max).join(', ');
+  return names.length > max ? `${shown} and ${names.length - max} more` : shown;
 }
 
 /** Lowers `jobsPerPage` to the cap in place: bull-board's handler reads the parsed query after this hook. */

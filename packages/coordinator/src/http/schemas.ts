@@ -1,6 +1,11 @@
 /** The HTTP contract's request bodies, checked at the edge; types inside are trusted. */
 import { failurePolicySchema } from '@toolq/shared';
-import { callerContextSchema, KEY_PART_PATTERN, MAX_CONTEXT_BYTES } from '@toolq/shared/internal';
+import {
+  callerContextSchema,
+  KEY_PART_PATTERN,
+  MAX_CONTEXT_BYTES,
+  TOOL_SET_NAME_PATTERN,
+} from '@toolq/shared/internal';
 import { z } from 'zod';
 
 export const MAX_TOOL_USES_PER_BATCH = 1_000;
@@ -58,15 +63,38 @@ const messageSchema = z
   })
   .strict();
 
-/** POST /v1/runs: an agent run on the coordinator's tools; the model comes from the server's configuration. */
-export const runRequestSchema = z
+/** What a run that names no tools is told: the field, and the two ways to name them. */
+export const NAME_YOUR_TOOLS =
+  'a run names the tools its model is offered: give `tools` (tool names from GET /v1/tools, e.g. ' +
+  '["get_weather"]; [] for none) or `tool_set` (a set the operator defined in TOOLQ_TOOL_SETS); see docs/tool-sets.md';
+
+/**
+ * POST /v1/runs: an agent run on the coordinator's tools; the model comes from the server's
+ * configuration. Stored with the run as given, except that a `tool_set` is stored with its `tools`
+ * (resolved when the run is accepted, so that a coordinator that takes the run over offers the same).
+ */
+const runRequestFields = z
   .object({
     prompt: z.string().min(1).max(1_000_000).optional(),
     messages: z.array(messageSchema).min(1).max(1_000).optional(),
     system: z.string().max(1_000_000).optional(),
     model: z.string().min(1).max(200).optional(),
-    /** Tool names from the catalog; default: every tool with a live worker. */
-    tools: z.array(z.string().min(1).max(256)).max(1_000).optional(),
+    tools: z
+      .array(z.string().min(1).max(256))
+      .max(1_000)
+      .optional()
+      .describe(
+        'The tools offered to the model, by name (GET /v1/tools); [] for none. Give this or `tool_set`: ' +
+          'a run without either is refused.',
+      ),
+    tool_set: z
+      .string()
+      .regex(TOOL_SET_NAME_PATTERN, 'a tool set name is 1-64 letters, digits, _ . -')
+      .optional()
+      .describe(
+        'The name of a tool set the operator defined (TOOLQ_TOOL_SETS, e.g. `support`): the run is offered ' +
+          'its tools. Give this or `tools`.',
+      ),
     max_iterations: z.number().int().min(1).max(100).optional(),
     max_tokens: z.number().int().min(1).max(200_000).optional(),
     stream: z.boolean().optional(),
@@ -87,4 +115,22 @@ export const runRequestSchema = z
     (r) => (r.prompt === undefined) !== (r.messages === undefined),
     'give exactly one of prompt and messages',
   );
+
+export const runRequestSchema = runRequestFields.superRefine((r, ctx) => {
+  if (r.tools !== undefined && r.tool_set !== undefined)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['tool_set'],
+      message: 'give `tools` or `tool_set`, not both',
+    });
+  if (r.tools === undefined && r.tool_set === undefined)
+    ctx.addIssue({ code: 'custom', path: ['tools'], message: NAME_YOUR_TOOLS });
+});
 export type RunRequest = z.infer<typeof runRequestSchema>;
+
+/**
+ * A run request as stored: a `tool_set`'s tools are stored beside it. Runs accepted before runs had
+ * to name their tools have neither, and are carried on as they were accepted (every tool).
+ */
+export const storedRunRequestSchema = runRequestFields;
+export type StoredRunRequest = z.infer<typeof storedRunRequestSchema>;

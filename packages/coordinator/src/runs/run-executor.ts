@@ -29,7 +29,7 @@ import { coerceError } from '@toolq/shared/internal';
 import { runAgent } from '../agent/run-agent.ts';
 import type { AgentCheckpoint, AgentOptions, AgentPersistence } from '../agent/types.ts';
 import type { Dispatcher } from '../dispatcher.ts';
-import { type RunRequest, runRequestSchema } from '../http/schemas.ts';
+import { type StoredRunRequest, storedRunRequestSchema } from '../http/schemas.ts';
 import { withoutRequestMessages } from './run-conversation.ts';
 import { doneEvent, failedEvent, fromAgentEvent, runStarted, textEvent, turnStarted } from './run-events.ts';
 import { wireRunResult } from './run-result.ts';
@@ -97,7 +97,7 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
     if (claim.epoch > MAX_OWNERS) {
       throw new ToolqError('INTERNAL', `the run was taken over ${claim.epoch - 1} times; giving up`);
     }
-    const request = runRequestSchema.parse(claim.request);
+    const request = storedRunRequestSchema.parse(claim.request);
     // Calls earlier owners started and nobody saw finish: a batch of exactly these is theirs (see the top).
     const earlier = claim.epoch > 1 ? await o.store.unfinishedCalls(runId) : new Map<string, string[]>();
     const persistence: AgentPersistence = {
@@ -249,7 +249,7 @@ function textOfCheckpoint(cp: AgentCheckpoint): RunEventInput | undefined {
   return textEvent(cp.iteration, cp.finalMessage);
 }
 
-function agentOptions(body: RunRequest, model: RunModel): Omit<AgentOptions, 'dispatcher'> {
+function agentOptions(body: StoredRunRequest, model: RunModel): Omit<AgentOptions, 'dispatcher'> {
   const chosen = body.model ?? model.defaultModel;
   return {
     ...(model.client ? { client: model.client } : {}),
@@ -260,7 +260,9 @@ function agentOptions(body: RunRequest, model: RunModel): Omit<AgentOptions, 'di
     ...(body.prompt !== undefined ? { prompt: body.prompt } : {}),
     ...(body.messages ? { messages: body.messages as AgentOptions['messages'] } : {}),
     ...(body.system !== undefined ? { system: body.system } : {}),
-    ...(body.tools ? { tools: body.tools } : {}),
+    // Stored with its tools (a tool set's are resolved when the run is accepted). A run accepted
+    // before runs had to name their tools is carried on as it was accepted: every tool.
+    tools: body.tools ?? 'all',
     ...(body.max_iterations !== undefined ? { maxIterations: body.max_iterations } : {}),
     ...(body.max_tokens !== undefined ? { maxTokens: body.max_tokens } : {}),
     ...(body.stream !== undefined ? { stream: body.stream } : {}),

@@ -3,6 +3,7 @@ import { ToolqError } from '@toolq/shared';
 import { buildToolsParam } from '../agent/tools-param.ts';
 import type { Dispatcher } from '../dispatcher.ts';
 import type { RunRequest } from '../http/schemas.ts';
+import { NAME_YOUR_TOOLS } from '../http/schemas.ts';
 
 /**
  * A run's input is bounded as a whole (the HTTP body limit is 10 MB, and a run keeps its input for
@@ -39,4 +40,27 @@ export async function checkRunTools(dispatcher: Dispatcher, tools: readonly stri
   }
   // Throws UNKNOWN_TOOL (400) naming what no worker has advertised, as the run itself would.
   await buildToolsParam(dispatcher, { tools, serverTools: [], advisor: undefined });
+}
+
+/**
+ * The tool names a run is offered: its `tools`, or its `tool_set`'s (an unknown set is refused,
+ * naming the sets there are). The schema has made sure it gives one of them.
+ */
+export function resolveRunTools(
+  request: Pick<RunRequest, 'tools' | 'tool_set'>,
+  toolSets: ReadonlyMap<string, readonly string[]>,
+): readonly string[] {
+  if (request.tools !== undefined) return request.tools;
+  if (request.tool_set === undefined)
+    throw new ToolqError('INVALID_REQUEST', `invalid body: tools: ${NAME_YOUR_TOOLS}`);
+  const set = toolSets.get(request.tool_set);
+  if (set) return set;
+  const known = [...toolSets.keys()].sort();
+  throw new ToolqError(
+    'INVALID_REQUEST',
+    `invalid body: tool_set: no tool set ${JSON.stringify(request.tool_set)} on this coordinator; ` +
+      (known.length > 0
+        ? `the operator defined ${known.join(', ')} (TOOLQ_TOOL_SETS)`
+        : 'the operator defined none (TOOLQ_TOOL_SETS): name the tools in `tools` instead'),
+  );
 }

@@ -38,7 +38,7 @@ import type { RunRequest } from '../http/schemas.ts';
 import { RunEventHub } from './run-event-hub.ts';
 import { executeRun, HAND_OVER_NOW, type RunModel } from './run-executor.ts';
 import { RUN_ID_PATTERN, RUNS_QUEUE, runCancelChannel, runLockKey } from './run-keys.ts';
-import { checkRunSize, checkRunTools } from './run-request-checks.ts';
+import { checkRunSize, checkRunTools, resolveRunTools } from './run-request-checks.ts';
 import { type RunRecord, RunStore, type RunSummary } from './run-store.ts';
 
 export const RUN_DEFAULTS = {
@@ -88,6 +88,8 @@ export interface RunServiceOptions {
   maxActivePerApp?: number;
   /** SSE streams of run events one app may have open on this coordinator. Default 100. */
   maxStreamsPerApp?: number;
+  /** Named tool sets a run may ask for as `tool_set` (TOOLQ_TOOL_SETS). Default none. */
+  toolSets?: ReadonlyMap<string, readonly string[]>;
 }
 
 export interface CreatedRun {
@@ -203,14 +205,18 @@ export class RunService {
 
   async create(app: string, request: RunRequest, idempotencyKey?: string): Promise<CreatedRun> {
     checkRunSize(request, this.options.maxInputBytes ?? RUN_DEFAULTS.maxInputBytes);
+    const tools = resolveRunTools(request, this.options.toolSets ?? new Map());
     // Refused here (400) rather than accepted and failed by the run's first step.
-    if (request.tools) await checkRunTools(this.options.dispatcher, request.tools);
+    await checkRunTools(this.options.dispatcher, tools);
     const runId = idempotencyKey === undefined ? newRunId() : idempotentRunId(app, idempotencyKey);
+    // The request as given decides whether a repeated Idempotency-Key is the same run.
     const requestHash = createHash('sha256').update(JSON.stringify(request)).digest('hex');
     // A repeated POST of a run that exists is answered whatever the quota says.
     const exists = idempotencyKey !== undefined && (await this.store.status(runId)) !== undefined;
     const place = exists ? 1 : await this.admit(app, runId);
-    const outcome = await this.store.create({ runId, app, request, requestHash, now: Date.now() });
+    // A tool set is stored with its tools: a coordinator that takes the run over offers the same.
+    const stored = { ...request, tools: [...tools] };
+    const outcome = await this.store.create({ runId, app, request: stored, requestHash, now: Date.now() });
     if (!outcome.created && outcome.status !== 'running') await this.store.release(app, runId);
     if (!outcome.created && (outcome.app !== app || outcome.requestHash !== requestHash)) {
       throw new ToolqError(

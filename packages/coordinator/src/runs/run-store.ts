@@ -11,7 +11,7 @@
 import { ToolqError } from '@toolq/shared';
 import type { Redis } from '@toolq/shared/internal';
 import type { AgentCheckpoint } from '../agent/types.ts';
-import { withoutRequestMessages, withRequestMessages } from './run-conversation.ts';
+import { withRequestMessages } from './run-conversation.ts';
 import { type RunKeys, runActiveKey, runIndexKey, runKeys } from './run-keys.ts';
 import { type RunRedis, withRunScripts } from './run-scripts.ts';
 

@@ -95,6 +95,8 @@ describe('Dispatcher options', () => {
     [{ logger: console }, /logger must be a pino logger/],
     [{ startTimeoutMs: -1 }, /startTimeoutMs must be a whole number of ms/],
     [{ maxBatchResultBytes: 1.5 }, /maxBatchResultBytes must be a whole number of bytes/],
+    [{ jobHistoryMs: -1 }, /jobHistoryMs must be a whole number of ms from 0 to 86400000 \(24 h\), got -1/],
+    [{ jobHistoryCount: 1.5 }, /jobHistoryCount must be a whole number from 0 to 100000, got 1.5/],
   ])('%j is refused (CONFIG_INVALID)', (options, message) => {
     const err = failure(() => checkDispatcherOptions(options));
     expect(err.code).toBe('CONFIG_INVALID');
@@ -122,8 +124,12 @@ describe('runAgent options', () => {
     [{ stream: 'yes' }, /stream: Invalid input: expected boolean, received string/],
     [{ advisor: { model: 'm', maxUse: 2 } }, /advisor: "maxUse" is not an option/],
     [{ tools: 'some' }, /tools must be "all" or an array of tool names, got "some"/],
+    [
+      { tools: undefined },
+      /tools is required: name the tools the model is offered, e.g. `tools: \["get_weather"\]`/,
+    ],
   ])('%j is refused before the model is asked', async (extra, message) => {
-    const options = { dispatcher, prompt: 'hi', apiKey: 'k', model: 'm', ...extra };
+    const options = { dispatcher, prompt: 'hi', apiKey: 'k', model: 'm', tools: [], ...extra };
     const err = await runAgent(options as never).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ToolqError);
     expect((err as ToolqError).code).toBe('INVALID_INPUT');

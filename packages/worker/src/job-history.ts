@@ -1,0 +1,53 @@
+/**
+ * A completed job a queue keeps for the admin page's recent history (the coordinator's
+ * TOOLQ_JOB_HISTORY_MS) keeps its data too. Before the job completes, the worker drops what must
+ * not outlive the call there: the caller context (it leaves Redis with the batch), and an input
+ * past HISTORY_INPUT_CHARS (cut to its start, so that the history's memory stays bounded whatever
+ * the inputs). One Redis write, only for a job that is kept and carries either; a job removed on
+ * completion, or small and without context, costs nothing.
+ */
+import type { JobChunk, JobData, Logger } from '@toolq/shared';
+import type { Job } from 'bullmq';
+
+/** Characters of a kept job's input (as JSON) shown on the admin page; longer ones are cut. */
+export const HISTORY_INPUT_CHARS = 4_096;
+
+/** The call as kept, or undefined when it can be kept as it is. */
+function trimCall(call: JobData): JobData | undefined {
+  const { context, ...rest } = call;
+  const text = JSON.stringify(call.input) ?? '';
+  const long = text.length > HISTORY_INPUT_CHARS;
+  if (context === undefined && !long) return undefined;
+  if (!long) return rest;
+  return {
+    ...rest,
+    input: {
+      toolq_history: `the input was ${text.length} characters of JSON; the first ${HISTORY_INPUT_CHARS} are kept`,
+      start: text.slice(0, HISTORY_INPUT_CHARS),
+    },
+  };
+}
+
+/** The job's data as kept, or undefined when nothing needs changing. */
+export function historyData(data: JobData | JobChunk): JobData | JobChunk | undefined {
+  if ('chunk' in data) {
+    const calls = data.chunk.map((call) => trimCall(call));
+    if (calls.every((c) => c === undefined)) return undefined;
+    return { ...data, chunk: data.chunk.map((call, i) => calls[i] ?? call) };
+  }
+  return trimCall(data);
+}
+
+/**
+ * Trims a coordinator's job that BullMQ keeps once completed (see the top); a failed write is
+ * logged, not thrown. A plain producer's job (no reply target) is its producer's to keep as it likes.
+ */
+export async function trimForHistory(job: Job<JobData | JobChunk>, logger: Logger): Promise<void> {
+  if (job.opts.removeOnComplete === true) return;
+  if (!('chunk' in job.data) && job.data.reply === undefined) return;
+  const kept = historyData(job.data);
+  if (!kept) return;
+  await job.updateData(kept).catch((err: Error) => {
+    logger.warn({ err: err.message, job: job.id }, "could not drop a kept job's context and long input");
+  });
+}
