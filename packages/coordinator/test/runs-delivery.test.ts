@@ -74,7 +74,11 @@ afterAll(async () => {
 });
 
 async function startRun(url: string, prompt: string): Promise<string> {
-  const res = await api(url, '/v1/runs', { method: 'POST', token: TOKEN, body: { prompt } });
+  const res = await api(url, '/v1/runs', {
+    method: 'POST',
+    token: TOKEN,
+    body: { prompt, tools: ['test_pay', 'test_lookup'] },
+  });
   expect(res.status).toBe(202);
   return ((await res.json()) as { run_id: string }).run_id;
 }
