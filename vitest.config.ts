@@ -22,8 +22,12 @@ export default defineConfig({
       'chaos/test/**/*.test.ts',
     ],
     // Tests start real redis-server and worker processes; generous deadlines, not timing claims.
+    // Hooks too: a beforeAll that starts three coordinators (each may take up to the 100 s of
+    // test-support/ready-line.ts on two loaded cores) is not bounded tighter than a test. Files do
+    // not set their own, shorter timeouts (a 30 s test whose waitFor waited 30 s for a call to
+    // start): this is the one place.
     testTimeout: 120_000,
-    hookTimeout: 60_000,
+    hookTimeout: 120_000,
     pool: 'forks',
     // Two cores: running many Redis-heavy files at once only makes each slower and flakier.
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },

@@ -35,6 +35,7 @@ export async function runInProcess(
         toolUseId: `inproc_${index}`,
         idempotencyKey: `inproc_${index}`,
         batchUid: 'inproc',
+        reportProgress: () => undefined,
         batchId: 'inproc',
       });
       return performance.now() - started;

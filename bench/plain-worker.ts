@@ -38,6 +38,7 @@ const worker = new Worker(
       toolUseId: String(job.id),
       idempotencyKey: String(job.id),
       batchUid: 'plain',
+      reportProgress: () => undefined,
       batchId: 'plain',
     });
     // Same clock as toolq's workers (Date.now), so run times are comparable.

@@ -5,6 +5,7 @@
  * is_error (and why), and how long until every batch succeeded again.
  */
 import type { Dispatcher, ToolUse } from '@toolq/coordinator';
+import { waitFor } from './wait-for.ts';
 
 /**
  * The failover tests' batch: four calls over two pools (the diagnostics tools in one, the test
@@ -39,6 +40,12 @@ export interface LoadReport {
 }
 
 export interface SteadyLoad {
+  /**
+   * Waits until `n` batches started from now on were answered, the latest `n` of them all ok: the
+   * fleet has healed. What a test waits for once a fault is over (the promotion, the demotion)
+   * instead of a fixed few seconds, which a loaded machine may not heal in.
+   */
+  healed(n?: number): Promise<void>;
   stop(): Promise<LoadReport>;
 }
 
@@ -93,6 +100,19 @@ export function startSteadyLoad(
     });
   }, 250);
   return {
+    async healed(n = 10) {
+      const since = Date.now();
+      await waitFor(
+        `${n} batches in a row to succeed after the fault`,
+        () => {
+          const answered = records
+            .filter((r) => r.startedAt > since)
+            .sort((a, b) => a.startedAt - b.startedAt);
+          return answered.length >= n && answered.slice(-n).every((r) => r.ok);
+        },
+        { timeoutMs: 60_000, intervalMs: 100 },
+      );
+    },
     async stop() {
       clearInterval(timer);
       clearInterval(sampling);

@@ -29,6 +29,11 @@ const PUBLIC_ON_PURPOSE: Record<string, readonly string[]> = {
   // The HTTP client's whole surface: its options, errors and the API's request and response shapes.
   '@toolq/client': [
     'AgentStatus',
+    'Approval',
+    'ApprovalDecision',
+    'ApprovalOutcome',
+    'ApprovalStatus',
+    'DecidedApproval',
     'CallOptions',
     'CallStats',
     'CatalogTool',
@@ -67,13 +72,30 @@ const PUBLIC_ON_PURPOSE: Record<string, readonly string[]> = {
   ],
   // What new Dispatcher(), dispatch(), runAgent() and performanceReport() take and return.
   '@toolq/coordinator': [
+    'APPROVAL_DEFAULTS',
     'AdvisorOptions',
+    'ApprovalDecision',
+    'ApprovalHandler',
+    'ApprovalOptions',
+    'ApprovalOutcome',
+    'ApprovalRequest',
+    'ApprovalStatus',
+    'ApprovalVerdict',
     'AgentDispatcher',
     'AgentEventType',
     'AgentOptions',
     'AgentResult',
     'BatchResult',
     'CallStats',
+    // The OpenAI formats' batches (docs/openai-format.md).
+    'ChatToolBatch',
+    'ChatToolCall',
+    'ChatToolMessage',
+    'FunctionCallItem',
+    'FunctionCallOutputContent',
+    'FunctionCallOutputItem',
+    'OpenAIBatchStats',
+    'ResponsesToolBatch',
     'DispatcherOptions',
     'IterationAction',
     'ModelRole',
@@ -96,10 +118,16 @@ const PUBLIC_ON_PURPOSE: Record<string, readonly string[]> = {
     'advisorResult',
     'thinking',
   ],
-  // defineTool's types, toAnthropicTool (README), the result schema of the job contract, config and tracing.
+  // defineTool's types, toAnthropicTool (README), the result schema of the job contract, config and tracing;
+  // what mcpResult() returns and ToolDefinition's MCP annotations (docs/mcp-server.md).
   '@toolq/shared': [
     'CachePolicy',
+    'McpResultValue',
+    'ApprovalCondition',
+    'ApprovalRule',
+    'ApprovalSetting',
     'RetryPolicy',
+    'ToolAnnotations',
     'ToolDefinition',
     'ToolRunContext',
     'ToolqConfig',

@@ -5,7 +5,7 @@
  * - ```ts (or typescript): a complete module, type-checked with `tsc --strict` (module nodenext)
  *   against the BUILT packages, resolved as in a user's app: a fresh project outside the repository
  *   whose node_modules link @toolq/* to the packages (their `exports` without the workspace's
- *   `toolq-source` condition, so `dist/*.d.ts`), plus zod, @anthropic-ai/sdk, bullmq and
+ *   `toolq-source` condition, so `dist/*.d.ts`), plus zod, @anthropic-ai/sdk, bullmq, openai and
  *   @types/node. Each block is its own module.
  * - ```js (or javascript): the same, as an ES module checked with `checkJs` (what a user's .mjs
  *   file would be told by their editor).
@@ -72,7 +72,11 @@ function makeProject(): string {
   for (const pkg of buildablePackages().filter((p) => !p.private)) link(pkg.name, pkg.dir);
   // Where the packages themselves find them: one copy of each, as npm would dedupe it.
   link('@anthropic-ai/sdk', packageDir(join(REPO_ROOT, 'packages/coordinator'), '@anthropic-ai/sdk'));
-  for (const name of ['zod', 'bullmq', 'ioredis', '@types/node']) link(name, packageDir(REPO_ROOT, name));
+  // The MCP client an app calls /mcp with (docs/mcp-server.md); the worker's own dependency.
+  const mcpClient = '@modelcontextprotocol/client';
+  link(mcpClient, packageDir(join(REPO_ROOT, 'packages/worker'), mcpClient));
+  for (const name of ['zod', 'bullmq', 'ioredis', '@types/node', 'openai'])
+    link(name, packageDir(REPO_ROOT, name));
   return dir;
 }
 

@@ -162,7 +162,7 @@ afterAll(async () => {
   await Promise.all([coordinator?.exited, ...workers.map((w) => w.stop())]);
   await model?.close();
   await redis?.stop();
-}, 60_000);
+});
 
 async function query(expr: string): Promise<QueryData> {
   return prometheus.api<QueryData>('query', { query: expr });

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `pnpm demo [competitors|city|stocks|order] [--json]`: the seed's scenarios on toolq, offline by
+ * `pnpm demo [competitors|city|stocks|order|payment|files] [--json]`: the seed's scenarios on toolq, offline by
  * default. The only file of the demo that touches `process`: arguments, output, signals, exit codes.
  */
 import { ToolqError } from '@toolq/shared';
@@ -63,6 +63,7 @@ async function main(): Promise<number> {
     stream: flags.stream,
     signal: controller.signal,
     onSetup: (line) => say(`setup: ${line}`),
+    onApproval: (line) => say(`          ${line}`),
     onEvent: (event) => {
       const line = formatEvent(event);
       if (line) say(line);

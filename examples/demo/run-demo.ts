@@ -3,11 +3,15 @@
  * demo tools, a Dispatcher, the model (the scripted one offline, the real API when a key is set),
  * runAgent, and the report. Everything started here is stopped here, on success, error or abort.
  */
+
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import Anthropic from '@anthropic-ai/sdk';
 import {
   type AgentEvent,
+  type AgentOptions,
   type AgentStatus,
+  type ApprovalHandler,
   DEFAULT_MODEL,
   Dispatcher,
   type IterationStats,
@@ -24,7 +28,7 @@ import { describeRedis } from '@toolq/shared/internal';
 import { startRedisServer } from '../../test-support/redis-server.ts';
 import { startWorkerProcess } from '../../test-support/worker-process.ts';
 import { prepareFilesWorkspace } from './mcp-files.ts';
-import { SCENARIOS, type ScenarioName } from './scenarios.ts';
+import { SCENARIOS, type Scenario, type ScenarioName } from './scenarios.ts';
 
 const DEMO_TOOLS = fileURLToPath(new URL('./tools.ts', import.meta.url));
 
@@ -40,6 +44,8 @@ export interface DemoOptions {
   /** Default true (early dispatch). */
   stream?: boolean;
   onEvent?: (event: AgentEvent) => void;
+  /** A call waiting for approval, and its decision (the payment scenario). Default: onSetup. */
+  onApproval?: (line: string) => void;
   /** A line of setup progress (starting Redis, workers, …). */
   onSetup?: (line: string) => void;
   signal?: AbortSignal;
@@ -60,6 +66,8 @@ export interface DemoReport {
   stats: RunStats;
   usage: UsageReport;
   performance: PerformanceReport;
+  /** The calls that waited for approval, and how long (the payment scenario). */
+  approvals: DemoApproval[];
   /** Setup (Redis, workers) excluded. */
   runMs: number;
 }
@@ -140,6 +148,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       setup(`online: ${model} on the Messages API`);
     }
 
+    const approvals: DemoApproval[] = [];
     const startedAt = Date.now();
     const result = await runAgent({
       dispatcher,
@@ -150,6 +159,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       tools: scenario.tools,
       stream: options.stream ?? true,
       logger,
+      ...approvalOf(scenario, approvals, options.onApproval ?? setup),
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });
@@ -168,10 +178,39 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       stats: result.stats,
       usage: result.usage,
       performance: performanceReport(result.calls),
+      approvals,
       runMs: Date.now() - startedAt,
     };
   } finally {
     // Reverse order: the dispatcher before the workers, the workers before their Redis.
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
   }
+}
+
+export interface DemoApproval {
+  tool: string;
+  input: unknown;
+  decision: 'approve' | 'deny';
+  waitedMs: number;
+}
+
+/**
+ * The scenario's approval handler: the offline demo stands in for the person and approves each
+ * waiting call after a moment (a coordinator's GET /approvals page is where a person would).
+ */
+function approvalOf(
+  scenario: Scenario,
+  approvals: DemoApproval[],
+  say: (line: string) => void,
+): Pick<AgentOptions, 'approval'> {
+  const after = scenario.autoApproveAfterMs;
+  if (after === undefined) return {};
+  const handler: ApprovalHandler = async (request) => {
+    say(`approval: ${request.tool} ${JSON.stringify(request.input)} waits for a person…`);
+    await sleep(after);
+    approvals.push({ tool: request.tool, input: request.input, decision: 'approve', waitedMs: after });
+    say(`approval: approved by demo-approver after ${after} ms`);
+    return { decision: 'approve', by: 'demo-approver', reason: 'approved automatically by the offline demo' };
+  };
+  return { approval: { handler } };
 }

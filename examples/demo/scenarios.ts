@@ -8,7 +8,7 @@ import { type ReceivedToolResult, type Script, text, toolTurnsScript, toolUse } 
 import { COMPETITORS, competitorsAnswer, parseResult } from './answers.ts';
 import { FILES_TOOLS, filesScript } from './mcp-files.ts';
 
-export const SCENARIO_NAMES = ['competitors', 'city', 'stocks', 'order', 'files'] as const;
+export const SCENARIO_NAMES = ['competitors', 'city', 'stocks', 'order', 'payment', 'files'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export interface Scenario {
@@ -19,6 +19,8 @@ export interface Scenario {
   tools: string[];
   /** The offline model. */
   script: Script;
+  /** Calls that wait for a person: the demo approves them itself after this long (ms). */
+  autoApproveAfterMs?: number;
   /** Where the tools come from: the demo tool module (default) or MCP servers (`--mcp`). */
   source?: 'demo' | 'mcp-files';
 }
@@ -174,6 +176,42 @@ const order: Scenario = {
   script: orderScript,
 };
 
+const payment: Scenario = {
+  name: 'payment',
+  title: 'A supplier payment that waits for a person to approve it',
+  system: 'You are a finance assistant. Run independent calls in parallel.',
+  prompt:
+    'Pay invoice INV-2026-117 of 2400 EUR to Initech GmbH from the operating account, and tell me the balance.',
+  tools: ['check_balance', 'transfer_funds'],
+  autoApproveAfterMs: 1_500,
+  script: toolTurnsScript({
+    turns: [
+      {
+        text: 'Checking the balance and sending the transfer (it needs approval above 1000 EUR).',
+        calls: [
+          { name: 'check_balance', input: { account: 'operating' }, delayMs: BLOCK_MS },
+          {
+            name: 'transfer_funds',
+            input: { to: 'Initech GmbH', amount_eur: 2_400, reference: 'INV-2026-117' },
+            delayMs: BLOCK_MS,
+          },
+        ],
+      },
+    ],
+    final: (results) => {
+      const balance = parseResult(results.find((r) => r.name === 'check_balance'));
+      const transfer = results.find((r) => r.name === 'transfer_funds');
+      const sent = parseResult(transfer);
+      return [
+        transfer?.isError
+          ? `The transfer was not made: ${transfer.content}`
+          : `Transfer ${sent?.transfer_id} of ${sent?.amount_eur} EUR to ${sent?.to} was approved and sent.`,
+        `Operating account balance: ${balance?.balance_eur ?? 'n/a'} EUR.`,
+      ].join('\n');
+    },
+  }),
+};
+
 const files: Scenario = {
   name: 'files',
   title: 'Meeting notes through a real MCP server (filesystem) on the fleet',
@@ -186,7 +224,7 @@ const files: Scenario = {
   source: 'mcp-files',
 };
 
-export const SCENARIOS: Record<ScenarioName, Scenario> = { competitors, city, stocks, order, files };
+export const SCENARIOS: Record<ScenarioName, Scenario> = { competitors, city, stocks, order, payment, files };
 
 export function isScenarioName(value: string): value is ScenarioName {
   return (SCENARIO_NAMES as readonly string[]).includes(value);

@@ -248,6 +248,34 @@ export const sendConfirmation = defineTool({
   },
 });
 
+export const checkBalance = defineTool({
+  name: 'check_balance',
+  description: 'The balance of a company account, in EUR. Independent of every other tool.',
+  input: z.object({ account: z.string().min(1) }),
+  run: async ({ account }, { signal }) => {
+    await latency(`balance:${account}`, 60, 140, signal);
+    return { account, balance_eur: between(`balance:${account}`, 20_000, 90_000) };
+  },
+});
+
+export const transferFunds = defineTool({
+  name: 'transfer_funds',
+  description:
+    'Pay an amount in EUR to a supplier. Transfers above 1000 EUR wait for a person to approve them ' +
+    '(the result says so if they were denied or the approval expired).',
+  input: z.object({ to: z.string().min(1), amount_eur: z.number().positive(), reference: z.string() }),
+  approval: { when: [{ field: 'amount_eur', above: 1_000 }] },
+  run: async ({ to, amount_eur, reference }, { signal }) => {
+    await latency(`transfer:${to}:${reference}`, 80, 200, signal);
+    return {
+      transfer_id: `tr_${createHash('sha256').update(`${to}|${reference}`).digest('hex').slice(0, 10)}`,
+      to,
+      amount_eur,
+      status: 'sent',
+    };
+  },
+});
+
 const demo = [
   fetchCompanyWebsite,
   getFundingData,
@@ -260,5 +288,7 @@ const demo = [
   createOrder,
   processPayment,
   sendConfirmation,
+  checkBalance,
+  transferFunds,
 ];
 export default demo;

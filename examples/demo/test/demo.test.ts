@@ -159,6 +159,37 @@ describe('demo scenarios on in-process workers', () => {
     }
   });
 
+  it('payment: the transfer waits for approval while the balance is read; it runs once approved', async () => {
+    const scenario = SCENARIOS.payment;
+    const model = await startScriptedModel(scenario.script);
+    try {
+      const asked: string[] = [];
+      const result = await runAgent({
+        dispatcher,
+        client: new Anthropic({ apiKey: 'test', baseURL: model.url, maxRetries: 0 }),
+        system: scenario.system,
+        prompt: scenario.prompt,
+        tools: scenario.tools,
+        logger: testLogger(),
+        approval: {
+          handler: (request) => {
+            asked.push(request.tool);
+            return { decision: 'approve', by: 'test' };
+          },
+        },
+      });
+      // Only the transfer above 1000 EUR asked; the balance needed nobody.
+      expect(asked).toEqual(['transfer_funds']);
+      expect(result.calls.map((c) => [c.name, c.isError])).toEqual([
+        ['check_balance', false],
+        ['transfer_funds', false],
+      ]);
+      expect(result.text).toMatch(/^Transfer tr_\w+ of 2400 EUR to Initech GmbH was approved and sent\./);
+    } finally {
+      await model.close();
+    }
+  });
+
   it('the demo tools say what may run in parallel and what depends on what', () => {
     const describe = (name: string) => demoTools.find((t) => t.name === name)?.description ?? '';
     for (const name of [

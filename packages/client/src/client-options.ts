@@ -44,4 +44,8 @@ export interface ToolBatchOptions extends CallOptions {
    * every tool reads as `ctx.context`, with your token's app as `ctx.app`. Never logged.
    */
   context?: Record<string, unknown>;
+  /** Tools whose calls wait for a person's approval this time (besides those whose definition asks for it). */
+  approvalTools?: readonly string[];
+  /** When a pending approval expires. Default 300 000 ms (5 min) for a batch. */
+  approvalTimeoutMs?: number;
 }

@@ -4,6 +4,7 @@
  * fails with a typed error (errors.ts).
  */
 import { onAbort } from './abort-fanout.ts';
+import * as approvals from './approvals.ts';
 import type { CallOptions, ToolBatchOptions, ToolqClientOptions } from './client-options.ts';
 import {
   connectionErrorCode,
@@ -109,6 +110,7 @@ export class ToolqClient {
       ...(options.maxRetries !== undefined ? { max_retries: options.maxRetries } : {}),
       ...(options.batchId !== undefined ? { batch_id: options.batchId } : {}),
       ...(options.context !== undefined ? { context: options.context } : {}),
+      ...approvals.approvalFields(options),
     };
     const minTimeoutMs =
       options.batchTimeoutMs !== undefined ? options.batchTimeoutMs + BATCH_TIMEOUT_SLACK_MS : undefined;
@@ -147,6 +149,19 @@ export class ToolqClient {
 
   getReport(options: CallOptions = {}): Promise<PerformanceReport> {
     return this.send({ method: 'GET', path: '/v1/report', replay: 'idempotent' }, options);
+  }
+
+  /** The calls of your app waiting for a person's approval, soonest expiry first. */
+  async listApprovals(options: CallOptions = {}): Promise<approvals.Approval[]> {
+    const list = approvals.LIST_APPROVALS;
+    return (await this.send<approvals.ApprovalList>(list, options)).approvals;
+  }
+
+  /** Approves or denies a waiting call, once: a second decision is a ToolqHttpError 409 APPROVAL_DECIDED. */
+  decideApproval(id: string, decision: approvals.ApprovalDecision, options: CallOptions = {}) {
+    // Not repeated: a decision that got through would answer the repeat 409.
+    const request = approvals.decideRequest(id, decision);
+    return this.send<approvals.DecidedApproval>(request, options);
   }
 
   /** Starts an agent run on the coordinator's tools; poll it with getRun(). */

@@ -1,3 +1,10 @@
+export type {
+  Approval,
+  ApprovalDecision,
+  ApprovalOutcome,
+  ApprovalStatus,
+  DecidedApproval,
+} from './approvals.ts';
 export { ToolqClient } from './client.ts';
 export type { CallOptions, ToolBatchOptions, ToolqClientOptions } from './client-options.ts';
 export { ToolqClientError, ToolqConnectionError, ToolqHttpError, ToolqTimeoutError } from './errors.ts';

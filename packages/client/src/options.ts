@@ -66,6 +66,11 @@ export const TOOL_BATCH_OPTIONS: OptionSpec = {
   ],
   // The server checks its size and values (it answers 400 naming them).
   context: [(v) => isObject(v) && Object.getPrototypeOf(v) === Object.prototype, 'a plain JSON object'],
+  approvalTools: [
+    (v) => Array.isArray(v) && v.every((t) => typeof t === 'string' && t !== ''),
+    'an array of tool names',
+  ],
+  approvalTimeoutMs: [whole(1, 2 ** 31 - 1), 'a whole number of ms from 1 to 2147483647'],
 };
 
 export const RUN_OPTIONS: OptionSpec = {

@@ -6,6 +6,8 @@
  * imported: the client depends on nothing of toolq.
  */
 
+import type { ApprovalOutcome } from './approvals.ts';
+
 /**
  * A `tool_use` block (mirrors the coordinator's `ToolUse`). The SDK's `ToolUseBlock` objects fit as they are (`type`, `caller` and any
  * further fields are sent along and ignored by the server).
@@ -64,6 +66,8 @@ export interface ToolBatch {
   batch_id: string;
   tool_results: ToolResultBlock[];
   stats: { wall_ms: number; slowest_run_ms: number; overhead_ms: number; calls: CallStats[] };
+  /** The decisions on the calls that waited for approval: who, when, why. */
+  approvals?: ApprovalOutcome[];
 }
 
 /** One tool of GET /v1/tools. */
@@ -74,6 +78,17 @@ export interface CatalogTool {
   input_schema: Record<string, unknown>;
   timeout_ms: number;
   retry?: { attempts: number; backoff_ms: number };
+  /** Which calls wait for a person's approval (docs/approvals.md); absent: none. */
+  approval?:
+    | 'always'
+    | {
+        when: {
+          field: string;
+          above?: number;
+          equals?: string | number | boolean;
+          in?: (string | number | boolean)[];
+        }[];
+      };
   pools: string[];
   live_workers: number;
   /** Its pool lets calls wait for a worker to start (scale from zero). */
@@ -131,6 +146,10 @@ interface RunRequestFields {
    * 8,192 bytes as JSON). Stored with the run request in the run's record for the run's retention.
    */
   context?: Record<string, unknown>;
+  /** Tools whose calls wait for a person's approval in this run (besides those whose definition asks). */
+  approval_tools?: string[];
+  /** When a pending approval of the run expires. Default 86 400 000 ms (24 h). */
+  approval_timeout_ms?: number;
 }
 
 /** Mirrors the coordinator's `RunStatus` (runs/run-store.ts). */
@@ -273,8 +292,38 @@ export type RunEventData =
       outcome: Outcome;
       is_error: boolean;
     })
+  | (EventBase<'tool_progress'> & {
+      iteration: number;
+      tool_use_id: string;
+      progress: number;
+      total?: number;
+      message?: string;
+    })
   | (EventBase<'server_tool'> & { iteration: number; id: string; name: string })
   | (EventBase<'max_tokens_retry'> & { iteration: number; max_tokens: number })
+  | (EventBase<'approval_requested'> & {
+      approval_id: string;
+      tool: string;
+      tool_use_id: string;
+      input: unknown;
+      batch_id: string;
+      expires_at: number;
+    })
+  | (EventBase<'approval_decided'> & {
+      approval_id: string;
+      tool: string;
+      tool_use_id: string;
+      decision: 'approve' | 'deny';
+      decided_by: string | null;
+      decided_at: number | null;
+      reason: string;
+    })
+  | (EventBase<'approval_expired'> & {
+      approval_id: string;
+      tool: string;
+      tool_use_id: string;
+      expired_at?: number;
+    })
   | (EventBase<'done'> & { status: AgentStatus | (string & {}); text: string })
   | (EventBase<'failed'> & { error: { code: string; message: string } })
   | (EventBase<'cancelled'> & { reason: string });

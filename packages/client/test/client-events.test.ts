@@ -125,7 +125,7 @@ beforeAll(async () => {
     TOOLQ_API_TOKEN: TOKEN,
   });
   proxy = await startTcpProxy(coordinator.url);
-}, 60_000);
+});
 
 afterAll(async () => {
   await proxy?.close();
@@ -134,7 +134,7 @@ afterAll(async () => {
   await model?.close();
   await redis?.stop();
   rmSync(dir, { recursive: true, force: true });
-}, 60_000);
+});
 
 const direct = () => new ToolqClient({ baseUrl: coordinator.url, token: TOKEN });
 

@@ -106,14 +106,14 @@ beforeAll(async () => {
   worker = await startWorkerProcess({ redisUrl: redis.url });
   coordinator = await startCoordinatorProcess({ REDIS_URL: redis.url });
   proxy = await startProxy(coordinator.url);
-}, 60_000);
+});
 
 afterAll(async () => {
   await proxy?.close();
   if (coordinator) await stopChild(coordinator.child);
   await worker?.stop().catch(() => undefined);
   await redis?.stop();
-}, 60_000);
+});
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
   try {

@@ -75,7 +75,7 @@ afterAll(async () => {
   await Promise.allSettled([coordinator, guarded].filter(Boolean).map((c) => stop(c.child, c.exited)));
   await worker?.stop().catch(() => undefined);
   await redis?.stop();
-}, 60_000);
+});
 
 /** The tool_use blocks of a real SDK response, exactly as the SDK hands them over. */
 async function sdkToolUses(
@@ -273,7 +273,7 @@ describe('retries', () => {
       const url = await waitFor(
         'the coordinator to listen',
         () => /"event":"listening","url":"([^"]+)"/.exec(starting.output())?.[1],
-        50_000,
+        100_000,
       );
       const retries: RetryEvent[] = [];
       const c = new ToolqClient({

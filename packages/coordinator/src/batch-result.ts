@@ -1,7 +1,8 @@
 /** What a dispatch answers: the ordered tool_result blocks and what happened to each call. */
-import { outcomeSchema, type ToolResultBlock, toToolResultBlock } from '@toolq/shared';
+import { type McpToolResult, outcomeSchema, type ToolResultBlock, toToolResultBlock } from '@toolq/shared';
 import type { CoordinatorMetrics } from '@toolq/shared/internal';
 import { z } from 'zod';
+import type { ApprovalOutcome } from './approvals/approval-options.ts';
 import type { SettledCall } from './barrier.ts';
 
 /** What happened to one call (the HTTP API writes it in snake_case: http/wire.ts). */
@@ -30,6 +31,11 @@ export interface BatchResult {
   batchId: string;
   /** In the order of the tool_use blocks, one per block. */
   toolResults: ToolResultBlock[];
+  /**
+   * By call, the MCP content of the calls that answered with it (tools returning `mcpResult()`,
+   * MCP servers' tools), for callers that speak MCP; absent when no call did.
+   */
+  mcpResults?: (McpToolResult | undefined)[];
   calls: CallStats[];
   wallMs: number;
   /**
@@ -39,6 +45,8 @@ export interface BatchResult {
   slowestRunMs: number;
   /** wallMs − slowestRunMs: what the queue, the network and the barrier cost. */
   overheadMs: number;
+  /** The decisions on the calls that waited for approval (approvals/): who, when, why. */
+  approvals?: ApprovalOutcome[];
 }
 
 export function summarise(input: {
@@ -81,6 +89,9 @@ export function summarise(input: {
     toolResults: input.settled.map(({ result }, i) =>
       toToolResultBlock({ ...result, toolUseId: input.calls[i]?.toolUseId ?? result.toolUseId }),
     ),
+    ...(input.settled.some(({ result }) => result.mcp)
+      ? { mcpResults: input.settled.map(({ result }) => result.mcp) }
+      : {}),
     calls,
     wallMs,
     slowestRunMs,

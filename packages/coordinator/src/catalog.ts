@@ -61,6 +61,7 @@ export class Catalog {
   private readonly toolSets: ToolSetMemory = new Map();
   /** The same for the waiting pools' entries (as large as their tool sets). */
   private readonly waitingPools: WaitingPoolMemory = new Map();
+  private readonly refreshListeners = new Set<() => void>();
 
   constructor(private readonly options: { redis: Redis; keys: Keys; logger: Logger; refreshMs?: number }) {}
 
@@ -129,6 +130,13 @@ export class Catalog {
     this.poolSizes = poolSizes;
     this.waiting = waiting;
     this.lastRefreshStartedAt = Math.max(this.lastRefreshStartedAt, this.refreshStartedAt);
+    for (const listener of this.refreshListeners) listener();
+  }
+
+  /** Calls `listener` after every read of the workers (for watchers of the tool set); returns its removal. */
+  onRefresh(listener: () => void): () => void {
+    this.refreshListeners.add(listener);
+    return () => this.refreshListeners.delete(listener);
   }
 
   /** Looks a tool up; a miss waits for a read of the workers that began after it (shared by concurrent misses). */

@@ -10,6 +10,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { Dispatcher } from './dispatcher.ts';
 import { assertSafeListen } from './http/auth.ts';
 import { buildHttpServer, listen } from './http/server.ts';
+import { McpService } from './mcp-server/service.ts';
 import { RunService } from './runs/run-service.ts';
 
 const port = (value: string) => {
@@ -93,6 +94,8 @@ async function main(): Promise<void> {
           }
         : undefined,
   });
+  // The fleet as an MCP server on /mcp (docs/mcp-server.md).
+  const mcp = new McpService({ dispatcher, redis: config.redis, prefix: config.prefix, logger, version });
   const auth = {
     ...(config.apiToken ? { apiToken: config.apiToken } : {}),
     apiTokens: config.apiTokens,
@@ -109,6 +112,7 @@ async function main(): Promise<void> {
     allowedHosts: config.allowedHosts,
     logger,
     runs,
+    mcp,
     ...auth,
   });
   // Checked before connecting anywhere, so a misconfiguration fails fast with its own message.
@@ -126,6 +130,7 @@ async function main(): Promise<void> {
   process.stdout.write(`${JSON.stringify({ event: 'listening', url })}\n`);
   await dispatcher.start();
   await runs.start();
+  await mcp.start();
   started = true;
   logger.info(
     {
@@ -161,6 +166,7 @@ async function main(): Promise<void> {
     force.unref();
     // Runs hand over at their next step (the current one finishes and is saved), then batches drain.
     Promise.all([app.close(), runs.close()])
+      .then(() => mcp.close())
       .then(() => dispatcher.close())
       .then(() => tracing?.shutdown())
       .then(() => process.exit(0))

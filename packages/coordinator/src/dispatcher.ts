@@ -1,11 +1,10 @@
 /**
- * The Dispatcher turns the tool_use blocks of one model turn into BullMQ jobs and answers with the
- * ordered tool_result blocks. Results reach it through its own reply stream (ReplyReader); a
- * periodic sweep reads the batch records of batches still waiting, so a missed notification costs
- * latency, never correctness; deadlines are enforced here whatever the workers do.
+ * The Dispatcher turns the tool calls of one model turn into BullMQ jobs and answers in order. Results
+ * reach it through its own reply stream (ReplyReader); a periodic sweep reads the records of batches
+ * still waiting (a missed notification costs latency, never correctness); deadlines are enforced here.
  */
 import { randomUUID } from 'node:crypto';
-import { type CallResult, createLogger, type Logger, ToolqError } from '@toolq/shared';
+import { createLogger, type Logger, ToolqError } from '@toolq/shared';
 import {
   assertKeyPart,
   CallLog,
@@ -27,13 +26,15 @@ import {
   withinRedis,
 } from '@toolq/shared/internal';
 import type { Queue } from 'bullmq';
+import { Approvals } from './approvals/approvals.ts';
+import { holdForApprovals } from './approvals/batch-hook.ts';
 import { Barrier, type BarrierLimits } from './barrier.ts';
 import type { BatchResult } from './batch-result.ts';
 import { startBatchTrace } from './batch-tracing.ts';
 import { Catalog } from './catalog.ts';
 import { DeadWorkerSweep, deadWorkerSettings } from './delivery/dead-workers.ts';
 import { BatchAnswers } from './dispatch/answer.ts';
-import { planBatch, planJobs } from './dispatch/batch-plan.ts';
+import { collectPlan, planBatch, planJobs } from './dispatch/batch-plan.ts';
 import { Rerunnable } from './dispatch/lost-calls.ts';
 import {
   assertDispatchable,
@@ -56,11 +57,13 @@ import {
   Pending,
   PendingBatches,
 } from './dispatch/pending.ts';
+import { ProgressListener } from './dispatch/progress-listener.ts';
 import { RecoverySweep } from './dispatch/recovery-sweep.ts';
-import { settleWithin } from './dispatch/settle-within.ts';
+import { lastLookIn } from './dispatch/settle-within.ts';
 import { type StartBatchDeps, startBatch } from './dispatch/start-batch.ts';
 import { type StartBound, startBound, startWithin } from './dispatch/start-within.ts';
 import { JobQueues } from './job-queues.ts';
+import * as openai from './openai/dispatch.ts';
 import { type Reply, ReplyReader } from './reply-reader.ts';
 
 export type { ContentBlock, DispatcherOptions, DispatchOptions, ToolUse } from './dispatch/options.ts';
@@ -72,6 +75,7 @@ export class Dispatcher {
   readonly metrics: CoordinatorMetrics;
   /** The fleet's call log in Redis, for the performance report (GET /v1/report, pnpm report). */
   readonly callLog: CallLog;
+  readonly approvals: Approvals; // calls waiting for a person (approvals/)
   private readonly keys: Keys;
   private readonly logger: Logger;
   private readonly redis: Redis;
@@ -81,6 +85,7 @@ export class Dispatcher {
   private readonly jobRefs = new JobRefs();
   private readonly answers: BatchAnswers;
   private readonly sweep: RecoverySweep;
+  private readonly progress: ProgressListener;
   /** What startBatch() needs: one object for every batch. */
   private readonly starting: StartBatchDeps;
   private readonly settings: { sweepIntervalMs: number; batchRetentionMs: number };
@@ -124,6 +129,7 @@ export class Dispatcher {
       onReplies: (replies) => this.onReplies(replies),
     });
     const { redis, keys, jobs, catalog, metrics, callLog, logger } = this;
+    this.approvals = new Approvals({ redis, prefix: keys.prefix, jobs, logger });
     const { batchRetentionMs, sweepIntervalMs } = this.settings;
     const pending = new PendingBatches(keys, this.coordinatorId);
     this.pending = pending;
@@ -131,17 +137,11 @@ export class Dispatcher {
     this.answers = new BatchAnswers({ ...core, pending, callLog, batchRetentionMs });
     const deadWorkers = new DeadWorkerSweep({ ...core, ...deadWorkerSettings(this.coordinatorId, options) });
     this.sweep = new RecoverySweep({ ...core, catalog, pending, sweepIntervalMs, deadWorkers });
+    this.progress = new ProgressListener({ redis, channel: keys.replyStream(this.coordinatorId), logger });
     this.starting = { redis, jobs, logger, coordinatorId: this.coordinatorId, answers: this.answers };
     this.barrierLimits = {
       maxResultBytes: options.maxBatchResultBytes ?? DISPATCHER_DEFAULTS.maxBatchResultBytes,
-      lastLook: (barrier, indexes) => {
-        const entry = pending.get(barrier.uid);
-        if (!entry) return Promise.resolve(new Map());
-        const read = readResults(redis, pending.recordKey(entry), indexes);
-        return settleWithin(read, DISPATCHER_DEFAULTS.lastLookMs).then((found) =>
-          found instanceof Error ? new Map() : found,
-        );
-      },
+      lastLook: lastLookIn(pending, redis),
       onDone: (barrier) => this.answers.onDone(barrier),
     };
   }
@@ -164,6 +164,7 @@ export class Dispatcher {
     // read only when its own time has come.
     const every = Math.min(this.settings.sweepIntervalMs, DISPATCHER_DEFAULTS.foreignSweepMs);
     this.sweepTimer = setInterval(() => {
+      this.approvals.tick();
       this.sweep.run().catch((err: Error) => this.logger.warn({ err: err.message }, 'sweep failed'));
     }, every);
     this.sweepTimer.unref();
@@ -181,10 +182,8 @@ export class Dispatcher {
     // Redis first: a reader that is not reading is most often a Redis it cannot reach, and that
     // is what the operator needs to read. Writes in this coordinator's slot and the catalog's: on
     // a cluster they may be on different masters.
-    const redis = await whyNotWritable(this.redis, [
-      this.keys.coordinatorProbe(this.coordinatorId),
-      this.keys.workersProbe(),
-    ]);
+    const probes = [this.keys.coordinatorProbe(this.coordinatorId), this.keys.workersProbe()];
+    const redis = await whyNotWritable(this.redis, probes);
     return redis ?? (this.reader.isHealthy() ? undefined : 'the reply stream reader is not reading');
   }
 
@@ -225,7 +224,20 @@ export class Dispatcher {
     this.prepare(uid, name, startedAt, toolUses, options, answer).catch((err: unknown) =>
       answer.resolve(Promise.reject(err)),
     );
-    return answer.promise;
+    return options.onProgress ? this.progress.flushed(answer.promise) : answer.promise;
+  }
+
+  /** A Chat Completions message's `tool_calls`, answered as `role: "tool"` messages in order (openai/). */
+  dispatchOpenAI(
+    calls: readonly openai.ChatCall[],
+    options?: DispatchOptions,
+  ): Promise<openai.ChatToolBatch> {
+    return openai.dispatchChatToolCalls(this, calls, options);
+  }
+
+  /** A Responses output's `function_call` items, answered as `function_call_output` items in order. */
+  dispatchResponses(items: readonly openai.OutputItem[], options?: DispatchOptions) {
+    return openai.dispatchFunctionCalls(this, items, options);
   }
 
   /**
@@ -243,14 +255,20 @@ export class Dispatcher {
     const batchKey = this.keys.batch(this.coordinatorId, uid);
     const nameKey = this.keys.batchName(name.app, name.batchName);
     const lookups = await Promise.all(toolUses.map((use) => this.catalog.lookup(use.name)));
-    const { calls, meta, ttlMs } = planBatch({ toolUses, lookups, startedAt, timeoutMs: options.timeoutMs });
+    if (options.onProgress) await this.progress.watch(uid, toolUses, options.onProgress, answer.promise);
+    const planned = planBatch({ toolUses, lookups, startedAt, timeoutMs: options.timeoutMs });
+    const { calls, meta } = planned;
     meta.id = name.batchName;
     meta.app = name.app;
     const trace = startBatchTrace(uid, name.batchName, calls, startedAt); // undefined unless tracing is on
     const streamKey = this.keys.replyStream(this.coordinatorId);
     const jobOptions = { ...options, app: name.app }; // a tool reads who it acts for: ctx.app, ctx.context
     const plan = { uid, calls, meta, lookups, toolUses, batchKey, streamKey, trace };
-    const { queued, mayRunTwice } = planJobs({ ...plan, options: jobOptions });
+    const closing = () => this.closing !== undefined; // its approvals stay pending for a successor
+    const hook = { ...name, jobOptions, options, answer, closing };
+    const held = holdForApprovals(this.approvals, { ...plan, ...planned, ...hook });
+    const { ttlMs } = held;
+    const { queued, mayRunTwice } = planJobs({ ...plan, lookups: held.lookups, options: jobOptions });
 
     const barrier = new Barrier(
       uid,
@@ -269,7 +287,7 @@ export class Dispatcher {
       jobs: this.jobRefs.of(uid, queued, calls.length, (index) => meta.calls[index]?.pool),
       startedAt,
       observe: true,
-      answer,
+      answer: held.answer,
       sweepAt: startedAt + every,
       sweepEvery: every,
     });
@@ -282,6 +300,7 @@ export class Dispatcher {
     entry.detach = cancelOnAbort(barrier, options.signal);
     // Records the batch and sends its jobs; nothing there is awaited: the deadlines are armed.
     startBatch(this.starting, { entry, callerNamed, batchKey, nameKey, meta, queued, keepMs, ttlMs });
+    held.request();
   }
 
   /**
@@ -316,18 +335,8 @@ export class Dispatcher {
     if (!meta || (meta.app !== undefined && meta.app !== app)) return undefined;
     const again = this.pending.joinable(owner.uid); // another collector may have got here meanwhile
     if (again) return again;
-    // What the barrier needs of each call, not the record's copy of it (answers, job ids).
-    const calls = meta.calls.map(({ toolUseId, tool, deadline, timeoutMs }, index) => ({
-      index,
-      toolUseId,
-      tool,
-      deadline,
-      timeoutMs,
-    }));
+    const { calls, refs } = collectPlan(meta);
     const barrier = new Barrier(owner.uid, calls, 'continue', this.barrierLimits);
-    const refs = meta.calls.flatMap(({ pool, queue, job }, index) =>
-      pool && job ? [{ queue: queue ?? pool, jobId: job, indexes: [index] }] : [],
-    );
     const foreign = owner.coordinatorId !== this.coordinatorId;
     const answer = deferred<BatchResult>();
     const entry = new Pending({
@@ -364,27 +373,20 @@ export class Dispatcher {
   }
 
   private onReplies(replies: Reply[]): void {
-    for (const { uid, index, result } of replies) this.accept(uid, index, result);
-  }
-
-  private accept(uid: string, index: number, result: CallResult): void {
-    const entry = this.pending.get(uid);
-    if (entry) {
-      entry.barrier.settle(index, result);
-      return;
+    for (const { uid, index, result } of replies) {
+      const entry = this.pending.get(uid);
+      if (entry) entry.barrier.settle(index, result);
+      else this.answers.noteUnwaited(uid, index, result);
     }
-    this.answers.noteUnwaited(uid, index, result);
   }
 
   async close(): Promise<void> {
     this.closing ??= (async () => {
       clearInterval(this.sweepTimer);
       this.catalog.stop();
-      for (const { barrier } of this.pending.values())
-        barrier.cancelPending('the coordinator is shutting down');
+      this.cancelAll('the coordinator is shutting down');
       await this.reader.stop();
-      await this.jobs.close();
-      await this.callLog.close();
+      await Promise.all([this.jobs.close(), this.callLog.close(), this.progress.close()]);
       await closeRedis(this.redis);
     })();
     return this.closing;

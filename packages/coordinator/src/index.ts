@@ -25,5 +25,25 @@ export {
   type ToolPerformance,
   type UsageReport,
 } from './agent/index.ts';
+export {
+  APPROVAL_DEFAULTS,
+  type ApprovalDecision,
+  type ApprovalHandler,
+  type ApprovalOptions,
+  type ApprovalOutcome,
+  type ApprovalRequest,
+  type ApprovalStatus,
+  type ApprovalVerdict,
+} from './approvals/approval-options.ts';
 export type { BatchResult, CallStats } from './batch-result.ts';
 export { Dispatcher, type DispatcherOptions, type DispatchOptions, type ToolUse } from './dispatcher.ts';
+export type {
+  ChatToolBatch,
+  ChatToolCall,
+  ChatToolMessage,
+  FunctionCallItem,
+  FunctionCallOutputContent,
+  FunctionCallOutputItem,
+  OpenAIBatchStats,
+  ResponsesToolBatch,
+} from './openai/dispatch.ts';

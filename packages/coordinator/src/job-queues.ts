@@ -5,14 +5,13 @@
  * enqueueing them, and removing them.
  */
 import {
-  CONTRACT_VERSION,
   type FailurePolicy,
   type JobChunk,
   type JobData,
   type Logger,
   MAX_CALLS_PER_JOB,
 } from '@toolq/shared';
-import { DEFAULTS, type Keys, type Redis } from '@toolq/shared/internal';
+import { DEFAULTS, JOB_VERSION, type Keys, type Redis } from '@toolq/shared/internal';
 import { type KeepJobs, Queue } from 'bullmq';
 
 export interface PlannedJob {
@@ -54,7 +53,7 @@ export function buildJobData(input: {
 }): JobData {
   const { call, options } = input;
   return {
-    v: CONTRACT_VERSION,
+    v: JOB_VERSION,
     tool: call.tool,
     input: input.input,
     toolUseId: call.toolUseId,
@@ -98,7 +97,7 @@ export function groupJobs(
               queue,
               jobId: `${uid}.${queue}.c${k}`,
               indexes: slice.map((j) => j.index),
-              data: { v: CONTRACT_VERSION, chunk: slice.map((j) => j.data) },
+              data: { v: JOB_VERSION, chunk: slice.map((j) => j.data) },
             },
       );
     }

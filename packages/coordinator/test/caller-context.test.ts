@@ -63,7 +63,7 @@ beforeAll(async () => {
   });
   url = await waitFor('the coordinator', () => readyUrl(coordinator.output()));
   await waitFor('the worker', () => worker.output().includes('"event":"ready"'));
-}, 60_000);
+});
 
 afterAll(async () => {
   await Promise.all(

@@ -48,7 +48,7 @@ beforeAll(async () => {
   ]);
   await slotNode.start();
   await runWorkload();
-}, 90_000);
+});
 
 afterAll(async () => {
   await slotNode?.kill();

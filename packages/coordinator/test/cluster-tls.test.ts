@@ -29,7 +29,7 @@ beforeAll(async () => {
     startWorkerProcess({ redisUrl, pool: 'alpha', tools: 'diagnostics', env: cluster.env }),
     startWorkerProcess({ redisUrl, pool: 'beta', tools: TEST_TOOLS, env: cluster.env }),
   ]);
-}, 90_000);
+});
 
 afterAll(async () => {
   await Promise.all(workers.map((w) => w.stop('SIGKILL')));

@@ -45,7 +45,8 @@ describe('Dispatcher.start()', () => {
     expect(err.message).toMatch(/last error: .*ECONNREFUSED/);
     expect(err.message).not.toContain('s3cret');
     expect(ms).toBeGreaterThanOrEqual(490);
-    expect(ms).toBeLessThan(3_000);
+    // Bounded, not retrying for ever; the bound leaves room for a loaded machine (a 3 s one did not).
+    expect(ms).toBeLessThan(20_000);
     // A failed start leaves the Dispatcher closed: nothing keeps reconnecting.
     await expect(dispatcher.dispatch([{ id: 'a', name: 'x', input: {} }])).rejects.toMatchObject({
       code: 'SHUTTING_DOWN',
@@ -66,14 +67,16 @@ describe('Dispatcher.start()', () => {
       `start() was aborted while connecting to Redis at redis://127.0.0.1:${deadPort}`,
     );
     expect(err.cause).toEqual(new Error('deploy cancelled'));
-    expect(ms).toBeLessThan(2_000);
+    // At the abort, not at the 60 s startTimeoutMs.
+    expect(ms).toBeLessThan(30_000);
   });
 
   it('an already aborted signal fails before waiting', async () => {
     const dispatcher = new Dispatcher({ redisUrl: live.url, logger: testLogger() });
     const { err, ms } = await failedStart(dispatcher, AbortSignal.abort());
     expect(err.code).toBe('CANCELLED');
-    expect(ms).toBeLessThan(1_000);
+    // Not after connecting: against this live Redis a start that did not check the signal succeeds.
+    expect(ms).toBeLessThan(10_000);
   });
 
   it('starts against a live Redis with a signal that is not aborted', async () => {

@@ -77,7 +77,7 @@ describe('POST /v1/tool-batches', () => {
   it.each([
     ['malformed JSON', '{"tool_uses": [', /not valid JSON: .*JSON/],
     ['an empty body', '', /not valid JSON: the body is empty/],
-    ['a missing tool_uses', '{}', /tool_uses: Invalid input: expected array/],
+    ['a missing tool_uses', '{}', /tool_uses: give exactly one of tool_uses \(Messages API\), tool_calls/],
     [
       'a wrong type',
       '{"tool_uses": [{"id": 1, "name": "diag_echo", "input": {}}]}',

@@ -88,6 +88,37 @@ async function uidOf(batchId: string): Promise<string> {
   return uid;
 }
 
+/** Waits for a dispatch's name record, then returns its uid. */
+function dispatched(batchId: string): Promise<string> {
+  return waitFor(`batch ${batchId} to be recorded`, () => uidOf(batchId), { intervalMs: 20 });
+}
+
+/** Waits until the job is in its queue's wait list (enqueued, not taken by a worker). */
+async function waiting(jobId: string, pool: string): Promise<void> {
+  await waitFor(
+    `job ${jobId} to wait in pool ${pool}`,
+    async () => {
+      const [jobKey] = await admin.keys(`toolq:{${pool}*}:${jobId}`);
+      if (!jobKey) return false;
+      return (await admin.lpos(`${jobKey.slice(0, -(jobId.length + 1))}:wait`, jobId)) !== null;
+    },
+    { intervalMs: 20 },
+  );
+}
+
+/** Waits until a worker of the pool runs a call (the solo worker's only slot is taken). */
+async function running(pool: string): Promise<void> {
+  await waitFor(
+    `a call to run in pool ${pool}`,
+    async () => {
+      const keys = await admin.keys(`toolq:{${pool}*}:active`);
+      for (const key of keys) if ((await admin.llen(key)) > 0) return true;
+      return false;
+    },
+    { intervalMs: 20 },
+  );
+}
+
 /** Deletes a waiting job as a promoted replica that never got it would lack it. */
 async function loseWaitingJob(jobId: string, pool: string): Promise<void> {
   const [jobKey] = await admin.keys(`toolq:{${pool}*}:${jobId}`);
@@ -163,8 +194,9 @@ describe('writes a failover lost', () => {
     await dispatcher.catalog.refresh();
     const started = Date.now();
     const pending = dispatcher.dispatch([{ id: 'x', name: 'idle_tool', input: {} }], { batchId: 'lost-job' });
-    await new Promise((resolve) => setTimeout(resolve, 250));
-    await loseWaitingJob(`${await uidOf('lost-job')}.0`, 'idle');
+    const job = `${await dispatched('lost-job')}.0`;
+    await waiting(job, 'idle');
+    await loseWaitingJob(job, 'idle');
     const result = await pending;
     expect(result.toolResults[0]?.is_error).toBe(true);
     expect(result.toolResults[0]?.content).toMatch(INTERRUPTED('idle_tool'));
@@ -181,8 +213,9 @@ describe('writes a failover lost', () => {
 
   it('a lost job of a tool that may run twice is run again and answered with its result', async () => {
     const rerunsBefore = await lostCallsCounted('rerun', 'solo');
-    const hold = dispatcher.dispatch([{ id: 'hold', name: 'solo_block', input: { ms: 1_200 } }]);
-    await new Promise((resolve) => setTimeout(resolve, 150)); // the worker's only slot is taken
+    // Holds the worker's only slot long enough for a loaded machine to lose the job behind it.
+    const hold = dispatcher.dispatch([{ id: 'hold', name: 'solo_block', input: { ms: 3_000 } }]);
+    await running('solo');
     const started = Date.now();
     const pending = dispatcher.dispatch(
       [
@@ -191,8 +224,8 @@ describe('writes a failover lost', () => {
       ],
       { timeoutMs: 15_000, batchId: 'rerun-job' },
     );
-    await new Promise((resolve) => setTimeout(resolve, 150));
-    const uid = await uidOf('rerun-job');
+    const uid = await dispatched('rerun-job');
+    await waiting(`${uid}.0`, 'solo');
     await loseWaitingJob(`${uid}.0`, 'solo');
     const result = await pending;
     expect(result.toolResults.map((r) => [r.tool_use_id, r.content, r.is_error])).toEqual([
@@ -216,19 +249,20 @@ describe('writes a failover lost', () => {
     });
     await collector.start();
     try {
-      const hold = dispatcher.dispatch([{ id: 'hold', name: 'solo_block', input: { ms: 1_200 } }]);
-      await new Promise((resolve) => setTimeout(resolve, 150)); // the worker's only slot is taken
-      const dispatched = dispatcher.dispatch(
+      const hold = dispatcher.dispatch([{ id: 'hold', name: 'solo_block', input: { ms: 3_000 } }]);
+      await running('solo');
+      const sent = dispatcher.dispatch(
         [{ id: 'idem', name: 'solo_idempotent', input: { key: 'collected', ms: 10 } }],
         { timeoutMs: 15_000, batchId: 'rerun-collected' },
       );
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      const job = `${await dispatched('rerun-collected')}.0`;
+      await waiting(job, 'solo');
       const collected = collector.collect('rerun-collected'); // its answer, once it has one
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      await loseWaitingJob(`${await uidOf('rerun-collected')}.0`, 'solo');
+      await letTimePass(100); // its first read of the record, before the job goes
+      await loseWaitingJob(job, 'solo');
       // The collector reads every 250 ms and sees the job gone before the dispatcher's sweep
       // (back-off 600 ms) re-runs it.
-      const [mine, theirs] = await Promise.all([dispatched, collected]);
+      const [mine, theirs] = await Promise.all([sent, collected]);
       if (!theirs) throw new Error('the collector found no batch');
       expect(mine.toolResults[0]).toMatchObject({ content: 'value of collected' });
       expect(theirs.toolResults).toEqual(mine.toolResults);
@@ -241,10 +275,10 @@ describe('writes a failover lost', () => {
 
   it('a lost record: a call of a tool that may run twice is run again into a new record', async () => {
     const pending = dispatcher.dispatch(
-      [{ id: 'idem', name: 'solo_idempotent', input: { key: 'lost-record', ms: 600 } }],
+      [{ id: 'idem', name: 'solo_idempotent', input: { key: 'lost-record', ms: 2_000 } }],
       { timeoutMs: 15_000, batchId: 'rerun-record' },
     );
-    await new Promise((resolve) => setTimeout(resolve, 250)); // running on the worker
+    await waitFor('the call to run on the worker', () => runs.get('lost-record') === 1, { intervalMs: 10 });
     const record = `toolq:{c.lost}:batch:${await uidOf('rerun-record')}`;
     expect(await admin.del(record)).toBe(1);
     const result = await pending;
@@ -295,8 +329,7 @@ describe('writes a failover lost', () => {
     void pending.finally(() => {
       answered = true;
     });
-    await new Promise((resolve) => setTimeout(resolve, 150));
-    const uid = await uidOf('lost-thrice');
+    const uid = await dispatched('lost-thrice');
     const lostJobs: string[] = [];
     for (const jobId of [`${uid}.0`, `${uid}.r1.0`, `${uid}.r2.0`]) {
       // Each re-run's job appears, and is lost in its turn.

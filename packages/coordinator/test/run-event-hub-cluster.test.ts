@@ -18,7 +18,7 @@ beforeAll(async () => {
   cluster = await startRedisCluster();
   redis = createRedis(cluster.config);
   store = new RunStore(redis, 'hubtest', 60_000);
-}, 60_000);
+});
 
 afterAll(async () => {
   redis?.disconnect();
@@ -81,5 +81,5 @@ describe('RunEventHub on a Redis Cluster', () => {
     } finally {
       await hub.close();
     }
-  }, 60_000);
+  });
 });

@@ -7,6 +7,7 @@ import { createRedis, type Redis } from '@toolq/shared/internal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminCommand, infoFields } from '../../../test-support/redis-processes.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
+import { waitFor } from '../../../test-support/wait-for.ts';
 import { RunEventHub } from '../src/runs/run-event-hub.ts';
 import { RunStore, type StoredEvent } from '../src/runs/run-store.ts';
 
@@ -18,7 +19,7 @@ beforeAll(async () => {
   server = await startRedisServer();
   redis = createRedis(server.url);
   store = new RunStore(redis, 'hubtest', 60_000);
-}, 30_000);
+});
 
 afterAll(async () => {
   redis?.disconnect();
@@ -89,7 +90,7 @@ describe('RunEventHub', () => {
     } finally {
       await hub.close();
     }
-  }, 60_000);
+  });
 
   it('a Last-Event-ID past the end of the log moves no other stream of the run, nor makes it spin', async () => {
     const hub = new RunEventHub(redis, store, { maxStreamsPerApp: 10 });
@@ -113,10 +114,12 @@ describe('RunEventHub', () => {
     } finally {
       await hub.close();
     }
-  }, 30_000);
+  });
 
   it('wakes the blocked reader when a run joins: its live events come at once, not after the read times out', async () => {
-    const hub = new RunEventHub(redis, store, { maxStreamsPerApp: 10 });
+    // Reads that block a minute: an event that waited for the read to time out comes 60 s late,
+    // one woken comes at once (a 2 s read against a 1 s bound failed under load).
+    const hub = new RunEventHub(redis, store, { maxStreamsPerApp: 10, readBlockMs: 60_000 });
     try {
       const first = await newRun();
       const a = follow(hub, first, '0');
@@ -127,11 +130,12 @@ describe('RunEventHub', () => {
       const unblocks = await calls('client|unblock');
       const sent = Date.now();
       await append(second, 'text', 1);
-      while (b.written.length === 0 && Date.now() - sent < 5_000) {
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
-      // The reader blocks 2 s at most: this came from a read that included `second`.
-      expect(Date.now() - sent).toBeLessThan(1_000);
+      await waitFor('the live event of the run that joined', () => b.written.length > 0, {
+        timeoutMs: 50_000,
+        intervalMs: 5,
+      });
+      // Long before the 60 s read could time out: it came from a read that included `second`.
+      expect(Date.now() - sent).toBeLessThan(30_000);
       expect(unblocks).toBeGreaterThan(0);
       await Promise.all([finish(first), finish(second)]);
       await Promise.all([a.ended, b.ended]);
@@ -139,7 +143,7 @@ describe('RunEventHub', () => {
     } finally {
       await hub.close();
     }
-  }, 30_000);
+  });
 
   it('counts streams per app against the cap, and frees them', () => {
     const hub = new RunEventHub(redis, store, { maxStreamsPerApp: 2 });

@@ -42,7 +42,7 @@ beforeAll(async () => {
     30_000,
   );
   url = /"event":"listening","url":"([^"]+)"/.exec(coordinator.output())?.[1] ?? '';
-}, 60_000);
+});
 
 afterAll(async () => {
   coordinator?.child.kill('SIGKILL');

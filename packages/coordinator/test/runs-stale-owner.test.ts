@@ -83,7 +83,7 @@ beforeAll(async () => {
       TOOLQ_RUN_CONCURRENCY: '1',
     });
   coordinators = await Promise.all([start(), start()]);
-}, 60_000);
+});
 
 afterAll(async () => {
   for (const c of coordinators) c.child.kill('SIGKILL');
@@ -145,5 +145,5 @@ describe('an owner that lost its lease while its model request was out', () => {
     expect(executions(log).filter((l) => l.endsWith(' stale'))).toEqual(['start stale', 'end stale']);
     // Asked for the first turn once per owner (the response was never saved), the second once.
     expect(asks.map((a) => a.turn)).toEqual([0, 0, 1]);
-  }, 60_000);
+  });
 });

@@ -47,7 +47,7 @@ beforeAll(async () => {
     // The big-input test sends a 1.8 MB run, past the 1 MiB default bound on run inputs.
     TOOLQ_MAX_RUN_INPUT_BYTES: String(4 * 1024 * 1024),
   });
-}, 60_000);
+});
 
 afterAll(async () => {
   coordinator?.child.kill('SIGKILL');
@@ -138,7 +138,7 @@ describe('SSE streams of runs', () => {
       await res.body?.cancel();
       return res.status === 200 || undefined;
     });
-  }, 60_000);
+  });
 
   it('resume exactly after Last-Event-ID while the run is live, whichever event it names', async () => {
     const runId = await startRun('slow:resume-live:3000');
@@ -173,7 +173,7 @@ describe('SSE streams of runs', () => {
     const reference = await readSse(coordinator.url, `/v1/runs/${runId}/events`, { token: ALPHA });
     expect(stripped(reference.events)).toEqual(all);
     future.abort();
-  }, 60_000);
+  });
 
   it('do not read the run record: 10 streams of a run with a 1.8 MB input move kilobytes out of Redis, not 18 MB', async () => {
     const input = 1_800_000;
@@ -208,5 +208,5 @@ describe('SSE streams of runs', () => {
     // Before: each stream read the whole record (its input, and its checkpoint with the input again).
     expect(moved).toBeLessThan(200_000);
     await waitForRun(coordinator.url, runId, ALPHA);
-  }, 60_000);
+  });
 });

@@ -48,12 +48,14 @@ beforeAll(async () => {
     TOOLQ_TOOL_SETS: 'echoing:diag_echo; both:diag_sleep,diag_echo',
     TOOLQ_LOG_LEVEL: 'info',
   });
+  // As long as a ready line may take (test-support/ready-line.ts): the default 30 s is not.
   url = await waitFor(
     'the coordinator',
     () => /"event":"ready","url":"([^"]+)"/.exec(coordinator.output())?.[1],
+    100_000,
   );
-  await waitFor('the worker', () => worker.output().includes('"event":"ready"'));
-}, 60_000);
+  await waitFor('the worker', () => worker.output().includes('"event":"ready"'), 100_000);
+});
 
 afterAll(async () => {
   await Promise.all(

@@ -40,10 +40,10 @@ describe('workers that scale from zero', () => {
     await dispatcher.catalog.refresh();
     const started = Date.now();
     const result = await dispatcher.dispatch([{ id: 'b', name: 'test_blocks', input: {} }], {
-      timeoutMs: 5_000,
+      timeoutMs: 60_000,
     });
-    // At once, not at its 5 s deadline.
-    expect(Date.now() - started).toBeLessThan(5_000);
+    // At once, not at its 60 s deadline (a 5 s deadline was too near a loaded machine's "at once").
+    expect(Date.now() - started).toBeLessThan(30_000);
     expect(result.calls[0]?.outcome).toBe('unknown_tool');
   });
 

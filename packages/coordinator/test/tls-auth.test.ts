@@ -70,7 +70,8 @@ function startWorkers(env: Record<string, string>, options: { metrics?: boolean 
 async function expectRetryingWithReason(env: Record<string, string>, reason: RegExp): Promise<void> {
   const coordinator = spawnCoordinatorProcess(env);
   try {
-    await waitFor(`the coordinator to log ${reason}`, async () => reason.test(coordinator.output()), 20_000);
+    // A process's start-up first (as long as a ready line may take: 20 s failed at load 36).
+    await waitFor(`the coordinator to log ${reason}`, async () => reason.test(coordinator.output()), 100_000);
     expect(coordinator.child.exitCode).toBeNull();
     expect(coordinator.output()).not.toMatch(/"event":"ready"/);
     // It listens meanwhile: alive, not ready, and saying why; the API answers 503 until it starts.
@@ -110,7 +111,7 @@ describe('TLS with a private CA: a TLS-only redis-server with requirepass', () =
     server = await startRedisServer({ tls, password: PASSWORD });
     workers = await startWorkers(server.env, { metrics: true });
     workerOutput = collectOutput(workers[0]?.child as ChildProcess);
-  }, 60_000);
+  });
   afterAll(async () => {
     await Promise.all(workers.map((w) => w.stop('SIGKILL')));
     await server?.stop();
@@ -147,7 +148,8 @@ describe('TLS with a private CA: a TLS-only redis-server with requirepass', () =
     });
     try {
       const listening = () => /"event":"listening","metrics":"([^"]+)"/.exec(worker.output())?.[1];
-      await waitFor('the worker to listen', async () => listening() !== undefined, 20_000);
+      // Its start-up (as long as a ready line may take: 20 s failed at load 36).
+      await waitFor('the worker to listen', async () => listening() !== undefined, 100_000);
       const url = listening();
       expect((await fetch(`${url}/healthz`)).status).toBe(200);
       const ready = await fetch(`${url}/readyz`);
@@ -177,7 +179,7 @@ describe('TLS with a private CA: a TLS-only redis-server with requirepass', () =
         reason = ((await res.json()) as { reason?: string }).reason ?? '';
         return res.status === 503 && /certificate/.test(reason);
       },
-      20_000,
+      60_000,
     );
     expect(reason).toMatch(
       /^Redis refuses writes: Redis did not answer within 2000 ms \(connection error: self-signed certificate in certificate chain\)$/,
@@ -186,7 +188,7 @@ describe('TLS with a private CA: a TLS-only redis-server with requirepass', () =
     await server.kill();
     server.useTls(tls);
     await server.start();
-    await waitFor('/readyz to say ready again', async () => (await fetch(readyz)).ok, 20_000);
+    await waitFor('/readyz to say ready again', async () => (await fetch(readyz)).ok, 60_000);
     expect(workerOutput()).not.toContain(PASSWORD);
   });
 });
@@ -198,7 +200,7 @@ describe('Sentinel with passwords: data nodes requirepass A, sentinels requirepa
   beforeAll(async () => {
     sentinel = await startRedisSentinel({ password: PASSWORD, sentinelPassword: SENTINEL_PASSWORD });
     workers = await startWorkers(sentinel.env);
-  }, 60_000);
+  });
   afterAll(async () => {
     await Promise.all(workers.map((w) => w.stop('SIGKILL')));
     await sentinel?.stop();
@@ -270,7 +272,7 @@ describe('Sentinel over TLS with passwords: every node and sentinel TLS-only', (
   beforeAll(async () => {
     sentinel = await startRedisSentinel({ password: PASSWORD, sentinelPassword: SENTINEL_PASSWORD, tls });
     workers = await startWorkers(sentinel.env);
-  }, 60_000);
+  });
   afterAll(async () => {
     await Promise.all(workers.map((w) => w.stop('SIGKILL')));
     await sentinel?.stop();

@@ -165,6 +165,27 @@ describe('the answers of a running coordinator', () => {
       latency_ms: expect.any(Number),
     });
     await json('GET /v1/tool-batches/{id}', await api(url, '/v1/tool-batches/wire-case-1'), 200);
+    const openAICall = {
+      id: 'call_1',
+      type: 'function',
+      function: { name: 'diag_echo', arguments: '{"value":1}' },
+    };
+    await json(
+      'POST /v1/tool-batches (tool_calls)',
+      await api(url, '/v1/tool-batches', { method: 'POST', body: { tool_calls: [openAICall] } }),
+      200,
+    );
+    const functionCall = {
+      type: 'function_call',
+      call_id: 'call_2',
+      name: 'diag_echo',
+      arguments: '{"value":2}',
+    };
+    await json(
+      'POST /v1/tool-batches (function_calls)',
+      await api(url, '/v1/tool-batches', { method: 'POST', body: { function_calls: [functionCall] } }),
+      200,
+    );
     await json('409 batch exists', await api(url, '/v1/tool-batches', { method: 'POST', body: batch }), 409);
     const tools = (await json('GET /v1/tools', await api(url, '/v1/tools'), 200)) as {
       tools: Record<string, unknown>[];

@@ -4,10 +4,22 @@
  * change an old reader could misread.
  */
 import { z } from 'zod';
+import { approvalSettingSchema } from './approval-rule.ts';
+import { mcpToolResultSchema, toolAnnotationsSchema } from './mcp-content.ts';
 import { TOOL_NAME_PATTERN } from './tool.ts';
 import { TRACEPARENT_PATTERN } from './tracing.ts';
 
-export const CONTRACT_VERSION = 1;
+/**
+ * 2: a result may carry the MCP content a tool returned (`CallResult.mcp`) and a tool spec its MCP
+ * annotations. Job data did not change: producers keep writing `v: 1` jobs (JOB_VERSION), which
+ * workers of both versions run; workers write `v: 2` results, which coordinators of version 2 read
+ * along with the `v: 1` results of older workers (upgrade coordinators first).
+ */
+export const CONTRACT_VERSION = 2;
+/** The version producers write on jobs: the oldest whose workers read them right. */
+export const JOB_VERSION = 1;
+/** The versions this code reads (job data, chunks and results). */
+const readableVersion = z.union([z.literal(1), z.literal(2)]);
 
 export const failurePolicySchema = z.enum(['continue', 'abort', 'retry']);
 export type FailurePolicy = z.infer<typeof failurePolicySchema>;
@@ -55,7 +67,7 @@ function isJson(value: unknown, depth: number): boolean {
 
 /** Data of one BullMQ job = one `tool_use` block. The job's name is the tool name. */
 export const jobDataSchema = z.object({
-  v: z.literal(CONTRACT_VERSION),
+  v: readableVersion,
   tool: z.string().regex(TOOL_NAME_PATTERN),
   input: z.unknown(),
   toolUseId: z.string().min(1).max(256),
@@ -110,10 +122,10 @@ export const MAX_CALLS_PER_JOB = 16;
  * as a JobData on its own, and each reports its own result.
  */
 export const jobChunkSchema = z.object({
-  v: z.literal(CONTRACT_VERSION),
+  v: readableVersion,
   chunk: z.array(z.unknown()).min(1).max(MAX_CALLS_PER_JOB),
 });
-export type JobChunk = { v: typeof CONTRACT_VERSION; chunk: JobData[] };
+export type JobChunk = { v: 1 | 2; chunk: JobData[] };
 
 const textBlockSchema = z.object({ type: z.literal('text'), text: z.string() }).loose();
 /** The image sources the Messages API takes, exactly: a tool_result then assigns to the SDK's ImageBlockParam. */
@@ -129,12 +141,17 @@ export type ToolContentBlock = z.infer<typeof contentBlockSchema>;
 
 /** One call's answer, as a worker writes it (also the BullMQ job's return value). */
 export const callResultSchema = z.object({
-  v: z.literal(CONTRACT_VERSION),
+  v: readableVersion,
   toolUseId: z.string(),
   tool: z.string(),
   outcome: outcomeSchema,
   content: z.union([z.string(), z.array(contentBlockSchema)]),
   isError: z.boolean(),
+  /**
+   * The tool's answer as MCP content (it returned `mcpResult()`, or it is an MCP server's tool),
+   * passed unchanged to MCP clients; `content` is its mapping for the Messages API. v2 on.
+   */
+  mcp: mcpToolResultSchema.optional(),
   worker: z.string().optional(),
   attempts: z.number().int().min(0),
   enqueuedAt: z.number().optional(),
@@ -171,6 +188,10 @@ export const toolSpecSchema = z.object({
   retry: z.object({ attempts: z.number().int().min(1), backoffMs: z.number().min(0) }).optional(),
   /** Absent from older workers: `at-least-once`. */
   delivery: z.enum(['at-least-once', 'at-most-once']).optional(),
+  /** MCP tool annotations (hints for MCP clients: read-only, destructive, …); v2 on. */
+  annotations: toolAnnotationsSchema.optional(),
+  /** Which calls wait for a person's approval (approval-rule.ts); absent: none. */
+  approval: approvalSettingSchema.optional(),
 });
 export type ToolSpec = z.infer<typeof toolSpecSchema>;
 

@@ -48,7 +48,9 @@ export type ToolqErrorCode =
   /** The app has TOOLQ_MAX_ACTIVE_RUNS_PER_APP runs not finished yet. */
   | 'TOO_MANY_RUNS'
   /** An app has as many run event streams open on a coordinator as TOOLQ_MAX_STREAMS_PER_APP allows. */
-  | 'TOO_MANY_STREAMS';
+  | 'TOO_MANY_STREAMS'
+  /** An approval already has its decision (approved, denied, expired or cancelled): it is decided once. */
+  | 'APPROVAL_DECIDED';
 
 export class ToolqError extends Error {
   override name = 'ToolqError';

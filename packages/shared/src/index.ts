@@ -4,6 +4,7 @@
  * to each other through Redis (keys, result store, catalog, metrics, …) is `@toolq/shared/internal`:
  * no semver promise, so it can change with them.
  */
+export type { ApprovalCondition, ApprovalRule, ApprovalSetting } from './approval-rule.ts';
 export { loadConfig, type ToolqConfig } from './config.ts';
 export {
   type CallResult,
@@ -26,6 +27,13 @@ export {
 } from './contract.ts';
 export { NonRetryableError, ToolqError, type ToolqErrorCode } from './errors.ts';
 export { createLogger, type Logger } from './logger.ts';
+export {
+  type McpContentBlock,
+  type McpResultValue,
+  type McpToolResult,
+  mcpResult,
+  type ToolAnnotations,
+} from './mcp-content.ts';
 export type { RedisConnectionConfig } from './redis.ts';
 export {
   type AnyTool,

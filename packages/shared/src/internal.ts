@@ -4,6 +4,8 @@
  * hooks, defaults). Only toolq's own packages import it; it changes with them, without notice. The
  * API for users is the root entry, `@toolq/shared` (index.ts).
  */
+
+export { approvalSettingSchema, needsApproval } from './approval-rule.ts';
 export { claimBatchName, expireBatchName, readBatchOwner } from './batch-names.ts';
 export {
   CALL_LOG_RETENTION_MS,
@@ -18,6 +20,7 @@ export { type CancelMessage, parseCancelMessage, publishCancel } from './cancel.
 export { defaultCoordinatorId } from './config.ts';
 export {
   callerContextSchema,
+  JOB_VERSION,
   MAX_CONTEXT_BYTES,
   type ParsedJobData,
   type ToolSpec,
@@ -37,8 +40,10 @@ export {
 } from './delivery.ts';
 export { coerceError, describeStartupError, listenError } from './errors.ts';
 export { processId, randomHex } from './ids.ts';
+export { parseJsonAs } from './json.ts';
 export { assertKeyPart, createKeys, KEY_PART_PATTERN, type Keys } from './keys.ts';
 export { laneOf } from './lanes.ts';
+export { mcpErrorText, mcpToToolResultContent } from './mcp-mapping.ts';
 export {
   type CoordinatorMetrics,
   createCoordinatorMetrics,
@@ -50,6 +55,11 @@ export {
   type Registry,
   type WorkerMetrics,
 } from './metrics.ts';
+export {
+  parseProgressMessage,
+  progressChannel,
+  publishProgress,
+} from './progress.ts';
 export { raceSignal, withTimeout } from './race.ts';
 export { probeRedis, whyNotWritable } from './readiness.ts';
 export { RecentSet } from './recent-set.ts';
@@ -69,6 +79,7 @@ export {
   isCallStillWanted,
   markAnswered,
   parseCallResult,
+  type ResultTarget,
   readBatchMeta,
   readResults,
   rewriteBatchMeta,

@@ -6,6 +6,8 @@
 import type { z } from 'zod';
 import { contentBlockSchema, type ToolContentBlock } from './contract.ts';
 import { DEFAULTS } from './defaults.ts';
+import { isMcpResult, type McpToolResult } from './mcp-content.ts';
+import { mcpErrorText, mcpToToolResultContent } from './mcp-mapping.ts';
 
 export const DEFAULT_MAX_RESULT_BYTES: number = DEFAULTS.maxResultBytes;
 
@@ -39,7 +41,14 @@ export function describeZodIssues(error: z.ZodError, maxIssues = 5): string {
 }
 
 export type EncodedContent =
-  | { ok: true; content: string | ToolContentBlock[] }
+  | {
+      ok: true;
+      content: string | ToolContentBlock[];
+      /** The tool returned `mcpResult()`: its MCP content, passed unchanged to MCP clients. */
+      mcp?: McpToolResult;
+      /** The MCP result says the tool failed (`isError`): `content` is its `Error: …` message. */
+      failed?: true;
+    }
   | { ok: false; message: string };
 
 function isContentBlockArray(value: unknown): value is ToolContentBlock[] {
@@ -62,6 +71,7 @@ export function encodeToolOutput(
 ): EncodedContent {
   let content: string | ToolContentBlock[];
   let serialised: string;
+  if (isMcpResult(value)) return encodeMcpResult(tool, value, maxBytes);
   try {
     if (typeof value === 'string') {
       content = value;
@@ -98,6 +108,33 @@ export function encodeToolOutput(
     };
   }
   return { ok: true, content };
+}
+
+/** An `mcpResult()`: the MCP content as given, and its mapping for the Messages API; both count. */
+function encodeMcpResult(tool: string, value: McpToolResult, maxBytes: number): EncodedContent {
+  const mcp: McpToolResult = {
+    content: value.content,
+    ...(value.structuredContent !== undefined ? { structuredContent: value.structuredContent } : {}),
+    ...(value.isError ? { isError: true } : {}),
+  };
+  const content = value.isError ? messages.error(mcpErrorText(value)) : mcpToToolResultContent(value);
+  let bytes: number;
+  try {
+    bytes = Buffer.byteLength(JSON.stringify(mcp)) + Buffer.byteLength(JSON.stringify(content));
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    return {
+      ok: false,
+      message: messages.error(`the result of ${tool} cannot be serialised as JSON: ${reason}`),
+    };
+  }
+  if (bytes > maxBytes) {
+    return {
+      ok: false,
+      message: messages.error(`the result of ${tool} is ${bytes} bytes, over the limit of ${maxBytes} bytes`),
+    };
+  }
+  return { ok: true, content, mcp, ...(value.isError ? { failed: true as const } : {}) };
 }
 
 /** The first line of a result (at most 300 characters): how a failure is named in another call's message. */

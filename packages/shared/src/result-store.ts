@@ -67,6 +67,8 @@ export const batchMetaSchema = z.object({
       /** The BullMQ job that carries it (one job may carry several calls). */
       job: z.string().optional(),
       answer: callResultSchema.optional(),
+      /** The approval the call waits for (coordinator/src/approvals): no job until a person approves it. */
+      approval: z.string().optional(),
     }),
   ),
 });

@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import { type ApprovalSetting, approvalSettingSchema } from './approval-rule.ts';
 import { ToolqError } from './errors.ts';
+import { type ToolAnnotations, toolAnnotationsSchema } from './mcp-content.ts';
 
 /**
  * The longest timeout a Node timer can hold (2³¹−1 ms, about 24.8 days); a longer one fires at once.
@@ -29,6 +31,12 @@ export interface ToolRunContext {
   app: string;
   /** The caller's context of the batch (who the call acts for); `{}` when none was given. */
   context: Readonly<Record<string, unknown>>;
+  /**
+   * Reports how far the call is: MCP clients that asked for progress get `notifications/progress`,
+   * durable runs show it in their events. Cheap to call often: the worker sends at most a few a
+   * second per call (the latest value wins). `progress` must grow from one report to the next.
+   */
+  reportProgress(progress: number, total?: number, message?: string): void;
   /**
    * The same string for every run of this call (a re-run after its worker died, a retry, a
    * durable run resumed on another coordinator) and another for every other call: pass it to a
@@ -80,6 +88,14 @@ export interface ToolDefinition<Input = unknown, Output = unknown> {
   delivery?: Delivery;
   /** Default: none (every call runs). */
   cache?: CachePolicy;
+  /** MCP tool annotations, listed to MCP clients of the coordinator (`/mcp`): hints, not guarantees. */
+  annotations?: ToolAnnotations;
+  /**
+   * Whether a person must approve a call before it runs: `'always'`, `'never'` (the default), or
+   * a rule on the input (`{ when: [{ field: 'amount', above: 100 }] }`), which the coordinator
+   * evaluates when it plans the batch (see docs/approvals.md).
+   */
+  approval?: ApprovalSetting;
   run: (input: Input, ctx: ToolRunContext) => Promise<Output> | Output;
 }
 
@@ -112,6 +128,21 @@ export function defineTool<Input, Output>(def: ToolDefinition<Input, Output>): T
     throw new ToolqError('TOOL_DEFINITION_INVALID', `${where}: retry.attempts must be an integer >= 1`);
   }
   checkDelivery(def, where);
+  if (def.annotations !== undefined && !toolAnnotationsSchema.safeParse(def.annotations).success) {
+    throw new ToolqError(
+      'TOOL_DEFINITION_INVALID',
+      `${where}: annotations must be MCP tool annotations (title: string; readOnlyHint, destructiveHint, idempotentHint, openWorldHint: booleans)`,
+    );
+  }
+  if (def.approval !== undefined) {
+    const parsed = approvalSettingSchema.safeParse(def.approval);
+    if (!parsed.success) {
+      throw new ToolqError(
+        'TOOL_DEFINITION_INVALID',
+        `${where}: approval must be 'always', 'never' or { when: [{ field, above | equals | in }] }: ${parsed.error.issues[0]?.message}`,
+      );
+    }
+  }
   inputJsonSchema(def); // throws here, not at first use, if the schema cannot become JSON Schema
   return def;
 }

@@ -34,6 +34,7 @@ import type { RunningCalls } from './cancel-listener.ts';
 import { createResultCache } from './delivery/cache.ts';
 import { createDeliveryGuard, type TrackedJob } from './delivery/guard.ts';
 import { trimForHistory } from './job-history.ts';
+import { callProgress } from './progress-reporter.ts';
 import { runCall } from './run-call.ts';
 import type { ServedTools } from './served-tools.ts';
 import { WORKER_DEFAULTS } from './worker-options.ts';
@@ -230,7 +231,7 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
     const parsed = jobDataSchema.safeParse(raw);
     if (!parsed.success) {
       throw new UnrecoverableError(
-        `job ${job.id} does not follow toolq contract v1: ${parsed.error.message}`,
+        `job ${job.id} does not follow toolq contract v1 or v2: ${parsed.error.message}`,
       );
     }
     const data = parsed.data;
@@ -260,6 +261,7 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
     // The contract's reply.batchId is the dispatch's uid; a plain producer's job has only its own id.
     const batchUid = data.reply?.batchId ?? String(job.id);
     const forget = running.add(batchUid, data.reply?.index ?? 0, controller);
+    const progress = callProgress({ redis, data, logger });
     try {
       metrics.queueWait.observe({ pool }, Math.max(0, Date.now() - data.enqueuedAt) / 1000);
       const result = await cache.run(tools.get(data.tool), data, controller.signal, () =>
@@ -271,8 +273,10 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
           idempotencyKey,
           maxResultBytes,
           signal: controller.signal,
+          reportProgress: progress.report,
         }),
       );
+      await progress.close();
       // Given back: another worker runs it, within the same deadline.
       if (controller.signal.reason instanceof ShutdownAbort && result.outcome === 'cancelled')
         return GIVEN_BACK;
@@ -300,6 +304,7 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
       // broadcast it a second time. Plain producers (no reply) get it as the job's return value.
       return data.reply ? undefined : result;
     } finally {
+      void progress.close();
       forget();
       jobCalls.delete(controller);
     }

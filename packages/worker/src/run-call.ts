@@ -32,7 +32,11 @@ export interface RunCallOptions {
   maxResultBytes: number;
   /** Aborted when the coordinator cancels the call or the worker is forced to stop. */
   signal: AbortSignal;
+  /** `ctx.reportProgress`; default: reports go nowhere. */
+  reportProgress?: (progress: number, total?: number, message?: string) => void;
 }
+
+const IGNORE_PROGRESS = (): void => undefined;
 
 class TimeoutSignalReason extends Error {}
 
@@ -45,11 +49,17 @@ export async function runCall(options: RunCallOptions): Promise<CallResult> {
     tool: data.tool,
     worker: options.workerId,
   };
-  const finish = (outcome: Outcome, content: CallResult['content'], attempts: number): CallResult => ({
+  const finish = (
+    outcome: Outcome,
+    content: CallResult['content'],
+    attempts: number,
+    mcp?: CallResult['mcp'],
+  ): CallResult => ({
     ...base,
     outcome,
     content,
     isError: outcome !== 'ok',
+    ...(mcp ? { mcp } : {}),
     attempts,
     enqueuedAt: data.enqueuedAt,
     startedAt,
@@ -92,14 +102,15 @@ export async function runCall(options: RunCallOptions): Promise<CallResult> {
               app: data.app ?? 'default',
               context: data.context ?? {},
               idempotencyKey: options.idempotencyKey,
+              reportProgress: options.reportProgress ?? IGNORE_PROGRESS,
             }),
           ),
           signal,
         );
         const encoded = encodeToolOutput(data.tool, output, options.maxResultBytes);
-        return encoded.ok
-          ? finish('ok', encoded.content, attempt)
-          : finish('error', encoded.message, attempt);
+        if (!encoded.ok) return finish('error', encoded.message, attempt);
+        // An MCP result with isError: the tool ran and said it failed; retrying is the model's call.
+        return finish(encoded.failed ? 'error' : 'ok', encoded.content, attempt, encoded.mcp);
       } catch (thrown) {
         if (signal.aborted) return abortedResult(signal, finish, data, attempt);
         const error = coerceError(thrown);

@@ -86,5 +86,7 @@ export function specOf(tool: AnyTool, defaultTimeoutMs: number): ToolSpec {
           },
         }
       : {}),
+    ...(tool.annotations ? { annotations: tool.annotations } : {}),
+    ...(tool.approval !== undefined && tool.approval !== 'never' ? { approval: tool.approval } : {}),
   };
 }

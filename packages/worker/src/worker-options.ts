@@ -69,4 +69,8 @@ export const WORKER_DEFAULTS = {
   heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
   /** Batches a coordinator cancelled that the worker remembers, so that their queued calls are skipped. */
   cancelledBatchesRemembered: 10_000,
+  /** Progress reports a call sends at once (`ctx.reportProgress`); then one per `progressIntervalMs`. */
+  progressBurst: 5,
+  /** After a burst, a call's progress goes out at most this often; the latest value wins. */
+  progressIntervalMs: 200,
 } as const satisfies Partial<Record<keyof WorkerOptions, unknown>> & Record<string, unknown>;

@@ -33,7 +33,7 @@ beforeAll(async () => {
     () => [coordinator, worker].every((p) => p.output().includes('"event":"ready"')) || undefined,
   );
   url = /"event":"listening","url":"([^"]+)"/.exec(coordinator.output())?.[1] ?? '';
-}, 60_000);
+});
 
 afterAll(async () => {
   for (const p of [coordinator, worker]) p?.child.kill('SIGKILL');

@@ -1,9 +1,12 @@
 /** The MCP config file, fleet names, input validation and content mapping, without processes. */
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${VAR} in these strings is the config syntax under test.
 import { ToolqError } from '@toolq/shared';
+import {
+  mcpErrorText as errorTextOf,
+  mcpToToolResultContent as mapToolResultContent,
+} from '@toolq/shared/internal';
 import { describe, expect, it } from 'vitest';
 import { parseMcpConfig } from '../src/mcp/config.ts';
-import { errorTextOf, mapToolResultContent } from '../src/mcp/content.ts';
 import { compileInputSchema } from '../src/mcp/input-schema.ts';
 import { fleetToolName, NameTable } from '../src/mcp/names.ts';
 

@@ -139,8 +139,8 @@ describe('MCP calls over stdio', () => {
       content: 'Tool everything__trigger-long-running-operation timed out after 1s',
       is_error: true,
     });
-    // At the 1 s deadline (with a grace for a loaded machine), not after the 20 s calls.
-    expect(elapsed).toBeLessThan(6_000);
+    // At the 1 s deadline, not after the 20 s calls: a bound halfway, for a loaded machine.
+    expect(elapsed).toBeLessThan(11_000);
     // The fixture records the cancellation it received for the request.
     const stats = await waitFor('the cancellation to reach the server', async () => {
       const { toolResults: r } = await env.call([use('s', 'fx__stats')]);

@@ -13,6 +13,7 @@ import {
 } from '@toolq/shared';
 import { callerContextSchema, DEFAULTS } from '@toolq/shared/internal';
 import { z } from 'zod';
+import { type ApprovalOptions, approvalOptionsSchema } from '../approvals/approval-options.ts';
 import { checkOptions, optionRules, rule } from '../dispatch/options.ts';
 import type { AdvisorOptions, AgentEvent, AgentOptions, BetaMessageParam, BetaToolUnion } from './types.ts';
 
@@ -47,6 +48,7 @@ export interface ResolvedOptions {
     failurePolicy: FailurePolicy;
     maxRetries?: number;
     context?: Record<string, unknown>;
+    approval?: ApprovalOptions;
   };
   advisor: AdvisorOptions | undefined;
   signal: AbortSignal | undefined;
@@ -107,6 +109,7 @@ const agentOptionsSchema = z.strictObject({
   failurePolicy: failurePolicySchema.optional(),
   maxRetries: optionRules.maxRetries.optional(),
   context: callerContextSchema.optional(),
+  approval: approvalOptionsSchema.optional(),
   advisor: z
     .strictObject({
       model: optionRules.text,
@@ -157,6 +160,7 @@ export function resolveOptions(o: AgentOptions): ResolvedOptions {
       ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
       ...(o.maxRetries === undefined ? {} : { maxRetries: o.maxRetries }),
       ...(o.context === undefined ? {} : { context: o.context }),
+      ...(o.approval === undefined ? {} : { approval: o.approval }),
     },
     advisor: o.advisor,
     signal: o.signal,

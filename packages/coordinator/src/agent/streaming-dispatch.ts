@@ -22,7 +22,7 @@ export interface TurnDispatchOptions {
   iteration: number;
   /** Epoch ms the run started; event and record times are relative to it. */
   runStartedAt: number;
-  dispatch: Pick<DispatchOptions, 'timeoutMs' | 'failurePolicy' | 'maxRetries'>;
+  dispatch: Pick<DispatchOptions, 'timeoutMs' | 'failurePolicy' | 'maxRetries' | 'approval'>;
   /** The run's signal: aborting it cancels every call of the turn. */
   signal?: AbortSignal;
   emit: (event: AgentEvent) => void;
@@ -286,6 +286,13 @@ export class TurnDispatch {
       dispatcher.dispatch(uses, {
         ...this.options.dispatch,
         signal: this.signal,
+        onProgress: ({ index: _index, ...progress }) =>
+          this.options.emit({
+            type: 'tool_progress',
+            iteration: this.options.iteration,
+            atMs: Date.now() - this.options.runStartedAt,
+            ...progress,
+          }),
         ...(batchName === undefined ? {} : { batchName }),
         ...app,
       });

@@ -5,6 +5,7 @@
  */
 import type Anthropic from '@anthropic-ai/sdk';
 import type { FailurePolicy, Logger, Outcome } from '@toolq/shared';
+import type { ApprovalOptions } from '../approvals/approval-options.ts';
 import type { BatchResult } from '../batch-result.ts';
 import type { Dispatcher, DispatchOptions, ToolUse } from '../dispatcher.ts';
 
@@ -79,6 +80,8 @@ export interface AgentOptions {
   maxRetries?: number;
   /** Who the run acts for: every tool call of the run reads it as `ctx.context` (DispatchOptions.context). */
   context?: Record<string, unknown>;
+  /** Calls that wait for a person's approval (DispatchOptions.approval, docs/approvals.md). */
+  approval?: ApprovalOptions;
   advisor?: AdvisorOptions;
   /** Progress events; a listener that throws is logged, never breaks the run. */
   onEvent?: (event: AgentEvent) => void;
@@ -295,6 +298,14 @@ export type AgentEvent =
       batchId?: string;
     })
   | (EventBase & { type: 'tool_finish'; call: ToolCallRecord })
+  /** A running call's progress (`ctx.reportProgress` in the tool), at most a few a second per call. */
+  | (EventBase & {
+      type: 'tool_progress';
+      toolUseId: string;
+      progress: number;
+      total?: number;
+      message?: string;
+    })
   | (EventBase & { type: 'max_tokens_retry'; maxTokens: number });
 
 export type AgentEventType = AgentEvent['type'];

@@ -56,7 +56,8 @@ export function planJobs(input: {
   calls: readonly BarrierCall[];
   /** planBatch's record; its calls get their lane and job here. */
   meta: BatchMeta;
-  lookups: readonly ToolLookup[];
+  /** Undefined for a call held for approval (approvals/): no job until it is approved. */
+  lookups: readonly (ToolLookup | undefined)[];
   /** The caller's tool_use blocks, for each call's input. */
   toolUses: readonly { input: unknown }[];
   /** Where workers write results and notify: the batch's record and this coordinator's reply stream. */
@@ -110,4 +111,22 @@ export function planJobs(input: {
     }
   }
   return { queued, mayRunTwice };
+}
+
+/** A collected batch's barrier calls and jobs, from its record (not the record's copy: answers, job ids). */
+export function collectPlan(meta: BatchMeta): {
+  calls: BarrierCall[];
+  refs: { queue: string; jobId: string; indexes: number[] }[];
+} {
+  const calls = meta.calls.map(({ toolUseId, tool, deadline, timeoutMs }, index) => ({
+    index,
+    toolUseId,
+    tool,
+    deadline,
+    timeoutMs,
+  }));
+  const refs = meta.calls.flatMap(({ pool, queue, job }, index) =>
+    pool && job ? [{ queue: queue ?? pool, jobId: job, indexes: [index] }] : [],
+  );
+  return { calls, refs };
 }

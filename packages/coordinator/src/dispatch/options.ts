@@ -19,6 +19,8 @@ import {
   type Registry,
 } from '@toolq/shared/internal';
 import { z } from 'zod';
+import { type ApprovalOptions, approvalOptionsSchema } from '../approvals/approval-options.ts';
+import type { ProgressUpdate } from './progress-listener.ts';
 
 /**
  * A `tool_use` block as the Messages API (and the SDK's `ToolUseBlock`) has it; only id, name and
@@ -64,6 +66,16 @@ export interface DispatchOptions {
    * removed when they finish.
    */
   context?: Record<string, unknown>;
+  /**
+   * Called with each progress report of the batch's calls (`ctx.reportProgress` in a tool), a few
+   * a second per call at most. Reports may be lost (pub/sub): the result is what counts.
+   */
+  onProgress?: (update: ProgressUpdate) => void;
+  /**
+   * Calls that wait for a person's approval before they run (docs/approvals.md): tools to hold
+   * this time besides those whose definition asks for it, the expiry, a handler for embedded use.
+   */
+  approval?: ApprovalOptions;
 }
 
 export interface DispatcherOptions {
@@ -238,6 +250,8 @@ const dispatchOptionsSchema = z.strictObject({
   batchId: optionRules.text.optional(),
   app: optionRules.text.optional(),
   context: callerContextSchema.optional(),
+  onProgress: rule<(update: ProgressUpdate) => void>((v) => typeof v === 'function', 'a function').optional(),
+  approval: approvalOptionsSchema.optional(),
 } satisfies Record<keyof DispatchOptions, z.ZodType>);
 
 /**

@@ -39,6 +39,7 @@ export const HTTP_STATUS = {
   RUN_TOO_LARGE: 413,
   TOO_MANY_RUNS: 429,
   TOO_MANY_STREAMS: 429,
+  APPROVAL_DECIDED: 409,
 } as const satisfies Record<ToolqErrorCode, number>;
 
 /** 503s of a passing state, not our bug: nothing to log as a failed request. */

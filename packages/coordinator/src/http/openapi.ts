@@ -135,6 +135,7 @@ export function buildOpenApiDocument(routes: readonly ApiRoute[]): JsonObject {
       { name: 'batches', description: 'Tool batches: the tool_use blocks of one model turn.' },
       { name: 'runs', description: "Agent runs on the coordinator's tools." },
       { name: 'tools', description: 'The tool catalog and its performance.' },
+      { name: 'approvals', description: 'Calls waiting for a person to approve or deny them.' },
       { name: 'operations', description: 'Probes, metrics and this document.' },
     ],
     security: [{ bearer: [] }],

@@ -4,8 +4,10 @@
  * field is snake_case (wire.ts maps the library's camelCase objects to these).
  */
 import { contentBlockSchema, outcomeSchema } from '@toolq/shared';
+import { approvalSettingSchema } from '@toolq/shared/internal';
 import { z } from 'zod';
 import { fleetReportSchema } from '../fleet-report.ts';
+import { approvalOutcomeSchema } from './approval-wire.ts';
 import { type ApiResponse, named } from './route.ts';
 
 /** Every error, whatever the route: `{"error": {"code", "message"}}`. */
@@ -52,6 +54,45 @@ export const batchResponseSchema = z.object({
     overhead_ms: z.number(),
     calls: z.array(callStatsSchema),
   }),
+  approvals: z
+    .array(approvalOutcomeSchema)
+    .optional()
+    .describe('The decisions on the calls that waited for approval: who, when, why (docs/approvals.md).'),
+});
+
+const batchStatsSchema = batchResponseSchema.shape.stats;
+
+/** POST /v1/tool-batches with `tool_calls`: OpenAI Chat Completions tool messages, in order. */
+export const chatBatchResponseSchema = z.object({
+  batch_id: z.string(),
+  tool_messages: z
+    .array(z.object({ role: z.literal('tool'), tool_call_id: z.string(), content: z.string() }))
+    .describe(
+      'One per tool call, in the order sent: append them after the assistant message. An error (OpenAI tool messages have no error flag) starts `Error:`.',
+    ),
+  stats: batchStatsSchema,
+});
+
+const functionCallOutputContentSchema = z.union([
+  z.object({ type: z.literal('input_text'), text: z.string() }),
+  z.object({ type: z.literal('input_image'), image_url: z.string() }),
+]);
+
+/** POST /v1/tool-batches with `function_calls`: OpenAI Responses function_call_output items, in order. */
+export const responsesBatchResponseSchema = z.object({
+  batch_id: z.string(),
+  function_call_outputs: z
+    .array(
+      z.object({
+        type: z.literal('function_call_output'),
+        call_id: z.string(),
+        output: z.union([z.string(), z.array(functionCallOutputContentSchema)]),
+      }),
+    )
+    .describe(
+      "One per function_call, in the order sent: put them in the next request's `input`. An error starts `Error:`.",
+    ),
+  stats: batchStatsSchema,
 });
 
 export const catalogToolSchema = z.object({
@@ -65,6 +106,9 @@ export const catalogToolSchema = z.object({
     .object({ attempts: z.number().int(), backoff_ms: z.number() })
     .optional()
     .describe('How the tool may be re-run with `failure_policy: "retry"`.'),
+  approval: approvalSettingSchema
+    .optional()
+    .describe("Which calls wait for a person's approval: always, or when the input matches a rule."),
   pools: z.array(z.string()),
   live_workers: z.number().int(),
   waits_for_workers: z

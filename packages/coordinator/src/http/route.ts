@@ -94,7 +94,7 @@ interface RouteFacts {
   operationId: string;
   summary: string;
   description?: string;
-  tag: 'batches' | 'runs' | 'tools' | 'operations';
+  tag: 'batches' | 'runs' | 'tools' | 'approvals' | 'operations';
   /** Reachable without the bearer token (probes); every other route answers 401 without it. */
   open?: boolean;
   /** For operators (TOOLQ_OPERATOR_TOKENS): an app token answers 403, as an operator token does elsewhere. */

@@ -7,25 +7,34 @@ import { ToolqError } from '@toolq/shared';
 import { withinRedis } from '@toolq/shared/internal';
 import { z } from 'zod';
 import { DEFAULT_REPORT_WINDOW, fleetReport } from '../fleet-report.ts';
+import { dispatchChatToolCalls, dispatchFunctionCalls } from '../openai/dispatch.ts';
 import { refreshGauges } from '../queue-gauges.ts';
+import { APPROVAL_ROUTES } from './approvals.ts';
 import { appOf } from './auth.ts';
 import { HTTP_DEFAULTS } from './defaults.ts';
 import {
   BAD_REQUEST,
   batchResponseSchema,
+  chatBatchResponseSchema,
   ERROR,
   error,
   healthResponseSchema,
   readyResponseSchema,
   reportResponseSchema,
+  responsesBatchResponseSchema,
   toolsResponseSchema,
 } from './responses.ts';
 import { type ApiRoute, named, route } from './route.ts';
 import { RUN_ROUTES } from './runs.ts';
 import { batchNameSchema, toolBatchRequestSchema } from './schemas.ts';
-import { wireBatch, wireCatalogTool, wireReport } from './wire.ts';
+import { wireBatch, wireCatalogTool, wireChatBatch, wireReport, wireResponsesBatch } from './wire.ts';
 
 const TOOL_BATCH = named('ToolBatch', batchResponseSchema);
+/** POST answers in the format of the calls it was sent. */
+const ANY_TOOL_BATCH = named(
+  'ToolBatchAnswer',
+  z.union([batchResponseSchema, chatBatchResponseSchema, responsesBatchResponseSchema]),
+);
 
 const BATCH_ROUTES: ApiRoute[] = [
   route({
@@ -33,14 +42,16 @@ const BATCH_ROUTES: ApiRoute[] = [
     path: '/v1/tool-batches',
     operationId: 'createToolBatch',
     tag: 'batches',
-    summary: 'Run the tool_use blocks of one model turn and answer their tool_result blocks in order',
+    summary: 'Run the tool calls of one model turn and answer their results in order',
     description:
       'Send the `tool_use` blocks as the Messages API returned them. The answer comes when every call has a result ' +
       '(or its deadline passed): one `tool_result` per block, in the order sent, failures marked `is_error`. ' +
-      'A client that disconnects cancels its calls.',
+      "Or send OpenAI's calls as returned: Chat Completions `tool_calls` (answered with `tool_messages`) or " +
+      'Responses API `function_call` items as `function_calls` (answered with `function_call_outputs`); their ' +
+      'errors start `Error:`. A client that disconnects cancels its calls.',
     body: named('ToolBatchRequest', toolBatchRequestSchema),
     responses: {
-      200: { description: 'Every call answered.', body: TOOL_BATCH },
+      200: { description: 'Every call answered, in the format of the calls sent.', body: ANY_TOOL_BATCH },
       400: BAD_REQUEST,
       409: error('A batch with this `batch_id` was dispatched already: collect it with GET.'),
       413: error('The body is larger than the limit (TOOLQ_BODY_LIMIT_BYTES).'),
@@ -53,17 +64,27 @@ const BATCH_ROUTES: ApiRoute[] = [
       reply.raw.on('close', () => {
         if (!reply.raw.writableFinished) controller.abort(new Error('the HTTP client disconnected'));
       });
-      const result = await ctx.dispatcher.dispatch(body.tool_uses, {
+      const options = {
         timeoutMs: body.timeout_ms,
         failurePolicy: body.failure_policy,
         maxRetries: body.max_retries,
-        batchName: body.batch_id,
         context: body.context,
+        ...approvalOption(body),
         // Batch names are the app's own: another app may use the same name and never sees this batch.
         app: appOf(request),
         signal: controller.signal,
-      });
-      return wireBatch(result);
+      };
+      const { dispatcher } = ctx;
+      if (body.tool_calls) {
+        return wireChatBatch(await dispatchChatToolCalls(dispatcher, body.tool_calls, options, 'tool_calls'));
+      }
+      if (body.function_calls) {
+        const items = body.function_calls;
+        return wireResponsesBatch(await dispatchFunctionCalls(dispatcher, items, options, 'function_calls'));
+      }
+      return wireBatch(
+        await dispatcher.dispatch(body.tool_uses ?? [], { ...options, batchName: body.batch_id }),
+      );
     },
   }),
   route({
@@ -95,6 +116,12 @@ const BATCH_ROUTES: ApiRoute[] = [
       });
       if (!result) {
         throw new ToolqError('NOT_FOUND', `no batch ${params.id} is recorded (never dispatched, or expired)`);
+      }
+      // Who decided its held calls, from its record (a batch collected here did not wait for them itself).
+      if (!result.approvals) {
+        const decided = ctx.dispatcher.approvals.outcomesOfBatch(appOf(request), params.id);
+        const approvals = await withinRedis(decided, HTTP_DEFAULTS.redisWaitMs).catch(() => []);
+        if (approvals.length > 0) return wireBatch({ ...result, approvals });
       }
       return wireBatch(result);
     },
@@ -209,6 +236,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
   ...BATCH_ROUTES,
   ...TOOL_ROUTES,
   ...RUN_ROUTES,
+  ...APPROVAL_ROUTES,
   ...OPS_ROUTES,
 ];
 
@@ -219,3 +247,14 @@ export const OPEN_PATHS: ReadonlySet<string> = new Set(API_ROUTES.filter((r) => 
 export const OPERATOR_PATHS: ReadonlySet<string> = new Set(
   API_ROUTES.filter((r) => r.operator).map((r) => r.path),
 );
+
+/** A request's approval fields as dispatch()'s option. */
+export function approvalOption(body: { approval_tools?: string[]; approval_timeout_ms?: number }) {
+  if (body.approval_tools === undefined && body.approval_timeout_ms === undefined) return {};
+  return {
+    approval: {
+      ...(body.approval_tools ? { tools: body.approval_tools } : {}),
+      ...(body.approval_timeout_ms === undefined ? {} : { timeoutMs: body.approval_timeout_ms }),
+    },
+  };
+}

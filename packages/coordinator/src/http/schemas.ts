@@ -4,9 +4,11 @@ import {
   callerContextSchema,
   KEY_PART_PATTERN,
   MAX_CONTEXT_BYTES,
+  MAX_TIMEOUT_MS,
   TOOL_SET_NAME_PATTERN,
 } from '@toolq/shared/internal';
 import { z } from 'zod';
+import { chatToolCallSchema, functionCallItemSchema } from '../openai/format.ts';
 
 export const MAX_TOOL_USES_PER_BATCH = 1_000;
 
@@ -37,12 +39,47 @@ export const toolBatchRequestSchema = z
     tool_uses: z
       .array(toolUseBlockSchema)
       .max(MAX_TOOL_USES_PER_BATCH)
-      .refine((uses) => new Set(uses.map((u) => u.id)).size === uses.length, 'ids must be unique'),
+      .refine((xs) => new Set(xs.map((x) => x.id)).size === xs.length, 'ids must be unique')
+      .optional()
+      .describe('The `tool_use` blocks of a Messages API response; answered with `tool_results`.'),
+    tool_calls: z
+      .array(chatToolCallSchema)
+      .max(MAX_TOOL_USES_PER_BATCH)
+      .refine((xs) => new Set(xs.map((x) => x.id)).size === xs.length, 'ids must be unique')
+      .optional()
+      .describe(
+        'The `tool_calls` of an OpenAI Chat Completions message, as returned; answered with `tool_messages`. A call whose `arguments` are not JSON is answered with an error message, the others run.',
+      ),
+    function_calls: z
+      .array(functionCallItemSchema)
+      .max(MAX_TOOL_USES_PER_BATCH)
+      .refine((xs) => new Set(xs.map((x) => x.call_id)).size === xs.length, 'call_ids must be unique')
+      .optional()
+      .describe(
+        'The `function_call` items of an OpenAI Responses output, as returned; answered with `function_call_outputs`.',
+      ),
     timeout_ms: z.number().int().min(1).max(3_600_000).optional(),
     failure_policy: failurePolicySchema.optional(),
     max_retries: z.number().int().min(0).max(20).optional(),
     /** Your id for the batch, to collect it with GET /v1/tool-batches/:id from any coordinator. */
     batch_id: batchNameSchema.optional(),
+    approval_tools: z
+      .array(z.string().min(1).max(256))
+      .max(1_000)
+      .optional()
+      .describe(
+        'Tools whose calls wait for a person to approve them (GET /v1/approvals) this time, besides those whose ' +
+          'definition asks for it (`approval`).',
+      ),
+    approval_timeout_ms: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_TIMEOUT_MS)
+      .optional()
+      .describe(
+        'When a pending approval expires (the call is answered is_error "approval expired"). Default: 300000 (5 min) for a batch.',
+      ),
     /** Who the batch acts for: every tool reads it as `ctx.context` (never logged). */
     context: callerContextSchema
       .optional()
@@ -52,7 +89,17 @@ export const toolBatchRequestSchema = z
           "it is only in the calls' jobs in Redis, removed when they finish.",
       ),
   })
-  .strict();
+  .strict()
+  .refine((r) => [r.tool_uses, r.tool_calls, r.function_calls].filter((x) => x !== undefined).length === 1, {
+    message:
+      'give exactly one of tool_uses (Messages API), tool_calls (Chat Completions) and function_calls (Responses API)',
+    path: ['tool_uses'],
+  })
+  .refine((r) => r.tool_uses !== undefined || r.batch_id === undefined, {
+    message:
+      'batch_id names batches of tool_uses only (GET /v1/tool-batches/{id} answers tool_result blocks)',
+    path: ['batch_id'],
+  });
 
 export type ToolBatchRequest = z.infer<typeof toolBatchRequestSchema>;
 
@@ -100,6 +147,23 @@ const runRequestFields = z
     stream: z.boolean().optional(),
     timeout_ms: z.number().int().min(1).max(3_600_000).optional(),
     failure_policy: failurePolicySchema.optional(),
+    approval_tools: z
+      .array(z.string().min(1).max(256))
+      .max(1_000)
+      .optional()
+      .describe(
+        'Tools whose calls wait for a person to approve them (GET /v1/approvals) this time, besides those whose ' +
+          'definition asks for it (`approval`).',
+      ),
+    approval_timeout_ms: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_TIMEOUT_MS)
+      .optional()
+      .describe(
+        'When a pending approval expires (the call is answered is_error "approval expired"). Default: 86400000 (24 h) for a run.',
+      ),
     /** Who the run acts for: every tool of every turn reads it as `ctx.context`; kept with the run. */
     context: callerContextSchema
       .optional()

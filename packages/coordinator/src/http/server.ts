@@ -7,7 +7,10 @@ import type { ServerResponse } from 'node:http';
 import { type Logger, ToolqError } from '@toolq/shared';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import secureJson from 'secure-json-parse';
+import { registerApprovalPage } from '../approvals/approval-page.ts';
 import type { Dispatcher } from '../dispatcher.ts';
+import { registerMcp } from '../mcp-server/endpoint.ts';
+import type { McpService } from '../mcp-server/service.ts';
 import type { RunService } from '../runs/run-service.ts';
 import { ADMIN_PATH, registerAdmin } from './admin.ts';
 import {
@@ -42,6 +45,8 @@ export interface HttpServerOptions {
   /** How long a client may take to send a request's headers and body (slow senders hold sockets). Default 30 s. */
   requestTimeoutMs?: number;
   logger?: Logger;
+  /** The fleet as an MCP server on /mcp; without it there is no /mcp. */
+  mcp?: McpService | undefined;
   /** Durable agent runs (/v1/runs*); without it those routes answer 503. */
   runs?: RunService | undefined;
   /** Retries and removals on /admin/queues (TOOLQ_ADMIN_WRITE). Default false: read-only. */
@@ -138,6 +143,8 @@ export function buildHttpServer(options: HttpServerOptions): FastifyInstance {
   registerRunHooks(app, context);
   registerRoutes(app, API_ROUTES, context);
   registerAdmin(app, { dispatcher, write: options.adminWrite ?? false });
+  if (options.mcp) registerMcp(app, options.mcp);
+  registerApprovalPage(app);
 
   return app;
 }

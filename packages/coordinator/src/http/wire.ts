@@ -9,7 +9,15 @@ import type { z } from 'zod';
 import type { BatchResult, CallStats } from '../batch-result.ts';
 import type { CatalogTool } from '../catalog.ts';
 import type { FleetReport } from '../fleet-report.ts';
-import type { batchResponseSchema, catalogToolSchema, reportResponseSchema } from './responses.ts';
+import type { ChatToolBatch, OpenAIBatchStats, ResponsesToolBatch } from '../openai/dispatch.ts';
+import { wireApprovalOutcome } from './approval-wire.ts';
+import type {
+  batchResponseSchema,
+  catalogToolSchema,
+  chatBatchResponseSchema,
+  reportResponseSchema,
+  responsesBatchResponseSchema,
+} from './responses.ts';
 
 export function wireCallStats(c: CallStats) {
   return {
@@ -36,6 +44,31 @@ export function wireBatch(result: BatchResult): z.input<typeof batchResponseSche
       overhead_ms: result.overheadMs,
       calls: result.calls.map(wireCallStats),
     },
+    ...(result.approvals ? { approvals: result.approvals.map(wireApprovalOutcome) } : {}),
+  };
+}
+
+/** The stats of a batch of OpenAI tool calls, as for tool_use blocks. */
+function wireOpenAIStats(result: OpenAIBatchStats) {
+  return {
+    wall_ms: result.wallMs,
+    slowest_run_ms: result.slowestRunMs,
+    overhead_ms: result.overheadMs,
+    calls: result.calls.map(wireCallStats),
+  };
+}
+
+/** POST /v1/tool-batches with `tool_calls`. */
+export function wireChatBatch(result: ChatToolBatch): z.input<typeof chatBatchResponseSchema> {
+  return { batch_id: result.batchName, tool_messages: result.toolMessages, stats: wireOpenAIStats(result) };
+}
+
+/** POST /v1/tool-batches with `function_calls`. */
+export function wireResponsesBatch(result: ResponsesToolBatch): z.input<typeof responsesBatchResponseSchema> {
+  return {
+    batch_id: result.batchName,
+    function_call_outputs: result.outputs,
+    stats: wireOpenAIStats(result),
   };
 }
 
@@ -47,6 +80,7 @@ export function wireCatalogTool(t: CatalogTool): z.input<typeof catalogToolSchem
     input_schema: t.input_schema,
     timeout_ms: t.timeoutMs,
     ...(t.retry ? { retry: { attempts: t.retry.attempts, backoff_ms: t.retry.backoffMs } } : {}),
+    ...(t.approval === undefined ? {} : { approval: t.approval }),
     pools: t.pools,
     live_workers: t.liveWorkers,
     waits_for_workers: t.waitsForWorkers,

@@ -43,6 +43,11 @@ export interface RunEventHubOptions {
   maxStreamsPerApp: number;
   /** How often a stream with nothing new sends a keep-alive and checks the run is still there. */
   keepAliveMs?: number;
+  /**
+   * How long one blocked read waits at most (default READ_BLOCK_MS). Tests lengthen it, so that an
+   * event woken at once is told from one that waited for the read to time out on a loaded machine.
+   */
+  readBlockMs?: number;
   logger?: Logger | undefined;
 }
 
@@ -296,7 +301,7 @@ export class RunEventHub {
         'COUNT',
         READ_COUNT,
         'BLOCK',
-        READ_BLOCK_MS,
+        this.options.readBlockMs ?? READ_BLOCK_MS,
         'STREAMS',
         ...runs.map((r) => r.key),
         ...runs.map((r) => r.from),

@@ -16,8 +16,13 @@ export const RUN_EVENT_TYPES = [
   'text',
   'tool_started',
   'tool_finished',
+  'tool_progress',
   'server_tool',
   'max_tokens_retry',
+  // Written by the approvals (approvals/approvals.ts), from whichever coordinator requested, decided or expired it.
+  'approval_requested',
+  'approval_decided',
+  'approval_expired',
   'done',
   'failed',
   'cancelled',
@@ -97,6 +102,14 @@ export function fromAgentEvent(e: AgentEvent): RunEventInput | undefined {
         },
         `tool_finished:${e.call.toolUseId}`,
       );
+    case 'tool_progress':
+      return event('tool_progress', {
+        iteration: e.iteration,
+        tool_use_id: e.toolUseId,
+        progress: e.progress,
+        ...(e.total === undefined ? {} : { total: e.total }),
+        ...(e.message === undefined ? {} : { message: e.message }),
+      });
     case 'server_tool':
       return event('server_tool', { iteration: e.iteration, id: e.id, name: e.name });
     case 'max_tokens_retry':

@@ -28,6 +28,7 @@ import { type Logger, ToolqError } from '@toolq/shared';
 import { coerceError } from '@toolq/shared/internal';
 import { runAgent } from '../agent/run-agent.ts';
 import type { AgentCheckpoint, AgentOptions, AgentPersistence } from '../agent/types.ts';
+import type { ApprovalOptions } from '../approvals/approval-options.ts';
 import type { Dispatcher } from '../dispatcher.ts';
 import { type StoredRunRequest, storedRunRequestSchema } from '../http/schemas.ts';
 import { withoutRequestMessages } from './run-conversation.ts';
@@ -125,6 +126,7 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
     };
     const result = await runAgent({
       ...agentOptions(request, o.model),
+      approval: runApproval(runId, request),
       dispatcher: o.dispatcher,
       persistence,
       signal: o.signal,
@@ -269,5 +271,14 @@ function agentOptions(body: StoredRunRequest, model: RunModel): Omit<AgentOption
     ...(body.timeout_ms !== undefined ? { timeoutMs: body.timeout_ms } : {}),
     ...(body.failure_policy ? { failurePolicy: body.failure_policy } : {}),
     ...(body.context ? { context: body.context } : {}),
+  };
+}
+
+/** A run's approvals: listed with its id, their events on its stream, its own tools and expiry. */
+function runApproval(runId: string, body: StoredRunRequest): ApprovalOptions {
+  return {
+    runId,
+    ...(body.approval_tools ? { tools: body.approval_tools } : {}),
+    ...(body.approval_timeout_ms === undefined ? {} : { timeoutMs: body.approval_timeout_ms }),
   };
 }

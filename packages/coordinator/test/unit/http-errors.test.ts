@@ -41,6 +41,7 @@ const EXPECTED: Record<ToolqErrorCode, number> = {
   RUN_TOO_LARGE: 413,
   TOO_MANY_RUNS: 429,
   TOO_MANY_STREAMS: 429,
+  APPROVAL_DECIDED: 409,
 };
 
 describe('ToolqErrors', () => {

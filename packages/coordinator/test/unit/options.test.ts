@@ -30,7 +30,7 @@ describe('dispatch() options', () => {
     const err = failure(() => checkDispatchOptions({ timeoutMS: 5_000 }));
     expect(err.message).toMatch(/"timeoutMS" is not an option \(did you mean timeoutMs\?\)/);
     expect(err.message).toMatch(
-      /the options are timeoutMs, failurePolicy, maxRetries, signal, batchName, batchId, app, context$/,
+      /the options are timeoutMs, failurePolicy, maxRetries, signal, batchName, batchId, app, context, approval$/,
     );
   });
 

@@ -49,6 +49,13 @@ export interface ServerConnectionOptions {
   onToolsChanged: () => void;
 }
 
+/** One call's bounds, and where the server's progress notifications go. */
+export interface CallOptions {
+  signal: AbortSignal;
+  deadline?: number;
+  onProgress?: (progress: { progress: number; total?: number; message?: string }) => void;
+}
+
 export class McpServerConnection {
   readonly name: string;
   private readonly config: McpServerConfig;
@@ -103,11 +110,7 @@ export class McpServerConnection {
    * Runs `tools/call`, waiting for an in-flight slot first. `deadline` (epoch ms) bounds the request;
    * `signal` cancels it (the server is sent `notifications/cancelled`).
    */
-  async call(
-    tool: string,
-    args: Record<string, unknown>,
-    options: { signal: AbortSignal; deadline?: number },
-  ): Promise<CallToolResult> {
+  async call(tool: string, args: Record<string, unknown>, options: CallOptions): Promise<CallToolResult> {
     const release = await this.limit.acquire(options.signal);
     try {
       return await this.callConnected(tool, args, options, true);
@@ -130,7 +133,7 @@ export class McpServerConnection {
   private async callConnected(
     tool: string,
     args: Record<string, unknown>,
-    options: { signal: AbortSignal; deadline?: number },
+    options: CallOptions,
     mayResend: boolean,
   ): Promise<CallToolResult> {
     const client = this.client;
@@ -145,7 +148,17 @@ export class McpServerConnection {
     try {
       return (await client.callTool(
         { name: tool, arguments: args },
-        { signal: options.signal, timeout },
+        {
+          signal: options.signal,
+          timeout,
+          // The server's progress goes on to the call's caller (ctx.reportProgress).
+          ...(options.onProgress
+            ? {
+                onprogress: (p: { progress: number; total?: number; message?: string }) =>
+                  options.onProgress?.(p),
+              }
+            : {}),
+        },
       )) as CallToolResult;
     } catch (err) {
       if (options.signal.aborted) throw err;

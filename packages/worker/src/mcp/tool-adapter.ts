@@ -1,12 +1,12 @@
 /**
  * One MCP tool as a toolq tool: validated against its `inputSchema` on the worker, run as
- * `tools/call` on its server's connection within the call's deadline, its result mapped to
- * `tool_result` content, `isError` to `is_error`.
+ * `tools/call` on its server's connection within the call's deadline, its progress passed on, its
+ * result returned as `mcpResult()`: unchanged for MCP clients of the coordinator, mapped to
+ * `tool_result` content (`isError` to `is_error`) for Messages API callers.
  */
 import type { Tool } from '@modelcontextprotocol/client';
-import { type AnyTool, type Delivery, defineTool, NonRetryableError } from '@toolq/shared';
+import { type AnyTool, type Delivery, defineTool, type McpContentBlock, mcpResult } from '@toolq/shared';
 import type { McpToolqSettings } from './config.ts';
-import { errorTextOf, mapToolResultContent } from './content.ts';
 import { compileInputSchema } from './input-schema.ts';
 import type { McpServerConnection } from './server-connection.ts';
 
@@ -45,12 +45,24 @@ export function adaptMcpTool(options: {
     ...(isSafeToRetry(tool) && mcpDelivery(tool, settings) === 'at-least-once'
       ? { retry: settings.retry }
       : {}),
+    ...(tool.annotations || tool.title
+      ? { annotations: { ...(tool.title ? { title: tool.title } : {}), ...tool.annotations } }
+      : {}),
     run: async (input, ctx) => {
       const signal = withReadableReason(ctx.signal, ctx.deadline);
-      const result = await connection.call(tool.name, input, { signal, deadline: ctx.deadline });
-      // The tool ran and said it failed: retrying is the model's decision, not toolq's.
-      if (result.isError) throw new NonRetryableError(errorTextOf(result));
-      return mapToolResultContent(result);
+      const result = await connection.call(tool.name, input, {
+        signal,
+        deadline: ctx.deadline,
+        onProgress: (p) => ctx.reportProgress(p.progress, p.total, p.message),
+      });
+      // isError: the tool ran and said it failed; the call fails without a retry (the model decides).
+      return mcpResult({
+        content: (result.content ?? []) as McpContentBlock[],
+        ...(result.structuredContent
+          ? { structuredContent: result.structuredContent as Record<string, unknown> }
+          : {}),
+        ...(result.isError ? { isError: true } : {}),
+      });
     },
   });
   return { tool: adapted, release: schema.release };
