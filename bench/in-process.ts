@@ -33,6 +33,7 @@ export async function runInProcess(
         app: 'default',
         context: {},
         toolUseId: `inproc_${index}`,
+        idempotencyKey: `inproc_${index}`,
         batchUid: 'inproc',
         reportProgress: () => undefined,
         batchId: 'inproc',

@@ -36,6 +36,7 @@ const worker = new Worker(
       app: 'default',
       context: {},
       toolUseId: String(job.id),
+      idempotencyKey: String(job.id),
       batchUid: 'plain',
       reportProgress: () => undefined,
       batchId: 'plain',

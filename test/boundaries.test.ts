@@ -121,6 +121,7 @@ const PUBLIC_ON_PURPOSE: Record<string, readonly string[]> = {
   // defineTool's types, toAnthropicTool (README), the result schema of the job contract, config and tracing;
   // what mcpResult() returns and ToolDefinition's MCP annotations (docs/mcp-server.md).
   '@toolq/shared': [
+    'CachePolicy',
     'McpResultValue',
     'ApprovalCondition',
     'ApprovalRule',

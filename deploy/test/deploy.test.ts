@@ -160,9 +160,18 @@ describe('the metric table', () => {
       if (def.type === 'counter') expect(name).toMatch(/_total$/);
       expect(def.help.length, name).toBeGreaterThan(10);
       for (const label of def.labels)
-        expect(['tool', 'pool', 'outcome', 'action', 'state', 'model', 'role', 'kind', 'reason']).toContain(
-          label,
-        );
+        expect([
+          'tool',
+          'pool',
+          'outcome',
+          'action',
+          'state',
+          'model',
+          'role',
+          'kind',
+          'reason',
+          'result',
+        ]).toContain(label);
     }
   });
 });

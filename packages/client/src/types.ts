@@ -20,7 +20,7 @@ export interface ToolUseLike {
 }
 
 export type FailurePolicy = 'continue' | 'abort' | 'retry';
-export type Outcome = 'ok' | 'error' | 'timeout' | 'invalid_input' | 'unknown_tool' | 'cancelled';
+export type Outcome = 'ok' | 'error' | 'timeout' | 'invalid_input' | 'unknown_tool' | 'cancelled' | 'unknown';
 
 // Shaped as the SDK's TextBlockParam and ImageBlockParam, so that tool_results go into
 // `messages` without a cast.
@@ -99,7 +99,16 @@ export interface CatalogTool {
 export interface PerformanceReport {
   /** As asked (e.g. `15m`), and the ISO times of the minute buckets read. */
   window: { requested: string; from: string; to: string };
-  tools: { tool: string; calls: number; ok: number; avg_ms: number; p95_ms: number; max_ms: number }[];
+  tools: {
+    tool: string;
+    calls: number;
+    ok: number;
+    /** Calls answered outcome `unknown` (at-most-once calls interrupted after they started); absent when none. */
+    unknown?: number;
+    avg_ms: number;
+    p95_ms: number;
+    max_ms: number;
+  }[];
   calls: number;
   succeeded: number;
   /** 0..1; 1 when there were no calls. */

@@ -66,6 +66,7 @@ async function main(): Promise<void> {
     prefix: config.prefix,
     coordinatorId: config.coordinatorId,
     batchRetentionMs: config.batchRetentionMs,
+    deadWorkerAfterMs: config.deadWorkerAfterMs,
     jobHistoryMs: config.jobHistoryMs,
     jobHistoryCount: config.jobHistoryCount,
     maxBatchResultBytes: config.maxBatchResultBytes,

@@ -32,6 +32,7 @@ import { Barrier, type BarrierLimits } from './barrier.ts';
 import type { BatchResult } from './batch-result.ts';
 import { startBatchTrace } from './batch-tracing.ts';
 import { Catalog } from './catalog.ts';
+import { DeadWorkerSweep, deadWorkerSettings } from './delivery/dead-workers.ts';
 import { BatchAnswers } from './dispatch/answer.ts';
 import { collectPlan, planBatch, planJobs } from './dispatch/batch-plan.ts';
 import { Rerunnable } from './dispatch/lost-calls.ts';
@@ -134,10 +135,11 @@ export class Dispatcher {
     const { batchRetentionMs, sweepIntervalMs } = this.settings;
     const pending = new PendingBatches(keys, this.coordinatorId);
     this.pending = pending;
-    const answerDeps = { redis, keys, jobs, pending, metrics, callLog, logger, batchRetentionMs };
-    this.answers = new BatchAnswers(answerDeps);
+    const core = { redis, keys, jobs, metrics, logger };
+    this.answers = new BatchAnswers({ ...core, pending, callLog, batchRetentionMs });
     this.flow = new FlowControl({ redis, catalog, queueFor: (route) => jobs.queueFor(route) });
-    this.sweep = new RecoverySweep({ redis, jobs, catalog, metrics, logger, pending, sweepIntervalMs });
+    const deadWorkers = new DeadWorkerSweep({ ...core, ...deadWorkerSettings(this.coordinatorId, options) });
+    this.sweep = new RecoverySweep({ ...core, catalog, pending, sweepIntervalMs, deadWorkers });
     this.progress = new ProgressListener({ redis, channel: keys.replyStream(this.coordinatorId), logger });
     this.starting = { redis, jobs, logger, coordinatorId: this.coordinatorId, answers: this.answers };
     this.barrierLimits = {

@@ -60,7 +60,14 @@ export function recordBatch(log: CallLog, result: BatchResult, app: string): voi
     // Unknown names come from callers: one name for all of them, as in the metrics.
     const tool = call.outcome === 'unknown_tool' ? UNKNOWN_TOOL_LABEL : call.tool;
     // A call's own time: its run on the worker, or how long it took to answer when it never ran.
-    log.record(tool, call.runMs ?? call.latencyMs, call.outcome === 'ok', at, app);
+    log.record(
+      tool,
+      call.runMs ?? call.latencyMs,
+      call.outcome === 'ok',
+      at,
+      app,
+      call.outcome === 'unknown',
+    );
   }
 }
 
@@ -70,6 +77,7 @@ export function toReport(window: CallLogWindow, requested: string): FleetReport 
       tool,
       calls: t.calls,
       ok: t.ok,
+      ...(t.unknown > 0 ? { unknown: t.unknown } : {}),
       avgMs: t.calls === 0 ? 0 : Math.round((10 * t.sumMs) / t.calls) / 10,
       p95Ms: Math.round(10 * histogramPercentile(t, 0.95)) / 10,
       maxMs: t.maxMs,
@@ -109,7 +117,7 @@ export function formatFleetReport(report: FleetReport): string {
   ];
   for (const t of report.tools) {
     lines.push(
-      `${t.tool.padEnd(30)} calls=${t.calls}  avg=${s(t.avgMs)}  p95=${s(t.p95Ms)}  max=${s(t.maxMs)}`,
+      `${t.tool.padEnd(30)} calls=${t.calls}  avg=${s(t.avgMs)}  p95=${s(t.p95Ms)}  max=${s(t.maxMs)}${t.unknown ? `  outcome unknown=${t.unknown}` : ''}`,
     );
   }
   if (report.tools.length === 0) lines.push('(no calls in this window)');

@@ -10,6 +10,11 @@ export const toolPerformanceSchema = z.object({
   tool: z.string(),
   calls: z.number().int(),
   ok: z.number().int(),
+  /**
+   * Calls answered outcome `unknown` (at-most-once calls interrupted after they started: they may
+   * or may not have taken effect; docs/delivery.md), counted among the failures. Absent when none.
+   */
+  unknown: z.number().int().optional(),
   avgMs: z.number(),
   p95Ms: z.number(),
   maxMs: z.number(),
@@ -29,6 +34,8 @@ export type PerformanceReport = z.infer<typeof performanceReportSchema>;
 export interface ReportedCall {
   name: string;
   isError: boolean;
+  /** The call's outcome; `unknown` ones are counted apart as well. */
+  outcome?: string;
   /** Run time on the worker. */
   runMs?: number;
   /** Dispatch → answer. */
@@ -45,10 +52,12 @@ export function performanceReport(calls: readonly ReportedCall[]): PerformanceRe
   for (const call of calls) byTool.set(call.name, [...(byTool.get(call.name) ?? []), call]);
   const tools = [...byTool].map(([tool, list]) => {
     const durations = list.map(callMs).sort((a, b) => a - b);
+    const unknown = list.filter((c) => c.outcome === 'unknown').length;
     return {
       tool,
       calls: list.length,
       ok: list.filter((c) => !c.isError).length,
+      ...(unknown > 0 ? { unknown } : {}),
       avgMs: round(durations.reduce((a, b) => a + b, 0) / durations.length),
       p95Ms: percentile(durations, 0.95),
       maxMs: durations.at(-1) ?? 0,

@@ -1,9 +1,9 @@
 /**
  * What a failover can lose, reproduced on one real Redis by deleting what the promoted replica
  * would not have: a batch record (the worker then refuses to write into it) or a queued job.
- * Either way a call whose tool may not run twice is answered is_error by the next sweep, long
- * before its deadline, and a result the record did keep is still delivered; a call whose tool
- * declares `retry` (it may run twice) is run again within its deadline.
+ * Either way a call of an at-most-once tool is answered is_error (outcome unknown: it may have
+ * run) by the next sweep, long before its deadline, and a result the record did keep is still
+ * delivered; a call of an at-least-once tool (it may run twice) is run again within its deadline.
  */
 import { defineTool } from '@toolq/shared';
 import { startWorker, type ToolqWorker } from '@toolq/worker';
@@ -30,6 +30,13 @@ const soloTools = [
     description: 'Holds the solo worker for `ms`.',
     input: z.object({ ms: z.number().int().min(0) }),
     run: ({ ms }) => new Promise((resolve) => setTimeout(() => resolve('done'), ms)),
+  }),
+  defineTool({
+    name: 'solo_once',
+    description: 'Waits `ms`; must not run twice.',
+    input: z.object({ ms: z.number().int().min(0) }),
+    delivery: 'at-most-once',
+    run: ({ ms }) => new Promise((resolve) => setTimeout(() => resolve('done once'), ms)),
   }),
   defineTool({
     name: 'solo_idempotent',
@@ -127,14 +134,18 @@ async function lostCallsCounted(action: 'rerun' | 'error', pool: string): Promis
 }
 
 const LOST = /^Error: the call was lost by Redis \(a failover or a restart without persistence\)/;
+const INTERRUPTED = (tool: string) =>
+  new RegExp(
+    `^Error: outcome unknown: the call to ${tool} was interrupted after it started \\(Redis lost its job in a failover or a restart without persistence\\)\\. It may or may not have taken effect`,
+  );
 
 describe('writes a failover lost', () => {
-  it('a lost batch record: the refused result is answered is_error at the next sweep, the kept one arrives', async () => {
+  it('a lost batch record: the refused result (at-most-once) is answered outcome unknown at the next sweep, the kept one arrives', async () => {
     const started = Date.now();
     const pending = dispatcher.dispatch(
       [
         { id: 'fast', name: 'diag_echo', input: { value: 'kept' } },
-        { id: 'slow', name: 'diag_sleep', input: { ms: 600 } },
+        { id: 'slow', name: 'solo_once', input: { ms: 600 } },
       ],
       { timeoutMs: 20_000, batchId: 'lost-record' },
     );
@@ -147,7 +158,8 @@ describe('writes a failover lost', () => {
     const result = await pending;
     expect(result.toolResults[0]).toMatchObject({ tool_use_id: 'fast', content: 'kept' });
     expect(result.toolResults[1]).toMatchObject({ tool_use_id: 'slow', is_error: true });
-    expect(result.toolResults[1]?.content).toMatch(LOST);
+    expect(result.toolResults[1]?.content).toMatch(INTERRUPTED('solo_once'));
+    expect(result.calls[1]?.outcome).toBe('unknown');
     expect(Date.now() - started).toBeLessThan(10_000); // not its 20 s deadline
     // No fragment: the worker wrote nothing into the vanished record (the coordinator's own
     // `answered` mark, with its TTL, is all there is). Deliberately waits past the slow call's end.
@@ -155,7 +167,7 @@ describe('writes a failover lost', () => {
     expect(await admin.hkeys(record)).toEqual(['answered']);
   });
 
-  it('a lost job: answered is_error at the next sweep', async () => {
+  it('a lost job of an at-most-once tool: answered outcome unknown at the next sweep', async () => {
     // A pool whose worker never takes the job, so only the loss can answer it before the deadline.
     await admin.hset(
       'toolq:workers',
@@ -168,7 +180,15 @@ describe('writes a failover lost', () => {
         concurrency: 1,
         startedAt: Date.now(),
         heartbeatAt: Date.now() + 60_000,
-        tools: [{ name: 'idle_tool', description: 'd', input_schema: { type: 'object' }, timeoutMs: 20_000 }],
+        tools: [
+          {
+            name: 'idle_tool',
+            description: 'd',
+            input_schema: { type: 'object' },
+            timeoutMs: 20_000,
+            delivery: 'at-most-once',
+          },
+        ],
       }),
     );
     await dispatcher.catalog.refresh();
@@ -179,7 +199,7 @@ describe('writes a failover lost', () => {
     await loseWaitingJob(job, 'idle');
     const result = await pending;
     expect(result.toolResults[0]?.is_error).toBe(true);
-    expect(result.toolResults[0]?.content).toMatch(LOST);
+    expect(result.toolResults[0]?.content).toMatch(INTERRUPTED('idle_tool'));
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 
@@ -283,7 +303,13 @@ describe('writes a failover lost', () => {
         startedAt: Date.now(),
         heartbeatAt: Date.now() + 60_000,
         tools: [
-          { name: 'idle_tool', description: 'd', input_schema: { type: 'object' }, timeoutMs: 20_000 },
+          {
+            name: 'idle_tool',
+            description: 'd',
+            input_schema: { type: 'object' },
+            timeoutMs: 20_000,
+            delivery: 'at-most-once',
+          },
           {
             name: 'idle_idempotent',
             description: 'd',

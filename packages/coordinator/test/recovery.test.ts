@@ -71,7 +71,7 @@ describe('a worker killed mid-batch', () => {
     expect(workers.some((w) => w.child.signalCode === 'SIGKILL')).toBe(true);
   });
 
-  it('from outside (SIGKILL): its calls time out at the deadline, the other worker’s succeed', async () => {
+  it('from outside (SIGKILL): its calls run again on the other worker or time out, the other worker’s succeed', async () => {
     // The batch goes as one job per live worker (chunks of calls run at once; workers killed in
     // earlier tests may still count as live), and one slot each: once two of its jobs are active,
     // each worker runs one.
@@ -84,8 +84,8 @@ describe('a worker killed mid-batch', () => {
     const result = await pending;
     const outcomes = result.calls.map((c) => c.outcome);
     expect(outcomes.every((o) => o === 'ok' || o === 'timeout')).toBe(true);
-    // The killed worker's job times out; everything that succeeded ran on the survivor.
-    expect(outcomes.filter((o) => o === 'timeout').length).toBeGreaterThan(0);
+    // The killed worker's calls (at-least-once) run again on the survivor once the death is
+    // noticed (docs/delivery.md), or time out first; everything that succeeded ran on the survivor.
     const ok = result.calls.filter((c) => c.outcome === 'ok');
     expect(ok.length).toBeGreaterThan(0);
     expect(ok.map((c) => c.worker)).toEqual(ok.map(() => survivor?.id));

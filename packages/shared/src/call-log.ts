@@ -22,7 +22,8 @@ const GAMMA = 1.05;
 const LOG_GAMMA = Math.log(GAMMA);
 const FLUSH_EVERY_MS = 1_000;
 
-// One hash per minute; per tool the fields n|t, ok|t, sum|t, max|t and b<i>|t (histogram bin i).
+// One hash per minute; per tool the fields n|t, ok|t, sum|t, max|t and b<i>|t (histogram bin i),
+// and unknown|t for calls answered outcome unknown (docs/delivery.md), only when there were some.
 const FLUSH = `
 local key = KEYS[1]
 local incrs = tonumber(ARGV[2])
@@ -71,6 +72,7 @@ export const PLAIN_PRODUCER_APP = 'default';
 interface PendingTool {
   n: number;
   ok: number;
+  unknown: number;
   sum: number;
   max: number;
   bins: Map<number, number>;
@@ -95,11 +97,14 @@ export class CallLog {
     this.redis = withFlush(options.redis);
   }
 
-  /** Counts one answered call (also in `app`'s own log, when given): map updates, no Redis round trip. */
-  record(tool: string, ms: number, ok: boolean, at = Date.now(), app?: string): void {
+  /**
+   * Counts one answered call (also in `app`'s own log, when given): map updates, no Redis round
+   * trip. `unknown`: an at-most-once call answered outcome unknown (a failure, counted apart too).
+   */
+  record(tool: string, ms: number, ok: boolean, at = Date.now(), app?: string, unknown = false): void {
     const bucket = Math.floor(at / CALL_LOG_BUCKET_MS);
-    this.add(callLogKey(this.options.prefix, bucket), tool, ms, ok);
-    if (app !== undefined) this.add(appCallLogKey(this.options.prefix, app, bucket), tool, ms, ok);
+    this.add(callLogKey(this.options.prefix, bucket), tool, ms, ok, unknown);
+    if (app !== undefined) this.add(appCallLogKey(this.options.prefix, app, bucket), tool, ms, ok, unknown);
     if (!this.timer) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
@@ -109,7 +114,7 @@ export class CallLog {
     }
   }
 
-  private add(key: string, tool: string, ms: number, ok: boolean): void {
+  private add(key: string, tool: string, ms: number, ok: boolean, unknown: boolean): void {
     let b = this.pending.get(key);
     if (!b) {
       b = new Map();
@@ -117,13 +122,14 @@ export class CallLog {
     }
     let t = b.get(tool);
     if (!t) {
-      t = { n: 0, ok: 0, sum: 0, max: -1, bins: new Map() };
+      t = { n: 0, ok: 0, unknown: 0, sum: 0, max: -1, bins: new Map() };
       b.set(tool, t);
     }
     const duration = ms > 0 ? Math.round(ms) : 0;
     const bin = durationBin(duration);
     t.n++;
     if (ok) t.ok++;
+    if (unknown) t.unknown++;
     t.sum += duration;
     if (duration > t.max) t.max = duration;
     t.bins.set(bin, (t.bins.get(bin) ?? 0) + 1);
@@ -161,6 +167,7 @@ export class CallLog {
         const maxes: (string | number)[] = [];
         for (const [tool, t] of tools) {
           incrs.push(`n|${tool}`, t.n, `ok|${tool}`, t.ok, `sum|${tool}`, t.sum);
+          if (t.unknown > 0) incrs.push(`unknown|${tool}`, t.unknown);
           for (const [bin, n] of t.bins) incrs.push(`b${bin}|${tool}`, n);
           maxes.push(`max|${tool}`, t.max);
         }
@@ -184,6 +191,8 @@ export class CallLog {
 export interface ToolCallStats {
   calls: number;
   ok: number;
+  /** Answered outcome unknown (at-most-once calls interrupted after they started). */
+  unknown: number;
   sumMs: number;
   maxMs: number;
   /** Histogram bin → calls. */
@@ -225,11 +234,12 @@ export async function readCallLog(
       if (!Number.isFinite(n)) continue;
       let t = tools.get(tool);
       if (!t) {
-        t = { calls: 0, ok: 0, sumMs: 0, maxMs: 0, bins: new Map() };
+        t = { calls: 0, ok: 0, unknown: 0, sumMs: 0, maxMs: 0, bins: new Map() };
         tools.set(tool, t);
       }
       if (kind === 'n') t.calls += n;
       else if (kind === 'ok') t.ok += n;
+      else if (kind === 'unknown') t.unknown += n;
       else if (kind === 'sum') t.sumMs += n;
       else if (kind === 'max') t.maxMs = Math.max(t.maxMs, n);
       else if (kind.startsWith('b')) {

@@ -134,6 +134,9 @@ const envSchema = z.object({
   /** How long an answered batch stays collectable (GET /v1/tool-batches/{id}, collect()). Costs the results'
    * size plus about 650 bytes a call (1,000 batches of 5 small calls held 3.26 MB). */
   TOOLQ_BATCH_RETENTION_MS: intFrom(1, 24 * 3600_000).default(DEFAULTS.batchRetentionMs),
+  /** A worker whose heartbeat (every 2 s) is older than this is taken for dead: its started at-most-once
+   * calls are answered "outcome unknown", its other calls run again (docs/delivery.md). At least 2500. */
+  TOOLQ_DEAD_WORKER_AFTER_MS: intFrom(2_500, 3600_000).default(DEFAULTS.deadWorkerAfterMs),
   /** How long each queue keeps completed jobs for the admin page's recent history (0: removed at once). */
   TOOLQ_JOB_HISTORY_MS: intFrom(0, 24 * 3600_000).default(DEFAULTS.jobHistoryMs),
   /** At most this many completed jobs kept per queue (failed jobs stay an hour, at most 1,000 a queue). */
@@ -200,6 +203,7 @@ export interface ToolqConfig {
   bodyLimitBytes: number;
   shutdownTimeoutMs: number;
   batchRetentionMs: number;
+  deadWorkerAfterMs: number;
   jobHistoryMs: number;
   jobHistoryCount: number;
   maxBatchResultBytes: number;
@@ -262,6 +266,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolqConfig {
     bodyLimitBytes: e.TOOLQ_BODY_LIMIT_BYTES,
     shutdownTimeoutMs: e.TOOLQ_SHUTDOWN_TIMEOUT_MS,
     batchRetentionMs: e.TOOLQ_BATCH_RETENTION_MS,
+    deadWorkerAfterMs: e.TOOLQ_DEAD_WORKER_AFTER_MS,
     jobHistoryMs: e.TOOLQ_JOB_HISTORY_MS,
     jobHistoryCount: e.TOOLQ_JOB_HISTORY_COUNT,
     maxBatchResultBytes: e.TOOLQ_MAX_BATCH_RESULT_BYTES,

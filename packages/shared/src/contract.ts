@@ -27,6 +27,8 @@ export type FailurePolicy = z.infer<typeof failurePolicySchema>;
 /**
  * `not_started`: a flow-controlled call that never started (a cap, a rate limit, a downstream's
  * 429, an operator's pause kept it waiting past its deadline); unlike `timeout`, nothing ran.
+ * `unknown`: an at-most-once call was interrupted after it started (its worker died, or it was
+ * delivered again): it may or may not have taken effect (docs/delivery.md).
  */
 export const outcomeSchema = z.enum([
   'ok',
@@ -36,6 +38,7 @@ export const outcomeSchema = z.enum([
   'unknown_tool',
   'cancelled',
   'not_started',
+  'unknown',
 ]);
 export type Outcome = z.infer<typeof outcomeSchema>;
 
@@ -79,6 +82,11 @@ export const jobDataSchema = z.object({
   /** With `failurePolicy: 'retry'`, at most this many re-runs of a tool that declares `retry`. */
   maxRetries: z.number().int().min(0).max(20).optional(),
   enqueuedAt: z.number().int().positive(),
+  /**
+   * The call's idempotency key (ToolRunContext.idempotencyKey), the same for every run of it.
+   * Absent from plain producers and older coordinators: the worker then derives one from the job.
+   */
+  idempotencyKey: z.string().min(1).max(200).optional(),
   /** The app the batch belongs to (the HTTP token's); absent from plain producers: `default`. */
   app: z.string().max(100).optional(),
   context: callerContextSchema.optional(),
@@ -184,6 +192,8 @@ export const toolSpecSchema = z.object({
   /** The definition's flow limits (absent from older workers: none). */
   concurrency: z.number().int().min(1).optional(),
   rateLimit: z.object({ max: z.number().int().min(1), perMs: z.number().int().min(1) }).optional(),
+  /** Absent from older workers: `at-least-once`. */
+  delivery: z.enum(['at-least-once', 'at-most-once']).optional(),
   /** MCP tool annotations (hints for MCP clients: read-only, destructive, …); v2 on. */
   annotations: toolAnnotationsSchema.optional(),
   /** Which calls wait for a person's approval (approval-rule.ts); absent: none. */

@@ -36,6 +36,8 @@ export const DEFAULTS = {
   jobHistoryCount: 1_000,
   /** How long an answered batch stays collectable. */
   batchRetentionMs: 60_000,
+  /** A worker whose heartbeat (every 2 s) is older than this is dead: its calls are settled (docs/delivery.md). */
+  deadWorkerAfterMs: 10_000,
   bodyLimitBytes: 10 * 1024 * 1024,
   /** Time a client has to send a request's headers and body. */
   requestTimeoutMs: 30_000,

@@ -39,6 +39,8 @@ export {
 export type { RedisConnectionConfig } from './redis.ts';
 export {
   type AnyTool,
+  type CachePolicy,
+  type Delivery,
   defineTool,
   type RetryPolicy,
   type ToolDefinition,

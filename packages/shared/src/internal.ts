@@ -27,6 +27,17 @@ export {
   type WorkerInfo,
 } from './contract.ts';
 export { DEFAULTS } from './defaults.ts';
+export {
+  claimStart,
+  forgetRunningJob,
+  idempotencyKeyFor,
+  idempotencyKeyOf,
+  interruptedResult,
+  readRunningJobs,
+  recordRunningJob,
+  startedBy,
+  startMarkerTtlMs,
+} from './delivery.ts';
 export { coerceError, describeStartupError, listenError } from './errors.ts';
 export {
   admitStart,

@@ -35,6 +35,15 @@ export interface Keys {
   poolProbe(pool: string): string;
   /** In the catalog hash's slot: its hash tag is the catalog's whole key name. */
   workersProbe(): string;
+  /** String: the worker that started an at-most-once call, by the call's idempotency key (delivery.ts). */
+  started(idempotencyKey: string): string;
+  /** Hash: `<queue> <jobId>` → BullMQ lock token, the jobs a worker is running (delivery.ts). */
+  runningJobs(workerId: string): string;
+  /** String: the coordinator sweeping dead workers' calls now (one at a time across the fleet). */
+  deadWorkerSweep(): string;
+  /** A cached result and the lock of its one run in flight, in one slot (cache.ts in the worker). */
+  cacheEntry(hash: string): string;
+  cacheLock(hash: string): string;
 }
 
 /** What may go into a Redis key or a BullMQ job id: the prefix, pools, coordinator ids, batch names, run ids. */
@@ -68,5 +77,10 @@ export function createKeys(prefix: string): Keys {
     // A colon after the tag's first part: BullMQ job ids cannot contain one, so no job owns it.
     poolProbe: (pool) => `${prefix}:{${pool}}:probe:ready`,
     workersProbe: () => `{${prefix}:workers}:probe`,
+    started: (idempotencyKey) => `${prefix}:started:${idempotencyKey}`,
+    runningJobs: (workerId) => `${prefix}:running:${workerId}`,
+    deadWorkerSweep: () => `${prefix}:dead-worker-sweep`,
+    cacheEntry: (hash) => `${prefix}:cache:{${hash}}`,
+    cacheLock: (hash) => `${prefix}:cache:{${hash}}:lock`,
   };
 }

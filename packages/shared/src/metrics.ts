@@ -145,16 +145,29 @@ export const METRICS = {
     help: 'Whether an operator paused the tool: 1, or 0',
     component: 'coordinator',
   },
+  toolq_cache_calls_total: {
+    type: 'counter',
+    labels: ['tool', 'result'],
+    help: 'Calls of tools with a cache: hit (a stored result), miss (ran), coalesced (waited for an identical call running)',
+    component: 'worker',
+  },
+  toolq_interrupted_calls_total: {
+    type: 'counter',
+    labels: ['pool', 'action'],
+    help: 'Calls of workers found dead (heartbeat stopped): rerun (at-least-once) or answered outcome unknown (at-most-once, started)',
+    component: 'coordinator',
+  },
 } as const satisfies Record<string, MetricDefinition>;
 
 export type MetricName = keyof typeof METRICS;
 
 /** Closed label value sets: a dashboard or alert matching another value is a bug. */
 export const METRIC_LABEL_VALUES: Readonly<Record<string, readonly string[]>> = {
-  outcome: ['ok', 'error', 'timeout', 'invalid_input', 'unknown_tool', 'cancelled', 'not_started'],
+  outcome: ['ok', 'error', 'timeout', 'invalid_input', 'unknown_tool', 'cancelled', 'not_started', 'unknown'],
   state: ['waiting', 'active', 'delayed', 'failed'],
   reason: ['already_answered', 'deadline_passed', 'duplicate_delivery', 'rate_limit', 'downstream', 'paused'],
-  action: ['rerun', 'error'],
+  action: ['rerun', 'error', 'unknown'],
+  result: ['hit', 'miss', 'coalesced'],
 };
 
 /** Process metrics (prom-client's defaults) carry this prefix; they are not part of the table. */
@@ -202,6 +215,7 @@ export function createWorkerMetrics(registry: Registry) {
     skipped: counter(registry, 'toolq_worker_skipped_jobs_total'),
     flowThrottled: counter(registry, 'toolq_flow_throttled_total'),
     flowSlotWait: histogram(registry, 'toolq_flow_slot_wait_seconds'),
+    cache: counter(registry, 'toolq_cache_calls_total'),
   };
 }
 export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;
@@ -221,6 +235,7 @@ export function createCoordinatorMetrics(registry: Registry) {
     flowCalls: gauge(registry, 'toolq_flow_calls'),
     flowConcurrency: gauge(registry, 'toolq_flow_concurrency_limit'),
     flowPaused: gauge(registry, 'toolq_flow_paused'),
+    interrupted: counter(registry, 'toolq_interrupted_calls_total'),
   };
 }
 export type CoordinatorMetrics = ReturnType<typeof createCoordinatorMetrics>;

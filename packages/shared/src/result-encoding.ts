@@ -21,6 +21,9 @@ export const messages = {
   cancelled: (reason: string) => `Error: cancelled: ${reason}`,
   /** A flow-controlled call that never ran: the model may retry it later, knowing nothing happened. */
   notStarted: (tool: string, why: string) => `Error: tool ${tool} was not started (it did not run): ${why}`,
+  /** An at-most-once call that will not run again (docs/delivery.md): the model must check first. */
+  interrupted: (tool: string, why: string) =>
+    `Error: outcome unknown: the call to ${tool} was interrupted after it started (${why}). It may or may not have taken effect, and toolq will not run it again: check whether it did before repeating it.`,
   batchTooLarge: (tool: string, bytes: number, limit: number) =>
     `Error: the result of ${tool} (${bytes} bytes) was dropped: the batch's answer would be larger than ${limit} bytes (TOOLQ_MAX_BATCH_RESULT_BYTES); ask for less per call or split the work over several turns`,
 };

@@ -38,6 +38,30 @@ export interface ToolRunContext {
    * second per call (the latest value wins). `progress` must grow from one report to the next.
    */
   reportProgress(progress: number, total?: number, message?: string): void;
+  /**
+   * The same string for every run of this call (a re-run after its worker died, a retry, a
+   * durable run resumed on another coordinator) and another for every other call: pass it to a
+   * downstream API that takes one (payment providers do). See docs/delivery.md.
+   */
+  idempotencyKey: string;
+}
+
+/**
+ * How often a call may run (docs/delivery.md). `at-least-once` (the default): a call interrupted
+ * by its worker's death runs again on another worker, within its deadline. `at-most-once`: it is
+ * never started twice by anything; an interrupted one is answered that its outcome is unknown.
+ */
+export type Delivery = 'at-least-once' | 'at-most-once';
+export const DELIVERY_MODES: readonly Delivery[] = ['at-least-once', 'at-most-once'];
+
+/**
+ * Shared results for a tool whose answer depends only on its input: identical calls (same tool,
+ * same input, same scope) running at once wait for one run, and those within `ttlMs` after it get
+ * its result. `app`: shared within the caller's app; `fleet`: shared by every app.
+ */
+export interface CachePolicy {
+  ttlMs: number;
+  scope: 'app' | 'fleet';
 }
 
 export interface RetryPolicy {
@@ -68,6 +92,10 @@ export interface ToolDefinition<Input = unknown, Output = unknown> {
   concurrency?: number;
   /** At most `max` calls start in any window of `perMs` ms, fleet-wide. Default: no limit. */
   rateLimit?: RateLimit;
+  /** Default `at-least-once`; an `at-most-once` tool may not declare `retry`. See docs/delivery.md. */
+  delivery?: Delivery;
+  /** Default: none (every call runs). */
+  cache?: CachePolicy;
   /** MCP tool annotations, listed to MCP clients of the coordinator (`/mcp`): hints, not guarantees. */
   annotations?: ToolAnnotations;
   /**
@@ -108,6 +136,7 @@ export function defineTool<Input, Output>(def: ToolDefinition<Input, Output>): T
     throw new ToolqError('TOOL_DEFINITION_INVALID', `${where}: retry.attempts must be an integer >= 1`);
   }
   checkDeclaredLimits(where, def);
+  checkDelivery(def, where);
   if (def.annotations !== undefined && !toolAnnotationsSchema.safeParse(def.annotations).success) {
     throw new ToolqError(
       'TOOL_DEFINITION_INVALID',
@@ -125,6 +154,36 @@ export function defineTool<Input, Output>(def: ToolDefinition<Input, Output>): T
   }
   inputJsonSchema(def); // throws here, not at first use, if the schema cannot become JSON Schema
   return def;
+}
+
+function checkDelivery(def: AnyTool, where: string): void {
+  if (def.delivery !== undefined && !DELIVERY_MODES.includes(def.delivery)) {
+    throw new ToolqError(
+      'TOOL_DEFINITION_INVALID',
+      `${where}: delivery must be 'at-least-once' or 'at-most-once', got ${JSON.stringify(def.delivery)}`,
+    );
+  }
+  if (def.delivery === 'at-most-once' && def.retry) {
+    throw new ToolqError(
+      'TOOL_DEFINITION_INVALID',
+      `${where}: retry runs a call again, which an at-most-once tool forbids: drop retry or the delivery`,
+    );
+  }
+  const cache = def.cache;
+  if (cache === undefined) return;
+  const ttlOk = Number.isInteger(cache?.ttlMs) && cache.ttlMs >= 1 && cache.ttlMs <= MAX_TIMEOUT_MS;
+  if (!ttlOk || (cache.scope !== 'app' && cache.scope !== 'fleet')) {
+    throw new ToolqError(
+      'TOOL_DEFINITION_INVALID',
+      `${where}: cache must be { ttlMs: a whole number of ms from 1 to ${MAX_TIMEOUT_MS}, scope: 'app' or 'fleet' }`,
+    );
+  }
+  if (def.delivery === 'at-most-once') {
+    throw new ToolqError(
+      'TOOL_DEFINITION_INVALID',
+      `${where}: cache shares one run's result with identical calls, which suits only tools that may run again: drop cache or delivery 'at-most-once'`,
+    );
+  }
 }
 
 export type JsonSchemaObject = { type: 'object'; [key: string]: unknown };

@@ -16,6 +16,7 @@ import {
   type CallLog,
   firstLineOf,
   type HeartbeatMemory,
+  idempotencyKeyOf,
   isCallStillWanted,
   type Keys,
   messages,
@@ -30,6 +31,8 @@ import {
 import { DelayedError, type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import { traceCall } from './call-tracing.ts';
 import type { RunningCalls } from './cancel-listener.ts';
+import { createResultCache } from './delivery/cache.ts';
+import { createDeliveryGuard, type TrackedJob } from './delivery/guard.ts';
 import { FLOW_REQUEUE, FlowHold, flowOutcome } from './flow/flow-outcome.ts';
 import type { WorkerFlow } from './flow/worker-flow.ts';
 import { trimForHistory } from './job-history.ts';
@@ -123,6 +126,7 @@ export function settleJob(
 /** Outcomes a worker's operator hears of: the tool, its input or its deadline went wrong. */
 const LOGGED_OUTCOMES: ReadonlySet<CallResult['outcome']> = new Set([
   'error',
+  'unknown',
   'timeout',
   'invalid_input',
   'unknown_tool',
@@ -178,6 +182,8 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
     flow,
   } = options;
   const skip = (reason: string) => metrics.skipped.inc({ pool, reason });
+  const delivery = createDeliveryGuard({ redis, keys, workerId: id, logger });
+  const cache = createResultCache({ redis, keys, metrics, owner: id });
 
   /**
    * One BullMQ job: a call, or a chunk of calls of one batch run at once, each reporting its own
@@ -195,14 +201,32 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
       for (const c of callControllers) c.abort(signal?.reason ?? new Error('cancelled by BullMQ'));
     };
     signal?.addEventListener('abort', onBullAbort, { once: true });
+    // Noted under this worker's registry entry: if it dies, a coordinator settles the job in seconds.
+    const tracked = delivery.track(job, token);
+    try {
+      return await processJob(job, token, calls, chunk.success, callControllers, tracked);
+    } finally {
+      signal?.removeEventListener('abort', onBullAbort);
+      tracked.done();
+    }
+  };
+
+  const processJob = async (
+    job: ToolqJob,
+    token: string | undefined,
+    calls: unknown[],
+    isChunk: boolean,
+    callControllers: Set<AbortController>,
+    tracked: TrackedJob,
+  ): Promise<JobReturn> => {
     const settled = await Promise.allSettled(
-      calls.map((raw) => processCall(job, raw, callControllers)),
-    ).finally(() => signal?.removeEventListener('abort', onBullAbort));
+      calls.map((raw) => processCall(job, raw, callControllers, tracked)),
+    );
     const outcomes = settled.map((s) => {
       if (s.status === 'rejected') throw s.reason;
       return s.value;
     });
-    const settlement = settleJob(outcomes, chunk.success);
+    const settlement = settleJob(outcomes, isChunk);
     if (settlement.kind === 'give-back') {
       await job.moveToWait(token);
       throw new WaitingError();
@@ -227,6 +251,7 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
     raw: unknown,
     /** The job's calls' controllers, aborted together when BullMQ aborts the job. */
     jobCalls: Set<AbortController>,
+    tracked: TrackedJob,
   ): Promise<CallOutcome> => {
     const parsed = jobDataSchema.safeParse(raw);
     if (!parsed.success) {
@@ -251,6 +276,13 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
     }
     const gate = await flow?.beforeStart(job, data);
     if (gate && gate.kind !== 'start') return flowOutcome(gate, data, { metrics, pool, report });
+    const idempotencyKey = idempotencyKeyOf(data, String(job.id));
+    const refused = await delivery.beforeStart(data, tools.get(data.tool), idempotencyKey, tracked);
+    if (refused) {
+      metrics.jobs.inc({ tool: data.tool, pool, outcome: refused.outcome });
+      logFailedCall(logger, data, refused, data.reply?.batchId ?? String(job.id));
+      return report(data, refused);
+    }
     const controller = new AbortController();
     jobCalls.add(controller);
     // The contract's reply.batchId is the dispatch's uid; a plain producer's job has only its own id.
@@ -260,18 +292,21 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
     try {
       metrics.queueWait.observe({ pool }, Math.max(0, Date.now() - data.enqueuedAt) / 1000);
       let rateLimited: { retryAfterMs: number; message: string } | undefined;
-      const result = await runCall({
-        tools,
-        data,
-        workerId: id,
-        batchUid,
-        maxResultBytes,
-        signal: controller.signal,
-        onRateLimited: (retryAfterMs, message) => {
-          rateLimited = { retryAfterMs, message };
-        },
-        reportProgress: progress.report,
-      });
+      const result = await cache.run(tools.get(data.tool), data, controller.signal, () =>
+        runCall({
+          tools,
+          data,
+          workerId: id,
+          batchUid,
+          idempotencyKey,
+          maxResultBytes,
+          signal: controller.signal,
+          onRateLimited: (retryAfterMs, message) => {
+            rateLimited = { retryAfterMs, message };
+          },
+          reportProgress: progress.report,
+        }),
+      );
       await progress.close();
       if (rateLimited && flow) {
         const decision = await flow.onDownstreamLimit(
@@ -296,7 +331,14 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
       traceCall(data, result, { pool, worker: id });
       if (!data.reply) {
         const ms = (result.finishedAt ?? 0) - (result.startedAt ?? 0);
-        callLog.record(tool, ms, !result.isError, Date.now(), PLAIN_PRODUCER_APP);
+        callLog.record(
+          tool,
+          ms,
+          !result.isError,
+          Date.now(),
+          PLAIN_PRODUCER_APP,
+          result.outcome === 'unknown',
+        );
       }
       // With a reply target the result is in the batch record already; BullMQ need not store and
       // broadcast it a second time. Plain producers (no reply) get it as the job's return value.

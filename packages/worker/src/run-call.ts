@@ -28,6 +28,8 @@ export interface RunCallOptions {
   workerId: string;
   /** The dispatch's uid (ToolRunContext.batchUid). */
   batchUid: string;
+  /** ToolRunContext.idempotencyKey: the same for every run of the call. */
+  idempotencyKey: string;
   maxResultBytes: number;
   /** Aborted when the coordinator cancels the call or the worker is forced to stop. */
   signal: AbortSignal;
@@ -102,6 +104,7 @@ export async function runCall(options: RunCallOptions): Promise<CallResult> {
               deadline: startedAt + budgetMs,
               app: data.app ?? 'default',
               context: data.context ?? {},
+              idempotencyKey: options.idempotencyKey,
               reportProgress: options.reportProgress ?? IGNORE_PROGRESS,
             }),
           ),

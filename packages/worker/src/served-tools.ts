@@ -76,6 +76,8 @@ export function specOf(tool: AnyTool, defaultTimeoutMs: number): ToolSpec {
     description: tool.description,
     input_schema: inputJsonSchema(tool),
     timeoutMs: tool.timeoutMs ?? defaultTimeoutMs,
+    // Only when not the default: the specs (and their version) of other tools stay as they were.
+    ...(tool.delivery === 'at-most-once' ? { delivery: tool.delivery } : {}),
     ...(tool.retry
       ? {
           retry: {

@@ -16,6 +16,7 @@ const toolContext = (): ToolRunContext => ({
   signal: new AbortController().signal,
   attempt: 1,
   toolUseId: 't',
+  idempotencyKey: 't',
   batchUid: 'b',
   reportProgress: () => undefined,
   batchId: 'b',

@@ -6,7 +6,7 @@
  * route's live workers allow.
  */
 import type { FailurePolicy, TraceCarrier } from '@toolq/shared';
-import { type BatchMeta, messages } from '@toolq/shared/internal';
+import { type BatchMeta, idempotencyKeyFor, messages } from '@toolq/shared/internal';
 import { type BarrierCall, coordinatorResult } from '../barrier.ts';
 import type { ToolLookup } from '../catalog.ts';
 import { buildJobData, groupJobs, type PlannedJob, type QueuedJob } from '../job-queues.ts';
@@ -73,7 +73,7 @@ export function planJobs(input: {
   trace: { carrier(index: number): TraceCarrier | undefined } | undefined;
 }): {
   queued: QueuedJob[];
-  /** The jobs of calls whose tools declare `retry` (they may run twice), by call index. */
+  /** The jobs of calls of at-least-once tools (they may run twice), by call index. */
   mayRunTwice: (PlannedJob | undefined)[];
 } {
   const { uid, calls, meta, lookups, batchKey, streamKey } = input;
@@ -93,9 +93,15 @@ export function planJobs(input: {
       options: input.options,
     });
     if (input.trace) data.trace = input.trace.carrier(index);
+    // By the batch's name, not the dispatch: a durable run's new owner dispatches the same name.
+    data.idempotencyKey = idempotencyKeyFor({
+      app: input.options.app ?? 'default',
+      batchName: meta.id ?? uid,
+      toolUseId: data.toolUseId,
+    });
     const job = { queue: lookup.queue, index, data };
     planned.push(job);
-    if (lookup.spec.retry) mayRunTwice[index] = job;
+    if (lookup.spec.delivery !== 'at-most-once') mayRunTwice[index] = job;
   });
   const queued = groupJobs(uid, planned, (queue) => workersIn.get(queue) ?? 1);
   for (const job of queued) {

@@ -5,9 +5,10 @@
  * completes, so a call whose job no longer exists or has completed (queues keep completed jobs a
  * while for the admin page) and whose result is not in the record (read after the job check) will
  * never be answered by a worker. A failed job (kept an hour, as always) is left to the call's
- * deadline: it may have failed at the stall limit, and a re-run would undo that limit. The sweep re-runs such a
- * call when its tool may run twice (it declares `retry`) and its deadline has not passed, and
- * answers the others `is_error` at once instead of at their deadlines.
+ * deadline: it may have failed at the stall limit, and a re-run would undo that limit. The sweep
+ * re-runs such a call when its tool may run twice (at-least-once, the default: docs/delivery.md)
+ * and its deadline has not passed, and answers the others `is_error` at once instead of at their
+ * deadlines (an at-most-once call with outcome `unknown`: it may have run before Redis lost it).
  */
 import { type BatchMeta, messages, type Redis, rewriteBatchMeta } from '@toolq/shared/internal';
 import type { Catalog, ToolLookup } from '../catalog.ts';

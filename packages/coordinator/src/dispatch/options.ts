@@ -103,6 +103,12 @@ export interface DispatcherOptions {
    */
   batchRetentionMs?: number;
   /**
+   * A worker whose heartbeat (written every 2 s) is older than this is taken for dead: its started
+   * at-most-once calls are answered "outcome unknown" and its other calls run again on another
+   * worker (docs/delivery.md). Default 10 000 ms (TOOLQ_DEAD_WORKER_AFTER_MS), at least 2 500.
+   */
+  deadWorkerAfterMs?: number;
+  /**
    * How long each queue keeps its completed jobs, for the queue admin page's recent history.
    * Default 300 000 ms (TOOLQ_JOB_HISTORY_MS); 0 removes them at once. BullMQ counts it in whole
    * seconds (rounded up) and removes old jobs as new ones complete. Failed jobs stay an hour.
@@ -138,6 +144,9 @@ export const DISPATCHER_DEFAULTS = {
    */
   foreignLostGraceMs: 10_000,
   batchRetentionMs: DEFAULTS.batchRetentionMs,
+  deadWorkerAfterMs: DEFAULTS.deadWorkerAfterMs,
+  /** How often the fleet looks for dead workers (one coordinator at a time). */
+  deadWorkerSweepMs: 1_000,
   jobHistoryMs: DEFAULTS.jobHistoryMs,
   jobHistoryCount: DEFAULTS.jobHistoryCount,
   startTimeoutMs: 10_000,
@@ -207,6 +216,10 @@ const dispatcherOptionsSchema = z.strictObject({
   coordinatorId: optionRules.text.optional(),
   sweepIntervalMs: optionRules.durationMs.optional(),
   batchRetentionMs: optionRules.durationMs.optional(),
+  deadWorkerAfterMs: rule<number>(
+    (v) => Number.isInteger(v) && (v as number) >= 2_500 && (v as number) <= 3600_000,
+    'a whole number of ms from 2500 (a heartbeat is written every 2 s) to 3600000',
+  ).optional(),
   jobHistoryMs: rule<number>(
     (v) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 24 * 3600_000,
     'a whole number of ms from 0 to 86400000 (24 h)',

@@ -4,13 +4,28 @@
  * Redis lost (lost-calls.ts): re-runs those that may run twice, answers the others is_error.
  */
 import type { Logger } from '@toolq/shared';
-import { type CoordinatorMetrics, type Redis, readBatchMeta, readResults } from '@toolq/shared/internal';
+import {
+  type CoordinatorMetrics,
+  messages,
+  type Redis,
+  readBatchMeta,
+  readResults,
+} from '@toolq/shared/internal';
 import type { Catalog } from '../catalog.ts';
+import type { DeadWorkerSweep } from '../delivery/dead-workers.ts';
 import type { JobQueues } from '../job-queues.ts';
 import type { JobAddress } from './job-ref.ts';
 import { callsWithoutJob, lostCallMessage, lostForSure } from './lost-calls.ts';
 import { DISPATCHER_DEFAULTS } from './options.ts';
 import type { Pending, PendingBatches } from './pending.ts';
+
+/** What an at-most-once call lost by Redis is answered with (outcome `unknown`): it may have run. */
+const LOST_CALL_REASON = 'Redis lost its job in a failover or a restart without persistence';
+
+function atMostOnce(catalog: Catalog, tool: string): boolean {
+  const lookup = catalog.lookupCached(tool);
+  return lookup.kind === 'ok' && lookup.spec.delivery === 'at-most-once';
+}
 
 /** Batches whose reads go out at once: one round trip per chunk instead of one per batch. */
 const SWEEP_CHUNK = 500;
@@ -26,6 +41,8 @@ export class RecoverySweep {
       pending: PendingBatches;
       /** The first wait before a batch's record is read, and the wait after a re-run. */
       sweepIntervalMs: number;
+      /** Settles dead workers' calls (docs/delivery.md); on this sweep's tick, at its own pace. */
+      deadWorkers: DeadWorkerSweep;
     },
   ) {}
 
@@ -33,6 +50,9 @@ export class RecoverySweep {
   async run(): Promise<void> {
     const { redis, jobs, pending } = this.deps;
     const now = Date.now();
+    this.deps.deadWorkers
+      .run(now)
+      .catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'dead-worker sweep failed'));
     const due = [...pending.values()].filter(
       (e) => !e.barrier.isDone && now >= e.sweepAt && !e.rerunnable?.busy,
     );
@@ -103,8 +123,11 @@ export class RecoverySweep {
     }
     for (const index of lost) {
       if (rerun.has(index)) continue;
-      const message = lostCallMessage(failed.get(index));
-      if (barrier.settle(index, barrier.coordinatorResult(index, 'error', message), true))
+      const tool = barrier.calls[index]?.tool ?? '';
+      const answer = atMostOnce(catalog, tool)
+        ? barrier.coordinatorResult(index, 'unknown', messages.interrupted(tool, LOST_CALL_REASON))
+        : barrier.coordinatorResult(index, 'error', lostCallMessage(failed.get(index)));
+      if (barrier.settle(index, answer, true))
         metrics.lostCalls.inc({ pool: entry.jobs[index]?.pool ?? 'unknown', action: 'error' });
     }
   }

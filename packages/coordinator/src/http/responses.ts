@@ -131,6 +131,13 @@ export const reportResponseSchema = z.object({
       tool: z.string(),
       calls: z.number().int(),
       ok: z.number().int(),
+      unknown: z
+        .number()
+        .int()
+        .optional()
+        .describe(
+          'Calls answered outcome unknown (at-most-once calls interrupted after they started; docs/delivery.md), among the failures. Absent when none.',
+        ),
       avg_ms: z.number(),
       p95_ms: z.number(),
       max_ms: z.number(),

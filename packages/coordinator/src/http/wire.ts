@@ -96,6 +96,7 @@ export function wireReport(r: FleetReport): z.input<typeof reportResponseSchema>
       tool: t.tool,
       calls: t.calls,
       ok: t.ok,
+      ...(t.unknown !== undefined ? { unknown: t.unknown } : {}),
       avg_ms: t.avgMs,
       p95_ms: t.p95Ms,
       max_ms: t.maxMs,

@@ -2,7 +2,7 @@
 import { type JobChunk, type JobData, MAX_CALLS_PER_JOB } from '@toolq/shared';
 import { describe, expect, it } from 'vitest';
 import { planBatch, planJobs } from '../../src/dispatch/batch-plan.ts';
-import { BATCH_KEY, plan, STARTED_AT, STREAM_KEY, served, spec, uses } from './plan-fixtures.ts';
+import { atMostOnce, BATCH_KEY, plan, STARTED_AT, STREAM_KEY, served, spec, uses } from './plan-fixtures.ts';
 
 const echo = spec('echo', 5_000);
 const fetchTool = spec('fetch', 20_000, true);
@@ -154,9 +154,9 @@ describe('planJobs: grouping calls into jobs', () => {
     expect(queued.map((j) => (j.data as JobData).trace)).toEqual([carrier(0), carrier(1)]);
   });
 
-  it('keeps the jobs of the calls whose tools declare retry (they may run twice), and only those', () => {
+  it('keeps the jobs of the calls of at-least-once tools (they may run twice), and only those', () => {
     const { mayRunTwice, queued } = plan(uses('echo', 'fetch', 'nope', 'fetch'), [
-      served(echo, 'p', 4),
+      served(atMostOnce(echo), 'p', 4),
       served(fetchTool, 'p', 4),
       { kind: 'unknown' },
       served(fetchTool, 'p', 4),
@@ -169,8 +169,11 @@ describe('planJobs: grouping calls into jobs', () => {
       'toolu_3',
     ]);
     // Without such calls nothing is kept to re-run: every lost call is answered is_error.
-    expect(plan(uses('echo', 'echo'), [served(echo, 'p', 1), served(echo, 'p', 1)]).mayRunTwice).toHaveLength(
+    const once = atMostOnce(echo);
+    expect(plan(uses('echo', 'echo'), [served(once, 'p', 1), served(once, 'p', 1)]).mayRunTwice).toHaveLength(
       0,
     );
+    // A tool that declares nothing is at-least-once: kept.
+    expect(plan(uses('echo'), [served(echo, 'p', 1)]).mayRunTwice).toHaveLength(1);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * Which calls Redis lost are re-run and which are answered is_error: a call is re-run only when
- * its tool declares `retry` (it may run twice), its deadline has not passed, it has been re-run
+ * its tool is at-least-once (it may run twice: the default), its deadline has not passed, it has been re-run
  * fewer than MAX_RERUNS_PER_CALL times and a live worker serves its tool; a collector (which has
  * no inputs to re-run) follows the owner's re-runs and waits out a grace. Pure: no Redis.
  */
@@ -13,10 +13,10 @@ import {
   MAX_RERUNS_PER_CALL,
   Rerunnable,
 } from '../../src/dispatch/lost-calls.ts';
-import { BATCH_KEY, plan, STARTED_AT, served, spec, uses } from './plan-fixtures.ts';
+import { atMostOnce, BATCH_KEY, plan, STARTED_AT, served, spec, uses } from './plan-fixtures.ts';
 
-const safe = spec('safe', 10_000, true); // declares retry: may run twice
-const once = spec('once', 10_000); // may not
+const safe = spec('safe', 10_000); // at-least-once (the default): may run twice
+const once = atMostOnce(spec('once', 10_000)); // may not
 const NO_WORKER = { kind: 'no_worker', pool: 'p' } as const;
 
 /** A batch of [safe, once, safe] as the dispatching coordinator keeps it to re-run lost calls. */
@@ -31,7 +31,7 @@ function batch() {
 }
 
 describe('Rerunnable.eligible: which lost calls may run again', () => {
-  it('re-runs only calls whose tools declare retry', () => {
+  it('re-runs only calls of at-least-once tools', () => {
     const { rerunnable } = batch();
     expect(rerunnable.eligible([0, 1, 2], STARTED_AT + 1)).toEqual([0, 2]);
   });

@@ -17,6 +17,11 @@ export function spec(name: string, timeoutMs = 10_000, retry = false): ToolSpec 
   };
 }
 
+/** The spec of a tool that may not run twice (docs/delivery.md). */
+export function atMostOnce(tool: ToolSpec): ToolSpec {
+  return { ...tool, delivery: 'at-most-once' };
+}
+
 /** A tool live workers serve: in its pool's own queue unless `queue` names a lane. */
 export function served(
   tool: ToolSpec,

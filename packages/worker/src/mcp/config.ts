@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { sanitiseNamePart } from './names.ts';
 
 const positiveInt = z.number().int().positive();
+const deliverySchema = z.enum(['at-least-once', 'at-most-once']);
 
 /** toolq's settings for one server; every default is here. */
 const toolqSettingsSchema = z
@@ -45,6 +46,12 @@ const toolqSettingsSchema = z
           .strict(),
       )
       .default({}),
+    /**
+     * How the server's tools are delivered (docs/delivery.md), overriding their annotations
+     * (`idempotentHint` or `readOnlyHint`: at-least-once; otherwise at-most-once): one mode for
+     * every tool of the server, or per MCP tool name (tools not named follow their annotations).
+     */
+    delivery: z.union([deliverySchema, z.record(z.string().min(1), deliverySchema)]).optional(),
     /** How long connecting (spawn + initialize + tools/list) may take. Default 20 000 ms. */
     startupTimeoutMs: positiveInt.max(600_000).default(20_000),
     /**

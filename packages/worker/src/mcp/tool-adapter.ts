@@ -5,7 +5,7 @@
  * `tool_result` content (`isError` to `is_error`) for Messages API callers.
  */
 import type { Tool } from '@modelcontextprotocol/client';
-import { type AnyTool, defineTool, type McpContentBlock, mcpResult } from '@toolq/shared';
+import { type AnyTool, type Delivery, defineTool, type McpContentBlock, mcpResult } from '@toolq/shared';
 import type { McpToolqSettings } from './config.ts';
 import { compileInputSchema } from './input-schema.ts';
 import type { McpServerConnection } from './server-connection.ts';
@@ -13,6 +13,13 @@ import type { McpServerConnection } from './server-connection.ts';
 /** Retried under the `retry` policy only when the server says running it twice is harmless. */
 export function isSafeToRetry(tool: Pick<Tool, 'annotations'>): boolean {
   return tool.annotations?.idempotentHint === true || tool.annotations?.readOnlyHint === true;
+}
+
+/** The worker's config for the tool wins; else its annotations: safe to run again, or at most once. */
+export function mcpDelivery(tool: Pick<Tool, 'name' | 'annotations'>, settings: McpToolqSettings): Delivery {
+  const configured = settings.delivery;
+  if (typeof configured === 'string') return configured;
+  return configured?.[tool.name] ?? (isSafeToRetry(tool) ? 'at-least-once' : 'at-most-once');
 }
 
 export function adaptMcpTool(options: {
@@ -35,7 +42,10 @@ export function adaptMcpTool(options: {
     input: schema.zod,
     inputSchema: schema.jsonSchema,
     timeoutMs: settings.timeoutMs,
-    ...(isSafeToRetry(tool) ? { retry: settings.retry } : {}),
+    delivery: mcpDelivery(tool, settings),
+    ...(isSafeToRetry(tool) && mcpDelivery(tool, settings) === 'at-least-once'
+      ? { retry: settings.retry }
+      : {}),
     ...(limits.concurrency !== undefined ? { concurrency: limits.concurrency } : {}),
     ...(limits.rateLimit !== undefined ? { rateLimit: limits.rateLimit } : {}),
     ...(tool.annotations || tool.title

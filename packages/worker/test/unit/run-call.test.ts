@@ -30,6 +30,7 @@ function run(
     data,
     workerId: 'w1',
     batchUid: 'b1',
+    idempotencyKey: 'k1',
     maxResultBytes: options.maxResultBytes ?? 1_000_000,
     signal: options.signal ?? new AbortController().signal,
   });

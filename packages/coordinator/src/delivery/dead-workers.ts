@@ -1,0 +1,177 @@
+/**
+ * Dead workers noticed in seconds (docs/delivery.md). Each worker notes the jobs it runs, with
+ * their BullMQ lock tokens, beside its heartbeat (@toolq/shared delivery.ts). Once a worker's
+ * heartbeat is older than `deadAfterMs`, one coordinator of the fleet at a time (a lease in one
+ * key) settles each job the worker still holds under the same lock token:
+ * - an at-most-once call that started there (its start marker names the worker) and has no
+ *   result is answered "outcome unknown" (is_error): it may or may not have taken effect;
+ * - the job is then moved back to its queue under the dead worker's token, so another worker
+ *   runs its other calls (at-least-once ones, and calls that never started) at once, with the
+ *   same job data and so the same idempotency keys, instead of after BullMQ's lock expiry. The
+ *   call answered "unknown" is skipped there (it has its result), and its marker would refuse it.
+ * A job whose lock is gone or holds another token (it finished, or BullMQ recovered it) is left
+ * alone. A worker only frozen past `deadAfterMs` is treated as dead: its late results are
+ * duplicates (the first answer stays) and an at-least-once call may run twice at once.
+ */
+import { type CallResult, jobChunkSchema, jobDataSchema, type Logger } from '@toolq/shared';
+import {
+  type CoordinatorMetrics,
+  type HeartbeatMemory,
+  idempotencyKeyOf,
+  interruptedResult,
+  isCallStillWanted,
+  type Keys,
+  messages,
+  type ParsedJobData,
+  type Redis,
+  readRunningJobs,
+  readWorkers,
+  startedBy,
+  storeResult,
+  type ToolSetMemory,
+} from '@toolq/shared/internal';
+import { Job } from 'bullmq';
+import { DISPATCHER_DEFAULTS } from '../dispatch/options.ts';
+import type { JobQueues } from '../job-queues.ts';
+
+export interface DeadWorkerSweepDeps {
+  redis: Redis;
+  keys: Keys;
+  jobs: JobQueues;
+  metrics: CoordinatorMetrics;
+  logger: Logger;
+  coordinatorId: string;
+  /** A worker whose heartbeat is older than this is dead. */
+  deadAfterMs: number;
+  /** How often the fleet looks (one coordinator at a time). */
+  everyMs: number;
+}
+
+/** The sweep's settings from the Dispatcher's options. */
+export function deadWorkerSettings(
+  coordinatorId: string,
+  options: { deadWorkerAfterMs?: number },
+): Pick<DeadWorkerSweepDeps, 'coordinatorId' | 'deadAfterMs' | 'everyMs'> {
+  return {
+    coordinatorId,
+    deadAfterMs: options.deadWorkerAfterMs ?? DISPATCHER_DEFAULTS.deadWorkerAfterMs,
+    everyMs: DISPATCHER_DEFAULTS.deadWorkerSweepMs,
+  };
+}
+
+/** Deliveries of one job that may end in its worker's death; the same as the workers' maxStalledCount. */
+const MAX_REDELIVERIES = 1;
+
+function workersKeptDying(data: ParsedJobData, workerId: string): CallResult {
+  return {
+    ...interruptedResult(data, workerId, WHY),
+    outcome: 'error',
+    content: messages.error(
+      `the call to ${data.tool} was not run again: the workers running it died ${MAX_REDELIVERIES + 1} times (does it crash its worker?)`,
+    ),
+  };
+}
+
+const WHY = 'its worker stopped answering (killed, or frozen past its heartbeat)';
+
+export class DeadWorkerSweep {
+  private lastRun = 0;
+  private running = false;
+  private readonly heartbeats: HeartbeatMemory = new Map();
+  private readonly toolSets: ToolSetMemory = new Map();
+  /** Dead workers found with nothing left to settle, by the heartbeat they were found with. */
+  private readonly settled = new Map<string, number>();
+
+  constructor(private readonly deps: DeadWorkerSweepDeps) {}
+
+  /** Called on the dispatcher's sweep tick; runs at most every `everyMs`, and on one coordinator. */
+  async run(now = Date.now()): Promise<void> {
+    const { redis, keys, coordinatorId, everyMs, deadAfterMs } = this.deps;
+    if (this.running || now - this.lastRun < everyMs) return;
+    this.lastRun = now;
+    this.running = true;
+    try {
+      if ((await redis.set(keys.deadWorkerSweep(), coordinatorId, 'PX', everyMs, 'NX')) !== 'OK') return;
+      const { live, stale } = await readWorkers(redis, keys, now, this.heartbeats, this.toolSets);
+      for (const worker of [...live, ...stale]) {
+        const beat = this.heartbeats.get(worker.id) ?? worker.heartbeatAt;
+        if (now - beat <= deadAfterMs || this.settled.get(worker.id) === beat) continue;
+        const left = await this.settleWorker(worker.id, worker.pool);
+        if (left === 0) this.settled.set(worker.id, beat);
+      }
+      for (const id of this.settled.keys()) if (!this.heartbeats.has(id)) this.settled.delete(id);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Settles a dead worker's jobs; resolves with how many could not be (tried again next time). */
+  private async settleWorker(workerId: string, pool: string): Promise<number> {
+    const { redis, keys, logger } = this.deps;
+    const held = await readRunningJobs(redis, keys, workerId);
+    let left = 0;
+    const tally = { unknown: 0, rerun: 0 };
+    for (const job of held) {
+      try {
+        await this.settleJob(workerId, job, tally);
+        await redis.hdel(keys.runningJobs(workerId), `${job.queue} ${job.jobId}`);
+      } catch (err) {
+        left++;
+        logger.warn(
+          { err: (err as Error).message, worker: workerId, job: job.jobId },
+          'could not settle a dead worker’s job',
+        );
+      }
+    }
+    if (held.length > 0 && left === 0) await redis.del(keys.runningJobs(workerId));
+    if (tally.unknown + tally.rerun > 0) {
+      this.deps.metrics.interrupted.inc({ pool, action: 'unknown' }, tally.unknown);
+      this.deps.metrics.interrupted.inc({ pool, action: 'rerun' }, tally.rerun);
+      logger.warn(
+        { worker: workerId, unknown: tally.unknown, rerun: tally.rerun },
+        'a worker stopped beating: its started at-most-once calls are answered "outcome unknown", its other calls run again',
+      );
+    }
+    return left;
+  }
+
+  private async settleJob(
+    workerId: string,
+    held: { queue: string; jobId: string; token: string },
+    tally: { unknown: number; rerun: number },
+  ): Promise<void> {
+    const { redis, keys, jobs } = this.deps;
+    const queue = jobs.queueFor(held.queue);
+    // Still under the dead worker's lock, else it finished or someone else has it now.
+    if ((await redis.get(`${queue.toKey(held.jobId)}:lock`)) !== held.token) return;
+    const job = await Job.fromId(queue, held.jobId);
+    if (!job) return;
+    // A job whose workers keep dying (a call that crashes its worker) is not handed to a third.
+    const giveUp = job.stalledCounter >= MAX_REDELIVERIES;
+    for (const data of callsOf(job.data)) {
+      if (data.reply && !(await isCallStillWanted(redis, data.reply.batchKey, data.reply.index))) continue;
+      const started = (await startedBy(redis, keys, idempotencyKeyOf(data, held.jobId))) === workerId;
+      const target = data.reply ? { ...data.reply, deadline: data.deadline } : undefined;
+      if (started && target) {
+        await storeResult(redis, target, interruptedResult(data, workerId, WHY));
+        tally.unknown++;
+      } else if (giveUp && target) {
+        await storeResult(redis, target, workersKeptDying(data, workerId));
+      } else tally.rerun++;
+    }
+    if (giveUp) return; // BullMQ's stalled-job check fails it once the lock expires
+    // Counted as BullMQ counts a stalled job, so that its own recovery's limit holds across both.
+    await redis.hincrby(queue.toKey(held.jobId), 'stc', 1);
+    await job.moveToWait(held.token);
+  }
+}
+
+/** The calls of a job as the contract has them; malformed ones are left to the worker that takes it. */
+function callsOf(raw: unknown): ParsedJobData[] {
+  const chunk = jobChunkSchema.safeParse(raw);
+  const calls: unknown[] = chunk.success ? chunk.data.chunk : [raw];
+  return calls.flatMap((call) => {
+    const parsed = jobDataSchema.safeParse(call);
+    return parsed.success ? [parsed.data] : [];
+  });
+}

@@ -1,0 +1,136 @@
+/**
+ * Delivery that follows the tool (docs/delivery.md): the pieces workers and coordinators share.
+ *
+ * - A call's idempotency key: one per call, the same for every run of it. Derived from what names
+ *   the call across the fleet (its app, its batch's name and its tool_use id), not from the
+ *   dispatch: a durable run resumed on another coordinator dispatches the same batch name again.
+ * - The start marker of an at-most-once call: claimed (SET NX) before the tool starts. Whatever
+ *   delivers the call again afterwards (BullMQ's stalled-job recovery, a give-back, a re-run)
+ *   finds it and answers "outcome unknown" instead of running it.
+ * - The jobs each worker is running, with their BullMQ lock tokens: when the worker's heartbeat
+ *   stops, a coordinator's sweep (coordinator/src/delivery/dead-workers.ts) settles them in
+ *   seconds instead of at BullMQ's lock expiry.
+ */
+import { createHash } from 'node:crypto';
+import { type CallResult, CONTRACT_VERSION, type ParsedJobData } from './contract.ts';
+import type { Keys } from './keys.ts';
+import type { Redis } from './redis.ts';
+import { messages } from './result-encoding.ts';
+import { BATCH_TTL_AFTER_DEADLINE_MS } from './result-store.ts';
+
+/** The key of one call: its app, its batch's name (the caller's, or the dispatch's uid) and its tool_use id. */
+export function idempotencyKeyFor(call: { app: string; batchName: string; toolUseId: string }): string {
+  const named = `${call.app}\n${call.batchName}\n${call.toolUseId}`;
+  return createHash('sha256').update(named).digest('hex').slice(0, 32);
+}
+
+/** A job's call's key: the one its producer set, else derived from the job (plain producers). */
+export function idempotencyKeyOf(data: ParsedJobData, jobId: string): string {
+  if (data.idempotencyKey) return data.idempotencyKey;
+  return idempotencyKeyFor({
+    app: data.app ?? 'default',
+    batchName: data.reply?.batchId ?? jobId,
+    toolUseId: data.toolUseId,
+  });
+}
+
+/** How long a start marker is kept: as long as the call's batch record, so every re-delivery finds it. */
+export function startMarkerTtlMs(deadline: number, now = Date.now()): number {
+  return Math.max(deadline - now, 0) + BATCH_TTL_AFTER_DEADLINE_MS;
+}
+
+/** Claims the start of an at-most-once call for `workerId`; false when it was started before. */
+export async function claimStart(
+  redis: Redis,
+  keys: Keys,
+  idempotencyKey: string,
+  workerId: string,
+  ttlMs: number,
+): Promise<boolean> {
+  return (await redis.set(keys.started(idempotencyKey), workerId, 'PX', ttlMs, 'NX')) === 'OK';
+}
+
+/** The worker that started the call, or null when no at-most-once run of it started. */
+export function startedBy(redis: Redis, keys: Keys, idempotencyKey: string): Promise<string | null> {
+  return redis.get(keys.started(idempotencyKey));
+}
+
+/** A worker's running-jobs entry lives at most this long without a write (a sweep deletes it sooner). */
+const RUNNING_JOBS_TTL_MS = 24 * 3600_000;
+
+const RECORD_RUNNING = `
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`;
+
+interface WithRunningScript {
+  toolqRecordRunning(key: string, field: string, token: string, ttlMs: number): Promise<number>;
+}
+
+export function runningJobField(queue: string, jobId: string): string {
+  return `${queue} ${jobId}`;
+}
+
+/** Notes that this worker runs a job (under its BullMQ lock token); one command. */
+export async function recordRunningJob(
+  redis: Redis,
+  keys: Keys,
+  workerId: string,
+  job: { queue: string; jobId: string; token: string },
+): Promise<void> {
+  const r = redis as Redis & Partial<WithRunningScript>;
+  if (!r.toolqRecordRunning)
+    redis.defineCommand('toolqRecordRunning', { numberOfKeys: 1, lua: RECORD_RUNNING });
+  await (r as Redis & WithRunningScript).toolqRecordRunning(
+    keys.runningJobs(workerId),
+    runningJobField(job.queue, job.jobId),
+    job.token,
+    RUNNING_JOBS_TTL_MS,
+  );
+}
+
+export async function forgetRunningJob(
+  redis: Redis,
+  keys: Keys,
+  workerId: string,
+  job: { queue: string; jobId: string },
+): Promise<void> {
+  await redis.hdel(keys.runningJobs(workerId), runningJobField(job.queue, job.jobId));
+}
+
+/** The jobs a worker noted as running: queue, job id and the lock token it held them under. */
+export async function readRunningJobs(
+  redis: Redis,
+  keys: Keys,
+  workerId: string,
+): Promise<{ queue: string; jobId: string; token: string }[]> {
+  const all = await redis.hgetall(keys.runningJobs(workerId));
+  return Object.entries(all).flatMap(([field, token]) => {
+    const space = field.indexOf(' ');
+    if (space <= 0) return [];
+    return [{ queue: field.slice(0, space), jobId: field.slice(space + 1), token }];
+  });
+}
+
+/** The answer of an at-most-once call that will not run (again): outcome `unknown`. */
+export function interruptedResult(
+  data: Pick<ParsedJobData, 'toolUseId' | 'tool' | 'enqueuedAt'>,
+  workerId: string,
+  why: string,
+): CallResult {
+  const now = Date.now();
+  return {
+    v: CONTRACT_VERSION,
+    toolUseId: data.toolUseId,
+    tool: data.tool,
+    outcome: 'unknown',
+    content: messages.interrupted(data.tool, why),
+    isError: true,
+    worker: workerId,
+    attempts: 0,
+    enqueuedAt: data.enqueuedAt,
+    startedAt: now,
+    finishedAt: now,
+  };
+}

@@ -1,0 +1,83 @@
+/**
+ * Tools for the delivery tests (docs/delivery.md), served by worker processes: every start is
+ * appended to the file named by TOOLQ_TEST_EXECUTIONS as `start <label> <idempotencyKey> <pid>`,
+ * so a test counts how often each call really started, with which key, on which process.
+ */
+import { appendFileSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { defineTool } from '@toolq/shared';
+import { z } from 'zod';
+
+function recordStart(label: string, key: string): void {
+  const file = process.env.TOOLQ_TEST_EXECUTIONS;
+  if (file) appendFileSync(file, `start ${label} ${key} ${process.pid}\n`);
+}
+
+const input = z.object({ label: z.string(), ms: z.number().int().min(0) });
+
+/** A payment: never started twice. */
+export const pay = defineTool({
+  name: 'test_pay',
+  description: 'Records its start, waits `ms`, returns its label. At most once.',
+  input,
+  delivery: 'at-most-once',
+  timeoutMs: 120_000,
+  run: async ({ label, ms }, { signal, idempotencyKey }) => {
+    recordStart(label, idempotencyKey);
+    await sleep(ms, undefined, { signal });
+    return `paid ${label}`;
+  },
+});
+
+/** A lookup: may run again. */
+export const lookup = defineTool({
+  name: 'test_lookup',
+  description: 'Records its start, waits `ms`, returns its label. At least once (the default).',
+  input,
+  timeoutMs: 120_000,
+  run: async ({ label, ms }, { signal, idempotencyKey }) => {
+    recordStart(label, idempotencyKey);
+    await sleep(ms, undefined, { signal });
+    return `found ${label}`;
+  },
+});
+
+/** A cached lookup, shared within the app for 60 s. */
+export const cachedLookup = defineTool({
+  name: 'test_cached',
+  description: 'Records its start, waits `ms`, returns its label. Cached per app for 60 s.',
+  input,
+  cache: { ttlMs: 60_000, scope: 'app' },
+  timeoutMs: 120_000,
+  run: async ({ label, ms }, { signal, idempotencyKey }) => {
+    recordStart(label, idempotencyKey);
+    await sleep(ms, undefined, { signal });
+    return `cached ${label}`;
+  },
+});
+
+export interface Start {
+  label: string;
+  key: string;
+  pid: number;
+}
+
+/** The starts recorded in `file` so far. */
+export function readStarts(file: string): Start[] {
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith('start '))
+    .map((line) => {
+      const [, label = '', key = '', pid = '0'] = line.split(' ');
+      return { label, key, pid: Number(pid) };
+    });
+}
+
+const deliveryTools = [pay, lookup, cachedLookup];
+export default deliveryTools;
