@@ -215,8 +215,11 @@ describe('a durable run waiting for approval', () => {
   });
 
   it('ends with its run: a cancelled run is no longer listed, and deciding its approval is 409', async () => {
-    const url =
-      c?.child.exitCode === null ? (c?.url ?? '') : [a, b].find((x) => x.child.exitCode === null)?.url;
+    // Not one an earlier test killed or sent SIGTERM: `killed` is set as the signal is sent, while
+    // exitCode stays null until the process is gone (a SIGTERMed coordinator still drains).
+    const url = [c, a, b].find(
+      (x) => x !== undefined && !x.child.killed && x.child.exitCode === null && x.child.signalCode === null,
+    )?.url;
     if (!url) throw new Error('no coordinator left');
     const started = await api(url, '/v1/runs', {
       method: 'POST',

@@ -79,7 +79,14 @@ describe('coordinator and workers as processes', () => {
       [1, 2].map(() => startWorkerProcess({ redisUrl: server.url, concurrency: 1 })),
     );
     try {
-      await batch(sleeps(2, 1)); // warm-up: connections, catalog
+      // The batch is cut into one job per live worker the coordinator knows of: under load the
+      // second worker's heartbeat can reach its catalog after the batch, so wait until it counts both.
+      await waitFor('the coordinator to count both workers', async () => {
+        const res = await fetch(`${coordinator.url}/v1/tools`);
+        const { tools } = (await res.json()) as { tools: { name: string; live_workers: number }[] };
+        return tools.find((t) => t.name === 'diag_sleep')?.live_workers === 2;
+      });
+      await batch(sleeps(2, 1)); // warm-up: connections
       const started = Date.now();
       const body = await batch(sleeps(8, 400));
       const elapsed = Date.now() - started;
