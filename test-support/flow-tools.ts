@@ -84,6 +84,18 @@ export default [
     },
   }),
   defineTool({
+    name: 'payment',
+    description: 'At most once, one at a time; the first call with a `refuse` tag answers 429 once.',
+    input: input.extend({ refuseForMs: z.number().int().min(0).optional() }),
+    concurrency: 1,
+    delivery: 'at-most-once',
+    run: async (args, ctx) => {
+      if (args.refuseForMs !== undefined && (await conn().incr(`flowtest:refused:${args.tag}`)) === 1)
+        throw new RateLimitedError('HTTP 429 from the payment service', { retryAfterMs: args.refuseForMs });
+      return timed('payment', args, ctx.signal);
+    },
+  }),
+  defineTool({
     name: 'free',
     description: 'Sleeps, without limits.',
     input,

@@ -96,6 +96,15 @@ describe('flow limits', () => {
     expect(Math.max(...freeStarts)).toBeLessThan(refusedAt + refuseForMs);
   }, 90_000);
 
+  it('runs an at-most-once call again after its 429: a refusal is known not to have taken effect', async () => {
+    const input = { ms: 10, tag: 'pay-0', refuseForMs: 300 };
+    const result = await dispatcher.dispatch([{ id: 'pay-0', name: 'payment', input }], {
+      timeoutMs: 60_000,
+    });
+    expect(result.calls.map((c) => c.outcome)).toEqual(['ok']);
+    expect(startsOf(await eventsOf('pay'), 'payment')).toHaveLength(1);
+  }, 90_000);
+
   it('answers not_started at once when a 429 asks for longer than the deadline allows', async () => {
     const result = await dispatcher.dispatch(calls('upstream', 1, { refuseForMs: 600_000 }, 'late429'), {
       timeoutMs: 5_000,

@@ -50,6 +50,16 @@ export async function claimStart(
   return (await redis.set(keys.started(idempotencyKey), workerId, 'PX', ttlMs, 'NX')) === 'OK';
 }
 
+/** Removes the start marker `workerId` claimed (and no other worker's). */
+export async function releaseStart(redis: Redis, keys: Keys, idempotencyKey: string, workerId: string) {
+  await redis.eval(
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+    1,
+    keys.started(idempotencyKey),
+    workerId,
+  );
+}
+
 /** The worker that started the call, or null when no at-most-once run of it started. */
 export function startedBy(redis: Redis, keys: Keys, idempotencyKey: string): Promise<string | null> {
   return redis.get(keys.started(idempotencyKey));

@@ -35,6 +35,7 @@ export {
   interruptedResult,
   readRunningJobs,
   recordRunningJob,
+  releaseStart,
   startedBy,
   startMarkerTtlMs,
 } from './delivery.ts';

@@ -309,6 +309,7 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
       );
       await progress.close();
       if (rateLimited && flow) {
+        await delivery.refused(tools.get(data.tool), idempotencyKey);
         const decision = await flow.onDownstreamLimit(
           job,
           data,

@@ -13,6 +13,7 @@ import {
   type ParsedJobData,
   type Redis,
   recordRunningJob,
+  releaseStart,
   startMarkerTtlMs,
 } from '@toolq/shared/internal';
 
@@ -37,6 +38,11 @@ export interface DeliveryGuard {
     idempotencyKey: string,
     tracked: TrackedJob,
   ): Promise<CallResult | undefined>;
+  /**
+   * The call was refused by its downstream (RateLimitedError: a 429 says nothing took effect), so
+   * an at-most-once call may start again after the hold: its start marker goes, if it is this worker's.
+   */
+  refused(tool: AnyTool | undefined, idempotencyKey: string): Promise<void>;
 }
 
 const UNTRACKED: TrackedJob = { noted: Promise.resolve(), done: () => undefined };
@@ -74,6 +80,9 @@ export function createDeliveryGuard(options: {
       ]);
       if (claimed) return undefined;
       return interruptedResult(data, workerId, 'it was delivered again after a run that never reported');
+    },
+    async refused(tool, idempotencyKey) {
+      if (tool?.delivery === 'at-most-once') await releaseStart(redis, keys, idempotencyKey, workerId);
     },
   };
 }
