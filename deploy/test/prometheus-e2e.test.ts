@@ -44,8 +44,13 @@ const TOKEN = 'e2e-token-0123456789abcdef';
 /** /metrics answers only an operator's token, as in deploy/ (compose and the PodMonitor). */
 const OPERATOR = 'e2e-operator-0123456789abcd';
 const SCRAPE_SECONDS = 1;
-/** The outcomes the load produces: all but `unknown`, which takes a worker's death mid-call. */
-const LOAD_OUTCOMES = (METRIC_LABEL_VALUES.outcome ?? []).filter((o) => o !== 'unknown');
+/**
+ * The outcomes the load produces: all but `unknown`, which takes a worker's death mid-call, and
+ * `not_started`, which takes a flow-limited tool (the flow tests count it: flow-limits.test.ts).
+ */
+const LOAD_OUTCOMES = (METRIC_LABEL_VALUES.outcome ?? []).filter(
+  (o) => o !== 'unknown' && o !== 'not_started',
+);
 /** Waiting on Prometheus: it scrapes and evaluates every second; asked every 250 ms, for up to 45 s. */
 const SCRAPES = { timeoutMs: 45_000, intervalMs: 250 };
 /** Grafana with "last 15 minutes" on a ~1000 px panel: $__interval rounds up to the scrape interval. */
@@ -220,12 +225,18 @@ describe('Prometheus scraping a coordinator and three workers under load', () =>
       const labels = await prometheus.api<string[]>('labels', { 'match[]': series });
       const own = labels.filter((l) => !['__name__', 'job', 'instance', 'component'].includes(l));
       // A labelled series appears only once something was counted; each of these was, but for
-      // skipped jobs and calls Redis lost (none is, without a failover).
+      // skipped jobs, calls Redis lost (none is, without a failover), delivery's (no worker dies,
+      // no tool has a cache) and flow control's (no tool here is limited: flow-*.test.ts count them).
       const mayBeEmpty = [
         'toolq_worker_skipped_jobs_total',
         'toolq_lost_calls_total',
         'toolq_cache_calls_total',
         'toolq_interrupted_calls_total',
+        'toolq_flow_throttled_total',
+        'toolq_flow_slot_wait_seconds',
+        'toolq_flow_calls',
+        'toolq_flow_concurrency_limit',
+        'toolq_flow_paused',
       ];
       if (mayBeEmpty.includes(name) && own.length === 0) continue;
       expect(own.sort(), name).toEqual([...def.labels].sort());
