@@ -1,8 +1,5 @@
 /** Bounding a Redis round trip without failing: the batch's deadlines never wait on Redis. */
-import { coerceError, type Redis, readResults, withTimeout } from '@toolq/shared/internal';
-import type { LastLook } from '../barrier.ts';
-import { DISPATCHER_DEFAULTS } from './options.ts';
-import type { PendingBatches } from './pending.ts';
+import { coerceError, withTimeout } from '@toolq/shared/internal';
 
 /** Redis gave no answer in time (as opposed to answering with an error). */
 export class NoAnswer extends Error {}
@@ -14,19 +11,4 @@ export function settleWithin<T>(promise: Promise<T>, ms: number): Promise<T | Er
     ms,
     () => new NoAnswer(`Redis did not answer within ${ms} ms`),
   );
-}
-
-/**
- * The barrier's last look before it answers a call as timed out: the results already in the
- * batch's record, read within DISPATCHER_DEFAULTS.lastLookMs (nothing when Redis is slower).
- */
-export function lastLookIn(pending: PendingBatches, redis: Redis): LastLook {
-  return (barrier, indexes) => {
-    const entry = pending.get(barrier.uid);
-    if (!entry) return Promise.resolve(new Map());
-    const read = readResults(redis, pending.recordKey(entry), indexes);
-    return settleWithin(read, DISPATCHER_DEFAULTS.lastLookMs).then((found) =>
-      found instanceof Error ? new Map() : found,
-    );
-  };
 }
