@@ -34,6 +34,27 @@ export const toolUseBlockSchema = z
   })
   .loose();
 
+/** Per batch or run: tools held for a person's approval this time (docs/approvals.md). */
+const approvalToolsSchema = z
+  .array(z.string().min(1).max(256))
+  .max(1_000)
+  .optional()
+  .describe(
+    'Tools whose calls wait for a person to approve them (GET /v1/approvals) this time, besides those whose ' +
+      'definition asks for it (`approval`).',
+  );
+
+/** When a pending approval expires; the default differs between batches and runs. */
+const approvalTimeoutSchema = (defaultText: string) =>
+  z
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_TIMEOUT_MS)
+    .optional()
+    .describe(
+      `When a pending approval expires (the call is answered is_error "approval expired"). Default: ${defaultText}.`,
+    );
 export const toolBatchRequestSchema = z
   .object({
     tool_uses: z
@@ -63,23 +84,8 @@ export const toolBatchRequestSchema = z
     max_retries: z.number().int().min(0).max(20).optional(),
     /** Your id for the batch, to collect it with GET /v1/tool-batches/:id from any coordinator. */
     batch_id: batchNameSchema.optional(),
-    approval_tools: z
-      .array(z.string().min(1).max(256))
-      .max(1_000)
-      .optional()
-      .describe(
-        'Tools whose calls wait for a person to approve them (GET /v1/approvals) this time, besides those whose ' +
-          'definition asks for it (`approval`).',
-      ),
-    approval_timeout_ms: z
-      .number()
-      .int()
-      .min(1)
-      .max(MAX_TIMEOUT_MS)
-      .optional()
-      .describe(
-        'When a pending approval expires (the call is answered is_error "approval expired"). Default: 300000 (5 min) for a batch.',
-      ),
+    approval_tools: approvalToolsSchema,
+    approval_timeout_ms: approvalTimeoutSchema('300000 (5 min) for a batch'),
     /** Who the batch acts for: every tool reads it as `ctx.context` (never logged). */
     context: callerContextSchema
       .optional()
@@ -147,23 +153,8 @@ const runRequestFields = z
     stream: z.boolean().optional(),
     timeout_ms: z.number().int().min(1).max(3_600_000).optional(),
     failure_policy: failurePolicySchema.optional(),
-    approval_tools: z
-      .array(z.string().min(1).max(256))
-      .max(1_000)
-      .optional()
-      .describe(
-        'Tools whose calls wait for a person to approve them (GET /v1/approvals) this time, besides those whose ' +
-          'definition asks for it (`approval`).',
-      ),
-    approval_timeout_ms: z
-      .number()
-      .int()
-      .min(1)
-      .max(MAX_TIMEOUT_MS)
-      .optional()
-      .describe(
-        'When a pending approval expires (the call is answered is_error "approval expired"). Default: 86400000 (24 h) for a run.',
-      ),
+    approval_tools: approvalToolsSchema,
+    approval_timeout_ms: approvalTimeoutSchema('86400000 (24 h) for a run'),
     /** Who the run acts for: every tool of every turn reads it as `ctx.context`; kept with the run. */
     context: callerContextSchema
       .optional()
