@@ -4,10 +4,12 @@
  * approvals, on either coordinator; approve, deny with a reason, expiry, and 409 on a second
  * decision. The worker's execution log tells a call that never started from one that ran.
  */
+
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Approval } from '@toolq/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
@@ -26,17 +28,6 @@ let a: Coordinator;
 let b: Coordinator;
 let dir: string;
 let log: string;
-
-interface Approval {
-  approval_id: string;
-  tool: string;
-  input: unknown;
-  tool_use_id: string;
-  batch_id?: string;
-  run_id?: string;
-  requested_at: number;
-  expires_at: number;
-}
 
 interface BatchAnswer {
   batch_id: string;
