@@ -125,6 +125,16 @@ export class Barrier implements Expirable {
     }
   }
 
+  /**
+   * Stops waiting for the calls still unanswered, without answering them (a durable run parks:
+   * whoever resumes it collects the batch from its record). Its deadline leaves the clock.
+   */
+  stopWaiting(): void {
+    const armed = this.calls[this.armed];
+    if (armed) deadlineClock.delete(armed.deadline, this);
+    this.armed = -1;
+  }
+
   private arm(): void {
     const deadlineOf = (index: number) => this.calls[index]?.deadline ?? Number.POSITIVE_INFINITY;
     let next = -1;

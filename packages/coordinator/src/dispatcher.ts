@@ -370,6 +370,16 @@ export class Dispatcher {
     return answer.promise;
   }
 
+  /**
+   * Stops waiting here for the app's batch of this name, without answering it: its record, name,
+   * approvals and jobs stay in Redis for whoever collects it (a durable run that parks while it
+   * waits for approvals, runs/run-park.ts). Its dispatch and collectors reject with `reason`.
+   */
+  leave(batchName: string, app: string, reason: Error): boolean {
+    const nameKey = this.keys.batchName(app, batchName);
+    return this.answers.leave(this.pending.entryNamed(nameKey, batchName, app), reason);
+  }
+
   /** The BullMQ queue of a pool or one of its lanes (for gauges and admin). */
   queueFor(pool: string): Queue {
     return this.jobs.queueFor(pool);
@@ -389,7 +399,12 @@ export class Dispatcher {
       this.catalog.stop();
       this.cancelAll('the coordinator is shutting down');
       await this.reader.stop();
-      await Promise.all([this.jobs.close(), this.callLog.close(), this.progress.close()]);
+      await Promise.all([
+        this.jobs.close(),
+        this.callLog.close(),
+        this.progress.close(),
+        this.approvals.close(),
+      ]);
       await closeRedis(this.redis);
     })();
     return this.closing;
