@@ -131,7 +131,7 @@ export class Dispatcher {
       onReplies: (replies) => this.onReplies(replies),
     });
     const { redis, keys, jobs, catalog, metrics, callLog, logger } = this;
-    this.approvals = new Approvals({ redis, prefix: keys.prefix, jobs, logger });
+    this.approvals = new Approvals({ redis, prefix: keys.prefix, jobs, logger, metrics });
     const { batchRetentionMs, sweepIntervalMs } = this.settings;
     const pending = new PendingBatches(keys, this.coordinatorId);
     this.pending = pending;

@@ -23,6 +23,7 @@ import { ApprovalStore } from '../src/approvals/approval-store.ts';
 import { api, executions, getRun, promptOf, readSse, type SseEvent, waitForRun } from './runs-support.ts';
 
 const ALPHA = 'alpha-token-0123456789abcdef';
+const OPS = 'ops-token-0123456789abcdef012';
 const TOOL_NAMES = ['test_lookup', 'test_pay'];
 const TOOLS = fileURLToPath(new URL('../../../test-support/approval-tools.ts', import.meta.url));
 
@@ -60,7 +61,12 @@ beforeAll(async () => {
     concurrency: 4,
     env: { TOOLQ_TEST_EXECUTIONS: log },
   });
-  const env = { REDIS_URL: redis.url, TOOLQ_API_TOKENS: `alpha:${ALPHA}`, TOOLQ_RUN_TAKEOVER_MS: '3000' };
+  const env = {
+    REDIS_URL: redis.url,
+    TOOLQ_API_TOKENS: `alpha:${ALPHA}`,
+    TOOLQ_OPERATOR_TOKENS: `ops:${OPS}`,
+    TOOLQ_RUN_TAKEOVER_MS: '3000',
+  };
   [runner, desk] = await Promise.all([
     startCoordinatorProcess({
       ...env,
@@ -119,6 +125,16 @@ const turns = (prompt: string) =>
 
 const types = (events: SseEvent[]) => events.map((e) => e.event);
 
+/** A sample of a coordinator's /metrics with these labels (among others), 0 when absent. */
+async function sample(url: string, name: string, labels: Record<string, string>): Promise<number> {
+  const res = await api(url, '/metrics', { token: OPS });
+  expect(res.status).toBe(200);
+  const text = await res.text();
+  const pairs = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && pairs.every((p) => l.includes(p)));
+  return line ? Number(line.split(' ').at(-1)) : 0;
+}
+
 describe('a run waiting for approval parks', () => {
   it('frees its run slot: another run finishes on the same coordinator meanwhile; approved elsewhere, it finishes, each call and turn once', async () => {
     const runA = await startRun('initech');
@@ -126,6 +142,9 @@ describe('a run waiting for approval parks', () => {
       (await pending(desk.url)).find((p) => p.run_id === runA),
     );
     await parkedAt(runA);
+    // The fleet's figure, from Redis: the coordinator that runs no runs reports it too.
+    expect(await sample(desk.url, 'toolq_approvals_pending', { tool: 'test_pay' })).toBe(1);
+    expect(await sample(runner.url, 'toolq_approvals_pending', { tool: 'test_pay' })).toBe(1);
     expect(ran('lookup balance-initech')).toBe(1);
     expect(ran('pay initech 900')).toBe(0);
 
@@ -145,6 +164,14 @@ describe('a run waiting for approval parks', () => {
       body: { decision: 'approve', reason: 'invoice checked', decided_by: 'carol' },
     });
     expect(decided.status).toBe(200);
+    expect(await sample(desk.url, 'toolq_approvals_pending', { tool: 'test_pay' })).toBe(0);
+    // Counted once, by the coordinator that acted on the decision.
+    expect(
+      await sample(desk.url, 'toolq_approvals_decided_total', { tool: 'test_pay', status: 'approved' }),
+    ).toBe(1);
+    expect(
+      await sample(runner.url, 'toolq_approvals_decided_total', { tool: 'test_pay', status: 'approved' }),
+    ).toBe(0);
     const a = await waitForRun(desk.url, runA, ALPHA, 60_000);
     expect(a.status).toBe('done');
     expect(a.takeovers).toBe(0); // a wake is not a takeover
@@ -152,7 +179,7 @@ describe('a run waiting for approval parks', () => {
     expect(ran('pay initech 900')).toBe(1);
     expect(turns('initech')).toEqual([1, 3]);
     const second = model.requests.filter((r) => promptOf(r) === 'initech')[1];
-    const results = JSON.stringify((second?.body as { messages: unknown[] }).messages[2]);
+    const results = JSON.stringify((second?.body as { messages?: unknown[] } | undefined)?.messages?.[2]);
     expect(results).toContain('paid 900 to initech');
     expect(results).toContain('value of balance-initech');
 
@@ -188,7 +215,7 @@ describe('a run waiting for approval parks', () => {
     expect(ran('lookup balance-vandelay')).toBe(1);
     expect(turns('vandelay')).toEqual([1, 3]);
     const second = model.requests.filter((r) => promptOf(r) === 'vandelay')[1];
-    const results = JSON.stringify((second?.body as { messages: unknown[] }).messages[2]);
+    const results = JSON.stringify((second?.body as { messages?: unknown[] } | undefined)?.messages?.[2]);
     expect(results).toContain('expired after 8 s: nobody decided in time (it was not refused)');
     const { events } = await readSse(desk.url, `/v1/runs/${runC}/events`, { token: ALPHA });
     const order = types(events);

@@ -162,6 +162,15 @@ export class ApprovalStore {
     return `${this.prefix}:approvals:expiring`;
   }
 
+  /** A tool's pending approvals by expiry (toolq_approvals_pending), and the set of such tools. */
+  private toolKey(tool: string): string {
+    return `${this.prefix}:approvals:pending-tool:${tool}`;
+  }
+
+  private toolsKey(): string {
+    return `${this.prefix}:approvals:tools`;
+  }
+
   /** The record first: an id in an index always has its record (or had: it expired). */
   async create(a: StoredApproval): Promise<void> {
     const key = this.recordKey(a.approvalId);
@@ -181,6 +190,25 @@ export class ApprovalStore {
     await this.redis.multi().hset(key, fields).pexpire(key, keepMs).exec();
     await this.redis.zadd(this.pendingKey(a.app), a.expiresAt, a.approvalId);
     await this.redis.zadd(this.expiringKey(), a.expiresAt, a.approvalId);
+    await this.redis.zadd(this.toolKey(a.tool), a.expiresAt, a.approvalId);
+    await this.redis.sadd(this.toolsKey(), a.tool);
+  }
+
+  /**
+   * Pending approvals by tool, fleet-wide: those not yet due (an expired one not yet swept is no
+   * longer waiting). An entry left behind by a crash between the indexes is dropped an hour after
+   * its expiry. One ZCOUNT per tool that ever needed approval (the catalog's tools at most).
+   */
+  async pendingByTool(now: number): Promise<Map<string, number>> {
+    const tools = await this.redis.smembers(this.toolsKey());
+    const counts = await Promise.all(
+      tools.map(async (tool) => {
+        const key = this.toolKey(tool);
+        await this.redis.zremrangebyscore(key, '-inf', now - APPROVAL_DEFAULTS.retentionMs);
+        return this.redis.zcount(key, `(${now}`, '+inf');
+      }),
+    );
+    return new Map(tools.map((tool, i) => [tool, counts[i] ?? 0]));
   }
 
   async get(id: string): Promise<StoredApproval | undefined> {
@@ -222,9 +250,10 @@ export class ApprovalStore {
     await this.redis.zadd(this.expiringKey(), 'XX', at, id);
   }
 
-  /** Out of both indexes, once its end is acted on. */
-  async unindex(a: { approvalId: string; app: string }): Promise<void> {
+  /** Out of the indexes, once its end is acted on. */
+  async unindex(a: { approvalId: string; app: string; tool: string }): Promise<void> {
     await this.redis.zrem(this.pendingKey(a.app), a.approvalId);
+    await this.redis.zrem(this.toolKey(a.tool), a.approvalId);
     await this.redis.zrem(this.expiringKey(), a.approvalId);
   }
 

@@ -10,6 +10,7 @@
 import { type Logger, ToolqError } from '@toolq/shared';
 import {
   type BatchMeta,
+  type CoordinatorMetrics,
   createKeys,
   needsApproval,
   type Redis,
@@ -48,7 +49,15 @@ export class Approvals {
   private sweeping = false;
   private lastSweepAt = 0;
 
-  constructor(private readonly deps: { redis: Redis; prefix: string; jobs: JobQueues; logger: Logger }) {
+  constructor(
+    private readonly deps: {
+      redis: Redis;
+      prefix: string;
+      jobs: JobQueues;
+      logger: Logger;
+      metrics: CoordinatorMetrics;
+    },
+  ) {
     this.store = new ApprovalStore(deps.redis, deps.prefix);
   }
 
@@ -288,6 +297,7 @@ export class Approvals {
     if (claim !== 'claimed') return a; // done, or another applier's lease still runs
     await applyEnd({ ...this.deps, store: this.store, runs: () => this.runsQueue() }, a);
     await this.store.markApplied(approvalId);
+    this.deps.metrics.approvalsDecided.inc({ tool: a.tool, status: a.status });
     await this.store.unindex(a);
     return a;
   }
