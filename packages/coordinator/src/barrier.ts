@@ -118,6 +118,13 @@ export class Barrier implements Expirable {
     return true;
   }
 
+  /** Settles the calls a batch's record says were answered at dispatch (`answer`: unknown tool, no worker). */
+  settleAnswered(calls: readonly { answer?: CallResult | undefined }[]): void {
+    calls.forEach((call, index) => {
+      if (call.answer) this.settle(index, call.answer, true);
+    });
+  }
+
   /** Answers every call still waiting as cancelled (abort policy, caller's signal, shutdown). */
   cancelPending(reason: string): void {
     for (const index of this.pendingIndexes()) {
