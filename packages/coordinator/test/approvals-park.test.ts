@@ -6,7 +6,8 @@
  * approval, decided on a coordinator that runs no runs, wakes the parked run, which finishes with
  * each call run once and each model turn asked once. An approval that expires while its run is
  * parked wakes it too. And a decider that dies after winning the decision, before the approved
- * call's job is sent: the expiry sweep sends it, once, long before the approval's expiry.
+ * call's job is sent: the expiry sweep sends it, once, long before the approval's expiry. A parked
+ * run cancelled ends at once.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -222,6 +223,25 @@ describe('a run waiting for approval parks', () => {
     expect(order.indexOf('run_parked')).toBeLessThan(order.indexOf('approval_expired'));
     expect(order.indexOf('approval_expired')).toBeLessThan(order.indexOf('run_resumed'));
     expect(order).not.toContain('approval_decided');
+  });
+});
+
+describe('a parked run cancelled', () => {
+  it('ends at once: its job leaves the delayed set, its approval is no longer listed, nothing more runs', async () => {
+    const runD = await startRun('dunder');
+    const approval = await waitFor('the payment to wait for approval', async () =>
+      (await pending(desk.url)).find((p) => p.run_id === runD),
+    );
+    await parkedAt(runD);
+    const job = `toolq:{runs/agent}:${runD}`;
+    expect(await client.zscore('toolq:{runs/agent}:delayed', runD)).not.toBeNull();
+    expect((await api(desk.url, `/v1/runs/${runD}`, { method: 'DELETE', token: ALPHA })).status).toBe(200);
+    // Woken, claimed, found cancelled: the job ends now, not at the approval's expiry (24 h).
+    await waitFor('the parked job to end', async () => (await client.exists(job)) === 0 || undefined);
+    expect((await getRun(desk.url, runD, ALPHA)).status).toBe('cancelled');
+    expect((await pending(desk.url)).map((p) => p.approval_id)).not.toContain(approval.approval_id);
+    expect(ran('pay dunder 900')).toBe(0);
+    expect(turns('dunder')).toEqual([1]);
   });
 });
 
