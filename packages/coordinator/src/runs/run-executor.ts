@@ -151,7 +151,7 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
     watch.turn(checkpoint?.pending, true);
     const result = await runAgent({
       ...agentOptions(request, o.model),
-      approval: { ...runApproval(runId, request), onRequested: () => watch.poke() },
+      approval: { ...runApproval(runId, request), onRequested: () => watch.requested() },
       dispatcher: o.dispatcher,
       persistence,
       signal: o.signal,
@@ -159,7 +159,7 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
       onEvent: (event) => {
         const logged = fromAgentEvent(event);
         if (logged) writer.send(logged);
-        if (event.type === 'tool_finish') watch.poke();
+        if (event.type === 'tool_finish') watch.callFinished();
       },
     });
     await writer.write({

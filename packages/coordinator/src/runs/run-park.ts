@@ -58,6 +58,8 @@ export class ParkWatch {
   /** Set once the run's batches were left: runAgent then rejects with PARKED. */
   parked: ParkPlan | undefined;
   private refs: PendingTurn['refs'] | undefined;
+  /** The turn may have held calls (an approval was requested, or it was resumed): worth a look. */
+  private mayHold = false;
   private timer: NodeJS.Timeout | undefined;
   private looking = false;
   private again = false;
@@ -69,7 +71,20 @@ export class ParkWatch {
   turn(pending: PendingTurn | undefined, look = false): void {
     this.refs = pending?.refs;
     this.retries = 0;
-    if (look) this.poke();
+    // Streaming dispatches calls (and may request approvals) before the response is saved.
+    this.mayHold = pending ? this.mayHold || look : false;
+    if (this.mayHold) this.poke();
+  }
+
+  /** An approval of the run was requested: the turn holds a call. */
+  requested(): void {
+    this.mayHold = true;
+    this.poke();
+  }
+
+  /** A call of the turn finished: only a turn with held calls is looked at (most have none). */
+  callFinished(): void {
+    if (this.mayHold) this.poke();
   }
 
   /** Something of the turn changed: look again soon. */
