@@ -175,7 +175,11 @@ export class Approvals {
       if (a.runId) continue;
       this.store
         .close(a.approvalId, 'cancelled', now, false)
-        .then((closed) => (closed === 'ok' ? this.store.unindex(a) : undefined))
+        .then((closed) => {
+          if (closed !== 'ok') return;
+          this.deps.metrics.approvalsDecided.inc({ tool: a.tool, status: 'cancelled' });
+          return this.store.unindex(a);
+        })
         .catch((err: Error) =>
           this.deps.logger.warn({ err: err.message, approval: a.approvalId }, 'could not cancel approval'),
         );
