@@ -171,6 +171,7 @@ describe('the metric table', () => {
           'kind',
           'reason',
           'result',
+          'status', // an approval's end: four values (METRIC_LABEL_VALUES)
         ]).toContain(label);
     }
   });

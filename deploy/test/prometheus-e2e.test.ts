@@ -237,6 +237,8 @@ describe('Prometheus scraping a coordinator and three workers under load', () =>
         'toolq_flow_calls',
         'toolq_flow_concurrency_limit',
         'toolq_flow_paused',
+        'toolq_approvals_pending',
+        'toolq_approvals_decided_total',
       ];
       if (mayBeEmpty.includes(name) && own.length === 0) continue;
       expect(own.sort(), name).toEqual([...def.labels].sort());

@@ -179,8 +179,10 @@ export interface Run {
   elapsed_ms: number;
   /** The coordinator running it (or that ran it last). */
   coordinator?: string;
-  /** Times another coordinator took it over. */
+  /** Times another coordinator took it over (a wake from a park is not one). */
   takeovers: number;
+  /** ISO 8601; set while the run is parked: it waits for approvals only, no coordinator holds it. */
+  parked_at?: string;
   saved_iterations?: number;
   result?: RunResult;
   error?: { code: string; message: string };
@@ -266,6 +268,14 @@ export type RunEventData =
       saved_iterations: number;
       pending_calls: number;
       idle_ms: number;
+      /** Set when this owner woke a parked run: how long it was parked. */
+      parked_ms?: number;
+    })
+  | (EventBase<'run_parked'> & {
+      /** The pending approvals it waits for. */
+      approval_ids: string[];
+      /** Epoch ms: when its job is due if nobody decides (just after the soonest expiry). */
+      wake_by: number;
     })
   | (EventBase<'turn_started'> & { iteration: number; model: string; max_tokens: number })
   | (EventBase<'turn_finished'> & {

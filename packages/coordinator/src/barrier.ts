@@ -118,11 +118,28 @@ export class Barrier implements Expirable {
     return true;
   }
 
+  /** Settles the calls a batch's record says were answered at dispatch (`answer`: unknown tool, no worker). */
+  settleAnswered(calls: readonly { answer?: CallResult | undefined }[]): void {
+    calls.forEach((call, index) => {
+      if (call.answer) this.settle(index, call.answer, true);
+    });
+  }
+
   /** Answers every call still waiting as cancelled (abort policy, caller's signal, shutdown). */
   cancelPending(reason: string): void {
     for (const index of this.pendingIndexes()) {
       this.settle(index, this.coordinatorResult(index, 'cancelled', messages.cancelled(reason)), true);
     }
+  }
+
+  /**
+   * Stops waiting for the calls still unanswered, without answering them (a durable run parks:
+   * whoever resumes it collects the batch from its record). Its deadline leaves the clock.
+   */
+  stopWaiting(): void {
+    const armed = this.calls[this.armed];
+    if (armed) deadlineClock.delete(armed.deadline, this);
+    this.armed = -1;
   }
 
   private arm(): void {

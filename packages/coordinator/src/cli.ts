@@ -80,6 +80,7 @@ async function main(): Promise<void> {
     retentionMs: config.runRetentionMs,
     takeoverMs: config.runTakeoverMs,
     concurrency: config.runConcurrency,
+    parkMinMs: config.runParkMinMs,
     maxInputBytes: config.maxRunInputBytes,
     maxActivePerApp: config.maxActiveRunsPerApp,
     maxStreamsPerApp: config.maxStreamsPerApp,

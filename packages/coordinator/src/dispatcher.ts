@@ -131,7 +131,7 @@ export class Dispatcher {
       onReplies: (replies) => this.onReplies(replies),
     });
     const { redis, keys, jobs, catalog, metrics, callLog, logger } = this;
-    this.approvals = new Approvals({ redis, prefix: keys.prefix, jobs, logger });
+    this.approvals = new Approvals({ redis, prefix: keys.prefix, jobs, logger, metrics });
     const { batchRetentionMs, sweepIntervalMs } = this.settings;
     const pending = new PendingBatches(keys, this.coordinatorId);
     this.pending = pending;
@@ -279,9 +279,7 @@ export class Dispatcher {
       options.failurePolicy ?? DISPATCHER_DEFAULTS.failurePolicy,
       this.barrierLimits,
     );
-    meta.calls.forEach((call, index) => {
-      if (call.answer) barrier.settle(index, call.answer, true); // unknown tool, no worker
-    });
+    barrier.settleAnswered(meta.calls); // unknown tool, no worker
     const every = this.settings.sweepIntervalMs;
     const entry = new Pending({
       barrier,
@@ -355,9 +353,7 @@ export class Dispatcher {
     });
     if (foreign) entry.foreignKey = recordKey;
     entry.enqueued = true; // by the process that dispatched it, or never: either way a missing job is lost
-    meta.calls.forEach((call, index) => {
-      if (call.answer) barrier.settle(index, call.answer, true);
-    });
+    barrier.settleAnswered(meta.calls);
     this.pending.add(entry, batchName !== owner.uid ? nameKey : undefined); // a random id is found by its uid
     // Results already written come back at once; the sweep reads again if this read fails.
     readResults(this.redis, recordKey, barrier.pendingIndexes()).then(
@@ -368,6 +364,11 @@ export class Dispatcher {
     );
     this.answers.release(entry);
     return answer.promise;
+  }
+
+  /** Stops waiting here for a batch, not answering it (a run that parks, runs/run-park.ts): BatchAnswers.leave. */
+  leave(batchName: string, app: string, reason: Error): boolean {
+    return this.answers.leave(this.pending.entryNamed(app, batchName), reason);
   }
 
   /** The BullMQ queue of a pool or one of its lanes (for gauges and admin). */
@@ -389,7 +390,7 @@ export class Dispatcher {
       this.catalog.stop();
       this.cancelAll('the coordinator is shutting down');
       await this.reader.stop();
-      await Promise.all([this.jobs.close(), this.callLog.close(), this.progress.close()]);
+      await Promise.all([this.jobs, this.callLog, this.progress, this.approvals].map((c) => c.close()));
       await closeRedis(this.redis);
     })();
     return this.closing;

@@ -1,6 +1,13 @@
 import type { Dispatcher } from './dispatcher.ts';
 import { refreshFlowGauges } from './flow/flow-gauges.ts';
 
+/** `toolq_approvals_pending{tool}`: the fleet's figure, from Redis (approval-store.ts). */
+async function refreshApprovalGauges(dispatcher: Dispatcher): Promise<void> {
+  const counts = await dispatcher.approvals.store.pendingByTool(Date.now());
+  dispatcher.metrics.approvalsPending.reset();
+  for (const [tool, n] of counts) dispatcher.metrics.approvalsPending.set({ tool }, n);
+}
+
 const STATES = ['waiting', 'active', 'delayed', 'failed'] as const;
 
 /**
@@ -25,6 +32,7 @@ export async function refreshGauges(dispatcher: Dispatcher): Promise<void> {
   }
   await Promise.all([
     refreshFlowGauges(dispatcher),
+    refreshApprovalGauges(dispatcher),
     ...[...pools].map(async (pool) => {
       // A pool's jobs wait in its own queue and, while its workers differ, in their lanes.
       const all = await Promise.all(

@@ -60,6 +60,10 @@ beforeAll(async () => {
     ANTHROPIC_BASE_URL: model.url,
     TOOLQ_API_TOKENS: `alpha:${ALPHA}`,
     TOOLQ_RUN_TAKEOVER_MS: '3000',
+    // The owner keeps waiting for the approval in its process (as it does for one expiring within
+    // TOOLQ_RUN_PARK_MIN_MS): its death mid-wait is what these tests are about. A run that parks
+    // instead holds no coordinator at all (approvals-park.test.ts).
+    TOOLQ_RUN_PARK_MIN_MS: '2147483647',
   };
   [a, b] = await Promise.all([startCoordinatorProcess(env), startCoordinatorProcess(env)]);
 }, 60_000);

@@ -113,6 +113,9 @@ const envSchema = z.object({
   TOOLQ_RUN_TAKEOVER_MS: intFrom(1_500, 3600_000).default(DEFAULTS.runTakeoverMs),
   /** Runs one coordinator runs at once (its run slots); waiting runs are taken in turns between apps. */
   TOOLQ_RUN_CONCURRENCY: intFrom(1, 100_000).default(DEFAULTS.runConcurrency),
+  /** A run waiting only for approvals parks (gives its run slot and lease back, docs/approvals.md) when
+   * the soonest of them expires at least this far ahead; sooner ones are waited for in the process. */
+  TOOLQ_RUN_PARK_MIN_MS: intFrom(1_000, 2_147_483_647).default(DEFAULTS.runParkMinMs),
   /** Largest POST /v1/runs body as JSON; larger is 413 RUN_TOO_LARGE naming the largest part. */
   TOOLQ_MAX_RUN_INPUT_BYTES: intFrom(1_000, 100_000_000).default(DEFAULTS.maxRunInputBytes),
   /** Runs of one app not finished yet (running or waiting), fleet-wide; one more is 429 TOO_MANY_RUNS. */
@@ -193,6 +196,7 @@ export interface ToolqConfig {
   runRetentionMs: number;
   runTakeoverMs: number;
   runConcurrency: number;
+  runParkMinMs: number;
   maxRunInputBytes: number;
   maxActiveRunsPerApp: number;
   modelTimeoutMs: number;
@@ -256,6 +260,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolqConfig {
     runRetentionMs: e.TOOLQ_RUN_RETENTION_MS,
     runTakeoverMs: e.TOOLQ_RUN_TAKEOVER_MS,
     runConcurrency: e.TOOLQ_RUN_CONCURRENCY,
+    runParkMinMs: e.TOOLQ_RUN_PARK_MIN_MS,
     maxRunInputBytes: e.TOOLQ_MAX_RUN_INPUT_BYTES,
     maxActiveRunsPerApp: e.TOOLQ_MAX_ACTIVE_RUNS_PER_APP,
     modelTimeoutMs: e.TOOLQ_MODEL_TIMEOUT_MS,

@@ -49,6 +49,11 @@ export const DEFAULTS = {
   runTakeoverMs: 15_000,
   /** Runs one coordinator runs at once (its run slots). */
   runConcurrency: 100,
+  /**
+   * A run waiting for approvals only parks (holds no slot and no coordinator) when the soonest
+   * of them expires at least this far ahead.
+   */
+  runParkMinMs: 10_000,
   /** Largest run input (prompt, system, messages, the whole request as JSON). */
   maxRunInputBytes: 1024 * 1024,
   /** Runs of one app not yet finished (running or waiting for a slot), fleet-wide. */

@@ -151,6 +151,18 @@ export const METRICS = {
     help: 'Calls of tools with a cache: hit (a stored result), miss (ran), coalesced (waited for an identical call running)',
     component: 'worker',
   },
+  toolq_approvals_pending: {
+    type: 'gauge',
+    labels: ['tool'],
+    help: 'Calls waiting for a person to approve them, fleet-wide (read from Redis: every coordinator reports the same figure), by tool',
+    component: 'coordinator',
+  },
+  toolq_approvals_decided_total: {
+    type: 'counter',
+    labels: ['tool', 'status'],
+    help: 'Approvals ended, by how: approved, denied, expired, cancelled (counted once, by the coordinator that acted on it)',
+    component: 'coordinator',
+  },
   toolq_interrupted_calls_total: {
     type: 'counter',
     labels: ['pool', 'action'],
@@ -168,6 +180,7 @@ export const METRIC_LABEL_VALUES: Readonly<Record<string, readonly string[]>> = 
   reason: ['already_answered', 'deadline_passed', 'duplicate_delivery', 'rate_limit', 'downstream', 'paused'],
   action: ['rerun', 'error', 'unknown'],
   result: ['hit', 'miss', 'coalesced'],
+  status: ['approved', 'denied', 'expired', 'cancelled'],
 };
 
 /** Process metrics (prom-client's defaults) carry this prefix; they are not part of the table. */
@@ -236,6 +249,8 @@ export function createCoordinatorMetrics(registry: Registry) {
     flowConcurrency: gauge(registry, 'toolq_flow_concurrency_limit'),
     flowPaused: gauge(registry, 'toolq_flow_paused'),
     interrupted: counter(registry, 'toolq_interrupted_calls_total'),
+    approvalsPending: gauge(registry, 'toolq_approvals_pending'),
+    approvalsDecided: counter(registry, 'toolq_approvals_decided_total'),
   };
 }
 export type CoordinatorMetrics = ReturnType<typeof createCoordinatorMetrics>;

@@ -63,6 +63,8 @@ export interface ApprovalOptions {
   handler?: ApprovalHandler;
   /** Set by durable runs: the run the calls belong to (listed as `run_id`, events on its stream). */
   runId?: string;
+  /** Set by durable runs: told of each approval once it is recorded (the run may then park). */
+  onRequested?: (request: ApprovalRequest) => void;
 }
 
 export const approvalOptionsSchema = z.strictObject({
@@ -70,6 +72,9 @@ export const approvalOptionsSchema = z.strictObject({
   timeoutMs: z.number().int().min(1).max(MAX_TIMEOUT_MS).optional(),
   handler: z.custom<ApprovalHandler>((v) => typeof v === 'function', 'must be a function').optional(),
   runId: z.string().min(1).optional(),
+  onRequested: z
+    .custom<(request: ApprovalRequest) => void>((v) => typeof v === 'function', 'must be a function')
+    .optional(),
 });
 
 export const approvalVerdictSchema = z.strictObject({

@@ -42,12 +42,34 @@ redis.call('HSET', KEYS[1], 'status', ARGV[1], 'decided_at', ARGV[2])
 return 'ok'
 `;
 
-// Another coordinator's run: its event only while the run is still running (keys in its slot).
+// Another coordinator's run: its event only while the run is still running, once per key (an
+// approval applied again after its first applier died writes no second event). Keys in its slot.
 const RUN_EVENT = `
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+if redis.call('SADD', KEYS[3], ARGV[3]) == 0 then return 0 end
 redis.call('XADD', KEYS[2], '*', 'type', ARGV[1], 'data', ARGV[2])
 return 1
 `;
+
+// Who acts on an approval's end (sends the approved job, writes the refusal): one applier at a
+// time, for APPLY_LEASE_MS; once done, `applied` is set and nobody acts again. An applier that
+// dies leaves the lease to lapse, and the expiry sweep (which sees the approval due again,
+// APPLY_RETRY_MS after the decision) acts in its place: the job's id is the call's own, so a
+// second send of a job that exists is a no-op, and one whose result is written is not sent.
+// → 'claimed' | 'busy' (another applier's lease runs) | 'done' | 'missing'
+const CLAIM_APPLY = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
+if redis.call('HEXISTS', KEYS[1], 'applied') == 1 then return 'done' end
+local lease = tonumber(redis.call('HGET', KEYS[1], 'applying') or '0')
+if lease > tonumber(ARGV[1]) then return 'busy' end
+redis.call('HSET', KEYS[1], 'applying', tostring(tonumber(ARGV[1]) + tonumber(ARGV[2])))
+return 'claimed'
+`;
+
+/** How long an applier has to act on an approval's end before the sweep may act in its place. */
+export const APPLY_LEASE_MS = 10_000;
+/** A decided approval is due for the sweep this long after its decision, in case its decider dies. */
+export const APPLY_RETRY_MS = 5_000;
 
 // The decision beside the batch's results, only while the record exists (no fragment without meta).
 const ON_BATCH = `
@@ -96,7 +118,15 @@ interface Scripts {
     reason: string,
   ): Promise<string>;
   toolqApprovalClose(key: string, status: string, now: number, onlyIfDue: string): Promise<string>;
-  toolqApprovalRunEvent(record: string, events: string, type: string, data: string): Promise<number>;
+  toolqApprovalRunEvent(
+    record: string,
+    events: string,
+    eventKeys: string,
+    type: string,
+    data: string,
+    once: string,
+  ): Promise<number>;
+  toolqApprovalClaimApply(key: string, now: number, leaseMs: number): Promise<string>;
   toolqApprovalOnBatch(batchKey: string, field: string, json: string): Promise<number>;
 }
 
@@ -113,7 +143,8 @@ export class ApprovalStore {
     if (!r.toolqApprovalDecide) {
       redis.defineCommand('toolqApprovalDecide', { numberOfKeys: 1, lua: DECIDE });
       redis.defineCommand('toolqApprovalClose', { numberOfKeys: 1, lua: CLOSE });
-      redis.defineCommand('toolqApprovalRunEvent', { numberOfKeys: 2, lua: RUN_EVENT });
+      redis.defineCommand('toolqApprovalRunEvent', { numberOfKeys: 3, lua: RUN_EVENT });
+      redis.defineCommand('toolqApprovalClaimApply', { numberOfKeys: 1, lua: CLAIM_APPLY });
       redis.defineCommand('toolqApprovalOnBatch', { numberOfKeys: 1, lua: ON_BATCH });
     }
     this.redis = r as Redis & Scripts;
@@ -129,6 +160,15 @@ export class ApprovalStore {
 
   private expiringKey(): string {
     return `${this.prefix}:approvals:expiring`;
+  }
+
+  /** A tool's pending approvals by expiry (toolq_approvals_pending), and the set of such tools. */
+  private toolKey(tool: string): string {
+    return `${this.prefix}:approvals:pending-tool:${tool}`;
+  }
+
+  private toolsKey(): string {
+    return `${this.prefix}:approvals:tools`;
   }
 
   /** The record first: an id in an index always has its record (or had: it expired). */
@@ -150,6 +190,25 @@ export class ApprovalStore {
     await this.redis.multi().hset(key, fields).pexpire(key, keepMs).exec();
     await this.redis.zadd(this.pendingKey(a.app), a.expiresAt, a.approvalId);
     await this.redis.zadd(this.expiringKey(), a.expiresAt, a.approvalId);
+    await this.redis.zadd(this.toolKey(a.tool), a.expiresAt, a.approvalId);
+    await this.redis.sadd(this.toolsKey(), a.tool);
+  }
+
+  /**
+   * Pending approvals by tool, fleet-wide: those not yet due (an expired one not yet swept is no
+   * longer waiting). An entry left behind by a crash between the indexes is dropped an hour after
+   * its expiry. One ZCOUNT per tool that ever needed approval (the catalog's tools at most).
+   */
+  async pendingByTool(now: number): Promise<Map<string, number>> {
+    const tools = await this.redis.smembers(this.toolsKey());
+    const counts = await Promise.all(
+      tools.map(async (tool) => {
+        const key = this.toolKey(tool);
+        await this.redis.zremrangebyscore(key, '-inf', now - APPROVAL_DEFAULTS.retentionMs);
+        return this.redis.zcount(key, `(${now}`, '+inf');
+      }),
+    );
+    return new Map(tools.map((tool, i) => [tool, counts[i] ?? 0]));
   }
 
   async get(id: string): Promise<StoredApproval | undefined> {
@@ -171,14 +230,30 @@ export class ApprovalStore {
     return this.redis.toolqApprovalClose(this.recordKey(id), status, now, onlyIfDue ? '1' : '0');
   }
 
-  /** True for the one caller that gets to act on the approval's end (start the job, write the refusal). */
-  async claimApply(id: string): Promise<boolean> {
-    return (await this.redis.hsetnx(this.recordKey(id), 'applied', String(Date.now()))) === 1;
+  /** Whether the caller acts on the approval's end now (start the job, write the refusal): CLAIM_APPLY. */
+  claimApply(id: string, now = Date.now()): Promise<'claimed' | 'busy' | 'done' | 'missing'> {
+    return this.redis.toolqApprovalClaimApply(this.recordKey(id), now, APPLY_LEASE_MS) as Promise<
+      'claimed' | 'busy' | 'done' | 'missing'
+    >;
   }
 
-  /** Out of both indexes, once its end is acted on. */
-  async unindex(a: { approvalId: string; app: string }): Promise<void> {
+  /** Its end is acted on: nobody acts again. */
+  async markApplied(id: string): Promise<void> {
+    await this.redis.hset(this.recordKey(id), 'applied', String(Date.now()));
+  }
+
+  /**
+   * Due for the expiry sweep at `at` (only while indexed): before a decision, so that the sweep
+   * acts on it if its decider dies before it does; or back at its expiry when it stays pending.
+   */
+  async dueAt(id: string, at: number): Promise<void> {
+    await this.redis.zadd(this.expiringKey(), 'XX', at, id);
+  }
+
+  /** Out of the indexes, once its end is acted on. */
+  async unindex(a: { approvalId: string; app: string; tool: string }): Promise<void> {
     await this.redis.zrem(this.pendingKey(a.app), a.approvalId);
+    await this.redis.zrem(this.toolKey(a.tool), a.approvalId);
     await this.redis.zrem(this.expiringKey(), a.approvalId);
   }
 
@@ -197,9 +272,16 @@ export class ApprovalStore {
     return (await this.redis.hget(runKeys(this.prefix, runId).record, 'status')) ?? undefined;
   }
 
-  async appendRunEvent(runId: string, type: string, data: Record<string, unknown>): Promise<void> {
+  /** The event once per `once` key (an approval's id and event type). */
+  async appendRunEvent(
+    runId: string,
+    type: string,
+    data: Record<string, unknown>,
+    once: string,
+  ): Promise<void> {
     const k = runKeys(this.prefix, runId);
-    await this.redis.toolqApprovalRunEvent(k.record, k.events, type, JSON.stringify({ type, ...data }));
+    const json = JSON.stringify({ type, ...data });
+    await this.redis.toolqApprovalRunEvent(k.record, k.events, k.eventKeys, type, json, once);
   }
 
   async recordOnBatch(batchKey: string, index: number, outcome: ApprovalOutcome): Promise<void> {

@@ -10,18 +10,20 @@
 import { type Logger, ToolqError } from '@toolq/shared';
 import {
   type BatchMeta,
+  type CoordinatorMetrics,
   createKeys,
-  isCallStillWanted,
   needsApproval,
   type Redis,
   randomHex,
   readBatchMeta,
   readBatchOwner,
-  storeResult,
 } from '@toolq/shared/internal';
-import { type BarrierCall, coordinatorResult } from '../barrier.ts';
+import { Queue } from 'bullmq';
+import type { BarrierCall } from '../barrier.ts';
 import type { ToolLookup } from '../catalog.ts';
 import { buildJobData, type JobQueues, singleCallJobId } from '../job-queues.ts';
+import { RUNS_QUEUE } from '../runs/run-keys.ts';
+import { applyEnd } from './apply.ts';
 import {
   APPROVAL_DEFAULTS,
   type ApprovalOptions,
@@ -29,7 +31,7 @@ import {
   type ApprovalRequest,
   type ApprovalVerdict,
 } from './approval-options.ts';
-import { ApprovalStore, type StoredApproval } from './approval-store.ts';
+import { APPLY_RETRY_MS, ApprovalStore, type StoredApproval } from './approval-store.ts';
 
 /** The calls of one batch that wait for approval. */
 export interface HeldCalls {
@@ -43,10 +45,19 @@ const EXPIRY_GRACE_MS = 5_000;
 
 export class Approvals {
   readonly store: ApprovalStore;
+  private runs: Queue | undefined;
   private sweeping = false;
   private lastSweepAt = 0;
 
-  constructor(private readonly deps: { redis: Redis; prefix: string; jobs: JobQueues; logger: Logger }) {
+  constructor(
+    private readonly deps: {
+      redis: Redis;
+      prefix: string;
+      jobs: JobQueues;
+      logger: Logger;
+      metrics: CoordinatorMetrics;
+    },
+  ) {
     this.store = new ApprovalStore(deps.redis, deps.prefix);
   }
 
@@ -130,7 +141,7 @@ export class Approvals {
         .create(a)
         .then(async () => {
           if (a.runId) {
-            await this.store.appendRunEvent(a.runId, 'approval_requested', {
+            const data = {
               at: Date.now(),
               approval_id: a.approvalId,
               tool: a.tool,
@@ -138,8 +149,10 @@ export class Approvals {
               input: a.input,
               batch_id: a.batchId,
               expires_at: a.expiresAt,
-            });
+            };
+            await this.store.appendRunEvent(a.runId, 'approval_requested', data, `${a.approvalId}:requested`);
           }
+          approval?.onRequested?.(publicRequest(a));
           const handler = approval?.handler;
           if (!handler) return;
           const verdict = await handler(publicRequest(a));
@@ -162,7 +175,11 @@ export class Approvals {
       if (a.runId) continue;
       this.store
         .close(a.approvalId, 'cancelled', now, false)
-        .then((closed) => (closed === 'ok' ? this.store.unindex(a) : undefined))
+        .then((closed) => {
+          if (closed !== 'ok') return;
+          this.deps.metrics.approvalsDecided.inc({ tool: a.tool, status: 'cancelled' });
+          return this.store.unindex(a);
+        })
         .catch((err: Error) =>
           this.deps.logger.warn({ err: err.message, approval: a.approvalId }, 'could not cancel approval'),
         );
@@ -205,7 +222,12 @@ export class Approvals {
         `approval ${approvalId} is cancelled: its run is no longer running`,
       );
     }
-    const answer = await this.store.decide(app, approvalId, status, by, Date.now(), verdict.reason ?? '');
+    // Due for the sweep soon, before the decision: if this process dies before acting on it, the
+    // sweep (any coordinator) acts in its place, not only at the expiry.
+    const now = Date.now();
+    if (found?.app === app && found.status === 'pending')
+      await this.store.dueAt(approvalId, Math.min(now + APPLY_RETRY_MS, found.expiresAt));
+    const answer = await this.store.decide(app, approvalId, status, by, now, verdict.reason ?? '');
     if (answer === 'missing')
       throw new ToolqError('NOT_FOUND', `no approval ${approvalId} is pending for this app`);
     if (answer !== 'ok') {
@@ -237,9 +259,15 @@ export class Approvals {
   async sweep(): Promise<void> {
     const now = Date.now();
     for (const id of await this.store.due(now, 100)) {
+      const closed = await this.store.close(id, 'expired', now, true);
       // Gone from Redis (its retention passed after a crash between deciding and unindexing).
-      if ((await this.store.close(id, 'expired', now, true)) === 'missing') await this.store.forget(id);
-      else await this.settle(id);
+      if (closed === 'missing') await this.store.forget(id);
+      else if (closed !== 'pending') await this.settle(id);
+      else {
+        // Made due by a decision that did not happen (it lost to another): due at its expiry again.
+        const a = await this.store.get(id);
+        if (a?.status === 'pending') await this.store.dueAt(id, a.expiresAt);
+      }
     }
   }
 
@@ -260,86 +288,33 @@ export class Approvals {
   }
 
   /**
-   * Acts on an approval's end, once across the fleet (the `applied` flag): the approved call's job
-   * goes out with a deadline from now; a refusal or an expiry becomes the call's result.
+   * Acts on an approval's end, once across the fleet (CLAIM_APPLY in approval-store.ts): the
+   * approved call's job goes out with a deadline from now, a refusal or an expiry becomes the
+   * call's result, the run hears of it and is woken if parked. An applier that dies half-way
+   * leaves it to the expiry sweep, which sees it due again APPLY_RETRY_MS after the decision.
    */
   private async settle(approvalId: string): Promise<StoredApproval | undefined> {
     const a = await this.store.get(approvalId);
     if (!a || a.status === 'pending') return a;
-    if (!(await this.store.claimApply(approvalId))) {
-      await this.store.unindex(a);
-      return a;
-    }
-    const { redis, jobs } = this.deps;
-    const status = a.status;
-    const outcome: ApprovalOutcome = {
-      approvalId,
-      toolUseId: a.toolUseId,
-      tool: a.tool,
-      status,
-      ...(a.decidedBy === undefined ? {} : { decidedBy: a.decidedBy }),
-      ...(a.decidedAt === undefined ? {} : { decidedAt: a.decidedAt }),
-      ...(a.reason ? { reason: a.reason } : {}),
-    };
-    await this.store.recordOnBatch(a.target.batchKey, a.target.index, outcome);
-    if (status === 'approved') {
-      const wanted = await isCallStillWanted(redis, a.target.batchKey, a.target.index);
-      if (wanted && (await this.runGoesOn(a))) {
-        const now = Date.now();
-        const data = { ...a.job.data, deadline: now + a.timeoutMs, enqueuedAt: now };
-        const failed = await jobs.enqueue([
-          { queue: a.job.queue, jobId: a.job.jobId, indexes: [a.target.index], data },
-        ]);
-        for (const { error } of failed) {
-          const message = `the call was approved but could not be enqueued: ${error.message}`;
-          await storeResult(redis, a.target, coordinatorResult(a, 'error', message));
-        }
-      }
-    } else if (status === 'denied' || status === 'expired') {
-      await storeResult(redis, a.target, coordinatorResult(a, 'error', refusal(a)));
-    }
-    if (a.runId && status !== 'cancelled') {
-      const data =
-        status === 'expired'
-          ? {
-              at: Date.now(),
-              approval_id: approvalId,
-              tool: a.tool,
-              tool_use_id: a.toolUseId,
-              expired_at: a.decidedAt,
-            }
-          : {
-              at: Date.now(),
-              approval_id: approvalId,
-              tool: a.tool,
-              tool_use_id: a.toolUseId,
-              decision: status === 'approved' ? 'approve' : 'deny',
-              decided_by: a.decidedBy ?? null,
-              decided_at: a.decidedAt ?? null,
-              reason: a.reason ?? '',
-            };
-      await this.store
-        .appendRunEvent(a.runId, status === 'expired' ? 'approval_expired' : 'approval_decided', data)
-        .catch((err: Error) =>
-          this.deps.logger.warn({ err: err.message }, 'could not write the approval event'),
-        );
-    }
+    const claim = await this.store.claimApply(approvalId);
+    if (claim === 'done') await this.store.unindex(a);
+    if (claim !== 'claimed') return a; // done, or another applier's lease still runs
+    await applyEnd({ ...this.deps, store: this.store, runs: () => this.runsQueue() }, a);
+    await this.store.markApplied(approvalId);
+    this.deps.metrics.approvalsDecided.inc({ tool: a.tool, status: a.status });
     await this.store.unindex(a);
     return a;
   }
-}
 
-/** What the model reads for a call that never ran. An expiry never reads as a refusal. */
-function refusal(a: StoredApproval): string {
-  if (a.status === 'expired') {
-    const seconds = Math.round((a.expiresAt - a.requestedAt) / 100) / 10;
-    return (
-      `The approval request for this ${a.tool} call expired after ${seconds} s: nobody decided in time ` +
-      '(it was not refused). The call was not run.'
-    );
+  /** The runs queue, to wake a parked run (created on first use: only runs' approvals need it). */
+  private runsQueue(): Queue {
+    this.runs ??= new Queue(RUNS_QUEUE, { connection: this.deps.redis, prefix: this.deps.prefix });
+    return this.runs;
   }
-  const reason = a.reason ? `: ${a.reason}` : ' (no reason given)';
-  return `A person (${a.decidedBy ?? 'unknown'}) denied this ${a.tool} call${reason}. The call was not run.`;
+
+  async close(): Promise<void> {
+    await this.runs?.close();
+  }
 }
 
 function publicRequest(a: StoredApproval): ApprovalRequest {

@@ -52,6 +52,20 @@ export class BatchAnswers {
   }
 
   /**
+   * Stops waiting for a batch here without answering it: nothing of it changes in Redis (its
+   * record, its name, its approvals and its calls' jobs stay for whoever collects it); its caller
+   * gets `reason` as the rejection. False when the batch does not wait here (or is answered).
+   */
+  leave(entry: Pending | undefined, reason: Error): boolean {
+    if (!entry || entry.barrier.isDone) return false;
+    entry.detach?.();
+    entry.barrier.stopWaiting();
+    this.deps.pending.remove(entry);
+    entry.resolve(Promise.reject(reason));
+    return true;
+  }
+
+  /**
    * A worker's result for a batch no longer waiting here: counts it as late unless it is a
    * duplicate of a result the sweep already took, or a worker's echo of the coordinator's own
    * timeout or cancellation (not news).

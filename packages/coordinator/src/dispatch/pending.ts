@@ -196,6 +196,12 @@ export class PendingBatches {
     return uid === undefined ? undefined : this.byUid.get(uid)?.result;
   }
 
+  /** The batch the app knows by `batchName`, if it waits here. */
+  entryNamed(app: string, batchName: string): Pending | undefined {
+    const uid = this.names.get(this.keys.batchName(app, batchName)) ?? this.randomNamed(batchName, app);
+    return uid === undefined ? undefined : this.byUid.get(uid);
+  }
+
   /** The answer of the batch the app knows by `batchName` (its name key `nameKey`), if it waits here. */
   named(nameKey: string, batchName: string, app: string): Promise<BatchResult> | undefined {
     return this.joinable(this.names.get(nameKey) ?? this.randomNamed(batchName, app));

@@ -56,8 +56,10 @@ export const runResponseSchema = z.object({
   elapsed_ms: z.number().int(),
   /** The coordinator running it (or that ran it last). */
   coordinator: z.string().optional(),
-  /** Times another coordinator took it over after its owner died or shut down. */
+  /** Times another coordinator took it over after its owner died or shut down (a wake from a park is not one). */
   takeovers: z.number().int(),
+  /** Set while the run is parked: it waits for approvals only, and no coordinator holds it. */
+  parked_at: z.string().optional().describe('ISO 8601'),
   /** Steps saved so far (model turns whose work is complete). */
   saved_iterations: z.number().int().optional(),
   result: runResultSchema.optional(),

@@ -11,6 +11,8 @@ import type { RunEventInput } from './run-store.ts';
 export const RUN_EVENT_TYPES = [
   'run_started',
   'run_resumed',
+  // The run waits for approvals only and holds no coordinator (runs/run-park.ts); written by run-wake.ts.
+  'run_parked',
   'turn_started',
   'turn_finished',
   'text',
@@ -38,7 +40,8 @@ const event = (type: RunEventType, data: Record<string, unknown>, once?: string)
 export function runStarted(input: {
   coordinator: string;
   epoch: number;
-  resumedAfter?: { iteration: number; pendingCalls: number; idleMs: number };
+  /** `parkedMs`: the run was parked (waiting for approvals) that long, and this owner woke it. */
+  resumedAfter?: { iteration: number; pendingCalls: number; idleMs: number; parkedMs?: number };
 }): RunEventInput {
   const r = input.resumedAfter;
   return r
@@ -48,6 +51,7 @@ export function runStarted(input: {
         saved_iterations: r.iteration,
         pending_calls: r.pendingCalls,
         idle_ms: r.idleMs,
+        ...(r.parkedMs === undefined ? {} : { parked_ms: r.parkedMs }),
       })
     : event('run_started', { coordinator: input.coordinator, owner_epoch: input.epoch });
 }

@@ -22,10 +22,15 @@
  * nothing). A re-asked response with other tool_use ids holds other calls: they run under their
  * own ids, once each. Batches are otherwise named per owner (`.<epoch>.`), because a new
  * response may hold other calls than the batch of the same place before.
+ *
+ * A turn left waiting for approvals only is parked (run-park.ts): the owner stops waiting for its
+ * batches without answering them and returns the ParkPlan; RunService moves the job to the delayed
+ * set, which ends this owner's lease. Whoever is given the job next claims a new epoch, as in a
+ * takeover, and collects the saved turn.
  */
 import type Anthropic from '@anthropic-ai/sdk';
 import { type Logger, ToolqError } from '@toolq/shared';
-import { coerceError } from '@toolq/shared/internal';
+import { coerceError, type Redis } from '@toolq/shared/internal';
 import { runAgent } from '../agent/run-agent.ts';
 import type { AgentCheckpoint, AgentOptions, AgentPersistence } from '../agent/types.ts';
 import type { ApprovalOptions } from '../approvals/approval-options.ts';
@@ -33,8 +38,10 @@ import type { Dispatcher } from '../dispatcher.ts';
 import { type StoredRunRequest, storedRunRequestSchema } from '../http/schemas.ts';
 import { withoutRequestMessages } from './run-conversation.ts';
 import { doneEvent, failedEvent, fromAgentEvent, runStarted, textEvent, turnStarted } from './run-events.ts';
+import { PARKED, type ParkPlan, ParkWatch } from './run-park.ts';
 import { wireRunResult } from './run-result.ts';
 import type { RunEventInput, RunStore } from './run-store.ts';
+import { writeParked } from './run-wake.ts';
 
 /** Where runs get their model. */
 export interface RunModel {
@@ -61,6 +68,8 @@ export interface ExecuteOptions {
   handingOver: () => boolean;
   /** Whether this coordinator still holds the run's lease (its BullMQ job lock); one round trip. */
   holdsLease: () => Promise<boolean>;
+  /** Parking (run-park.ts): Redis, the key prefix, and the soonest expiry worth parking for. */
+  park: { redis: Redis; prefix: string; minMs: number };
 }
 
 /** The abort reason of a run handed over mid-step at the shutdown bound (not a user's cancel). */
@@ -69,7 +78,8 @@ export const HAND_OVER_NOW = new ToolqError(
   'the coordinator is shutting down: handing the run over',
 );
 
-export type ExecuteOutcome = 'finished' | 'not_running' | 'lost' | 'handed_over';
+/** How the owner's turn with the run ended; a ParkPlan when the run parks (its job is delayed). */
+export type ExecuteOutcome = 'finished' | 'not_running' | 'lost' | 'handed_over' | ParkPlan;
 
 export async function executeRun(runId: string, o: ExecuteOptions): Promise<ExecuteOutcome> {
   const claim = await o.store.claim(runId, o.coordinatorId);
@@ -77,6 +87,14 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
   const log = o.logger.child({ run: runId, epoch: claim.epoch });
   const writer = new FencedWriter(o.store, runId, claim.epoch, log, o.holdsLease);
   const checkpoint = claim.checkpoint;
+  const watch = new ParkWatch({
+    ...o.park,
+    runId,
+    app: claim.app,
+    approval: (id) => o.dispatcher.approvals.store.get(id),
+    leave: (batchName) => o.dispatcher.leave(batchName, claim.app, PARKED),
+    logger: log,
+  });
   try {
     await writer.write({
       events: [
@@ -89,14 +107,17 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
                   iteration: checkpoint?.iteration ?? 0,
                   pendingCalls: checkpoint?.pending?.toolUses.length ?? 0,
                   idleMs: Date.now() - (claim.updatedAt || claim.createdAt),
+                  ...(claim.parkedAt === undefined ? {} : { parkedMs: Date.now() - claim.parkedAt }),
                 },
               }
             : {}),
         }),
       ],
     });
-    if (claim.epoch > MAX_OWNERS) {
-      throw new ToolqError('INTERNAL', `the run was taken over ${claim.epoch - 1} times; giving up`);
+    // Wakes from a park are not takeovers: a run may wait for any number of approvals.
+    if (claim.epoch - claim.wakes > MAX_OWNERS) {
+      const takeovers = claim.epoch - 1 - claim.wakes;
+      throw new ToolqError('INTERNAL', `the run was taken over ${takeovers} times; giving up`);
     }
     const request = storedRunRequestSchema.parse(claim.request);
     // Calls earlier owners started and nobody saw finish: a batch of exactly these is theirs (see the top).
@@ -107,11 +128,13 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
         if (o.handingOver()) throw new ToolqError('SHUTTING_DOWN', 'the coordinator is handing the run over');
         await writer.confirm([turnStarted(event)]);
       },
-      save: (cp) =>
-        writer.write({
+      save: (cp) => {
+        watch.turn(cp.pending);
+        return writer.write({
           events: compact([textOfCheckpoint(cp)]),
           checkpoint: withoutRequestMessages(cp, claim.request),
-        }),
+        });
+      },
       batchId: (iteration, n, toolUseIds) => {
         for (const [name, started] of earlier) {
           if (name.startsWith(`run.${runId}.${iteration}.`) && sameIds(started, toolUseIds)) return name;
@@ -124,9 +147,11 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
       },
       app: claim.app,
     };
+    // A resumed turn may be waiting for approvals only: it parks again.
+    watch.turn(checkpoint?.pending, true);
     const result = await runAgent({
       ...agentOptions(request, o.model),
-      approval: runApproval(runId, request),
+      approval: { ...runApproval(runId, request), onRequested: () => watch.requested() },
       dispatcher: o.dispatcher,
       persistence,
       signal: o.signal,
@@ -134,6 +159,7 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
       onEvent: (event) => {
         const logged = fromAgentEvent(event);
         if (logged) writer.send(logged);
+        if (event.type === 'tool_finish') watch.callFinished();
       },
     });
     await writer.write({
@@ -147,6 +173,8 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
     log.info({ app: claim.app, status: result.status, iterations: result.iterations.length }, 'run finished');
     return 'finished';
   } catch (thrown) {
+    const parked = thrown === PARKED && !writer.failure ? watch.parked : undefined;
+    if (parked) return park(writer, parked, { ...o.park, runId, epoch: claim.epoch }, log);
     const err = writer.failure ?? coerceError(thrown);
     const code = err instanceof ToolqError ? err.code : undefined;
     if (code === 'LEASE_LOST') {
@@ -167,7 +195,31 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
       .catch(() => undefined);
     await finished(o.store, claim.app, runId);
     return 'finished';
+  } finally {
+    watch.stop();
   }
+}
+
+/** The run's events so far, then `run_parked` (fenced): the job may then go to the delayed set. */
+async function park(
+  writer: FencedWriter,
+  plan: ParkPlan,
+  at: { redis: Redis; prefix: string; runId: string; epoch: number },
+  log: Logger,
+): Promise<ExecuteOutcome> {
+  try {
+    await writer.write({ events: [] });
+    await writeParked(at.redis, at.prefix, at, {
+      approval_ids: plan.approvalIds,
+      wake_by: plan.wakeAt,
+    });
+  } catch (err) {
+    const code = err instanceof ToolqError ? err.code : undefined;
+    log.warn({ err: (err as Error).message }, 'could not park the run');
+    return code === 'LEASE_LOST' ? 'lost' : 'not_running';
+  }
+  log.info({ approvals: plan.approvalIds.length, wakeBy: plan.wakeAt }, 'run parked: waiting for approvals');
+  return plan;
 }
 
 /**

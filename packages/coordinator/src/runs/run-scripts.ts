@@ -35,17 +35,49 @@ return n + 1
 
 /**
  * KEYS: record. ARGV: coordinator id, now. The coordinator BullMQ just gave the run's job becomes its
- * owner: the epoch goes up, which fences every write of the owner before.
- * → {'missing'} | {'finished', status} | {'claimed', epoch, request, checkpoint, app, created_at, updated_at}
+ * owner: the epoch goes up, which fences every write of the owner before. A parked run (PARK) is
+ * woken: `parked_at` goes, `wakes` counts it (a wake is not a takeover).
+ * → {'missing'} | {'finished', status} | {'claimed', epoch, request, checkpoint, app, created_at,
+ *   updated_at, parked_at ('' unless it was parked), wakes}
  */
 const CLAIM = `
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'missing'} end
 if status ~= 'running' then return {'finished', status} end
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
-local f = redis.call('HMGET', KEYS[1], 'request', 'checkpoint', 'app', 'created_at', 'updated_at')
+local f = redis.call('HMGET', KEYS[1], 'request', 'checkpoint', 'app', 'created_at', 'updated_at', 'parked_at')
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'updated_at', ARGV[2])
-return {'claimed', tostring(epoch), f[1] or '', f[2] or '', f[3] or '', f[4] or '', f[5] or ''}
+local wakes = redis.call('HGET', KEYS[1], 'wakes') or '0'
+if f[6] then
+  redis.call('HDEL', KEYS[1], 'parked_at')
+  wakes = tostring(redis.call('HINCRBY', KEYS[1], 'wakes', 1))
+end
+return {'claimed', tostring(epoch), f[1] or '', f[2] or '', f[3] or '', f[4] or '', f[5] or '', f[6] or '', wakes}
+`;
+
+/**
+ * KEYS: record, events. ARGV: epoch, now, the `run_parked` event's data. The owner parks the run
+ * (it waits only for approvals; its job goes to BullMQ's delayed set): only while it is running
+ * and still the owner's. → -1 not running | -2 another owner | 1.
+ */
+const PARK = `
+local f = redis.call('HMGET', KEYS[1], 'status', 'epoch')
+if f[1] ~= 'running' then return -1 end
+if f[2] ~= ARGV[1] then return -2 end
+redis.call('HSET', KEYS[1], 'parked_at', ARGV[2], 'updated_at', ARGV[2])
+redis.call('XADD', KEYS[2], '*', 'type', 'run_parked', 'data', ARGV[3])
+return 1
+`;
+
+/**
+ * KEYS: record. ARGV: now. Something a parked run waits for happened (an approval decided or
+ * expired): the flag its owner reads after parking, so that a wake-up between its last look and
+ * its job reaching the delayed set is not lost. → 1, or 0 when the run is not running.
+ */
+const WAKE = `
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+redis.call('HSET', KEYS[1], 'wake', ARGV[1])
+return 1
 `;
 
 /**
@@ -125,6 +157,8 @@ interface RunCommands {
     ...args: (string | number)[]
   ): Promise<string[]>;
   toolqRunLease(lock: string, token: string): Promise<number>;
+  toolqRunPark(record: string, events: string, ...args: (string | number)[]): Promise<number>;
+  toolqRunWake(record: string, now: number): Promise<number>;
 }
 
 export type RunRedis = Redis & RunCommands;
@@ -138,6 +172,8 @@ export function withRunScripts(redis: Redis): RunRedis {
     redis.defineCommand('toolqRunWrite', { numberOfKeys: 3, lua: WRITE });
     redis.defineCommand('toolqRunCancel', { numberOfKeys: 3, lua: CANCEL });
     redis.defineCommand('toolqRunLease', { numberOfKeys: 1, lua: LEASE });
+    redis.defineCommand('toolqRunPark', { numberOfKeys: 2, lua: PARK });
+    redis.defineCommand('toolqRunWake', { numberOfKeys: 1, lua: WAKE });
   }
   return r as RunRedis;
 }

@@ -31,7 +31,7 @@ import {
   randomHex,
   readBatchOwner,
 } from '@toolq/shared/internal';
-import { type Job, Queue, WaitingError, Worker } from 'bullmq';
+import { DelayedError, type Job, Queue, WaitingError, Worker } from 'bullmq';
 import type { AgentCheckpoint } from '../agent/types.ts';
 import type { Dispatcher } from '../dispatcher.ts';
 import type { RunRequest } from '../http/schemas.ts';
@@ -40,6 +40,7 @@ import { executeRun, HAND_OVER_NOW, type RunModel } from './run-executor.ts';
 import { RUN_ID_PATTERN, RUNS_QUEUE, runCancelChannel, runLockKey } from './run-keys.ts';
 import { checkRunSize, checkRunTools, resolveRunTools } from './run-request-checks.ts';
 import { type RunRecord, RunStore, type RunSummary } from './run-store.ts';
+import { parkJob, wakeRun } from './run-wake.ts';
 
 export const RUN_DEFAULTS = {
   /** TOOLQ_RUN_RETENTION_MS */
@@ -61,6 +62,8 @@ export const RUN_DEFAULTS = {
   admitGraceMs: 60_000,
   /** TOOLQ_MAX_STREAMS_PER_APP */
   maxStreamsPerApp: DEFAULTS.maxStreamsPerApp,
+  /** TOOLQ_RUN_PARK_MIN_MS */
+  parkMinMs: DEFAULTS.runParkMinMs,
 } as const;
 
 /** BullMQ's highest priority number (2^21). */
@@ -88,6 +91,11 @@ export interface RunServiceOptions {
   maxActivePerApp?: number;
   /** SSE streams of run events one app may have open on this coordinator. Default 100. */
   maxStreamsPerApp?: number;
+  /**
+   * A run waiting for approvals only parks (gives its slot and lease back) when the soonest of them
+   * expires at least this far ahead; sooner ones are waited for in the process. Default 10 s.
+   */
+  parkMinMs?: number;
   /** Named tool sets a run may ask for as `tool_set` (TOOLQ_TOOL_SETS). Default none. */
   toolSets?: ReadonlyMap<string, readonly string[]>;
 }
@@ -191,7 +199,17 @@ export class RunService {
         // BullMQ gives a processor its job's lock token; without one there is no lease to check.
         holdsLease: async () =>
           token === undefined || (await this.store.leaseLeft(runLockKey(this.prefix, runId), token)) > 0,
+        park: {
+          redis: this.redis,
+          prefix: this.prefix,
+          minMs: this.options.parkMinMs ?? RUN_DEFAULTS.parkMinMs,
+        },
       });
+      if (typeof outcome === 'object') {
+        // Parked: the slot and the lease go with the job to the delayed set (run-wake.ts).
+        await parkJob({ job, token, wakeAt: outcome.wakeAt }, this.redis, this.queue, this.prefix);
+        throw new DelayedError();
+      }
       if (outcome === 'handed_over') {
         // Back to the queue now, not after the lock expires: another coordinator carries on at once.
         await job.moveToWait(token);
@@ -299,6 +317,7 @@ export class RunService {
     if (outcome.kind === 'finished') return { kind: 'finished', status: outcome.status };
     await this.store.release(app, runId);
     await this.redis.publish(runCancelChannel(this.prefix), runId);
+    await wakeRun(this.redis, this.queue, this.prefix, runId).catch(() => undefined); // a parked run's job ends
     // Workers know a batch by the uid of its dispatch; the batch's name says which one that was.
     const keys = createKeys(this.prefix);
     await Promise.all(

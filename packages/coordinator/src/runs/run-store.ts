@@ -36,6 +36,10 @@ export interface RunRecord {
   /** The coordinator that runs (or last ran) it, and how many coordinators have owned it. */
   owner?: string;
   epoch: number;
+  /** Owners that woke it from a park (not takeovers). */
+  wakes: number;
+  /** Set while it is parked: it waits for approvals only and no coordinator holds it. */
+  parkedAt?: number;
   request: unknown;
   checkpoint?: AgentCheckpoint;
   result?: unknown;
@@ -54,6 +58,10 @@ export type Claim =
       createdAt: number;
       /** The last write before this claim: how long the run sat without an owner, at most. */
       updatedAt: number;
+      /** When the run was parked, if this claim woke it (run-park.ts). */
+      parkedAt: number | undefined;
+      /** How many times the run was woken from a park (owners that were not takeovers). */
+      wakes: number;
     };
 
 export type CreateOutcome =
@@ -145,6 +153,8 @@ export class RunStore {
       ...(h.finished_at ? { finishedAt: Number(h.finished_at) } : {}),
       ...(h.owner ? { owner: h.owner } : {}),
       epoch: Number(h.epoch ?? 0),
+      wakes: Number(h.wakes ?? 0),
+      ...(h.parked_at ? { parkedAt: Number(h.parked_at) } : {}),
       request,
       ...(h.checkpoint ? { checkpoint: whole(h.checkpoint) as AgentCheckpoint } : {}),
       ...(h.result ? { result: whole(h.result) } : {}),
@@ -245,7 +255,7 @@ export class RunStore {
     const reply = (await this.redis.toolqRunClaim(this.keys(runId).record, coordinator, Date.now())).map(
       String,
     );
-    const [kind, a, b, c, d, e, f] = reply;
+    const [kind, a, b, c, d, e, f, g, h] = reply;
     if (kind === 'missing') return { kind };
     if (kind === 'finished') return { kind, status: a as RunStatus };
     const request = JSON.parse(b ?? 'null') as unknown;
@@ -257,6 +267,8 @@ export class RunStore {
       app: d ?? '',
       createdAt: Number(e),
       updatedAt: Number(f),
+      parkedAt: g ? Number(g) : undefined,
+      wakes: Number(h ?? 0),
     };
   }
 
