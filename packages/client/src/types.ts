@@ -142,6 +142,11 @@ interface RunRequestFields {
   timeout_ms?: number;
   failure_policy?: FailurePolicy;
   /**
+   * Every batch of the run, within your app: when a flow-controlled tool has calls waiting, yours
+   * start highest priority first. A whole number from -10 to 10; default 0. Stored with the run.
+   */
+  priority?: number;
+  /**
    * Who the run acts for: every tool it calls reads it as `ctx.context` (a JSON object, at most
    * 8,192 bytes as JSON). Stored with the run request in the run's record for the run's retention.
    */

@@ -13,7 +13,7 @@
  * This class keeps the worker's view of the fleet's limits (re-read every second), starts the
  * consumers of the tool queues, and decides for each call whether it starts.
  */
-import { type CallResult, CONTRACT_VERSION, type Logger } from '@toolq/shared';
+import { CALL_PRIORITY, type CallResult, CONTRACT_VERSION, type Logger } from '@toolq/shared';
 import {
   admitStart,
   type EffectiveLimits,
@@ -27,6 +27,7 @@ import {
   markStarted,
   messages,
   type ParsedJobData,
+  PLAIN_PRODUCER_APP,
   type Redis,
   readFlowState,
   toolOfRoute,
@@ -164,6 +165,9 @@ export class WorkerFlow {
       rateLimit: limits.rateLimit,
       member: `${job.id}:${job.attemptsStarted}:${now}`,
       tag,
+      jobId: job.id ?? '',
+      app: data.app ?? PLAIN_PRODUCER_APP,
+      priority: data.priority ?? CALL_PRIORITY.default,
     });
     if (!admission.admitted) {
       const held = admission.why === 'held';
