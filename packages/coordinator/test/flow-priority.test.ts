@@ -51,6 +51,16 @@ async function starts(...prefixes: string[]): Promise<{ tag: string; start: numb
 
 const startedCount = async (prefix: string) => (await starts(prefix)).length;
 
+/** The tags of the calls waiting in the tool's queue (from their jobs' data). */
+async function waitingTags(): Promise<string[]> {
+  const ids = await redis.zrange(WAITING, '0', '-1');
+  const data = await Promise.all(ids.map((id) => redis.hget(`toolq:{tool=single}:${id}`, 'data')));
+  return data.flatMap((raw) => {
+    const tag = raw ? (JSON.parse(raw) as { input?: { tag?: string } }).input?.tag : undefined;
+    return tag ? [tag] : [];
+  });
+}
+
 beforeAll(async () => {
   server = await startRedisServer();
   redis = createRedis(server.url);
@@ -111,9 +121,11 @@ describe('priority within an app', () => {
     const low = alpha.createToolBatch(uses(12, 150, 'low'), { priority: -5, batchTimeoutMs: 120_000 });
     await waitFor('the backlog running', async () => (await startedCount('low')) >= 2);
     // beta: a few calls at the default priority, waiting before alpha's high ones arrive.
-    const waitingBefore = await redis.zcard(WAITING);
     const late = beta.createToolBatch(uses(4, 150, 'beta'), { batchTimeoutMs: 120_000 });
-    await waitFor('beta waiting', async () => (await redis.zcard(WAITING)) >= waitingBefore + 3);
+    await waitFor(
+      'beta waiting',
+      async () => (await waitingTags()).filter((t) => t.startsWith('beta-')).length >= 3,
+    );
     const lowStartedBefore = await startedCount('low');
     const high = alpha.createToolBatch(uses(3, 150, 'high'), { priority: 5, batchTimeoutMs: 120_000 });
     const results = await Promise.all([low, late, high]);
