@@ -48,11 +48,12 @@ export function formatPerformance(report: PerformanceReport): string {
   const lines = ['=== Tool Call Performance Report ==='];
   for (const t of report.tools) {
     lines.push(
-      `${t.tool.padEnd(30)} calls=${t.calls}  avg=${seconds(t.avgMs)}  p95=${seconds(t.p95Ms)}  max=${seconds(t.maxMs)}`,
+      `${t.tool.padEnd(30)} calls=${t.calls}  avg=${seconds(t.avgMs)}  p95=${seconds(t.p95Ms)}  max=${seconds(t.maxMs)}${t.notStarted ? `  not started=${t.notStarted}` : ''}`,
     );
   }
   const pct = (100 * report.successRate).toFixed(1);
-  lines.push('', `Success rate: ${report.succeeded}/${report.calls} (${pct}%)`);
+  const apart = report.notStarted > 0 ? `; not started: ${report.notStarted}` : '';
+  lines.push('', `Success rate: ${report.succeeded}/${report.calls - report.notStarted} (${pct}%)${apart}`);
   return lines.join('\n');
 }
 

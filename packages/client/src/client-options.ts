@@ -34,6 +34,11 @@ export interface ToolBatchOptions extends CallOptions {
   failurePolicy?: FailurePolicy;
   maxRetries?: number;
   /**
+   * Orders your app's calls of a flow-controlled tool (a cap or rate limit) that wait for a slot:
+   * a whole number from -10 to 10, higher first; other apps keep their turns. Default 0.
+   */
+  priority?: number;
+  /**
    * Your id for the batch (letters, digits, `_.-`): lets you collect it with getToolBatch(), and
    * makes the POST safe to send again after a broken connection (a 409 then means the first
    * attempt got through, and the client collects that batch instead).

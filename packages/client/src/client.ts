@@ -108,6 +108,7 @@ export class ToolqClient {
       ...(options.batchTimeoutMs !== undefined ? { timeout_ms: options.batchTimeoutMs } : {}),
       ...(options.failurePolicy ? { failure_policy: options.failurePolicy } : {}),
       ...(options.maxRetries !== undefined ? { max_retries: options.maxRetries } : {}),
+      ...(options.priority !== undefined ? { priority: options.priority } : {}),
       ...(options.batchId !== undefined ? { batch_id: options.batchId } : {}),
       ...(options.context !== undefined ? { context: options.context } : {}),
       ...approvals.approvalFields(options),

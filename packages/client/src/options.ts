@@ -60,6 +60,7 @@ export const TOOL_BATCH_OPTIONS: OptionSpec = {
   batchTimeoutMs: [whole(1, 3_600_000), 'a whole number of ms from 1 to 3600000'],
   failurePolicy: [(v) => v === 'continue' || v === 'abort' || v === 'retry', 'one of continue, abort, retry'],
   maxRetries: [whole(0, 20), 'a whole number from 0 to 20'],
+  priority: [whole(-10, 10), 'a whole number from -10 to 10 (higher first)'],
   batchId: [
     (v) => typeof v === 'string' && /^[A-Za-z0-9_.-]{1,100}$/.test(v),
     '1-100 letters, digits, _ . -',

@@ -105,13 +105,17 @@ export interface PerformanceReport {
     ok: number;
     /** Calls answered outcome `unknown` (at-most-once calls interrupted after they started); absent when none. */
     unknown?: number;
+    /** Calls answered `not_started` (flow-controlled calls that never ran); not failures. Absent when none. */
+    not_started?: number;
     avg_ms: number;
     p95_ms: number;
     max_ms: number;
   }[];
   calls: number;
   succeeded: number;
-  /** 0..1; 1 when there were no calls. */
+  /** Calls answered `not_started`, among `calls`: neither successes nor failures. */
+  not_started: number;
+  /** succeeded / (calls - not_started), 0..1; 1 when every call (or none) was not started. */
   success_rate: number;
 }
 
@@ -141,6 +145,11 @@ interface RunRequestFields {
   stream?: boolean;
   timeout_ms?: number;
   failure_policy?: FailurePolicy;
+  /**
+   * Every batch of the run, within your app: when a flow-controlled tool has calls waiting, yours
+   * start highest priority first. A whole number from -10 to 10; default 0. Stored with the run.
+   */
+  priority?: number;
   /**
    * Who the run acts for: every tool it calls reads it as `ctx.context` (a JSON object, at most
    * 8,192 bytes as JSON). Stored with the run request in the run's record for the run's retention.

@@ -55,6 +55,16 @@ describe('client options', () => {
     );
   });
 
+  it('createToolBatch refuses a priority outside -10..10, and sends nothing', async () => {
+    for (const priority of [11, -11, 2.5]) {
+      const err = await refusal(client.createToolBatch(uses, { priority }));
+      expect(err.option).toBe('priority');
+      expect(err.message).toBe(
+        `createToolBatch options: priority must be a whole number from -10 to 10 (higher first), got ${priority}`,
+      );
+    }
+  });
+
   it('names unknown options of every call', async () => {
     const typo = { timeoutMS: 5 } as never;
     expect((await refusal(client.createToolBatch(uses, typo))).option).toBe('timeoutMS');

@@ -12,7 +12,7 @@ import {
 } from '@toolq/shared/internal';
 import { z } from 'zod';
 import { type BatchResult, UNKNOWN_TOOL_LABEL } from './batch-result.ts';
-import { performanceReportSchema } from './performance-report.ts';
+import { performanceReportSchema, rate } from './performance-report.ts';
 
 export const DEFAULT_REPORT_WINDOW = '15m';
 
@@ -60,14 +60,7 @@ export function recordBatch(log: CallLog, result: BatchResult, app: string): voi
     // Unknown names come from callers: one name for all of them, as in the metrics.
     const tool = call.outcome === 'unknown_tool' ? UNKNOWN_TOOL_LABEL : call.tool;
     // A call's own time: its run on the worker, or how long it took to answer when it never ran.
-    log.record(
-      tool,
-      call.runMs ?? call.latencyMs,
-      call.outcome === 'ok',
-      at,
-      app,
-      call.outcome === 'unknown',
-    );
+    log.record(tool, call.runMs ?? call.latencyMs, call.outcome === 'ok', at, app, call.outcome);
   }
 }
 
@@ -78,6 +71,7 @@ export function toReport(window: CallLogWindow, requested: string): FleetReport 
       calls: t.calls,
       ok: t.ok,
       ...(t.unknown > 0 ? { unknown: t.unknown } : {}),
+      ...(t.notStarted > 0 ? { notStarted: t.notStarted } : {}),
       avgMs: t.calls === 0 ? 0 : Math.round((10 * t.sumMs) / t.calls) / 10,
       p95Ms: Math.round(10 * histogramPercentile(t, 0.95)) / 10,
       maxMs: t.maxMs,
@@ -86,12 +80,14 @@ export function toReport(window: CallLogWindow, requested: string): FleetReport 
     .sort((a, b) => b.calls - a.calls || a.tool.localeCompare(b.tool));
   const calls = tools.reduce((n, t) => n + t.calls, 0);
   const succeeded = tools.reduce((n, t) => n + t.ok, 0);
+  const notStarted = tools.reduce((n, t) => n + (t.notStarted ?? 0), 0);
   return {
     window: { requested, from: new Date(window.from).toISOString(), to: new Date(window.to).toISOString() },
     tools,
     calls,
     succeeded,
-    successRate: calls === 0 ? 1 : succeeded / calls,
+    notStarted,
+    successRate: rate(succeeded, calls, notStarted),
   };
 }
 
@@ -117,11 +113,14 @@ export function formatFleetReport(report: FleetReport): string {
   ];
   for (const t of report.tools) {
     lines.push(
-      `${t.tool.padEnd(30)} calls=${t.calls}  avg=${s(t.avgMs)}  p95=${s(t.p95Ms)}  max=${s(t.maxMs)}${t.unknown ? `  outcome unknown=${t.unknown}` : ''}`,
+      `${t.tool.padEnd(30)} calls=${t.calls}  avg=${s(t.avgMs)}  p95=${s(t.p95Ms)}  max=${s(t.maxMs)}${t.unknown ? `  outcome unknown=${t.unknown}` : ''}${t.notStarted ? `  not started=${t.notStarted}` : ''}`,
     );
   }
   if (report.tools.length === 0) lines.push('(no calls in this window)');
   const pct = (100 * report.successRate).toFixed(1);
-  lines.push('', `Success rate: ${report.succeeded}/${report.calls} (${pct}%)`);
+  // Not-started calls never ran: they are neither successes nor failures.
+  const answered = report.calls - report.notStarted;
+  const apart = report.notStarted > 0 ? `; not started: ${report.notStarted}` : '';
+  lines.push('', `Success rate: ${report.succeeded}/${answered} (${pct}%)${apart}`);
   return lines.join('\n');
 }

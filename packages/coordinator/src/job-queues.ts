@@ -49,6 +49,7 @@ export function buildJobData(input: {
     failurePolicy?: FailurePolicy;
     maxRetries?: number;
     app?: string;
+    priority?: number;
     context?: Record<string, unknown>;
   };
 }): JobData {
@@ -64,6 +65,8 @@ export function buildJobData(input: {
     ...(options.maxRetries !== undefined ? { maxRetries: options.maxRetries } : {}),
     enqueuedAt: Date.now(),
     ...(options.app !== undefined ? { app: options.app } : {}),
+    // Only a priority other than the default travels (and only flow-controlled tools read it).
+    ...(options.priority ? { priority: options.priority } : {}),
     ...(options.context !== undefined ? { context: options.context } : {}),
     reply: input.reply,
   };

@@ -15,6 +15,12 @@ export const toolPerformanceSchema = z.object({
    * or may not have taken effect; docs/delivery.md), counted among the failures. Absent when none.
    */
   unknown: z.number().int().optional(),
+  /**
+   * Calls answered `not_started` (flow-controlled calls that never ran: a cap, a rate limit, a
+   * 429 hold or a pause kept them waiting past their deadline; docs/flow-control.md). Counted
+   * apart, not among the failures: the failures are `calls - ok - notStarted`. Absent when none.
+   */
+  notStarted: z.number().int().optional(),
   avgMs: z.number(),
   p95Ms: z.number(),
   maxMs: z.number(),
@@ -25,7 +31,9 @@ export const performanceReportSchema = z.object({
   tools: z.array(toolPerformanceSchema),
   calls: z.number().int(),
   succeeded: z.number().int(),
-  /** 0..1; 1 when there were no calls. */
+  /** Calls answered `not_started`, among `calls`: neither successes nor failures. */
+  notStarted: z.number().int(),
+  /** succeeded / (calls - notStarted), 0..1; 1 when every call (or none) was not started. */
   successRate: z.number(),
 });
 export type PerformanceReport = z.infer<typeof performanceReportSchema>;
@@ -34,7 +42,7 @@ export type PerformanceReport = z.infer<typeof performanceReportSchema>;
 export interface ReportedCall {
   name: string;
   isError: boolean;
-  /** The call's outcome; `unknown` ones are counted apart as well. */
+  /** The call's outcome; `unknown` and `not_started` ones are counted apart. */
   outcome?: string;
   /** Run time on the worker. */
   runMs?: number;
@@ -53,23 +61,32 @@ export function performanceReport(calls: readonly ReportedCall[]): PerformanceRe
   const tools = [...byTool].map(([tool, list]) => {
     const durations = list.map(callMs).sort((a, b) => a - b);
     const unknown = list.filter((c) => c.outcome === 'unknown').length;
+    const notStarted = list.filter((c) => c.outcome === 'not_started').length;
     return {
       tool,
       calls: list.length,
       ok: list.filter((c) => !c.isError).length,
       ...(unknown > 0 ? { unknown } : {}),
+      ...(notStarted > 0 ? { notStarted } : {}),
       avgMs: round(durations.reduce((a, b) => a + b, 0) / durations.length),
       p95Ms: percentile(durations, 0.95),
       maxMs: durations.at(-1) ?? 0,
     };
   });
   const succeeded = calls.filter((c) => !c.isError).length;
+  const notStarted = calls.filter((c) => c.outcome === 'not_started').length;
   return {
     tools,
     calls: calls.length,
     succeeded,
-    successRate: calls.length === 0 ? 1 : succeeded / calls.length,
+    notStarted,
+    successRate: rate(succeeded, calls.length, notStarted),
   };
+}
+
+/** Not-started calls neither succeeded nor failed: the rate is over the calls that were answered otherwise. */
+export function rate(succeeded: number, calls: number, notStarted: number): number {
+  return calls - notStarted <= 0 ? 1 : succeeded / (calls - notStarted);
 }
 
 /** Nearest-rank percentile of sorted values. */

@@ -3,6 +3,7 @@
  * token (an app token gets 403; bad input a 400 naming the field), applied fleet-wide at once,
  * kept across a coordinator restart, and seen in `GET /v1/tools`. A real coordinator and worker.
  */
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
@@ -12,6 +13,7 @@ import { maxOverlap, waitFor } from '../../../test-support/wait-for.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
 
 const TOOLS = fileURLToPath(new URL('../../../test-support/flow-tools.ts', import.meta.url));
+const REPORT_CLI = fileURLToPath(new URL('../src/report-cli.ts', import.meta.url));
 const APP = 'alpha-token-0123456789abcdef';
 const OPS = 'ops-token-0123456789abcdefgh';
 let server: RedisServer;
@@ -163,4 +165,42 @@ describe('operator routes of flow control', () => {
       return /toolq_flow_paused\{[^}]*tool="free"[^}]*\} 0/.test(text) && /toolq_flow_calls\{/.test(text);
     });
   }, 90_000);
+
+  it('count not-started calls in their own column of the performance report, not as failures', async () => {
+    // The pause above: 2 calls of `free` not started, then 2 ok, all of app alpha.
+    const report = (await call('GET', '/v1/report?window=15m', APP)).body as {
+      tools: { tool: string; calls: number; ok: number; not_started?: number; unknown?: number }[];
+      calls: number;
+      succeeded: number;
+      not_started: number;
+      success_rate: number;
+    };
+    const free = report.tools.find((t) => t.tool === 'free');
+    expect(free).toMatchObject({ calls: 4, ok: 2, not_started: 2 });
+    expect(free?.unknown).toBeUndefined();
+    expect(report.not_started).toBeGreaterThanOrEqual(2);
+    // Neither successes nor failures: the rate is over the calls answered otherwise.
+    expect(report.success_rate).toBeCloseTo(report.succeeded / (report.calls - report.not_started), 9);
+    // The fleet's report from Redis (toolq-report) says the same, in its text and its JSON.
+    const text = await runReportCli([]);
+    expect(text).toMatch(/^free\s+calls=4 .* not started=2$/m);
+    expect(text).toMatch(/^Success rate: \d+\/\d+ \([\d.]+%\); not started: \d+$/m);
+    const json = JSON.parse(await runReportCli(['--json'])) as typeof report;
+    expect(json.tools.find((t) => t.tool === 'free')).toMatchObject({ calls: 4, ok: 2, not_started: 2 });
+  }, 60_000);
 });
+
+/** `toolq-report` (pnpm report) as a process, straight from Redis: its stdout. */
+async function runReportCli(args: string[]): Promise<string> {
+  const child = spawn(process.execPath, ['--import', 'tsx', REPORT_CLI, ...args], {
+    env: { ...process.env, REDIS_URL: server.url },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let stdout = '';
+  child.stdout.on('data', (c: Buffer) => {
+    stdout += c;
+  });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  expect(code).toBe(0);
+  return stdout;
+}

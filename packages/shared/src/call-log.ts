@@ -23,7 +23,8 @@ const LOG_GAMMA = Math.log(GAMMA);
 const FLUSH_EVERY_MS = 1_000;
 
 // One hash per minute; per tool the fields n|t, ok|t, sum|t, max|t and b<i>|t (histogram bin i),
-// and unknown|t for calls answered outcome unknown (docs/delivery.md), only when there were some.
+// and unknown|t for calls answered outcome unknown (docs/delivery.md) and ns|t for calls answered
+// not_started (docs/flow-control.md), each only when there were some.
 const FLUSH = `
 local key = KEYS[1]
 local incrs = tonumber(ARGV[2])
@@ -73,6 +74,7 @@ interface PendingTool {
   n: number;
   ok: number;
   unknown: number;
+  notStarted: number;
   sum: number;
   max: number;
   bins: Map<number, number>;
@@ -99,12 +101,13 @@ export class CallLog {
 
   /**
    * Counts one answered call (also in `app`'s own log, when given): map updates, no Redis round
-   * trip. `unknown`: an at-most-once call answered outcome unknown (a failure, counted apart too).
+   * trip. Two outcomes are counted apart: `unknown` (an at-most-once call interrupted after it
+   * started: a failure) and `not_started` (a flow-controlled call that never ran: not a failure).
    */
-  record(tool: string, ms: number, ok: boolean, at = Date.now(), app?: string, unknown = false): void {
+  record(tool: string, ms: number, ok: boolean, at = Date.now(), app?: string, outcome?: string): void {
     const bucket = Math.floor(at / CALL_LOG_BUCKET_MS);
-    this.add(callLogKey(this.options.prefix, bucket), tool, ms, ok, unknown);
-    if (app !== undefined) this.add(appCallLogKey(this.options.prefix, app, bucket), tool, ms, ok, unknown);
+    this.add(callLogKey(this.options.prefix, bucket), tool, ms, ok, outcome);
+    if (app !== undefined) this.add(appCallLogKey(this.options.prefix, app, bucket), tool, ms, ok, outcome);
     if (!this.timer) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
@@ -114,7 +117,7 @@ export class CallLog {
     }
   }
 
-  private add(key: string, tool: string, ms: number, ok: boolean, unknown: boolean): void {
+  private add(key: string, tool: string, ms: number, ok: boolean, outcome: string | undefined): void {
     let b = this.pending.get(key);
     if (!b) {
       b = new Map();
@@ -122,14 +125,15 @@ export class CallLog {
     }
     let t = b.get(tool);
     if (!t) {
-      t = { n: 0, ok: 0, unknown: 0, sum: 0, max: -1, bins: new Map() };
+      t = { n: 0, ok: 0, unknown: 0, notStarted: 0, sum: 0, max: -1, bins: new Map() };
       b.set(tool, t);
     }
     const duration = ms > 0 ? Math.round(ms) : 0;
     const bin = durationBin(duration);
     t.n++;
     if (ok) t.ok++;
-    if (unknown) t.unknown++;
+    if (outcome === 'unknown') t.unknown++;
+    else if (outcome === 'not_started') t.notStarted++;
     t.sum += duration;
     if (duration > t.max) t.max = duration;
     t.bins.set(bin, (t.bins.get(bin) ?? 0) + 1);
@@ -168,6 +172,7 @@ export class CallLog {
         for (const [tool, t] of tools) {
           incrs.push(`n|${tool}`, t.n, `ok|${tool}`, t.ok, `sum|${tool}`, t.sum);
           if (t.unknown > 0) incrs.push(`unknown|${tool}`, t.unknown);
+          if (t.notStarted > 0) incrs.push(`ns|${tool}`, t.notStarted);
           for (const [bin, n] of t.bins) incrs.push(`b${bin}|${tool}`, n);
           maxes.push(`max|${tool}`, t.max);
         }
@@ -193,6 +198,8 @@ export interface ToolCallStats {
   ok: number;
   /** Answered outcome unknown (at-most-once calls interrupted after they started). */
   unknown: number;
+  /** Answered not_started (flow-controlled calls that never ran). */
+  notStarted: number;
   sumMs: number;
   maxMs: number;
   /** Histogram bin → calls. */
@@ -234,12 +241,13 @@ export async function readCallLog(
       if (!Number.isFinite(n)) continue;
       let t = tools.get(tool);
       if (!t) {
-        t = { calls: 0, ok: 0, unknown: 0, sumMs: 0, maxMs: 0, bins: new Map() };
+        t = { calls: 0, ok: 0, unknown: 0, notStarted: 0, sumMs: 0, maxMs: 0, bins: new Map() };
         tools.set(tool, t);
       }
       if (kind === 'n') t.calls += n;
       else if (kind === 'ok') t.ok += n;
       else if (kind === 'unknown') t.unknown += n;
+      else if (kind === 'ns') t.notStarted += n;
       else if (kind === 'sum') t.sumMs += n;
       else if (kind === 'max') t.maxMs = Math.max(t.maxMs, n);
       else if (kind.startsWith('b')) {

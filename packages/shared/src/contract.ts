@@ -25,6 +25,23 @@ export const failurePolicySchema = z.enum(['continue', 'abort', 'retry']);
 export type FailurePolicy = z.infer<typeof failurePolicySchema>;
 
 /**
+ * A batch's or run's priority within its app (docs/flow-control.md): when a flow-controlled tool
+ * has calls waiting, an app's calls start highest priority first, in the order sent within one
+ * priority. Apps still take turns: a priority orders an app's own calls, never another app's.
+ */
+export const CALL_PRIORITY = { min: -10, max: 10, default: 0 } as const;
+export const callPrioritySchema = z
+  .number()
+  .int()
+  .min(CALL_PRIORITY.min)
+  .max(CALL_PRIORITY.max)
+  .describe(
+    `Orders this app's calls of a flow-controlled tool that wait for a slot: a whole number from ${CALL_PRIORITY.min} ` +
+      `to ${CALL_PRIORITY.max}, higher first, the order sent within one priority; other apps' turns are unchanged. ` +
+      `Default ${CALL_PRIORITY.default}.`,
+  );
+
+/**
  * `not_started`: a flow-controlled call that never started (a cap, a rate limit, a downstream's
  * 429, an operator's pause kept it waiting past its deadline); unlike `timeout`, nothing ran.
  * `unknown`: an at-most-once call was interrupted after it started (its worker died, or it was
@@ -89,6 +106,8 @@ export const jobDataSchema = z.object({
   idempotencyKey: z.string().min(1).max(200).optional(),
   /** The app the batch belongs to (the HTTP token's); absent from plain producers: `default`. */
   app: z.string().max(100).optional(),
+  /** The batch's priority within its app (CALL_PRIORITY); absent: the default. */
+  priority: callPrioritySchema.optional(),
   context: callerContextSchema.optional(),
   /**
    * Where the worker reports the result. Absent for a plain BullMQ producer: the result is then

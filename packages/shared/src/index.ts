@@ -7,8 +7,10 @@
 export type { ApprovalCondition, ApprovalRule, ApprovalSetting } from './approval-rule.ts';
 export { loadConfig, type ToolqConfig } from './config.ts';
 export {
+  CALL_PRIORITY,
   type CallResult,
   CONTRACT_VERSION,
+  callPrioritySchema,
   callResultSchema,
   contentBlockSchema,
   contractJsonSchemas,

@@ -332,14 +332,7 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
       traceCall(data, result, { pool, worker: id });
       if (!data.reply) {
         const ms = (result.finishedAt ?? 0) - (result.startedAt ?? 0);
-        callLog.record(
-          tool,
-          ms,
-          !result.isError,
-          Date.now(),
-          PLAIN_PRODUCER_APP,
-          result.outcome === 'unknown',
-        );
+        callLog.record(tool, ms, !result.isError, Date.now(), PLAIN_PRODUCER_APP, result.outcome);
       }
       // With a reply target the result is in the batch record already; BullMQ need not store and
       // broadcast it a second time. Plain producers (no reply) get it as the job's return value.

@@ -47,6 +47,7 @@ export interface ResolvedOptions {
     timeoutMs?: number;
     failurePolicy: FailurePolicy;
     maxRetries?: number;
+    priority?: number;
     context?: Record<string, unknown>;
     approval?: ApprovalOptions;
   };
@@ -108,6 +109,7 @@ const agentOptionsSchema = z.strictObject({
   modelTimeoutMs: optionRules.wholeMs.optional(),
   failurePolicy: failurePolicySchema.optional(),
   maxRetries: optionRules.maxRetries.optional(),
+  priority: optionRules.priority.optional(),
   context: callerContextSchema.optional(),
   approval: approvalOptionsSchema.optional(),
   advisor: z
@@ -159,6 +161,7 @@ export function resolveOptions(o: AgentOptions): ResolvedOptions {
       failurePolicy: o.failurePolicy ?? 'continue',
       ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
       ...(o.maxRetries === undefined ? {} : { maxRetries: o.maxRetries }),
+      ...(o.priority === undefined ? {} : { priority: o.priority }),
       ...(o.context === undefined ? {} : { context: o.context }),
       ...(o.approval === undefined ? {} : { approval: o.approval }),
     },

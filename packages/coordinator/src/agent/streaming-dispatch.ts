@@ -22,7 +22,7 @@ export interface TurnDispatchOptions {
   iteration: number;
   /** Epoch ms the run started; event and record times are relative to it. */
   runStartedAt: number;
-  dispatch: Pick<DispatchOptions, 'timeoutMs' | 'failurePolicy' | 'maxRetries' | 'approval'>;
+  dispatch: Pick<DispatchOptions, 'timeoutMs' | 'failurePolicy' | 'maxRetries' | 'priority' | 'approval'>;
   /** The run's signal: aborting it cancels every call of the turn. */
   signal?: AbortSignal;
   emit: (event: AgentEvent) => void;

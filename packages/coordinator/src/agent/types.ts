@@ -78,6 +78,8 @@ export interface AgentOptions {
   failurePolicy?: FailurePolicy;
   /** With `retry`: re-runs per call. Default: the tool's own policy. */
   maxRetries?: number;
+  /** Every batch of the run, within its app (DispatchOptions.priority). Default 0. */
+  priority?: number;
   /** Who the run acts for: every tool call of the run reads it as `ctx.context` (DispatchOptions.context). */
   context?: Record<string, unknown>;
   /** Calls that wait for a person's approval (DispatchOptions.approval, docs/approvals.md). */

@@ -67,6 +67,7 @@ export function planJobs(input: {
     failurePolicy?: FailurePolicy;
     maxRetries?: number;
     app?: string;
+    priority?: number;
     context?: Record<string, unknown>;
   };
   /** Gives the trace context each call's job carries; undefined unless tracing is on. */

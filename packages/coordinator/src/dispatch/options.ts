@@ -4,6 +4,7 @@
  * passes what they need.
  */
 import {
+  CALL_PRIORITY,
   type FailurePolicy,
   failurePolicySchema,
   type Logger,
@@ -60,6 +61,12 @@ export interface DispatchOptions {
   batchId?: string;
   /** The app the batch belongs to: ids are scoped to it and only it can collect the batch. Default `default`. */
   app?: string;
+  /**
+   * Orders the app's calls of a flow-controlled tool that wait for a slot (docs/flow-control.md):
+   * a whole number from -10 to 10, higher first, the order sent within one priority. Apps still
+   * take turns: it never moves another app's calls. Default 0.
+   */
+  priority?: number;
   /**
    * Who the batch acts for (a user id, a tenant, …): a JSON object of at most 8 KiB that every
    * tool of the batch reads as `ctx.context`. Never logged; it is only in the calls' jobs in Redis,
@@ -155,6 +162,7 @@ export const DISPATCHER_DEFAULTS = {
   lastLookMs: 250,
   app: 'default',
   failurePolicy: 'continue',
+  priority: CALL_PRIORITY.default,
 } as const satisfies Partial<Record<keyof DispatcherOptions | keyof DispatchOptions, unknown>> &
   Record<string, unknown>;
 
@@ -187,6 +195,11 @@ export const optionRules = {
     `a number of ms from 1 to ${MAX_TIMEOUT_MS}`,
   ),
   text: rule<string>((v) => typeof v === 'string' && v !== '', 'a non-empty string'),
+  /** The HTTP API's bound (priority): CALL_PRIORITY. */
+  priority: rule<number>(
+    (v) => Number.isInteger(v) && (v as number) >= CALL_PRIORITY.min && (v as number) <= CALL_PRIORITY.max,
+    `a whole number from ${CALL_PRIORITY.min} to ${CALL_PRIORITY.max} (higher first)`,
+  ),
   /** The HTTP API's bound (max_retries), so that the library takes no more than it. */
   maxRetries: rule<number>(
     (v) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 20,
@@ -249,6 +262,7 @@ const dispatchOptionsSchema = z.strictObject({
   batchName: optionRules.text.optional(),
   batchId: optionRules.text.optional(),
   app: optionRules.text.optional(),
+  priority: optionRules.priority.optional(),
   context: callerContextSchema.optional(),
   onProgress: rule<(update: ProgressUpdate) => void>((v) => typeof v === 'function', 'a function').optional(),
   approval: approvalOptionsSchema.optional(),

@@ -138,6 +138,13 @@ export const reportResponseSchema = z.object({
         .describe(
           'Calls answered outcome unknown (at-most-once calls interrupted after they started; docs/delivery.md), among the failures. Absent when none.',
         ),
+      not_started: z
+        .number()
+        .int()
+        .optional()
+        .describe(
+          'Calls answered not_started (flow-controlled calls that never ran: a cap, a rate limit, a 429 hold or a pause kept them past their deadline; docs/flow-control.md). Not failures: the failures are calls - ok - not_started. Absent when none.',
+        ),
       avg_ms: z.number(),
       p95_ms: z.number(),
       max_ms: z.number(),
@@ -145,7 +152,13 @@ export const reportResponseSchema = z.object({
   ),
   calls: z.number().int(),
   succeeded: z.number().int(),
-  success_rate: z.number().describe('0..1; 1 when there were no calls.'),
+  not_started: z
+    .number()
+    .int()
+    .describe('Calls answered not_started, among `calls`: neither successes nor failures.'),
+  success_rate: z
+    .number()
+    .describe('succeeded / (calls - not_started), 0..1; 1 when every call (or none) was not started.'),
 });
 
 /** The error answer of the document: every route's 4xx and 5xx have this body. */

@@ -69,6 +69,7 @@ const BATCH_ROUTES: ApiRoute[] = [
         timeoutMs: body.timeout_ms,
         failurePolicy: body.failure_policy,
         maxRetries: body.max_retries,
+        priority: body.priority,
         context: body.context,
         ...approvalOption(body),
         // Batch names are the app's own: another app may use the same name and never sees this batch.

@@ -1,5 +1,5 @@
 /** The HTTP contract's request bodies, checked at the edge; types inside are trusted. */
-import { failurePolicySchema } from '@toolq/shared';
+import { callPrioritySchema, failurePolicySchema } from '@toolq/shared';
 import {
   callerContextSchema,
   KEY_PART_PATTERN,
@@ -82,6 +82,7 @@ export const toolBatchRequestSchema = z
     timeout_ms: z.number().int().min(1).max(3_600_000).optional(),
     failure_policy: failurePolicySchema.optional(),
     max_retries: z.number().int().min(0).max(20).optional(),
+    priority: callPrioritySchema.optional(),
     /** Your id for the batch, to collect it with GET /v1/tool-batches/:id from any coordinator. */
     batch_id: batchNameSchema.optional(),
     approval_tools: approvalToolsSchema,
@@ -153,6 +154,8 @@ const runRequestFields = z
     stream: z.boolean().optional(),
     timeout_ms: z.number().int().min(1).max(3_600_000).optional(),
     failure_policy: failurePolicySchema.optional(),
+    /** Every batch of the run; stored with the run, so a coordinator that takes it over keeps it. */
+    priority: callPrioritySchema.optional(),
     approval_tools: approvalToolsSchema,
     approval_timeout_ms: approvalTimeoutSchema('86400000 (24 h) for a run'),
     /** Who the run acts for: every tool of every turn reads it as `ctx.context`; kept with the run. */

@@ -97,12 +97,14 @@ export function wireReport(r: FleetReport): z.input<typeof reportResponseSchema>
       calls: t.calls,
       ok: t.ok,
       ...(t.unknown !== undefined ? { unknown: t.unknown } : {}),
+      ...(t.notStarted !== undefined ? { not_started: t.notStarted } : {}),
       avg_ms: t.avgMs,
       p95_ms: t.p95Ms,
       max_ms: t.maxMs,
     })),
     calls: r.calls,
     succeeded: r.succeeded,
+    not_started: r.notStarted,
     success_rate: r.successRate,
   };
 }

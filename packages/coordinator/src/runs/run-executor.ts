@@ -322,6 +322,7 @@ function agentOptions(body: StoredRunRequest, model: RunModel): Omit<AgentOption
     ...(body.stream !== undefined ? { stream: body.stream } : {}),
     ...(body.timeout_ms !== undefined ? { timeoutMs: body.timeout_ms } : {}),
     ...(body.failure_policy ? { failurePolicy: body.failure_policy } : {}),
+    ...(body.priority !== undefined ? { priority: body.priority } : {}),
     ...(body.context ? { context: body.context } : {}),
   };
 }

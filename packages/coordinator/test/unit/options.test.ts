@@ -30,7 +30,7 @@ describe('dispatch() options', () => {
     const err = failure(() => checkDispatchOptions({ timeoutMS: 5_000 }));
     expect(err.message).toMatch(/"timeoutMS" is not an option \(did you mean timeoutMs\?\)/);
     expect(err.message).toMatch(
-      /the options are timeoutMs, failurePolicy, maxRetries, signal, batchName, batchId, app, context, onProgress, approval$/,
+      /the options are timeoutMs, failurePolicy, maxRetries, signal, batchName, batchId, app, priority, context, onProgress, approval$/,
     );
   });
 
@@ -38,6 +38,9 @@ describe('dispatch() options', () => {
     [{ timeoutMs: 0 }, /timeoutMs must be a whole number of ms from 1 to 2147483647 .*, got 0/],
     [{ timeoutMs: '5000' }, /timeoutMs must be .*, got "5000"/],
     [{ maxRetries: 21 }, /maxRetries must be a whole number from 0 to 20, got 21/],
+    [{ priority: 11 }, /priority must be a whole number from -10 to 10 \(higher first\), got 11/],
+    [{ priority: 1.5 }, /priority must be a whole number from -10 to 10 .*, got 1.5/],
+    [{ priority: 'high' }, /priority must be .*, got "high"/],
     [{ signal: {} }, /signal must be an AbortSignal, got an object \(Object\)/],
     [{ batchId: '' }, /batchId must be a non-empty string, got ""/],
     [{ context: ['u-1'] }, /context: Invalid input: expected record, received array/],
@@ -60,6 +63,7 @@ describe('dispatch() options', () => {
       signal: new AbortController().signal,
       batchId: 'b-1',
       app: 'default',
+      priority: -10,
       context: { user: 'u-1', scopes: ['read'], depth: { n: 1, ok: true, none: null } },
     } as const;
     expect(checkDispatchOptions(options)).toBe(options);

@@ -13,13 +13,14 @@
  * This class keeps the worker's view of the fleet's limits (re-read every second), starts the
  * consumers of the tool queues, and decides for each call whether it starts.
  */
-import { type CallResult, CONTRACT_VERSION, type Logger } from '@toolq/shared';
+import { CALL_PRIORITY, type CallResult, CONTRACT_VERSION, type Logger } from '@toolq/shared';
 import {
   admitStart,
   type EffectiveLimits,
   effectiveLimits,
   type FlowKeys,
   type FlowState,
+  fairTags,
   flowKeys,
   flowRoute,
   holdTool,
@@ -27,6 +28,7 @@ import {
   markStarted,
   messages,
   type ParsedJobData,
+  PLAIN_PRODUCER_APP,
   type Redis,
   readFlowState,
   toolOfRoute,
@@ -45,6 +47,9 @@ export type FlowDecision =
   | { kind: 'requeue' }
   /** A pool queue's job: delayed until then (the tool is paused or held). */
   | { kind: 'hold'; until: number };
+
+/** What BullMQ keeps of a handed-off call's job: an hour, at most 1,000 (as the coordinator's failed jobs). */
+const HANDED_OFF_KEEP = { age: 3600, count: 1000 } as const;
 
 export interface WorkerFlowOptions {
   redis: Redis;
@@ -152,7 +157,15 @@ export class WorkerFlow {
     const now = Date.now();
     if (tool === undefined) {
       const until = this.holdUntil(data.tool, now);
-      if (until === undefined) return { kind: 'start' };
+      if (until === undefined) {
+        if (!data.reply || !this.hasLimits(data.tool)) return { kind: 'start' };
+        // Sent to a pool queue before its tool got a cap or a rate limit: its start must count
+        // against them, so the call moves to the tool's queue (the same reply path and deadline)
+        // and its pool job waits out the deadline, by when the copy has answered (then the pool job
+        // finds the call answered and completes; the lost-call sweep sees it delayed, not gone).
+        await this.handOff(job, data, data.reply);
+        return { kind: 'hold', until: data.deadline };
+      }
       this.options.metrics.flowThrottled.inc({ tool: data.tool, reason: 'paused' });
       if (until >= data.deadline)
         return { kind: 'answer', result: this.notStarted(data, this.pauseReason(data.tool)) };
@@ -164,6 +177,9 @@ export class WorkerFlow {
       rateLimit: limits.rateLimit,
       member: `${job.id}:${job.attemptsStarted}:${now}`,
       tag,
+      jobId: job.id ?? '',
+      app: data.app ?? PLAIN_PRODUCER_APP,
+      priority: data.priority ?? CALL_PRIORITY.default,
     });
     if (!admission.admitted) {
       const held = admission.why === 'held';
@@ -190,6 +206,37 @@ export class WorkerFlow {
           this.options.logger.warn({ err: err.message, tool }, 'could not mark a flow call started'),
       );
     return { kind: 'start' };
+  }
+
+  /** A cap or a rate limit in force (a pause or a hold alone keeps a pool queue's call where it is). */
+  private hasLimits(tool: string): boolean {
+    if (!this.isFlowControlled(tool)) return false;
+    const limits = this.limitsOf(tool);
+    return limits.concurrency !== null || limits.rateLimit !== null;
+  }
+
+  /**
+   * Adds a pool queue's call to its tool's queue, with its fair-share tag. Its job id is the call's
+   * own (`<batch uid>.<index>.flow`), so a second hand-off of it (the pool job given back and taken
+   * again) adds nothing.
+   */
+  private async handOff(job: Job, data: ParsedJobData, reply: NonNullable<ParsedJobData['reply']>) {
+    const jobId = `${reply.batchId}.${reply.index}.flow`;
+    const [tag] = await fairTags(this.options.redis, this.flowKeys, data.tool, {
+      app: data.app ?? PLAIN_PRODUCER_APP,
+      priority: data.priority ?? CALL_PRIORITY.default,
+      jobIds: [jobId],
+    });
+    await this.queueOf(data.tool).add(data.tool, data, {
+      jobId,
+      priority: Math.max(1, Number(tag ?? 1)),
+      removeOnComplete: HANDED_OFF_KEEP,
+      removeOnFail: HANDED_OFF_KEEP,
+    });
+    this.options.logger.debug(
+      { tool: data.tool, job: job.id, to: jobId },
+      'moved a pool call to its tool queue',
+    );
   }
 
   /**
