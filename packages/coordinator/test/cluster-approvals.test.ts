@@ -92,6 +92,20 @@ const waitForApproval = (url: string, toolUseId: string, timeoutMs = 30_000) =>
 const decide = (url: string, id: string, body: unknown) =>
   api(url, `/v1/approvals/${id}`, { method: 'POST', token: ALPHA, body });
 
+/** What Redis holds of a batch that was not answered in time: every key naming its uid, on every master. */
+async function dumpBatch(uid: string): Promise<void> {
+  const out: Record<string, unknown> = { ran: executions(log) };
+  for (const node of (await cluster.topology()).filter((n) => n.role === 'master' && !n.failed)) {
+    const keys = (await cluster.command(node.port, ['keys', `*${uid}*`])) as string[];
+    for (const key of keys) {
+      const type = String(await cluster.command(node.port, ['type', key]));
+      out[`${node.port} ${key}`] =
+        type === 'hash' ? await cluster.command(node.port, ['hgetall', key]) : type;
+    }
+  }
+  console.info('the unanswered batch in Redis:', JSON.stringify(out));
+}
+
 describe('approvals on a Redis Cluster, across two coordinators', () => {
   it('only the risky call waits; listed and approved through the other coordinator, it runs once', async () => {
     const answer = sendBatch(a.url, {
@@ -179,7 +193,8 @@ describe('approvals on a Redis Cluster, across two coordinators', () => {
       reason: 'after the failover',
     });
     expect(res.status).toBe(200);
-    const { status, body } = await answer;
+    const late = setTimeout(() => void dumpBatch(approval.batch_id ?? ''), 30_000);
+    const { status, body } = await answer.finally(() => clearTimeout(late));
     console.info(
       `cluster approvals: the master of a pending approval SIGKILLed, replica promoted in ${promotedMs} ms; ` +
         `the approval stayed pending; approved, the batch answered ${Date.now() - faultAt} ms after the kill; ` +
