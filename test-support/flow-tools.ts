@@ -1,8 +1,11 @@
 /**
  * Flow-controlled tools for tests (docs/flow-control.md). Each records, from its own side, when it
  * started and ended (this host's clock, the same for every worker process of a test) in the Redis
- * list `flowtest:events` of the worker's Redis (REDIS_URL), so that a test sees what really ran.
+ * list `flowtest:events` of the worker's Redis (REDIS_URL), so that a test sees what really ran;
+ * or, when TOOLQ_TEST_FLOW_FILE names a file, one JSON line per event in that file (on a Redis
+ * Cluster, or across a Redis restart, where the list would be lost or out of reach).
  */
+import { appendFileSync, readFileSync } from 'node:fs';
 import { defineTool, RateLimitedError } from '@toolq/shared';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
@@ -24,7 +27,10 @@ const conn = () => {
 };
 
 async function record(event: FlowEvent): Promise<void> {
-  await conn().rpush(FLOW_EVENTS_KEY, JSON.stringify(event));
+  const file = process.env.TOOLQ_TEST_FLOW_FILE;
+  // One write of one short line with O_APPEND: lines of several processes do not interleave.
+  if (file) appendFileSync(file, `${JSON.stringify(event)}\n`);
+  else await conn().rpush(FLOW_EVENTS_KEY, JSON.stringify(event));
 }
 
 const sleep = (ms: number, signal: AbortSignal) =>
@@ -111,6 +117,47 @@ export async function readFlowEvents(redisUrl: string): Promise<FlowEvent[]> {
   } finally {
     client.disconnect();
   }
+}
+
+/** The events the tools wrote to `file` (TOOLQ_TEST_FLOW_FILE), in the order written. */
+export function readFlowFile(file: string): FlowEvent[] {
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter((line) => line.length > 0)
+    .map((line) => JSON.parse(line) as FlowEvent);
+}
+
+/**
+ * The most calls running at once at any instant of [from, to], from intervals (each `start`
+ * included, `end` not): what a cap must bound during one phase of a test.
+ */
+export function mostRunningWithin(
+  intervals: readonly { start: number; end: number }[],
+  from: number,
+  to: number,
+): number {
+  const edges = intervals.flatMap((i) => [
+    { at: i.start, d: 1 },
+    { at: i.end, d: -1 },
+  ]);
+  // An interval that ends when another starts did not overlap it: ends first.
+  edges.sort((x, y) => x.at - y.at || x.d - y.d);
+  let open = 0;
+  let most = 0;
+  for (const e of edges) {
+    if (e.at > to) break;
+    open += e.d;
+    if (e.at >= from) most = Math.max(most, open);
+  }
+  // Those open at `from` itself count too.
+  const atFrom = intervals.filter((i) => i.start <= from && i.end > from).length;
+  return Math.max(most, atFrom);
 }
 
 /**

@@ -220,3 +220,21 @@ export function parseClusterNodes(text: string): ClusterNodeInfo[] {
       };
     });
 }
+
+/**
+ * The first name `make(i)` whose hash tag (`<prefix>{<name>}:x`) lies on a master for which
+ * `wanted` says yes: to put a pool, a coordinator's records or a tool's queue on the master a test
+ * means to kill (or to spare).
+ */
+export async function tagOn(
+  cluster: RedisCluster,
+  prefix: string,
+  wanted: (masterPort: number) => boolean,
+  make: (i: number) => string,
+): Promise<string> {
+  for (let i = 0; i < 200; i++) {
+    const name = make(i);
+    if (wanted((await cluster.masterOf(`${prefix}{${name}}:x`)).port)) return name;
+  }
+  throw new Error('no candidate name on the wanted master');
+}

@@ -26,6 +26,11 @@ export interface RedisProcess {
   readonly isRunning: boolean;
   /** SIGKILL: no goodbye to clients or replicas, like a crash. */
   kill(): Promise<void>;
+  /**
+   * SIGSTOP / SIGCONT: a node frozen for a while, e.g. a replica that falls behind its master (what
+   * asynchronous replication under load does) before the master dies.
+   */
+  signal(signal: 'SIGSTOP' | 'SIGCONT'): void;
   /** Starts again with the same arguments (same dir: a cluster node keeps its nodes.conf). */
   start(): Promise<void>;
 }
@@ -64,6 +69,9 @@ export function redisProcess(port: number, args: readonly string[], access?: Red
         },
         { timeoutMs: 10_000, fatal: (err) => err instanceof RedisExitedAtStart },
       );
+    },
+    signal(signal) {
+      if (!child?.kill(signal)) throw new Error(`redis-server on port ${port} is not running`);
     },
     async kill() {
       const proc = child;

@@ -22,7 +22,7 @@ export interface RedisServer {
   readonly access: RedisAccess;
   /** SIGKILL: no goodbye to clients, like a crash. */
   kill(): Promise<void>;
-  /** Starts again on the same port (empty: no persistence). */
+  /** Starts again on the same port (empty unless started with `appendonly`). */
   start(): Promise<void>;
   /** The certificate the next `start()` serves (a TLS server only): another CA's, to test a client that does not trust it. */
   useTls(tls: TestTls): void;
@@ -34,6 +34,11 @@ export interface RedisServerOptions {
   tls?: TestTls;
   /** `requirepass`. */
   password?: string;
+  /**
+   * Persistence as docs/deploy.md recommends (`appendonly yes`, `appendfsync everysec`): a restart
+   * (`kill()` then `start()`) reads the data back, less up to a second of writes after a SIGKILL.
+   */
+  appendonly?: boolean;
 }
 
 export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
@@ -47,7 +52,8 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   const start = async () => {
     const args = [
       ...(tls ? tlsServerArgs(tls, port) : ['--port', String(port)]),
-      ...['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+      ...['--bind', '127.0.0.1', '--save', '', '--dir', dir],
+      ...(options.appendonly ? ['--appendonly', 'yes', '--appendfsync', 'everysec'] : ['--appendonly', 'no']),
       ...(password ? ['--requirepass', password] : []),
     ];
     const proc = spawn('redis-server', args, { stdio: 'ignore' });

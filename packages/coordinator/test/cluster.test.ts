@@ -12,7 +12,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
 import { testLogger } from '../../../test-support/logger.ts';
 import { expectMixedBatchAnswered } from '../../../test-support/mixed-batch.ts';
-import { type RedisCluster, startRedisCluster } from '../../../test-support/redis-cluster.ts';
+import {
+  type RedisCluster,
+  startRedisCluster,
+  tagOn as tagOnMaster,
+} from '../../../test-support/redis-cluster.ts';
 import { healingMs, startSteadyLoad, steadyBatch, summariseLoad } from '../../../test-support/steady-load.ts';
 import { waitFor } from '../../../test-support/wait-for.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
@@ -30,13 +34,8 @@ let poolB: string;
 let coordinatorId: string;
 
 /** The first candidate whose hash tag lies on a master for which `wanted` says yes. */
-async function tagOn(prefix: string, wanted: (masterPort: number) => boolean, make: (i: number) => string) {
-  for (let i = 0; i < 200; i++) {
-    const name = make(i);
-    if (wanted((await cluster.masterOf(`${prefix}{${name}}:x`)).port)) return name;
-  }
-  throw new Error('no candidate name on the wanted master');
-}
+const tagOn = (prefix: string, wanted: (masterPort: number) => boolean, make: (i: number) => string) =>
+  tagOnMaster(cluster, prefix, wanted, make);
 
 beforeAll(async () => {
   cluster = await startRedisCluster();

@@ -14,7 +14,7 @@ import {
 import type { Catalog } from '../catalog.ts';
 import type { DeadWorkerSweep } from '../delivery/dead-workers.ts';
 import type { JobQueues } from '../job-queues.ts';
-import type { JobAddress } from './job-ref.ts';
+import type { JobAddress, JobRef } from './job-ref.ts';
 import { callsWithoutJob, lostCallMessage, lostForSure } from './lost-calls.ts';
 import { DISPATCHER_DEFAULTS } from './options.ts';
 import type { Pending, PendingBatches } from './pending.ts';
@@ -72,6 +72,9 @@ export class RecoverySweep {
       await Promise.all(
         due.slice(i, i + SWEEP_CHUNK).map(async (entry) => {
           const waiting = entry.barrier.pendingIndexes();
+          // The jobs as this read sees them: a re-run by an overlapping sweep replaces a call's
+          // reference, and a call looked up under the old one is not lost again (answerLost).
+          const readRefs = new Map(waiting.map((index) => [index, entry.jobs[index]] as const));
           // Jobs first, then the record: a worker writes the result before its job goes away.
           const withoutJob = entry.enqueued
             ? await callsWithoutJob(jobs, entry.barrier.uid, entry.jobs, waiting)
@@ -79,17 +82,29 @@ export class RecoverySweep {
           const found = await readResults(redis, pending.recordKey(entry), waiting);
           for (const [index, result] of found) entry.barrier.settle(index, result);
           const lost = withoutJob.filter((index) => !found.has(index) && !entry.barrier.isSettled(index));
-          if (lost.length > 0) await this.answerLost(entry, lost);
+          if (lost.length > 0) await this.answerLost(entry, lost, readRefs);
         }),
       );
     }
   }
 
   /** Re-runs the lost calls that may run twice, within their deadlines; answers the rest is_error. */
-  private async answerLost(entry: Pending, seemLost: readonly number[]): Promise<void> {
+  private async answerLost(
+    entry: Pending,
+    seemLost: readonly number[],
+    /** Each call's job reference when its job was looked up. */
+    readRefs: ReadonlyMap<number, JobRef | undefined>,
+  ): Promise<void> {
     const { redis, jobs, catalog, metrics } = this.deps;
     const { barrier, rerunnable } = entry;
-    const lost = entry.foreignKey ? await this.lostForSure(entry, entry.foreignKey, seemLost) : seemLost;
+    const sure = entry.foreignKey ? await this.lostForSure(entry, entry.foreignKey, seemLost) : seemLost;
+    // Sweeps overlap (the timer starts the next while one still reads): one that looked a call up
+    // before another re-ran it saw the old job gone and would re-run it again, spending its
+    // re-runs (MAX_RERUNS_PER_CALL) and running it once more for nothing (measured on the Cluster:
+    // every lost call re-run twice). Only calls whose job is still the one looked up are lost, and
+    // a re-run under way is left to finish: the next sweep looks at the new jobs.
+    if (rerunnable?.busy) return;
+    const lost = sure.filter((index) => entry.jobs[index] === readRefs.get(index));
     if (lost.length === 0) return;
     let rerun = new Map<number, JobAddress>();
     let failed = new Map<number, string>();
