@@ -46,6 +46,9 @@ export interface RunModel {
   timeoutMs?: number;
 }
 
+/** Lease checks whose answers all came back too late to prove it before an owner gives the run up. */
+const LEASE_TRIES = 5;
+
 /** A run taken over this many times is failed: something in it keeps killing its coordinators. */
 export const MAX_OWNERS = 20;
 
@@ -59,8 +62,11 @@ export interface ExecuteOptions {
   signal: AbortSignal;
   /** True once this coordinator is shutting down: the run is handed over at its next model turn. */
   handingOver: () => boolean;
-  /** Whether this coordinator still holds the run's lease (its BullMQ job lock); one round trip. */
-  holdsLease: () => Promise<boolean>;
+  /**
+   * How many ms this coordinator's lease on the run (its BullMQ job lock) still has, ≤ 0 once it
+   * has none (Infinity: no lock to check); one round trip.
+   */
+  leaseLeft: () => Promise<number>;
 }
 
 /** The abort reason of a run handed over mid-step at the shutdown bound (not a user's cancel). */
@@ -75,7 +81,7 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
   const claim = await o.store.claim(runId, o.coordinatorId);
   if (claim.kind !== 'claimed') return 'not_running';
   const log = o.logger.child({ run: runId, epoch: claim.epoch });
-  const writer = new FencedWriter(o.store, runId, claim.epoch, log, o.holdsLease);
+  const writer = new FencedWriter(o.store, runId, claim.epoch, log, o.leaseLeft);
   const checkpoint = claim.checkpoint;
   try {
     await writer.write({
@@ -149,6 +155,10 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
   } catch (thrown) {
     const err = writer.failure ?? coerceError(thrown);
     const code = err instanceof ToolqError ? err.code : undefined;
+    if (code === 'LEASE_LOST' && writer.unconfirmed) {
+      log.warn('the lease could not be confirmed in time: the run goes back to the queue');
+      return 'handed_over';
+    }
     if (code === 'LEASE_LOST') {
       log.warn('another coordinator took the run over: this one stops');
       return 'lost';
@@ -187,33 +197,68 @@ async function finished(store: RunStore, app: string, runId: string): Promise<vo
 class FencedWriter {
   private chain: Promise<unknown> = Promise.resolve();
   failure: ToolqError | undefined;
+  /**
+   * A `turn_finished` goes with the next write, which for a response with calls is its checkpoint
+   * (saved in the same tick). Sent alone it could land and its checkpoint be refused, a claim
+   * between the two (chaos: Redis paused as the turn ended): the log said the turn was saved,
+   * and the next owner, resuming from the checkpoint before, asked the model for it again.
+   */
+  private held: RunEventInput[] = [];
+  /** The lease was still held but never confirmed in time: hand the run back rather than drop it. */
+  unconfirmed = false;
 
   constructor(
     private readonly store: RunStore,
     private readonly runId: string,
     private readonly epoch: number,
     private readonly logger: Logger,
-    private readonly holdsLease: () => Promise<boolean>,
+    private readonly leaseLeft: () => Promise<number>,
   ) {}
 
   /**
    * Before the owner acts outside Redis (a model request, a dispatch): its lease, and its epoch
    * with `events`, in a write after every event sent before. A lost lease fails every later write.
+   *
+   * The lease is good until the time the check was *sent* plus the ms Redis said it had left (the
+   * lock cannot lapse sooner). The owner goes on only while that time is ahead: a reply that comes
+   * back later than that (the process was off the CPU, or Redis slow, between the check and its
+   * answer) proves nothing about now, so the lease is asked again. What remains unfenced is the
+   * instant from this return to the request leaving the process (docs/durable-runs.md).
    */
   async confirm(events: RunEventInput[]): Promise<void> {
     if (this.failure) throw this.failure;
     // Side by side (one round trip's wait): each alone proves that no claim came before it.
-    const [held] = await Promise.all([this.holdsLease(), this.write({ events })]);
-    if (!held) {
-      this.failure ??= new ToolqError(
-        'LEASE_LOST',
-        `run ${this.runId}: this coordinator's lease lapsed; another one takes the run over`,
-      );
-      throw this.failure;
+    let [until] = await Promise.all([this.leaseUntil(), this.write({ events })]);
+    for (let tries = 1; until > 0 && Date.now() >= until; tries++) {
+      if (tries >= LEASE_TRIES) break;
+      until = await this.leaseUntil();
     }
+    if (until > Date.now()) return;
+    // A lock still held but never confirmed in time (LEASE_TRIES late answers): the run goes back
+    // to the queue (executeRun: handed over), not 'lost' — BullMQ would take a job whose lock is
+    // still ours as finished, and nobody would carry the run on.
+    this.unconfirmed = until > 0;
+    this.failure ??= new ToolqError(
+      'LEASE_LOST',
+      this.unconfirmed
+        ? `run ${this.runId}: this coordinator could not confirm its lease in time; handing the run over`
+        : `run ${this.runId}: this coordinator's lease lapsed; another one takes the run over`,
+    );
+    throw this.failure;
+  }
+
+  /** The time (this process's clock) until which the lease surely holds; 0 when it is gone. */
+  private async leaseUntil(): Promise<number> {
+    const sentAt = Date.now();
+    const left = await this.leaseLeft();
+    return left > 0 ? sentAt + left : 0;
   }
 
   write(change: Parameters<RunStore['write']>[2]): Promise<void> {
+    if (this.held.length > 0) {
+      change = { ...change, events: [...this.held, ...change.events] };
+      this.held = [];
+    }
     const next = this.chain.then(async () => {
       if (this.failure) throw this.failure;
       try {
@@ -230,6 +275,10 @@ class FencedWriter {
   }
 
   send(event: RunEventInput): void {
+    if (event.type === 'turn_finished') {
+      this.held.push(event);
+      return;
+    }
     this.write({ events: [event] }).catch((err: Error) => {
       if (!this.failure)
         this.logger.warn({ err: err.message, event: event.type }, 'could not log a run event');

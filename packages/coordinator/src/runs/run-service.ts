@@ -189,8 +189,10 @@ export class RunService {
         signal: controller.signal,
         handingOver: () => this.handingOver,
         // BullMQ gives a processor its job's lock token; without one there is no lease to check.
-        holdsLease: async () =>
-          token === undefined || (await this.store.leaseLeft(runLockKey(this.prefix, runId), token)) > 0,
+        leaseLeft: async () =>
+          token === undefined
+            ? Number.POSITIVE_INFINITY
+            : await this.store.leaseLeft(runLockKey(this.prefix, runId), token),
       });
       if (outcome === 'handed_over') {
         // Back to the queue now, not after the lock expires: another coordinator carries on at once.
