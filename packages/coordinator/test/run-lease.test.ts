@@ -9,7 +9,7 @@
  * scripted model through the real SDK; `leaseLeft` answers as a slow or frozen round trip would.
  */
 import Anthropic from '@anthropic-ai/sdk';
-import { type ScriptedModel, startScriptedModel, toolTurnsScript } from '@toolq/scripted-model';
+import { type Script, type ScriptedModel, startScriptedModel, toolTurnsScript } from '@toolq/scripted-model';
 import diagnostics from '@toolq/worker/diagnostics';
 import { afterEach, describe, expect, it } from 'vitest';
 import { useInProcessFleet } from '../../../test-support/in-process-fleet.ts';
@@ -26,11 +26,11 @@ afterEach(async () => {
 
 let runs = 0;
 
-/** A new run (one call of diag_sleep, then the answer) executed with this lease. */
-async function execute(leaseLeft: () => Promise<number>) {
-  const model = await startScriptedModel(
-    toolTurnsScript([{ calls: [{ name: 'diag_sleep', input: { ms: 10 } }] }]),
-  );
+const oneCall = toolTurnsScript([{ calls: [{ name: 'diag_sleep', input: { ms: 10 } }] }]);
+
+/** A new run (by default one call of diag_sleep, then the answer) executed with this lease. */
+async function execute(leaseLeft: () => Promise<number>, script: Script = oneCall, maxRetries = 0) {
+  const model = await startScriptedModel(script);
   models.push(model);
   const store = new RunStore(fleet.redis, 'leasetest', 60_000);
   const runId = `run_lease_${++runs}`;
@@ -45,7 +45,7 @@ async function execute(leaseLeft: () => Promise<number>) {
     store,
     dispatcher: fleet.dispatcher,
     coordinatorId: 'lease-test',
-    model: { client: new Anthropic({ apiKey: 'test', baseURL: model.url, maxRetries: 0 }) },
+    model: { client: new Anthropic({ apiKey: 'test', baseURL: model.url, maxRetries }) },
     logger: testLogger(),
     signal: new AbortController().signal,
     handingOver: () => false,
@@ -90,6 +90,25 @@ describe('the lease an owner acts on', () => {
     const { outcome, asks, run } = await execute(async () => -1);
     expect(outcome).toBe('lost');
     expect(asks).toBe(0);
+    expect(run?.status).toBe('running');
+  });
+
+  it("the SDK's own retry of a model request goes only on a lease that still holds", async () => {
+    // The first attempt is answered 529 with a retry in 2 s; the lease had 1 s left and lapses
+    // meanwhile. The SDK tries again (it retries an overloaded API), but past the lease confirmed
+    // last its attempt checks the lease first, and never leaves this process.
+    let lapsed = false;
+    const { outcome, asks, run } = await execute(
+      async () => (lapsed ? -1 : 1_000),
+      () => {
+        lapsed = true;
+        const headers = { 'retry-after-ms': '2000' };
+        return { error: { status: 529, type: 'overloaded_error', message: 'Overloaded', headers } };
+      },
+      2,
+    );
+    expect(asks).toBe(1);
+    expect(outcome).toBe('lost');
     expect(run?.status).toBe('running');
   });
 });

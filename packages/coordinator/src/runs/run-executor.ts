@@ -23,7 +23,7 @@
  * own ids, once each. Batches are otherwise named per owner (`.<epoch>.`), because a new
  * response may hold other calls than the batch of the same place before.
  */
-import type Anthropic from '@anthropic-ai/sdk';
+import Anthropic from '@anthropic-ai/sdk';
 import { type Logger, ToolqError } from '@toolq/shared';
 import { coerceError } from '@toolq/shared/internal';
 import { runAgent } from '../agent/run-agent.ts';
@@ -45,6 +45,8 @@ export interface RunModel {
   /** How long one model request may take to answer (TOOLQ_MODEL_TIMEOUT_MS). */
   timeoutMs?: number;
 }
+
+type Fetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
 
 /** Lease checks whose answers all came back too late to prove it before an owner gives the run up. */
 const LEASE_TRIES = 5;
@@ -131,7 +133,9 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
       app: claim.app,
     };
     const result = await runAgent({
-      ...agentOptions(request, o.model),
+      ...agentOptions(request, o.model, (input, init) =>
+        writer.beforeRequest().then(() => fetch(input, init)),
+      ),
       approval: runApproval(runId, request),
       dispatcher: o.dispatcher,
       persistence,
@@ -206,6 +210,8 @@ class FencedWriter {
   private held: RunEventInput[] = [];
   /** The lease was still held but never confirmed in time: hand the run back rather than drop it. */
   unconfirmed = false;
+  /** Until when (this process's clock) the last confirmed lease surely holds. */
+  private leaseValidUntil = 0;
 
   constructor(
     private readonly store: RunStore,
@@ -228,12 +234,32 @@ class FencedWriter {
   async confirm(events: RunEventInput[]): Promise<void> {
     if (this.failure) throw this.failure;
     // Side by side (one round trip's wait): each alone proves that no claim came before it.
-    let [until] = await Promise.all([this.leaseUntil(), this.write({ events })]);
+    const [until] = await Promise.all([this.leaseUntil(), this.write({ events })]);
+    await this.confirmed(until);
+  }
+
+  /**
+   * Right before each HTTP attempt of a model request (the SDK's retries too, which no
+   * beforeModelRequest sees): the lease confirmed last still holds by this clock, or is confirmed
+   * again. The last check before the request leaves, as close to the socket as the SDK lets it.
+   */
+  async beforeRequest(): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (Date.now() < this.leaseValidUntil) return;
+    await this.confirmed(await this.leaseUntil());
+  }
+
+  /** Goes on once a lease check proves the lease holds now; asks again while answers come late. */
+  private async confirmed(first: number): Promise<void> {
+    let until = first;
     for (let tries = 1; until > 0 && Date.now() >= until; tries++) {
       if (tries >= LEASE_TRIES) break;
       until = await this.leaseUntil();
     }
-    if (until > Date.now()) return;
+    if (until > Date.now()) {
+      this.leaseValidUntil = until;
+      return;
+    }
     // A lock still held but never confirmed in time (LEASE_TRIES late answers): the run goes back
     // to the queue (executeRun: handed over), not 'lost' — BullMQ would take a job whose lock is
     // still ours as finished, and nobody would carry the run on.
@@ -300,10 +326,27 @@ function textOfCheckpoint(cp: AgentCheckpoint): RunEventInput | undefined {
   return textEvent(cp.iteration, cp.finalMessage);
 }
 
-function agentOptions(body: StoredRunRequest, model: RunModel): Omit<AgentOptions, 'dispatcher'> {
+/**
+ * `fenced` is the fetch every HTTP attempt of the run's model requests goes through, the SDK's own
+ * retries included: each leaves only on a lease known to hold (FencedWriter.beforeRequest).
+ */
+function agentOptions(
+  body: StoredRunRequest,
+  model: RunModel,
+  fenced: Fetch,
+): Omit<AgentOptions, 'dispatcher'> {
   const chosen = body.model ?? model.defaultModel;
+  const client = model.client
+    ? model.client.withOptions({ fetch: fenced })
+    : model.apiKey
+      ? new Anthropic({
+          apiKey: model.apiKey,
+          ...(model.baseURL ? { baseURL: model.baseURL } : {}),
+          fetch: fenced,
+        })
+      : undefined;
   return {
-    ...(model.client ? { client: model.client } : {}),
+    ...(client ? { client } : {}),
     ...(model.apiKey ? { apiKey: model.apiKey } : {}),
     ...(model.baseURL ? { baseURL: model.baseURL } : {}),
     ...(model.timeoutMs !== undefined ? { modelTimeoutMs: model.timeoutMs } : {}),
