@@ -166,7 +166,9 @@ describe('bodies that would stall the event loop', () => {
     const cpu = process.cpuUsage();
     const real = post({
       tool_uses: [{ id: 'r', name: 'diag_sleep', input: { ms: 100 } }],
-      timeout_ms: 2_000,
+      // Not 2 s: at load 20-40 this process (server, worker and sender of 90 MB at once) can be
+      // kept off the CPU that long with nothing wrong; the CPU bound below tells a stall apart.
+      timeout_ms: 15_000,
     });
     const refused = await Promise.all(Array.from({ length: 10 }, () => post(huge)));
     for (const res of refused) {
@@ -178,7 +180,7 @@ describe('bodies that would stall the event loop', () => {
     }
     const answer = (await (await real).json()) as { tool_results: { content: string }[] };
     expect(answer.tool_results[0]?.content).toBe('{"slept_ms":100}');
-    // Before the fix the 100 ms call answered after 10.8 s (its own deadline is 2 s): parsing and
+    // Before the fix the 100 ms call answered after 10.8 s (its deadline was 2 s): parsing and
     // validating each body held the event loop for about a second of CPU. The server runs in this
     // process, so what it cost is this process's CPU in the window: about 1 s now (sending the
     // bodies included), ~10 s before. CPU time, not the wall clock: on a machine at load 20-40
