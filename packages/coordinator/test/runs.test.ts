@@ -103,12 +103,15 @@ async function waitForJobGone(runId: string): Promise<void> {
   }
 }
 
-/** Whether this coordinator logged that it stopped the run (a refused write or a lapsed lease). */
+/**
+ * Whether this coordinator logged that it stopped the run: a refused write or a lapsed lease, or
+ * (when it learnt first that the run had finished elsewhere) the run no longer running.
+ */
 const stoppedRun = (c: Coordinator, runId: string) =>
   c
     .output()
     .split('\n')
-    .some((line) => line.includes(runId) && line.includes('another coordinator took the run over'));
+    .some((line) => line.includes(runId) && /this one stops/.test(line));
 
 /** The first response is saved (the checkpoint exists): from here on the model is not asked for it again. */
 const waitForSavedTurn = (url: string, runId: string) =>

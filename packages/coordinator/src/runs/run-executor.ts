@@ -169,9 +169,11 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
     }
     const forced = code === 'CANCELLED' && o.signal.reason === HAND_OVER_NOW;
     if (o.handingOver() && (code === 'SHUTTING_DOWN' || forced)) return 'handed_over';
-    // Cancelled by DELETE: the status and the `cancelled` event are written already.
+    // Cancelled by DELETE (the status and the `cancelled` event are written already), or
+    // finished by another owner while this one was away.
     if (code === 'CANCELLED' && (o.signal.aborted || writer.failure)) {
       await finished(o.store, claim.app, runId);
+      log.info('the run is not running any more: this one stops');
       return 'not_running';
     }
     const error = { code: code ?? 'ERROR', message: err.message };
