@@ -25,7 +25,7 @@
  */
 import Anthropic from '@anthropic-ai/sdk';
 import { type Logger, ToolqError } from '@toolq/shared';
-import { coerceError } from '@toolq/shared/internal';
+import { coerceError, DEFAULTS } from '@toolq/shared/internal';
 import { runAgent } from '../agent/run-agent.ts';
 import type { AgentCheckpoint, AgentOptions, AgentPersistence } from '../agent/types.ts';
 import type { ApprovalOptions } from '../approvals/approval-options.ts';
@@ -347,11 +347,13 @@ function agentOptions(
           fetch: fenced,
         })
       : undefined;
+  const timeoutMs = model.timeoutMs ?? (model.client ? undefined : DEFAULTS.modelTimeoutMs);
   return {
     ...(client ? { client } : {}),
     ...(model.apiKey ? { apiKey: model.apiKey } : {}),
     ...(model.baseURL ? { baseURL: model.baseURL } : {}),
-    ...(model.timeoutMs !== undefined ? { modelTimeoutMs: model.timeoutMs } : {}),
+    // The client made here from a key takes the default timeout runAgent gives a key's client.
+    ...(timeoutMs !== undefined ? { modelTimeoutMs: timeoutMs } : {}),
     ...(chosen ? { model: chosen } : {}),
     ...(body.prompt !== undefined ? { prompt: body.prompt } : {}),
     ...(body.messages ? { messages: body.messages as AgentOptions['messages'] } : {}),
