@@ -370,7 +370,15 @@ export function checkDurableCalls(h: History): CheckResult {
   return out;
 }
 
-/** A turn asked for twice is a violation when the first answer was saved (its turn_finished) before the second ask. */
+/**
+ * A turn asked for twice is a violation when the first answer was saved (its turn_finished) before
+ * the second ask. Excused: an ask before the save (toolq asks again for an unsaved response), and a
+ * stale owner's ask: the asking coordinator had owned the run but another had taken it over by then
+ * (a later run_started/run_resumed), and the asker was kept off the CPU (its measured stalls less
+ * its own CPU) between taking the run and that ask. A lease checked before a request cannot cover a
+ * process frozen between the check and the request going out, and the stale owner can save nothing
+ * of what it gets (docs/durable-runs.md). The owner's own ask again is never excused.
+ */
 export function checkModelTurns(h: History): CheckResult {
   const out = result();
   const byTurn = new Map<string, EventOf<'model_ask'>[]>();
@@ -384,17 +392,39 @@ export function checkModelTurns(h: History): CheckResult {
     if (!first) continue;
     const run = runByTag(h, first.tag);
     const saved = run?.events.find((e) => e.type === 'turn_finished' && e.iteration === first.turn + 1);
-    const broken = asks.slice(1).filter((a) => saved && a.at > saved.at);
+    const late = asks.slice(1).filter((a) => saved && a.at > saved.at);
+    const owners = (run?.events ?? []).filter((e) => e.coordinator !== undefined);
+    const stale = late.map((a) => staleAsk(h, a, owners));
+    const broken = late.filter((_, i) => stale[i] === undefined);
+    const detail = saved
+      ? `model asked ${asks.length} times for this turn; its response was saved at ${saved.at}, ${late.length > 0 ? `${late.length} ask(s) after that` : 'after every ask'}`
+      : `model asked ${asks.length} times for this turn; no response of it was ever saved`;
+    const why = stale.filter((w): w is string => w !== undefined);
+    const asked = broken.map((a) => ` (${a.asker ?? 'a coordinator'} asked at ${a.at})`).join('');
     const finding: Finding = {
       promise: 'durable_turn_once',
       subject: key,
-      detail: saved
-        ? `model asked ${asks.length} times for this turn; its response was saved at ${saved.at}, ${broken.length > 0 ? `${broken.length} ask(s) after that` : 'after every ask'}`
-        : `model asked ${asks.length} times for this turn; no response of it was ever saved`,
+      detail: `${detail}${asked}${why.length > 0 ? `; ${why.join('; ')}` : ''}`,
     };
     (broken.length > 0 ? out.violations : out.excused).push(finding);
   }
   return out;
+}
+
+/** Why an ask came from a stale owner that was kept off the CPU, or undefined (not such an ask). */
+function staleAsk(
+  h: History,
+  ask: EventOf<'model_ask'>,
+  owners: readonly { coordinator?: string; at: number }[],
+): string | undefined {
+  if (ask.asker === undefined) return undefined;
+  const before = owners.filter((o) => o.at <= ask.at);
+  const owner = before.at(-1)?.coordinator;
+  const took = before.filter((o) => o.coordinator === ask.asker).at(-1);
+  if (!took || owner === undefined || owner === ask.asker) return undefined;
+  const starved = h.starvedMs(took.at, ask.at, (s) => s.proc === ask.asker);
+  if (starved <= 0) return undefined;
+  return `the ask at ${ask.at} was ${ask.asker}'s, a stale owner (${owner} had taken the run over), kept off the CPU for ${starved} ms since it took the run`;
 }
 
 export function checkRunsFinish(h: History, options: CheckOptions): CheckResult {

@@ -36,7 +36,8 @@ export interface FleetOptions {
   persistence: 'aof' | 'none';
   workers: number;
   coordinators: number;
-  modelUrl: string;
+  /** The model each coordinator slot asks (one scripted model per slot: its asks name it). */
+  modelUrls: string[];
   takeoverMs: number;
 }
 
@@ -72,7 +73,7 @@ export class Fleet {
           id,
           port,
           url: `http://127.0.0.1:${port}`,
-          proc: await fleet.startCoordinator(id, port),
+          proc: await fleet.startCoordinator(id, port, fleet.modelUrl(i)),
         });
       }
     } catch (err) {
@@ -80,6 +81,12 @@ export class Fleet {
       throw err;
     }
     return fleet;
+  }
+
+  private modelUrl(slot: number): string {
+    const url = this.options.modelUrls[slot];
+    if (!url) throw new Error(`no model URL for coordinator ${slot}`);
+    return url;
   }
 
   get coordinatorUrls(): readonly string[] {
@@ -140,7 +147,7 @@ export class Fleet {
     });
   }
 
-  private startCoordinator(id: string, port: number): Promise<Coordinator> {
+  private startCoordinator(id: string, port: number, modelUrl: string): Promise<Coordinator> {
     return startCoordinatorProcess(
       {
         ...this.redisEnv,
@@ -150,7 +157,7 @@ export class Fleet {
         TOOLQ_COORDINATOR_ID: id,
         TOOLQ_RUN_TAKEOVER_MS: String(this.options.takeoverMs),
         ANTHROPIC_API_KEY: 'chaos-key',
-        ANTHROPIC_BASE_URL: this.options.modelUrl,
+        ANTHROPIC_BASE_URL: modelUrl,
       },
       { port, built: true, nodeArgs: WATCH_STALLS },
     );
@@ -193,7 +200,11 @@ export class Fleet {
         slot.proc.child.kill('SIGKILL');
         await slot.proc.exited;
         // Same id and port: it finds its reply stream again, and callers find it where it was.
-        slot.proc = await this.startCoordinator(slot.id, slot.port);
+        slot.proc = await this.startCoordinator(
+          slot.id,
+          slot.port,
+          this.modelUrl(fault.slot % this.coordinatorSlots.length),
+        );
         return done(slot.url, pid);
       }
       case 'redis_restart': {

@@ -87,6 +87,8 @@ export const historyEvent = z.discriminatedUnion('type', [
         iteration: z.number().optional(),
         toolUseId: z.string().optional(),
         isError: z.boolean().optional(),
+        /** run_started, run_resumed: the coordinator that owns the run from then (its URL). */
+        coordinator: z.string().optional(),
       }),
     ),
   }),
@@ -109,8 +111,17 @@ export const historyEvent = z.discriminatedUnion('type', [
     cpuMs: z.number(),
     at: z.number(),
   }),
-  /** The scripted model was asked for turn `turn` (0: the first) of the run tagged `tag`. */
-  z.object({ type: z.literal('model_ask'), tag: z.string(), turn: z.number(), at: z.number() }),
+  /**
+   * The scripted model was asked for turn `turn` (0: the first) of the run tagged `tag`, by the
+   * coordinator `asker` (its URL; each coordinator slot has a scripted model of its own).
+   */
+  z.object({
+    type: z.literal('model_ask'),
+    tag: z.string(),
+    turn: z.number(),
+    asker: z.string().optional(),
+    at: z.number(),
+  }),
 ]);
 export type HistoryEvent = z.infer<typeof historyEvent>;
 export type EventOf<T extends HistoryEvent['type']> = Extract<HistoryEvent, { type: T }>;

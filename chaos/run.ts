@@ -98,17 +98,28 @@ console.log(`planned faults (${plan.length}):\n${plan.map((f) => `  ${describeFa
 
 /** The run tagged `r<n>`: two calls, then one, then the answer; each call's tool_use id is its key. */
 const runCallMs = (tag: string, i: number) => 200 + ((tag.length * 7919 + i * 104_729) % 1_300);
-const model = await startScriptedModel((ctx) => {
-  const first = ctx.messages[0]?.content;
-  const tag = typeof first === 'string' ? first.replace(/^chaos:/, '') : '?';
-  record({ type: 'model_ask', tag, turn: ctx.turn, at: Date.now() });
-  const call = (turn: number, i: number) => ({
-    id: `${tag}_t${turn}_${i}`,
-    name: CHAOS_TOOL,
-    input: { key: `${tag}_t${turn}_${i}`, ms: runCallMs(tag, turn * 10 + i) },
-  });
-  return toolTurnsScript([{ calls: [call(1, 0), call(1, 1)] }, { calls: [call(2, 0)] }])(ctx);
-});
+/**
+ * One scripted model per coordinator slot (the same script), so each ask names the coordinator
+ * that sent it (`asker`, its URL, known once the fleet is up): the checker tells the run's owner
+ * from a stale one.
+ */
+const askers: string[] = [];
+const models = await Promise.all(
+  Array.from({ length: COORDINATORS }, (_, slot) =>
+    startScriptedModel((ctx) => {
+      const first = ctx.messages[0]?.content;
+      const tag = typeof first === 'string' ? first.replace(/^chaos:/, '') : '?';
+      const asker = askers[slot];
+      record({ type: 'model_ask', tag, turn: ctx.turn, ...(asker ? { asker } : {}), at: Date.now() });
+      const call = (turn: number, i: number) => ({
+        id: `${tag}_t${turn}_${i}`,
+        name: CHAOS_TOOL,
+        input: { key: `${tag}_t${turn}_${i}`, ms: runCallMs(tag, turn * 10 + i) },
+      });
+      return toolTurnsScript([{ calls: [call(1, 0), call(1, 1)] }, { calls: [call(2, 0)] }])(ctx);
+    }),
+  ),
+);
 
 let fleet: Fleet | undefined;
 let exitCode = 2;
@@ -121,11 +132,14 @@ try {
     persistence,
     workers,
     coordinators: COORDINATORS,
-    modelUrl: model.url,
+    modelUrls: models.map((m) => m.url),
     takeoverMs: 3_000,
   });
   console.log(`fleet: ${fleet.describe()}`);
   const urls = fleet.coordinatorUrls;
+  askers.push(...urls);
+  // A coordinator's id in a run's events, as its URL (the name its asks and stalls go by).
+  const ownerUrl = (id: string) => urls[Number(id.replace(/^chaos-c/, ''))] ?? id;
   const started = Date.now();
   const endAt = started + durationMs;
   const pick = () => urls[Math.floor(load() * urls.length)] ?? '';
@@ -298,7 +312,7 @@ try {
         notFound = 0;
         const run = (await res.json()) as { status: string; takeovers: number };
         if (run.status === 'running') continue;
-        const events = await runEvents(to, runId);
+        const events = await runEvents(to, runId, ownerUrl);
         record({
           type: 'run_finished',
           run: runId,
@@ -358,12 +372,13 @@ try {
   console.error(`chaos: the run failed: ${(err as Error).stack ?? err}`);
 } finally {
   await fleet?.stop().catch(() => undefined);
-  await model.close();
+  await Promise.all(models.map((m) => m.close()));
 }
 
 async function runEvents(
   url: string,
   runId: string,
+  ownerUrl: (id: string) => string,
 ): Promise<Extract<HistoryEvent, { type: 'run_finished' }>['events']> {
   const res = await fetch(`${url}/v1/runs/${runId}/events`, { signal: AbortSignal.timeout(10_000) });
   const text = await res.text();
@@ -377,6 +392,7 @@ async function runEvents(
       iteration?: number;
       tool_use_id?: string;
       is_error?: boolean;
+      coordinator?: string;
     };
     out.push({
       type: e.type,
@@ -384,6 +400,7 @@ async function runEvents(
       ...(e.iteration === undefined ? {} : { iteration: e.iteration }),
       ...(e.tool_use_id === undefined ? {} : { toolUseId: e.tool_use_id }),
       ...(e.is_error === undefined ? {} : { isError: e.is_error }),
+      ...(e.coordinator === undefined ? {} : { coordinator: ownerUrl(e.coordinator) }),
     });
   }
   return out;

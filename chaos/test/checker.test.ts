@@ -232,6 +232,32 @@ describe('durable runs', () => {
     expect(excused(before)).toEqual(['durable_turn_once']);
     expect(broken([...savedAt2000, ask(0, 100), ask(0, 900)])).toEqual(['durable_turn_once']);
   });
+  it("a stale owner's ask after the save is excused only when it was kept off the CPU; the owner's never", () => {
+    const C1 = 'http://127.0.0.1:2';
+    // C0 owns the run, asks turn 0 at 100 and stalls; C1 takes over at 1_000, asks at 1_100 and
+    // saves the turn at 1_400; C0, back, sends its request at 1_600.
+    const takenOver = run([
+      { type: 'run_started', at: 50, coordinator: C0 },
+      { type: 'turn_started', at: 90, iteration: 1 },
+      { type: 'run_resumed', at: 1_000, coordinator: C1 },
+      { type: 'turn_started', at: 1_050, iteration: 1 },
+      { type: 'turn_finished', at: 1_400, iteration: 1 },
+    ]);
+    const asks = (second: string): EventOf<'model_ask'>[] => [
+      { type: 'model_ask', tag: 'r0', turn: 0, asker: C1, at: 1_100 },
+      { type: 'model_ask', tag: 'r0', turn: 0, asker: second, at: 1_600 },
+    ];
+    const frozen = stall(C0, 1_550, 1_300);
+    expect(broken([...takenOver, ...asks(C0), frozen])).toEqual([]);
+    expect(excused([...takenOver, ...asks(C0), frozen])).toEqual(['durable_turn_once']);
+    // Not kept off the CPU (its stall was its own CPU), or not stalled at all: broken.
+    expect(broken([...takenOver, ...asks(C0), stall(C0, 1_550, 1_300, 1_300)])).toEqual([
+      'durable_turn_once',
+    ]);
+    expect(broken([...takenOver, ...asks(C0)])).toEqual(['durable_turn_once']);
+    // The owner asking again after its own save is broken, stalled or not.
+    expect(broken([...takenOver, ...asks(C1), stall(C1, 1_550, 1_300)])).toEqual(['durable_turn_once']);
+  });
   it('a run that failed or never finished is broken', () => {
     expect(broken(run([], 'failed'))).toEqual(['run_finishes']);
     const [started] = run([]);

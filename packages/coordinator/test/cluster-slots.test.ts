@@ -19,6 +19,7 @@ import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisProcess, redisProcess } from '../../../test-support/redis-processes.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import testTools from '../../../test-support/test-tools.ts';
+import { waitFor } from '../../../test-support/wait-for.ts';
 import { Dispatcher } from '../src/index.ts';
 
 interface Logged {
@@ -92,10 +93,26 @@ async function runWorkload(): Promise<void> {
   await Promise.all([slow, queued, cancelled]);
   await a.dispatch([echo('own', 'id')], { batchId: 'own-batch-1' });
   expect((await a.collect('own-batch-1'))?.toolResults[0]?.content).toBe('id');
-  await new Promise((resolve) => setTimeout(resolve, 1_700)); // the sweep and the cancelled sleeps finish
+  // The cancelled sleeps end (no job left active) and a dead-worker sweep runs after the batches,
+  // so their commands are in the log too (a fixed 1.7 s was short on a loaded machine).
+  const probe = new Redis(server.url);
+  const mark = logged.length;
+  await waitFor('the cancelled sleeps to end and a dead-worker sweep to run', async () => {
+    const active = new Set(logged.flatMap((l) => l.args.filter((a) => /^toolq:\{[^}]+\}:active$/.test(a))));
+    const busy = await Promise.all([...active].map((key) => probe.llen(key)));
+    const swept = logged.slice(mark).some((l) => l.args.some((a) => a.includes('dead-worker')));
+    return (swept && busy.every((n) => n === 0)) || undefined;
+  });
   await Promise.all(coordinators.map((d) => d.close()));
   await Promise.all(workers.map((w) => w.close()));
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  // MONITOR reports commands in the order Redis ran them: once this ECHO is in the log, so is
+  // every command of the shutdown before it.
+  await probe.echo('slots-log-flushed');
+  await waitFor(
+    'the log to hold the shutdown',
+    () => logged.some((l) => l.args[1] === 'slots-log-flushed') || undefined,
+  );
+  probe.disconnect();
   monitorClient.disconnect();
 }
 

@@ -200,7 +200,7 @@ describe('on a Redis Cluster', () => {
     const master = await cluster.masterOf(`toolq:{${poolB}}:x`);
     const replica = await cluster.replicaOf(master);
     const load = startSteadyLoad(dispatcher, { everyMs: 50, timeoutMs: 8_000, batch: steadyBatch });
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await load.healed(30); // 30 batches answered before the fault (was a fixed 1.5 s)
     const faultAt = Date.now();
     expect(await cluster.command(replica.port, ['cluster', 'failover'])).toBe('OK');
     await waitFor(
@@ -243,7 +243,7 @@ describe('on a Redis Cluster', () => {
     }, 100);
     const load = startSteadyLoad(dispatcher, { everyMs: 50, timeoutMs: 8_000, batch: steadyBatch });
     try {
-      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      await load.healed(50); // 50 batches answered before the fault (was a fixed 1.5 s)
       const faultAt = Date.now();
       await cluster.processOf(master.port).kill();
       await waitFor(

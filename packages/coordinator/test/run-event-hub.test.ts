@@ -123,11 +123,19 @@ describe('RunEventHub', () => {
     try {
       const first = await newRun();
       const a = follow(hub, first, '0');
-      await new Promise((resolve) => setTimeout(resolve, 200)); // the reader is blocked on `first` alone
+      // Conditions, not 200 ms and 100 ms (a reader not yet blocked, or not yet woken, under load).
+      await waitFor(
+        'the reader to block on `first` alone',
+        async () => (await blockedClients()) > 0 || undefined,
+      );
       const second = await newRun();
+      const before = await calls('client|unblock');
       const b = follow(hub, second, '0');
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      const unblocks = await calls('client|unblock');
+      await waitFor(
+        'the reader to be woken for `second`',
+        async () => (await calls('client|unblock')) > before || undefined,
+      );
+      const unblocks = (await calls('client|unblock')) - before;
       const sent = Date.now();
       await append(second, 'text', 1);
       await waitFor('the live event of the run that joined', () => b.written.length > 0, {
@@ -160,6 +168,12 @@ describe('RunEventHub', () => {
 });
 
 /** How many times Redis ran a command (`xrange`, `client|unblock`). */
+/** Clients blocked in a command (here: the hub's reader in its XREAD). */
+async function blockedClients(): Promise<number> {
+  const info = infoFields(await adminCommand(server.port, server.access, ['INFO', 'clients']));
+  return Number(info.get('blocked_clients') ?? 0);
+}
+
 async function calls(command: string): Promise<number> {
   const stats = infoFields(await adminCommand(server.port, server.access, ['INFO', 'commandstats']));
   const line = stats.get(`cmdstat_${command}`) ?? '';

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
 import { adminCommand, infoFields } from '../../../test-support/redis-processes.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
-import { waitFor } from '../../../test-support/wait-for.ts';
+import { letTimePass, waitFor } from '../../../test-support/wait-for.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
 import { api, RUN_TOOL_NAMES, readSse, runsScript, type SseEvent, waitForRun } from './runs-support.ts';
 
@@ -150,7 +150,9 @@ describe('SSE streams of runs', () => {
       signal: future.signal,
     });
     expect(futureStream.status).toBe(200);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // A negative on purpose: the reader gets a moment to (wrongly) move past the events to come
+    // before the next stream opens. A slow machine can only leave it less chance, never fail it.
+    await letTimePass(300);
     const first = openStreams(runId, 1, 'tool_started');
     await waitFor('the stream to follow the run', first.following);
     const early = await readSse(coordinator.url, `/v1/runs/${runId}/events`, {

@@ -8,10 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ScriptedModel, startScriptedModel } from '@toolq/scripted-model';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
-import { waitFor } from '../../../test-support/wait-for.ts';
+import { letTimePass, waitFor } from '../../../test-support/wait-for.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
 import {
   api,
@@ -89,6 +90,29 @@ async function startRun(url: string, prompt: string, token = ALPHA, headers: Rec
   return { res, body: (await res.json()) as { run_id: string; status: string } };
 }
 
+/** The run's BullMQ job is removed once the processor that had it returned (removeOnComplete 0). */
+async function waitForJobGone(runId: string): Promise<void> {
+  const client = new Redis(redis.url, { lazyConnect: true });
+  try {
+    await waitFor(
+      "the owner to let the run's job go",
+      async () => (await client.exists(`toolq:{runs/agent}:${runId}`)) === 0 || undefined,
+    );
+  } finally {
+    client.disconnect();
+  }
+}
+
+/**
+ * Whether this coordinator logged that it stopped the run: a refused write or a lapsed lease, or
+ * (when it learnt first that the run had finished elsewhere) the run no longer running.
+ */
+const stoppedRun = (c: Coordinator, runId: string) =>
+  c
+    .output()
+    .split('\n')
+    .some((line) => line.includes(runId) && /this one stops/.test(line));
+
 /** The first response is saved (the checkpoint exists): from here on the model is not asked for it again. */
 const waitForSavedTurn = (url: string, runId: string) =>
   waitFor('the first response to be saved', async () => {
@@ -136,7 +160,9 @@ describe('a run on one coordinator, served by another', () => {
     expect((await api(a.url, `/v1/runs/${body.run_id}`, { method: 'DELETE', token: ALPHA })).status).toBe(
       200,
     );
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // Nothing can ask once the owner let the run go: its BullMQ job is removed when the owner's
+    // processor returns. Waiting for that (not a fixed second) makes the check below mean it.
+    await waitForJobGone(body.run_id);
     expect(requestsFor(prompt)).toHaveLength(1);
   });
 
@@ -417,7 +443,9 @@ describe('a coordinator frozen in the middle of a run', () => {
         undefined
       );
     });
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // The revived owner's loop ran on to a refused write or a lapsed lease and stopped: from then
+    // on it can ask nothing, so the model's requests below are all it will ever get.
+    await waitFor('the revived owner to stop the run', () => stoppedRun(frozen, body.run_id) || undefined);
     const turns = requestsFor(prompt).map((r) => (r.body as { messages: unknown[] }).messages.length);
     expect(turns).toEqual([1, 3]);
     expect(count('start frozen')).toBe(1);
@@ -454,11 +482,15 @@ describe('cancelling a run whose coordinator is not answering', () => {
       const res = await api(other.url, `/v1/runs/${body.run_id}`, { method: 'DELETE', token: ALPHA });
       expect(await res.json()).toEqual({ run_id: body.run_id, status: 'cancelled' });
       // From the DELETE itself: the owner is frozen and cannot pass the cancellation on.
-      await waitFor('the worker to abort the call', () => count('aborted orphan') === 1 || undefined, 5_000);
+      await waitFor('the worker to abort the call', () => count('aborted orphan') === 1 || undefined);
     } finally {
       frozen.child.kill('SIGCONT');
     }
-    await new Promise((resolve) => setTimeout(resolve, TAKEOVER_MS));
+    // A negative: the owner, back, must add nothing. It answers again first (it runs), then gets a
+    // takeover's time to misbehave; a slow machine can only make this pass for want of time,
+    // never fail, and the fence it tests is per write, so any attempt in that time would show.
+    expect((await getRun(frozen.url, body.run_id, ALPHA)).status).toBe('cancelled');
+    await letTimePass(TAKEOVER_MS);
     const { events } = await readSse(other.url, `/v1/runs/${body.run_id}/events`, { token: ALPHA });
     // Frozen before or after it saved the response: its turn_finished is there, or never lands.
     const types = events.map((e) => e.event).filter((t) => t !== 'turn_finished');

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import testTools from '../../../test-support/test-tools.ts';
+import { waitFor } from '../../../test-support/wait-for.ts';
 import { Dispatcher } from '../src/index.ts';
 import { refreshGauges } from '../src/queue-gauges.ts';
 
@@ -65,13 +66,16 @@ describe('workers that scale from zero', () => {
     const pending = dispatcher.dispatch([{ id: 'e', name: 'diag_echo', input: { value: 'woke up' } }], {
       timeoutMs: 20_000,
     });
-    // Deliberately lets time pass: nobody runs it meanwhile.
-    await new Promise((resolve) => setTimeout(resolve, 500));
     // What KEDA and ToolqNoLiveWorkers see: no worker, by design, and the call waiting to wake one.
-    await refreshGauges(dispatcher);
+    // Waited for (the call's job is added as the dispatch goes on; a fixed 500 ms was short under
+    // load); that nobody runs it meanwhile is shown below: the revived worker is the one that does.
     const value = async (gauge: { get(): Promise<{ values: { labels: object; value: number }[] }> }) =>
       Object.fromEntries((await gauge.get()).values.map((v) => [JSON.stringify(v.labels), v.value] as const));
     const { metrics } = dispatcher;
+    await waitFor('the call to wait in the queue', async () => {
+      await refreshGauges(dispatcher);
+      return (await value(metrics.queueJobs))['{"pool":"zero","state":"waiting"}'] === 1 || undefined;
+    });
     expect(await value(metrics.waitsForWorkers)).toMatchObject({ '{"pool":"zero"}': 1 });
     expect(await value(metrics.workers)).toMatchObject({ '{"pool":"zero"}': 0 });
     expect(await value(metrics.queueJobs)).toMatchObject({ '{"pool":"zero","state":"waiting"}': 1 });
@@ -108,7 +112,11 @@ describe('workers that scale from zero', () => {
       pool: 'shrink',
       workers: 0,
     });
-    await new Promise((resolve) => setTimeout(resolve, 5)); // a later start than the first worker's
+    // A later start than the first worker's (registrations are ordered by their millisecond).
+    const closedAt = Date.now();
+    await waitFor('the clock to pass the first start', () => Date.now() > closedAt || undefined, {
+      intervalMs: 1,
+    });
     // The next deployment no longer has test_keys: a call for it must not wait for a worker that never comes.
     await (await start(only('test_counted'))).close();
     await dispatcher.catalog.refresh();

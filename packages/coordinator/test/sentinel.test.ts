@@ -59,7 +59,7 @@ async function underLoad(
 ): Promise<LoadReport> {
   const before = await sentinel.masterPort();
   const load = startSteadyLoad(dispatcher, { everyMs: 50, timeoutMs: 8_000, batch: steadyBatch });
-  await new Promise((resolve) => setTimeout(resolve, 1_500));
+  await load.healed(50); // 50 batches answered before the fault (was a fixed 1.5 s)
   const faultAt = Date.now();
   await fault();
   await waitFor(

@@ -28,14 +28,15 @@
  * set, which ends this owner's lease. Whoever is given the job next claims a new epoch, as in a
  * takeover, and collects the saved turn.
  */
-import type Anthropic from '@anthropic-ai/sdk';
+import Anthropic from '@anthropic-ai/sdk';
 import { type Logger, ToolqError } from '@toolq/shared';
-import { coerceError, type Redis } from '@toolq/shared/internal';
+import { coerceError, DEFAULTS, type Redis } from '@toolq/shared/internal';
 import { runAgent } from '../agent/run-agent.ts';
 import type { AgentCheckpoint, AgentOptions, AgentPersistence } from '../agent/types.ts';
 import type { ApprovalOptions } from '../approvals/approval-options.ts';
 import type { Dispatcher } from '../dispatcher.ts';
 import { type StoredRunRequest, storedRunRequestSchema } from '../http/schemas.ts';
+import { FencedWriter } from './fenced-writer.ts';
 import { withoutRequestMessages } from './run-conversation.ts';
 import { doneEvent, failedEvent, fromAgentEvent, runStarted, textEvent, turnStarted } from './run-events.ts';
 import { PARKED, type ParkPlan, ParkWatch } from './run-park.ts';
@@ -53,6 +54,8 @@ export interface RunModel {
   timeoutMs?: number;
 }
 
+type Fetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
+
 /** A run taken over this many times is failed: something in it keeps killing its coordinators. */
 export const MAX_OWNERS = 20;
 
@@ -66,8 +69,11 @@ export interface ExecuteOptions {
   signal: AbortSignal;
   /** True once this coordinator is shutting down: the run is handed over at its next model turn. */
   handingOver: () => boolean;
-  /** Whether this coordinator still holds the run's lease (its BullMQ job lock); one round trip. */
-  holdsLease: () => Promise<boolean>;
+  /**
+   * How many ms this coordinator's lease on the run (its BullMQ job lock) still has, ≤ 0 once it
+   * has none (Infinity: no lock to check); one round trip.
+   */
+  leaseLeft: () => Promise<number>;
   /** Parking (run-park.ts): Redis, the key prefix, and the soonest expiry worth parking for. */
   park: { redis: Redis; prefix: string; minMs: number };
 }
@@ -85,7 +91,7 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
   const claim = await o.store.claim(runId, o.coordinatorId);
   if (claim.kind !== 'claimed') return 'not_running';
   const log = o.logger.child({ run: runId, epoch: claim.epoch });
-  const writer = new FencedWriter(o.store, runId, claim.epoch, log, o.holdsLease);
+  const writer = new FencedWriter(o.store, runId, claim.epoch, log, o.leaseLeft);
   const checkpoint = claim.checkpoint;
   const watch = new ParkWatch({
     ...o.park,
@@ -150,7 +156,9 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
     // A resumed turn may be waiting for approvals only: it parks again.
     watch.turn(checkpoint?.pending, true);
     const result = await runAgent({
-      ...agentOptions(request, o.model),
+      ...agentOptions(request, o.model, (input, init) =>
+        writer.beforeRequest().then(() => fetch(input, init)),
+      ),
       approval: { ...runApproval(runId, request), onRequested: () => watch.requested() },
       dispatcher: o.dispatcher,
       persistence,
@@ -177,15 +185,21 @@ export async function executeRun(runId: string, o: ExecuteOptions): Promise<Exec
     if (parked) return park(writer, parked, { ...o.park, runId, epoch: claim.epoch }, log);
     const err = writer.failure ?? coerceError(thrown);
     const code = err instanceof ToolqError ? err.code : undefined;
+    if (code === 'LEASE_LOST' && writer.unconfirmed) {
+      log.warn('the lease could not be confirmed in time: the run goes back to the queue');
+      return 'handed_over';
+    }
     if (code === 'LEASE_LOST') {
       log.warn('another coordinator took the run over: this one stops');
       return 'lost';
     }
     const forced = code === 'CANCELLED' && o.signal.reason === HAND_OVER_NOW;
     if (o.handingOver() && (code === 'SHUTTING_DOWN' || forced)) return 'handed_over';
-    // Cancelled by DELETE: the status and the `cancelled` event are written already.
+    // Cancelled by DELETE (the status and the `cancelled` event are written already), or
+    // finished by another owner while this one was away.
     if (code === 'CANCELLED' && (o.signal.aborted || writer.failure)) {
       await finished(o.store, claim.app, runId);
+      log.info('the run is not running any more: this one stops');
       return 'not_running';
     }
     const error = { code: code ?? 'ERROR', message: err.message };
@@ -231,64 +245,6 @@ async function finished(store: RunStore, app: string, runId: string): Promise<vo
   await Promise.all([store.touchIndex(app), store.release(app, runId)]).catch(() => undefined);
 }
 
-/**
- * One run's writes, in order: the loop's events are sent as they happen without waiting, the
- * checkpoints are awaited; both go through one chain so Redis sees them in the order made. The
- * first refused write (another owner, or no longer running) is kept and fails every later one.
- */
-class FencedWriter {
-  private chain: Promise<unknown> = Promise.resolve();
-  failure: ToolqError | undefined;
-
-  constructor(
-    private readonly store: RunStore,
-    private readonly runId: string,
-    private readonly epoch: number,
-    private readonly logger: Logger,
-    private readonly holdsLease: () => Promise<boolean>,
-  ) {}
-
-  /**
-   * Before the owner acts outside Redis (a model request, a dispatch): its lease, and its epoch
-   * with `events`, in a write after every event sent before. A lost lease fails every later write.
-   */
-  async confirm(events: RunEventInput[]): Promise<void> {
-    if (this.failure) throw this.failure;
-    // Side by side (one round trip's wait): each alone proves that no claim came before it.
-    const [held] = await Promise.all([this.holdsLease(), this.write({ events })]);
-    if (!held) {
-      this.failure ??= new ToolqError(
-        'LEASE_LOST',
-        `run ${this.runId}: this coordinator's lease lapsed; another one takes the run over`,
-      );
-      throw this.failure;
-    }
-  }
-
-  write(change: Parameters<RunStore['write']>[2]): Promise<void> {
-    const next = this.chain.then(async () => {
-      if (this.failure) throw this.failure;
-      try {
-        await this.store.write(this.runId, this.epoch, change);
-      } catch (err) {
-        if (err instanceof ToolqError && (err.code === 'LEASE_LOST' || err.code === 'CANCELLED')) {
-          this.failure ??= err;
-        }
-        throw err;
-      }
-    });
-    this.chain = next.catch(() => undefined);
-    return next;
-  }
-
-  send(event: RunEventInput): void {
-    this.write({ events: [event] }).catch((err: Error) => {
-      if (!this.failure)
-        this.logger.warn({ err: err.message, event: event.type }, 'could not log a run event');
-    });
-  }
-}
-
 function sameIds(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((id, i) => id === b[i]);
 }
@@ -303,13 +259,32 @@ function textOfCheckpoint(cp: AgentCheckpoint): RunEventInput | undefined {
   return textEvent(cp.iteration, cp.finalMessage);
 }
 
-function agentOptions(body: StoredRunRequest, model: RunModel): Omit<AgentOptions, 'dispatcher'> {
+/**
+ * `fenced` is the fetch every HTTP attempt of the run's model requests goes through, the SDK's own
+ * retries included: each leaves only on a lease known to hold (FencedWriter.beforeRequest).
+ */
+function agentOptions(
+  body: StoredRunRequest,
+  model: RunModel,
+  fenced: Fetch,
+): Omit<AgentOptions, 'dispatcher'> {
   const chosen = body.model ?? model.defaultModel;
+  const client = model.client
+    ? model.client.withOptions({ fetch: fenced })
+    : model.apiKey
+      ? new Anthropic({
+          apiKey: model.apiKey,
+          ...(model.baseURL ? { baseURL: model.baseURL } : {}),
+          fetch: fenced,
+        })
+      : undefined;
+  const timeoutMs = model.timeoutMs ?? (model.client ? undefined : DEFAULTS.modelTimeoutMs);
   return {
-    ...(model.client ? { client: model.client } : {}),
+    ...(client ? { client } : {}),
     ...(model.apiKey ? { apiKey: model.apiKey } : {}),
     ...(model.baseURL ? { baseURL: model.baseURL } : {}),
-    ...(model.timeoutMs !== undefined ? { modelTimeoutMs: model.timeoutMs } : {}),
+    // The client made here from a key takes the default timeout runAgent gives a key's client.
+    ...(timeoutMs !== undefined ? { modelTimeoutMs: timeoutMs } : {}),
     ...(chosen ? { model: chosen } : {}),
     ...(body.prompt !== undefined ? { prompt: body.prompt } : {}),
     ...(body.messages ? { messages: body.messages as AgentOptions['messages'] } : {}),

@@ -197,8 +197,8 @@ export class RunService {
         signal: controller.signal,
         handingOver: () => this.handingOver,
         // BullMQ gives a processor its job's lock token; without one there is no lease to check.
-        holdsLease: async () =>
-          token === undefined || (await this.store.leaseLeft(runLockKey(this.prefix, runId), token)) > 0,
+        leaseLeft: async () =>
+          token === undefined ? Infinity : this.store.leaseLeft(runLockKey(this.prefix, runId), token),
         park: {
           redis: this.redis,
           prefix: this.prefix,
