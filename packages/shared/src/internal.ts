@@ -29,15 +29,15 @@ export {
 export { DEFAULTS } from './defaults.ts';
 export {
   claimStart,
-  forgetRunningJob,
   idempotencyKeyFor,
   idempotencyKeyOf,
   interruptedResult,
   readRunningJobs,
-  recordRunningJob,
   releaseStart,
+  runningJobField,
   startedBy,
   startMarkerTtlMs,
+  writeRunningJobs,
 } from './delivery.ts';
 export { coerceError, describeStartupError, listenError } from './errors.ts';
 export {
