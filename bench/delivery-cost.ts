@@ -4,7 +4,10 @@
  * benchmark 5's coordinator heap per pending call (bench/memory.ts). Both on a private
  * redis-server, with the load average written beside the figures.
  *
- *   pnpm tsx --conditions=toolq-source bench/delivery-cost.ts [calls=5000] [batches=10000] [rounds=1]
+ *   pnpm exec tsx --conditions=toolq-source bench/delivery-cost.ts [calls=5000] [batches=10000] [rounds=1] [deadWorkerAfterMs]
+ *
+ * With deadWorkerAfterMs (2500 at least), the memory scenario's coordinator uses it, and
+ * `interrupted` counts the calls of workers it took for dead (all of them were alive).
  *
  * Prints one JSON line per round.
  */
@@ -18,7 +21,9 @@ import { startToolqWorker } from './processes.ts';
 import { parseCommandStats } from './redis-profile.ts';
 import { echoBatch, runToolq } from './toolq-runner.ts';
 
-const [calls = 5_000, batches = 10_000, rounds = 1] = process.argv.slice(2).map(Number);
+const [calls = 5_000, batches = 10_000, rounds = 1, deadWorkerAfterMs = 0] = process.argv
+  .slice(2)
+  .map(Number);
 const load = () => loadavg().map((x) => Math.round(x * 10) / 10);
 
 const redis = await startRedisServer();
@@ -56,7 +61,15 @@ try {
       await dispatcher.close();
       await Promise.all(workers.map((w) => w.stop()));
     }
-    const memory = await measureMemory(redis.url, { batches, sleepMs: 8_000, workers: 2 });
+    const memory =
+      batches > 0
+        ? await measureMemory(redis.url, {
+            batches,
+            sleepMs: 8_000,
+            workers: 2,
+            ...(deadWorkerAfterMs ? { deadWorkerAfterMs } : {}),
+          })
+        : undefined;
     process.stdout.write(
       `${JSON.stringify({
         round,
@@ -64,10 +77,15 @@ try {
         loadAfter: load(),
         commandsPerCall: Math.round(commands * 100) / 100,
         perCall,
-        bytesPerPendingCall: Math.round(memory.bytesPerPendingCall),
-        answerAllMs: Math.round(memory.totalMs),
-        lost: memory.lost,
-        errors: memory.errors,
+        ...(memory
+          ? {
+              bytesPerPendingCall: Math.round(memory.bytesPerPendingCall),
+              answerAllMs: Math.round(memory.totalMs),
+              lost: memory.lost,
+              errors: memory.errors,
+              interrupted: memory.interrupted,
+            }
+          : {}),
       })}\n`,
     );
   }
