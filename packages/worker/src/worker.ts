@@ -164,6 +164,8 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     workerId: id,
     everyMs: WORKER_DEFAULTS.heartbeatIntervalMs,
     logger,
+    connection: redis,
+    keys,
   });
   logger.info({ tools: tools.names(), concurrency }, 'worker started');
   const stopWatchingSource = options.toolSource?.onChange(() => {

@@ -4,9 +4,10 @@
  * not start, the worker runs on and the coordinators judge it by its heartbeat alone, as workers
  * without a thread are judged (logged).
  */
+import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '@toolq/shared';
-import type { RedisTarget } from '@toolq/shared/internal';
+import { type Keys, type Redis, type RedisTarget, removeLiveness } from '@toolq/shared/internal';
 
 export interface LivenessThreadData {
   redis: RedisTarget;
@@ -26,8 +27,11 @@ export function startLiveness(options: {
   workerId: string;
   everyMs: number;
   logger: Logger;
+  /** The worker's own connection: removes the thread's entry should the thread end early. */
+  connection: Redis;
+  keys: Keys;
 }): { stop(): Promise<void> } {
-  const { logger } = options;
+  const { logger, connection, keys, ...threadOptions } = options;
   const loopAt = new SharedArrayBuffer(8);
   const loop = new Float64Array(loopAt);
   loop[0] = Date.now();
@@ -35,22 +39,27 @@ export function startLiveness(options: {
     loop[0] = Date.now();
   }, LOOP_TICK_MS);
   tick.unref();
-  const data: LivenessThreadData = { ...options, loopAt };
-  delete (data as Partial<{ logger: Logger }>).logger;
-  const thread = spawnThread(data);
+  const thread = spawnThread({ ...threadOptions, loopAt });
   let failed = false;
-  thread.on('error', (err) => {
+  let stopping = false;
+  // A thread that ended early leaves its last beat behind, which would read as a death: removed.
+  const ended = (why: string) => {
+    if (stopping || failed) return;
     failed = true;
     logger.warn(
-      { err: err.message },
-      'the liveness thread failed: coordinators judge this worker by its heartbeat alone (a busy event loop may be taken for dead)',
+      { err: why },
+      'the liveness thread ended: coordinators judge this worker by its heartbeat alone (a busy event loop may be taken for dead)',
     );
-  });
+    removeLiveness(connection, keys, options.workerId).catch(() => undefined);
+  };
+  thread.on('error', (err) => ended(err.message));
+  thread.on('exit', (code) => ended(`exited with code ${code}`));
   thread.unref();
   return {
     async stop() {
       clearInterval(tick);
       if (failed) return;
+      stopping = true;
       const stopped = new Promise<void>((resolve) => {
         thread.once('exit', () => resolve());
         setTimeout(resolve, 2_000).unref();
@@ -70,7 +79,8 @@ function spawnThread(workerData: LivenessThreadData): Worker {
   const here = import.meta.url;
   if (!here.endsWith('.ts')) return new Worker(new URL('./thread.js', here), { workerData });
   const thread = new URL('./thread.ts', here).href;
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const code = `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(thread)}); })`;
+  // Resolved here (the workspace's tsx), not by the thread, whose eval code has no module of its own.
+  const tsx = createRequire(here).resolve('tsx/esm/api');
+  const code = `require(${JSON.stringify(tsx)}).register(); import(${JSON.stringify(thread)});`;
   return new Worker(code, { eval: true, workerData });
 }
