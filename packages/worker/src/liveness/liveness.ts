@@ -5,6 +5,7 @@
  * without a thread are judged (logged).
  */
 import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '@toolq/shared';
 import { type Keys, type Redis, type RedisTarget, removeLiveness } from '@toolq/shared/internal';
@@ -79,8 +80,14 @@ function spawnThread(workerData: LivenessThreadData): Worker {
   const here = import.meta.url;
   if (!here.endsWith('.ts')) return new Worker(new URL('./thread.js', here), { workerData });
   const thread = new URL('./thread.ts', here).href;
-  // Resolved here (the workspace's tsx), not by the thread, whose eval code has no module of its own.
-  const tsx = createRequire(here).resolve('tsx/esm/api');
-  const code = `require(${JSON.stringify(tsx)}).register(); import(${JSON.stringify(thread)});`;
+  // Resolved here (the workspace's tsx), not by the thread, whose eval code has no module of its
+  // own; its ESM entry (index.mjs beside the CommonJS one require finds: that one does not hook
+  // ESM imports), since vitest's transform has no import.meta.resolve.
+  const tsx = pathToFileURL(
+    createRequire(here)
+      .resolve('tsx/esm/api')
+      .replace(/\.cjs$/, '.mjs'),
+  ).href;
+  const code = `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(thread)}); });`;
   return new Worker(code, { eval: true, workerData });
 }
