@@ -70,6 +70,16 @@ try {
             ...(deadWorkerAfterMs ? { deadWorkerAfterMs } : {}),
           })
         : undefined;
+    // Where the memory scenario's jobs ended (a run that answers calls as timed out says why here).
+    const admin = new Redis(redis.url);
+    const queue = (k: string) => `toolqmem:{default}:${k}`;
+    const failed = await admin.zrange(queue('failed'), '0', '0');
+    const ended = {
+      completed: await admin.zcard(queue('completed')),
+      failed: await admin.zcard(queue('failed')),
+      failedReason: failed[0] ? await admin.hget(queue(failed[0]), 'failedReason') : null,
+    };
+    admin.disconnect();
     process.stdout.write(
       `${JSON.stringify({
         round,
@@ -84,6 +94,7 @@ try {
               lost: memory.lost,
               errors: memory.errors,
               interrupted: memory.interrupted,
+              ended,
             }
           : {}),
       })}\n`,
