@@ -16,6 +16,8 @@ export interface MemoryChildInput {
   prefix: string;
   batches: number;
   sleepMs: number;
+  /** The Dispatcher's deadWorkerAfterMs (default: its own): low, to see whether overload is taken for death. */
+  deadWorkerAfterMs?: number;
 }
 
 export interface MemoryChildOutput {
@@ -34,6 +36,8 @@ export interface MemoryChildOutput {
   lost: number;
   errors: number;
   rssPending: number;
+  /** Calls of workers taken for dead (toolq_interrupted_calls_total): none were, all were alive. */
+  interrupted: number;
 }
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -50,7 +54,12 @@ const fullGc = async () => {
 
 const input = JSON.parse(process.argv[2] ?? '{}') as MemoryChildInput;
 const logger = createLogger({ name: 'bench-memory', level: 'warn' });
-const dispatcher = new Dispatcher({ redisUrl: input.redisUrl, prefix: input.prefix, logger });
+const dispatcher = new Dispatcher({
+  redisUrl: input.redisUrl,
+  prefix: input.prefix,
+  logger,
+  ...(input.deadWorkerAfterMs ? { deadWorkerAfterMs: input.deadWorkerAfterMs } : {}),
+});
 await dispatcher.start();
 const redis = new Redis(input.redisUrl);
 const queueKey = (k: string) => `${input.prefix}:{default}:${k}`;
@@ -99,6 +108,8 @@ for (const r of results) {
     else if (c.outcome !== 'ok') errors++;
   }
 }
+const counted = await dispatcher.registry.getSingleMetric('toolq_interrupted_calls_total')?.get();
+const interrupted = (counted?.values ?? []).reduce((n, v) => n + v.value, 0);
 const output: MemoryChildOutput = {
   batches: input.batches,
   sleepMs: input.sleepMs,
@@ -112,6 +123,7 @@ const output: MemoryChildOutput = {
   lost,
   errors,
   rssPending,
+  interrupted,
 };
 process.stdout.write(`${JSON.stringify(output)}\n`);
 await dispatcher.close();

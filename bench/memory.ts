@@ -17,6 +17,8 @@ export interface MemoryConfig {
   batches: number;
   sleepMs: number;
   workers: number;
+  /** The coordinator's deadWorkerAfterMs; default its own. */
+  deadWorkerAfterMs?: number;
 }
 
 export interface MemoryResult extends Omit<MemoryChildOutput, 'latenciesMs'> {
@@ -34,7 +36,13 @@ export async function measureMemory(redisUrl: string, cfg: MemoryConfig): Promis
     ),
   );
   try {
-    const input: MemoryChildInput = { redisUrl, prefix, batches: cfg.batches, sleepMs: cfg.sleepMs };
+    const input: MemoryChildInput = {
+      redisUrl,
+      prefix,
+      batches: cfg.batches,
+      sleepMs: cfg.sleepMs,
+      ...(cfg.deadWorkerAfterMs ? { deadWorkerAfterMs: cfg.deadWorkerAfterMs } : {}),
+    };
     const child = spawn(process.execPath, ['--expose-gc', ...RUN_SOURCES, CHILD, JSON.stringify(input)], {
       cwd: REPO_ROOT,
       stdio: ['ignore', 'pipe', 'inherit'],

@@ -56,6 +56,41 @@ export const cachedLookup = defineTool({
   },
 });
 
+/** Blocks the worker's event loop for `ms` (a synchronous loop): nothing else of that process runs meanwhile. */
+function spin(ms: number): void {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    // busy: no await, no timers, no I/O
+  }
+}
+
+/** At least once, and blocks its worker's event loop while it runs. */
+export const spinLookup = defineTool({
+  name: 'test_spin',
+  description: 'Records its start, blocks the event loop for `ms`, returns its label. At least once.',
+  input,
+  timeoutMs: 120_000,
+  run: ({ label, ms }, { idempotencyKey }) => {
+    recordStart(label, idempotencyKey);
+    spin(ms);
+    return Promise.resolve(`spun ${label}`);
+  },
+});
+
+/** At most once, and blocks its worker's event loop while it runs. */
+export const spinPay = defineTool({
+  name: 'test_spin_pay',
+  description: 'Records its start, blocks the event loop for `ms`, returns its label. At most once.',
+  input,
+  delivery: 'at-most-once',
+  timeoutMs: 120_000,
+  run: ({ label, ms }, { idempotencyKey }) => {
+    recordStart(label, idempotencyKey);
+    spin(ms);
+    return Promise.resolve(`paid ${label}`);
+  },
+});
+
 export interface Start {
   label: string;
   key: string;
@@ -79,5 +114,5 @@ export function readStarts(file: string): Start[] {
     });
 }
 
-const deliveryTools = [pay, lookup, cachedLookup];
+const deliveryTools = [pay, lookup, cachedLookup, spinLookup, spinPay];
 export default deliveryTools;

@@ -67,6 +67,7 @@ async function main(): Promise<void> {
     coordinatorId: config.coordinatorId,
     batchRetentionMs: config.batchRetentionMs,
     deadWorkerAfterMs: config.deadWorkerAfterMs,
+    stalledWorkerAfterMs: config.stalledWorkerAfterMs,
     jobHistoryMs: config.jobHistoryMs,
     jobHistoryCount: config.jobHistoryCount,
     maxBatchResultBytes: config.maxBatchResultBytes,

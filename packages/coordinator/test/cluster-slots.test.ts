@@ -199,13 +199,13 @@ describe('hash slots of everything toolq touches', () => {
       // Every key is tagged with its pool (or a lane of it) or its coordinator, except the keys
       // that stand alone (one key per command, checked above): the catalog (its specs in its slot),
       // batch names, the call log (the fleet's and each app's), delivery's keys (docs/delivery.md:
-      // a worker's running jobs, the dead-worker sweep's lease, start markers; a cached result
+      // a worker's running jobs, the dead-worker sweep's lease, the workers' liveness, start markers; a cached result
       // and its lock share their own tag), the indexes of pending approvals (by expiry, by tool) and the set of tools with approvals, and flow control's
       // operator overrides and downstream holds (one hash each, read whole).
       const tagged =
         /^toolq:\{(alpha|beta)(\.t[0-9a-f]+)?\}:|^toolq:\{c\.coord-[ab]\}:|^toolq:cache:\{[0-9a-f]+\}/;
       const alone =
-        /^toolq:(workers|waiting-pools|batch-name:[^:]+:[^:]+|calllog:\d+|calllog:app:[^:]+:\d+|running:[^:]+|dead-worker-sweep|started:[0-9a-f]+|approvals:expiring|approvals:pending-tool:[^:]+|approvals:tools|flow:limits|flow:held)$|^\{toolq:(workers\}:tools|waiting-pools\}:versions)$/;
+        /^toolq:(workers|waiting-pools|batch-name:[^:]+:[^:]+|calllog:\d+|calllog:app:[^:]+:\d+|running:[^:]+|dead-worker-sweep|liveness|started:[0-9a-f]+|approvals:expiring|approvals:pending-tool:[^:]+|approvals:tools|flow:limits|flow:held)$|^\{toolq:(workers\}:tools|waiting-pools\}:versions)$/;
       expect(allKeys.filter((k) => !tagged.test(k) && !alone.test(k))).toEqual([]);
       expect(allKeys).toContain('toolq:workers');
       // Different pools and different coordinators land in different slots.

@@ -140,6 +140,9 @@ const envSchema = z.object({
   /** A worker whose heartbeat (every 2 s) is older than this is taken for dead: its started at-most-once
    * calls are answered "outcome unknown", its other calls run again (docs/delivery.md). At least 2500. */
   TOOLQ_DEAD_WORKER_AFTER_MS: intFrom(2_500, 3600_000).default(DEFAULTS.deadWorkerAfterMs),
+  /** A worker whose own thread still beats but whose event loop has not run for this long (blocked by a tool,
+   * starved by load) is taken for dead (docs/delivery.md). Never shorter than TOOLQ_DEAD_WORKER_AFTER_MS. */
+  TOOLQ_STALLED_WORKER_AFTER_MS: intFrom(2_500, 3600_000).default(DEFAULTS.stalledWorkerAfterMs),
   /** How long each queue keeps completed jobs for the admin page's recent history (0: removed at once). */
   TOOLQ_JOB_HISTORY_MS: intFrom(0, 24 * 3600_000).default(DEFAULTS.jobHistoryMs),
   /** At most this many completed jobs kept per queue (failed jobs stay an hour, at most 1,000 a queue). */
@@ -208,6 +211,7 @@ export interface ToolqConfig {
   shutdownTimeoutMs: number;
   batchRetentionMs: number;
   deadWorkerAfterMs: number;
+  stalledWorkerAfterMs: number;
   jobHistoryMs: number;
   jobHistoryCount: number;
   maxBatchResultBytes: number;
@@ -272,6 +276,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolqConfig {
     shutdownTimeoutMs: e.TOOLQ_SHUTDOWN_TIMEOUT_MS,
     batchRetentionMs: e.TOOLQ_BATCH_RETENTION_MS,
     deadWorkerAfterMs: e.TOOLQ_DEAD_WORKER_AFTER_MS,
+    stalledWorkerAfterMs: e.TOOLQ_STALLED_WORKER_AFTER_MS,
     jobHistoryMs: e.TOOLQ_JOB_HISTORY_MS,
     jobHistoryCount: e.TOOLQ_JOB_HISTORY_COUNT,
     maxBatchResultBytes: e.TOOLQ_MAX_BATCH_RESULT_BYTES,

@@ -38,6 +38,11 @@ export const DEFAULTS = {
   batchRetentionMs: 60_000,
   /** A worker whose heartbeat (every 2 s) is older than this is dead: its calls are settled (docs/delivery.md). */
   deadWorkerAfterMs: 10_000,
+  /**
+   * A worker whose liveness thread beats but whose event loop has not run for this long (a tool
+   * blocking it for good) is dead too. Past BullMQ's 30 s lock, its jobs were recovered already.
+   */
+  stalledWorkerAfterMs: 30_000,
   bodyLimitBytes: 10 * 1024 * 1024,
   /** Time a client has to send a request's headers and body. */
   requestTimeoutMs: 30_000,

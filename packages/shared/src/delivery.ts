@@ -7,8 +7,7 @@
  * - The start marker of an at-most-once call: claimed (SET NX) before the tool starts. Whatever
  *   delivers the call again afterwards (BullMQ's stalled-job recovery, a give-back, a re-run)
  *   finds it and answers "outcome unknown" instead of running it.
- * - The jobs each worker is running, with their BullMQ lock tokens: when the worker's heartbeat
- *   stops, a coordinator's sweep (coordinator/src/delivery/dead-workers.ts) settles them in
+ * - The jobs each worker is running, with their BullMQ lock tokens: when the worker stops beating, a coordinator's sweep (coordinator/src/delivery/dead-workers.ts) settles them in
  *   seconds instead of at BullMQ's lock expiry.
  */
 import { createHash } from 'node:crypto';
@@ -68,45 +67,44 @@ export function startedBy(redis: Redis, keys: Keys, idempotencyKey: string): Pro
 /** A worker's running-jobs entry lives at most this long without a write (a sweep deletes it sooner). */
 const RUNNING_JOBS_TTL_MS = 24 * 3600_000;
 
-const RECORD_RUNNING = `
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
+// Removals first: a job given back and taken again by the same worker keeps its new token.
+const WRITE_RUNNING = `
+local removals = tonumber(ARGV[2])
+for i = 3, 2 + removals do redis.call('HDEL', KEYS[1], ARGV[i]) end
+for i = 3 + removals, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if #ARGV > 2 + removals then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return 1
 `;
 
 interface WithRunningScript {
-  toolqRecordRunning(key: string, field: string, token: string, ttlMs: number): Promise<number>;
+  toolqWriteRunning(key: string, ...args: (string | number)[]): Promise<number>;
 }
 
 export function runningJobField(queue: string, jobId: string): string {
   return `${queue} ${jobId}`;
 }
 
-/** Notes that this worker runs a job (under its BullMQ lock token); one command. */
-export async function recordRunningJob(
+/**
+ * Updates the jobs this worker notes as running, in one command: `added` (field → lock token, see
+ * runningJobField) and `removed` fields. The worker batches these (worker/src/delivery/guard.ts).
+ */
+export async function writeRunningJobs(
   redis: Redis,
   keys: Keys,
   workerId: string,
-  job: { queue: string; jobId: string; token: string },
+  added: ReadonlyMap<string, string>,
+  removed: ReadonlySet<string>,
 ): Promise<void> {
+  if (added.size === 0 && removed.size === 0) return;
   const r = redis as Redis & Partial<WithRunningScript>;
-  if (!r.toolqRecordRunning)
-    redis.defineCommand('toolqRecordRunning', { numberOfKeys: 1, lua: RECORD_RUNNING });
-  await (r as Redis & WithRunningScript).toolqRecordRunning(
+  if (!r.toolqWriteRunning) redis.defineCommand('toolqWriteRunning', { numberOfKeys: 1, lua: WRITE_RUNNING });
+  await (r as Redis & WithRunningScript).toolqWriteRunning(
     keys.runningJobs(workerId),
-    runningJobField(job.queue, job.jobId),
-    job.token,
     RUNNING_JOBS_TTL_MS,
+    removed.size,
+    ...removed,
+    ...[...added].flat(),
   );
-}
-
-export async function forgetRunningJob(
-  redis: Redis,
-  keys: Keys,
-  workerId: string,
-  job: { queue: string; jobId: string },
-): Promise<void> {
-  await redis.hdel(keys.runningJobs(workerId), runningJobField(job.queue, job.jobId));
 }
 
 /** The jobs a worker noted as running: queue, job id and the lock token it held them under. */

@@ -29,15 +29,15 @@ export {
 export { DEFAULTS } from './defaults.ts';
 export {
   claimStart,
-  forgetRunningJob,
   idempotencyKeyFor,
   idempotencyKeyOf,
   interruptedResult,
   readRunningJobs,
-  recordRunningJob,
   releaseStart,
+  runningJobField,
   startedBy,
   startMarkerTtlMs,
+  writeRunningJobs,
 } from './delivery.ts';
 export { coerceError, describeStartupError, listenError } from './errors.ts';
 export {
@@ -66,6 +66,7 @@ export { processId, randomHex } from './ids.ts';
 export { parseJsonAs } from './json.ts';
 export { assertKeyPart, createKeys, KEY_PART_PATTERN, type Keys } from './keys.ts';
 export { laneOf } from './lanes.ts';
+export { type Liveness, readLiveness, removeLiveness, writeLiveness } from './liveness.ts';
 export { mcpErrorText, mcpToToolResultContent } from './mcp-mapping.ts';
 export {
   type CoordinatorMetrics,
@@ -93,6 +94,7 @@ export {
   duplicateConnection,
   isClusterConnection,
   type Redis,
+  type RedisTarget,
 } from './redis.ts';
 export { describeRedisFailure, isRedisFailure, withinRedis } from './redis-errors.ts';
 export { describeZodIssues, encodeToolOutput, firstLineOf, messages } from './result-encoding.ts';

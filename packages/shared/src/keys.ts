@@ -41,6 +41,8 @@ export interface Keys {
   runningJobs(workerId: string): string;
   /** String: the coordinator sweeping dead workers' calls now (one at a time across the fleet). */
   deadWorkerSweep(): string;
+  /** Hash: worker id → `<beatAt> <loopAt>`, written by a thread of the worker (liveness.ts). */
+  liveness(): string;
   /** A cached result and the lock of its one run in flight, in one slot (cache.ts in the worker). */
   cacheEntry(hash: string): string;
   cacheLock(hash: string): string;
@@ -80,6 +82,7 @@ export function createKeys(prefix: string): Keys {
     started: (idempotencyKey) => `${prefix}:started:${idempotencyKey}`,
     runningJobs: (workerId) => `${prefix}:running:${workerId}`,
     deadWorkerSweep: () => `${prefix}:dead-worker-sweep`,
+    liveness: () => `${prefix}:liveness`,
     cacheEntry: (hash) => `${prefix}:cache:{${hash}}`,
     cacheLock: (hash) => `${prefix}:cache:{${hash}}:lock`,
   };

@@ -78,10 +78,12 @@ export type BatchMeta = z.infer<typeof batchMetaSchema>;
 export async function claimBatch(
   redis: Redis,
   batchKey: string,
-  meta: BatchMeta,
+  /** The record, or its JSON already made (a dispatching coordinator keeps that string: lost-calls.ts). */
+  meta: BatchMeta | string,
   ttlMs: number,
 ): Promise<boolean> {
-  const created = await withScripts(redis).toolqClaimBatch(batchKey, META_FIELD, JSON.stringify(meta), ttlMs);
+  const json = typeof meta === 'string' ? meta : JSON.stringify(meta);
+  const created = await withScripts(redis).toolqClaimBatch(batchKey, META_FIELD, json, ttlMs);
   return created === 1;
 }
 
@@ -89,10 +91,11 @@ export async function claimBatch(
 export async function rewriteBatchMeta(
   redis: Redis,
   batchKey: string,
-  meta: BatchMeta,
+  meta: BatchMeta | string,
   ttlMs: number,
 ): Promise<void> {
-  await withScripts(redis).toolqRewriteMeta(batchKey, META_FIELD, JSON.stringify(meta), ttlMs);
+  const json = typeof meta === 'string' ? meta : JSON.stringify(meta);
+  await withScripts(redis).toolqRewriteMeta(batchKey, META_FIELD, json, ttlMs);
 }
 
 export async function readBatchMeta(redis: Redis, batchKey: string): Promise<BatchMeta | undefined> {

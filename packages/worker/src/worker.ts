@@ -22,6 +22,7 @@ import { listenForCancels, RunningCalls } from './cancel-listener.ts';
 import { WorkerFlow } from './flow/worker-flow.ts';
 import { startHeartbeat } from './heartbeat.ts';
 import { createJobProcessor, type JobReturn, ShutdownAbort } from './job-processor.ts';
+import { startLiveness } from './liveness/liveness.ts';
 import { ServedTools } from './served-tools.ts';
 import { WORKER_DEFAULTS, type WorkerOptions } from './worker-options.ts';
 
@@ -156,6 +157,16 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
       tools: specs,
     },
   });
+  // Beats from a thread of its own: a busy event loop is not taken for a dead worker (docs/delivery.md).
+  const liveness = startLiveness({
+    redis: options.redis ?? options.redisUrl,
+    prefix: keys.prefix,
+    workerId: id,
+    everyMs: WORKER_DEFAULTS.heartbeatIntervalMs,
+    logger,
+    connection: redis,
+    keys,
+  });
   logger.info({ tools: tools.names(), concurrency }, 'worker started');
   const stopWatchingSource = options.toolSource?.onChange(() => {
     heartbeat.update(tools.refresh());
@@ -175,7 +186,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     closing ??= (async () => {
       logger.info('stopping: no new jobs, letting running calls finish');
       stopWatchingSource?.();
-      await heartbeat.stop();
+      await Promise.all([heartbeat.stop(), liveness.stop()]);
       const graceful = worker.close();
       const timer = setTimeout(() => {
         logger.warn({ shutdownTimeoutMs }, 'running calls did not finish in time: giving them back');

@@ -1,8 +1,12 @@
 /**
  * Dead workers noticed in seconds (docs/delivery.md). Each worker notes the jobs it runs, with
- * their BullMQ lock tokens, beside its heartbeat (@toolq/shared delivery.ts). Once a worker's
- * heartbeat is older than `deadAfterMs`, one coordinator of the fleet at a time (a lease in one
- * key) settles each job the worker still holds under the same lock token:
+ * their BullMQ lock tokens, beside its heartbeat (@toolq/shared delivery.ts), and beats from a
+ * thread of its own with the last time its event loop ran (@toolq/shared liveness.ts). A worker
+ * is dead once its thread's beat is older than `deadAfterMs` (killed, frozen, machine gone), or
+ * its event loop has not run for `stalledAfterMs` (a loop blocked for good); a worker without a
+ * thread (an older one) once its heartbeat is older than `deadAfterMs`. Then one coordinator of
+ * the fleet at a time (a lease in one key) settles each job the worker still holds under the same
+ * lock token:
  * - an at-most-once call that started there (its start marker names the worker) and has no
  *   result is answered "outcome unknown" (is_error): it may or may not have taken effect;
  * - the job is then moved back to its queue under the dead worker's token, so another worker
@@ -10,7 +14,7 @@
  *   same job data and so the same idempotency keys, instead of after BullMQ's lock expiry. The
  *   call answered "unknown" is skipped there (it has its result), and its marker would refuse it.
  * A job whose lock is gone or holds another token (it finished, or BullMQ recovered it) is left
- * alone. A worker only frozen past `deadAfterMs` is treated as dead: its late results are
+ * alone. A worker only frozen past the bound is treated as dead: its late results are
  * duplicates (the first answer stays) and an at-least-once call may run twice at once.
  */
 import { type CallResult, jobChunkSchema, jobDataSchema, type Logger } from '@toolq/shared';
@@ -21,9 +25,11 @@ import {
   interruptedResult,
   isCallStillWanted,
   type Keys,
+  type Liveness,
   messages,
   type ParsedJobData,
   type Redis,
+  readLiveness,
   readRunningJobs,
   readWorkers,
   startedBy,
@@ -41,8 +47,10 @@ export interface DeadWorkerSweepDeps {
   metrics: CoordinatorMetrics;
   logger: Logger;
   coordinatorId: string;
-  /** A worker whose heartbeat is older than this is dead. */
+  /** A worker whose liveness thread (or, without one, heartbeat) is older than this is dead. */
   deadAfterMs: number;
+  /** A worker whose thread beats but whose event loop has not run for this long is dead. */
+  stalledAfterMs: number;
   /** How often the fleet looks (one coordinator at a time). */
   everyMs: number;
 }
@@ -50,11 +58,17 @@ export interface DeadWorkerSweepDeps {
 /** The sweep's settings from the Dispatcher's options. */
 export function deadWorkerSettings(
   coordinatorId: string,
-  options: { deadWorkerAfterMs?: number },
-): Pick<DeadWorkerSweepDeps, 'coordinatorId' | 'deadAfterMs' | 'everyMs'> {
+  options: { deadWorkerAfterMs?: number; stalledWorkerAfterMs?: number },
+): Pick<DeadWorkerSweepDeps, 'coordinatorId' | 'deadAfterMs' | 'stalledAfterMs' | 'everyMs'> {
+  const deadAfterMs = options.deadWorkerAfterMs ?? DISPATCHER_DEFAULTS.deadWorkerAfterMs;
   return {
     coordinatorId,
-    deadAfterMs: options.deadWorkerAfterMs ?? DISPATCHER_DEFAULTS.deadWorkerAfterMs,
+    deadAfterMs,
+    // Never shorter than the bound for a worker that stopped altogether.
+    stalledAfterMs: Math.max(
+      options.stalledWorkerAfterMs ?? DISPATCHER_DEFAULTS.stalledWorkerAfterMs,
+      deadAfterMs,
+    ),
     everyMs: DISPATCHER_DEFAULTS.deadWorkerSweepMs,
   };
 }
@@ -79,8 +93,10 @@ export class DeadWorkerSweep {
   private running = false;
   private readonly heartbeats: HeartbeatMemory = new Map();
   private readonly toolSets: ToolSetMemory = new Map();
-  /** Dead workers found with nothing left to settle, by the heartbeat they were found with. */
-  private readonly settled = new Map<string, number>();
+  /** The newest liveness seen of each worker (a failover may turn it back in time, as heartbeats). */
+  private readonly liveness = new Map<string, Liveness>();
+  /** Dead workers found with nothing left to settle, by the beats they were found with. */
+  private readonly settled = new Map<string, string>();
 
   constructor(private readonly deps: DeadWorkerSweepDeps) {}
 
@@ -92,17 +108,44 @@ export class DeadWorkerSweep {
     this.running = true;
     try {
       if ((await redis.set(keys.deadWorkerSweep(), coordinatorId, 'PX', everyMs, 'NX')) !== 'OK') return;
-      const { live, stale } = await readWorkers(redis, keys, now, this.heartbeats, this.toolSets);
+      const [{ live, stale }, liveness] = await Promise.all([
+        readWorkers(redis, keys, now, this.heartbeats, this.toolSets),
+        readLiveness(redis, keys),
+      ]);
       for (const worker of [...live, ...stale]) {
+        const seen = this.remember(worker.id, liveness.get(worker.id));
         const beat = this.heartbeats.get(worker.id) ?? worker.heartbeatAt;
-        if (now - beat <= deadAfterMs || this.settled.get(worker.id) === beat) continue;
+        const dead = seen
+          ? now - seen.beatAt > deadAfterMs || now - seen.loopAt > this.deps.stalledAfterMs
+          : now - beat > deadAfterMs;
+        const found = seen ? `${seen.beatAt} ${seen.loopAt}` : String(beat);
+        if (!dead || this.settled.get(worker.id) === found) continue;
         const left = await this.settleWorker(worker.id, worker.pool);
-        if (left === 0) this.settled.set(worker.id, beat);
+        if (left === 0) this.settled.set(worker.id, found);
       }
       for (const id of this.settled.keys()) if (!this.heartbeats.has(id)) this.settled.delete(id);
+      // Entries of workers gone from the catalog (pruned, or left without removing theirs).
+      const gone = [...liveness.keys()].filter((id) => !this.heartbeats.has(id));
+      for (const id of this.liveness.keys()) if (!liveness.has(id)) this.liveness.delete(id);
+      if (gone.length > 0) await redis.hdel(keys.liveness(), ...gone);
     } finally {
       this.running = false;
     }
+  }
+
+  /** The newest of what was read now and what was seen before. */
+  private remember(id: string, read: Liveness | undefined): Liveness | undefined {
+    const before = this.liveness.get(id);
+    if (!read) {
+      // No thread (an older worker, or its entry lost with a failover): judged by its heartbeat.
+      this.liveness.delete(id);
+      return undefined;
+    }
+    const newest = before
+      ? { beatAt: Math.max(read.beatAt, before.beatAt), loopAt: Math.max(read.loopAt, before.loopAt) }
+      : read;
+    this.liveness.set(id, newest);
+    return newest;
   }
 
   /** Settles a dead worker's jobs; resolves with how many could not be (tried again next time). */

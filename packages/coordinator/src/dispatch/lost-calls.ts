@@ -10,9 +10,23 @@
  * and its deadline has not passed, and answers the others `is_error` at once instead of at their
  * deadlines (an at-most-once call with outcome `unknown`: it may have run before Redis lost it).
  */
-import { type BatchMeta, messages, type Redis, rewriteBatchMeta } from '@toolq/shared/internal';
+import type { JobData } from '@toolq/shared';
+import {
+  type BatchMeta,
+  idempotencyKeyFor,
+  messages,
+  type Redis,
+  rewriteBatchMeta,
+} from '@toolq/shared/internal';
 import type { Catalog, ToolLookup } from '../catalog.ts';
-import { groupJobs, type JobQueues, jobIdOf, type PlannedJob, type QueuedJob } from '../job-queues.ts';
+import {
+  buildJobData,
+  groupJobs,
+  type JobQueues,
+  jobIdOf,
+  type PlannedJob,
+  type QueuedJob,
+} from '../job-queues.ts';
 import type { JobAddress, JobRef } from './job-ref.ts';
 
 /** BullMQ's `unknown` (no such job), and `completed`, kept for the admin page's history (job-queues.ts). */
@@ -50,39 +64,96 @@ export const LOST_CALL_MESSAGE =
 export const MAX_RERUNS_PER_CALL = 2;
 
 /**
- * What the dispatching coordinator keeps of a batch to re-run the calls Redis loses: the jobs of
- * the calls whose tools may run twice (with their inputs, which lived only in the lost job), and
- * the record as written (the failover may have lost it too). Only batches with such calls keep it.
+ * What the dispatching coordinator keeps of a batch to re-run the calls Redis loses: the record as
+ * written (the failover may have lost it too) and, of each call whose tool may run twice, its input
+ * (it lived only in the lost job). Only batches with such calls keep it. Thousands of batches wait
+ * at once and a re-run is rare, so both are kept as JSON strings (a one-byte string costs its
+ * length; the job data's object graph cost ~1.4 KB per single-call batch, docs/benchmarks.md), and
+ * everything else a job holds is rebuilt from the record: tool, tool_use id, deadline, timeout,
+ * idempotency key, reply address.
  */
 export class Rerunnable {
-  /** Re-runs so far, by call index. */
-  private readonly reruns: number[] = [];
+  /** Re-runs so far, by call index (allocated at the first re-run). */
+  private reruns: number[] | undefined = undefined;
   private round = 0;
   /** A re-run is being written: the sweep leaves the batch alone meanwhile. */
   busy = false;
+  /** The record (BatchMeta) as JSON: the string claimBatch writes, and after a re-run the rewritten one. */
+  record: string;
+  /** JSON of KeptCalls. */
+  private readonly kept: string;
+  /** This coordinator's reply stream (one string shared by every batch). */
+  private readonly streamKey: string;
 
   constructor(
     private readonly uid: string,
     private readonly recordKey: string,
     /** By call index; undefined for calls whose tool may not run twice. */
-    private readonly jobs: readonly (PlannedJob | undefined)[],
-    private readonly meta: BatchMeta,
+    jobs: readonly (PlannedJob | undefined)[],
+    meta: BatchMeta,
     /** Epoch ms until which the record is kept. */
     private readonly keepUntil: number,
-  ) {}
+  ) {
+    this.record = JSON.stringify(meta);
+    let streamKey = '';
+    const kept: KeptCalls = { o: {}, c: [] };
+    for (const job of jobs) {
+      if (!job) continue;
+      const { data } = job;
+      streamKey = data.reply?.streamKey ?? streamKey;
+      // One batch's calls share their options (dispatch()'s); each keeps its input and trace.
+      kept.o = {
+        failurePolicy: data.failurePolicy,
+        ...(data.maxRetries !== undefined ? { maxRetries: data.maxRetries } : {}),
+        ...(data.app !== undefined ? { app: data.app } : {}),
+        ...(data.context !== undefined ? { context: data.context } : {}),
+      };
+      kept.c.push(data.trace ? [job.index, data.input, data.trace] : [job.index, data.input]);
+    }
+    this.kept = JSON.stringify(kept);
+    this.streamKey = streamKey;
+  }
+
+  /** The record as it stands (a copy: parsed from what is kept). */
+  meta(): BatchMeta {
+    return JSON.parse(this.record) as BatchMeta;
+  }
 
   /** Which of the lost calls may run again now. */
   eligible(lost: readonly number[], now: number): number[] {
+    const meta = this.meta();
+    const kept = new Set((JSON.parse(this.kept) as KeptCalls).c.map(([index]) => index));
     return lost.filter((index) => {
-      const job = this.jobs[index];
-      return job !== undefined && job.data.deadline > now && (this.reruns[index] ?? 0) < MAX_RERUNS_PER_CALL;
+      const call = meta.calls[index];
+      return (
+        kept.has(index) &&
+        call !== undefined &&
+        call.deadline > now &&
+        (this.reruns?.[index] ?? 0) < MAX_RERUNS_PER_CALL
+      );
     });
+  }
+
+  /** The job data of kept call `index`, rebuilt as planJobs built it (batch-plan.ts). */
+  private jobData(meta: BatchMeta, kept: KeptCalls, index: number): JobData | undefined {
+    const call = meta.calls[index];
+    const entry = kept.c.find(([i]) => i === index);
+    if (!call || !entry) return undefined;
+    const reply = { batchId: this.uid, index, batchKey: this.recordKey, streamKey: this.streamKey };
+    const data = buildJobData({ call, input: entry[1], reply, options: kept.o });
+    if (entry[2]) data.trace = entry[2];
+    data.idempotencyKey = idempotencyKeyFor({
+      app: kept.o.app ?? 'default',
+      batchName: meta.id ?? this.uid,
+      toolUseId: call.toolUseId,
+    });
+    return data;
   }
 
   /**
    * The jobs of a re-run, counted against each call's re-runs, and the record rewritten to name
-   * them (in memory: rerun() writes it). Each call goes where `route` sends its tool now; a call
-   * whose tool no live worker serves is not re-run (nor counted).
+   * them (the kept string: rerun() writes it). Each call goes where `route` sends its tool now; a
+   * call whose tool no live worker serves is not re-run (nor counted).
    */
   plan(
     indexes: readonly number[],
@@ -91,15 +162,18 @@ export class Rerunnable {
     const failed = new Map<number, string>();
     const planned: PlannedJob[] = [];
     const workersIn = new Map<string, number>();
+    const meta = this.meta();
+    const kept = JSON.parse(this.kept) as KeptCalls;
     for (const index of indexes) {
-      const job = this.jobs[index];
-      const lookup = job ? route(job.data.tool) : undefined;
-      if (!job || lookup?.kind !== 'ok') {
+      const data = this.jobData(meta, kept, index);
+      const lookup = data ? route(data.tool) : undefined;
+      if (!data || lookup?.kind !== 'ok') {
         failed.set(index, 'and no live worker serves its tool now');
         continue;
       }
       workersIn.set(lookup.queue, Math.max(workersIn.get(lookup.queue) ?? 0, lookup.workers));
-      planned.push({ queue: lookup.queue, index, data: { ...job.data, enqueuedAt: Date.now() } });
+      planned.push({ queue: lookup.queue, index, data });
+      this.reruns ??= [];
       this.reruns[index] = (this.reruns[index] ?? 0) + 1;
     }
     if (planned.length === 0) return { queued: [], failed };
@@ -107,13 +181,14 @@ export class Rerunnable {
     const queued = groupJobs(`${this.uid}.r${this.round}`, planned, (queue) => workersIn.get(queue) ?? 1);
     for (const job of queued) {
       for (const index of job.indexes) {
-        const call = this.meta.calls[index];
+        const call = meta.calls[index];
         if (!call) continue;
         call.job = job.jobId;
         if (job.queue !== call.pool) call.queue = job.queue;
         else delete call.queue;
       }
     }
+    this.record = JSON.stringify(meta);
     return { queued, failed };
   }
 
@@ -134,7 +209,7 @@ export class Rerunnable {
       await rewriteBatchMeta(
         deps.redis,
         this.recordKey,
-        this.meta,
+        this.record,
         Math.max(this.keepUntil - Date.now(), 1_000),
       );
     } catch (err) {
@@ -155,6 +230,12 @@ export class Rerunnable {
     }
     return { rerun, failed };
   }
+}
+
+/** Kept per batch: the calls' shared options, and [index, input, trace?] of each call that may run twice. */
+interface KeptCalls {
+  o: Parameters<typeof buildJobData>[0]['options'];
+  c: [number, unknown, JobData['trace']?][];
 }
 
 /** The is_error answer of a lost call that is not re-run: why, when a re-run was tried and failed. */

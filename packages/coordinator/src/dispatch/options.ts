@@ -110,11 +110,18 @@ export interface DispatcherOptions {
    */
   batchRetentionMs?: number;
   /**
-   * A worker whose heartbeat (written every 2 s) is older than this is taken for dead: its started
-   * at-most-once calls are answered "outcome unknown" and its other calls run again on another
-   * worker (docs/delivery.md). Default 10 000 ms (TOOLQ_DEAD_WORKER_AFTER_MS), at least 2 500.
+   * A worker whose liveness thread stopped beating (every 2 s) this long ago is taken for dead
+   * (killed, frozen, machine gone): its started at-most-once calls are answered "outcome unknown"
+   * and its other calls run again on another worker (docs/delivery.md). A worker without that
+   * thread is judged by its heartbeat. Default 10 000 ms (TOOLQ_DEAD_WORKER_AFTER_MS), at least 2 500.
    */
   deadWorkerAfterMs?: number;
+  /**
+   * A worker whose thread still beats but whose event loop has not run for this long (blocked by
+   * a tool, starved by load) is taken for dead too. Default 30 000 ms
+   * (TOOLQ_STALLED_WORKER_AFTER_MS), at least 2 500; never shorter than `deadWorkerAfterMs`.
+   */
+  stalledWorkerAfterMs?: number;
   /**
    * How long each queue keeps its completed jobs, for the queue admin page's recent history.
    * Default 300 000 ms (TOOLQ_JOB_HISTORY_MS); 0 removes them at once. BullMQ counts it in whole
@@ -152,6 +159,7 @@ export const DISPATCHER_DEFAULTS = {
   foreignLostGraceMs: 10_000,
   batchRetentionMs: DEFAULTS.batchRetentionMs,
   deadWorkerAfterMs: DEFAULTS.deadWorkerAfterMs,
+  stalledWorkerAfterMs: DEFAULTS.stalledWorkerAfterMs,
   /** How often the fleet looks for dead workers (one coordinator at a time). */
   deadWorkerSweepMs: 1_000,
   jobHistoryMs: DEFAULTS.jobHistoryMs,
@@ -232,6 +240,10 @@ const dispatcherOptionsSchema = z.strictObject({
   deadWorkerAfterMs: rule<number>(
     (v) => Number.isInteger(v) && (v as number) >= 2_500 && (v as number) <= 3600_000,
     'a whole number of ms from 2500 (a heartbeat is written every 2 s) to 3600000',
+  ).optional(),
+  stalledWorkerAfterMs: rule<number>(
+    (v) => Number.isInteger(v) && (v as number) >= 2_500 && (v as number) <= 3600_000,
+    'a whole number of ms from 2500 to 3600000',
   ).optional(),
   jobHistoryMs: rule<number>(
     (v) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 24 * 3600_000,

@@ -60,7 +60,8 @@ export function startBatch(
     });
   };
   // The record first, then the name, then the jobs: one connection keeps them in that order.
-  const recorded = claimBatch(redis, batch.batchKey, batch.meta, keepMs);
+  // A batch kept for re-runs has its record's JSON made already (lost-calls.ts): written as is.
+  const recorded = claimBatch(redis, batch.batchKey, entry.rerunnable?.record ?? batch.meta, keepMs);
   const named = claimBatchName(
     redis,
     batch.nameKey,

@@ -87,15 +87,15 @@ describe('re-running a lost call goes where the catalog routes its tool now', ()
     const { queued, failed } = batch.plan([0], () => served(echo, 'p', 3));
     expect(failed.size).toBe(0);
     expect(queued.map((j) => [j.queue, j.jobId, j.indexes])).toEqual([['p', 'uid-1.r1.0', [0]]]);
-    expect(meta.calls[0]).toMatchObject({ pool: 'p', job: 'uid-1.r1.0' });
-    expect(meta.calls[0]?.queue).toBeUndefined();
+    expect(batch.meta().calls[0]).toMatchObject({ pool: 'p', job: 'uid-1.r1.0' });
+    expect(batch.meta().calls[0]?.queue).toBeUndefined();
   });
 
   it('moves a call from the pool queue to a lane, and names each round’s jobs apart', () => {
-    const { meta, batch } = rerunnable();
+    const { batch } = rerunnable();
     batch.plan([1], () => served(echo, 'p', 1));
     const { queued } = batch.plan([1], () => served(echo, 'p', 1, LANE));
     expect(queued.map((j) => [j.queue, j.jobId])).toEqual([[LANE, 'uid-1.r2.1']]);
-    expect(meta.calls[1]).toMatchObject({ pool: 'p', queue: LANE, job: 'uid-1.r2.1' });
+    expect(batch.meta().calls[1]).toMatchObject({ pool: 'p', queue: LANE, job: 'uid-1.r2.1' });
   });
 });

@@ -27,7 +27,8 @@ function batch() {
     served(safe, 'p', 3),
   ]);
   const keepUntil = STARTED_AT + 60_000;
-  return { meta, calls, rerunnable: new Rerunnable('uid-1', BATCH_KEY, mayRunTwice, meta, keepUntil) };
+  const rerunnable = new Rerunnable('uid-1', BATCH_KEY, mayRunTwice, meta, keepUntil);
+  return { meta, calls, mayRunTwice, rerunnable };
 }
 
 describe('Rerunnable.eligible: which lost calls may run again', () => {
@@ -65,7 +66,7 @@ describe('Rerunnable.eligible: which lost calls may run again', () => {
       expect(failed.get(0)).toBe('and no live worker serves its tool now');
     }
     expect(rerunnable.eligible([0], STARTED_AT + 1)).toEqual([0]);
-    expect(meta.calls[0]?.job).toBe(jobBefore); // the record still names the original job
+    expect(rerunnable.meta().calls[0]?.job).toBe(jobBefore); // the record still names the original job
   });
 
   it('re-runs a call with its original input, deadline and reply address', () => {
@@ -79,6 +80,14 @@ describe('Rerunnable.eligible: which lost calls may run again', () => {
       deadline: STARTED_AT + 10_000,
       reply: { batchId: 'uid-1', index: 2, batchKey: BATCH_KEY },
     });
+  });
+
+  it('rebuilds the job data the dispatch enqueued (only enqueuedAt is new), from the kept strings', () => {
+    const { rerunnable, mayRunTwice } = batch();
+    const original = mayRunTwice[2]?.data;
+    const { queued } = rerunnable.plan([2], () => served(safe, 'p', 1));
+    expect(original?.idempotencyKey).toMatch(/^[0-9a-f]{32}$/);
+    expect({ ...queued[0]?.data, enqueuedAt: 0 }).toEqual({ ...original, enqueuedAt: 0 });
   });
 });
 
