@@ -19,6 +19,14 @@ import {
 /** How often a call waiting for an identical one looks for its result. */
 const COALESCE_POLL_MS = 25;
 
+// The stored result, else the lock, in one step: read apart, a leader could store its result and
+// release the lock between the two, and the call would take the free lock and run again.
+const TAKE = `
+local stored = redis.call('GET', KEYS[1])
+if stored then return {'stored', stored} end
+if redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2], 'NX') then return {'lock'} end
+return {'wait'}
+`;
 // The result stored and the lock released at once: a waiter never sees neither.
 const STORE = `
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -31,6 +39,7 @@ return 1
 `;
 
 interface WithCacheScripts {
+  toolqCacheTake(entry: string, lock: string, owner: string, lockMs: number): Promise<[string, string?]>;
   toolqCacheStore(entry: string, lock: string, json: string, ttlMs: number, owner: string): Promise<number>;
   toolqCacheRelease(lock: string, owner: string): Promise<number>;
 }
@@ -61,6 +70,7 @@ export function createResultCache(options: {
   const { redis, keys, metrics, owner } = options;
   const scripts = redis as Redis & Partial<WithCacheScripts>;
   if (!scripts.toolqCacheStore) {
+    redis.defineCommand('toolqCacheTake', { numberOfKeys: 2, lua: TAKE });
     redis.defineCommand('toolqCacheStore', { numberOfKeys: 2, lua: STORE });
     redis.defineCommand('toolqCacheRelease', { numberOfKeys: 1, lua: RELEASE });
   }
@@ -95,15 +105,17 @@ export function createResultCache(options: {
       const lock = keys.cacheLock(hash);
       let waited = false;
       while (!signal.aborted && Date.now() < data.deadline) {
-        const raw = await redis.get(entry);
-        const stored = raw === null ? undefined : parseCallResult(raw);
+        const token = `${owner}:${data.toolUseId}`;
+        const lockMs = Math.max(1, Math.min(data.timeoutMs, data.deadline - Date.now())) + 1_000;
+        const [state, raw] = await r.toolqCacheTake(entry, lock, token, lockMs);
+        const stored = state === 'stored' && raw !== undefined ? parseCallResult(raw) : undefined;
         if (stored) {
           count(tool.name, waited ? 'coalesced' : 'hit');
           return asOwn(stored, data);
         }
-        const token = `${owner}:${data.toolUseId}`;
-        const lockMs = Math.max(1, Math.min(data.timeoutMs, data.deadline - Date.now())) + 1_000;
-        if ((await redis.set(lock, token, 'PX', lockMs, 'NX')) === 'OK') {
+        // An entry that does not parse (written by another version) is not shared: run the call.
+        if (state === 'stored') return run();
+        if (state === 'lock') {
           count(tool.name, 'miss');
           // runCall never throws. A store that fails costs the sharing, never the call's answer.
           const result = await run();
