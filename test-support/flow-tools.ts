@@ -107,6 +107,12 @@ export default [
     input,
     run: (args, ctx) => timed('free', args, ctx.signal),
   }),
+  defineTool({
+    name: 'free2',
+    description: 'Sleeps, without limits (a second one: a tool once limited stays flow-controlled).',
+    input,
+    run: (args, ctx) => timed('free2', args, ctx.signal),
+  }),
 ];
 
 /** The events a test's tools recorded, in the order written. */

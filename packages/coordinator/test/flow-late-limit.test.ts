@@ -22,7 +22,7 @@ let redis: Redis;
 let worker: WorkerProcess;
 let coordinator: Awaited<ReturnType<typeof startCoordinatorProcess>>;
 
-const batch = (n: number, ms: number, prefix: string) =>
+const batch = (n: number, ms: number, prefix: string, timeoutMs = 60_000, tool = 'free') =>
   api(coordinator.url, '/v1/tool-batches', {
     method: 'POST',
     token: APP,
@@ -30,14 +30,17 @@ const batch = (n: number, ms: number, prefix: string) =>
       tool_uses: Array.from({ length: n }, (_, i) => ({
         type: 'tool_use',
         id: `${prefix}-${i}`,
-        name: 'free',
+        name: tool,
         input: { ms, tag: `${prefix}-${i}` },
       })),
-      timeout_ms: 60_000,
+      timeout_ms: timeoutMs,
     },
   }).then(async (res) => {
     expect(res.status).toBe(200);
-    return (await res.json()) as { stats: { calls: { outcome: string }[] } };
+    return (await res.json()) as {
+      tool_results: { tool_use_id: string; content: string }[];
+      stats: { calls: { outcome: string }[] };
+    };
   });
 
 const ended = (events: FlowEvent[], prefix: string) =>
@@ -95,5 +98,40 @@ describe('a cap set while calls wait in a pool queue', () => {
     expect(maxOverlap(late.map((e) => ({ start: e.start, end: e.end ?? e.start })))).toBe(1);
     // Each ran once.
     expect(new Set(late.map((e) => e.tag)).size).toBe(12);
+  }, 120_000);
+
+  it('answers a moved call never admitted before its deadline not_started, not timeout', async () => {
+    // free2: `free` stays flow-controlled once limited, so its new calls no longer go to the pool.
+    const blockers = [
+      batch(1, 3_000, 'nsblock0', 60_000, 'free2'),
+      batch(1, 3_000, 'nsblock1', 60_000, 'free2'),
+    ];
+    await waitFor('both blockers running', async () => {
+      const events = await readFlowEvents(server.url);
+      return events.filter((e) => e.tag.startsWith('nsblock')).length >= 2;
+    });
+    // Three 20 s calls with an 8 s deadline, waiting in the pool queue behind the blockers.
+    const waiting = batch(3, 20_000, 'ns', 8_000, 'free2');
+    await waitFor(
+      'the job waiting in the pool queue',
+      async () => (await redis.llen('toolq:{default}:wait')) >= 1,
+    );
+    const put = await api(coordinator.url, '/v1/tools/free2/limits', {
+      method: 'PUT',
+      token: OPS,
+      body: { concurrency: 1 },
+    });
+    expect(put.status).toBe(200);
+    const answer = await waiting;
+    // Moved to the tool's queue once a blocker ended: one of them got the slot and ran past the
+    // deadline (timeout); the other two never started.
+    expect(answer.stats.calls.map((c) => c.outcome).sort()).toEqual([
+      'not_started',
+      'not_started',
+      'timeout',
+    ]);
+    const notStarted = answer.tool_results.filter((r) => r.content.includes('was not started'));
+    expect(notStarted).toHaveLength(2);
+    await Promise.all(blockers);
   }, 120_000);
 });

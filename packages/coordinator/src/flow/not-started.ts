@@ -5,7 +5,14 @@
  * record when it admits it (flow-store.ts markStarted); the barrier's last look reads the marks.
  */
 import type { CallResult } from '@toolq/shared';
-import { messages, type Redis, readResults, readStarted, toolOfRoute } from '@toolq/shared/internal';
+import {
+  messages,
+  type Redis,
+  readHandedOff,
+  readResults,
+  readStarted,
+  toolOfRoute,
+} from '@toolq/shared/internal';
 import { coordinatorResult, type LastLook } from '../barrier.ts';
 import { DISPATCHER_DEFAULTS } from '../dispatch/options.ts';
 import type { PendingBatches } from '../dispatch/pending.ts';
@@ -40,11 +47,15 @@ export async function lastLookWithFlow(
   queueOf: (index: number) => string | undefined,
   whyWaiting: (tool: string) => string,
 ): Promise<Map<number, CallResult>> {
-  const flowCalls = due.filter((index) => toolOfRoute(queueOf(index) ?? '') !== undefined);
-  const [found, started] = await Promise.all([
+  const sentToFlow = due.filter((index) => toolOfRoute(queueOf(index) ?? '') !== undefined);
+  // A pool call a worker moved to its tool's queue (a limit came while it waited) is a flow call too.
+  const poolCalls = due.filter((index) => !sentToFlow.includes(index));
+  const [found, started, moved] = await Promise.all([
     readResults(redis, recordKey, due),
-    readStarted(redis, recordKey, flowCalls),
+    readStarted(redis, recordKey, due),
+    readHandedOff(redis, recordKey, poolCalls),
   ]);
+  const flowCalls = [...sentToFlow, ...poolCalls.filter((index) => moved.has(index))];
   for (const index of flowCalls) {
     const call = calls[index];
     if (found.has(index) || started.has(index) || !call) continue;

@@ -316,13 +316,46 @@ export async function markStarted(redis: Redis, batchKey: string, index: number,
   await withScripts(redis).toolqMarkStarted(batchKey, startedField(index), at);
 }
 
+/**
+ * The batch record's field that says a pool queue's call was moved to its tool's queue (a limit
+ * came while it waited): at its deadline it is a flow call, answered `not_started` if never admitted.
+ */
+export const handedOffField = (index: number) => `f:${index}`;
+
+export async function markHandedOff(
+  redis: Redis,
+  batchKey: string,
+  index: number,
+  at: number,
+): Promise<void> {
+  await withScripts(redis).toolqMarkStarted(batchKey, handedOffField(index), at);
+}
+
 /** Which of these calls of a batch record started. */
-export async function readStarted(
+export function readStarted(
   redis: Redis,
   batchKey: string,
   indexes: readonly number[],
 ): Promise<Set<number>> {
+  return readMarks(redis, batchKey, indexes, startedField);
+}
+
+/** Which of these calls of a batch record were moved from a pool queue to their tool's queue. */
+export function readHandedOff(
+  redis: Redis,
+  batchKey: string,
+  indexes: readonly number[],
+): Promise<Set<number>> {
+  return readMarks(redis, batchKey, indexes, handedOffField);
+}
+
+async function readMarks(
+  redis: Redis,
+  batchKey: string,
+  indexes: readonly number[],
+  field: (index: number) => string,
+): Promise<Set<number>> {
   if (indexes.length === 0) return new Set();
-  const values = await redis.hmget(batchKey, ...indexes.map(startedField));
+  const values = await redis.hmget(batchKey, ...indexes.map(field));
   return new Set(indexes.filter((_, i) => values[i] !== null));
 }

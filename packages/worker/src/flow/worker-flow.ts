@@ -25,6 +25,7 @@ import {
   flowRoute,
   holdTool,
   type Keys,
+  markHandedOff,
   markStarted,
   messages,
   type ParsedJobData,
@@ -233,6 +234,11 @@ export class WorkerFlow {
       removeOnComplete: HANDED_OFF_KEEP,
       removeOnFail: HANDED_OFF_KEEP,
     });
+    // Marked in its batch record, so that never admitted it is answered `not_started` at its
+    // deadline, as a call sent to the tool's queue would be (coordinator flow/not-started.ts).
+    await markHandedOff(this.options.redis, reply.batchKey, reply.index, Date.now()).catch((err: Error) =>
+      this.options.logger.warn({ err: err.message, tool: data.tool }, 'could not mark a moved flow call'),
+    );
     this.options.logger.debug(
       { tool: data.tool, job: job.id, to: jobId },
       'moved a pool call to its tool queue',
