@@ -186,14 +186,16 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     closing ??= (async () => {
       logger.info('stopping: no new jobs, letting running calls finish');
       stopWatchingSource?.();
-      await Promise.all([heartbeat.stop(), liveness.stop()]);
-      const graceful = worker.close();
+      // The bound counts from the signal: stopping the liveness thread can take a while on a
+      // loaded machine, and running calls must not get that time on top of the bound.
       const timer = setTimeout(() => {
         logger.warn({ shutdownTimeoutMs }, 'running calls did not finish in time: giving them back');
         running.abortAll(new ShutdownAbort('worker shutting down'));
       }, shutdownTimeoutMs);
       timer.unref();
-      await graceful;
+      // No new jobs from now on: a call given back at the bound must not come back to this worker.
+      const graceful = worker.close();
+      await Promise.all([heartbeat.stop(), liveness.stop(), graceful]);
       clearTimeout(timer);
       await flow.close();
       await callLog.close();
