@@ -47,7 +47,6 @@ import {
   type DispatcherOptions,
   type DispatchOptions,
   type ToolUse,
-  toolUsesOf,
 } from './dispatch/options.ts';
 import {
   cancelOnAbort,
@@ -61,6 +60,7 @@ import { ProgressListener } from './dispatch/progress-listener.ts';
 import { RecoverySweep } from './dispatch/recovery-sweep.ts';
 import { type StartBatchDeps, startBatch } from './dispatch/start-batch.ts';
 import { type StartBound, startBound, startWithin } from './dispatch/start-within.ts';
+import { toolUsesOf } from './dispatch/tool-uses.ts';
 import { FlowControl } from './flow/flow-control.ts';
 import { flowAwareLastLook } from './flow/not-started.ts';
 import { JobQueues } from './job-queues.ts';

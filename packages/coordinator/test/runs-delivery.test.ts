@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ScriptedModel, startScriptedModel, toolTurnsScript } from '@toolq/scripted-model';
+import { createRedis } from '@toolq/shared/internal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCoordinatorProcess } from '../../../test-support/coordinator-process.ts';
 import { readStarts } from '../../../test-support/delivery-tools.ts';
@@ -99,12 +100,27 @@ async function killOwnerMidCall(runId: string, label: string, withWorker = false
   if (!doomed || !survivor) throw new Error(`owner ${owner} is not one of the coordinators`);
   const worker = workers.find((w) => w.child.pid === startsOf(label)[0]?.pid);
   if (withWorker && !worker) throw new Error(`no worker started ${label}`);
+  // The worker notes its running jobs within 100 ms (docs/delivery.md): a death before that is
+  // left to BullMQ's stalled-job check (30 s), not the dead-worker sweep this test is about.
+  if (withWorker && worker) await waitUntilNoted(worker.id);
   doomed.child.kill('SIGKILL');
   if (withWorker) worker?.child.kill('SIGKILL');
   await doomed.exited;
   coordinators = [survivor, await startCoordinator()];
   if (withWorker) workers = [...workers.filter((w) => w !== worker), await startWorker()];
   return survivor;
+}
+
+async function waitUntilNoted(workerId: string): Promise<void> {
+  const client = createRedis(redis.url);
+  try {
+    await waitFor(
+      'the call noted as running',
+      async () => (await client.hlen(`toolq:running:${workerId}`)) > 0,
+    );
+  } finally {
+    client.disconnect();
+  }
 }
 
 async function finishedCall(url: string, runId: string) {

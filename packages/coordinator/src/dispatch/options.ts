@@ -22,6 +22,8 @@ import {
 import { z } from 'zod';
 import { type ApprovalOptions, approvalOptionsSchema } from '../approvals/approval-options.ts';
 import type { ProgressUpdate } from './progress-listener.ts';
+import { show } from './show.ts';
+import { assertUniqueIds } from './tool-uses.ts';
 
 /**
  * A `tool_use` block as the Messages API (and the SDK's `ToolUseBlock`) has it; only id, name and
@@ -174,16 +176,6 @@ export const DISPATCHER_DEFAULTS = {
 } as const satisfies Partial<Record<keyof DispatcherOptions | keyof DispatchOptions, unknown>> &
   Record<string, unknown>;
 
-/** A value as an error message shows it: strings quoted, objects by kind, never their contents. */
-function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
-  if (typeof value === 'function') return 'a function';
-  if (Array.isArray(value)) return 'an array';
-  if (value === null) return 'null';
-  if (typeof value === 'object') return `an object (${value.constructor?.name ?? 'no prototype'})`;
-  return String(value);
-}
-
 /** A zod check whose failure reads `<option> must be <expected>, got <value>`. */
 export function rule<T>(test: (value: unknown) => boolean, expected: string): z.ZodType<T> {
   return z.custom<T>(test, { error: (issue) => `must be ${expected}, got ${show(issue.input)}` });
@@ -324,49 +316,6 @@ export function checkStartOptions(options: unknown): { signal?: AbortSignal } {
 
 export function checkDispatchOptions(options: unknown): DispatchOptions {
   return checkOptions(dispatchOptionsSchema, options, 'invalid dispatch() options', 'INVALID_INPUT');
-}
-
-/**
- * The `tool_use` blocks of what dispatch() was given: a response's whole `content` (text,
- * thinking, server_tool_use, … are left out: they are not calls toolq runs) or the tool_use
- * blocks alone. A block without a `type` counts as a tool_use (a literal `{ id, name, input }`).
- * Anything malformed is refused (INVALID_INPUT) rather than answered with a tool_result the
- * Messages API would reject.
- */
-export function toolUsesOf<T extends { id: string; name: string; input: unknown }>(
-  blocks: readonly unknown[],
-): T[] {
-  if (!Array.isArray(blocks))
-    throw new ToolqError('INVALID_INPUT', `dispatch() takes an array of content blocks, got ${show(blocks)}`);
-  const uses: T[] = [];
-  blocks.forEach((block, i) => {
-    if (typeof block !== 'object' || block === null || Array.isArray(block))
-      throw new ToolqError('INVALID_INPUT', `blocks.${i} must be a content block object, got ${show(block)}`);
-    const { type, id, name, input } = block as Record<string, unknown>;
-    if (type !== undefined && type !== 'tool_use') {
-      if (typeof type === 'string') return; // text, thinking, a server tool: not for toolq
-      throw new ToolqError('INVALID_INPUT', `blocks.${i}.type must be a string, got ${show(type)}`);
-    }
-    const wrong =
-      typeof id !== 'string' || id === ''
-        ? `id must be a non-empty string, got ${show(id)}`
-        : typeof name !== 'string' || name === ''
-          ? `name must be a non-empty string, got ${show(name)}`
-          : input === undefined
-            ? 'input is missing'
-            : undefined;
-    if (wrong) throw new ToolqError('INVALID_INPUT', `blocks.${i} (a tool_use block): ${wrong}`);
-    uses.push(block as T);
-  });
-  return uses;
-}
-
-export function assertUniqueIds(toolUses: readonly { id: string }[]): void {
-  const seen = new Set<string>();
-  for (const [i, use] of toolUses.entries()) {
-    if (seen.has(use.id)) throw new ToolqError('INVALID_INPUT', `tool_uses.${i}.id: duplicate id ${use.id}`);
-    seen.add(use.id);
-  }
 }
 
 /**
