@@ -3,7 +3,8 @@
  * a standalone URL, a Redis Cluster's seed nodes, or Sentinels watching a named master.
  */
 import type { ConnectionOptions } from 'node:tls';
-import { Cluster, type ClusterOptions, Redis as IORedis, type RedisOptions } from 'ioredis';
+import { type Cluster, type ClusterOptions, Redis as IORedis, type RedisOptions } from 'ioredis';
+import { SettlingCluster } from './settling-cluster.ts';
 
 /**
  * A toolq connection: one Redis (standalone or behind Sentinel) or a Redis Cluster. The commands
@@ -137,7 +138,8 @@ export function createRedis(target: RedisTarget, options: RedisOptions = {}): Re
         // cluster client then refreshes the slots and re-sends them to the promoted replica);
         // reconnecting to a dead master held them in that node's offline queue forever (measured).
       };
-      return new Cluster(
+      // Not ioredis's Cluster: its connect() may never settle after a failover (settling-cluster.ts).
+      return new SettlingCluster(
         config.nodes.map(({ host, port }) => ({ host, port })),
         clusterOptions,
       );
