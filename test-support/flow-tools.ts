@@ -140,33 +140,6 @@ export function readFlowFile(file: string): FlowEvent[] {
 }
 
 /**
- * The most calls running at once at any instant of [from, to], from intervals (each `start`
- * included, `end` not): what a cap must bound during one phase of a test.
- */
-export function mostRunningWithin(
-  intervals: readonly { start: number; end: number }[],
-  from: number,
-  to: number,
-): number {
-  const edges = intervals.flatMap((i) => [
-    { at: i.start, d: 1 },
-    { at: i.end, d: -1 },
-  ]);
-  // An interval that ends when another starts did not overlap it: ends first.
-  edges.sort((x, y) => x.at - y.at || x.d - y.d);
-  let open = 0;
-  let most = 0;
-  for (const e of edges) {
-    if (e.at > to) break;
-    open += e.d;
-    if (e.at >= from) most = Math.max(most, open);
-  }
-  // Those open at `from` itself count too.
-  const atFrom = intervals.filter((i) => i.start <= from && i.end > from).length;
-  return Math.max(most, atFrom);
-}
-
-/**
  * Every start a tool's sliding log admitted, on Redis's clock: the log keeps each entry for the
  * window, so reading it every 100 ms sees them all. Stop it to get the times, ascending.
  */
@@ -206,3 +179,18 @@ export function busiestWindow(times: readonly number[], ms: number): number {
   }
   return most;
 }
+
+/** `n` tool_use blocks of the capped tool, tagged `<prefix>-<i>`, each sleeping `ms`. */
+export const cappedCalls = (n: number, ms: number, prefix: string) =>
+  Array.from({ length: n }, (_, i) => ({
+    id: `${prefix}-${i}`,
+    name: 'capped',
+    input: { ms, tag: `${prefix}-${i}` },
+  }));
+
+/** Each finished run of the capped calls tagged `<prefix>-…`, as the tools recorded it in `file`. */
+export const cappedRunsIn = (file: string, prefix: string) =>
+  readFlowFile(file).filter(
+    (e): e is Required<FlowEvent> =>
+      e.tool === 'capped' && e.end !== undefined && e.tag.startsWith(`${prefix}-`),
+  );

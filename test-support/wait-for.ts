@@ -71,6 +71,14 @@ export function overlaps(a: Interval, b: Interval): boolean {
 
 /** The most intervals that were open at the same instant. */
 export function maxOverlap(intervals: readonly Interval[]): number {
+  return mostRunningWithin(intervals, Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY);
+}
+
+/**
+ * The most calls running at once at any instant of [from, to], from intervals (each `start`
+ * included, `end` not): what a cap must bound during one phase of a test.
+ */
+export function mostRunningWithin(intervals: readonly Interval[], from: number, to: number): number {
   const edges = intervals.flatMap((i) => [
     { at: i.start, d: 1 },
     { at: i.end, d: -1 },
@@ -80,8 +88,11 @@ export function maxOverlap(intervals: readonly Interval[]): number {
   let open = 0;
   let most = 0;
   for (const e of edges) {
+    if (e.at > to) break;
     open += e.d;
-    most = Math.max(most, open);
+    if (e.at >= from) most = Math.max(most, open);
   }
-  return most;
+  // Those open at `from` itself count too.
+  const atFrom = intervals.filter((i) => i.start <= from && i.end > from).length;
+  return Math.max(most, atFrom);
 }

@@ -11,10 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mostRunningWithin, readFlowFile } from '../../../test-support/flow-tools.ts';
+import { cappedCalls, cappedRunsIn, readFlowFile } from '../../../test-support/flow-tools.ts';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
-import { maxOverlap, waitFor } from '../../../test-support/wait-for.ts';
+import { maxOverlap, mostRunningWithin, waitFor } from '../../../test-support/wait-for.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../../test-support/worker-process.ts';
 import { Dispatcher } from '../src/index.ts';
 
@@ -26,18 +26,8 @@ let workers: WorkerProcess[] = [];
 let dir: string;
 let events: string;
 
-const calls = (n: number, ms: number, prefix: string) =>
-  Array.from({ length: n }, (_, i) => ({
-    id: `${prefix}-${i}`,
-    name: 'capped',
-    input: { ms, tag: `${prefix}-${i}` },
-  }));
-
-const runsOf = (prefix: string) =>
-  readFlowFile(events).filter(
-    (e): e is Required<typeof e> =>
-      e.tool === 'capped' && e.end !== undefined && e.tag.startsWith(`${prefix}-`),
-  );
+const calls = cappedCalls;
+const runsOf = (prefix: string) => cappedRunsIn(events, prefix);
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'toolq-flow-restart-'));
