@@ -3,10 +3,11 @@
  * appended to the file named by TOOLQ_TEST_EXECUTIONS as `start <label> <idempotencyKey> <pid>`,
  * so a test counts how often each call really started, with which key, on which process.
  */
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defineTool } from '@toolq/shared';
 import { z } from 'zod';
+import { recordedLines } from './record-file.ts';
 
 function recordStart(label: string, key: string): void {
   const file = process.env.TOOLQ_TEST_EXECUTIONS;
@@ -99,14 +100,7 @@ export interface Start {
 
 /** The starts recorded in `file` so far. */
 export function readStarts(file: string): Start[] {
-  let text = '';
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return [];
-  }
-  return text
-    .split('\n')
+  return recordedLines(file)
     .filter((line) => line.startsWith('start '))
     .map((line) => {
       const [, label = '', key = '', pid = '0'] = line.split(' ');

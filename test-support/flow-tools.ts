@@ -5,10 +5,11 @@
  * or, when TOOLQ_TEST_FLOW_FILE names a file, one JSON line per event in that file (on a Redis
  * Cluster, or across a Redis restart, where the list would be lost or out of reach).
  */
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
 import { defineTool, RateLimitedError } from '@toolq/shared';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
+import { recordedLines } from './record-file.ts';
 
 export const FLOW_EVENTS_KEY = 'flowtest:events';
 
@@ -127,16 +128,7 @@ export async function readFlowEvents(redisUrl: string): Promise<FlowEvent[]> {
 
 /** The events the tools wrote to `file` (TOOLQ_TEST_FLOW_FILE), in the order written. */
 export function readFlowFile(file: string): FlowEvent[] {
-  let text = '';
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return [];
-  }
-  return text
-    .split('\n')
-    .filter((line) => line.length > 0)
-    .map((line) => JSON.parse(line) as FlowEvent);
+  return recordedLines(file).map((line) => JSON.parse(line) as FlowEvent);
 }
 
 /**
