@@ -47,15 +47,15 @@ export async function lastLookWithFlow(
   queueOf: (index: number) => string | undefined,
   whyWaiting: (tool: string) => string,
 ): Promise<Map<number, CallResult>> {
-  const sentToFlow = due.filter((index) => toolOfRoute(queueOf(index) ?? '') !== undefined);
+  const sentToFlow = (index: number) => toolOfRoute(queueOf(index) ?? '') !== undefined;
   // A pool call a worker moved to its tool's queue (a limit came while it waited) is a flow call too.
-  const poolCalls = due.filter((index) => !sentToFlow.includes(index));
+  const poolCalls = due.filter((index) => !sentToFlow(index));
   const [found, started, moved] = await Promise.all([
     readResults(redis, recordKey, due),
     readStarted(redis, recordKey, due),
     readHandedOff(redis, recordKey, poolCalls),
   ]);
-  const flowCalls = [...sentToFlow, ...poolCalls.filter((index) => moved.has(index))];
+  const flowCalls = due.filter((index) => sentToFlow(index) || moved.has(index));
   for (const index of flowCalls) {
     const call = calls[index];
     if (found.has(index) || started.has(index) || !call) continue;
