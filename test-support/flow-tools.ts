@@ -10,6 +10,7 @@ import { defineTool, RateLimitedError } from '@toolq/shared';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { recordedLines } from './record-file.ts';
+import { waitFor } from './wait-for.ts';
 
 export const FLOW_EVENTS_KEY = 'flowtest:events';
 
@@ -186,3 +187,15 @@ export const cappedRunsIn = (file: string, prefix: string) =>
     (e): e is Required<FlowEvent> =>
       e.tool === 'capped' && e.end !== undefined && e.tag.startsWith(`${prefix}-`),
   );
+
+/** Until the dispatcher's catalog shows `count` live workers serving `tool`. */
+export function waitForServing(
+  dispatcher: { catalog: { refresh(): Promise<unknown>; list(): { name: string; liveWorkers: number }[] } },
+  tool: string,
+  count: number,
+): Promise<unknown> {
+  return waitFor(`${count} workers serving ${tool}`, async () => {
+    await dispatcher.catalog.refresh();
+    return dispatcher.catalog.list().find((t) => t.name === tool)?.liveWorkers === count;
+  });
+}

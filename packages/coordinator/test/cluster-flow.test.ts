@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cappedCalls, cappedRunsIn } from '../../../test-support/flow-tools.ts';
+import { cappedCalls, cappedRunsIn, waitForServing } from '../../../test-support/flow-tools.ts';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisCluster, startRedisCluster, tagOn } from '../../../test-support/redis-cluster.ts';
 import { maxOverlap, mostRunningWithin, waitFor } from '../../../test-support/wait-for.ts';
@@ -56,10 +56,7 @@ beforeAll(async () => {
   );
   dispatcher = new Dispatcher({ redis: cluster.config, coordinatorId, logger: testLogger() });
   await dispatcher.start();
-  await waitFor('3 workers serving capped', async () => {
-    await dispatcher.catalog.refresh();
-    return dispatcher.catalog.list().find((t) => t.name === 'capped')?.liveWorkers === 3;
-  });
+  await waitForServing(dispatcher, 'capped', 3);
 }, 120_000);
 
 afterAll(async () => {

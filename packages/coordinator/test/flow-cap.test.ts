@@ -7,7 +7,7 @@
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type FlowEvent, readFlowEvents } from '../../../test-support/flow-tools.ts';
+import { type FlowEvent, readFlowEvents, waitForServing } from '../../../test-support/flow-tools.ts';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import { maxOverlap, waitFor } from '../../../test-support/wait-for.ts';
@@ -35,10 +35,7 @@ beforeAll(async () => {
     workers.push(await startWorkerProcess({ redisUrl: server.url, tools: TOOLS, concurrency: 8 }));
   dispatcher = new Dispatcher({ redisUrl: server.url, logger: testLogger() });
   await dispatcher.start();
-  await waitFor('3 workers serving capped', async () => {
-    await dispatcher.catalog.refresh();
-    return dispatcher.catalog.list().find((t) => t.name === 'capped')?.liveWorkers === 3;
-  });
+  await waitForServing(dispatcher, 'capped', 3);
 }, 60_000);
 
 afterAll(async () => {

@@ -9,6 +9,7 @@ import {
   busiestWindow,
   type FlowEvent,
   readFlowEvents,
+  waitForServing,
   watchAdmissions,
 } from '../../../test-support/flow-tools.ts';
 import { testLogger } from '../../../test-support/logger.ts';
@@ -45,10 +46,7 @@ beforeAll(async () => {
     workers.push(await startWorkerProcess({ redisUrl: server.url, tools: TOOLS, concurrency: 8 }));
   dispatcher = new Dispatcher({ redisUrl: server.url, logger: testLogger() });
   await dispatcher.start();
-  await waitFor('2 workers serving the flow tools', async () => {
-    await dispatcher.catalog.refresh();
-    return dispatcher.catalog.list().find((t) => t.name === 'rated')?.liveWorkers === 2;
-  });
+  await waitForServing(dispatcher, 'rated', 2);
 }, 60_000);
 
 afterAll(async () => {

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cappedCalls, cappedRunsIn, readFlowFile } from '../../../test-support/flow-tools.ts';
+import { cappedCalls, cappedRunsIn, readFlowFile, waitForServing } from '../../../test-support/flow-tools.ts';
 import { testLogger } from '../../../test-support/logger.ts';
 import { type RedisServer, startRedisServer } from '../../../test-support/redis-server.ts';
 import { maxOverlap, mostRunningWithin, waitFor } from '../../../test-support/wait-for.ts';
@@ -45,10 +45,7 @@ beforeAll(async () => {
   );
   dispatcher = new Dispatcher({ redisUrl: server.url, logger: testLogger() });
   await dispatcher.start();
-  await waitFor('3 workers serving capped', async () => {
-    await dispatcher.catalog.refresh();
-    return dispatcher.catalog.list().find((t) => t.name === 'capped')?.liveWorkers === 3;
-  });
+  await waitForServing(dispatcher, 'capped', 3);
 }, 90_000);
 
 afterAll(async () => {
