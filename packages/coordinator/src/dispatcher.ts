@@ -139,7 +139,9 @@ export class Dispatcher {
     this.answers = new BatchAnswers({ ...core, pending, callLog, batchRetentionMs });
     this.flow = new FlowControl({ redis, catalog, queueFor: (route) => jobs.queueFor(route) });
     const deadWorkers = new DeadWorkerSweep({ ...core, ...deadWorkerSettings(this.coordinatorId, options) });
-    this.sweep = new RecoverySweep({ ...core, catalog, pending, sweepIntervalMs, deadWorkers });
+    const replyStream = keys.replyStream(this.coordinatorId);
+    const sweepSettings = { sweepIntervalMs, batchRetentionMs, replyStream };
+    this.sweep = new RecoverySweep({ ...core, catalog, pending, deadWorkers, ...sweepSettings });
     this.progress = new ProgressListener({ redis, channel: keys.replyStream(this.coordinatorId), logger });
     this.starting = { redis, jobs, logger, coordinatorId: this.coordinatorId, answers: this.answers };
     this.barrierLimits = {
@@ -293,8 +295,7 @@ export class Dispatcher {
       sweepEvery: every,
     });
     const keepMs = ttlMs + this.settings.batchRetentionMs;
-    if (mayRunTwice.length > 0)
-      entry.rerunnable = new Rerunnable(uid, batchKey, mayRunTwice, meta, startedAt + keepMs);
+    entry.rerunnable = Rerunnable.keep(mayRunTwice, meta);
     const callerNamed = batchNameOf(options) !== undefined;
     // A random id is the uid itself: only a caller's own id needs a map from name to uid.
     this.pending.add(entry, callerNamed ? nameKey : undefined);

@@ -18,6 +18,7 @@ import {
   type Redis,
   rewriteBatchMeta,
 } from '@toolq/shared/internal';
+import type { BarrierCall } from '../barrier.ts';
 import type { Catalog, ToolLookup } from '../catalog.ts';
 import {
   buildJobData,
@@ -64,13 +65,14 @@ export const LOST_CALL_MESSAGE =
 export const MAX_RERUNS_PER_CALL = 2;
 
 /**
- * What the dispatching coordinator keeps of a batch to re-run the calls Redis loses: the record as
- * written (the failover may have lost it too) and, of each call whose tool may run twice, its input
- * (it lived only in the lost job). Only batches with such calls keep it. Thousands of batches wait
- * at once and a re-run is rare, so both are kept as JSON strings (a one-byte string costs its
- * length; the job data's object graph cost ~1.4 KB per single-call batch, docs/benchmarks.md), and
- * everything else a job holds is rebuilt from the record: tool, tool_use id, deadline, timeout,
- * idempotency key, reply address.
+ * What the dispatching coordinator keeps of a batch to re-run the calls Redis loses: of each call
+ * whose tool may run twice, its input (it lived only in the lost job), and the few record fields
+ * that its waiting batch does not hold (calls answered at dispatch, calls held for approval). Only
+ * batches with such calls keep it. Thousands of batches wait at once and a re-run is rare, so what
+ * is kept is one JSON string (a one-byte string costs its length; the job data's object graph cost
+ * ~1.4 KB per single-call batch, docs/benchmarks.md), and everything else a job and the record hold
+ * is rebuilt at the re-run from the waiting batch itself (KeptBatch): tool, tool_use id, deadline,
+ * timeout, pool, queue, job, idempotency key, reply address.
  */
 export class Rerunnable {
   /** Re-runs so far, by call index (allocated at the first re-run). */
@@ -78,29 +80,21 @@ export class Rerunnable {
   private round = 0;
   /** A re-run is being written: the sweep leaves the batch alone meanwhile. */
   busy = false;
-  /** The record (BatchMeta) as JSON: the string claimBatch writes, and after a re-run the rewritten one. */
-  record: string;
-  /** JSON of KeptCalls. */
-  private readonly kept: string;
-  /** This coordinator's reply stream (one string shared by every batch). */
-  private readonly streamKey: string;
 
-  constructor(
-    private readonly uid: string,
-    private readonly recordKey: string,
+  /** `kept`: JSON of KeptCalls. */
+  private constructor(private readonly kept: string) {}
+
+  /** What to keep of a planned batch; undefined when none of its calls may run twice. */
+  static keep(
     /** By call index; undefined for calls whose tool may not run twice. */
     jobs: readonly (PlannedJob | undefined)[],
+    /** The record as planned: its calls without a job have fields no waiting batch holds. */
     meta: BatchMeta,
-    /** Epoch ms until which the record is kept. */
-    private readonly keepUntil: number,
-  ) {
-    this.record = JSON.stringify(meta);
-    let streamKey = '';
+  ): Rerunnable | undefined {
     const kept: KeptCalls = { o: {}, c: [] };
     for (const job of jobs) {
       if (!job) continue;
       const { data } = job;
-      streamKey = data.reply?.streamKey ?? streamKey;
       // One batch's calls share their options (dispatch()'s); each keeps its input and trace.
       kept.o = {
         failurePolicy: data.failurePolicy,
@@ -110,21 +104,21 @@ export class Rerunnable {
       };
       kept.c.push(data.trace ? [job.index, data.input, data.trace] : [job.index, data.input]);
     }
-    this.kept = JSON.stringify(kept);
-    this.streamKey = streamKey;
-  }
-
-  /** The record as it stands (a copy: parsed from what is kept). */
-  meta(): BatchMeta {
-    return JSON.parse(this.record) as BatchMeta;
+    if (kept.c.length === 0) return undefined;
+    meta.calls.forEach((call, index) => {
+      if (call.job !== undefined) return; // rebuilt from the batch's job reference
+      const { pool, queue, answer, approval } = call;
+      kept.x ??= {};
+      kept.x[index] = JSON.parse(JSON.stringify({ pool, queue, answer, approval })) as JobLessCall;
+    });
+    return new Rerunnable(JSON.stringify(kept));
   }
 
   /** Which of the lost calls may run again now. */
-  eligible(lost: readonly number[], now: number): number[] {
-    const meta = this.meta();
+  eligible(batch: KeptBatch, lost: readonly number[], now: number): number[] {
     const kept = new Set((JSON.parse(this.kept) as KeptCalls).c.map(([index]) => index));
     return lost.filter((index) => {
-      const call = meta.calls[index];
+      const call = batch.barrier.calls[index];
       return (
         kept.has(index) &&
         call !== undefined &&
@@ -134,38 +128,24 @@ export class Rerunnable {
     });
   }
 
-  /** The job data of kept call `index`, rebuilt as planJobs built it (batch-plan.ts). */
-  private jobData(meta: BatchMeta, kept: KeptCalls, index: number): JobData | undefined {
-    const call = meta.calls[index];
-    const entry = kept.c.find(([i]) => i === index);
-    if (!call || !entry) return undefined;
-    const reply = { batchId: this.uid, index, batchKey: this.recordKey, streamKey: this.streamKey };
-    const data = buildJobData({ call, input: entry[1], reply, options: kept.o });
-    if (entry[2]) data.trace = entry[2];
-    data.idempotencyKey = idempotencyKeyFor({
-      app: kept.o.app ?? 'default',
-      batchName: meta.id ?? this.uid,
-      toolUseId: call.toolUseId,
-    });
-    return data;
-  }
-
   /**
    * The jobs of a re-run, counted against each call's re-runs, and the record rewritten to name
-   * them (the kept string: rerun() writes it). Each call goes where `route` sends its tool now; a
-   * call whose tool no live worker serves is not re-run (nor counted).
+   * them (rerun() writes it). Each call goes where `route` sends its tool now; a call whose tool
+   * no live worker serves is not re-run (nor counted).
    */
   plan(
+    batch: KeptBatch,
+    target: RecordTarget,
     indexes: readonly number[],
     route: (tool: string) => ToolLookup,
-  ): { queued: QueuedJob[]; failed: Map<number, string> } {
+  ): { queued: QueuedJob[]; failed: Map<number, string>; record: BatchMeta } {
     const failed = new Map<number, string>();
     const planned: PlannedJob[] = [];
     const workersIn = new Map<string, number>();
-    const meta = this.meta();
     const kept = JSON.parse(this.kept) as KeptCalls;
+    const record = recordOf(batch, kept.x);
     for (const index of indexes) {
-      const data = this.jobData(meta, kept, index);
+      const data = jobData(batch, target, record, kept, index);
       const lookup = data ? route(data.tool) : undefined;
       if (!data || lookup?.kind !== 'ok') {
         failed.set(index, 'and no live worker serves its tool now');
@@ -176,20 +156,20 @@ export class Rerunnable {
       this.reruns ??= [];
       this.reruns[index] = (this.reruns[index] ?? 0) + 1;
     }
-    if (planned.length === 0) return { queued: [], failed };
+    if (planned.length === 0) return { queued: [], failed, record };
     this.round++;
-    const queued = groupJobs(`${this.uid}.r${this.round}`, planned, (queue) => workersIn.get(queue) ?? 1);
+    const uid = batch.barrier.uid;
+    const queued = groupJobs(`${uid}.r${this.round}`, planned, (queue) => workersIn.get(queue) ?? 1);
     for (const job of queued) {
       for (const index of job.indexes) {
-        const call = meta.calls[index];
+        const call = record.calls[index];
         if (!call) continue;
         call.job = job.jobId;
         if (job.queue !== call.pool) call.queue = job.queue;
         else delete call.queue;
       }
     }
-    this.record = JSON.stringify(meta);
-    return { queued, failed };
+    return { queued, failed, record };
   }
 
   /**
@@ -199,18 +179,26 @@ export class Rerunnable {
    */
   async rerun(
     deps: { redis: Redis; queues: JobQueues; catalog: Catalog },
+    batch: KeptBatch,
+    target: RecordTarget & {
+      /** How long a record outlives the batch's last deadline (the dispatch's batchRetentionMs). */
+      retentionMs: number;
+    },
     indexes: readonly number[],
   ): Promise<{ rerun: Map<number, JobAddress>; failed: Map<number, string> }> {
     const rerun = new Map<number, JobAddress>();
-    const { queued, failed } = this.plan(indexes, (tool) => deps.catalog.lookupCached(tool));
+    const plan = this.plan(batch, target, indexes, (tool) => deps.catalog.lookupCached(tool));
+    const { queued, failed } = plan;
     if (queued.length === 0) return { rerun, failed };
+    // As long as the dispatch kept it: from its start to its last deadline, then the retention.
+    const lastDeadline = Math.max(batch.startedAt, ...batch.barrier.calls.map((c) => c.deadline));
     try {
       // The record before the jobs: a worker writes a result only into a record that exists.
       await rewriteBatchMeta(
         deps.redis,
-        this.recordKey,
-        this.record,
-        Math.max(this.keepUntil - Date.now(), 1_000),
+        target.recordKey,
+        JSON.stringify(plan.record),
+        Math.max(lastDeadline + target.retentionMs - Date.now(), 1_000),
       );
     } catch (err) {
       for (const { indexes: calls } of queued)
@@ -232,10 +220,78 @@ export class Rerunnable {
   }
 }
 
-/** Kept per batch: the calls' shared options, and [index, input, trace?] of each call that may run twice. */
+/** What a re-run reads of the waiting batch (a Pending): the record and the jobs are rebuilt from it. */
+export interface KeptBatch {
+  readonly barrier: { readonly uid: string; readonly calls: readonly BarrierCall[] };
+  readonly app: string;
+  /** The record's `id`. */
+  readonly batchName: string;
+  /** The record's `createdAt`. */
+  readonly startedAt: number;
+  /** Where each call's job is now (a re-run replaces a call's reference). */
+  readonly jobs: readonly (JobRef | undefined)[];
+}
+
+/** Where a batch's record and its workers' notifications go. */
+export interface RecordTarget {
+  recordKey: string;
+  /** This coordinator's reply stream. */
+  streamKey: string;
+}
+
+type RecordCall = BatchMeta['calls'][number];
+/** The record fields of a call that has no job (answered at dispatch, or held for approval). */
+type JobLessCall = Pick<RecordCall, 'pool' | 'queue' | 'answer' | 'approval'>;
+
+/** Kept per batch: the calls' shared options, [index, input, trace?] of each call that may run twice, and the job-less calls' record fields. */
 interface KeptCalls {
   o: Parameters<typeof buildJobData>[0]['options'];
   c: [number, unknown, JobData['trace']?][];
+  x?: Record<number, JobLessCall>;
+}
+
+/** The batch's record as the dispatch wrote it, with each call's job as it is now. */
+export function recordOf(batch: KeptBatch, jobLess: KeptCalls['x']): BatchMeta {
+  const { uid, calls } = batch.barrier;
+  return {
+    createdAt: batch.startedAt,
+    id: batch.batchName,
+    app: batch.app,
+    calls: calls.map(({ toolUseId, tool, deadline, timeoutMs }, index): RecordCall => {
+      const call = { toolUseId, tool, deadline, timeoutMs };
+      const ref = batch.jobs[index];
+      if (!ref) return { ...call, ...jobLess?.[index] };
+      const queue = ref.queue !== ref.pool ? { queue: ref.queue } : {};
+      return { ...call, pool: ref.pool, ...queue, job: jobIdOf(uid, index, ref) };
+    }),
+  };
+}
+
+/** The job data of kept call `index`, rebuilt as planJobs built it (batch-plan.ts). */
+function jobData(
+  batch: KeptBatch,
+  target: RecordTarget,
+  record: BatchMeta,
+  kept: KeptCalls,
+  index: number,
+): JobData | undefined {
+  const call = record.calls[index];
+  const entry = kept.c.find(([i]) => i === index);
+  if (!call || !entry) return undefined;
+  const reply = {
+    batchId: batch.barrier.uid,
+    index,
+    batchKey: target.recordKey,
+    streamKey: target.streamKey,
+  };
+  const data = buildJobData({ call, input: entry[1], reply, options: kept.o });
+  if (entry[2]) data.trace = entry[2];
+  data.idempotencyKey = idempotencyKeyFor({
+    app: kept.o.app ?? 'default',
+    batchName: batch.batchName,
+    toolUseId: call.toolUseId,
+  });
+  return data;
 }
 
 /** The is_error answer of a lost call that is not re-run: why, when a re-run was tried and failed. */

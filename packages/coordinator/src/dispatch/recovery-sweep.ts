@@ -41,6 +41,10 @@ export class RecoverySweep {
       pending: PendingBatches;
       /** The first wait before a batch's record is read, and the wait after a re-run. */
       sweepIntervalMs: number;
+      /** How long a batch record outlives its last deadline: a re-run writes it again for as long. */
+      batchRetentionMs: number;
+      /** This coordinator's reply stream, where a re-run's workers notify. */
+      replyStream: string;
       /** Settles dead workers' calls (docs/delivery.md); on this sweep's tick, at its own pace. */
       deadWorkers: DeadWorkerSweep;
     },
@@ -108,11 +112,21 @@ export class RecoverySweep {
     if (lost.length === 0) return;
     let rerun = new Map<number, JobAddress>();
     let failed = new Map<number, string>();
-    const eligible = rerunnable?.eligible(lost, Date.now()) ?? [];
+    const eligible = rerunnable?.eligible(entry, lost, Date.now()) ?? [];
     if (rerunnable && eligible.length > 0) {
       rerunnable.busy = true;
+      const target = {
+        recordKey: this.deps.pending.recordKey(entry),
+        streamKey: this.deps.replyStream,
+        retentionMs: this.deps.batchRetentionMs,
+      };
       try {
-        ({ rerun, failed } = await rerunnable.rerun({ redis, queues: jobs, catalog }, eligible));
+        ({ rerun, failed } = await rerunnable.rerun(
+          { redis, queues: jobs, catalog },
+          entry,
+          target,
+          eligible,
+        ));
       } finally {
         rerunnable.busy = false;
       }

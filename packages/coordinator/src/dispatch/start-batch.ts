@@ -60,8 +60,7 @@ export function startBatch(
     });
   };
   // The record first, then the name, then the jobs: one connection keeps them in that order.
-  // A batch kept for re-runs has its record's JSON made already (lost-calls.ts): written as is.
-  const recorded = claimBatch(redis, batch.batchKey, entry.rerunnable?.record ?? batch.meta, keepMs);
+  const recorded = claimBatch(redis, batch.batchKey, batch.meta, keepMs);
   const named = claimBatchName(
     redis,
     batch.nameKey,

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { Rerunnable } from '../../src/dispatch/lost-calls.ts';
 import { JobRefs } from '../../src/dispatch/pending.ts';
 import { jobIdOf } from '../../src/job-queues.ts';
-import { BATCH_KEY, plan, served, spec, uses } from './plan-fixtures.ts';
+import { keptBatch, plan, served, spec, TARGET, uses } from './plan-fixtures.ts';
 
 const echo = spec('echo', 5_000, true);
 /** The lane of pool p whose workers serve exactly `echo`. */
@@ -74,28 +74,27 @@ describe('JobRefs: each waiting call’s job', () => {
 
 describe('re-running a lost call goes where the catalog routes its tool now', () => {
   function rerunnable() {
-    const { mayRunTwice, meta } = plan(uses('echo', 'echo'), [
-      served(echo, 'p', 2, LANE),
-      served(echo, 'p', 2),
-    ]);
-    return { meta, batch: new Rerunnable('uid-1', BATCH_KEY, mayRunTwice, meta, Number.MAX_SAFE_INTEGER) };
+    const planned = plan(uses('echo', 'echo'), [served(echo, 'p', 2, LANE), served(echo, 'p', 2)]);
+    const batch = Rerunnable.keep(planned.mayRunTwice, planned.meta);
+    if (!batch) throw new Error('echo may run twice: the batch is kept');
+    return { meta: planned.meta, batch, waiting: keptBatch(planned) };
   }
 
   it('moves a call from its lane to the pool queue, and the record with it', () => {
-    const { meta, batch } = rerunnable();
+    const { meta, batch, waiting } = rerunnable();
     expect(meta.calls[0]?.queue).toBe(LANE);
-    const { queued, failed } = batch.plan([0], () => served(echo, 'p', 3));
+    const { queued, failed, record } = batch.plan(waiting, TARGET, [0], () => served(echo, 'p', 3));
     expect(failed.size).toBe(0);
     expect(queued.map((j) => [j.queue, j.jobId, j.indexes])).toEqual([['p', 'uid-1.r1.0', [0]]]);
-    expect(batch.meta().calls[0]).toMatchObject({ pool: 'p', job: 'uid-1.r1.0' });
-    expect(batch.meta().calls[0]?.queue).toBeUndefined();
+    expect(record.calls[0]).toMatchObject({ pool: 'p', job: 'uid-1.r1.0' });
+    expect(record.calls[0]?.queue).toBeUndefined();
   });
 
   it('moves a call from the pool queue to a lane, and names each round’s jobs apart', () => {
-    const { batch } = rerunnable();
-    batch.plan([1], () => served(echo, 'p', 1));
-    const { queued } = batch.plan([1], () => served(echo, 'p', 1, LANE));
+    const { batch, waiting } = rerunnable();
+    batch.plan(waiting, TARGET, [1], () => served(echo, 'p', 1));
+    const { queued, record } = batch.plan(waiting, TARGET, [1], () => served(echo, 'p', 1, LANE));
     expect(queued.map((j) => [j.queue, j.jobId])).toEqual([[LANE, 'uid-1.r2.1']]);
-    expect(batch.meta().calls[1]).toMatchObject({ pool: 'p', queue: LANE, job: 'uid-1.r2.1' });
+    expect(record.calls[1]).toMatchObject({ pool: 'p', queue: LANE, job: 'uid-1.r2.1' });
   });
 });

@@ -13,7 +13,7 @@ import {
   MAX_RERUNS_PER_CALL,
   Rerunnable,
 } from '../../src/dispatch/lost-calls.ts';
-import { atMostOnce, BATCH_KEY, plan, STARTED_AT, served, spec, uses } from './plan-fixtures.ts';
+import { atMostOnce, keptBatch, plan, STARTED_AT, served, spec, TARGET, uses } from './plan-fixtures.ts';
 
 const safe = spec('safe', 10_000); // at-least-once (the default): may run twice
 const once = atMostOnce(spec('once', 10_000)); // may not
@@ -21,73 +21,114 @@ const NO_WORKER = { kind: 'no_worker', pool: 'p' } as const;
 
 /** A batch of [safe, once, safe] as the dispatching coordinator keeps it to re-run lost calls. */
 function batch() {
-  const { mayRunTwice, meta, calls } = plan(uses('safe', 'once', 'safe'), [
+  const { mayRunTwice, meta, calls, queued } = plan(uses('safe', 'once', 'safe'), [
     served(safe, 'p', 3),
     served(once, 'p', 3),
     served(safe, 'p', 3),
   ]);
-  const keepUntil = STARTED_AT + 60_000;
-  const rerunnable = new Rerunnable('uid-1', BATCH_KEY, mayRunTwice, meta, keepUntil);
-  return { meta, calls, mayRunTwice, rerunnable };
+  const rerunnable = Rerunnable.keep(mayRunTwice, meta);
+  if (!rerunnable) throw new Error('calls 0 and 2 may run twice: the batch is kept');
+  const waiting = keptBatch({ meta, calls, queued });
+  return { meta, calls, mayRunTwice, waiting, rerunnable };
 }
 
 describe('Rerunnable.eligible: which lost calls may run again', () => {
   it('re-runs only calls of at-least-once tools', () => {
-    const { rerunnable } = batch();
-    expect(rerunnable.eligible([0, 1, 2], STARTED_AT + 1)).toEqual([0, 2]);
+    const { rerunnable, waiting } = batch();
+    expect(rerunnable.eligible(waiting, [0, 1, 2], STARTED_AT + 1)).toEqual([0, 2]);
+  });
+
+  it('keeps nothing of a batch whose calls may not run twice', () => {
+    const { mayRunTwice, meta } = plan(uses('once'), [served(once, 'p', 1)]);
+    expect(Rerunnable.keep(mayRunTwice, meta)).toBeUndefined();
   });
 
   it('re-runs no call whose deadline has passed (or is now)', () => {
-    const { rerunnable, calls } = batch();
+    const { rerunnable, calls, waiting } = batch();
     const deadline = calls[0]?.deadline ?? 0;
-    expect(rerunnable.eligible([0], deadline - 1)).toEqual([0]);
-    expect(rerunnable.eligible([0], deadline)).toEqual([]);
-    expect(rerunnable.eligible([0, 2], deadline + 1)).toEqual([]);
+    expect(rerunnable.eligible(waiting, [0], deadline - 1)).toEqual([0]);
+    expect(rerunnable.eligible(waiting, [0], deadline)).toEqual([]);
+    expect(rerunnable.eligible(waiting, [0, 2], deadline + 1)).toEqual([]);
   });
 
   it(`re-runs a call at most ${MAX_RERUNS_PER_CALL} times`, () => {
-    const { rerunnable } = batch();
+    const { rerunnable, waiting } = batch();
     const now = STARTED_AT + 1;
     for (let round = 1; round <= MAX_RERUNS_PER_CALL; round++) {
-      expect(rerunnable.eligible([0, 2], now)).toEqual([0, 2]);
-      const { queued } = rerunnable.plan([0], () => served(safe, 'p', 1));
+      expect(rerunnable.eligible(waiting, [0, 2], now)).toEqual([0, 2]);
+      const { queued } = rerunnable.plan(waiting, TARGET, [0], () => served(safe, 'p', 1));
       expect(queued.map((j) => j.jobId)).toEqual([`uid-1.r${round}.0`]);
     }
     // Call 0 has used its re-runs; call 2 has not been re-run yet.
-    expect(rerunnable.eligible([0, 2], now)).toEqual([2]);
+    expect(rerunnable.eligible(waiting, [0, 2], now)).toEqual([2]);
   });
 
   it('does not count a re-run that found no live worker for the tool', () => {
-    const { rerunnable, meta } = batch();
+    const { rerunnable, meta, waiting } = batch();
     const jobBefore = meta.calls[0]?.job;
     for (let i = 0; i < MAX_RERUNS_PER_CALL + 1; i++) {
-      const { queued, failed } = rerunnable.plan([0], () => NO_WORKER);
+      const { queued, failed, record } = rerunnable.plan(waiting, TARGET, [0], () => NO_WORKER);
       expect(queued).toEqual([]);
       expect(failed.get(0)).toBe('and no live worker serves its tool now');
+      expect(record.calls[0]?.job).toBe(jobBefore); // the record still names the original job
     }
-    expect(rerunnable.eligible([0], STARTED_AT + 1)).toEqual([0]);
-    expect(rerunnable.meta().calls[0]?.job).toBe(jobBefore); // the record still names the original job
+    expect(rerunnable.eligible(waiting, [0], STARTED_AT + 1)).toEqual([0]);
   });
 
   it('re-runs a call with its original input, deadline and reply address', () => {
-    const { rerunnable } = batch();
-    const { queued } = rerunnable.plan([2], () => served(safe, 'p', 1));
+    const { rerunnable, waiting } = batch();
+    const { queued } = rerunnable.plan(waiting, TARGET, [2], () => served(safe, 'p', 1));
     const data = queued[0]?.data;
     expect(data).toMatchObject({
       tool: 'safe',
       toolUseId: 'toolu_2',
       input: { n: 2 },
       deadline: STARTED_AT + 10_000,
-      reply: { batchId: 'uid-1', index: 2, batchKey: BATCH_KEY },
+      reply: { batchId: 'uid-1', index: 2, batchKey: TARGET.recordKey, streamKey: TARGET.streamKey },
     });
   });
 
-  it('rebuilds the job data the dispatch enqueued (only enqueuedAt is new), from the kept strings', () => {
-    const { rerunnable, mayRunTwice } = batch();
+  it('rebuilds the job data the dispatch enqueued (only enqueuedAt is new), from the kept string', () => {
+    const { rerunnable, mayRunTwice, waiting } = batch();
     const original = mayRunTwice[2]?.data;
-    const { queued } = rerunnable.plan([2], () => served(safe, 'p', 1));
+    const { queued } = rerunnable.plan(waiting, TARGET, [2], () => served(safe, 'p', 1));
     expect(original?.idempotencyKey).toMatch(/^[0-9a-f]{32}$/);
     expect({ ...queued[0]?.data, enqueuedAt: 0 }).toEqual({ ...original, enqueuedAt: 0 });
+  });
+});
+
+describe('recordOf: the record a re-run writes, rebuilt from the waiting batch', () => {
+  it('is the record the dispatch wrote: jobs, lanes, calls answered at dispatch, calls held for approval', () => {
+    const lane = 'p~lane';
+    const planned = plan(uses('safe', 'once', 'safe', 'nobody', 'safe'), [
+      served(safe, 'p', 3),
+      served(once, 'p', 3, lane),
+      served(safe, 'p', 1, lane),
+      NO_WORKER,
+      served(safe, 'p', 1),
+    ]);
+    // Held for approval the way Approvals.hold() leaves a call: a pool, an approval, no job.
+    const held = planned.meta.calls[4];
+    if (!held) throw new Error('five calls');
+    delete held.job;
+    held.approval = 'apr_1';
+    const rerunnable = Rerunnable.keep(planned.mayRunTwice, planned.meta);
+    const waiting = keptBatch(planned);
+    waiting.jobs[4] = undefined;
+    const { record } = rerunnable?.plan(waiting, TARGET, [], () => NO_WORKER) ?? {};
+    expect(record).toEqual(JSON.parse(JSON.stringify(planned.meta)));
+    expect(record?.calls[3]?.answer?.outcome).toBe('error');
+  });
+
+  it('names the jobs of earlier re-runs (the waiting batch holds them) and the new ones', () => {
+    const { rerunnable, waiting } = batch();
+    waiting.jobs[0] = { pool: 'p', queue: 'p~lane', jobId: 'uid-1.r1.0' };
+    const { record } = rerunnable.plan(waiting, TARGET, [2], () => served(safe, 'p', 1));
+    expect(record.calls.map((c) => [c.queue, c.job])).toEqual([
+      ['p~lane', 'uid-1.r1.0'],
+      [undefined, 'uid-1.1'],
+      [undefined, 'uid-1.r1.2'],
+    ]);
   });
 });
 

@@ -1,11 +1,18 @@
 /** Catalog lookups and planned batches for the unit tests: what the Catalog would answer, no Redis. */
-import type { ToolSpec } from '@toolq/shared/internal';
+import type { BatchMeta, ToolSpec } from '@toolq/shared/internal';
+import type { BarrierCall } from '../../src/barrier.ts';
 import type { ToolLookup } from '../../src/catalog.ts';
 import { planBatch, planJobs } from '../../src/dispatch/batch-plan.ts';
+import type { JobRef } from '../../src/dispatch/job-ref.ts';
+import type { KeptBatch } from '../../src/dispatch/lost-calls.ts';
+import { JobRefs } from '../../src/dispatch/pending.ts';
+import type { QueuedJob } from '../../src/job-queues.ts';
 
 export const STARTED_AT = 1_700_000_000_000;
 export const BATCH_KEY = 'toolq:batch:c1:uid-1';
 export const STREAM_KEY = 'toolq:replies:c1';
+/** Where a re-run writes the record and its workers notify. */
+export const TARGET = { recordKey: BATCH_KEY, streamKey: STREAM_KEY };
 
 export function spec(name: string, timeoutMs = 10_000, retry = false): ToolSpec {
   return {
@@ -42,14 +49,18 @@ export function plan(
   lookups: readonly ToolLookup[],
   options: { timeoutMs?: number; maxRetries?: number; uid?: string } = {},
 ) {
+  const uid = options.uid ?? 'uid-1';
   const { calls, meta, ttlMs } = planBatch({
     toolUses,
     lookups,
     startedAt: STARTED_AT,
     timeoutMs: options.timeoutMs,
   });
+  // An unnamed batch of the default app, as prepare() names it before planning its jobs.
+  meta.id = uid;
+  meta.app = 'default';
   const jobs = planJobs({
-    uid: options.uid ?? 'uid-1',
+    uid,
     calls,
     meta,
     lookups,
@@ -60,4 +71,19 @@ export function plan(
     trace: undefined,
   });
   return { calls, meta, ttlMs, ...jobs };
+}
+
+/** The waiting batch (a Pending's fields) a planned batch becomes in Dispatcher.prepare(). */
+export function keptBatch(
+  planned: { meta: BatchMeta; calls: BarrierCall[]; queued: readonly QueuedJob[] },
+  uid = 'uid-1',
+): KeptBatch & { jobs: (JobRef | undefined)[] } {
+  const { meta, calls, queued } = planned;
+  return {
+    barrier: { uid, calls },
+    app: meta.app ?? 'default',
+    batchName: meta.id ?? uid,
+    startedAt: meta.createdAt,
+    jobs: new JobRefs().of(uid, queued, calls.length, (index) => meta.calls[index]?.pool),
+  };
 }
