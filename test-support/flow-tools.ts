@@ -56,10 +56,17 @@ async function timed(tool: string, args: z.output<typeof input>, signal: AbortSi
   return { start, end };
 }
 
+/**
+ * Every tool's own bound on a call: the tests' batches set their deadlines (a tool's smaller
+ * timeout would win, and the default of 30 s cut short the tests that wait out a stalled check).
+ */
+const TIMEOUT_MS = 180_000;
+
 export default [
   defineTool({
     name: 'capped',
     description: 'Sleeps; at most 3 run at once fleet-wide.',
+    timeoutMs: TIMEOUT_MS,
     input,
     concurrency: 3,
     run: (args, ctx) => timed('capped', args, ctx.signal),
@@ -67,6 +74,7 @@ export default [
   defineTool({
     name: 'rated',
     description: 'Sleeps; at most 4 start per second fleet-wide.',
+    timeoutMs: TIMEOUT_MS,
     input,
     rateLimit: { max: 4, perMs: 1000 },
     run: (args, ctx) => timed('rated', args, ctx.signal),
@@ -74,6 +82,7 @@ export default [
   defineTool({
     name: 'single',
     description: 'Sleeps; one at a time fleet-wide.',
+    timeoutMs: TIMEOUT_MS,
     input,
     concurrency: 1,
     run: (args, ctx) => timed('single', args, ctx.signal),
@@ -81,6 +90,7 @@ export default [
   defineTool({
     name: 'upstream',
     description: 'One at a time; the first call with a `refuse` tag answers 429 once (per tag).',
+    timeoutMs: TIMEOUT_MS,
     input: input.extend({ refuseForMs: z.number().int().min(0).optional() }),
     concurrency: 1,
     run: async (args, ctx) => {
@@ -94,6 +104,7 @@ export default [
   defineTool({
     name: 'payment',
     description: 'At most once, one at a time; the first call with a `refuse` tag answers 429 once.',
+    timeoutMs: TIMEOUT_MS,
     input: input.extend({ refuseForMs: z.number().int().min(0).optional() }),
     concurrency: 1,
     delivery: 'at-most-once',
@@ -106,12 +117,14 @@ export default [
   defineTool({
     name: 'free',
     description: 'Sleeps, without limits.',
+    timeoutMs: TIMEOUT_MS,
     input,
     run: (args, ctx) => timed('free', args, ctx.signal),
   }),
   defineTool({
     name: 'free2',
     description: 'Sleeps, without limits (a second one: a tool once limited stays flow-controlled).',
+    timeoutMs: TIMEOUT_MS,
     input,
     run: (args, ctx) => timed('free2', args, ctx.signal),
   }),

@@ -28,13 +28,33 @@ let fair: Coordinator;
 /** Runs kept 1.5 s after they finish. */
 let kept: Coordinator;
 
+/** Turns held until the test opens their gate (`gate:<name>`), by name. */
+const gates = new Map<string, { opened: Promise<void>; open: () => void }>();
+function gate(name: string) {
+  let entry = gates.get(name);
+  if (!entry) {
+    let open = () => {};
+    const opened = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    entry = { opened, open };
+    gates.set(name, entry);
+  }
+  return entry;
+}
+
 /**
  * `wait:<ms>` starts its answer at once and writes its text after that long (a slow turn, not a
- * silent model); `hang` does not start answering for a minute; anything else answers at once.
+ * silent model); `gate:<name>` answers once the test opens that gate, however slow the machine;
+ * `hang` does not start answering for a minute; anything else answers at once.
  */
-function script(ctx: { body: unknown }): ScriptedTurn {
-  const [kind, ms = '0'] = promptOf(ctx.body as never).split(':');
-  if (kind === 'wait') return { content: [text('waited', Number(ms))] };
+async function script(ctx: { body: unknown }): Promise<ScriptedTurn> {
+  const [kind, arg = '0'] = promptOf(ctx.body as never).split(':');
+  if (kind === 'wait') return { content: [text('waited', Number(arg))] };
+  if (kind === 'gate') {
+    await gate(arg).opened;
+    return { content: [text('let through')] };
+  }
   if (kind === 'hang') return { content: [text('too late')], delayMs: 60_000 };
   return { content: [text('ok')] };
 }
@@ -147,7 +167,8 @@ describe('the size of a run', () => {
 
 describe("an app's quota of unfinished runs", () => {
   it('refuses the app one more run with 429 TOO_MANY_RUNS, not another app; a finished or cancelled run frees its place', async () => {
-    const first = await startRun(limits.url, GAMMA, 'wait:1500');
+    // Held until the 429 is seen: a run that finished on a slow machine would free its place early.
+    const first = await startRun(limits.url, GAMMA, 'gate:first');
     const second = await startRun(limits.url, GAMMA, 'wait:60000');
     const refused = await post(limits.url, GAMMA, { prompt: 'one more', tools: [] });
     expect(refused.status).toBe(429);
@@ -160,9 +181,11 @@ describe("an app's quota of unfinished runs", () => {
       'done',
     );
 
+    gate('first').open();
     expect((await waitForRun(limits.url, first, GAMMA)).status).toBe('done');
-    const third = await startRun(limits.url, GAMMA, 'plain');
+    const third = await startRun(limits.url, GAMMA, 'gate:third');
     expect((await post(limits.url, GAMMA, { prompt: 'again', tools: [] })).status).toBe(429);
+    gate('third').open();
     expect((await waitForRun(limits.url, third, GAMMA)).status).toBe('done');
 
     expect((await api(limits.url, `/v1/runs/${second}`, { method: 'DELETE', token: GAMMA })).status).toBe(
@@ -224,18 +247,23 @@ describe('the model request timeout', () => {
 
 describe('fair turns between apps', () => {
   it("one app's backlog holds another app's run up for a slot, not for the whole backlog", async () => {
+    // Each of alpha's runs holds its slot until the test lets it through: on a slow machine a
+    // timed turn could end before beta's run is even posted.
     const backlog: string[] = [];
-    for (let i = 0; i < 6; i++) backlog.push(await startRun(fair.url, ALPHA, 'wait:1500'));
+    for (let i = 0; i < 6; i++) backlog.push(await startRun(fair.url, ALPHA, `gate:fair-${i}`));
     const other = await startRun(fair.url, BETA, 'quick');
+    // Two slots, both alpha's (runs 0 and 1). The first slot freed goes to beta's run, not to
+    // alpha's next: were it alpha's, beta's run would wait behind gates nobody opens yet.
+    gate('fair-0').open();
     const done = await waitForRun(fair.url, other, BETA, 30_000);
     expect(done.status).toBe('done');
     const finishedAt = Date.parse((await rawRun(fair.url, BETA, other)).finished_at ?? '');
+    for (let i = 1; i < 6; i++) gate(`fair-${i}`).open();
     const runs = await Promise.all(backlog.map((id) => waitForRun(fair.url, id, ALPHA, 30_000)));
     expect(runs.every((r) => r.status === 'done')).toBe(true);
     const backlogFinished = await Promise.all(backlog.map((id) => rawRun(fair.url, ALPHA, id)));
-    // Two slots: alpha's first two runs, then beta's run in the first slot freed (before: all six).
-    const before = backlogFinished.filter((r) => Date.parse(r.finished_at ?? '') < finishedAt);
-    expect(before.length).toBeLessThanOrEqual(2);
+    const before = backlog.filter((_, i) => Date.parse(backlogFinished[i]?.finished_at ?? '') <= finishedAt);
+    expect(before).toEqual([backlog[0]]);
   });
 });
 
