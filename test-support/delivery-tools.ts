@@ -3,7 +3,7 @@
  * appended to the file named by TOOLQ_TEST_EXECUTIONS as `start <label> <idempotencyKey> <pid>`,
  * so a test counts how often each call really started, with which key, on which process.
  */
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defineTool } from '@toolq/shared';
 import { z } from 'zod';
@@ -92,6 +92,28 @@ export const spinPay = defineTool({
   },
 });
 
+/**
+ * At least once; its first run of a label kills its own worker process as it starts (SIGKILL, at
+ * once: too soon for the worker to note the job), the next one returns. The marker of that first
+ * run is a file beside the executions file.
+ */
+export const dieOnce = defineTool({
+  name: 'test_die_once',
+  description:
+    'Records its start; the first run of a label SIGKILLs its worker at once, later ones return it.',
+  input,
+  timeoutMs: 120_000,
+  run: ({ label }, { idempotencyKey }) => {
+    recordStart(label, idempotencyKey);
+    const marker = `${process.env.TOOLQ_TEST_EXECUTIONS ?? ''}.died-${label}`;
+    if (!existsSync(marker)) {
+      writeFileSync(marker, String(process.pid));
+      process.kill(process.pid, 'SIGKILL');
+    }
+    return Promise.resolve(`survived ${label}`);
+  },
+});
+
 export interface Start {
   label: string;
   key: string;
@@ -108,5 +130,5 @@ export function readStarts(file: string): Start[] {
     });
 }
 
-const deliveryTools = [pay, lookup, cachedLookup, spinLookup, spinPay];
+const deliveryTools = [pay, lookup, cachedLookup, spinLookup, spinPay, dieOnce];
 export default deliveryTools;

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readStarts } from '../../../test-support/delivery-tools.ts';
 import { testLogger } from '../../../test-support/logger.ts';
@@ -128,4 +129,56 @@ describe('a worker SIGKILLed mid-call', () => {
     expect(report.tools.find((t) => t.tool === 'test_pay')?.unknown).toBe(unknown);
     expect(report.tools.find((t) => t.tool === 'test_lookup')?.unknown).toBeUndefined();
   });
+
+  it('a call its worker died on before noting it runs again once the death is noticed, not after the lock expiry', async () => {
+    const executions = join(dir, 'die.log');
+    await Promise.all(workers.map((w) => w.stop()));
+    workers = await Promise.all(
+      [0, 1].map(() =>
+        startWorkerProcess({
+          redisUrl: server.url,
+          tools: TOOLS,
+          concurrency: 4,
+          env: { TOOLQ_TEST_EXECUTIONS: executions },
+        }),
+      ),
+    );
+    await waitFor('both new workers in the catalog', async () => {
+      await dispatcher.catalog.refresh();
+      const pids = new Set(workers.map((w) => w.child.pid));
+      return dispatcher.catalog.liveWorkers().filter((w) => pids.has(w.pid)).length === 2;
+    });
+    // Their liveness threads beat, naming their consumers: what finds a job nobody noted.
+    const redis = new Redis(server.url);
+    await waitFor('both new workers’ liveness entries', async () => {
+      const entries = Object.values(await redis.hgetall('toolq:liveness'));
+      return entries.filter((e) => e.includes('default=')).length === 2;
+    });
+    redis.disconnect();
+    const rerunsBefore = await interruptedCalls('rerun');
+    const began = Date.now();
+    // The tool kills its worker the moment it starts: no note of the job reached Redis.
+    const result = await dispatcher.dispatch(
+      [{ id: 'toolu_die', name: 'test_die_once', input: { label: 'die', ms: 0 } }],
+      { timeoutMs: DEADLINE_MS },
+    );
+    const answeredMs = Date.now() - began;
+    console.info(
+      `delivery: an unnoted call answered ${answeredMs} ms after dispatch (its worker died at its start)`,
+    );
+    expect(result.calls[0]?.outcome).toBe('ok');
+    expect(result.toolResults[0]?.content).toBe('survived die');
+    const starts = readStarts(executions);
+    expect(starts.map((s) => s.label)).toEqual(['die', 'die']);
+    expect(new Set(starts.map((s) => s.key)).size).toBe(1);
+    expect(starts[0]?.pid).not.toBe(starts[1]?.pid);
+    // The dead-worker sweep moved it back (BullMQ's stalled check would not be counted here, and
+    // would come only after the 30 s lock).
+    expect(await interruptedCalls('rerun')).toBe(rerunsBefore + 1);
+  });
 });
+
+async function interruptedCalls(action: 'rerun' | 'unknown'): Promise<number> {
+  const counted = await dispatcher.registry.getSingleMetric('toolq_interrupted_calls_total')?.get();
+  return counted?.values.find((v) => v.labels.action === action)?.value ?? 0;
+}

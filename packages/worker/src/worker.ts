@@ -78,6 +78,9 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
   // Calls of plain producers reach no coordinator: the worker adds them to the fleet's report.
   const callLog = new CallLog({ redis, prefix: keys.prefix, logger });
   const consumers: Worker<JobData | JobChunk, JobReturn>[] = [];
+  /** Queue → BullMQ worker id of each consumer, for the liveness entry (dead workers' jobs are found by them). */
+  const consumerIds = new Map<string, string>();
+  let liveness: ReturnType<typeof startLiveness> | undefined;
   const flow = new WorkerFlow({
     redis,
     keys,
@@ -128,6 +131,10 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
         : {}),
     });
     consumer.on('error', (err) => logger.warn({ err: err.message, queue: name }, 'bullmq worker error'));
+    // Named in the liveness entry: the lock tokens it takes jobs under start with its id.
+    const queue = name.replace(/^\{(.*)\}$/, '$1');
+    consumerIds.set(queue, consumer.id);
+    liveness?.addConsumer(queue, consumer.id);
     return consumer;
   }
   consumers.push(consume(queueName), consume(keys.queueName(lane)));
@@ -158,7 +165,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     },
   });
   // Beats from a thread of its own: a busy event loop is not taken for a dead worker (docs/delivery.md).
-  const liveness = startLiveness({
+  liveness = startLiveness({
     redis: options.redis ?? options.redisUrl,
     prefix: keys.prefix,
     workerId: id,
@@ -166,6 +173,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     logger,
     connection: redis,
     keys,
+    consumers: consumerIds,
   });
   logger.info({ tools: tools.names(), concurrency }, 'worker started');
   const stopWatchingSource = options.toolSource?.onChange(() => {

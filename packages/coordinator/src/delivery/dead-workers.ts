@@ -13,8 +13,9 @@
  *   runs its other calls (at-least-once ones, and calls that never started) at once, with the
  *   same job data and so the same idempotency keys, instead of after BullMQ's lock expiry. The
  *   call answered "unknown" is skipped there (it has its result), and its marker would refuse it.
- * A job whose lock is gone or holds another token (it finished, or BullMQ recovered it) is left
- * alone. A worker only frozen past the bound is treated as dead: its late results are
+ * A job the worker took just before it died, too soon to be noted, is found in its queues'
+ * `active` lists by its lock token (unnoted-jobs.ts) and settled the same way. A job whose lock is
+ * gone or holds another token (it finished, or BullMQ recovered it) is left alone. A worker only frozen past the bound is treated as dead: its late results are
  * duplicates (the first answer stays) and an at-least-once call may run twice at once.
  */
 import { type CallResult, jobChunkSchema, jobDataSchema, type Logger } from '@toolq/shared';
@@ -39,6 +40,7 @@ import {
 import { Job } from 'bullmq';
 import { DISPATCHER_DEFAULTS } from '../dispatch/options.ts';
 import type { JobQueues } from '../job-queues.ts';
+import { unnotedJobsOf } from './unnoted-jobs.ts';
 
 export interface DeadWorkerSweepDeps {
   redis: Redis;
@@ -120,7 +122,7 @@ export class DeadWorkerSweep {
           : now - beat > deadAfterMs;
         const found = seen ? `${seen.beatAt} ${seen.loopAt}` : String(beat);
         if (!dead || this.settled.get(worker.id) === found) continue;
-        const left = await this.settleWorker(worker.id, worker.pool);
+        const left = await this.settleWorker(worker.id, worker.pool, seen?.consumers);
         if (left === 0) this.settled.set(worker.id, found);
       }
       for (const id of this.settled.keys()) if (!this.heartbeats.has(id)) this.settled.delete(id);
@@ -142,16 +144,26 @@ export class DeadWorkerSweep {
       return undefined;
     }
     const newest = before
-      ? { beatAt: Math.max(read.beatAt, before.beatAt), loopAt: Math.max(read.loopAt, before.loopAt) }
+      ? {
+          beatAt: Math.max(read.beatAt, before.beatAt),
+          loopAt: Math.max(read.loopAt, before.loopAt),
+          ...((read.consumers ?? before.consumers) ? { consumers: read.consumers ?? before.consumers } : {}),
+        }
       : read;
     this.liveness.set(id, newest);
     return newest;
   }
 
   /** Settles a dead worker's jobs; resolves with how many could not be (tried again next time). */
-  private async settleWorker(workerId: string, pool: string): Promise<number> {
+  private async settleWorker(
+    workerId: string,
+    pool: string,
+    consumers: ReadonlyMap<string, string> | undefined,
+  ): Promise<number> {
     const { redis, keys, logger } = this.deps;
-    const held = await readRunningJobs(redis, keys, workerId);
+    const noted = await readRunningJobs(redis, keys, workerId);
+    const unnoted = consumers ? await unnotedJobsOf(redis, this.deps.jobs, consumers, noted) : [];
+    const held = [...noted, ...unnoted];
     let left = 0;
     const tally = { unknown: 0, rerun: 0 };
     for (const job of held) {
@@ -166,7 +178,7 @@ export class DeadWorkerSweep {
         );
       }
     }
-    if (held.length > 0 && left === 0) await redis.del(keys.runningJobs(workerId));
+    if (noted.length > 0 && left === 0) await redis.del(keys.runningJobs(workerId));
     if (tally.unknown + tally.rerun > 0) {
       this.deps.metrics.interrupted.inc({ pool, action: 'unknown' }, tally.unknown);
       this.deps.metrics.interrupted.inc({ pool, action: 'rerun' }, tally.rerun);

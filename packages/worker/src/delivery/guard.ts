@@ -7,8 +7,8 @@
  * The notes are batched: the jobs started and finished within NOTE_EVERY_MS go to Redis in one
  * command, and a job that starts and finishes within it is never written. A tool without
  * at-most-once delivery thus costs no command per call (measured: bench/delivery-cost.ts); a job
- * that started less than NOTE_EVERY_MS before its worker died is not noted, and is left to
- * BullMQ's lock expiry as before. An at-most-once call writes the notes at once and waits for them
+ * that started less than NOTE_EVERY_MS before its worker died is not noted, and the sweep finds it
+ * by its lock token instead (coordinator delivery/unnoted-jobs.ts). An at-most-once call writes the notes at once and waits for them
  * (beside its start marker), so that a sweep always knows of a started at-most-once call.
  */
 import type { AnyTool, CallResult, Logger } from '@toolq/shared';
@@ -78,7 +78,7 @@ export function createDeliveryGuard(options: {
     removed = new Set();
     next = deferredWrite();
     writeRunningJobs(redis, keys, workerId, batch.added, batch.removed)
-      .catch(warn('could not note running jobs: a crash would leave them to the lock expiry'))
+      .catch(warn('could not note running jobs: a crash would leave them to be found by their lock tokens'))
       .finally(batch.written.resolve);
     return batch.written.promise;
   };

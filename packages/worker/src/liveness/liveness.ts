@@ -17,6 +17,8 @@ export interface LivenessThreadData {
   everyMs: number;
   /** A SharedArrayBuffer of one Float64: epoch ms when the main event loop last ran. */
   loopAt: SharedArrayBuffer;
+  /** The worker's BullMQ consumers so far: [queue, BullMQ worker id]; later ones come by message. */
+  consumers: [string, string][];
 }
 
 /** How often the main loop notes that it ran. */
@@ -31,8 +33,14 @@ export function startLiveness(options: {
   /** The worker's own connection: removes the thread's entry should the thread end early. */
   connection: Redis;
   keys: Keys;
-}): { stop(): Promise<void> } {
-  const { logger, connection, keys, ...threadOptions } = options;
+  /** The worker's BullMQ consumers so far: queue (without hash-tag braces) → BullMQ worker id. */
+  consumers: ReadonlyMap<string, string>;
+}): {
+  /** Names a consumer started later (a tool queue's, when the tool gets a limit). */
+  addConsumer(queue: string, bullWorkerId: string): void;
+  stop(): Promise<void>;
+} {
+  const { logger, connection, keys, consumers, ...threadOptions } = options;
   const loopAt = new SharedArrayBuffer(8);
   const loop = new Float64Array(loopAt);
   loop[0] = Date.now();
@@ -40,7 +48,7 @@ export function startLiveness(options: {
     loop[0] = Date.now();
   }, LOOP_TICK_MS);
   tick.unref();
-  const thread = spawnThread({ ...threadOptions, loopAt });
+  const thread = spawnThread({ ...threadOptions, loopAt, consumers: [...consumers] });
   let failed = false;
   let stopping = false;
   // A thread that ended early leaves its last beat behind, which would read as a death: removed.
@@ -57,6 +65,9 @@ export function startLiveness(options: {
   thread.on('exit', (code) => ended(`exited with code ${code}`));
   thread.unref();
   return {
+    addConsumer(queue, bullWorkerId) {
+      if (!failed && !stopping) thread.postMessage({ consumer: [queue, bullWorkerId] });
+    },
     async stop() {
       clearInterval(tick);
       if (failed) return;

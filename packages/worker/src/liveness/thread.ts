@@ -13,10 +13,11 @@ const redis = createRedis(data.redis);
 // Errors are the main connection's to report; this one retries by itself (createRedis).
 redis.on('error', () => undefined);
 const loopAt = new Float64Array(data.loopAt);
+const consumers = new Map(data.consumers);
 let last = 0;
 const beat = () => {
   const now = Date.now();
-  writeLiveness(redis, keys, data.workerId, { beatAt: now, loopAt: loopAt[0] ?? now }).then(
+  writeLiveness(redis, keys, data.workerId, { beatAt: now, loopAt: loopAt[0] ?? now, consumers }).then(
     () => {
       last = now;
     },
@@ -26,6 +27,11 @@ const beat = () => {
 beat();
 const timer = setInterval(beat, data.everyMs);
 parentPort?.on('message', (message: unknown) => {
+  if (isConsumer(message)) {
+    consumers.set(message.consumer[0], message.consumer[1]);
+    beat(); // named at once: a job it takes before the next beat is found too
+    return;
+  }
   if (message !== 'stop') return;
   clearInterval(timer);
   // Gone from the hash: a worker that left is not dead (its calls were finished or given back).
@@ -37,3 +43,8 @@ parentPort?.on('message', (message: unknown) => {
       parentPort?.close();
     });
 });
+
+function isConsumer(message: unknown): message is { consumer: [string, string] } {
+  const consumer = (message as { consumer?: unknown } | null)?.consumer;
+  return Array.isArray(consumer) && consumer.length === 2 && consumer.every((x) => typeof x === 'string');
+}
