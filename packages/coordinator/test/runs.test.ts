@@ -434,14 +434,21 @@ describe('a coordinator frozen in the middle of a run', () => {
     // The revived owner's own dispatch of the call was answered — with the result, or cancelled
     // when it learnt of the takeover first (which comes first depends on the machine's load):
     // either way its loop ran on, and was refused.
-    await waitFor('the revived owner to get the answer', async () => {
-      const metrics = await (
-        await fetch(`${frozen.url}/metrics`, { headers: { authorization: `Bearer ${OPERATOR}` } })
-      ).text();
-      return (
-        /toolq_tool_calls_total\{[^}]*tool="test_slow"[^}]*outcome="(ok|cancelled)"[^}]*\} 1/.test(metrics) ||
-        undefined
-      );
+    let slowCalls: string[] = [];
+    await waitFor(
+      'the revived owner to get the answer',
+      async () => {
+        const metrics = await (
+          await fetch(`${frozen.url}/metrics`, { headers: { authorization: `Bearer ${OPERATOR}` } })
+        ).text();
+        slowCalls = metrics
+          .split('\n')
+          .filter((line) => /^toolq_tool_calls_total\{[^}]*tool="test_slow"/.test(line));
+        return slowCalls.some((line) => /outcome="(ok|cancelled)"[^}]*\} 1$/.test(line)) || undefined;
+      },
+      { timeoutMs: 60_000 },
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; its test_slow calls: ${slowCalls.join(' | ') || 'none'}`);
     });
     // The revived owner's loop ran on to a refused write or a lapsed lease and stopped: from then
     // on it can ask nothing, so the model's requests below are all it will ever get.
