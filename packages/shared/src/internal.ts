@@ -63,7 +63,7 @@ export {
   rateLimitSchema,
 } from './flow/limits.ts';
 export { isRateLimitedError } from './flow/rate-limited-error.ts';
-export { flowRoute, toolOfRoute } from './flow/route.ts';
+export { flowRoute, isToolQueueName, toolOfRoute } from './flow/route.ts';
 export { processId, randomHex } from './ids.ts';
 export { parseJsonAs } from './json.ts';
 export { assertKeyPart, createKeys, KEY_PART_PATTERN, type Keys } from './keys.ts';

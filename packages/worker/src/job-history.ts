@@ -12,8 +12,36 @@ import type { Job } from 'bullmq';
 /** Characters of a kept job's input (as JSON) shown on the admin page; longer ones are cut. */
 export const HISTORY_INPUT_CHARS = 4_096;
 
+/**
+ * At least JSON.stringify(value).length (a string's characters each escaped at worst, a number at
+ * its longest), counted only until past `limit`: a small input is measured without a copy.
+ */
+export function jsonLengthBound(value: unknown, limit: number, depth = 0): number {
+  if (value === null || value === undefined || typeof value === 'boolean') return 5;
+  if (typeof value === 'number') return 24;
+  if (typeof value === 'string') return value.length * 6 + 2;
+  if (typeof value !== 'object' || depth > 32) return Number.POSITIVE_INFINITY; // stringify decides
+  let n = 2;
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      n += jsonLengthBound(item, limit - n, depth + 1) + 1;
+      if (n > limit) return n;
+    }
+    return n;
+  }
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue;
+    const item = (value as Record<string, unknown>)[key];
+    n += key.length * 6 + 4 + jsonLengthBound(item, limit - n, depth + 1);
+    if (n > limit) return n;
+  }
+  return n;
+}
+
 /** The call as kept, or undefined when it can be kept as it is. */
 function trimCall(call: JobData): JobData | undefined {
+  if (call.context === undefined && jsonLengthBound(call.input, HISTORY_INPUT_CHARS) <= HISTORY_INPUT_CHARS)
+    return undefined;
   const { context, ...rest } = call;
   const text = JSON.stringify(call.input) ?? '';
   const long = text.length > HISTORY_INPUT_CHARS;

@@ -274,10 +274,15 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
       skip('tool_not_served');
       return NOT_SERVED;
     }
-    const gate = await flow?.beforeStart(job, data);
+    // The common cases without an await (a promise per call): no flow control, no start marker.
+    const gate = flow && !flow.startsAtOnce(job, data) ? await flow.beforeStart(job, data) : undefined;
     if (gate && gate.kind !== 'start') return flowOutcome(gate, data, { metrics, pool, report });
     const idempotencyKey = idempotencyKeyOf(data, String(job.id));
-    const refused = await delivery.beforeStart(data, tools.get(data.tool), idempotencyKey, tracked);
+    const tool = tools.get(data.tool);
+    const refused =
+      tool?.delivery === 'at-most-once'
+        ? await delivery.beforeStart(data, tool, idempotencyKey, tracked)
+        : undefined;
     if (refused) {
       metrics.jobs.inc({ tool: data.tool, pool, outcome: refused.outcome });
       logFailedCall(logger, data, refused, data.reply?.batchId ?? String(job.id));

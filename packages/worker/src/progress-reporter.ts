@@ -24,19 +24,44 @@ export interface CallProgress {
   close(): Promise<void>;
 }
 
-const NOOP: CallProgress = { report: () => undefined, close: async () => undefined };
+const CLOSED: Promise<void> = Promise.resolve();
+const NOOP: CallProgress = { report: () => undefined, close: () => CLOSED };
 
-export function callProgress(options: {
+interface ProgressOptions {
   redis: Redis;
   data: ParsedJobData;
   logger: Logger;
   burst?: number;
   intervalMs?: number;
-}): CallProgress {
-  const { redis, data, logger } = options;
+}
+
+/**
+ * A call's progress reports. Most tools never report: the reporter's state is made at the first
+ * report, so that such a call costs two small closures and no promise.
+ */
+export function callProgress(options: ProgressOptions): CallProgress {
   // A plain producer's call has no coordinator to tell.
-  if (!data.reply) return NOOP;
-  const reply = data.reply;
+  if (!options.data.reply) return NOOP;
+  let reporter: CallProgress | undefined;
+  let closed = false;
+  return {
+    report: (progress, total, message) => {
+      if (closed) return; // a tool reporting after its call ended
+      reporter ??= progressReporter(options, options.data.reply as NonNullable<ParsedJobData['reply']>);
+      reporter.report(progress, total, message);
+    },
+    close: () => {
+      closed = true;
+      return reporter ? reporter.close() : CLOSED;
+    },
+  };
+}
+
+function progressReporter(
+  options: ProgressOptions,
+  reply: NonNullable<ParsedJobData['reply']>,
+): CallProgress {
+  const { redis, logger } = options;
   const channel = progressChannel(reply.streamKey);
   const burst = options.burst ?? WORKER_DEFAULTS.progressBurst;
   const intervalMs = options.intervalMs ?? WORKER_DEFAULTS.progressIntervalMs;

@@ -17,3 +17,8 @@ export function toolOfRoute(route: string): string | undefined {
   const tool = route.slice(FLOW_ROUTE_PREFIX.length);
   return TOOL_NAME_PATTERN.test(tool) ? tool : undefined;
 }
+
+/** Whether a BullMQ queue name (`{<route>}`, keys.ts queueName) is a tool's queue; no allocation. */
+export function isToolQueueName(queueName: string): boolean {
+  return queueName.startsWith(FLOW_ROUTE_PREFIX, 1) && queueName.startsWith('{');
+}

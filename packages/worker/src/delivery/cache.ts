@@ -90,46 +90,59 @@ export function createResultCache(options: {
     };
   };
 
+  /** The shared result, a wait for it, or `run` (and store). */
+  const shared = async (
+    tool: AnyTool,
+    cache: NonNullable<AnyTool['cache']>,
+    data: ParsedJobData,
+    signal: AbortSignal,
+    run: () => Promise<CallResult>,
+  ): Promise<CallResult> => {
+    const hash = cacheHash(tool, data);
+    const entry = keys.cacheEntry(hash);
+    const lock = keys.cacheLock(hash);
+    let waited = false;
+    while (!signal.aborted && Date.now() < data.deadline) {
+      const token = `${owner}:${data.toolUseId}`;
+      const lockMs = Math.max(1, Math.min(data.timeoutMs, data.deadline - Date.now())) + 1_000;
+      const [state, raw] = await r.toolqCacheTake(entry, lock, token, lockMs);
+      const stored = state === 'stored' && raw !== undefined ? parseCallResult(raw) : undefined;
+      if (stored) {
+        count(tool.name, waited ? 'coalesced' : 'hit');
+        return asOwn(stored, data);
+      }
+      // An entry that does not parse (written by another version) is not shared: run the call.
+      if (state === 'stored') return run();
+      if (state === 'lock') {
+        count(tool.name, 'miss');
+        // runCall never throws. A store that fails costs the sharing, never the call's answer.
+        const result = await run();
+        const stored =
+          result.outcome === 'ok'
+            ? r.toolqCacheStore(entry, lock, JSON.stringify(result), cache.ttlMs, token)
+            : r.toolqCacheRelease(lock, token);
+        await stored.catch(() => undefined);
+        return result;
+      }
+      waited = true;
+      await new Promise((resolve) => setTimeout(resolve, COALESCE_POLL_MS));
+    }
+    return run(); // answers the deadline or the cancellation as any call does
+  };
+
   return {
-    /** `run` for a tool without `cache`; else the shared result, a wait for it, or `run` (and store). */
-    async run(
+    /**
+     * `run` itself for a tool without `cache` (not wrapped: no promise of its own per call),
+     * else the shared result, a wait for it, or `run` (and store).
+     */
+    run(
       tool: AnyTool | undefined,
       data: ParsedJobData,
       signal: AbortSignal,
       run: () => Promise<CallResult>,
     ): Promise<CallResult> {
       const cache = tool?.cache;
-      if (!tool || !cache) return run();
-      const hash = cacheHash(tool, data);
-      const entry = keys.cacheEntry(hash);
-      const lock = keys.cacheLock(hash);
-      let waited = false;
-      while (!signal.aborted && Date.now() < data.deadline) {
-        const token = `${owner}:${data.toolUseId}`;
-        const lockMs = Math.max(1, Math.min(data.timeoutMs, data.deadline - Date.now())) + 1_000;
-        const [state, raw] = await r.toolqCacheTake(entry, lock, token, lockMs);
-        const stored = state === 'stored' && raw !== undefined ? parseCallResult(raw) : undefined;
-        if (stored) {
-          count(tool.name, waited ? 'coalesced' : 'hit');
-          return asOwn(stored, data);
-        }
-        // An entry that does not parse (written by another version) is not shared: run the call.
-        if (state === 'stored') return run();
-        if (state === 'lock') {
-          count(tool.name, 'miss');
-          // runCall never throws. A store that fails costs the sharing, never the call's answer.
-          const result = await run();
-          const stored =
-            result.outcome === 'ok'
-              ? r.toolqCacheStore(entry, lock, JSON.stringify(result), cache.ttlMs, token)
-              : r.toolqCacheRelease(lock, token);
-          await stored.catch(() => undefined);
-          return result;
-        }
-        waited = true;
-        await new Promise((resolve) => setTimeout(resolve, COALESCE_POLL_MS));
-      }
-      return run(); // answers the deadline or the cancellation as any call does
+      return tool && cache ? shared(tool, cache, data, signal, run) : run();
     },
   };
 }

@@ -24,6 +24,7 @@ import {
   flowKeys,
   flowRoute,
   holdTool,
+  isToolQueueName,
   type Keys,
   markHandedOff,
   markStarted,
@@ -146,6 +147,15 @@ export class WorkerFlow {
       this.queues.set(tool, queue);
     }
     return queue;
+  }
+
+  /**
+   * True when beforeStart() would answer `start` without a look at Redis: a pool queue's call of a
+   * tool without limits, pause or hold (what most calls are). Synchronous, so that such a call
+   * costs no promise of its own.
+   */
+  startsAtOnce(job: Job, data: ParsedJobData): boolean {
+    return !this.isFlowControlled(data.tool) && !isToolQueueName(job.queueName);
   }
 
   /**

@@ -1,7 +1,7 @@
 /** What a completed job keeps for the admin page's history: no caller context, an input cut to 4 KiB. */
 import { CONTRACT_VERSION, type JobData } from '@toolq/shared';
 import { describe, expect, it } from 'vitest';
-import { HISTORY_INPUT_CHARS, historyData } from '../../src/job-history.ts';
+import { HISTORY_INPUT_CHARS, historyData, jsonLengthBound } from '../../src/job-history.ts';
 
 const call = (extra: Partial<JobData> = {}): JobData => ({
   v: CONTRACT_VERSION,
@@ -47,5 +47,35 @@ describe('historyData', () => {
     const chunk = [call(), call({ toolUseId: 'toolu_2', context: { user: 'u-2' } })];
     const kept = historyData({ v: CONTRACT_VERSION, chunk });
     expect(kept).toEqual({ v: CONTRACT_VERSION, chunk: [call(), call({ toolUseId: 'toolu_2' })] });
+  });
+});
+
+describe('jsonLengthBound: a small input is measured without a copy', () => {
+  const values: unknown[] = [
+    null,
+    true,
+    0,
+    -1.2345678901234567e-300,
+    '',
+    'plain',
+    'quotes " and \\ and \n and \u0001 and é and 😀',
+    [],
+    [1, 'two', { three: [null, false] }],
+    { id: 42, nested: { list: ['a', 'b'], empty: {} }, 'key "quoted"': 'v' },
+    { skipped: undefined, kept: 1 },
+  ];
+
+  it('is never below the JSON length, whatever the value', () => {
+    for (const value of values) {
+      const bound = jsonLengthBound(value, Number.POSITIVE_INFINITY);
+      expect(bound, JSON.stringify(value)).toBeGreaterThanOrEqual((JSON.stringify(value) ?? '').length);
+    }
+  });
+
+  it('stops counting past the limit (the caller then measures exactly)', () => {
+    const big = { list: Array.from({ length: 10_000 }, (_, i) => ({ i })) };
+    const bound = jsonLengthBound(big, HISTORY_INPUT_CHARS);
+    expect(bound).toBeGreaterThan(HISTORY_INPUT_CHARS);
+    expect(bound).toBeLessThan(HISTORY_INPUT_CHARS + 100);
   });
 });
