@@ -55,7 +55,7 @@ describe('jsonLengthBound: a small input is measured without a copy', () => {
     null,
     true,
     0,
-    -1.2345678901234567e-300,
+    -1.2345678901234568e-300, // 24 characters of JSON, a number at its longest
     '',
     'plain',
     'quotes " and \\ and \n and \u0001 and é and 😀',
