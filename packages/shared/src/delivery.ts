@@ -19,8 +19,16 @@ import { BATCH_TTL_AFTER_DEADLINE_MS } from './result-store.ts';
 
 /** The key of one call: its app, its batch's name (the caller's, or the dispatch's uid) and its tool_use id. */
 export function idempotencyKeyFor(call: { app: string; batchName: string; toolUseId: string }): string {
-  const named = `${call.app}\n${call.batchName}\n${call.toolUseId}`;
-  return createHash('sha256').update(named).digest('hex').slice(0, 32);
+  return idempotencyKeysOf(call)(call.toolUseId);
+}
+
+/**
+ * The keys of one batch's calls, by tool_use id: idempotencyKeyFor's, with the batch's part hashed
+ * once (a copy of that hash per call costs half a fresh one).
+ */
+export function idempotencyKeysOf(batch: { app: string; batchName: string }): (toolUseId: string) => string {
+  const base = createHash('sha256').update(`${batch.app}\n${batch.batchName}\n`);
+  return (toolUseId) => base.copy().update(toolUseId).digest('hex').slice(0, 32);
 }
 
 /** A job's call's key: the one its producer set, else derived from the job (plain producers). */

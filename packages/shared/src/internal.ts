@@ -31,6 +31,7 @@ export {
   claimStart,
   idempotencyKeyFor,
   idempotencyKeyOf,
+  idempotencyKeysOf,
   interruptedResult,
   readRunningJobs,
   releaseStart,

@@ -68,14 +68,15 @@ export function historyData(data: JobData | JobChunk): JobData | JobChunk | unde
 
 /**
  * Trims a coordinator's job that BullMQ keeps once completed (see the top); a failed write is
- * logged, not thrown. A plain producer's job (no reply target) is its producer's to keep as it likes.
+ * logged, not thrown. A plain producer's job (no reply target) is its producer's to keep as it
+ * likes. Undefined (no promise) when nothing needs writing: most jobs.
  */
-export async function trimForHistory(job: Job<JobData | JobChunk>, logger: Logger): Promise<void> {
-  if (job.opts.removeOnComplete === true) return;
-  if (!('chunk' in job.data) && job.data.reply === undefined) return;
+export function trimForHistory(job: Job<JobData | JobChunk>, logger: Logger): Promise<void> | undefined {
+  if (job.opts.removeOnComplete === true) return undefined;
+  if (!('chunk' in job.data) && job.data.reply === undefined) return undefined;
   const kept = historyData(job.data);
-  if (!kept) return;
-  await job.updateData(kept).catch((err: Error) => {
+  if (!kept) return undefined;
+  return job.updateData(kept).catch((err: Error) => {
     logger.warn({ err: err.message, job: job.id }, "could not drop a kept job's context and long input");
   });
 }

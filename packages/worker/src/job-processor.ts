@@ -241,7 +241,8 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
       await job.moveToDelayed(settlement.until, token);
       throw new DelayedError();
     }
-    await trimForHistory(job, logger);
+    const trimming = trimForHistory(job, logger);
+    if (trimming) await trimming;
     return settlement.value;
   };
 
@@ -312,7 +313,8 @@ export function createJobProcessor(options: JobProcessorOptions): JobProcessor {
           reportProgress: progress.report,
         }),
       );
-      await progress.close();
+      const closing = progress.close();
+      if (closing) await closing; // the reports sent reach the coordinator before the result
       if (rateLimited && flow) {
         await delivery.refused(tools.get(data.tool), idempotencyKey);
         const decision = await flow.onDownstreamLimit(

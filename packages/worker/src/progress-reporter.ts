@@ -20,12 +20,12 @@ export interface CallProgress {
   /**
    * The call ended: a report still waiting is dropped (its result says more); resolves once the
    * reports sent are published, so that they reach the coordinator before the result does.
+   * Undefined when the call reported nothing (no promise to wait on: most calls).
    */
-  close(): Promise<void>;
+  close(): Promise<void> | undefined;
 }
 
-const CLOSED: Promise<void> = Promise.resolve();
-const NOOP: CallProgress = { report: () => undefined, close: () => CLOSED };
+const NOOP: CallProgress = { report: () => undefined, close: () => undefined };
 
 interface ProgressOptions {
   redis: Redis;
@@ -52,7 +52,7 @@ export function callProgress(options: ProgressOptions): CallProgress {
     },
     close: () => {
       closed = true;
-      return reporter ? reporter.close() : CLOSED;
+      return reporter?.close();
     },
   };
 }

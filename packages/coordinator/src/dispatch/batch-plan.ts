@@ -6,7 +6,7 @@
  * route's live workers allow.
  */
 import type { FailurePolicy, TraceCarrier } from '@toolq/shared';
-import { type BatchMeta, idempotencyKeyFor, messages } from '@toolq/shared/internal';
+import { type BatchMeta, idempotencyKeysOf, messages } from '@toolq/shared/internal';
 import { type BarrierCall, coordinatorResult } from '../barrier.ts';
 import type { ToolLookup } from '../catalog.ts';
 import { buildJobData, groupJobs, type PlannedJob, type QueuedJob } from '../job-queues.ts';
@@ -81,6 +81,7 @@ export function planJobs(input: {
   const planned: PlannedJob[] = [];
   const mayRunTwice: (PlannedJob | undefined)[] = [];
   const workersIn = new Map<string, number>();
+  const keyOf = idempotencyKeysOf({ app: input.options.app ?? 'default', batchName: meta.id ?? uid });
   meta.calls.forEach((call, index) => {
     const lookup = lookups[index];
     if (!call.pool || lookup?.kind !== 'ok') return;
@@ -95,11 +96,7 @@ export function planJobs(input: {
     });
     if (input.trace) data.trace = input.trace.carrier(index);
     // By the batch's name, not the dispatch: a durable run's new owner dispatches the same name.
-    data.idempotencyKey = idempotencyKeyFor({
-      app: input.options.app ?? 'default',
-      batchName: meta.id ?? uid,
-      toolUseId: data.toolUseId,
-    });
+    data.idempotencyKey = keyOf(data.toolUseId);
     const job = { queue: lookup.queue, index, data };
     planned.push(job);
     if (lookup.spec.delivery !== 'at-most-once') mayRunTwice[index] = job;

@@ -1,6 +1,8 @@
 /** What defineTool accepts for delivery and cache, and the idempotency key of a call. Pure. */
+
+import { createHash } from 'node:crypto';
 import { defineTool } from '@toolq/shared';
-import { idempotencyKeyFor, idempotencyKeyOf } from '@toolq/shared/internal';
+import { idempotencyKeyFor, idempotencyKeyOf, idempotencyKeysOf } from '@toolq/shared/internal';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 
@@ -53,6 +55,17 @@ describe('idempotency keys', () => {
       { ...call, toolUseId: 'toolu_2' },
     ].map(idempotencyKeyFor);
     expect(new Set([idempotencyKeyFor(call), ...others]).size).toBe(4);
+  });
+
+  it("keep one format across versions: the first 32 hex digits of SHA-256 of app, batch name and tool_use id, a batch's hashed once", () => {
+    const expected = createHash('sha256').update('shop\nrun.r1.3.1.0\ntoolu_1').digest('hex').slice(0, 32);
+    expect(idempotencyKeyFor(call)).toBe(expected);
+    const keyOf = idempotencyKeysOf(call);
+    expect([keyOf('toolu_1'), keyOf('toolu_2'), keyOf('toolu_1')]).toEqual([
+      expected,
+      idempotencyKeyFor({ ...call, toolUseId: 'toolu_2' }),
+      expected,
+    ]);
   });
 
   it("a job's key is the one its producer set, else derived from the job (plain producers)", () => {
