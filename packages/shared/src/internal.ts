@@ -69,14 +69,7 @@ export { processId, randomHex } from './ids.ts';
 export { parseJsonAs } from './json.ts';
 export { assertKeyPart, createKeys, KEY_PART_PATTERN, type Keys } from './keys.ts';
 export { laneOf } from './lanes.ts';
-export {
-  formatLiveness,
-  type Liveness,
-  parseLiveness,
-  readLiveness,
-  removeLiveness,
-  writeLiveness,
-} from './liveness.ts';
+export { type Liveness, readLiveness, removeLiveness, writeLiveness } from './liveness.ts';
 export { mcpErrorText, mcpToToolResultContent } from './mcp-mapping.ts';
 export {
   type CoordinatorMetrics,

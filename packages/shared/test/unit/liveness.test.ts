@@ -4,7 +4,7 @@
  * of older workers carry the two times only; a tool queue's name holds `=` itself.
  */
 import { describe, expect, it } from 'vitest';
-import { formatLiveness, parseLiveness } from '../../src/internal.ts';
+import { formatLiveness, parseLiveness } from '../../src/liveness.ts';
 
 const ID = '22281194-f8e3-4c90-8c8b-1c5a552167b5';
 
