@@ -40,14 +40,14 @@ interface ProgressOptions {
  * report, so that such a call costs two small closures and no promise.
  */
 export function callProgress(options: ProgressOptions): CallProgress {
-  // A plain producer's call has no coordinator to tell.
-  if (!options.data.reply) return NOOP;
+  const reply = options.data.reply;
+  if (!reply) return NOOP; // a plain producer's call has no coordinator to tell
   let reporter: CallProgress | undefined;
   let closed = false;
   return {
     report: (progress, total, message) => {
       if (closed) return; // a tool reporting after its call ended
-      reporter ??= progressReporter(options, options.data.reply as NonNullable<ParsedJobData['reply']>);
+      reporter ??= progressReporter(options, reply);
       reporter.report(progress, total, message);
     },
     close: () => {

@@ -15,8 +15,9 @@
  *   call answered "unknown" is skipped there (it has its result), and its marker would refuse it.
  * A job the worker took just before it died, too soon to be noted, is found in its queues'
  * `active` lists by its lock token (unnoted-jobs.ts) and settled the same way. A job whose lock is
- * gone or holds another token (it finished, or BullMQ recovered it) is left alone. A worker only frozen past the bound is treated as dead: its late results are
- * duplicates (the first answer stays) and an at-least-once call may run twice at once.
+ * gone or holds another token (it finished, or BullMQ recovered it) is left alone. A worker only
+ * frozen past the bound is treated as dead: its late results are duplicates (the first answer
+ * stays) and an at-least-once call may run twice at once.
  */
 import { type CallResult, jobChunkSchema, jobDataSchema, type Logger } from '@toolq/shared';
 import {
