@@ -48,24 +48,31 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** Two worker processes recording their starts in `executions`, once the catalog counts both. */
+async function startTwoWorkers(executions: string, concurrency: number): Promise<WorkerProcess[]> {
+  const started = await Promise.all(
+    [0, 1].map(() =>
+      startWorkerProcess({
+        redisUrl: server.url,
+        tools: TOOLS,
+        concurrency,
+        env: { TOOLQ_TEST_EXECUTIONS: executions },
+      }),
+    ),
+  );
+  const pids = new Set(started.map((w) => w.child.pid));
+  await waitFor('both workers in the catalog', async () => {
+    await dispatcher.catalog.refresh();
+    return dispatcher.catalog.liveWorkers().filter((w) => pids.has(w.pid)).length === 2;
+  });
+  return started;
+}
+
 describe('a worker SIGKILLed mid-call', () => {
   it('at-most-once calls start once and answer "outcome unknown"; at-least-once calls run again with one key', async () => {
     const executions = join(dir, 'kill.log');
     // One slot each: each worker takes one of the batch's two jobs (chunks of calls run at once).
-    workers = await Promise.all(
-      [0, 1].map(() =>
-        startWorkerProcess({
-          redisUrl: server.url,
-          tools: TOOLS,
-          concurrency: 1,
-          env: { TOOLQ_TEST_EXECUTIONS: executions },
-        }),
-      ),
-    );
-    await waitFor('both workers in the catalog', async () => {
-      await dispatcher.catalog.refresh();
-      return dispatcher.catalog.liveWorkers().length === 2;
-    });
+    workers = await startTwoWorkers(executions, 1);
     const uses = [0, 1, 2, 3].flatMap((i) => [
       { id: `toolu_pay_${i}`, name: 'test_pay', input: { label: `pay${i}`, ms: 4_000 } },
       { id: `toolu_look_${i}`, name: 'test_lookup', input: { label: `look${i}`, ms: 4_000 } },
@@ -133,21 +140,7 @@ describe('a worker SIGKILLed mid-call', () => {
   it('a call its worker died on before noting it runs again once the death is noticed, not after the lock expiry', async () => {
     const executions = join(dir, 'die.log');
     await Promise.all(workers.map((w) => w.stop()));
-    workers = await Promise.all(
-      [0, 1].map(() =>
-        startWorkerProcess({
-          redisUrl: server.url,
-          tools: TOOLS,
-          concurrency: 4,
-          env: { TOOLQ_TEST_EXECUTIONS: executions },
-        }),
-      ),
-    );
-    await waitFor('both new workers in the catalog', async () => {
-      await dispatcher.catalog.refresh();
-      const pids = new Set(workers.map((w) => w.child.pid));
-      return dispatcher.catalog.liveWorkers().filter((w) => pids.has(w.pid)).length === 2;
-    });
+    workers = await startTwoWorkers(executions, 4);
     // Their liveness threads beat, naming their consumers: what finds a job nobody noted.
     const redis = new Redis(server.url);
     await waitFor('both new workers’ liveness entries', async () => {

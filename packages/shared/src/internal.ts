@@ -67,7 +67,7 @@ export { isRateLimitedError } from './flow/rate-limited-error.ts';
 export { flowRoute, isToolQueueName, toolOfRoute } from './flow/route.ts';
 export { processId, randomHex } from './ids.ts';
 export { parseJsonAs } from './json.ts';
-export { assertKeyPart, createKeys, KEY_PART_PATTERN, type Keys } from './keys.ts';
+export { assertKeyPart, createKeys, KEY_PART_PATTERN, type Keys, routeOfQueueName } from './keys.ts';
 export { laneOf } from './lanes.ts';
 export { type Liveness, readLiveness, removeLiveness, writeLiveness } from './liveness.ts';
 export { mcpErrorText, mcpToToolResultContent } from './mcp-mapping.ts';

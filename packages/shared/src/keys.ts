@@ -59,6 +59,11 @@ export function assertKeyPart(what: string, value: string): void {
   }
 }
 
+/** The route (pool, lane or tool queue) of a BullMQ queue name: queueName's inverse, without its hash-tag braces. */
+export function routeOfQueueName(queueName: string): string {
+  return queueName.replace(/^\{(.*)\}$/, '$1');
+}
+
 export function createKeys(prefix: string): Keys {
   assertKeyPart('prefix', prefix);
   return {

@@ -9,7 +9,7 @@
  *
  * The entry also names the worker's BullMQ consumers (queue and BullMQ worker id): every lock
  * token a consumer takes a job under starts with its id, so a dead worker's jobs are found in
- * its queues' `active` lists even when it died before noting them (delivery.ts, heldJobsOf).
+ * its queues' `active` lists even when it died before noting them (coordinator's unnoted-jobs.ts).
  */
 import type { Keys } from './keys.ts';
 import type { Redis } from './redis.ts';

@@ -15,6 +15,7 @@ import {
   laneOf,
   processId,
   type Registry,
+  routeOfQueueName,
   whyNotWritable,
 } from '@toolq/shared/internal';
 import { Worker } from 'bullmq';
@@ -132,7 +133,7 @@ export async function startWorker(options: WorkerOptions): Promise<ToolqWorker> 
     });
     consumer.on('error', (err) => logger.warn({ err: err.message, queue: name }, 'bullmq worker error'));
     // Named in the liveness entry: the lock tokens it takes jobs under start with its id.
-    const queue = name.replace(/^\{(.*)\}$/, '$1');
+    const queue = routeOfQueueName(name);
     consumerIds.set(queue, consumer.id);
     liveness?.addConsumer(queue, consumer.id);
     return consumer;

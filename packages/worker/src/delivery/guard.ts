@@ -19,6 +19,7 @@ import {
   type ParsedJobData,
   type Redis,
   releaseStart,
+  routeOfQueueName,
   runningJobField,
   startMarkerTtlMs,
   writeRunningJobs,
@@ -89,7 +90,7 @@ export function createDeliveryGuard(options: {
     track(job, token) {
       if (!token || job.id === undefined) return UNTRACKED;
       // The queue as coordinators name it: the pool or lane, without BullMQ's hash-tag braces.
-      const field = runningJobField(job.queueName.replace(/^\{(.*)\}$/, '$1'), job.id);
+      const field = runningJobField(routeOfQueueName(job.queueName), job.id);
       added.set(field, token);
       let noted: Promise<void> | undefined = next.promise;
       soon();
